@@ -1,0 +1,297 @@
+"""Keras layers with known Lipschitz constants (l2), for Sequential, Functional and subclassed models.
+
+Linear layers keep their kernel's operator norm <= 1 with a constraint and multiply by a fixed,
+non-trainable `lipschitz` factor, so the layer's constant is `lipschitz` x (measured kernel norm).
+The kernel is projected once at build time, so a freshly built layer already satisfies it.
+Activations here are 1-Lipschitz and gradient-norm preserving (GroupSort, MaxMin).
+"""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from lipvae_tf import checks
+from lipvae_tf import constraints as lc
+from lipvae_tf import conv_spectrum
+
+_register = keras.saving.register_keras_serializable(package="lipvae_tf")
+
+
+def _kernel_constraint(kind: str, bjorck_iterations: int) -> keras.constraints.Constraint:
+    if kind == "bjorck":
+        return lc.BjorckOrthonormal(iterations=bjorck_iterations)
+    if kind == "spectral":
+        return lc.SpectralClip(max_norm=1.0)
+    raise ValueError(f"constraint must be 'bjorck' or 'spectral', got {kind!r}")
+
+
+class _ScaledKernelLayer(keras.layers.Layer):
+    """Shared parts: the fixed output scale, bias, and projecting the kernel at build time."""
+
+    def __init__(self, lipschitz: float, use_bias: bool, kernel_initializer, bias_initializer,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.lipschitz = checks.positive_finite("lipschitz", lipschitz)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def _add_kernel_and_bias(self, kernel_shape, bias_size: int, constraint) -> None:
+        self.kernel_constraint = constraint
+        self.kernel = self.add_weight(
+            name="kernel", shape=kernel_shape, initializer=self.kernel_initializer,
+            constraint=constraint,
+        )
+        self.kernel.assign(constraint(self.kernel.value))
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias", shape=(bias_size,), initializer=self.bias_initializer
+            )
+
+    def _finish(self, outputs):
+        outputs = outputs * ops.cast(self.lipschitz, outputs.dtype)
+        return outputs + self.bias if self.bias is not None else outputs
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "lipschitz": self.lipschitz,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
+@_register
+class LipschitzDense(_ScaledKernelLayer):
+    """y = lipschitz * x W + b with ||W||_2 <= 1 kept by Björck projection or spectral clipping."""
+
+    def __init__(
+        self,
+        units: int,
+        lipschitz: float = 1.0,
+        constraint: str = "bjorck",
+        bjorck_iterations: int = 2,
+        use_bias: bool = True,
+        kernel_initializer="orthogonal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(lipschitz, use_bias, kernel_initializer, bias_initializer, **kwargs)
+        self.units = checks.positive_int("units", units)
+        self.constraint = constraint
+        self.bjorck_iterations = bjorck_iterations
+        _kernel_constraint(constraint, bjorck_iterations)  # validate now, not at build
+
+    def build(self, input_shape) -> None:
+        constraint = _kernel_constraint(self.constraint, self.bjorck_iterations)
+        self._add_kernel_and_bias((input_shape[-1], self.units), self.units, constraint)
+
+    def call(self, inputs):
+        return self._finish(ops.matmul(inputs, self.kernel))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "constraint": self.constraint,
+            "bjorck_iterations": self.bjorck_iterations,
+        }
+
+
+class _LipschitzConvBase(_ScaledKernelLayer):
+    """Conv layers whose operator norm (for the built input size) is clipped to <= 1."""
+
+    paddings: tuple[str, ...] = conv_spectrum.PADDINGS
+
+    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "same",
+                 lipschitz: float = 1.0, use_bias: bool = True,
+                 kernel_initializer="orthogonal", bias_initializer="zeros", **kwargs):
+        super().__init__(lipschitz, use_bias, kernel_initializer, bias_initializer, **kwargs)
+        self.filters = checks.positive_int("filters", filters)
+        self.kernel_size = checks.int_pair("kernel_size", kernel_size)
+        self.strides = checks.int_pair("strides", strides)
+        self.padding = str(padding).lower()
+        if self.padding not in self.paddings:
+            raise ValueError(f"padding must be one of {self.paddings}, got {padding!r}")
+
+    def _spatial_input(self, input_shape) -> tuple[int, int]:
+        if len(input_shape) != 4 or input_shape[1] is None or input_shape[2] is None:
+            raise ValueError(
+                f"{type(self).__name__} needs inputs of shape (batch, height, width, channels) "
+                f"with known height and width (the operator norm depends on them), "
+                f"got {tuple(input_shape)}"
+            )
+        return int(input_shape[1]), int(input_shape[2])
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+        }
+
+
+@_register
+class LipschitzConv2D(_LipschitzConvBase):
+    """2-D convolution (channels last) with operator norm <= lipschitz for its input size.
+
+    padding: "same"/"valid" (zero padding; certified by a guaranteed upper bound) or
+    "circular" (periodic; the operator norm is computed exactly).
+    """
+
+    def build(self, input_shape) -> None:
+        self.input_hw = self._spatial_input(input_shape)
+        if self.padding == "circular":
+            conv_spectrum.circular_grid(self.input_hw, self.kernel_size, self.strides, "circular")
+        kernel_shape = (*self.kernel_size, input_shape[-1], self.filters)
+        constraint = lc.SpectralClip(1.0, self.input_hw, self.strides, self.padding)
+        self._add_kernel_and_bias(kernel_shape, self.filters, constraint)
+
+    def call(self, inputs):
+        if self.padding == "circular":
+            inputs = _wrap_pad(inputs, self.kernel_size)
+            outputs = ops.conv(inputs, self.kernel, strides=self.strides, padding="valid")
+        else:
+            outputs = ops.conv(inputs, self.kernel, strides=self.strides, padding=self.padding)
+        return self._finish(outputs)
+
+    def compute_output_shape(self, input_shape):
+        h, w = self._spatial_input(input_shape)
+        if self.padding == "valid":
+            h, w = h - self.kernel_size[0] + 1, w - self.kernel_size[1] + 1
+        return (input_shape[0], -(-h // self.strides[0]), -(-w // self.strides[1]), self.filters)
+
+
+@_register
+class LipschitzConv2DTranspose(_LipschitzConvBase):
+    """Transposed convolution for decoders; its norm is that of the conv it is the adjoint of."""
+
+    paddings = ("same", "valid")
+
+    def build(self, input_shape) -> None:
+        self._spatial_input(input_shape)
+        self.output_hw = tuple(self.compute_output_shape(input_shape)[1:3])
+        kernel_shape = (*self.kernel_size, self.filters, input_shape[-1])
+        # The adjoint conv maps the output grid back to the input grid with the same kernel.
+        constraint = lc.SpectralClip(1.0, self.output_hw, self.strides, self.padding)
+        self._add_kernel_and_bias(kernel_shape, self.filters, constraint)
+
+    def call(self, inputs):
+        outputs = ops.conv_transpose(
+            inputs, self.kernel, strides=self.strides, padding=self.padding
+        )
+        return self._finish(outputs)
+
+    def compute_output_shape(self, input_shape):
+        h, w = self._spatial_input(input_shape)
+        out = []
+        for n, k, s in zip((h, w), self.kernel_size, self.strides):
+            out.append(n * s if self.padding == "same" else n * s + max(k - s, 0))
+        return (input_shape[0], out[0], out[1], self.filters)
+
+
+def _wrap_pad(inputs, kernel_size: tuple[int, int]):
+    """Periodic padding so that a 'valid' conv equals a circular one (centred kernel)."""
+    for axis, k in ((1, kernel_size[0]), (2, kernel_size[1])):
+        before, after = (k - 1) // 2, k - 1 - (k - 1) // 2
+        size = inputs.shape[axis]
+        pieces = []
+        if before:
+            pieces.append(ops.take(inputs, list(range(size - before, size)), axis=axis))
+        pieces.append(inputs)
+        if after:
+            pieces.append(ops.take(inputs, list(range(after)), axis=axis))
+        inputs = ops.concatenate(pieces, axis=axis)
+    return inputs
+
+
+@_register
+class GroupSort(keras.layers.Layer):
+    """Sorts each consecutive group of `group_size` features (last axis), descending.
+
+    Piecewise a permutation: 1-Lipschitz and gradient-norm preserving. group_size=2 is MaxMin.
+    """
+
+    def __init__(self, group_size: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = checks.positive_int("group_size", group_size, minimum=2)
+
+    def build(self, input_shape) -> None:
+        if input_shape[-1] is None or input_shape[-1] % self.group_size:
+            raise ValueError(
+                f"GroupSort(group_size={self.group_size}) needs a last dimension divisible by "
+                f"{self.group_size}, got input shape {tuple(input_shape)}"
+            )
+
+    def call(self, inputs):
+        shape = ops.shape(inputs)
+        groups = ops.reshape(inputs, (-1, inputs.shape[-1] // self.group_size, self.group_size))
+        if self.group_size == 2:
+            ordered = ops.stack([ops.max(groups, axis=-1), ops.min(groups, axis=-1)], axis=-1)
+        else:
+            ordered = ops.flip(ops.sort(groups, axis=-1), axis=-1)
+        return ops.reshape(ordered, shape)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "group_size": self.group_size}
+
+
+@_register
+class MaxMin(keras.layers.Layer):
+    """Pairs feature i with feature i + n/2 (last axis): [max(a, b), min(a, b)]. 1-Lipschitz."""
+
+    def build(self, input_shape) -> None:
+        if input_shape[-1] is None or input_shape[-1] % 2:
+            raise ValueError(f"MaxMin needs an even last dimension, got {tuple(input_shape)}")
+
+    def call(self, inputs):
+        a, b = ops.split(inputs, 2, axis=-1)
+        return ops.concatenate([ops.maximum(a, b), ops.minimum(a, b)], axis=-1)
+
+
+@_register
+class Scale(keras.layers.Layer):
+    """Multiplies by a fixed factor; Lipschitz constant |factor|."""
+
+    def __init__(self, factor: float, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+            raise TypeError(f"factor must be a real number, got {type(factor).__name__}")
+        if factor != factor or abs(factor) == float("inf"):
+            raise ValueError(f"factor must be finite, got {factor}")
+        self.factor = float(factor)
+
+    def call(self, inputs):
+        return inputs * ops.cast(self.factor, inputs.dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "factor": self.factor}
+
+
+@_register
+class StdCap(keras.layers.Layer):
+    """Projects each example (all non-batch axes) onto the l2 ball of radius max_norm.
+
+    A projection onto a convex set is 1-Lipschitz; it caps ||sigma(x)|| <= S for every input.
+    """
+
+    def __init__(self, max_norm: float, **kwargs):
+        super().__init__(**kwargs)
+        self.max_norm = checks.positive_finite("max_norm", max_norm)
+
+    def call(self, inputs):
+        axes = tuple(range(1, len(inputs.shape)))
+        cap = ops.cast(self.max_norm, inputs.dtype)
+        squared_norm = ops.sum(ops.square(inputs), axis=axes, keepdims=True)
+        # sqrt of max(., cap^2), never of 0: the gradient stays finite at the origin.
+        return inputs * (cap / ops.sqrt(ops.maximum(squared_norm, cap * cap)))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_norm": self.max_norm}

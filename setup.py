@@ -1,0 +1,26 @@
+"""Packaging for lipvae_tf: certifiably robust (Lipschitz) VAEs in Keras 3 / TensorFlow."""
+from setuptools import find_packages, setup
+
+setup(
+    name="lipvae_tf",
+    version="0.1.0",
+    description="Keras 3 / TensorFlow variational autoencoders with certified robustness.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["lipvae_tf", "lipvae_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "tensorflow-probability[tf]",
+        "tensorflow-datasets",
+        "absl-py",
+        # tensorflow-datasets imports it at run time but does not declare it.
+        "importlib_resources",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "scipy"],
+        "bench": ["numpy"],
+        "notebooks": ["nbclient", "nbformat", "ipykernel", "matplotlib"],
+    },
+)

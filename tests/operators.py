@@ -1,0 +1,35 @@
+"""Reference measurements of linear operators, independent of lipvae_tf's own norm code."""
+import numpy as np
+import tensorflow as tf
+
+
+def dense_matrix(op, input_shape) -> np.ndarray:
+    """The operator as a matrix (rows = outputs), by applying it to every basis image."""
+    size = int(np.prod(input_shape))
+    basis = tf.reshape(tf.eye(size, dtype=tf.float64), (size, *input_shape))
+    outputs = op(basis)
+    return tf.reshape(outputs, (size, -1)).numpy().T
+
+
+def exact_norm(op, input_shape) -> float:
+    return float(np.linalg.norm(dense_matrix(op, input_shape), 2))
+
+
+def power_iteration_norm(op, input_shape, iterations: int = 3000, seed: int = 0) -> float:
+    """sigma_max by power iteration on A^T A, the transpose taken by autodiff of `op` itself.
+
+    Converges from below: every iterate's ||A x|| / ||x|| is a lower bound of the true norm.
+    """
+    x = tf.random.stateless_normal((1, *input_shape), seed=(seed, 1), dtype=tf.float64)
+
+    @tf.function
+    def run(x):
+        for _ in tf.range(iterations):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = op(x)
+            x = tape.gradient(y, x, output_gradients=y)
+            x = x / tf.norm(x)
+        return tf.norm(op(x))
+
+    return float(run(x))
