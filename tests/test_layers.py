@@ -1,0 +1,222 @@
+"""Layers: activations' properties, model styles, bit-exact saving, and bounds attacked."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipvae_tf import constraints as lc
+from lipvae_tf import layers as ll
+from lipvae_tf.lipschitz import layer_lipschitz_bound, network_lipschitz_bound
+
+
+@pytest.mark.parametrize("layer", [ll.GroupSort(2), ll.GroupSort(4), ll.MaxMin()])
+def test_activations_preserve_gradient_norm_and_values(layer):
+    x = tf.constant(np.random.normal(size=(32, 24)), tf.float32)
+    upstream = tf.constant(np.random.normal(size=(32, 24)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+    grad = tape.gradient(y, x, output_gradients=upstream)
+    np.testing.assert_allclose(tf.norm(grad, axis=1), tf.norm(upstream, axis=1), rtol=1e-6)
+    # A permutation of each row: same multiset of values.
+    np.testing.assert_array_equal(np.sort(y.numpy(), axis=1), np.sort(x.numpy(), axis=1))
+
+
+def test_groupsort_sorts_each_group_descending():
+    x = tf.constant([[1.0, 3.0, 2.0, -1.0, 0.0, 5.0, 4.0, 9.0]])
+    np.testing.assert_array_equal(ll.GroupSort(2)(x), [[3, 1, 2, -1, 5, 0, 9, 4]])
+    np.testing.assert_array_equal(ll.GroupSort(4)(x), [[3, 2, 1, -1, 9, 5, 4, 0]])
+    np.testing.assert_array_equal(ll.MaxMin()(x), [[1, 5, 4, 9, 0, 3, 2, -1]])
+
+
+def test_groupsort_on_conv_features_sorts_channels():
+    x = tf.constant(np.random.normal(size=(2, 5, 5, 6)), tf.float32)
+    y = ll.GroupSort(3)(x).numpy().reshape(2, 5, 5, 2, 3)
+    assert np.all(np.diff(y, axis=-1) <= 0)
+
+
+def test_std_cap_projects_onto_the_ball():
+    cap = ll.StdCap(0.5)
+    x = tf.constant(np.random.normal(size=(64, 10)), tf.float32) * tf.random.uniform((64, 1), 0, 1)
+    y = cap(x).numpy()
+    norms = np.linalg.norm(x.numpy(), axis=1)
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), np.minimum(norms, 0.5), rtol=1e-6)
+    inside = norms < 0.5
+    np.testing.assert_allclose(y[inside], x.numpy()[inside], rtol=1e-6)
+    with tf.GradientTape() as tape:
+        zero = tf.zeros((1, 10))
+        tape.watch(zero)
+        out = tf.reduce_sum(cap(zero))
+    assert np.all(np.isfinite(tape.gradient(out, zero)))
+
+
+def _every_layer_model():
+    return keras.Sequential([
+        keras.Input((12, 12, 2)),
+        ll.LipschitzConv2D(4, 3, strides=2, padding="same", lipschitz=1.3),
+        ll.GroupSort(2),
+        ll.LipschitzConv2D(4, 3, padding="circular"),
+        ll.MaxMin(),
+        ll.LipschitzConv2DTranspose(2, 3, strides=2, padding="same", lipschitz=0.9),
+        keras.layers.Flatten(),
+        ll.LipschitzDense(16, lipschitz=2.0),
+        ll.GroupSort(4),
+        ll.LipschitzDense(8, constraint="spectral"),
+        ll.Scale(0.5),
+        ll.StdCap(3.0),
+    ])
+
+
+def test_keras_round_trip_is_bit_exact(tmp_path):
+    model = _every_layer_model()
+    x = np.random.uniform(size=(16, 12, 12, 2)).astype("float32")
+    model.compile("adam", "mse")
+    model.fit(x, np.random.normal(size=(16, 8)).astype("float32"), epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    for a, b in zip(model.weights, loaded.weights):
+        assert np.array_equal(a.numpy(), b.numpy()), a.path
+    assert np.array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    kernel = loaded.layers[0].kernel
+    assert isinstance(kernel.constraint, lc.SpectralClip)
+    assert kernel.constraint.get_config() == model.layers[0].kernel.constraint.get_config()
+    assert network_lipschitz_bound(loaded) == network_lipschitz_bound(model)
+    # Loading does not re-project: the weights in the file are the weights in use.
+    loaded.fit(x, np.zeros((16, 8), "float32"), epochs=1, verbose=0)
+
+
+@keras.saving.register_keras_serializable(package="lipvae_tf_tests")
+class SubclassedEncoder(keras.Model):
+    """A subclassed model built from the package's layers."""
+
+    def __init__(self, units=32, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.first = ll.LipschitzDense(units, lipschitz=1.5)
+        self.act = ll.GroupSort()
+        self.second = ll.LipschitzDense(4)
+
+    def call(self, x):
+        return self.second(self.act(self.first(x)))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_subclassed_and_functional_models_train_save_and_bound(tmp_path):
+    x = np.random.normal(size=(128, 10)).astype("float32")
+    y = np.random.normal(size=(128, 4)).astype("float32")
+    inputs = keras.Input((10,))
+    functional = keras.Model(inputs, ll.LipschitzDense(4)(ll.MaxMin()(ll.LipschitzDense(32)(inputs))))
+    for model in (SubclassedEncoder(), functional):
+        model.compile("adam", "mse")
+        history = model.fit(x, y, epochs=2, verbose=0)
+        assert history.history["loss"][-1] < history.history["loss"][0]
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        assert np.array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    assert network_lipschitz_bound(functional) <= 1 + 1e-5
+    with pytest.raises(TypeError, match="subclassed"):
+        network_lipschitz_bound(SubclassedEncoder())
+    encoder = SubclassedEncoder()
+    encoder(x)
+    assert network_lipschitz_bound([encoder.first, encoder.act, encoder.second]) <= 1.5 * (1 + 1e-5)
+
+
+def _max_ratio_by_attack(model, dim, steps=200):
+    """Gradient ascent on ||f(x) - f(x')|| / ||x - x'|| from many random pairs."""
+    x = tf.Variable(tf.random.normal((256, *dim)))
+    x2 = tf.Variable(x + 0.05 * tf.random.normal((256, *dim)))
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    def ratio():
+        diff_out = tf.norm(tf.reshape(model(x) - model(x2), (256, -1)), axis=1)
+        diff_in = tf.norm(tf.reshape(x - x2, (256, -1)), axis=1) + 1e-12
+        return diff_out / diff_in
+
+    start = float(tf.reduce_max(ratio()))
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_sum(ratio())
+        optimizer.apply_gradients(zip(tape.gradient(loss, [x, x2]), [x, x2]))
+    return start, float(tf.reduce_max(ratio()))
+
+
+def test_network_bound_survives_sampling_and_attack():
+    model = _every_layer_model()
+    model.compile("adam", "mse")
+    x = np.random.uniform(size=(64, 12, 12, 2)).astype("float32")
+    model.fit(x, np.random.normal(size=(64, 8)).astype("float32"), epochs=2, verbose=0)
+    bound = network_lipschitz_bound(model)
+    start, attacked = _max_ratio_by_attack(model, (12, 12, 2))
+    assert attacked >= start  # the attack does climb
+    assert attacked <= bound * (1 + 1e-4)
+
+
+def test_attack_catches_a_kernel_beyond_its_constraint():
+    """The same attack flags a broken layer: the bound computed from nominal constants fails."""
+    layer = ll.LipschitzDense(8, lipschitz=1.0)
+    model = keras.Sequential([keras.Input((8,)), layer])
+    layer.kernel.assign(layer.kernel * 3.0)  # bypasses the constraint
+    _, attacked = _max_ratio_by_attack(model, (8,), steps=100)
+    assert attacked > 2.9  # nominal 1.0 would be overstated...
+    assert layer_lipschitz_bound(layer) >= attacked * (1 - 1e-5)  # ...the measured one holds
+
+
+def test_dense_jacobian_spectral_norm_below_bound():
+    layer = ll.LipschitzDense(6, lipschitz=2.0, constraint="spectral")
+    x = tf.random.normal((1, 9))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+    jacobian = tape.jacobian(y, x).numpy().reshape(6, 9)
+    assert np.linalg.norm(jacobian, 2) <= layer_lipschitz_bound(layer) * (1 + 1e-6)
+    assert np.linalg.norm(jacobian, 2) == pytest.approx(layer_lipschitz_bound(layer), rel=1e-5)
+
+
+def test_keras_dense_activation_constant_is_counted():
+    dense = keras.layers.Dense(4, activation="sigmoid")
+    keras.Sequential([keras.Input((5,)), dense])
+    assert layer_lipschitz_bound(dense) == pytest.approx(
+        0.25 * np.linalg.norm(dense.kernel.numpy().astype(np.float64), 2), rel=1e-9)
+    with pytest.raises(TypeError, match="softmax"):
+        layer_lipschitz_bound(keras.layers.Activation("softmax"))
+    with pytest.raises(TypeError, match="BatchNormalization"):
+        layer_lipschitz_bound(keras.layers.BatchNormalization())
+
+
+def test_non_chain_functional_model_is_refused():
+    inputs = keras.Input((4,))
+    branch = ll.LipschitzDense(4)
+    outputs = keras.layers.Add()([branch(inputs), inputs])
+    with pytest.raises(TypeError, match="chain"):
+        network_lipschitz_bound(keras.Model(inputs, outputs))
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: ll.LipschitzDense(0), ValueError, "units"),
+    (lambda: ll.LipschitzDense(4, lipschitz=-1.0), ValueError, "lipschitz"),
+    (lambda: ll.LipschitzDense(4, constraint="orthogonal"), ValueError, "constraint"),
+    (lambda: ll.LipschitzDense(4, bjorck_iterations=0), ValueError, "iterations"),
+    (lambda: ll.LipschitzConv2D(4, 3, padding="reflect"), ValueError, "padding"),
+    (lambda: ll.LipschitzConv2D(4, (3, 0)), ValueError, "kernel_size"),
+    (lambda: ll.LipschitzConv2DTranspose(4, 3, padding="circular"), ValueError, "padding"),
+    (lambda: ll.GroupSort(1), ValueError, "group_size"),
+    (lambda: ll.StdCap(-0.1), ValueError, "max_norm"),
+    (lambda: ll.Scale("2"), TypeError, "factor"),
+])
+def test_bad_layer_arguments(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_bad_input_shapes_are_named():
+    with pytest.raises(ValueError, match="divisible by 2"):
+        ll.GroupSort()(tf.zeros((2, 5)))
+    with pytest.raises(ValueError, match="known height and width"):
+        keras.Sequential([keras.Input((None, None, 3)), ll.LipschitzConv2D(4, 3)])
+    with pytest.raises(ValueError, match="divisible by the stride"):
+        ll.LipschitzConv2D(4, 3, strides=2, padding="circular")(tf.zeros((1, 7, 7, 1)))
