@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test venv bench clean
+.PHONY: run test venv bench clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(VENV)/.installed: setup.py constraints.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+run: venv
+	$(PY) -m lipvae_tf
 
 test: venv
 	$(PY) -m pytest -q tests

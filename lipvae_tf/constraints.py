@@ -96,7 +96,7 @@ class BjorckOrthonormal(keras.constraints.Constraint):
     few iterations per step keep it there. Use `finalize_constraints` for the converged projection.
     """
 
-    def __init__(self, iterations: int = 2, beta: float = 0.5, scale: float = 1.0):
+    def __init__(self, iterations: int = 1, beta: float = 0.5, scale: float = 1.0):
         self.iterations = checks.positive_int("iterations", iterations)
         self.beta = checks.positive_finite("beta", beta)
         if self.beta > 0.5:

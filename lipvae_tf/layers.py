@@ -72,7 +72,7 @@ class LipschitzDense(_ScaledKernelLayer):
         units: int,
         lipschitz: float = 1.0,
         constraint: str = "bjorck",
-        bjorck_iterations: int = 2,
+        bjorck_iterations: int = 1,
         use_bias: bool = True,
         kernel_initializer="orthogonal",
         bias_initializer="zeros",
