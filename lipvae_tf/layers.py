@@ -128,6 +128,15 @@ class _LipschitzConvBase(_ScaledKernelLayer):
             )
         return int(input_shape[1]), int(input_shape[2])
 
+    def _check_built_size(self, inputs) -> None:
+        """The bound holds for the spatial size the layer was built for, and only for it."""
+        hw = tuple(inputs.shape[1:3])
+        if None not in hw and hw != tuple(self.input_hw):
+            raise ValueError(
+                f"layer {self.name!r} was built for inputs of spatial size {self.input_hw} (its "
+                f"Lipschitz bound holds for that size only), got inputs of size {hw}"
+            )
+
     def get_config(self) -> dict:
         return {
             **super().get_config(),
@@ -155,6 +164,7 @@ class LipschitzConv2D(_LipschitzConvBase):
         self._add_kernel_and_bias(kernel_shape, self.filters, constraint)
 
     def call(self, inputs):
+        self._check_built_size(inputs)
         if self.padding == "circular":
             inputs = _wrap_pad(inputs, self.kernel_size)
             outputs = ops.conv(inputs, self.kernel, strides=self.strides, padding="valid")
@@ -176,7 +186,7 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
     paddings = ("same", "valid")
 
     def build(self, input_shape) -> None:
-        self._spatial_input(input_shape)
+        self.input_hw = self._spatial_input(input_shape)
         self.output_hw = tuple(self.compute_output_shape(input_shape)[1:3])
         kernel_shape = (*self.kernel_size, self.filters, input_shape[-1])
         # The adjoint conv maps the output grid back to the input grid with the same kernel.
@@ -184,6 +194,7 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
         self._add_kernel_and_bias(kernel_shape, self.filters, constraint)
 
     def call(self, inputs):
+        self._check_built_size(inputs)
         outputs = ops.conv_transpose(
             inputs, self.kernel, strides=self.strides, padding=self.padding
         )

@@ -81,6 +81,16 @@ def test_finalize_after_fit_respects_scale_and_spectral_clip():
     assert _singular_values(scaled.layers[0].kernel.numpy())[0] <= 0.3
 
 
+@pytest.mark.parametrize("padding,strides", [("same", 2), ("circular", 1), ("valid", 1)])
+def test_finalize_brings_conv_operators_inside(padding, strides):
+    layer = ll.LipschitzConv2D(3, 3, strides=strides, padding=padding)
+    layer.build((None, 10, 10, 2))
+    layer.kernel.assign(np.random.normal(size=(3, 3, 2, 3)).astype("float32") * 2.0)
+    assert conv_norm_bound(layer.kernel.numpy(), (10, 10), (strides,) * 2, padding) > 2.0
+    lc.finalize_constraints([layer])
+    assert conv_norm_bound(layer.kernel.numpy(), (10, 10), (strides,) * 2, padding) <= 1.0
+
+
 def test_bjorck_uses_the_small_gram_side_for_wide_kernels():
     wide = tf.constant(np.random.normal(size=(16, 200)).astype("float32") * 0.05)
     result = lc.BjorckOrthonormal(iterations=30)(wide)

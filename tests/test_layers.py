@@ -218,5 +218,13 @@ def test_bad_input_shapes_are_named():
         ll.GroupSort()(tf.zeros((2, 5)))
     with pytest.raises(ValueError, match="known height and width"):
         keras.Sequential([keras.Input((None, None, 3)), ll.LipschitzConv2D(4, 3)])
+    conv = ll.LipschitzConv2D(2, 3)
+    conv(tf.zeros((1, 8, 8, 1)))
+    with pytest.raises(ValueError, match=r"built for inputs of spatial size \(8, 8\)"):
+        conv(tf.zeros((1, 16, 16, 1)))
+    transposed = ll.LipschitzConv2DTranspose(2, 3, strides=2)
+    transposed(tf.zeros((1, 4, 4, 1)))
+    with pytest.raises(ValueError, match="spatial size"):
+        transposed(tf.zeros((1, 5, 5, 1)))
     with pytest.raises(ValueError, match="divisible by the stride"):
         ll.LipschitzConv2D(4, 3, strides=2, padding="circular")(tf.zeros((1, 7, 7, 1)))
