@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from lipvae_tf import checks, conv_spectrum
 
-# Björck iterations converge for singular values in (0, sqrt(3)); rescale above this Gram bound.
+# Björck converges for singular values in (0, sqrt((1 + beta) / beta)), which contains (0, sqrt(3))
+# for every beta <= 0.5; above this bound on sigma_max^2 the kernel is rescaled first.
 _SAFE_GRAM_BOUND = 2.5
 
 

@@ -17,16 +17,16 @@ def test_activations_preserve_gradient_norm_and_values(layer):
         tape.watch(x)
         y = layer(x)
     grad = tape.gradient(y, x, output_gradients=upstream)
-    np.testing.assert_allclose(tf.norm(grad, axis=1), tf.norm(upstream, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(tf.norm(grad, axis=1).numpy(), tf.norm(upstream, axis=1).numpy(), rtol=1e-6)
     # A permutation of each row: same multiset of values.
     np.testing.assert_array_equal(np.sort(y.numpy(), axis=1), np.sort(x.numpy(), axis=1))
 
 
 def test_groupsort_sorts_each_group_descending():
     x = tf.constant([[1.0, 3.0, 2.0, -1.0, 0.0, 5.0, 4.0, 9.0]])
-    np.testing.assert_array_equal(ll.GroupSort(2)(x), [[3, 1, 2, -1, 5, 0, 9, 4]])
-    np.testing.assert_array_equal(ll.GroupSort(4)(x), [[3, 2, 1, -1, 9, 5, 4, 0]])
-    np.testing.assert_array_equal(ll.MaxMin()(x), [[1, 5, 4, 9, 0, 3, 2, -1]])
+    np.testing.assert_array_equal(ll.GroupSort(2)(x).numpy(), [[3, 1, 2, -1, 5, 0, 9, 4]])
+    np.testing.assert_array_equal(ll.GroupSort(4)(x).numpy(), [[3, 2, 1, -1, 9, 5, 4, 0]])
+    np.testing.assert_array_equal(ll.MaxMin()(x).numpy(), [[1, 5, 4, 9, 0, 3, 2, -1]])
 
 
 def test_groupsort_on_conv_features_sorts_channels():
