@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from lipvae_tf import checks
+
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
 
 
@@ -90,9 +92,8 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
     covers every d' <= d, so the bisection's lower end is always a sound radius; for m >= 2 the
     tail bound decreases in u, so the certified set is an interval and bisection finds its end.
     """
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 2:
-        # For m = 1 Inglot's bound tends to 0 as u -> 0 while the true tail tends to 1.
-        raise ValueError(f"latent_dim must be an int >= 2 for Inglot's bound, got {latent_dim!r}")
+    # minimum 2: for m = 1 Inglot's bound tends to 0 as u -> 0 while the true tail tends to 1.
+    latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     if gamma is not None:
         gamma = np.broadcast_to(np.asarray(gamma, np.float64), m_mu.shape)
