@@ -68,9 +68,9 @@ def inglot_log_tail(u, m) -> np.ndarray:
     u = np.asarray(u, np.float64)
     log_c = -0.5 * math.log(math.pi) + 0.5 * (m - (m - 1) * math.log(m))
     valid = u > m - 2
-    safe_u = np.where(valid, u, m)  # placeholder where invalid, masked below
+    safe_u = np.where(valid & np.isfinite(u), u, m)  # placeholder, masked below
     value = log_c + 0.5 * m * np.log(safe_u) - 0.5 * safe_u - np.log(safe_u - m + 2)
-    return np.where(valid, value, np.inf)
+    return np.where(valid, np.where(np.isinf(u), -np.inf, value), np.inf)  # tail(inf) = 0
 
 
 def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
@@ -78,9 +78,8 @@ def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
     reach = np.maximum(r / m_g - m_mu * d, 0.0)
     if gamma is not None:
         return reach**2 / (2 * gamma**2)
-    spread = m_sigma * d + 2 * s
-    with np.errstate(divide="ignore"):
-        return np.where(spread > 0, reach**2 / np.where(spread > 0, spread, 1) ** 2, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no noise: u = inf (0/0 only at the top)
+        return reach**2 / (m_sigma * d + 2 * s) ** 2
 
 
 def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None) -> np.ndarray:
@@ -105,19 +104,15 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
         u = _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma)
         return (u > latent_dim - 2) & (inglot_log_tail(u, latent_dim) <= log_level)
 
-    lo = np.zeros(m_mu.shape)
+    lo = np.zeros(m_mu.shape)  # stays 0 where nothing is certified
     hi = r / (m_g * m_mu)  # u(hi) = 0: never certified
-    ok_at_zero = certified(lo)
     for _ in range(BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
         good = certified(mid)
         lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
         if np.all(hi - lo <= 1e-12 * hi):
             break
-    return np.where(ok_at_zero, lo, 0.0)
-
-
-METHODS = ("paper", "markov", "chi2")
+    return lo
 
 
 def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None) -> np.ndarray:

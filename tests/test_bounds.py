@@ -112,6 +112,14 @@ def test_monte_carlo_never_below_the_certified_probability(method):
             assert empirical >= p - 4 * standard_error, (trial, concentrated, empirical, p)
 
 
+def test_chi2_certifies_a_noiseless_encoder():
+    """s = 0: at d = 0 there is no noise at all, so a positive radius must come out."""
+    radius = bounds.chi2_radius(2.0, 1.0, 1.0, 0.0, 4.0, 0.5, latent_dim=10)
+    assert 0 < radius < 2.0
+    u = bounds._chi2_u(radius, 2.0, 1.0, 1.0, 0.0, 4.0, None)
+    assert math.exp(bounds.inglot_log_tail(u, 10)) <= 0.5
+
+
 def test_monte_carlo_harness_detects_an_overstated_radius():
     """At 1.2 x r / (M_g M_mu) the mean shift alone exceeds r: the harness must see the failure."""
     rng = np.random.default_rng(0)
