@@ -287,6 +287,21 @@ class Scale(keras.layers.Layer):
 
 
 @_register
+class Shift(keras.layers.Layer):
+    """Adds a fixed offset (a translation: an isometry); keeps softplus std outputs above 0."""
+
+    def __init__(self, offset: float, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = checks.positive_finite("offset", offset)
+
+    def call(self, inputs):
+        return inputs + ops.cast(self.offset, inputs.dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "offset": self.offset}
+
+
+@_register
 class StdCap(keras.layers.Layer):
     """Projects each example (all non-batch axes) onto the l2 ball of radius max_norm.
 

@@ -27,7 +27,7 @@ ACTIVATION_CONSTANTS = {
 }
 _ISOMETRIES = (
     keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout,
-    keras.layers.Identity, ll.GroupSort, ll.MaxMin, ll.StdCap,
+    keras.layers.Identity, ll.GroupSort, ll.MaxMin, ll.StdCap, ll.Shift,
 )
 
 

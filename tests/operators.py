@@ -1,4 +1,5 @@
 """Reference measurements of linear operators, independent of lipvae_tf's own norm code."""
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -33,3 +34,31 @@ def power_iteration_norm(op, input_shape, iterations: int = 3000, seed: int = 0)
         return tf.norm(op(x))
 
     return float(run(x))
+
+
+def max_ratio_by_attack(model, shape, steps: int = 200, count: int = 256, start=None, spread=0.05):
+    """Gradient ascent on ||f(x) - f(x')|| / ||x - x'|| from `count` random pairs.
+
+    Returns (largest ratio at the start, largest ratio after the ascent). `start` optionally
+    gives the first points (e.g. real images); otherwise they are standard normal.
+    """
+    first = tf.random.normal((count, *shape)) if start is None else tf.constant(start)
+    x = tf.Variable(first)
+    x2 = tf.Variable(first + spread * tf.random.normal(first.shape))
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    def ratio():
+        diff_out = tf.norm(tf.reshape(model(x) - model(x2), (count, -1)), axis=1)
+        diff_in = tf.norm(tf.reshape(x - x2, (count, -1)), axis=1) + 1e-12
+        return diff_out / diff_in
+
+    @tf.function
+    def ascend():
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_sum(ratio())
+        optimizer.apply_gradients(zip(tape.gradient(loss, [x, x2]), [x, x2]))
+
+    initial = float(tf.reduce_max(ratio()))
+    for _ in range(steps):
+        ascend()
+    return initial, float(tf.reduce_max(ratio()))

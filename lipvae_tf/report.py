@@ -1,0 +1,70 @@
+"""Training report: radius summaries, figures (matplotlib, written to files) and the JSON file."""
+from __future__ import annotations
+
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def summarize(values: np.ndarray) -> dict[str, float]:
+    """min / 5% / median / mean / 95% / max of a vector of radii (floats, for JSON)."""
+    values = np.asarray(values, np.float64)
+    quantiles = np.quantile(values, [0.0, 0.05, 0.5, 0.95, 1.0])
+    return {"min": float(quantiles[0]), "q05": float(quantiles[1]), "median": float(quantiles[2]),
+            "mean": float(values.mean()), "q95": float(quantiles[3]), "max": float(quantiles[4])}
+
+
+def plot_radius_histogram(radii: dict[str, np.ndarray], target: float | None, path: str) -> str:
+    """Histogram of the certified radii of the test inputs, one series per method."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method, values in radii.items():
+        ax.hist(values, bins=40, alpha=0.55, label=method)
+    if target is not None:
+        ax.axvline(target, color="black", linestyle="--", label=f"target R* = {target:g}")
+    ax.set_xlabel("certified radius (l2, pixel space)")
+    ax.set_ylabel("test inputs")
+    ax.set_title("Certified radius per test input")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_reconstructions(rows: dict[str, np.ndarray], path: str) -> str:
+    """Grid of images: one row per entry (e.g. originals, Lipschitz VAE, standard VAE)."""
+    count = min(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), count, figsize=(count * 0.9, len(rows) * 1.05),
+                             squeeze=False)
+    for row, (label, images) in enumerate(rows.items()):
+        for col in range(count):
+            ax = axes[row, col]
+            ax.imshow(np.squeeze(images[col]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_json(report: dict, path: str) -> str:
+    """Writes the report with sorted keys (numpy scalars converted)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2, sort_keys=True, default=_jsonable)
+    return path
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,219 @@
+"""LipschitzVAE: robustness upfront, measured constants, empirical Lipschitz checks, Keras idioms."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from lipvae_tf import bounds, data
+from lipvae_tf.model import LipschitzVAE, StandardVAE
+from operators import max_ratio_by_attack
+
+tfd = tfp.distributions
+SMALL = dict(hidden_units=(64, 64), conv_filters=(8, 16))
+TARGET, R, P = 1.0, 8.0, 0.5
+
+
+@pytest.fixture(scope="module")
+def images():
+    train, _ = data.load_sample("train")
+    test, _ = data.load_sample("test")
+    return train[:1024], test[:256]
+
+
+def _trained(model, train, epochs=2):
+    model.compile(keras.optimizers.Adam(2e-3))
+    history = model.fit(train, epochs=epochs, batch_size=128, verbose=0)
+    return model, history.history
+
+
+@pytest.mark.parametrize("method", ["markov", "chi2", "best", "paper"])
+def test_from_target_certifies_every_input_before_and_after_training(images, method, tmp_path):
+    train, test = images
+    model = LipschitzVAE.from_target(TARGET, R, P, latent_dim=10, method=method, **SMALL)
+    assert np.all(model.certified_radius(test, R, P, method=method) >= TARGET)
+    _trained(model, train)
+    model.finalize()
+    after = model.certified_radius(test, R, P, method=method)
+    assert np.all(after >= TARGET)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, LipschitzVAE)
+    np.testing.assert_array_equal(loaded.certified_radius(test, R, P, method=method), after)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fixed_std_model_uses_the_noncentral_certificate(images):
+    train, test = images
+    model = LipschitzVAE.from_target(TARGET, R, P, latent_dim=10, method="ncx2",
+                                     posterior_std=0.05, **SMALL)
+    _trained(model, train, epochs=1)
+    model.finalize()
+    radii = {m: model.certified_radius(test, R, P, method=m) for m in ("ncx2", "chi2", "best")}
+    assert np.all(radii["ncx2"] >= TARGET)
+    assert np.all(radii["best"] >= radii["ncx2"]) and np.all(radii["ncx2"] >= radii["chi2"])
+    assert model.lipschitz_constants()["encoder_std"] == 0.0
+    learned = LipschitzVAE(10, **SMALL)
+    with pytest.raises(ValueError, match="ncx2|gamma"):
+        learned.certified_radius(test[:4], R, P, method="ncx2")
+
+
+def test_conv_architecture_certifies_and_round_trips(images, tmp_path):
+    train, test = images
+    model = LipschitzVAE.from_target(TARGET, R, P, architecture="conv", **SMALL)
+    _, history = _trained(model, train[:512], epochs=1)
+    model.finalize()
+    assert np.all(model.certified_radius(test, R, P) >= TARGET)
+    model.save(tmp_path / "c.keras")
+    loaded = keras.models.load_model(tmp_path / "c.keras")
+    np.testing.assert_array_equal(loaded.predict(test[:8], verbose=0),
+                                  model.predict(test[:8], verbose=0))
+
+
+def test_the_certificate_uses_the_measured_constants(images):
+    """A kernel pushed beyond its constraint by hand raises the measured constant, and the
+    certified radius drops by what the formula says for the larger constant."""
+    _, test = images
+    model = LipschitzVAE.from_target(TARGET, R, P, method="markov", **SMALL)
+    before_constants = model.lipschitz_constants()
+    before = model.certified_radius(test, R, P, method="markov")
+    kernel = model.decoder_net.layers[0].kernel
+    kernel.assign(kernel * 2.0)
+    after_constants = model.lipschitz_constants()
+    assert after_constants["decoder"] == pytest.approx(2 * before_constants["decoder"], rel=1e-5)
+    after = model.certified_radius(test, R, P, method="markov")
+    s = model.std_norms(test)
+    c = after_constants
+    expected = bounds.markov_radius(c["encoder_mean"], c["encoder_std"], c["decoder"], s, R, P)
+    np.testing.assert_allclose(after, expected, rtol=1e-12)
+    assert np.all(after < 0.6 * before)
+
+
+def _jacobian_norms(fn, points):
+    with tf.GradientTape() as tape:
+        tape.watch(points)
+        out = tf.reshape(fn(points), (points.shape[0], -1))
+    jac = tape.batch_jacobian(out, points)
+    jac = tf.reshape(jac, (points.shape[0], out.shape[1], -1)).numpy().astype(np.float64)
+    return np.linalg.norm(jac, ord=2, axis=(1, 2))
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_empirical_lipschitz_ratios_never_exceed_the_reported_constants(images, architecture):
+    train, test = images
+    model = LipschitzVAE(10, encoder_mean=3.0, encoder_std=2.0, decoder=4.0,
+                         architecture=architecture, std_cap=None, **SMALL)
+    _trained(model, train[:512], epochs=1)
+    constants = model.lipschitz_constants()
+    x = tf.constant(test[:64])
+    z = tf.random.normal((64, 10))
+    nets = {
+        "encoder_mean": (model.encoder_mean_net, x, test.shape[1:]),
+        "encoder_std": (model.encoder_std_net, x, test.shape[1:]),
+        "decoder": (model.decode_mean, z, (10,)),
+    }
+    for name, (fn, points, shape) in nets.items():
+        bound = constants[name]
+        # pairs of inputs: near pairs and far pairs
+        others = tf.random.shuffle(points)
+        for a, b in ((points, others), (points, points + 0.01 * tf.random.normal(points.shape))):
+            out = tf.norm(tf.reshape(fn(a) - fn(b), (64, -1)), axis=1)
+            inp = tf.norm(tf.reshape(a - b, (64, -1)), axis=1) + 1e-12
+            assert float(tf.reduce_max(out / inp)) <= bound, name
+        jacobian = _jacobian_norms(fn, points)
+        assert jacobian.max() <= bound, name
+        _, attacked = max_ratio_by_attack(fn, shape, steps=60, count=64, start=points.numpy())
+        assert attacked <= bound * (1 + 1e-5), name
+        assert attacked > 0.3 * bound, name  # not vacuous: the attack gets near the bound
+
+
+def test_encode_decode_return_tfp_distributions(images):
+    _, test = images
+    for likelihood, kind in (("bernoulli", tfd.Bernoulli),
+                             ("continuous_bernoulli", tfd.ContinuousBernoulli),
+                             ("gaussian", tfd.Normal)):
+        model = LipschitzVAE(6, likelihood=likelihood, **SMALL)
+        posterior = model.encode(test[:5])
+        assert isinstance(posterior, tfd.MultivariateNormalDiag)
+        assert posterior.event_shape == (6,) and posterior.batch_shape == (5,)
+        likelihood_dist = model.decode(posterior.sample())
+        assert isinstance(likelihood_dist.distribution, kind)
+        assert likelihood_dist.event_shape == (28, 28, 1)
+        assert likelihood_dist.log_prob(test[:5]).shape == (5,)
+        assert np.all(np.linalg.norm(posterior.stddev(), axis=1) <= 0.1 * (1 + 1e-6))
+        recon = model.reconstruct(test[:5])
+        assert recon.shape == (5, 28, 28, 1) and recon.min() >= 0 and recon.max() <= 1
+
+
+def test_elbo_training_improves_and_reports_metrics(images):
+    train, test = images
+    model = LipschitzVAE.from_target(TARGET, R, P, **SMALL)
+    model.compile(keras.optimizers.Adam(2e-3))
+    before = model.evaluate(test, verbose=0, return_dict=True)
+    history = model.fit(train, epochs=3, batch_size=128, verbose=0,
+                        validation_data=(test,)).history
+    after = model.evaluate(test, verbose=0, return_dict=True)
+    assert set(after) >= {"loss", "elbo", "reconstruction_log_likelihood", "kl"}
+    assert after["elbo"] > before["elbo"] + 10
+    assert history["loss"][-1] < history["loss"][0]
+    np.testing.assert_allclose(after["elbo"], after["reconstruction_log_likelihood"] - after["kl"],
+                               rtol=1e-4, atol=1e-3)
+    iwae = model.log_likelihood(test[:64], samples=16)
+    assert iwae.shape == (64,) and np.all(np.isfinite(iwae))
+    same = model.evaluate(test[:64], verbose=0, return_dict=True)["elbo"]
+    assert iwae.mean() >= same - 2  # the importance-weighted bound is tighter (up to noise)
+
+
+def test_beta_weights_the_kl_in_the_loss(images):
+    _, test = images
+    model = LipschitzVAE(10, beta=0.25, seed=3, **SMALL)
+    terms = model.elbo_terms(tf.constant(test[:32]))
+    np.testing.assert_allclose(
+        terms["loss"], -(terms["reconstruction_log_likelihood"] - 0.25 * terms["kl"]), rtol=1e-6)
+
+
+def test_standard_vae_is_unconstrained_and_still_soundly_bounded(images, tmp_path):
+    train, test = images
+    baseline, _ = _trained(StandardVAE(10, **SMALL), train[:512], epochs=1)
+    assert all(isinstance(layer, keras.layers.Dense)
+               for layer in baseline.encoder_mean_net.layers if hasattr(layer, "kernel"))
+    constants = baseline.lipschitz_constants()
+    assert np.max(np.linalg.norm(baseline.posterior_params(test)[1], axis=1)) > 0.1  # no cap
+    x = tf.constant(test[:64])
+    assert _jacobian_norms(baseline.encoder_mean_net, x).max() <= constants["encoder_mean"]
+    baseline.save(tmp_path / "s.keras")
+    assert isinstance(keras.models.load_model(tmp_path / "s.keras"), StandardVAE)
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    (np.zeros((4, 28, 28)), ValueError, "x must have shape"),
+    (np.zeros((4, 28, 28, 1), np.uint8), TypeError, "divide integer pixels by 255"),
+    (np.full((2, 28, 28, 1), np.nan, np.float32), ValueError, "NaN or Inf"),
+    (np.full((2, 28, 28, 1), 2.0, np.float32), ValueError, r"\[0, 1\]"),
+])
+def test_certified_radius_rejects_bad_images(bad, error, match):
+    model = LipschitzVAE(10, **SMALL)
+    with pytest.raises(error, match=match):
+        model.certified_radius(bad, R, P)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(r=0.0), "r must be"), (dict(r=-1.0), "r must be"), (dict(p=0.4), "p must be"),
+    (dict(p=1.0), "p must be"), (dict(method="grid"), "method must be one of"),
+])
+def test_certified_radius_rejects_bad_parameters(images, kwargs, match):
+    model = LipschitzVAE(10, **SMALL)
+    args = dict(r=R, p=P, method="best") | kwargs
+    with pytest.raises(ValueError, match=match):
+        model.certified_radius(images[1][:4], **args)
+
+
+def test_infeasible_target_is_a_clear_error():
+    with pytest.raises(ValueError, match="target_radius=.*infeasible"):
+        LipschitzVAE.from_target(100.0, R, P, **SMALL)
+    with pytest.raises(ValueError, match="latent_dim"):
+        LipschitzVAE(0)
+    with pytest.raises(ValueError, match="architecture"):
+        LipschitzVAE(10, architecture="rnn")
