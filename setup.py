@@ -8,6 +8,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["lipvae_tf", "lipvae_tf.*"]),
+    # The bundled Fashion-MNIST sample (lipvae_tf.data's last-resort source).
+    package_data={"lipvae_tf": ["sample_data/*.npz"]},
+    include_package_data=True,
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",
@@ -15,12 +18,16 @@ setup(
         "tensorflow-probability[tf]",
         "tensorflow-datasets",
         "absl-py",
+        # the training report's figures (certified-radius histogram, reconstructions).
+        "matplotlib",
+        # TensorBoard logs of training runs (TensorFlow no longer installs it).
+        "tensorboard",
         # tensorflow-datasets imports it at run time but does not declare it.
         "importlib_resources",
     ],
     extras_require={
         "test": ["pytest>=7", "scipy"],
         "bench": ["numpy"],
-        "notebooks": ["nbclient", "nbformat", "ipykernel", "matplotlib"],
+        "notebooks": ["nbclient", "nbformat", "ipykernel"],
     },
 )

@@ -1,0 +1,398 @@
+"""Fashion-MNIST and MNIST as `tf.data` pipelines that work offline.
+
+`load_dataset` tries three sources in order and says which one it took (`resolve_source`):
+
+1. TFDS, but only when the dataset is already prepared in `data_dir`. An offline TFDS download
+   retries for minutes before it fails, so the automatic path never downloads; `source="tfds"`
+   does (and its errors propagate).
+2. IDX files (the original distribution format, gzipped or plain) in `idx_dir`, or for
+   Fashion-MNIST in the directory of Debian's `dataset-fashion-mnist` package.
+3. A sample of real Fashion-MNIST images shipped inside the package (see `tools/make_sample.py`),
+   checked against a sha256 so a damaged copy is refused rather than trained on.
+
+Images come out as float32 (28, 28, 1) in [0, 1]; labels, when asked for, as int64.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import struct
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from lipvae_tf.checks import positive_int
+
+NAMES = ("fashion_mnist", "mnist")
+SPLITS = ("train", "test")
+SOURCES = ("auto", "tfds", "idx", "sample")
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+# Where Debian's `dataset-fashion-mnist` package puts the original gzipped IDX files.
+DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# The bundled sample, written by tools/make_sample.py. The hash pins its exact bytes.
+SAMPLE_PATH = Path(__file__).resolve().parent / "sample_data" / "fashion_mnist_sample.npz"
+SAMPLE_SHA256 = "7a250d38cc9c4cbac43dc5533ed0fd1782c14920220e9965e92218dd3b75a524"
+
+# File name prefix of each split in the IDX distribution.
+_IDX_PREFIX = {"train": "train", "test": "t10k"}
+
+# IDX element type codes (third byte of the magic number) and their big-endian numpy dtypes.
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_choice(argument: str, value: str, choices: tuple[str, ...]) -> str:
+    """`value`, or a ValueError naming `argument` and the accepted values."""
+    if value not in choices:
+        raise ValueError(f"{argument} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _check_optional_positive(argument: str, value: int | None) -> int | None:
+    """None, or `value` as an int >= 1 (ValueError/TypeError naming `argument` otherwise)."""
+    return None if value is None else positive_int(argument, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX files
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's content, gunzipped when it starts with the gzip magic number."""
+    raw = path.read_bytes()
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: damaged gzip data ({err})") from err
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Parse one IDX file (gzipped or plain) into a native-endian numpy array.
+
+    The header is a 4-byte magic number (0, 0, type code, number of dimensions) followed by one
+    big-endian uint32 per dimension; the data follow, big-endian, and must fill the dimensions
+    exactly. Anything else raises a ValueError naming the file.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise ValueError(f"{path}: too short for an IDX header ({len(data)} bytes, expected >= 4)")
+    zero0, zero1, type_code, ndim = data[:4]
+    if zero0 != 0 or zero1 != 0 or type_code not in _IDX_DTYPES:
+        raise ValueError(
+            f"{path}: bad IDX magic number 0x{data[:4].hex()}, expected 0x0000TTNN with type code "
+            f"TT in {{{', '.join(f'{c:02x}' for c in _IDX_DTYPES)}}}"
+        )
+    header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes, expected {header_size})")
+    shape = struct.unpack(f">{ndim}I", data[4:header_size])
+    dtype = _IDX_DTYPES[type_code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    found = len(data) - header_size
+    if found != expected:
+        raise ValueError(
+            f"{path}: IDX data of shape {shape} needs {expected} bytes after the header, "
+            f"found {found} ({'truncated' if found < expected else 'trailing bytes'})"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))
+
+
+def idx_paths(directory: str | Path, split: str) -> tuple[Path, Path]:
+    """The (images, labels) IDX files of `split` in `directory`: the plain file if present, else .gz.
+
+    The returned paths may not exist; the .gz name is returned then (the usual distribution form).
+    """
+    _check_choice("split", split, SPLITS)
+    directory = Path(directory)
+    prefix = _IDX_PREFIX[split]
+    found = []
+    for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+        plain = directory / stem
+        found.append(plain if plain.is_file() else directory / f"{stem}.gz")
+    return found[0], found[1]
+
+
+def _idx_available(directory: Path, split: str) -> bool:
+    """Whether both IDX files of `split` exist in `directory`."""
+    return all(path.is_file() for path in idx_paths(directory, split))
+
+
+def load_idx(directory: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, 28, 28) and uint8 labels (N,) of `split` from the IDX files in `directory`.
+
+    Checks what a (Fashion-)MNIST pair must satisfy: uint8 images of 28 x 28, one uint8 label in
+    0..9 per image. A missing file raises FileNotFoundError, a wrong one ValueError.
+    """
+    image_path, label_path = idx_paths(directory, split)
+    for path in (image_path, label_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"IDX file not found: {path} (nor without .gz)")
+    images = read_idx(image_path)
+    labels = read_idx(label_path)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(
+            f"{image_path}: expected uint8 images of shape (N, 28, 28), "
+            f"got {images.dtype} of shape {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise ValueError(
+            f"{label_path}: expected uint8 labels of shape (N,), got {labels.dtype} of shape {labels.shape}"
+        )
+    if len(labels) != len(images):
+        raise ValueError(
+            f"{label_path}: has {len(labels)} labels, expected {len(images)} "
+            f"(the number of images in {image_path})"
+        )
+    if labels.size and labels.max() >= NUM_CLASSES:
+        raise ValueError(f"{label_path}: labels must be in 0..{NUM_CLASSES - 1}, found {labels.max()}")
+    return images, labels
+
+
+def _idx_directory(name: str, idx_dir: str | Path | None) -> Path | None:
+    """Where to look for IDX files: `idx_dir`, else Debian's copy for Fashion-MNIST, else None."""
+    if idx_dir is not None:
+        return Path(idx_dir)
+    if name == "fashion_mnist":
+        return DEBIAN_FASHION_MNIST_DIR
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Bundled sample
+# ---------------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    """Hex sha256 of the file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verified_sample_path() -> Path:
+    """SAMPLE_PATH after checking it exists and has the pinned sha256."""
+    path = Path(SAMPLE_PATH)
+    if not path.is_file():
+        raise FileNotFoundError(f"bundled Fashion-MNIST sample not found: {path}")
+    digest = _sha256(path)
+    if digest != SAMPLE_SHA256:
+        raise ValueError(
+            f"{path}: sha256 {digest} does not match the expected {SAMPLE_SHA256}; the bundled "
+            "sample is damaged or was replaced (reinstall lipvae_tf or rerun tools/make_sample.py)"
+        )
+    return path
+
+
+def _sample_uint8(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, 28, 28) and labels (N,) of `split` from the verified bundled sample."""
+    _check_choice("split", split, SPLITS)
+    with np.load(_verified_sample_path(), allow_pickle=False) as archive:
+        return archive[f"x_{split}"], archive[f"y_{split}"]
+
+
+def load_sample(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The bundled Fashion-MNIST sample as numpy: float32 images (N, 28, 28, 1) in [0, 1], int64 labels.
+
+    For quick experiments and tests that must not depend on anything outside the package.
+    """
+    images, labels = _sample_uint8(split)
+    return (images[..., None].astype(np.float32) / 255.0), labels.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# TFDS
+# ---------------------------------------------------------------------------------------------
+
+
+def _tfds_builder(name: str, data_dir: str | None):
+    """The TFDS builder of `name` (reads local metadata only; never downloads)."""
+    import tensorflow_datasets as tfds  # heavy, and optional for the other sources
+
+    return tfds.builder(name, data_dir=data_dir)
+
+
+def _tfds_prepared(name: str, data_dir: str | None) -> bool:
+    """Whether TFDS already holds `name` in `data_dir`, so that loading it needs no download.
+
+    Any failure to even ask (TFDS missing or broken) counts as "not prepared": the automatic
+    choice then moves on to the next source.
+    """
+    try:
+        return bool(_tfds_builder(name, data_dir).is_prepared())
+    except Exception as err:  # noqa: BLE001 - a probe; the reason is logged
+        _log.warning("TFDS probe for %s failed, skipping TFDS: %s", name, err)
+        return False
+
+
+def _tfds_dataset(name: str, split: str, data_dir: str | None, download: bool) -> tf.data.Dataset:
+    """(uint8 image (28, 28, 1), int64 label) pairs of `split` from TFDS, in file order."""
+    builder = _tfds_builder(name, data_dir)
+    if download and not builder.is_prepared():
+        builder.download_and_prepare()
+    return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing a source
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_source_for_name(name: str, source: str) -> None:
+    """ValueError for source/name pairs that can never work (the sample is Fashion-MNIST only)."""
+    if source == "sample" and name != "fashion_mnist":
+        raise ValueError(
+            f"source='sample' is only available for name='fashion_mnist' (got name={name!r}); "
+            "use source='tfds' or source='idx' with idx_dir"
+        )
+
+
+def _require_idx(name: str, split: str, idx_dir: str | Path | None) -> Path:
+    """The IDX directory of a forced source='idx', or FileNotFoundError naming what is missing."""
+    directory = _idx_directory(name, idx_dir)
+    if directory is None:
+        raise FileNotFoundError(
+            f"no IDX files for {name!r}: pass idx_dir (there is no system copy of {name})"
+        )
+    for path in idx_paths(directory, split):
+        if not path.is_file():
+            raise FileNotFoundError(f"IDX file for {name!r} {split!r} not found: {path} (nor without .gz)")
+    return directory
+
+
+def resolve_source(
+    name: str,
+    split: str,
+    *,
+    source: str = "auto",
+    data_dir: str | None = None,
+    idx_dir: str | Path | None = None,
+) -> str:
+    """Which source `load_dataset` reads with these arguments: "tfds", "idx:<directory>" or "sample".
+
+    With source="auto" the first available of prepared TFDS data, IDX files and the bundled sample
+    wins. A forced source that is not available raises FileNotFoundError (except "tfds", which
+    `load_dataset` will try to download).
+    """
+    _check_choice("name", name, NAMES)
+    _check_choice("split", split, SPLITS)
+    _check_choice("source", source, SOURCES)
+    _check_source_for_name(name, source)
+    if source == "tfds":
+        return "tfds"
+    if source == "idx":
+        return f"idx:{_require_idx(name, split, idx_dir)}"
+    if source == "sample":
+        _verified_sample_path()
+        return "sample"
+    if _tfds_prepared(name, data_dir):
+        return "tfds"
+    directory = _idx_directory(name, idx_dir)
+    if directory is not None and _idx_available(directory, split):
+        return f"idx:{directory}"
+    if name == "fashion_mnist":
+        return "sample"
+    raise FileNotFoundError(
+        f"no offline copy of {name!r} {split!r}: TFDS has not prepared it in "
+        f"data_dir={data_dir!r} and idx_dir={idx_dir!r} holds no IDX files; pass source='tfds' "
+        "to download it, or idx_dir"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline
+# ---------------------------------------------------------------------------------------------
+
+
+def _raw_dataset(
+    name: str, split: str, resolved: str, data_dir: str | None, download: bool, limit: int | None
+) -> tf.data.Dataset:
+    """(uint8 image (28, 28, 1), int64 label) pairs from the resolved source, first `limit` only."""
+    if resolved == "tfds":
+        ds = _tfds_dataset(name, split, data_dir, download)
+        return ds if limit is None else ds.take(limit)
+    if resolved == "sample":
+        images, labels = _sample_uint8(split)
+    else:
+        images, labels = load_idx(resolved.removeprefix("idx:"), split)
+    images, labels = images[:limit], labels[:limit]
+    return tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int64)))
+
+
+def _to_float(image: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels to float32 in [0, 1]."""
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def _image_and_label(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The float image with its label."""
+    return _to_float(image), label
+
+
+def _image_only(image: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+    """The float image, label dropped."""
+    return _to_float(image)
+
+
+def _shuffle_buffer(ds: tf.data.Dataset) -> int:
+    """A buffer that holds the whole dataset (an exact shuffle), or 10000 if its size is unknown."""
+    size = int(ds.cardinality())
+    return size if size > 0 else 10_000
+
+
+def load_dataset(
+    name: str,
+    split: str,
+    *,
+    source: str = "auto",
+    data_dir: str | None = None,
+    idx_dir: str | Path | None = None,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    limit: int | None = None,
+    with_labels: bool = False,
+) -> tf.data.Dataset:
+    """Fashion-MNIST or MNIST as a `tf.data.Dataset` of float32 (28, 28, 1) images in [0, 1].
+
+    name: "fashion_mnist" or "mnist"; split: "train" or "test".
+    source: "auto" (see `resolve_source`), or force "tfds" (downloads if needed), "idx", "sample".
+    data_dir: TFDS data directory (None: TFDS' default). idx_dir: directory of IDX files.
+    limit: keep the first `limit` examples (before shuffling). shuffle: reshuffled every epoch,
+    the same sequence of orders for the same `seed` (and TF global seed).
+    batch_size: batches, the last one possibly smaller. with_labels: yield (image, int64 label).
+    """
+    limit = _check_optional_positive("limit", limit)
+    batch_size = _check_optional_positive("batch_size", batch_size)
+    seed = positive_int("seed", seed, minimum=0)
+    resolved = resolve_source(name, split, source=source, data_dir=data_dir, idx_dir=idx_dir)
+    ds = _raw_dataset(name, split, resolved, data_dir, download=source == "tfds", limit=limit)
+    if shuffle:
+        ds = ds.shuffle(_shuffle_buffer(ds), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(_image_and_label if with_labels else _image_only, num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size is not None:
+        ds = ds.batch(batch_size, drop_remainder=False)
+    return ds.prefetch(tf.data.AUTOTUNE)
