@@ -25,6 +25,7 @@ setup(
         # tensorflow-datasets imports it at run time but does not declare it.
         "importlib_resources",
     ],
+    entry_points={"console_scripts": ["lipvae-train = lipvae_tf.train:cli"]},
     extras_require={
         "test": ["pytest>=7", "scipy"],
         "bench": ["numpy"],

@@ -7,14 +7,18 @@ from lipvae_tf.layers import (
     LipschitzDense,
     MaxMin,
     Scale,
+    Shift,
     StdCap,
 )
 from lipvae_tf.lipschitz import layer_lipschitz_bound, network_lipschitz_bound
+from lipvae_tf.design import LipschitzBudget, design_budget
+from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BjorckOrthonormal", "SpectralClip", "finalize_constraints",
     "GroupSort", "LipschitzConv2D", "LipschitzConv2DTranspose", "LipschitzDense", "MaxMin",
-    "Scale", "StdCap", "layer_lipschitz_bound", "network_lipschitz_bound",
+    "Scale", "Shift", "StdCap", "layer_lipschitz_bound", "network_lipschitz_bound",
+    "LipschitzBudget", "design_budget", "LipschitzVAE", "StandardVAE",
 ]

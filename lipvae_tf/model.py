@@ -352,15 +352,16 @@ class LipschitzVAE(keras.Model):
     def reconstruct(self, x, sample: bool = True, batch_size: int = 1024) -> np.ndarray:
         """f(x) = g(mu + sigma * eps) (one sample per input), or g(mu(x)) with sample=False."""
         x = self.check_images(x)
-        outputs = []
-        for i in range(0, len(x), batch_size):
-            batch = tf.constant(x[i:i + batch_size])
-            if sample:
-                mu, sigma = self.posterior_params(batch)
-                outputs.append(self.decode_mean(self._sample_latent(mu, sigma)).numpy())
-            else:
-                outputs.append(self(batch).numpy())
+        outputs = [self._reconstruct_batch(tf.constant(x[i:i + batch_size]), sample).numpy()
+                   for i in range(0, len(x), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, *self.image_shape), np.float32)
+
+    @tf.function(reduce_retracing=True)
+    def _reconstruct_batch(self, x, sample: bool):
+        if not sample:
+            return self(x)
+        mu, sigma = self.posterior_params(x)
+        return self.decode_mean(self._sample_latent(mu, sigma))
 
     def log_likelihood(self, x, samples: int = 64, batch_size: int = 256) -> np.ndarray:
         """Importance-weighted estimate of log p(x) per input (IWAE bound with `samples`)."""

@@ -35,6 +35,7 @@ class TrainConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     architecture: str = "mlp"
+    hidden_units: tuple[int, ...] = (512, 512)  # MLP widths (conv: filters are (32, 64))
     latent_dim: int = 10
     target_radius: float | None = 1.0
     r: float = 8.0
@@ -57,8 +58,7 @@ class TrainConfig:
 
 def build_model(config: TrainConfig) -> LipschitzVAE:
     """From the target radius (robustness upfront) or from explicit constants."""
-    common = dict(latent_dim=config.latent_dim, architecture=config.architecture,
-                  likelihood=config.likelihood, beta=config.beta, seed=config.seed)
+    common = _shape_kwargs(config)
     if config.constants is not None:
         m_mu, m_sigma, m_g = config.constants
         return LipschitzVAE(encoder_mean=m_mu, encoder_std=m_sigma, decoder=m_g,
@@ -71,6 +71,12 @@ def build_model(config: TrainConfig) -> LipschitzVAE:
     )
 
 
+def _shape_kwargs(config: TrainConfig) -> dict:
+    return dict(latent_dim=config.latent_dim, architecture=config.architecture,
+                hidden_units=tuple(config.hidden_units), likelihood=config.likelihood,
+                beta=config.beta, seed=config.seed)
+
+
 def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
     """All images of a split as a float32 array, and the source they came from."""
     limit = config.train_limit if split == "train" else config.test_limit
@@ -81,12 +87,16 @@ def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
 
 
 def fit(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config: TrainConfig,
-        run_dir: str) -> dict:
-    """ELBO training with progress bar, TensorBoard and resumable checkpoints; history."""
+        run_dir: str, extra_callbacks: tuple = ()) -> dict:
+    """ELBO training with progress bar, TensorBoard and resumable checkpoints; history.
+
+    Re-running with the same run_dir after an interruption resumes from the last finished epoch.
+    """
     model.compile(keras.optimizers.Adam(config.learning_rate))
     callbacks = [
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        *extra_callbacks,
     ]
     history = model.fit(train_x, validation_data=(test_x,), epochs=config.epochs,
                         batch_size=config.batch_size, callbacks=callbacks,
@@ -148,8 +158,7 @@ def run(config: TrainConfig) -> dict:
     models = {"lipschitz_vae": model}
     if config.baseline:
         keras.utils.set_random_seed(config.seed)
-        baseline = StandardVAE(config.latent_dim, architecture=config.architecture,
-                               likelihood=config.likelihood, beta=config.beta, seed=config.seed)
+        baseline = StandardVAE(**_shape_kwargs(config))
         results["standard_vae"] = train_one(baseline, "standard_vae", train_x, test_x, config)
         models["standard_vae"] = baseline
     figures = _figures(models, results, test_x, config)
@@ -193,6 +202,7 @@ flags.DEFINE_string("idx_dir", None, "directory of IDX files (*-ubyte[.gz])")
 flags.DEFINE_integer("train_limit", None, "use only the first N training images")
 flags.DEFINE_integer("test_limit", None, "use only the first N test images")
 flags.DEFINE_enum("architecture", _DEFAULTS.architecture, ["mlp", "conv"], "network family")
+flags.DEFINE_list("hidden_units", list(map(str, _DEFAULTS.hidden_units)), "MLP widths")
 flags.DEFINE_integer("latent_dim", _DEFAULTS.latent_dim, "latent dimension m")
 flags.DEFINE_float("target_radius", _DEFAULTS.target_radius, "certified radius R* to design for")
 flags.DEFINE_float("r", _DEFAULTS.r, "reconstruction tolerance r (l2)")
@@ -220,6 +230,7 @@ def config_from_flags() -> TrainConfig:
         values["constants"] = tuple(float(c) for c in values["constants"])
         if len(values["constants"]) != 3:
             raise app.UsageError("--constants takes three numbers: M_mu,M_sigma,M_g")
+    values["hidden_units"] = tuple(int(u) for u in values["hidden_units"])
     return TrainConfig(**values)
 
 

@@ -1,0 +1,77 @@
+"""Training entry point: report, figures, saved models, resume after interruption, the CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from lipvae_tf import train
+from lipvae_tf.model import LipschitzVAE, StandardVAE
+
+TINY = dict(source="sample", train_limit=256, test_limit=64, hidden_units=(32, 32), epochs=2,
+            batch_size=64, ll_samples=4, verbose=0)
+
+
+def test_run_writes_a_report_that_meets_its_target(tmp_path):
+    config = train.TrainConfig(**TINY, output_dir=str(tmp_path))
+    result = train.run(config)
+    with open(tmp_path / "report.json", encoding="utf-8") as handle:
+        on_disk = json.load(handle)
+    assert on_disk["target_met"] is True and result["target_met"] is True
+    lipschitz = on_disk["models"]["lipschitz_vae"]
+    assert lipschitz["certified_radius"]["best"]["min"] >= config.target_radius
+    assert lipschitz["certified_radius_at_start"]["best"]["min"] >= config.target_radius
+    assert set(lipschitz["certified_radius"]) == {"paper", "markov", "chi2", "best"}
+    assert len(lipschitz["history"]["loss"]) == 2
+    assert on_disk["data"] == {"train_source": "sample", "test_source": "sample",
+                               "train_images": 256, "test_images": 64}
+    for figure in on_disk["figures"].values():
+        assert os.path.getsize(figure) > 5000  # a real PNG, not an empty file
+    loaded = keras.models.load_model(lipschitz["model_path"])
+    assert isinstance(loaded, LipschitzVAE)
+    assert isinstance(keras.models.load_model(on_disk["models"]["standard_vae"]["model_path"]),
+                      StandardVAE)
+    assert os.listdir(tmp_path / "lipschitz_vae" / "logs")  # TensorBoard wrote events
+    summary = train.format_summary(result)
+    assert "lipschitz_vae" in summary and "standard_vae" in summary and "True" in summary
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt("simulated interruption after the first epoch")
+
+
+def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path):
+    config = train.TrainConfig(**(TINY | dict(epochs=3)), output_dir=str(tmp_path))
+    x = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
+    first = train.build_model(config)
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(first, x, x[:32], config, str(tmp_path), extra_callbacks=(_Interrupt(),))
+    resumed = train.build_model(config)
+    history = train.fit(resumed, x, x[:32], config, str(tmp_path))
+    assert len(history["loss"]) == 2  # epochs 2 and 3 only
+    assert not os.path.exists(tmp_path / "backup")  # cleaned up after a finished run
+
+
+def test_explicit_constants_and_bad_configs(tmp_path):
+    model = train.build_model(train.TrainConfig(constants=(2.0, 1.5, 3.0), hidden_units=(16, 16)))
+    assert model.encoder_mean_budget == 2.0 and model.decoder_budget == 3.0
+    with pytest.raises(ValueError, match="target_radius or constants"):
+        train.build_model(train.TrainConfig(target_radius=None))
+    with pytest.raises(ValueError, match="infeasible"):
+        train.build_model(train.TrainConfig(target_radius=500.0))
+
+
+def test_command_line_trains_and_prints_the_summary(tmp_path):
+    command = [sys.executable, "-m", "lipvae_tf.train", "--source=sample", "--train_limit=128",
+               "--test_limit=32", "--hidden_units=16,16", "--epochs=1", "--ll_samples=2",
+               "--nobaseline", f"--output_dir={tmp_path}", "--target_radius=0.5"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "target met on every test input: True" in done.stdout
+    assert (tmp_path / "report.json").exists()
+    bad = subprocess.run(command + ["--constants=1,2"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "three numbers" in bad.stderr
