@@ -1,9 +1,11 @@
 """Certified r-robustness margins (THEORY.md section 3) as pure, vectorised numpy functions.
 
 Arguments broadcast: Lipschitz constants m_mu (encoder mean), m_sigma (encoder std), m_g (decoder),
-s = ||sigma(x)||_2, reconstruction tolerance r, probability level p in [1/2, 1). Each returns the
-radius d such that every ||delta|| < d keeps P(||f(x + delta) - f(x)|| <= r) >= p; 0 where no
-certificate exists. Derivations: docs/theory.md.
+s = ||sigma(x)||_2, reconstruction tolerance r, probability level p in [1/2, 1), and for a fixed
+encoder std sigma = gamma * 1 the scalar or array gamma. Each returns the radius d such that every
+||delta|| < d keeps P(||f(x + delta) - f(x)|| <= r) >= p; 0 where no certificate exists.
+`radius(method, ...)` dispatches over METHODS with one uniform signature.
+Derivations: docs/theory.md.
 """
 from __future__ import annotations
 
@@ -13,27 +15,32 @@ import numpy as np
 
 from lipvae_tf import checks
 
+_U = np.finfo(np.float64).eps / 2  # unit roundoff 2^-53: one float64 operation errs by <= _U relative
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
 
 
-def _validated(m_mu, m_sigma, m_g, s, r, p):
-    arrays = {
-        "m_mu": np.asarray(m_mu, np.float64), "m_sigma": np.asarray(m_sigma, np.float64),
-        "m_g": np.asarray(m_g, np.float64), "s": np.asarray(s, np.float64),
-        "r": np.asarray(r, np.float64), "p": np.asarray(p, np.float64),
-    }
+_POSITIVE = ("m_mu", "m_g", "r", "gamma")
+_NON_NEGATIVE = ("m_sigma", "s")
+
+
+def _checked(**values) -> list[np.ndarray]:
+    """The named arguments as broadcast float64 arrays; ValueError naming the first bad one."""
+    arrays = {name: np.asarray(value, np.float64) for name, value in values.items()}
     for name, value in arrays.items():
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{name} must be finite, got {value}")
-    for name in ("m_mu", "m_g", "r"):
-        if np.any(arrays[name] <= 0):
-            raise ValueError(f"{name} must be > 0, got {arrays[name]}")
-    for name in ("m_sigma", "s"):
-        if np.any(arrays[name] < 0):
-            raise ValueError(f"{name} must be >= 0, got {arrays[name]}")
-    if np.any((arrays["p"] < 0.5) | (arrays["p"] >= 1)):
-        raise ValueError(f"p must be in [1/2, 1), got {arrays['p']}")
+    for name, value in arrays.items():
+        if name in _POSITIVE and np.any(value <= 0):
+            raise ValueError(f"{name} must be > 0, got {value}")
+        if name in _NON_NEGATIVE and np.any(value < 0):
+            raise ValueError(f"{name} must be >= 0, got {value}")
+        if name == "p" and np.any((value < 0.5) | (value >= 1)):
+            raise ValueError(f"p must be in [1/2, 1), got {value}")
     return np.broadcast_arrays(*arrays.values())
+
+
+def _validated(m_mu, m_sigma, m_g, s, r, p):
+    return _checked(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
 
 
 def _budget(m_g, r, p):
@@ -46,7 +53,7 @@ def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     a = m_mu**2 + m_sigma**2
     inside = a * _budget(m_g, r, p) - 4 * m_mu**2 * s**2
-    radius = (np.sqrt(np.maximum(inside, 0)) - 2 * m_sigma * s) / a
+    radius = (np.sqrt(np.maximum(inside, 0)) - 2 * m_sigma * s) / a * (1 - 64 * _U)
     return np.where(inside > 0, np.maximum(radius, 0), 0.0)
 
 
@@ -58,8 +65,9 @@ def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     a = m_mu**2 + m_sigma**2
     slack = _budget(m_g, r, p) - 2 * s**2  # the d = 0 term must leave room
-    discriminant = (m_sigma * s) ** 2 + a * slack
-    radius = (np.sqrt(np.maximum(discriminant, 0)) - m_sigma * s) / a
+    discriminant = (m_sigma * s) ** 2 + a * np.maximum(slack, 0)
+    # the positive root, rationalised (no cancellation), rounded down by a few dozen ulps
+    radius = np.maximum(slack, 0) / (np.sqrt(discriminant) + m_sigma * s) * (1 - 64 * _U)
     return np.where(slack > 0, radius, 0.0)
 
 
@@ -115,10 +123,239 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
     return lo
 
 
+# ---- exact noncentral chi-square certificate (fixed std) ----------------------------------------
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+# Stirling series for lgamma (DLMF 5.11.1): B_2k / (2k (2k - 1)), k = 1..7. For real arguments the
+# truncation error is at most the first omitted term, |B_16| / (16 * 15) / z^15 (DLMF 5.11(ii)).
+_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)
+_STIRLING_NEXT = 3617 / 122400
+_STIRLING_FROM = 8  # smaller z are shifted: lgamma(z) = lgamma(z + k) - log(z (z+1) ... (z+k-1))
+_TAIL = 46.0  # summation windows leave out Poisson mass <= e^-46 per side (accuracy, not soundness)
+_MAX_TERMS = 100_000  # longer windows (x/2 or lam/2 above ~2.7e7) use the Cantelli bound instead
+_CHUNK = 1 << 17  # array elements per vectorised block (cache-sized)
+
+
+def _log_poisson(n, mu):
+    """log(mu^n e^-mu / Gamma(n + 1)) for real n >= 0, mu >= 0, and a bound on its absolute error.
+
+    Written as n log(mu / z) + (z - mu) - ... with z = n + 1 (shifted to >= 8) so that no large
+    terms cancel near the mode. The error bound allows 16 unit roundoffs per unit of magnitude of
+    the pieces (numpy's log/exp are accurate to a few ulps) plus the Stirling truncation error.
+    """
+    n, mu = np.broadcast_arrays(n, mu)
+    z = n + 1.0
+    shift = np.ceil(np.maximum(_STIRLING_FROM - z, 0.0))
+    big = z + shift
+    log_product = np.zeros(big.shape)
+    small = shift > 0
+    if np.any(small):
+        z_small, shift_small = z[small], shift[small]
+        product = np.ones(z_small.shape)
+        for k in range(_STIRLING_FROM):
+            product *= np.where(k < shift_small, z_small + k, 1.0)
+        log_product[small] = np.log(product)
+    inverse = 1.0 / big
+    inverse_squared = inverse * inverse
+    series = np.full(big.shape, _STIRLING[-1])
+    for coefficient in reversed(_STIRLING[:-1]):
+        series = series * inverse_squared + coefficient
+    series *= inverse
+    log_big = np.log(big)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        head = np.where(n == 0, 0.0, n * np.log(mu / big))  # mu / big may underflow to 0
+    value = head + (big - mu) - (shift + 0.5) * log_big - _HALF_LOG_2PI - series + log_product
+    magnitude = n + np.abs(head) + np.abs(big - mu) + (shift + 1) * log_big + log_product
+    error = 16 * _U * (magnitude + np.abs(value) + 4) + _STIRLING_NEXT * inverse**15
+    at_zero = mu == 0  # Poisson(0) is a point mass at n = 0
+    value = np.where(at_zero, np.where(n == 0, 0.0, -np.inf), value)
+    return value, np.where(at_zero, 0.0, error)
+
+
+def _window(mu):
+    """Integer range [lo, hi] outside which Poisson(mu) has mass <= e^-_TAIL per side (Bernstein)."""
+    lo = np.maximum(np.ceil(mu - np.sqrt(2 * _TAIL * mu)), 0.0)
+    hi = np.floor(mu + _TAIL / 3 + np.sqrt(_TAIL**2 / 9 + 2 * _TAIL * mu))
+    return lo, hi
+
+
+def _ncx2_cdf_block(half_m, y, mu, i_lo, i_hi, j_lo, j_hi):
+    """sum_{i_lo <= i <= i_hi} pi_y(m/2 + i) W(i), W(i) = sum_{j_lo <= j <= min(i, j_hi)} w_j, where
+    pi_y(a) = e^-y y^a / Gamma(a + 1) and w_j = Poisson(j; mu): each term rounded down."""
+    count_i = (i_hi - i_lo + 1).astype(np.int64)
+    count_j = (j_hi - j_lo + 1).astype(np.int64)
+    j = j_lo[:, None] + np.arange(max(count_j.max(), 1))
+    log_w, error_w = _log_poisson(j, mu[:, None])
+    weights = np.where(j <= j_hi[:, None], np.exp(log_w - error_w), 0.0)
+    cumulative = np.cumsum(weights, axis=1)
+    i = i_lo[:, None] + np.arange(max(count_i.max(), 1))
+    log_pi, error_pi = _log_poisson(half_m[:, None] + i, y[:, None])
+    masses = np.where(i <= i_hi[:, None], np.exp(log_pi - error_pi), 0.0)
+    column = np.clip(np.minimum(i, j_hi[:, None]) - j_lo[:, None], 0, cumulative.shape[1] - 1)
+    total = np.sum(masses * np.take_along_axis(cumulative, column.astype(np.int64), axis=1), axis=1)
+    # exp (<= 4 ulps each), the cumulative sum, the products and the final sum of positive terms
+    total = total * (1 - 8 * _U * (count_i + count_j + 16))
+    return np.where((count_i > 0) & (count_j > 0), total, 0.0)
+
+
+def ncx2_cdf_lower(x, m, lam) -> np.ndarray:
+    """A guaranteed lower bound on the noncentral chi-square CDF P(chi2'_m(lam) <= x).
+
+    Poisson mixture F = sum_j Poisson(j; lam/2) P(m/2 + j, x/2), rearranged into one sum of positive
+    terms (docs/theory.md section 3). Leaving terms out and rounding every term down can only lower
+    it, so it never exceeds the true CDF; it is within ~2e-11 of it for lam <= 1e4. Arrays broadcast;
+    x and lam may be +inf. Beyond _MAX_TERMS terms it uses the (sound, looser) Cantelli bound.
+    """
+    x, lam = np.asarray(x, np.float64), np.asarray(lam, np.float64)
+    for name, value in (("x", x), ("lam", lam)):
+        if np.any(np.isnan(value)) or np.any(value < 0):
+            raise ValueError(f"{name} must be >= 0 (inf allowed), got {value}")
+    m = np.asarray(m)
+    if np.ndim(m) == 0:
+        m = np.asarray(checks.positive_int("m", m.item()))
+    elif m.dtype.kind not in "iu" or np.any(m < 1):
+        raise ValueError(f"m must be integers >= 1, got {m}")
+    x, m, lam = np.broadcast_arrays(x, m.astype(np.float64), lam)
+    shape = x.shape
+    x, m, lam = x.ravel(), m.ravel(), lam.ravel()
+    result = np.zeros(x.shape)
+    finite = np.isfinite(x) & np.isfinite(lam)
+    result[np.isinf(x) & np.isfinite(lam)] = 1.0  # (inf lam: 0, a lower bound whatever x is)
+
+    y, mu, half_m = x / 2, lam / 2, m / 2  # exact: scaling by 2
+    y_lo, y_hi = _window(np.where(finite, y, 0.0))
+    j_lo, j_hi = _window(np.where(finite, mu, 0.0))
+    i_lo = np.maximum(np.maximum(np.ceil(y_lo - half_m), 0.0), j_lo)  # W(i) = 0 below j_lo
+    i_hi = np.floor(y_hi - half_m)
+    j_hi = np.minimum(j_hi, i_hi)  # W is only needed up to the last i
+    length = np.maximum(i_hi - i_lo, j_hi - j_lo) + 1
+    exact = finite & (length <= _MAX_TERMS)
+
+    rough = np.flatnonzero(finite & ~exact)
+    if rough.size:  # Cantelli: P(X - E X >= t) <= V / (V + t^2), E X = m + lam, V = 2 (m + 2 lam)
+        mean, variance = m[rough] + lam[rough], 2 * (m[rough] + 2 * lam[rough])
+        t = np.maximum(x[rough] - mean - 8 * _U * (x[rough] + mean), 0.0)
+        result[rough] = t**2 / (variance + t**2) * (1 - 64 * _U)
+
+    order = np.flatnonzero(exact)
+    order = order[np.argsort(length[order], kind="stable")]
+    sorted_length = np.maximum(length[order], 1.0)
+    start = 0
+    while start < order.size:  # blocks of similar window lengths (little padding), <= _CHUNK
+        rows = np.arange(1, order.size - start + 1) * sorted_length[start:]  # increasing
+        stop = start + max(int(np.searchsorted(rows, _CHUNK, side="right")), 1)
+        similar = np.searchsorted(sorted_length, 1.25 * sorted_length[start] + 32, side="right")
+        stop = min(stop, max(int(similar), start + 1))
+        block = order[start:stop]
+        result[block] = _ncx2_cdf_block(half_m[block], y[block], mu[block], i_lo[block],
+                                        i_hi[block], j_lo[block], j_hi[block])
+        start = stop
+    return np.clip(result, 0.0, 1.0).reshape(shape)
+
+
+def ncx2_radius(m_mu, m_g, r, p=0.5, *, latent_dim: int, gamma) -> np.ndarray:
+    """Exact worst-case certificate for a fixed encoder std sigma = gamma * 1, by bisection.
+
+    z' - z = mu' - mu + gamma (eps' - eps), so ||z' - z||^2 / (2 gamma^2) is noncentral chi2_m with
+    noncentrality <= lam(d) = M_mu^2 d^2 / (2 gamma^2), and the CDF falls as lam grows: d is
+    certified when ncx2_cdf_lower(r^2 / (2 gamma^2 M_g^2), m, lam(d)) >= p. The largest such d is
+    found to 1e-12 relative; the lower end of the bracket is always a verified point. Needs no
+    m_sigma or s (the std does not move), hence the short signature; radius("ncx2", ...) takes the
+    uniform one and refuses gamma=None.
+    """
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    m_mu, m_g, r, p, gamma = _checked(m_mu=m_mu, m_g=m_g, r=r, p=p, gamma=gamma)
+    shape = m_mu.shape
+    # x rounded down and lam rounded up (a few operations, <= 8 roundoffs): both lower the CDF
+    with np.errstate(over="ignore", divide="ignore"):
+        x = (r**2 / (2 * gamma**2 * m_g**2) * (1 - 8 * _U)).ravel()
+        scale = (m_mu**2 / (2 * gamma**2) * (1 + 8 * _U)).ravel()
+    p = p.ravel()
+    lo = np.zeros(x.shape)  # stays 0 where nothing is certified
+    hi = (r / (m_g * m_mu)).ravel()  # the mean shift alone reaches r / M_g: P < 1/2 there
+    active = np.flatnonzero(np.isfinite(x))  # r / (gamma M_g) > ~1e154 overflows: reported as 0
+    active = active[ncx2_cdf_lower(x[active], latent_dim, 0.0) >= p[active]]  # else even d = 0 fails
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (lo[active] + hi[active])
+        lam = scale[active] * mid**2 * (1 + 4 * _U)  # rounded up
+        good = ncx2_cdf_lower(x[active], latent_dim, lam) >= p[active]
+        lo[active] = np.where(good, mid, lo[active])
+        hi[active] = np.where(good, hi[active], mid)
+        active = active[hi[active] - lo[active] > 1e-12 * hi[active]]
+        if active.size == 0:
+            break
+    return lo.reshape(shape)
+
+
+def mean_reconstruction_radius(m_mu, m_g, r) -> np.ndarray:
+    """r / (M_g M_mu): every ||delta|| <= R keeps ||g(mu(x + delta)) - g(mu(x))|| <= r.
+
+    A deterministic certificate for the mean reconstruction g(mu(x)), not for the sampled f(x); so
+    it is not one of METHODS and not part of best_radius (every stochastic radius is below it).
+    """
+    m_mu, m_g, r = _checked(m_mu=m_mu, m_g=m_g, r=r)
+    return r / (m_g * m_mu) * (1 - 4 * _U)  # two roundings: never above the exact quotient
+
+
 def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None) -> np.ndarray:
-    """The largest of the sound certificates that apply (Markov forms need the learned-std s)."""
+    """The largest of the sound certificates that apply.
+
+    Learned std (gamma None): chi-square, paper and tighter Markov. Fixed std sigma = gamma * 1
+    (m_sigma and s ignored): chi-square, the exact noncentral chi-square, and the Markov forms with
+    M_sigma = 0 and s = gamma sqrt(m). The noncentral one is the exact worst case, so it dominates
+    the others up to its ~1e-12 rounding margin; the max keeps the rest as a cross-check.
+    """
     candidates = [chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)]
     if gamma is None:
         candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
                        markov_radius(m_mu, m_sigma, m_g, s, r, p)]
-    return np.maximum.reduce(candidates)
+    else:
+        m_sigma, s = _fixed_std(gamma, latent_dim)
+        candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
+                       markov_radius(m_mu, m_sigma, m_g, s, r, p),
+                       ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)]
+    return np.maximum.reduce(np.broadcast_arrays(*candidates))
+
+
+def _fixed_std(gamma, latent_dim):
+    """(M_sigma, s) of a fixed std sigma = gamma * 1: it never moves; ||sigma|| = gamma sqrt(m)."""
+    (gamma,) = _checked(gamma=gamma)
+    return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * _U)  # rounded up: radii fall as s grows
+
+
+METHODS = ("paper", "markov", "chi2", "ncx2", "best")
+
+
+def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
+           gamma=None) -> np.ndarray:
+    """The certificate `method` (one of METHODS) with one uniform signature.
+
+    gamma None: a learned std with constants m_sigma and s = ||sigma(x)||; "ncx2" does not apply
+    (it needs a fixed std) and raises. gamma given: the std is gamma * 1 for every input, so m_sigma
+    and s are ignored (validated only) and every method uses M_sigma = 0, s = gamma sqrt(m); the
+    Markov forms are sound there since E||z' - z||^2 = ||mu' - mu||^2 + 2 gamma^2 m exactly.
+    The result has the broadcast shape of all the arguments.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    arguments = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
+    if gamma is not None:
+        arguments["gamma"] = gamma
+    shape = _checked(**arguments)[0].shape  # validates the ignored ones too
+    if method == "ncx2" and gamma is None:
+        raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
+                         "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")
+    if gamma is not None and method in ("paper", "markov"):
+        m_sigma, s = _fixed_std(gamma, latent_dim)
+    if method == "paper":
+        result = paper_markov_radius(m_mu, m_sigma, m_g, s, r, p)
+    elif method == "markov":
+        result = markov_radius(m_mu, m_sigma, m_g, s, r, p)
+    elif method == "chi2":
+        result = chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)
+    elif method == "ncx2":
+        result = ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
+    else:
+        result = best_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)
+    return np.broadcast_to(result, shape).copy()

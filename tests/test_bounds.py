@@ -85,7 +85,7 @@ def _monte_carlo_probability(d, m_mu, m_sigma, m_g, s, r, latent_dim, concentrat
     return np.mean(np.linalg.norm(delta, axis=1) <= r)
 
 
-@pytest.mark.parametrize("method", ["markov", "paper", "chi2", "chi2_fixed"])
+@pytest.mark.parametrize("method", ["markov", "paper", "chi2", "chi2_fixed", "ncx2"])
 def test_monte_carlo_never_below_the_certified_probability(method):
     rng = np.random.default_rng(7)
     for trial in range(12):
@@ -97,6 +97,9 @@ def test_monte_carlo_never_below_the_certified_probability(method):
         if method == "chi2_fixed":
             gamma = 0.1 * r / m_g / math.sqrt(latent_dim)
             radius = bounds.chi2_radius(m_mu, 0.0, m_g, 0.0, r, p, latent_dim=latent_dim, gamma=gamma)
+        elif method == "ncx2":
+            gamma = rng.uniform(0.05, 0.4) * r / m_g / math.sqrt(latent_dim)
+            radius = bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
         elif method == "chi2":
             radius = bounds.chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim)
         else:
@@ -110,6 +113,8 @@ def test_monte_carlo_never_below_the_certified_probability(method):
                                                  concentrated, rng, gamma=gamma)
             standard_error = math.sqrt(p * (1 - p) / 200_000)
             assert empirical >= p - 4 * standard_error, (trial, concentrated, empirical, p)
+            if method == "ncx2":  # the harness is its exact worst case: no slack either
+                assert empirical <= p + 4 * standard_error, (trial, empirical, p)
 
 
 def test_chi2_certifies_a_noiseless_encoder():
@@ -151,3 +156,243 @@ def test_bad_arguments_name_the_argument(kwargs, match):
         bounds.markov_radius(**args)
     with pytest.raises(ValueError, match="latent_dim"):
         bounds.chi2_radius(1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=1)  # Inglot needs m >= 2
+
+
+# ---- noncentral chi-square (fixed std), mean reconstruction, dispatch ------------------------------
+
+def _ncx2_cdf_reference(x, m, lam):
+    """scipy's noncentral chi-square CDF (its chi2 at lam = 0, which ncx2 does not accept)."""
+    from scipy import stats  # test-only dependency
+    return np.where(lam == 0, stats.chi2.cdf(x, m), stats.ncx2.cdf(x, m, np.maximum(lam, 1e-300)))
+
+
+def test_ncx2_cdf_lower_never_exceeds_scipy_and_agrees_to_1e9():
+    rng = np.random.default_rng(11)
+    count = 20_000
+    m = rng.integers(1, 65, count)
+    lam = np.where(rng.uniform(size=count) < 0.1, 0.0, 10 ** rng.uniform(-3, 4, count))
+    mean, sd = m + lam, np.sqrt(2 * (m + 2 * lam))
+    x = np.maximum(mean + sd * rng.uniform(-8, 8, count), 0.0)  # tails to bulk, lam up to 1e4
+    ours = bounds.ncx2_cdf_lower(x, m, lam)
+    reference = _ncx2_cdf_reference(x, m, lam)
+    assert np.all(ours <= reference + 1e-12)  # a lower bound (up to scipy's own rounding)
+    assert np.max(reference - ours) <= 1e-9
+    upper = reference > 1e-3  # where certificates live (p >= 1/2): relative agreement
+    assert np.max((reference - ours)[upper] / reference[upper]) <= 1e-9
+    assert np.median(np.abs(ours - reference)[upper] / reference[upper]) <= 1e-12
+
+
+def test_ncx2_cdf_lower_edges_and_the_cantelli_fallback():
+    np.testing.assert_array_equal(
+        bounds.ncx2_cdf_lower([0.0, np.inf, 5.0, 3.0], 3, [2.0, 1.0, np.inf, 0.0])[:3], [0, 1, 0])
+    # m = 2, lam = 0: the chi-square CDF 1 - exp(-x / 2) in closed form
+    x = np.linspace(0.01, 60, 50)
+    ours = bounds.ncx2_cdf_lower(x, 2, 0.0)
+    assert np.all(ours <= -np.expm1(-x / 2)) and np.allclose(ours, -np.expm1(-x / 2), rtol=1e-12)
+    # beyond the exact range: Cantelli, still below the truth
+    lam, m = 1e8, 10
+    sd = math.sqrt(2 * (m + 2 * lam))
+    x = lam + m + sd * np.array([-1.0, 1.0, 3.0, 10.0])
+    ours = bounds.ncx2_cdf_lower(x, m, lam)
+    assert np.all(ours <= _ncx2_cdf_reference(x, m, lam))
+    t = x - lam - m
+    np.testing.assert_allclose(ours, np.where(t > 0, t**2 / (sd**2 + t**2), 0.0), rtol=1e-9)
+
+
+def _log_poisson_60_digits(n, mu):
+    """log(mu^n e^-mu / Gamma(n + 1)) in 60-digit decimals (Stirling, 10 terms, at z >= 30)."""
+    from decimal import Decimal, localcontext
+    from fractions import Fraction
+    bernoulli = [Fraction(1, 6), Fraction(-1, 30), Fraction(1, 42), Fraction(-1, 30), Fraction(5, 66),
+                 Fraction(-691, 2730), Fraction(7, 6), Fraction(-3617, 510), Fraction(43867, 798),
+                 Fraction(-174611, 330)]
+    with localcontext() as context:
+        context.prec = 60
+        pi = Decimal("3.14159265358979323846264338327950288419716939937510582097494459")
+        z, log_product = Decimal(float(n)) + 1, Decimal(0)
+        while z < 30:
+            log_product += z.ln()
+            z += 1
+        log_gamma = (z - Decimal("0.5")) * z.ln() - z + (2 * pi).ln() / 2 - log_product
+        for k, b in enumerate(bernoulli, 1):
+            coefficient = Decimal(b.numerator) / Decimal(b.denominator) / (2 * k * (2 * k - 1))
+            log_gamma += coefficient / z ** (2 * k - 1)
+        mu = Decimal(float(mu))
+        return float(Decimal(float(n)) * mu.ln() - mu - log_gamma)
+
+
+def test_log_poisson_error_bound_holds_against_a_60_digit_reference():
+    rng = np.random.default_rng(5)
+    large = np.floor(10 ** rng.uniform(1, 5, 60)) + rng.choice([0, 0.5], 60)  # half-integers too
+    n = np.concatenate([np.arange(0, 20, 0.5), large])
+    mu = np.maximum(n + rng.normal(size=n.size) * 4 * np.sqrt(n + 1), 1e-3)
+    value, error = bounds._log_poisson(n, mu)
+    for i in range(n.size):
+        exact = _log_poisson_60_digits(n[i], mu[i])
+        assert abs(value[i] - exact) <= error[i] + 1e-16 * abs(exact), (n[i], mu[i])
+    assert np.all(error < 1e-9)  # the margin stays small
+
+
+def _fixed_settings(count, seed):
+    rng = np.random.default_rng(seed)
+    m_mu, m_g = rng.uniform(0.5, 10, (2, count))
+    r, p = rng.uniform(1, 10, count), rng.uniform(0.5, 0.95, count)
+    return m_mu, m_g, r, p, rng
+
+
+def test_ncx2_radius_is_the_exact_root_from_below():
+    from scipy import optimize, stats
+    for latent_dim in (1, 2, 10, 64):
+        m_mu, m_g, r, p, rng = _fixed_settings(10, latent_dim)
+        gamma = rng.uniform(0.02, 0.5, 10) * r / m_g / math.sqrt(latent_dim)
+        radius = bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
+        for i in range(10):
+            x = r[i] ** 2 / (2 * gamma[i] ** 2 * m_g[i] ** 2)
+
+            def margin(d):
+                lam = max(m_mu[i] ** 2 * d**2 / (2 * gamma[i] ** 2), 1e-300)
+                return stats.ncx2.cdf(x, latent_dim, lam) - p[i]
+
+            if margin(0.0) <= 0:
+                assert radius[i] == 0
+                continue
+            root = optimize.brentq(margin, 0.0, r[i] / (m_g[i] * m_mu[i]), xtol=1e-300, rtol=1e-14)
+            assert root * (1 - 1e-9) <= radius[i] <= root * (1 + 1e-13), (latent_dim, i)
+
+
+def test_ncx2_bisection_agrees_with_a_fine_grid_and_never_exceeds_it():
+    m_mu, m_g, r, p, rng = _fixed_settings(8, 21)
+    for i in range(8):
+        latent_dim = int(rng.choice([2, 7, 32]))
+        gamma = rng.uniform(0.03, 0.4) * r[i] / m_g[i] / math.sqrt(latent_dim)
+        radius = float(bounds.ncx2_radius(m_mu[i], m_g[i], r[i], p[i], latent_dim=latent_dim,
+                                          gamma=gamma))
+        assert radius > 0
+        top = r[i] / (m_g[i] * m_mu[i])
+        grid = np.linspace(0, top, 10_001)[:-1]
+        x = r[i] ** 2 / (2 * gamma**2 * m_g[i] ** 2)
+        ok = bounds.ncx2_cdf_lower(x, latent_dim, m_mu[i] ** 2 * grid**2 / (2 * gamma**2)) >= p[i]
+        grid_radius = grid[ok].max()
+        assert np.all(ok[grid <= grid_radius])  # the certified set is an interval
+        assert grid_radius <= radius + 1e-12 * top
+        assert radius <= grid_radius + (grid[1] - grid[0])
+
+
+def test_ncx2_dominates_chi2_and_markov_for_a_fixed_std():
+    """It is the exact worst case, so every other sound certificate must lie below it."""
+    ratios = []
+    for latent_dim in (2, 5, 10, 32, 64):
+        m_mu, m_g, r, p, rng = _fixed_settings(60, latent_dim + 100)
+        gamma = rng.uniform(0.02, 0.3, 60) * r / m_g / math.sqrt(latent_dim)
+        ncx2 = bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
+        chi2 = bounds.chi2_radius(m_mu, 0.0, m_g, 0.0, r, p, latent_dim=latent_dim, gamma=gamma)
+        markov = bounds.markov_radius(m_mu, 0.0, m_g, gamma * math.sqrt(latent_dim), r, p)
+        assert np.all(ncx2 >= chi2 * (1 - 1e-11)) and np.all(ncx2 >= markov * (1 - 1e-11))
+        ratios.append(ncx2[chi2 > 0] / chi2[chi2 > 0])
+    assert np.median(np.concatenate(ratios)) > 1.1  # measured: ~1.24
+
+
+def test_ncx2_harness_sees_a_radius_overstated_by_5_percent():
+    """Exactness the other way: at 1.05 R the worst-case probability is measurably below p."""
+    rng = np.random.default_rng(3)
+    for latent_dim, p in ((2, 0.5), (10, 0.75), (16, 0.9)):
+        m_mu, m_g, r = 2.0, 1.5, 4.0
+        gamma = 0.2 * r / m_g / math.sqrt(latent_dim)
+        radius = float(bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma))
+        empirical = _monte_carlo_probability(1.05 * radius, m_mu, 0.0, m_g, 0.0, r, latent_dim, True,
+                                             rng, gamma=gamma)
+        assert empirical < p - 4 * math.sqrt(p * (1 - p) / 200_000), (latent_dim, p, empirical)
+
+
+def test_mean_reconstruction_radius_is_deterministic_and_above_every_stochastic_one():
+    settings = _random_settings(500, seed=9)
+    radius = bounds.mean_reconstruction_radius(settings["m_mu"], settings["m_g"], settings["r"])
+    exact = settings["r"] / (settings["m_g"] * settings["m_mu"])
+    assert np.all(radius <= exact) and np.allclose(radius, exact, rtol=1e-15, atol=0)
+    assert np.all(bounds.best_radius(**settings, latent_dim=10) < radius)
+    # a linear encoder mean and decoder with exactly these constants reach r at the radius
+    rng = np.random.default_rng(0)
+    q = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    delta = rng.standard_normal(6)
+    delta *= float(bounds.mean_reconstruction_radius(3.0, 2.0, 5.0)) / np.linalg.norm(delta)
+    moved = 2.0 * (3.0 * q @ delta)  # g(mu(x + delta)) - g(mu(x)) for mu = 3 Q x, g = 2 z
+    assert np.linalg.norm(moved) <= 5.0 and np.linalg.norm(moved) == pytest.approx(5.0, rel=1e-14)
+
+
+def test_best_for_a_fixed_std_takes_ncx2():
+    m_mu, m_g, r, p, rng = _fixed_settings(100, 4)
+    gamma = rng.uniform(0.02, 0.3, 100) * r / m_g / math.sqrt(10)
+    noise = dict(m_sigma=rng.uniform(0, 5, 100), s=rng.uniform(0, 1, 100))  # ignored with gamma
+    best = bounds.best_radius(m_mu, noise["m_sigma"], m_g, noise["s"], r, p, latent_dim=10, gamma=gamma)
+    s = gamma * math.sqrt(10) * (1 + 2**-51)
+    expected = np.maximum.reduce([
+        bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=10, gamma=gamma),
+        bounds.chi2_radius(m_mu, 0.0, m_g, 0.0, r, p, latent_dim=10, gamma=gamma),
+        bounds.markov_radius(m_mu, 0.0, m_g, s, r, p),
+        bounds.paper_markov_radius(m_mu, 0.0, m_g, s, r, p)])
+    np.testing.assert_array_equal(best, expected)
+    np.testing.assert_array_equal(best, bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=10, gamma=gamma))
+
+
+def test_radius_dispatches_over_methods():
+    assert bounds.METHODS == ("paper", "markov", "chi2", "ncx2", "best")
+    settings = _random_settings(50, seed=5)
+    learned = {
+        "paper": bounds.paper_markov_radius(**settings), "markov": bounds.markov_radius(**settings),
+        "chi2": bounds.chi2_radius(**settings, latent_dim=10),
+        "best": bounds.best_radius(**settings, latent_dim=10),
+    }
+    for method, expected in learned.items():
+        np.testing.assert_array_equal(bounds.radius(method, **settings, latent_dim=10), expected)
+    with pytest.raises(ValueError, match="method 'ncx2' needs gamma"):
+        bounds.radius("ncx2", **settings, latent_dim=10)
+    with pytest.raises(ValueError, match="method must be one of"):
+        bounds.radius("ncx", **settings, latent_dim=10)
+    # fixed std: m_sigma and s are ignored (s = 0 must not certify a noiseless Markov radius)
+    gamma = 0.02
+    fixed = {k: settings[k] for k in ("m_mu", "m_g", "r", "p")}
+    for method in bounds.METHODS:
+        a = bounds.radius(method, fixed["m_mu"], 0.0, fixed["m_g"], 0.0, fixed["r"], fixed["p"],
+                          latent_dim=10, gamma=gamma)
+        b = bounds.radius(method, **settings, latent_dim=10, gamma=gamma)
+        np.testing.assert_array_equal(a, b)
+    markov = bounds.markov_radius(fixed["m_mu"], 0.0, fixed["m_g"], gamma * math.sqrt(10),
+                                  fixed["r"], fixed["p"])
+    dispatched = bounds.radius("markov", **settings, latent_dim=10, gamma=gamma)
+    np.testing.assert_allclose(dispatched, markov, rtol=1e-13)
+    assert np.all(dispatched <= markov * (1 + 1e-14))  # s rounded up (ulp-level)
+    np.testing.assert_array_equal(bounds.radius("ncx2", **settings, latent_dim=10, gamma=gamma),
+                                  bounds.ncx2_radius(**fixed, latent_dim=10, gamma=gamma))
+    # the result takes the broadcast shape of every argument, ignored ones included
+    shaped = bounds.radius("ncx2", 1.0, 0.0, 1.0, np.zeros(3), 1.0, latent_dim=4, gamma=0.05)
+    assert shaped.shape == (3,)
+
+
+def _ncx2(r=1.0, m_g=1.0, p=0.5, latent_dim=4, **gamma):
+    return bounds.ncx2_radius(1.0, m_g, r, p, latent_dim=latent_dim, **gamma)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: _ncx2(gamma=0.0), ValueError, "gamma must be > 0"),
+    (lambda: _ncx2(gamma=np.nan), ValueError, "gamma must be finite"),
+    (lambda: _ncx2(latent_dim=0, gamma=0.1), ValueError, "latent_dim"),
+    (lambda: _ncx2(latent_dim=2.0, gamma=0.1), TypeError, "latent_dim"),
+    (lambda: _ncx2(), TypeError, "gamma"),
+    (lambda: _ncx2(r=-1.0, gamma=0.1), ValueError, "r must be > 0"),
+    (lambda: _ncx2(m_g=0.0, gamma=0.1), ValueError, "m_g must be > 0"),
+    (lambda: _ncx2(p=1.0, gamma=0.1), ValueError, "p must be in"),
+    (lambda: bounds.ncx2_cdf_lower(-1.0, 2, 1.0), ValueError, "x must be"),
+    (lambda: bounds.ncx2_cdf_lower(1.0, 2, np.nan), ValueError, "lam must be"),
+    (lambda: bounds.ncx2_cdf_lower(1.0, 0, 1.0), ValueError, "m must be"),
+    (lambda: bounds.ncx2_cdf_lower(1.0, 2.5, 1.0), TypeError, "m must be"),
+    (lambda: bounds.ncx2_cdf_lower(1.0, np.array([2, 0]), 1.0), ValueError, "m must be"),
+    (lambda: bounds.mean_reconstruction_radius(1.0, 0.0, 1.0), ValueError, "m_g must be > 0"),
+    (lambda: bounds.mean_reconstruction_radius(np.inf, 1.0, 1.0), ValueError, "m_mu must be finite"),
+    (lambda: bounds.radius("markov", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=2, gamma=-1.0), ValueError,
+     "gamma must be > 0"),
+    (lambda: bounds.radius("markov", 1.0, 1.0, 1.0, -0.1, 1.0, latent_dim=2), ValueError,
+     "s must be >= 0"),
+])
+def test_new_functions_reject_bad_arguments_by_name(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
