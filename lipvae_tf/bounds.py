@@ -67,7 +67,8 @@ def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     slack = _budget(m_g, r, p) - 2 * s**2  # the d = 0 term must leave room
     discriminant = (m_sigma * s) ** 2 + a * np.maximum(slack, 0)
     # the positive root, rationalised (no cancellation), rounded down by a few dozen ulps
-    radius = np.maximum(slack, 0) / (np.sqrt(discriminant) + m_sigma * s) * (1 - 64 * _U)
+    with np.errstate(invalid="ignore"):  # 0/0 only where slack <= 0, masked below
+        radius = np.maximum(slack, 0) / (np.sqrt(discriminant) + m_sigma * s) * (1 - 64 * _U)
     return np.where(slack > 0, radius, 0.0)
 
 
