@@ -21,6 +21,7 @@ test: venv
 
 bench: venv
 	$(PY) bench/constraint_overhead.py
+	$(PY) bench/train_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
