@@ -44,7 +44,7 @@ def epoch_seconds(model: keras.Model, x: np.ndarray) -> float:
 
 def training_speed(x: np.ndarray) -> dict[str, float]:
     """Fastest of ROUNDS interleaved epochs for each model (after a traced warm-up)."""
-    models = {"lipschitz_vae": LipschitzVAE.from_target(1.0, 8.0, latent_dim=LATENT, **SHAPE),
+    models = {"lipschitz_vae": LipschitzVAE.from_target(1.0, 8.0, **SHAPE),
               "plain_keras_vae": StandardVAE(**SHAPE)}
     warm = x[: 2 * BATCH + len(x) % BATCH]
     for model in models.values():
@@ -78,7 +78,7 @@ def deel_lip_speed() -> dict:
 
 def certification_speed(x: np.ndarray) -> dict[str, float]:
     """Fastest of several rounds: certified_radius on x vs one stochastic forward pass on x."""
-    model = LipschitzVAE.from_target(1.0, 8.0, latent_dim=LATENT, **SHAPE)
+    model = LipschitzVAE.from_target(1.0, 8.0, **SHAPE)
     model.finalize()
     model.certified_radius(x[:BATCH], 8.0)  # trace
     model.reconstruct(x[:BATCH])
