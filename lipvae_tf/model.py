@@ -330,7 +330,8 @@ class LipschitzVAE(keras.Model):
 
     @tf.function(reduce_retracing=True)
     def _std_norm_batch(self, x):
-        return tf.norm(tf.cast(self.encoder_std_net(x), tf.float64), axis=-1)  # float64: no float32 round-off in s
+        # the norm in float64: no float32 round-off in s (the outputs themselves are float32)
+        return tf.norm(tf.cast(self.encoder_std_net(x), tf.float64), axis=-1)
 
     def certified_radius(self, x, r: float, p: float = 0.5, method: str = "best") -> np.ndarray:
         """Per input, a radius R such that every ||delta||_2 < R keeps
