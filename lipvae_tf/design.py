@@ -48,12 +48,9 @@ def budget_radius(
     """Radius that `method` certifies for every input of a model with these constants.
 
     Learned std: evaluated at s = std_cap (the worst case, as radii shrink in s). Fixed std:
-    evaluated with gamma (s = gamma sqrt(m) for the Markov forms).
+    `bounds.radius` uses gamma itself (M_sigma = 0, s = gamma sqrt(m)) and ignores s, m_sigma.
     """
-    if gamma is None:
-        s, m_sigma = std_cap, encoder_std
-    else:
-        s, m_sigma = gamma * math.sqrt(latent_dim), 0.0
+    s, m_sigma = (std_cap, encoder_std) if gamma is None else (0.0, 0.0)
     return float(bounds.radius(
         method, encoder_mean, m_sigma, decoder, s, r, p, latent_dim=latent_dim, gamma=gamma
     ))
