@@ -339,14 +339,12 @@ class LipschitzVAE(keras.Model):
 
         Uses verified bounds of the constants of the weights in use and the measured s(x).
         """
-        if method not in bounds.METHODS:
-            raise ValueError(f"method must be one of {bounds.METHODS}, got {method!r}")
         s = self.std_norms(x)
         c = self.lipschitz_constants()
-        return bounds.radius(
+        return bounds.radius(  # validates method, r and p; result has the shape of s
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r, p,
             latent_dim=self.latent_dim, gamma=self.posterior_std,
-        ) * np.ones_like(s)
+        )
 
     # ----- inference helpers ---------------------------------------------------------------
 
