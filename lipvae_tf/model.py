@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from lipvae_tf import bounds, checks, constraints, design
+from lipvae_tf import bounds, checks, constraints, design, distribute
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 
@@ -254,7 +254,9 @@ class LipschitzVAE(keras.Model):
         return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.image_shape))
 
     def _sample_latent(self, mu, sigma):
-        eps = keras.random.normal(tf.shape(mu), dtype=mu.dtype, seed=self.seed_generator)
+        # under tf.distribute: this replica's rows of one draw for the global batch, so every
+        # example gets the same noise with 1 or N replicas (plain keras.random.normal otherwise)
+        eps = distribute.replica_normal(tf.shape(mu), mu.dtype, self.seed_generator)
         return mu + sigma * eps
 
     def call(self, inputs, training: bool = False):
@@ -278,15 +280,22 @@ class LipschitzVAE(keras.Model):
 
     def _record(self, terms: dict) -> dict:
         for name, tracker in self.trackers.items():
-            tracker.update_state(tf.reduce_mean(terms[name]))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+            # per example: the replicas' totals and counts add up (on-read SUM) to the global mean
+            tracker.update_state(terms[name])
+        # (1,)-shaped under multi-worker: Keras' step-output reduction fails on scalars there
+        return distribute.step_logs({n: t.result() for n, t in self.trackers.items()})
 
     def train_step(self, data):
         x = _images_of(data)
+        # Keras' TF optimizer sums the replicas' gradients (all-reduce SUM), so each replica's
+        # loss is its sum over the global batch size: the sum is the gradient of the global mean
+        # for any number of replicas, even uneven splits (1 replica: the plain batch mean).
+        global_batch = distribute.global_batch_size(tf.shape(x)[0])
         with tf.GradientTape() as tape:
             terms = self.elbo_terms(x, training=True)
-            loss = tf.reduce_mean(terms["loss"])
+            loss = tf.reduce_sum(terms["loss"]) / tf.cast(global_batch, terms["loss"].dtype)
         gradients = tape.gradient(loss, self.trainable_variables)
+        # after the summed update, each replica projects its identical copy of every kernel
         self.optimizer.apply(gradients, self.trainable_variables)  # constraints applied after
         return self._record(terms)
 
