@@ -20,7 +20,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from lipvae_tf import bounds, data, report  # noqa: E402
+from lipvae_tf import bounds, data, distribute, report  # noqa: E402
 from lipvae_tf.model import LipschitzVAE, StandardVAE  # noqa: E402
 
 
@@ -54,6 +54,7 @@ class TrainConfig:
     output_dir: str = "runs/latest"
     seed: int = 0
     verbose: int = 1
+    strategy: str = "default"  # tf.distribute: default, mirrored or multi_worker
 
 
 def build_model(config: TrainConfig) -> LipschitzVAE:
@@ -90,17 +91,21 @@ def fit(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config: Tr
         run_dir: str, extra_callbacks: tuple = ()) -> dict:
     """ELBO training with progress bar, TensorBoard and resumable checkpoints; history.
 
-    Re-running with the same run_dir after an interruption resumes from the last finished epoch.
+    Re-running with the same run_dir after an interruption resumes from the last finished epoch
+    (also under another number of replicas). Compiles in the strategy the model was built under;
+    data is fed as global batches sharded by tf.data (lipvae_tf.distribute).
     """
-    model.compile(keras.optimizers.Adam(config.learning_rate))
+    distribute.compile_in_scope(model, lambda: keras.optimizers.Adam(config.learning_rate))
+    train_data, steps = distribute.training_dataset(train_x, config.batch_size, seed=config.seed)
     callbacks = [
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
         *extra_callbacks,
     ]
-    history = model.fit(train_x, validation_data=(test_x,), epochs=config.epochs,
-                        batch_size=config.batch_size, callbacks=callbacks,
-                        verbose=config.verbose, shuffle=True)
+    history = model.fit(train_data, steps_per_epoch=steps, epochs=config.epochs,
+                        validation_data=distribute.evaluation_dataset(test_x, config.batch_size),
+                        callbacks=callbacks, verbose=config.verbose,
+                        shuffle=False)  # the dataset shuffles (per epoch, stateless)
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
@@ -144,12 +149,20 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
 
 
 def run(config: TrainConfig) -> dict:
-    """The whole job; returns the report (also written to <output_dir>/report.json)."""
+    """The whole job; returns the report (also written to <output_dir>/report.json).
+
+    Models are built and trained under `config.strategy`; a non-chief worker of a multi-worker
+    run writes into <output_dir>/workers/<task>.
+    """
+    # first: a MultiWorkerMirroredStrategy must be created before any other TensorFlow work
+    strategy = distribute.make_strategy(config.strategy)
+    config = dataclasses.replace(
+        config, output_dir=distribute.worker_path(config.output_dir, strategy))
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
     train_x, train_source = load_images(config, "train")
     test_x, test_source = load_images(config, "test")
-    model = build_model(config)
+    model = distribute.build_in_scope(strategy, lambda: build_model(config))
     start_radii = certify(model, test_x, config)
     results = {"lipschitz_vae": train_one(model, "lipschitz_vae", train_x, test_x, config)}
     results["lipschitz_vae"]["certified_radius_at_start"] = {
@@ -158,7 +171,8 @@ def run(config: TrainConfig) -> dict:
     models = {"lipschitz_vae": model}
     if config.baseline:
         keras.utils.set_random_seed(config.seed)
-        baseline = StandardVAE(**_shape_kwargs(config))
+        baseline = distribute.build_in_scope(strategy,
+                                             lambda: StandardVAE(**_shape_kwargs(config)))
         results["standard_vae"] = train_one(baseline, "standard_vae", train_x, test_x, config)
         models["standard_vae"] = baseline
     figures = _figures(models, results, test_x, config)
@@ -221,6 +235,8 @@ flags.DEFINE_integer("ll_samples", _DEFAULTS.ll_samples, "importance samples for
 flags.DEFINE_bool("baseline", _DEFAULTS.baseline, "also train the standard VAE baseline")
 flags.DEFINE_string("output_dir", _DEFAULTS.output_dir, "where report, figures, models go")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "random seed")
+flags.DEFINE_enum("strategy", _DEFAULTS.strategy, list(distribute.STRATEGIES),
+                  "tf.distribute strategy (multi_worker reads the cluster from TF_CONFIG)")
 
 
 def config_from_flags() -> TrainConfig:
