@@ -1,4 +1,4 @@
-"""Training report: radius summaries, figures (matplotlib, written to files) and the JSON file."""
+"""Reports of training and evaluation runs: radius summaries, figures (matplotlib, written to files) and the JSON file."""
 from __future__ import annotations
 
 import json
@@ -30,10 +30,7 @@ def plot_radius_histogram(radii: dict[str, np.ndarray], target: float | None, pa
     ax.set_ylabel("test inputs")
     ax.set_title("Certified radius per test input")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_reconstructions(rows: dict[str, np.ndarray], path: str) -> str:
@@ -48,6 +45,65 @@ def plot_reconstructions(rows: dict[str, np.ndarray], path: str) -> str:
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_margin_vs_certificate(points: dict[str, tuple[np.ndarray, np.ndarray]], path: str) -> str:
+    """Estimated margin (y) against certified radius (x) per input, log axes, with y = x.
+
+    Points below the line would be certificates proven wrong; inputs with a zero certificate
+    cannot sit on a log axis and are counted in the legend instead.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    low, high = np.inf, 0.0
+    for name, (certified, margin) in points.items():
+        shown = (certified > 0) & (margin > 0) & np.isfinite(margin)
+        label = name if shown.all() else f"{name} ({(~shown).sum()} inputs off the log axes)"
+        if shown.any():
+            ax.scatter(certified[shown], margin[shown], s=12, alpha=0.7, label=label)
+            low = min(low, certified[shown].min(), margin[shown].min())
+            high = max(high, certified[shown].max(), margin[shown].max())
+    if high > 0:
+        line = [low / 1.5, high * 1.5]
+        ax.plot(line, line, "k--", linewidth=1, label="y = x (certificate = margin)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("certified radius")
+    ax.set_ylabel("estimated margin (attack)")
+    ax.set_title("Estimated margin vs certificate")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_probability_vs_norm(curves: dict[str, tuple[np.ndarray, np.ndarray]], p: float, r: float,
+                             path: str) -> str:
+    """Mean estimated P(||f(x + delta) - f(x)|| <= r) under the attack, against ||delta||."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (norms, probability) in curves.items():
+        ax.plot(norms, probability, marker="o", label=name)
+    ax.axhline(p, color="black", linestyle="--", linewidth=1, label=f"p = {p:g}")
+    ax.set_xlabel("attack norm ||delta||_2")
+    ax.set_ylabel(f"P(||f(x+delta) - f(x)|| <= {r:g})")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Robustness probability under the maximum-damage attack")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_pareto(points: dict[str, tuple[float, float]], path: str) -> str:
+    """Test log-likelihood (y) against mean estimated margin (x), one labelled point per model."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (margin, log_likelihood) in points.items():
+        ax.scatter([margin], [log_likelihood], s=30)
+        ax.annotate(name, (margin, log_likelihood), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
+    ax.set_xlabel("mean estimated margin")
+    ax.set_ylabel("test log-likelihood (IWAE)")
+    ax.set_title("Robustness vs reconstruction quality")
+    return _save(fig, path)
+
+
+def _save(fig, path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,280 @@
+"""Robustness evaluation of trained VAEs: certificates against attacks (THEORY.md §6).
+
+    python -m lipvae_tf.evaluate --models=lip=runs/a/lipschitz_vae.keras,std=runs/a/standard_vae.keras
+
+Per model: certified radii (every method), the estimated margin of `attacks.estimate_margin`
+(Clopper-Pearson, stated confidence), their ratio, an audit of the certificate at 0.99 x its
+radius, test log-likelihood, and P(||f(x+delta) - f(x)|| <= r) against the attack norm. Writes
+evaluation.json and figures (margin vs certificate, probability vs norm, Pareto, adversarial grids).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from lipvae_tf import attacks, bounds, data, report  # noqa: E402
+from lipvae_tf.model import SIGMOID_LIPSCHITZ, LipschitzVAE, StandardVAE  # noqa: E402
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Everything an evaluation depends on (written into the report)."""
+
+    models: dict[str, str]  # name -> .keras path
+    dataset: str = "fashion_mnist"
+    source: str = "auto"
+    data_dir: str | None = None
+    idx_dir: str | None = None
+    r: float = 8.0
+    p: float = 0.5
+    num_inputs: int = 100  # test inputs attacked (the first N)
+    test_limit: int | None = None  # test inputs for the log-likelihood and the certificates
+    confidence: float = 0.99
+    samples: int = 2000
+    bisection_steps: int = 8
+    restarts: int = 5
+    steps: int = 40
+    attack_norms: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    grid_radius: float = 2.0
+    ll_samples: int = 64
+    output_dir: str = "runs/evaluation"
+    seed: int = 0
+
+
+def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:
+    """The models as saved by `train` (`.keras`), with a clear error for a missing file."""
+    if not paths:
+        raise ValueError("models must name at least one model (name=path.keras)")
+    models = {}
+    for name, path in paths.items():
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"model {name!r}: no file at {path}")
+        model = keras.models.load_model(path)
+        if not isinstance(model, LipschitzVAE):
+            raise TypeError(f"model {name!r} at {path} is a {type(model).__name__}, "
+                            "not a lipvae_tf LipschitzVAE/StandardVAE")
+        models[name] = model
+    return models
+
+
+def load_test_set(config: EvalConfig) -> tuple[np.ndarray, np.ndarray, str]:
+    """Test images, labels and the source they came from."""
+    options = dict(source=config.source, data_dir=config.data_dir, idx_dir=config.idx_dir)
+    source = data.resolve_source(config.dataset, "test", **options)
+    dataset = data.load_dataset(config.dataset, "test", limit=config.test_limit, batch_size=4096,
+                                with_labels=True, **options)
+    batches = list(dataset.as_numpy_iterator())
+    return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
+            source)
+
+
+def reference_r1(model: LipschitzVAE, s: np.ndarray, r: float, p: float) -> np.ndarray | None:
+    """The published R1 computed the reference code's way: the nominal (budget) constants, with
+    the decoder's constant taken before its sigmoid. None for the standard VAE (no budget)."""
+    if isinstance(model, StandardVAE):
+        return None
+    return bounds.paper_markov_radius(
+        model.encoder_mean_budget, model.encoder_std_budget,
+        model.decoder_budget / SIGMOID_LIPSCHITZ, s, r, p)
+
+
+def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, test_y: np.ndarray,
+                   config: EvalConfig) -> dict:
+    """Certificates, estimated margins, audit, log-likelihood and the probability curve."""
+    attacked = test_x[:config.num_inputs]
+    methods = [m for m in bounds.METHODS if m != "ncx2" or model.posterior_std is not None]
+    certified = {m: model.certified_radius(attacked, config.r, config.p, method=m) for m in methods}
+    all_certified = {m: model.certified_radius(test_x, config.r, config.p, method=m)
+                     for m in methods}
+    started = time.perf_counter()
+    estimate = attacks.estimate_margin(
+        model, attacked, config.r, config.p, confidence=config.confidence, samples=config.samples,
+        bisection_steps=config.bisection_steps, restarts=config.restarts, steps=config.steps,
+        seed=config.seed)
+    margin_seconds = time.perf_counter() - started
+    best = certified["best"]
+    audit = (attacks.audit_certificate(model, attacked, best, config.r, config.p,
+                                       confidence=0.999, seed=config.seed)
+             if np.all(best > 0) else None)
+    curve = probability_curve(model, attacked, config)
+    log_likelihood = model.log_likelihood(test_x, samples=config.ll_samples)
+    paper_ref = reference_r1(model, model.std_norms(attacked), config.r, config.p)
+    unbroken = ~np.isfinite(estimate.upper)
+    tight = (estimate.margin > 0) & (best > 0)
+    return {
+        "class": type(model).__name__,
+        "constants": model.lipschitz_constants(),
+        "test_log_likelihood_iwae": float(log_likelihood.mean()),
+        "certified_radius_test_set": {m: report.summarize(v) for m, v in all_certified.items()},
+        "certified_radius": {m: report.summarize(v) for m, v in certified.items()},
+        "paper_r1_reference_constants": None if paper_ref is None else report.summarize(paper_ref),
+        "estimated_margin": report.summarize(estimate.margin),
+        "estimated_margin_upper": report.summarize(
+            np.where(unbroken, np.nan, estimate.upper)) if not unbroken.all() else None,
+        "unbroken_inputs": int(unbroken.sum()),
+        "tightness_median": float(np.median(best[tight] / estimate.margin[tight]))
+        if tight.any() else 0.0,
+        "certificate_violations": None if audit is None else int(np.sum(audit <= config.p)),
+        "audit_min_probability_upper": None if audit is None else float(audit.min()),
+        "probability_curve": curve,
+        "margin_seconds": margin_seconds,
+        "_per_input": {"certified": best, "margin": estimate.margin},
+    }
+
+
+def probability_curve(model: LipschitzVAE, x: np.ndarray, config: EvalConfig) -> dict:
+    """Mean P(||f(x + delta) - f(x)|| <= r) over the inputs at each attack norm (point estimate,
+    with the mean Clopper-Pearson upper bound)."""
+    norms, mean, upper = [0.0, *config.attack_norms], [], []
+    for i, norm in enumerate(norms):
+        result = attacks.maximum_damage_attack(model, x, norm, restarts=config.restarts,
+                                               steps=config.steps if norm else 0,
+                                               seed=config.seed + i)
+        counts = attacks.robust_counts(model, x, result.delta, config.r, config.samples,
+                                       seed=config.seed + 1000 + i)
+        mean.append(float(np.mean(counts / config.samples)))
+        upper.append(float(np.mean(attacks.clopper_pearson_upper(
+            counts, config.samples, config.confidence))))
+    return {"norms": norms, "probability": mean, "probability_upper": upper}
+
+
+def adversarial_grid(model: LipschitzVAE, test_x: np.ndarray, test_y: np.ndarray,
+                     config: EvalConfig, path: str, count: int = 8) -> str:
+    """Rows: original, reconstruction, adversarial input, its reconstruction, and the target (an
+    image of another class) that the latent attack steers towards under ||delta|| <= grid_radius."""
+    x = test_x[:count]
+    targets = np.stack([test_x[_other_class(test_y, i)] for i in range(len(x))])
+    result = attacks.latent_attack(model, x, targets, radius=config.grid_radius, steps=100,
+                                   seed=config.seed)
+    adversarial = x + result.delta
+    return report.plot_reconstructions({
+        "original": x, "reconstruction": model.reconstruct(x, sample=False),
+        f"adversarial\n||d|| <= {config.grid_radius:g}": adversarial,
+        "adv. recon.": model.reconstruct(adversarial, sample=False), "target": targets,
+    }, path)
+
+
+def _other_class(labels: np.ndarray, index: int) -> int:
+    """The first image after `index` whose label differs (wrapping around)."""
+    order = np.roll(np.arange(len(labels)), -index - 1)
+    return int(order[np.argmax(labels[order] != labels[index])])
+
+
+def run(config: EvalConfig) -> dict:
+    """The whole evaluation; returns the report (also written to <output_dir>/evaluation.json)."""
+    keras.utils.set_random_seed(config.seed)
+    os.makedirs(config.output_dir, exist_ok=True)
+    models = load_models(config.models)
+    test_x, test_y, source = load_test_set(config)
+    if config.num_inputs > len(test_x):
+        raise ValueError(f"num_inputs={config.num_inputs} is more than the {len(test_x)} test "
+                         "images")
+    results = {}
+    for name, model in models.items():
+        print(f"evaluating {name} ({config.models[name]})", flush=True)
+        results[name] = evaluate_model(model, test_x, test_y, config)
+    out = config.output_dir
+    figures = {
+        "margin_vs_certificate": report.plot_margin_vs_certificate(
+            {n: (v["_per_input"]["certified"], v["_per_input"]["margin"])
+             for n, v in results.items()}, os.path.join(out, "margin_vs_certificate.png")),
+        "probability_vs_norm": report.plot_probability_vs_norm(
+            {n: (v["probability_curve"]["norms"], v["probability_curve"]["probability"])
+             for n, v in results.items()}, config.p, config.r,
+            os.path.join(out, "probability_vs_norm.png")),
+        "pareto": report.plot_pareto(
+            {n: (v["estimated_margin"]["mean"], v["test_log_likelihood_iwae"])
+             for n, v in results.items()}, os.path.join(out, "pareto.png")),
+    }
+    for name, model in models.items():
+        figures[f"adversarial_grid_{name}"] = adversarial_grid(
+            model, test_x, test_y, config, os.path.join(out, f"adversarial_grid_{name}.png"))
+    for result in results.values():
+        result.pop("_per_input")
+    full = {"config": dataclasses.asdict(config),
+            "data": {"test_source": source, "test_images": len(test_x)},
+            "models": results, "figures": figures}
+    full["report_path"] = report.write_json(full, os.path.join(out, "evaluation.json"))
+    return full
+
+
+def format_table(result: dict) -> str:
+    """A Markdown table: certificates per method, estimated margin, tightness, log-likelihood."""
+    methods = ("paper", "markov", "chi2", "ncx2", "best")
+    cols = ["model", *[f"cert. {m}" for m in methods], "R1 ref.", "est. margin", "cert./margin",
+            "violations", "test log p(x)"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    for name, v in result["models"].items():
+        cert = [f"{v['certified_radius'][m]['median']:.4f}" if m in v["certified_radius"]
+                else "n/a" for m in methods]
+        ref = v["paper_r1_reference_constants"]
+        lines.append("| " + " | ".join([
+            name, *cert, "n/a" if ref is None else f"{ref['median']:.4f}",
+            f"{v['estimated_margin']['median']:.4f}", f"{v['tightness_median']:.3f}",
+            "n/a" if v["certificate_violations"] is None else str(v["certificate_violations"]),
+            f"{v['test_log_likelihood_iwae']:.1f}"]) + " |")
+    return "\n".join(lines)
+
+
+# ----- command line -------------------------------------------------------------------------
+
+_DEFAULTS = EvalConfig(models={})
+flags.DEFINE_list("models", None, "models to evaluate, as name=path.keras (or just paths)")
+flags.DEFINE_string("dataset", _DEFAULTS.dataset, "fashion_mnist or mnist")
+flags.DEFINE_enum("source", _DEFAULTS.source, ["auto", "tfds", "idx", "sample"], "data source")
+flags.DEFINE_string("data_dir", None, "tfds data directory")
+flags.DEFINE_string("idx_dir", None, "directory of IDX files (*-ubyte[.gz])")
+flags.DEFINE_float("r", _DEFAULTS.r, "reconstruction tolerance r (l2)")
+flags.DEFINE_float("p", _DEFAULTS.p, "probability level p in [1/2, 1)")
+flags.DEFINE_integer("num_inputs", _DEFAULTS.num_inputs, "test inputs attacked (the first N)")
+flags.DEFINE_integer("test_limit", None, "test inputs for log-likelihood and certificates")
+flags.DEFINE_float("confidence", _DEFAULTS.confidence, "Clopper-Pearson confidence level")
+flags.DEFINE_integer("samples", _DEFAULTS.samples, "noise pairs per probability estimate")
+flags.DEFINE_integer("bisection_steps", _DEFAULTS.bisection_steps, "bisection steps per margin")
+flags.DEFINE_integer("restarts", _DEFAULTS.restarts, "attack restarts (first one from delta=0)")
+flags.DEFINE_integer("steps", _DEFAULTS.steps, "projected gradient steps per attack")
+flags.DEFINE_list("attack_norms", [f"{n:g}" for n in _DEFAULTS.attack_norms],
+                  "norms of the probability-vs-norm curve")
+flags.DEFINE_float("grid_radius", _DEFAULTS.grid_radius, "norm cap of the adversarial grid")
+flags.DEFINE_integer("ll_samples", _DEFAULTS.ll_samples, "importance samples for log p(x)")
+flags.DEFINE_string("output_dir", _DEFAULTS.output_dir, "where the report and figures go")
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "random seed")
+flags.mark_flag_as_required("models")
+
+
+def parse_models(entries: list[str]) -> dict[str, str]:
+    """["name=path", "path", ...] -> {name: path}; a bare path is named by its file stem."""
+    models = {}
+    for entry in entries:
+        name, _, path = entry.rpartition("=") if "=" in entry else ("", "", entry)
+        name = name or os.path.splitext(os.path.basename(path))[0]
+        if name in models:
+            raise ValueError(f"models: the name {name!r} is given twice")
+        models[name] = path
+    return models
+
+
+def config_from_flags() -> EvalConfig:
+    values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(EvalConfig)}
+    values["models"] = parse_models(values["models"])
+    values["attack_norms"] = tuple(float(n) for n in values["attack_norms"])
+    return EvalConfig(**values)
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    result = run(config_from_flags())
+    print(format_table(result))
+    print(f"report: {result['report_path']}")
+
+
+if __name__ == "__main__":
+    app.run(main)
