@@ -1,0 +1,330 @@
+"""The certificates of `lipvae_tf.bounds` as TensorFlow float64 graph code (SavedModel signatures).
+
+A served model must certify inside its graph, without Python or NumPy, so every formula of
+bounds.py is written again here with TF ops, operation by operation in the same order and with the
+same safety rounding (closed forms rounded down by 64 ulps, noncentral chi-square terms rounded down
+with the same error bounds, the same bisection rule and step count). Run eagerly, the closed forms
+equal bounds.py's bit for bit. In a graph (a tf.function, a SavedModel, TF Serving) TF's optimiser
+may reassociate a few float64 operations (e.g. x / c -> x * (1 / c)): a few ulps, well inside the
+64-ulp rounding. The bisections differ by at most their 1e-12 bracket where TF's and NumPy's
+log/exp (both accurate to a few ulps, different code) tip a comparison. `tests/test_export.py`
+measures both (largest: 1.2e-13 relative; never above NumPy by more than 2e-15).
+
+Cost: per bisection step (about 40) the noncentral chi-square certificate sums two windows of about
+10 r / (gamma M_g) terms for each distinct (r, p) pair of a batch (padded to the longest). A
+request usually holds one pair; one with many distinct large r costs time and memory in proportion.
+
+Conventions: the Lipschitz constants, gamma and latent_dim are Python numbers frozen into the graph
+(validated when the graph is built, with the errors of bounds.py); s, r and p are float64 tensors
+that broadcast. The per-method functions assume valid inputs, like bounds.py's after validation.
+`radius()` is the serving entry point: a graph cannot raise on a request, so it returns NaN where
+r <= 0, r is not finite, p is outside [1/2, 1), or s is negative or not finite.
+"""
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from lipvae_tf import bounds, checks
+
+_U = bounds._U  # unit roundoff 2^-53
+_F64 = tf.float64
+METHODS = bounds.METHODS
+
+
+def _t(value) -> tf.Tensor:
+    return tf.convert_to_tensor(value, _F64)
+
+
+def _broadcast(*values) -> list[tf.Tensor]:
+    """The values as float64 tensors broadcast to their common shape."""
+    tensors = [_t(v) for v in values]
+    shape = tf.shape(tensors[0])
+    for tensor in tensors[1:]:
+        shape = tf.broadcast_dynamic_shape(shape, tf.shape(tensor))
+    return [tf.broadcast_to(tensor, shape) for tensor in tensors]
+
+
+def _budget(m_g: float, r, p):
+    """(1 - p) r^2 / M_g^2 (bounds._budget)."""
+    return (1 - p) * tf.square(r) / (m_g * m_g)
+
+
+def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
+    """bounds.paper_markov_radius: the published closed form R1, rounded down by 64 ulps."""
+    s, r, p = _t(s), _t(r), _t(p)
+    a = m_mu * m_mu + m_sigma * m_sigma
+    inside = a * _budget(m_g, r, p) - 4 * (m_mu * m_mu) * tf.square(s)
+    radius = (tf.sqrt(tf.maximum(inside, 0.0)) - 2 * m_sigma * s) / a * (1 - 64 * _U)
+    return tf.where(inside > 0, tf.maximum(radius, 0.0), tf.zeros_like(radius))
+
+
+def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
+    """bounds.markov_radius: largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= budget."""
+    s, r, p = _t(s), _t(r), _t(p)
+    a = m_mu * m_mu + m_sigma * m_sigma
+    slack = _budget(m_g, r, p) - 2 * tf.square(s)
+    positive = tf.maximum(slack, 0.0)
+    discriminant = tf.square(m_sigma * s) + a * positive
+    radius = positive / (tf.sqrt(discriminant) + m_sigma * s) * (1 - 64 * _U)
+    return tf.where(slack > 0, radius, tf.zeros_like(radius))  # 0/0 where slack <= 0: masked
+
+
+def inglot_log_tail(u, m: int) -> tf.Tensor:
+    """bounds.inglot_log_tail: log of Inglot's bound on P(chi2_m >= u) (+inf for u <= m - 2)."""
+    u = _t(u)
+    log_c = -0.5 * math.log(math.pi) + 0.5 * (m - (m - 1) * math.log(m))
+    valid = u > m - 2
+    safe_u = tf.where(valid & tf.math.is_finite(u), u, tf.fill(tf.shape(u), _t(float(m))))
+    value = log_c + 0.5 * m * tf.math.log(safe_u) - 0.5 * safe_u - tf.math.log(safe_u - m + 2)
+    inf = tf.fill(tf.shape(u), _t(math.inf))
+    return tf.where(valid, tf.where(tf.math.is_inf(u), -inf, value), inf)
+
+
+def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
+    reach = tf.maximum(r / m_g - m_mu * d, 0.0)
+    if gamma is not None:
+        return tf.square(reach) / (2 * (gamma * gamma))
+    return tf.square(reach) / tf.square(m_sigma * d + 2 * s)  # u = inf where there is no noise
+
+
+def _chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None) -> tf.Tensor:
+    """chi2_radius; rows where `ignore` is True do not delay the stopping rule (result 0 there)."""
+    s, r, p = _broadcast(s, r, p)
+    shape = tf.shape(s)
+    ignore = tf.zeros(shape, tf.bool) if ignore is None else tf.broadcast_to(ignore, shape)
+    log_level = tf.math.log1p(-p)
+
+    def certified(d):
+        u = _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma)
+        return (u > latent_dim - 2) & (inglot_log_tail(u, latent_dim) <= log_level)
+
+    def body(step, lo, hi, done):
+        mid = 0.5 * (lo + hi)
+        good = certified(mid)
+        lo, hi = tf.where(good, mid, lo), tf.where(good, hi, mid)
+        done = tf.reduce_all((hi - lo <= 1e-12 * hi) | ignore)
+        return step + 1, lo, hi, done
+
+    lo = tf.zeros_like(s)  # stays 0 where nothing is certified
+    hi = r / (m_g * m_mu)  # u(hi) = 0: never certified
+    _, lo, _, _ = tf.while_loop(
+        lambda step, lo, hi, done: (step < bounds.BISECTION_STEPS) & tf.logical_not(done),
+        body, (tf.constant(0), lo, hi, tf.constant(False)),
+    )
+    return tf.where(ignore, tf.zeros_like(lo), lo)
+
+
+def chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
+                gamma: float | None = None) -> tf.Tensor:
+    """bounds.chi2_radius: Inglot chi-square certificate by bisection (same steps, same stop rule:
+    every element is halved until all brackets are within 1e-12 relative, at most 200 times)."""
+    latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
+    return _chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma)
+
+
+# ---- exact noncentral chi-square certificate (fixed std) ----------------------------------------
+
+def _log_poisson(n, mu):
+    """bounds._log_poisson: log Poisson(n; mu) for real n >= 0 and a bound on its error."""
+    n, mu = _broadcast(n, mu)
+    z = n + 1.0
+    shift = tf.math.ceil(tf.maximum(bounds._STIRLING_FROM - z, 0.0))
+    big = z + shift
+    product = tf.ones_like(z)
+    for k in range(bounds._STIRLING_FROM):
+        product *= tf.where(k < shift, z + k, tf.ones_like(z))
+    log_product = tf.where(shift > 0, tf.math.log(product), tf.zeros_like(z))
+    inverse = 1.0 / big
+    inverse_squared = inverse * inverse
+    series = tf.fill(tf.shape(big), _t(bounds._STIRLING[-1]))
+    for coefficient in reversed(bounds._STIRLING[:-1]):
+        series = series * inverse_squared + coefficient
+    series *= inverse
+    log_big = tf.math.log(big)
+    head = tf.where(n == 0, tf.zeros_like(n), n * tf.math.log(mu / big))
+    value = (head + (big - mu) - (shift + 0.5) * log_big - bounds._HALF_LOG_2PI - series
+             + log_product)
+    magnitude = n + tf.abs(head) + tf.abs(big - mu) + (shift + 1) * log_big + log_product
+    error = (16 * _U * (magnitude + tf.abs(value) + 4)
+             + bounds._STIRLING_NEXT * tf.pow(inverse, 15.0))
+    at_zero = mu == 0  # Poisson(0) is a point mass at n = 0
+    minus_inf = tf.fill(tf.shape(n), _t(-math.inf))
+    value = tf.where(at_zero, tf.where(n == 0, tf.zeros_like(n), minus_inf), value)
+    return value, tf.where(at_zero, tf.zeros_like(error), error)
+
+
+def _window(mu):
+    """bounds._window: Poisson(mu) has mass <= e^-46 per side outside [lo, hi]."""
+    tail = bounds._TAIL
+    lo = tf.maximum(tf.math.ceil(mu - tf.sqrt(2 * tail * mu)), 0.0)
+    hi = tf.math.floor(mu + tail / 3 + tf.sqrt(tail**2 / 9 + 2 * tail * mu))
+    return lo, hi
+
+
+def ncx2_cdf_lower(x, m: int, lam) -> tf.Tensor:
+    """bounds.ncx2_cdf_lower for finite x >= 0 and lam >= 0 (1-D tensors of one length) and an
+    integer m: a guaranteed lower bound on P(chi2'_m(lam) <= x), the same sums rounded the same way
+    (one padded block instead of NumPy's blocks of similar length: padding adds exact zeros)."""
+    m = checks.positive_int("m", m)
+    x, lam = _t(x), _t(lam)
+    y, mu, half_m = x / 2, lam / 2, m / 2
+    y_lo, y_hi = _window(y)
+    j_lo, j_hi = _window(mu)
+    i_lo = tf.maximum(tf.maximum(tf.math.ceil(y_lo - half_m), 0.0), j_lo)
+    i_hi = tf.math.floor(y_hi - half_m)
+    j_hi = tf.minimum(j_hi, i_hi)
+    length = tf.maximum(i_hi - i_lo, j_hi - j_lo) + 1
+    exact = length <= bounds._MAX_TERMS
+
+    # Cantelli bound where the sums would be too long
+    mean, variance = m + lam, 2 * (m + 2 * lam)
+    t = tf.maximum(x - mean - 8 * _U * (x + mean), 0.0)
+    rough = tf.square(t) / (variance + tf.square(t)) * (1 - 64 * _U)
+
+    zero = tf.zeros_like(x)
+    count_i = tf.where(exact, i_hi - i_lo + 1, zero)
+    count_j = tf.where(exact, j_hi - j_lo + 1, zero)
+    one = tf.ones([1], _F64)  # the width of an empty batch
+    width_i = tf.cast(tf.reduce_max(tf.concat([count_i, one], 0)), tf.int32)
+    width_j = tf.cast(tf.reduce_max(tf.concat([count_j, one], 0)), tf.int32)
+    j = j_lo[:, None] + tf.range(width_j, dtype=_F64)[None, :]
+    log_w, error_w = _log_poisson(j, mu[:, None])
+    weights = tf.where(j <= j_hi[:, None], tf.exp(log_w - error_w), tf.zeros_like(j))
+    cumulative = tf.cumsum(weights, axis=1)
+    i = i_lo[:, None] + tf.range(width_i, dtype=_F64)[None, :]
+    log_pi, error_pi = _log_poisson(half_m + i, y[:, None])
+    masses = tf.where(i <= i_hi[:, None], tf.exp(log_pi - error_pi), tf.zeros_like(i))
+    column = tf.clip_by_value(tf.minimum(i, j_hi[:, None]) - j_lo[:, None], 0.0,
+                              tf.cast(width_j - 1, _F64))
+    picked = tf.gather(cumulative, tf.cast(column, tf.int32), axis=1, batch_dims=1)
+    total = tf.reduce_sum(masses * picked, axis=1)
+    total = total * (1 - 8 * _U * (count_i + count_j + 16))
+    summed = tf.where((count_i > 0) & (count_j > 0), total, zero)
+    return tf.clip_by_value(tf.where(exact, summed, rough), 0.0, 1.0)
+
+
+def _ncx2_rows(m_mu, m_g, r, p, latent_dim, gamma) -> tf.Tensor:
+    """bounds.ncx2_radius on 1-D r and p (each row bisected until its own bracket is closed)."""
+    x = tf.square(r) / (2 * (gamma * gamma) * (m_g * m_g)) * (1 - 8 * _U)
+    scale = (m_mu * m_mu) / (2 * (gamma * gamma)) * (1 + 8 * _U)
+    finite = tf.math.is_finite(x)
+    x = tf.where(finite, x, tf.zeros_like(x))  # r / (gamma M_g) > ~1e154 overflows: reported as 0
+    lo = tf.zeros_like(x)
+    hi = r / (m_g * m_mu)
+    active = finite & (ncx2_cdf_lower(x, latent_dim, tf.zeros_like(x)) >= p)
+
+    def body(step, lo, hi, active):
+        rows = tf.where(active)  # only the open brackets are evaluated (their sums are padded
+        lo_a, hi_a = tf.gather_nd(lo, rows), tf.gather_nd(hi, rows)  # to the longest one)
+        mid = 0.5 * (lo_a + hi_a)
+        lam = scale * tf.square(mid) * (1 + 4 * _U)  # rounded up
+        good = ncx2_cdf_lower(tf.gather_nd(x, rows), latent_dim, lam) >= tf.gather_nd(p, rows)
+        lo = tf.tensor_scatter_nd_update(lo, rows, tf.where(good, mid, lo_a))
+        hi = tf.tensor_scatter_nd_update(hi, rows, tf.where(good, hi_a, mid))
+        return step + 1, lo, hi, active & (hi - lo > 1e-12 * hi)
+
+    _, lo, _, _ = tf.while_loop(
+        lambda step, lo, hi, active: (step < bounds.BISECTION_STEPS) & tf.reduce_any(active),
+        body, (tf.constant(0), lo, hi, active),
+    )
+    return lo
+
+
+def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float) -> tf.Tensor:
+    """bounds.ncx2_radius: exact worst case for a fixed std gamma, by bisection per element.
+
+    The radius depends only on (r, p), so it is computed once per distinct (r, p) pair of the
+    batch (a request usually has one) and gathered back: same values, far less work.
+    """
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    r, p = _broadcast(r, p)
+    shape = tf.shape(r)
+    r, p = tf.reshape(r, [-1]), tf.reshape(p, [-1])
+    pairs = tf.stack([tf.bitcast(r, tf.int64), tf.bitcast(p, tf.int64)], axis=1)
+    unique, index = tf.raw_ops.UniqueV2(x=pairs, axis=[0], out_idx=tf.int32)
+    values = tf.bitcast(unique, _F64)
+    radii = _ncx2_rows(m_mu, m_g, values[:, 0], values[:, 1], latent_dim, gamma)
+    return tf.reshape(tf.gather(radii, index), shape)
+
+
+def _fixed_std(gamma: float, latent_dim: int) -> tuple[float, float]:
+    """bounds._fixed_std: (M_sigma, s) = (0, gamma sqrt(m)), s rounded up."""
+    return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * _U)
+
+
+def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
+                gamma: float | None = None) -> tf.Tensor:
+    """bounds.best_radius: the largest of the sound certificates that apply, same candidates."""
+    return _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma)
+
+
+def _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None):
+    candidates = [_chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore)]
+    if gamma is None:
+        candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
+                       markov_radius(m_mu, m_sigma, m_g, s, r, p)]
+    else:
+        fixed_sigma, fixed_s = _fixed_std(gamma, latent_dim)
+        candidates += [paper_markov_radius(m_mu, fixed_sigma, m_g, fixed_s, r, p),
+                       markov_radius(m_mu, fixed_sigma, m_g, fixed_s, r, p),
+                       ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)]
+    shape = tf.shape(candidates[0])
+    best = tf.broadcast_to(candidates[0], shape)
+    for candidate in candidates[1:]:
+        best = tf.maximum(best, tf.broadcast_to(candidate, shape))
+    return best
+
+
+def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, latent_dim: int,
+                    gamma: float | None = None) -> tuple[float, float, float, int, float | None]:
+    """The frozen constants as Python floats, or the ValueError bounds.radius would raise."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    values = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
+    if gamma is not None:
+        values["gamma"] = gamma
+    checked = [float(v) for v in bounds._checked(**values)]  # finite, positive / non-negative
+    if method == "ncx2" and gamma is None:
+        raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
+                         "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")
+    if method in ("chi2", "best") and latent_dim < 2:
+        raise ValueError(f"method {method!r} needs latent_dim >= 2 (Inglot's bound), got "
+                         f"{latent_dim}")
+    gamma = checked[3] if gamma is not None else None
+    return checked[0], checked[1], checked[2], latent_dim, gamma
+
+
+def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
+           gamma: float | None = None) -> tf.Tensor:
+    """bounds.radius in the graph: the certificate `method` for float64 s, r, p (broadcast).
+
+    Constants are validated now (ValueError, as bounds.radius). Elements with r <= 0 or not finite,
+    p outside [1/2, 1) or not finite, or s < 0 or not finite get NaN (a graph cannot raise on a
+    request; NaN is never mistaken for a radius). They do not change the other elements.
+    """
+    m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
+        method, m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma)
+    s, r, p = _broadcast(s, r, p)
+    shape = tf.shape(s)
+    valid = (tf.math.is_finite(r) & (r > 0) & tf.math.is_finite(p) & (p >= 0.5) & (p < 1)
+             & tf.math.is_finite(s) & (s >= 0))
+    s = tf.where(valid, s, tf.zeros_like(s))  # harmless stand-ins, replaced by NaN below
+    r = tf.where(valid, r, tf.ones_like(r))
+    p = tf.where(valid, p, tf.fill(shape, _t(0.5)))
+    if gamma is not None and method in ("paper", "markov"):
+        m_sigma, s = _fixed_std(gamma, latent_dim)
+    if method == "paper":
+        result = paper_markov_radius(m_mu, m_sigma, m_g, s, r, p)
+    elif method == "markov":
+        result = markov_radius(m_mu, m_sigma, m_g, s, r, p)
+    elif method == "chi2":
+        result = _chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ~valid)
+    elif method == "ncx2":
+        result = ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
+    else:
+        result = _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ~valid)
+    result = tf.broadcast_to(result, shape)
+    return tf.where(valid, result, tf.fill(shape, _t(math.nan)))
