@@ -1,0 +1,296 @@
+"""SavedModel export with TF Serving signatures, and TF Serving REST request bodies.
+
+`export_saved_model(model, path, version=1)` writes a SavedModel that needs neither lipvae_tf nor
+NumPy to run: TF Serving, `tf.saved_model.load` in any Python, or `saved_model_cli`.
+
+Signatures (every one has a batch dimension; H, W, C = model.image_shape, m = latent_dim):
+
+| name | inputs | outputs |
+| --- | --- | --- |
+| `serving_default` | `images` float32 (None, H, W, C) | `reconstruction` (same shape), g(mu(x)) |
+| `encode` | `images` | `latent_mean`, `latent_std` float32 (None, m) |
+| `certify` | `images`, `r` and `p` float64 (None,) | `certified_radius` float64 (None,) |
+| `metadata` | `ignored` float32 (None,) | the frozen constants, latent_dim, gamma, method, ... |
+
+`certify` evaluates the certificate `method` in the graph (lipvae_tf.graph_bounds: the formulas of
+lipvae_tf.bounds in float64, same rounding) with the Lipschitz constants frozen at export time, so
+it equals `model.certified_radius(x, r, p, method)` to float64 round-off. r and p are float64, not
+float32: rounding p = 0.9 to float32 gives 0.89999998, a lower level, and r = 8.1 gives 8.1000004,
+a larger tolerance; both would certify a slightly larger radius than the one asked for. JSON numbers
+are parsed by TF Serving into the signature's dtype, so REST clients are not affected. The radius is
+float64 for the same reason (rounding it to float32 could round up). `metadata` returns, for each
+row of its unused input, the values frozen at export: TF Serving's REST API refuses a signature
+without inputs (tensorflow/serving#1676), so it takes one, and one row per input row keeps the row
+format working (`metadata_request()` is the body). A request cannot raise inside a
+graph, so rows with r <= 0, a non-finite r, p outside [1/2, 1), or a non-finite pixel get a NaN
+radius (never a clipped value). r and p must have one entry per image (TF Serving's row format,
+"instances", needs every input to share the batch dimension).
+
+Built with `keras.export.ExportArchive` (it tracks a Keras 3 model's variables for the SavedModel,
+and `add_endpoint` takes a multi-input `input_signature` whose `tf.TensorSpec` names become the
+signature's input names, while a returned dict names the outputs), so no hand-written
+`tf.Module` is needed. A JSON copy of the metadata is written to `assets.extra/` (TF Serving's
+folder for files that live beside the model and are not loaded by it), readable without TensorFlow.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lipvae_tf import bounds, checks, graph_bounds
+from lipvae_tf.model import LipschitzVAE
+
+SIGNATURES = ("serving_default", "encode", "certify", "metadata")
+METADATA_FILE = os.path.join("assets.extra", "lipvae_tf_metadata.json")
+FORMAT_VERSION = 1
+
+
+def _package_version() -> str:
+    import lipvae_tf  # the package imports this module's dependencies, not this module
+
+    return lipvae_tf.__version__
+
+
+def _target_dir(path, version) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    if version is not None:
+        version = checks.positive_int("version", version, minimum=0)
+        path = os.path.join(path, str(version))
+    return os.path.abspath(path)
+
+
+def _check_target(target: str, overwrite: bool) -> None:
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise FileExistsError(f"{target} exists and is not a directory")
+    if os.path.isdir(target) and os.listdir(target) and not overwrite:
+        raise FileExistsError(
+            f"{target} is not empty: pass overwrite=True to replace it, or a new version"
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _snapshot(model: keras.Model) -> list[np.ndarray]:
+    return [np.array(w.numpy(), copy=True) for w in model.weights]
+
+
+def export_saved_model(
+    model: LipschitzVAE,
+    path: str | os.PathLike,
+    *,
+    method: str = "best",
+    version: int | None = None,
+    overwrite: bool = False,
+    finalize: bool = True,
+) -> str:
+    """Writes `model` as a SavedModel with the signatures of this module's docstring.
+
+    path: the SavedModel folder, or with `version=N` the TF Serving model base folder, written to
+    `path/N/` (`saved_model.pb` inside). method: the certificate of the `certify` signature, one of
+    bounds.METHODS ("ncx2" only for a fixed posterior std). A non-empty target folder is an error
+    unless overwrite=True. The SavedModel is written to a hidden sibling folder first and renamed
+    into place, so a TF Serving instance watching `path` never sees half a version.
+
+    finalize: run `model.finalize()` (the converged projection, in place; it leaves a finalized
+    model unchanged) before measuring the constants. Either way the frozen constants are
+    `model.lipschitz_constants()` measured on the very weights written (they are compared before
+    and after writing), so they are verified upper bounds of the exported network.
+    Returns the SavedModel folder.
+    """
+    if not isinstance(model, LipschitzVAE):
+        raise TypeError(f"model must be a lipvae_tf LipschitzVAE, got {type(model).__name__}")
+    if method not in bounds.METHODS:
+        raise ValueError(f"method must be one of {bounds.METHODS}, got {method!r}")
+    if method == "ncx2" and model.posterior_std is None:
+        raise ValueError("method 'ncx2' needs a fixed posterior std (posterior_std=gamma); this "
+                         "model learns its std")
+    target = _target_dir(path, version)
+    _check_target(target, overwrite)
+    if finalize:
+        model.finalize()
+    weights = _snapshot(model)
+    constants = model.lipschitz_constants()
+    frozen = graph_bounds.check_constants(  # the ValueError of bounds.radius, before any writing
+        method, constants["encoder_mean"], constants["encoder_std"], constants["decoder"],
+        latent_dim=model.latent_dim, gamma=model.posterior_std)
+    metadata = _metadata(model, method, constants)
+
+    archive = _archive(model, method, frozen, metadata)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.export-", dir=parent)
+    try:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server user
+        archive.write_out(staging, verbose=False)
+        if any(not np.array_equal(a, b) for a, b in zip(weights, _snapshot(model))):
+            raise RuntimeError("the model's weights changed while it was exported; export again")
+        os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+        with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as f:
+            json.dump(metadata, f, indent=2, sort_keys=True)
+        _check_target(target, overwrite)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _metadata(model: LipschitzVAE, method: str, constants: dict) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "lipvae_tf_version": _package_version(),
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "model_class": type(model).__name__,
+        "method": method,
+        "lipschitz_constants": {k: float(v) for k, v in constants.items()},
+        "latent_dim": model.latent_dim,
+        "posterior_std": model.posterior_std,
+        "std_cap": model.std_cap,
+        "image_shape": list(model.image_shape),
+        "architecture": model.architecture,
+        "likelihood": model.likelihood,
+        "design": model.design,
+        "signatures": {
+            "serving_default": {"inputs": {"images": "float32 (None, H, W, C)"},
+                                "outputs": {"reconstruction": "float32 (None, H, W, C)"}},
+            "encode": {"inputs": {"images": "float32 (None, H, W, C)"},
+                       "outputs": {"latent_mean": "float32 (None, m)",
+                                   "latent_std": "float32 (None, m)"}},
+            "certify": {"inputs": {"images": "float32 (None, H, W, C)", "r": "float64 (None,)",
+                                   "p": "float64 (None,)"},
+                        "outputs": {"certified_radius": "float64 (None,), NaN for invalid r, p "
+                                                        "or pixels"}},
+            "metadata": {"inputs": {"ignored": "float32 (None,)"},
+                         "outputs": "this file's values, one row per input row"},
+        },
+    }
+
+
+def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict):
+    m_mu, m_sigma, m_g, latent_dim, gamma = frozen
+    images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
+    row_spec = {name: tf.TensorSpec((None,), tf.float64, name=name) for name in ("r", "p")}
+
+    def reconstruct(images):
+        return {"reconstruction": tf.cast(model(images, training=False), tf.float32)}
+
+    def encode(images):
+        mu, sigma = model.posterior_params(images, training=False)
+        return {"latent_mean": tf.cast(mu, tf.float32), "latent_std": tf.cast(sigma, tf.float32)}
+
+    def certify(images, r, p):
+        if model.encoder_std_net is None:  # as model.std_norms: gamma sqrt(m) for every input
+            s = tf.fill(tf.shape(images)[:1],
+                        tf.constant(model.posterior_std * np.sqrt(model.latent_dim), tf.float64))
+        else:  # as model._std_norm_batch: the norm in float64
+            s = tf.norm(tf.cast(model.encoder_std_net(images, training=False), tf.float64), axis=-1)
+        checks_ = [tf.debugging.assert_equal(
+            tf.shape(v), tf.shape(s), message=f"certify: {name} needs one value per image")
+            for name, v in (("r", r), ("p", p))]
+        with tf.control_dependencies(checks_):
+            radius = graph_bounds.radius(method, m_mu, m_sigma, m_g, s, r, p,
+                                         latent_dim=latent_dim, gamma=gamma)
+        pixels_ok = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
+        radius = tf.where(pixels_ok, radius, tf.fill(tf.shape(radius), tf.constant(math.nan,
+                                                                                   tf.float64)))
+        return {"certified_radius": radius}
+
+    def describe(ignored):
+        nan = math.nan
+        values = {
+            "encoder_mean_lipschitz": tf.constant(m_mu, tf.float64),
+            "encoder_std_lipschitz": tf.constant(m_sigma, tf.float64),
+            "decoder_lipschitz": tf.constant(m_g, tf.float64),
+            "latent_dim": tf.constant(latent_dim, tf.int64),
+            "posterior_std": tf.constant(nan if gamma is None else gamma, tf.float64),
+            "std_cap": tf.constant(nan if model.std_cap is None else model.std_cap, tf.float64),
+            "image_shape": tf.constant(model.image_shape, tf.int64),
+            "method": tf.constant(method),
+            "lipvae_tf_version": tf.constant(metadata["lipvae_tf_version"]),
+            "format_version": tf.constant(FORMAT_VERSION, tf.int64),
+        }
+        rows = tf.shape(ignored)[:1]
+        return {name: tf.broadcast_to(value, tf.concat([rows, tf.shape(value)], 0))
+                for name, value in values.items()}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", reconstruct, input_signature=[images_spec])
+    archive.add_endpoint("encode", encode, input_signature=[images_spec])
+    archive.add_endpoint("certify", certify,
+                         input_signature=[images_spec, row_spec["r"], row_spec["p"]])
+    archive.add_endpoint("metadata", describe,
+                         input_signature=[tf.TensorSpec((None,), tf.float32, name="ignored")])
+    return archive
+
+
+def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of an exported SavedModel folder (no TensorFlow needed)."""
+    with open(os.path.join(os.fspath(export_dir), METADATA_FILE), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def metadata_request() -> dict[str, Any]:
+    """The REST body that asks the `metadata` signature for the frozen values (one row)."""
+    return {"signature_name": "metadata", "instances": [{"ignored": 0.0}]}
+
+
+def _per_instance(name: str, value, n: int) -> list[float]:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        array = np.full(n, float(array))
+    if array.shape != (n,):
+        raise ValueError(f"{name} must be a number or have one value per image ({n}), got shape "
+                         f"{array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite (JSON has no NaN or Inf), got {value}")
+    return [float(v) for v in array]
+
+
+def rest_request(images, signature_name: str = "serving_default", *, r=None,
+                 p=None) -> dict[str, Any]:
+    """A TF Serving REST predict body in row format for `POST /v1/models/NAME:predict`.
+
+    {"signature_name": name, "instances": [{"images": [[[...]]]}, ...]}; for "certify" each
+    instance also holds "r" and "p" (numbers, or sequences with one value per image). images:
+    (batch, H, W, C) floats in [0, 1]. The body is JSON serialisable (`json.dumps(body)`); float32
+    pixels are written as the doubles equal to them, so the server parses back the same float32.
+    """
+    if signature_name not in ("serving_default", "encode", "certify"):
+        raise ValueError(f"signature_name must be 'serving_default', 'encode' or 'certify', got "
+                         f"{signature_name!r}")
+    array = np.asarray(images.numpy() if isinstance(images, tf.Tensor) else images)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(f"images must hold floating-point pixels in [0, 1], got {array.dtype}")
+    if array.ndim != 4:
+        raise ValueError(f"images must have shape (batch, H, W, C), got {array.shape}")
+    if not np.all(np.isfinite(array)) or (array.size and (array.min() < 0 or array.max() > 1)):
+        raise ValueError("images must hold finite pixel values in [0, 1]")
+    array = array.astype(np.float32)
+    instances = [{"images": image.tolist()} for image in array]
+    if signature_name == "certify":
+        if r is None or p is None:
+            raise ValueError("signature 'certify' needs r and p")
+        for instance, r_i, p_i in zip(instances, _per_instance("r", r, len(array)),
+                                      _per_instance("p", p, len(array))):
+            instance["r"], instance["p"] = r_i, p_i
+    elif r is not None or p is not None:
+        raise ValueError(f"r and p belong to the 'certify' signature, not {signature_name!r}")
+    return {"signature_name": signature_name, "instances": instances}

@@ -1,0 +1,325 @@
+"""SavedModel export: the signatures reproduce the Keras model in a fresh process that cannot import
+lipvae_tf, saved_model_cli lists them, a TF Serving REST body round-trips, and the in-graph
+certificates (graph_bounds) equal the NumPy ones (bounds)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipvae_tf import bounds, data, export, graph_bounds
+from lipvae_tf.model import LipschitzVAE
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT = os.path.join(HERE, "serving_client.py")
+SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+RADIUS_RTOL = 1e-6  # signature vs model.certified_radius (measured: equal to the last bit)
+GRAPH_RTOL = 1e-9  # graph_bounds vs bounds (measured: <= 2e-12)
+N, N_REST = 16, 8
+R_ROWS = np.linspace(4.0, 12.0, N)
+P_ROWS = np.tile([0.5, 0.6, 0.75, 0.9], N // 4)
+# name: (LipschitzVAE.from_target kwargs, certify method, TF Serving version)
+MODELS = {
+    "mlp": (dict(latent_dim=4, hidden_units=(32,)), "best", 1),
+    "conv": (dict(latent_dim=4, architecture="conv", conv_filters=(4, 8)), "chi2", None),
+    "fixed": (dict(latent_dim=4, hidden_units=(32,), posterior_std=0.05, method="ncx2"), "best",
+              None),
+}
+
+
+@pytest.fixture(scope="module")
+def images():
+    train, _ = data.load_sample("train")
+    test, _ = data.load_sample("test")
+    return train[:256], test[:N]
+
+
+@pytest.fixture(scope="module")
+def exported(images, tmp_path_factory):
+    """Each model trained a few steps, exported, and its Keras reference outputs."""
+    train, test = images
+    base = tmp_path_factory.mktemp("export")
+    result = {}
+    for name, (kwargs, method, version) in MODELS.items():
+        model = LipschitzVAE.from_target(1.0, 8.0, **kwargs)
+        model.compile(keras.optimizers.Adam(1e-2))
+        model.fit(train, epochs=1, batch_size=64, verbose=0)
+        directory = export.export_saved_model(model, base / name, method=method, version=version)
+        mu, sigma = model.posterior_params(test)
+        result[name] = dict(
+            model=model, dir=directory, base=str(base / name), method=method,
+            reconstruction=model.predict(test, verbose=0), mu=mu.numpy(), sigma=sigma.numpy(),
+            radius=model.certified_radius(test, R_ROWS, P_ROWS, method),
+            rest_radius=model.certified_radius(test[:N_REST], R_ROWS[:N_REST], P_ROWS[:N_REST],
+                                               method),
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def served(exported, images, tmp_path_factory):
+    """One fresh Python process (tests/serving_client.py, lipvae_tf import refused) calls every
+    signature of every export, directly and through TF Serving REST bodies."""
+    _, test = images
+    jobs, index = [], {}
+    for name, e in exported.items():
+        def add(key, job):
+            index[name, key] = len(jobs)
+            jobs.append({"export_dir": e["dir"], **job})
+
+        full = test.tolist()
+        add("reconstruct", {"signature": "serving_default", "arrays": {"images": full}})
+        add("encode", {"signature": "encode", "arrays": {"images": full}})
+        add("certify", {"signature": "certify",
+                        "arrays": {"images": full, "r": R_ROWS.tolist(), "p": P_ROWS.tolist()}})
+        add("metadata", {"body": export.metadata_request()})
+        for signature in ("serving_default", "encode"):
+            add(f"rest_{signature}", {"body": export.rest_request(test[:N_REST], signature)})
+        add("rest_certify", {"body": export.rest_request(
+            test[:N_REST], "certify", r=R_ROWS[:N_REST], p=P_ROWS[:N_REST])})
+    folder = tmp_path_factory.mktemp("client")
+    jobs_path, results_path = folder / "jobs.json", folder / "results.json"
+    jobs_path.write_text(json.dumps(jobs))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, CLIENT, str(jobs_path), str(results_path)], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(results_path.read_text())
+    return {key: results["replies"][i] for key, i in index.items()}, results
+
+
+def _relative(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300), initial=0.0)
+
+
+def test_the_fresh_process_never_imported_lipvae_tf(served):
+    _, results = served
+    assert results["lipvae_tf_modules"] == []
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_signature_equals_the_keras_model(exported, served, name):
+    replies, _ = served
+    e = exported[name]
+    np.testing.assert_allclose(replies[name, "reconstruct"]["reconstruction"], e["reconstruction"],
+                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(replies[name, "encode"]["latent_mean"], e["mu"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(replies[name, "encode"]["latent_std"], e["sigma"], rtol=0, atol=1e-6)
+    radius = np.array(replies[name, "certify"]["certified_radius"])
+    assert np.all(e["radius"] > 0) and len(np.unique(e["radius"])) > N // 2  # a real test
+    assert _relative(radius, e["radius"]) <= RADIUS_RTOL
+    assert np.all(radius <= e["radius"] * (1 + RADIUS_RTOL))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_rest_body_fed_as_tf_serving_does_gives_the_keras_outputs(exported, served, images,
+                                                                     name):
+    replies, _ = served
+    e = exported[name]
+    body = export.rest_request(images[1][:2], "certify", r=8.0, p=[0.5, 0.9])
+    assert json.loads(json.dumps(body)) == body
+    assert body["signature_name"] == "certify" and set(body["instances"][1]) == {"images", "r", "p"}
+    assert body["instances"][1]["r"] == 8.0 and body["instances"][1]["p"] == 0.9
+    np.testing.assert_array_equal(np.array(body["instances"][0]["images"], np.float32),
+                                  images[1][0])  # float32 pixels survive JSON exactly
+    reconstruction = replies[name, "rest_serving_default"]["predictions"]  # one output: bare rows
+    np.testing.assert_allclose(reconstruction, e["reconstruction"][:N_REST], rtol=0, atol=1e-6)
+    rows = replies[name, "rest_encode"]["predictions"]  # several outputs: one object per row
+    np.testing.assert_allclose([row["latent_mean"] for row in rows], e["mu"][:N_REST], atol=1e-6)
+    np.testing.assert_allclose([row["latent_std"] for row in rows], e["sigma"][:N_REST], atol=1e-6)
+    radius = replies[name, "rest_certify"]["predictions"]
+    assert _relative(radius, e["rest_radius"]) <= RADIUS_RTOL
+
+
+def test_signature_names_dtypes_and_shapes(exported, served):
+    _, results = served
+    for name, e in exported.items():
+        shape = [None, *e["model"].image_shape]
+        signatures = results["signatures"][e["dir"]]
+        assert set(signatures) == set(export.SIGNATURES)
+        image = {"dtype": "float32", "shape": shape}
+        assert signatures["serving_default"] == {"inputs": {"images": image},
+                                                 "outputs": {"reconstruction": image}}
+        latent = {"dtype": "float32", "shape": [None, e["model"].latent_dim]}
+        assert signatures["encode"] == {"inputs": {"images": image},
+                                        "outputs": {"latent_mean": latent, "latent_std": latent}}
+        row = {"dtype": "float64", "shape": [None]}
+        assert signatures["certify"] == {"inputs": {"images": image, "r": row, "p": row},
+                                         "outputs": {"certified_radius": row}}
+
+
+def test_metadata_holds_the_frozen_constants(exported, served):
+    replies, _ = served
+    for name, e in exported.items():
+        model, constants = e["model"], e["model"].lipschitz_constants()
+        (row,) = replies[name, "metadata"]["predictions"]
+        assert row["encoder_mean_lipschitz"] == constants["encoder_mean"]
+        assert row["encoder_std_lipschitz"] == constants["encoder_std"]
+        assert row["decoder_lipschitz"] == constants["decoder"]
+        assert row["latent_dim"] == model.latent_dim and row["method"] == e["method"]
+        assert row["image_shape"] == list(model.image_shape)
+        gamma = row["posterior_std"]
+        assert (math.isnan(gamma) if model.posterior_std is None else gamma == model.posterior_std)
+        card = export.read_metadata(e["dir"])
+        assert card["lipschitz_constants"] == constants and card["method"] == e["method"]
+        assert card["latent_dim"] == model.latent_dim and row["lipvae_tf_version"] == \
+            card["lipvae_tf_version"]
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    e = exported["mlp"]
+    assert os.path.isfile(os.path.join(e["base"], "1", "saved_model.pb"))  # TF Serving layout
+    assert os.listdir(e["base"]) == ["1"]  # no staging folder left behind
+    shown = subprocess.run([SAVED_MODEL_CLI, "show", "--all", "--dir", e["dir"]],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    text = shown.stdout
+    for signature, names in {"serving_default": ["images", "reconstruction"],
+                             "encode": ["images", "latent_mean", "latent_std"],
+                             "certify": ["images", "r", "p", "certified_radius"]}.items():
+        block = text.split(f"signature_def['{signature}']:")[1].split("signature_def[")[0]
+        assert "Method name is: tensorflow/serving/predict" in block
+        for tensor in names:
+            assert f"['{tensor}'] tensor_info" in block, (signature, tensor)
+    assert "dtype: DT_DOUBLE" in text.split("signature_def['certify']:")[1]
+
+
+def test_invalid_rows_get_nan_and_a_mismatched_batch_is_refused(exported, images):
+    _, test = images
+    e = exported["mlp"]
+    certify = tf.saved_model.load(e["dir"]).signatures["certify"]
+    r = np.array([8, 0, -1, np.inf, np.nan, 8, 8, 8, 8.0])
+    p = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.49, 1.0, np.nan, 0.5])
+    x = test[: len(r)].copy()
+    x[8, 0, 0, 0] = np.nan
+    radius = certify(images=tf.constant(x), r=tf.constant(r), p=tf.constant(p))[
+        "certified_radius"].numpy()
+    assert np.all(np.isnan(radius[1:])) and np.isfinite(radius[0])
+    np.testing.assert_allclose(radius[0], e["model"].certified_radius(x[:1], 8.0, 0.5)[0],
+                               rtol=RADIUS_RTOL)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one value per image"):
+        certify(images=tf.constant(test[:3]), r=tf.constant(r[:2]), p=tf.constant(p[:2]))
+
+
+def test_export_refuses_bad_arguments_and_overwrites_only_when_asked(exported, images,
+                                                                     tmp_path):
+    model = exported["fixed"]["model"]
+    with pytest.raises(TypeError, match="LipschitzVAE"):
+        export.export_saved_model(keras.Sequential([keras.layers.Dense(2)]), tmp_path / "a")
+    with pytest.raises(ValueError, match="method"):
+        export.export_saved_model(model, tmp_path / "a", method="gauss")
+    with pytest.raises(ValueError, match="ncx2"):
+        export.export_saved_model(exported["mlp"]["model"], tmp_path / "a", method="ncx2")
+    with pytest.raises(ValueError, match="version"):
+        export.export_saved_model(model, tmp_path / "a", version=-1)
+    with pytest.raises(TypeError, match="version"):
+        export.export_saved_model(model, tmp_path / "a", version="1")
+    with pytest.raises(TypeError, match="path"):
+        export.export_saved_model(model, 3)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export.export_saved_model(model, exported["mlp"]["base"], version=1)
+    assert not os.path.exists(tmp_path / "a")
+
+    target = tmp_path / "again"
+    target.mkdir()
+    (target / "old.txt").write_text("an earlier export")
+    directory = export.export_saved_model(model, target, method="paper", overwrite=True)
+    assert sorted(os.listdir(directory)) == ["assets", "assets.extra", "fingerprint.pb",
+                                             "saved_model.pb", "variables"]
+    assert export.read_metadata(directory)["method"] == "paper"
+    _, test = images
+    radius = tf.saved_model.load(directory).signatures["certify"](
+        images=tf.constant(test), r=tf.constant(R_ROWS), p=tf.constant(P_ROWS))
+    expected = model.certified_radius(test, R_ROWS, P_ROWS, "paper")
+    assert _relative(radius["certified_radius"].numpy(), expected) <= RADIUS_RTOL
+
+
+def test_rest_request_refuses_bad_arguments(images):
+    _, test = images
+    with pytest.raises(ValueError, match="signature_name"):
+        export.rest_request(test[:2], "predict")
+    with pytest.raises(ValueError, match="needs r and p"):
+        export.rest_request(test[:2], "certify", r=8.0)
+    with pytest.raises(ValueError, match="belong to the 'certify'"):
+        export.rest_request(test[:2], "encode", r=8.0)
+    with pytest.raises(ValueError, match="one value per image"):
+        export.rest_request(test[:2], "certify", r=[8.0, 8.0, 8.0], p=0.5)
+    with pytest.raises(ValueError, match="finite"):
+        export.rest_request(test[:2], "certify", r=8.0, p=np.nan)
+    with pytest.raises(TypeError, match="floating"):
+        export.rest_request((test[:2] * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        export.rest_request(test[0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        export.rest_request(test[:2] * 2)
+
+
+CASES = [(method, fixed) for method in bounds.METHODS for fixed in (False, True)
+         if fixed or method != "ncx2"]
+
+
+def test_graph_bounds_equal_the_numpy_bounds_and_never_exceed_them():
+    """In a tf.function, as served: graph optimisation (Grappler) may reorder a few float64
+    operations, so closed forms can differ by a few ulps; bisections by their 1e-12 bracket."""
+    rng = np.random.default_rng(5)
+    n, certified = 128, []
+    for trial in range(6):
+        m_mu, m_sigma, m_g = np.exp(rng.uniform(-0.5, 2.0, 3))
+        latent_dim = int(rng.choice([2, 3, 10, 64]))
+        gamma = float(np.exp(rng.uniform(-2.5, -1)))
+        s = np.exp(rng.uniform(-6, 0, n)) * rng.uniform(0.05, 1)
+        s[:4] = 0.0  # no noise: u = inf in the chi-square certificate
+        r, p = np.exp(rng.uniform(-1, 2.5, n)), rng.uniform(0.5, 0.999, n)
+        p[4:8] = 0.5
+        pick = rng.integers(0, 16, n)  # fixed std: 16 distinct (r, p) rows (ncx2 solves each once)
+        rows = {False: (r, p), True: (r[pick], p[pick])}
+
+        @tf.function
+        def all_methods(s, r, p, r_fixed, p_fixed):
+            given = {False: (r, p), True: (r_fixed, p_fixed)}
+            return {f"{method}/{fixed}": graph_bounds.radius(
+                method, m_mu, m_sigma, m_g, s, *given[fixed], latent_dim=latent_dim,
+                gamma=gamma if fixed else None) for method, fixed in CASES}
+
+        graph = all_methods(s, r, p, *rows[True])
+        for method, fixed in CASES:
+            numpy = bounds.radius(method, m_mu, m_sigma, m_g, s, *rows[fixed],
+                                  latent_dim=latent_dim, gamma=gamma if fixed else None)
+            ours = graph[f"{method}/{fixed}"].numpy()
+            assert np.all((ours == 0) == (numpy == 0)), (method, fixed, trial)
+            relative = (ours - numpy) / np.where(numpy == 0, 1.0, numpy)
+            assert np.max(np.abs(relative)) <= GRAPH_RTOL, (method, fixed, trial)
+            assert np.all(relative <= GRAPH_RTOL)  # never above the NumPy certificate
+            certified.append(np.mean(numpy > 0))
+    assert 0.3 < np.mean(certified) < 0.95  # the inputs cover both certified and not certified
+
+
+def test_graph_bounds_give_nan_for_invalid_rows_and_leave_the_others():
+    s = np.array([0.01, 0.01, 0.01, 0.01, np.nan, -1.0, 0.01, 0.02])
+    r = np.array([8.0, 0.0, np.inf, 8.0, 8.0, 8.0, 8.0, 6.0])
+    p = np.array([0.5, 0.5, 0.5, 1.0, 0.5, 0.5, 0.3, 0.75])
+    for method in ("paper", "markov", "chi2", "best"):
+        graph = graph_bounds.radius(method, 2.0, 2.0, 2.0, s, r, p, latent_dim=10).numpy()
+        valid = [0, 7]
+        assert np.all(np.isnan(np.delete(graph, valid)))
+        np.testing.assert_allclose(graph[valid], bounds.radius(
+            method, 2.0, 2.0, 2.0, s[valid], r[valid], p[valid], latent_dim=10), rtol=GRAPH_RTOL)
+    graph = graph_bounds.radius("ncx2", 2.0, 0.0, 2.0, 0.0, r, p, latent_dim=10, gamma=0.05)
+    assert np.isnan(graph.numpy()[1]) and np.isfinite(graph.numpy()[0])
+
+
+def test_graph_bounds_validate_the_frozen_constants():
+    with pytest.raises(ValueError, match="method"):
+        graph_bounds.radius("grid", 1.0, 1.0, 1.0, 0.1, 8.0, 0.5, latent_dim=10)
+    with pytest.raises(ValueError, match="gamma"):
+        graph_bounds.radius("ncx2", 1.0, 1.0, 1.0, 0.1, 8.0, 0.5, latent_dim=10)
+    with pytest.raises(ValueError, match="m_g"):
+        graph_bounds.radius("markov", 1.0, 1.0, -1.0, 0.1, 8.0, 0.5, latent_dim=10)
+    with pytest.raises(ValueError, match="latent_dim"):
+        graph_bounds.radius("chi2", 1.0, 1.0, 1.0, 0.1, 8.0, 0.5, latent_dim=1)
