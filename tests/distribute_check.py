@@ -3,14 +3,13 @@
 Logical devices must be configured before TensorFlow initialises its devices, which pytest's
 process has already done, so the tests run this script in a subprocess:
 
-    python tests/distribute_check.py equivalence OUT.json RUN_DIR
-    python tests/distribute_check.py resume OUT.json RUN_DIR
+    python tests/distribute_check.py equivalence|resume|all OUT.json RUN_DIR
 
 equivalence: the same training (train.fit, same seed, same global batch) under the default
 strategy (one device) and under MirroredStrategy over two logical CPUs; per-step and per-epoch
 losses, kernels, and certificates after finalize(); and per-epoch losses with plain SGD.
 resume: a BackupAndRestore checkpoint written under 2 replicas resumed under 1, and the reverse.
-Results go to OUT.json.
+all: both, as {"equivalence": ..., "resume": ...} (one process start). Results go to OUT.json.
 """
 from __future__ import annotations
 
@@ -158,6 +157,10 @@ def resume(run_dir: str) -> dict:
 
 if __name__ == "__main__":
     mode, out_path, run_dir = sys.argv[1:4]
-    result = {"equivalence": equivalence, "resume": resume}[mode](run_dir)
+    modes = {"equivalence": equivalence, "resume": resume}
+    if mode == "all":
+        result = {name: run(os.path.join(run_dir, name)) for name, run in modes.items()}
+    else:
+        result = modes[mode](run_dir)
     with open(out_path, "w", encoding="utf-8") as handle:
         json.dump(result, handle)
