@@ -226,27 +226,32 @@ def format_table(result: dict) -> str:
 # ----- command line -------------------------------------------------------------------------
 
 _DEFAULTS = EvalConfig(models={})
-flags.DEFINE_list("models", None, "models to evaluate, as name=path.keras (or just paths)")
-flags.DEFINE_string("dataset", _DEFAULTS.dataset, "fashion_mnist or mnist")
-flags.DEFINE_enum("source", _DEFAULTS.source, ["auto", "tfds", "idx", "sample"], "data source")
-flags.DEFINE_string("data_dir", None, "tfds data directory")
-flags.DEFINE_string("idx_dir", None, "directory of IDX files (*-ubyte[.gz])")
-flags.DEFINE_float("r", _DEFAULTS.r, "reconstruction tolerance r (l2)")
-flags.DEFINE_float("p", _DEFAULTS.p, "probability level p in [1/2, 1)")
-flags.DEFINE_integer("num_inputs", _DEFAULTS.num_inputs, "test inputs attacked (the first N)")
-flags.DEFINE_integer("test_limit", None, "test inputs for log-likelihood and certificates")
-flags.DEFINE_float("confidence", _DEFAULTS.confidence, "Clopper-Pearson confidence level")
-flags.DEFINE_integer("samples", _DEFAULTS.samples, "noise pairs per probability estimate")
-flags.DEFINE_integer("bisection_steps", _DEFAULTS.bisection_steps, "bisection steps per margin")
-flags.DEFINE_integer("restarts", _DEFAULTS.restarts, "attack restarts (first one from delta=0)")
-flags.DEFINE_integer("steps", _DEFAULTS.steps, "projected gradient steps per attack")
-flags.DEFINE_list("attack_norms", [f"{n:g}" for n in _DEFAULTS.attack_norms],
-                  "norms of the probability-vs-norm curve")
-flags.DEFINE_float("grid_radius", _DEFAULTS.grid_radius, "norm cap of the adversarial grid")
-flags.DEFINE_integer("ll_samples", _DEFAULTS.ll_samples, "importance samples for log p(x)")
-flags.DEFINE_string("output_dir", _DEFAULTS.output_dir, "where the report and figures go")
-flags.DEFINE_integer("seed", _DEFAULTS.seed, "random seed")
-flags.mark_flag_as_required("models")
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand: lipvae_tf.train defines flags of the same
+    names, and both modules may be imported in one process)."""
+    flags.DEFINE_list("models", None, "models to evaluate, as name=path.keras (or just paths)")
+    flags.DEFINE_string("dataset", _DEFAULTS.dataset, "fashion_mnist or mnist")
+    flags.DEFINE_enum("source", _DEFAULTS.source, ["auto", "tfds", "idx", "sample"], "data source")
+    flags.DEFINE_string("data_dir", None, "tfds data directory")
+    flags.DEFINE_string("idx_dir", None, "directory of IDX files (*-ubyte[.gz])")
+    flags.DEFINE_float("r", _DEFAULTS.r, "reconstruction tolerance r (l2)")
+    flags.DEFINE_float("p", _DEFAULTS.p, "probability level p in [1/2, 1)")
+    flags.DEFINE_integer("num_inputs", _DEFAULTS.num_inputs, "test inputs attacked (the first N)")
+    flags.DEFINE_integer("test_limit", None, "test inputs for log-likelihood and certificates")
+    flags.DEFINE_float("confidence", _DEFAULTS.confidence, "Clopper-Pearson confidence level")
+    flags.DEFINE_integer("samples", _DEFAULTS.samples, "noise pairs per probability estimate")
+    flags.DEFINE_integer("bisection_steps", _DEFAULTS.bisection_steps, "bisection steps per margin")
+    flags.DEFINE_integer("restarts", _DEFAULTS.restarts, "attack restarts (first one from delta=0)")
+    flags.DEFINE_integer("steps", _DEFAULTS.steps, "projected gradient steps per attack")
+    flags.DEFINE_list("attack_norms", [f"{n:g}" for n in _DEFAULTS.attack_norms],
+                      "norms of the probability-vs-norm curve")
+    flags.DEFINE_float("grid_radius", _DEFAULTS.grid_radius, "norm cap of the adversarial grid")
+    flags.DEFINE_integer("ll_samples", _DEFAULTS.ll_samples, "importance samples for log p(x)")
+    flags.DEFINE_string("output_dir", _DEFAULTS.output_dir, "where the report and figures go")
+    flags.DEFINE_integer("seed", _DEFAULTS.seed, "random seed")
+    flags.mark_flag_as_required("models")
 
 
 def parse_models(entries: list[str]) -> dict[str, str]:
@@ -277,4 +282,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

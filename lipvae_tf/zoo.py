@@ -1,0 +1,260 @@
+"""The model zoo: pretrained certified VAEs per dataset, sha256-verified.
+
+Layout (keras_hub-preset style), one folder per model under `zoo/<dataset>/<model>/`:
+    config.json      how the model is trained and evaluated (always present)
+    model.keras      the weights                    } written by `build`, listed with their
+    saved_model/1/   the TF Serving SavedModel      } sha256 in manifest.json
+    card.json        the metric card (evaluation numbers, training command, data checksum)
+    manifest.json    sha256 of every file above
+A config whose weights are not bundled (e.g. MNIST here) can be listed and built, not loaded.
+
+    python -m lipvae_tf.zoo list
+    python -m lipvae_tf.zoo card fashion_mnist_mlp_r1
+    python -m lipvae_tf.zoo build fashion_mnist_mlp_r1      # train, evaluate, export, manifest
+    python -m lipvae_tf.zoo verify fashion_mnist_mlp_r1     # recompute the card's certificates
+    python -m lipvae_tf.zoo export fashion_mnist_mlp_r1 --output=/models/fmnist
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from lipvae_tf import evaluate, export, report, train  # noqa: E402
+from lipvae_tf.model import LipschitzVAE, StandardVAE  # noqa: E402
+
+ZOO_DIR = Path(os.environ.get("LIPVAE_ZOO_DIR", Path(__file__).resolve().parents[1] / "zoo"))
+FILES = ("model.keras", "card.json", "config.json")
+SAVED_MODEL = "saved_model"
+
+
+class ZooIntegrityError(ValueError):
+    """A zoo file is missing from its manifest, absent, or does not match its sha256."""
+
+
+def _folders(root: Path | None = None) -> dict[str, Path]:
+    root = Path(root or ZOO_DIR)
+    return {json.loads((p / "config.json").read_text())["name"]: p
+            for p in sorted(root.glob("*/*")) if (p / "config.json").is_file()}
+
+
+def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> list[str]:
+    """Names of the zoo models (optionally of one dataset, or only those with weights)."""
+    names = []
+    for name, folder in _folders().items():
+        config = json.loads((folder / "config.json").read_text())
+        if dataset not in (None, config["dataset"]):
+            continue
+        if bundled_only and not (folder / "manifest.json").is_file():
+            continue
+        names.append(name)
+    return names
+
+
+def model_dir(name: str) -> Path:
+    """The folder of a zoo model, or a KeyError listing the known names."""
+    folders = _folders()
+    if name not in folders:
+        raise KeyError(f"no zoo model {name!r}; known: {', '.join(folders) or 'none'}")
+    return folders[name]
+
+
+def model_config(name: str) -> dict:
+    """The model's config.json: training and evaluation settings."""
+    return json.loads((model_dir(name) / "config.json").read_text())
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundled_files(folder: Path) -> list[str]:
+    """Every file a built model ships, relative to its folder (manifest.json excluded)."""
+    files = [f for f in FILES if (folder / f).is_file()]
+    saved = folder / SAVED_MODEL
+    files += sorted(str(p.relative_to(folder)) for p in saved.rglob("*") if p.is_file())
+    return files
+
+
+def verify(name: str) -> Path:
+    """Check every file of the manifest against its sha256; the model's folder if all match."""
+    folder = model_dir(name)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        reason = model_config(name).get("weights", "not built yet")
+        raise FileNotFoundError(
+            f"zoo model {name!r} has no bundled weights ({reason}); build them with "
+            f"`python -m lipvae_tf.zoo build {name}`")
+    manifest = json.loads(manifest_path.read_text())["sha256"]
+    unlisted = set(_bundled_files(folder)) - set(manifest)
+    if unlisted:
+        raise ZooIntegrityError(f"zoo model {name!r}: files not in the manifest: {sorted(unlisted)}")
+    for relative, expected in manifest.items():
+        path = folder / relative
+        if not path.is_file():
+            raise ZooIntegrityError(f"zoo model {name!r}: {relative} is missing")
+        if sha256_file(path) != expected:
+            raise ZooIntegrityError(
+                f"zoo model {name!r}: {relative} does not match its sha256 in manifest.json "
+                "(corrupted or tampered); rebuild or re-download it")
+    return folder
+
+
+def load(name: str) -> LipschitzVAE:
+    """The verified zoo model, ready to certify (its kernels were finalized before saving)."""
+    return keras.models.load_model(verify(name) / "model.keras")
+
+
+def load_saved_model(name: str):
+    """The verified SavedModel (`tf.saved_model.load`), with the TF Serving signatures."""
+    return tf.saved_model.load(str(verify(name) / SAVED_MODEL / "1"))
+
+
+def saved_model_path(name: str) -> Path:
+    """The TF Serving model base folder (holding version 1) of a verified zoo model."""
+    return verify(name) / SAVED_MODEL
+
+
+def model_card(name: str) -> dict:
+    """The verified metric card."""
+    return json.loads((verify(name) / "card.json").read_text())
+
+
+# ----- building -------------------------------------------------------------------------------
+
+def _train_config(config: dict, run_dir: str, epochs: int | None) -> train.TrainConfig:
+    settings = {**config["train"], "output_dir": run_dir, "baseline": False}
+    if epochs is not None:
+        settings["epochs"] = epochs
+    for key in ("hidden_units", "constants"):
+        if settings.get(key) is not None:
+            settings[key] = tuple(settings[key])
+    return train.TrainConfig(**settings)
+
+
+def _data_checksum(images: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+
+
+def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo") -> dict:
+    """Train, certify, evaluate (attacks) and export a zoo model; write card and manifest.
+
+    `epochs` overrides the config (for quick trials; the card records what was used).
+    """
+    folder = model_dir(name)
+    config = model_config(name)
+    run_dir = os.path.join(run_root, name)
+    cfg = _train_config(config, run_dir, epochs)
+    keras.utils.set_random_seed(cfg.seed)
+    train_x, train_source = train.load_images(cfg, "train")
+    test_x, test_source = train.load_images(cfg, "test")
+    model = (StandardVAE(**train._shape_kwargs(cfg)) if config["kind"] == "standard"
+             else train.build_model(cfg))
+    trained = train.train_one(model, "model", train_x, test_x, cfg)
+    evaluation = evaluate.EvalConfig(models={name: trained["model_path"]},
+                                     **config.get("evaluate", {}))
+    _, test_y, _ = evaluate.load_test_set(dataclasses.replace(
+        evaluation, dataset=cfg.dataset, source=cfg.source, idx_dir=cfg.idx_dir))
+    robustness = evaluate.evaluate_model(model, test_x, test_y, evaluation)
+    robustness.pop("_per_input")
+    card = {
+        "name": name, "dataset": cfg.dataset, "kind": config["kind"],
+        "description": config["description"],
+        "training_command": f"python -m lipvae_tf.zoo build {name}",
+        "data": {"train_source": train_source, "test_source": test_source,
+                 "train_images": len(train_x), "test_images": len(test_x),
+                 "train_sha256": _data_checksum(train_x), "test_sha256": _data_checksum(test_x)},
+        "train_config": dataclasses.asdict(cfg),
+        "train_seconds": trained["train_seconds"], "epochs": cfg.epochs,
+        "final_val_elbo": trained["history"].get("val_elbo", [None])[-1],
+        "test": trained["test"],
+        "constants": trained["constants"], "design": model.design,
+        "certified_radius": trained["certified_radius"],
+        "certificate": {"r": cfg.r, "p": cfg.p},
+        "robustness_evaluation": {"settings": dataclasses.asdict(evaluation) | {"models": None},
+                                  **robustness},
+        "versions": {"lipvae_tf": export._package_version(), "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "python": platform.python_version()},
+        "built": time.strftime("%Y-%m-%d"),
+    }
+    # without the optimizer state (2/3 of the files for Adam): zoo models are for inference
+    inference = keras.models.load_model(trained["model_path"], compile=False)
+    inference.save(folder / "model.keras")
+    export.export_saved_model(inference, folder / SAVED_MODEL, version=1, overwrite=True)
+    report.write_json(card, str(folder / "card.json"))
+    write_manifest(folder)
+    return card
+
+
+def write_manifest(folder: Path) -> Path:
+    """manifest.json with the sha256 of every bundled file of the model folder."""
+    path = folder / "manifest.json"
+    path.write_text(json.dumps(
+        {"sha256": {f: sha256_file(folder / f) for f in _bundled_files(folder)}},
+        indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def certified_quantiles(name: str, images: np.ndarray) -> dict:
+    """The card's certified-radius summary recomputed from the loaded model."""
+    model, card = load(name), model_card(name)
+    r, p = card["certificate"]["r"], card["certificate"]["p"]
+    return {m: report.summarize(model.certified_radius(images, r, p, method=m))
+            for m in card["certified_radius"]}
+
+
+# ----- command line -------------------------------------------------------------------------
+
+flags.DEFINE_integer("override_epochs", None, "build: train this many epochs, not the config's")
+flags.DEFINE_string("output", None, "export: TF Serving base folder to copy the SavedModel to")
+
+
+def main(argv) -> None:
+    commands = ("list", "card", "build", "verify", "export")
+    if len(argv) < 2 or argv[1] not in commands or (argv[1] != "list" and len(argv) != 3):
+        raise app.UsageError(f"usage: python -m lipvae_tf.zoo {{{'|'.join(commands)}}} [NAME]")
+    command, name = argv[1], (argv[2] if len(argv) > 2 else None)
+    if command == "list":
+        for model in list_models():
+            bundled = (model_dir(model) / "manifest.json").is_file()
+            print(f"{model:<32} {model_config(model)['description']}"
+                  + ("" if bundled else "  [weights not bundled]"))
+    elif command == "card":
+        print(json.dumps(model_card(name), indent=2, sort_keys=True))
+    elif command == "build":
+        card = build(name, epochs=flags.FLAGS.override_epochs)
+        print(json.dumps(card["certified_radius"], indent=2))
+    elif command == "verify":
+        card, config = model_card(name), model_config(name)
+        cfg = _train_config(config, "unused", None)
+        images, _ = train.load_images(cfg, "test")
+        recomputed = certified_quantiles(name, images)
+        for method, summary in card["certified_radius"].items():
+            ok = all(np.isclose(recomputed[method][k], v, rtol=1e-6) for k, v in summary.items())
+            print(f"{method:<8} card median {summary['median']:.6f} recomputed "
+                  f"{recomputed[method]['median']:.6f} {'OK' if ok else 'MISMATCH'}")
+    elif command == "export":
+        if not flags.FLAGS.output:
+            raise app.UsageError("export needs --output")
+        shutil.copytree(saved_model_path(name), flags.FLAGS.output, dirs_exist_ok=False)
+        print(f"SavedModel of {name} copied to {flags.FLAGS.output} (TF Serving base folder)")
+
+
+if __name__ == "__main__":
+    app.run(main)
