@@ -229,6 +229,25 @@ def _latent_batch(model, x, x_target, radius, lengths, lam, steps):
     return best_delta, best_kl
 
 
+def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
+    """A uniformly random direction of norm `radius` per input, projected onto the pixel box
+    (the baseline an attack must beat)."""
+    x = np.asarray(x, np.float32)
+    radii = _radii("radius", radius, len(x))
+    direction = _unit(tf.random.stateless_normal(x.shape, seed=(seed, 17)))
+    return project_ball_box(direction * _per_row(tf.constant(radii), len(x.shape)),
+                            tf.constant(x), tf.constant(radii)).numpy()
+
+
+def expected_damage(model, x, delta, samples: int = 64, seed: int = 0) -> np.ndarray:
+    """E||f(x + delta) - f(x)||_2 per input, from `samples` independent noise pairs."""
+    x = model.check_images(x)
+    noise = tf.random.stateless_normal((2, samples, len(x), model.latent_dim), seed=(seed, 23))
+    distance = reconstruction_distance(model, tf.constant(x + delta), tf.constant(x),
+                                       noise[0], noise[1])
+    return tf.reduce_mean(distance, axis=0).numpy().astype(np.float64)
+
+
 def _collect(results, x) -> AttackResult:
     if not results:
         return AttackResult(np.zeros_like(x), np.zeros(0), np.zeros(0))

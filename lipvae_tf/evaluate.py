@@ -130,19 +130,24 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, test_y: np.ndarray,
 
 
 def probability_curve(model: LipschitzVAE, x: np.ndarray, config: EvalConfig) -> dict:
-    """Mean P(||f(x + delta) - f(x)|| <= r) over the inputs at each attack norm (point estimate,
-    with the mean Clopper-Pearson upper bound)."""
-    norms, mean, upper = [0.0, *config.attack_norms], [], []
+    """Per attack norm, means over the inputs: P(||f(x + delta) - f(x)|| <= r) (point estimate and
+    Clopper-Pearson upper bound), and the damage E||f(x + delta) - f(x)|| of the attack and of a
+    random perturbation of the same norm."""
+    norms, mean, upper, damage, random_damage = [0.0, *config.attack_norms], [], [], [], []
     for i, norm in enumerate(norms):
         result = attacks.maximum_damage_attack(model, x, norm, restarts=config.restarts,
                                                steps=config.steps if norm else 0,
                                                seed=config.seed + i)
+        damage.append(float(np.mean(result.objective)))
+        random_damage.append(float(np.mean(attacks.expected_damage(
+            model, x, attacks.random_perturbation(x, norm, seed=config.seed + i)))))
         counts = attacks.robust_counts(model, x, result.delta, config.r, config.samples,
                                        seed=config.seed + 1000 + i)
         mean.append(float(np.mean(counts / config.samples)))
         upper.append(float(np.mean(attacks.clopper_pearson_upper(
             counts, config.samples, config.confidence))))
-    return {"norms": norms, "probability": mean, "probability_upper": upper}
+    return {"norms": norms, "probability": mean, "probability_upper": upper,
+            "attack_damage": damage, "random_damage": random_damage}
 
 
 def adversarial_grid(model: LipschitzVAE, test_x: np.ndarray, test_y: np.ndarray,

@@ -92,13 +92,10 @@ def test_clopper_pearson_rejects_bad_arguments(successes, trials, confidence):
 
 def _random_damage(model, x, radius, seed=0):
     """Mean damage of random perturbations of norm `radius` (kept in the pixel box)."""
-    rng = np.random.default_rng(seed)
-    direction = rng.normal(size=x.shape).astype(np.float32)
-    direction /= np.linalg.norm(direction.reshape(len(x), -1), axis=1)[:, None, None, None]
-    delta = np.clip(x + np.reshape(radius, (-1, 1, 1, 1)) * direction, 0, 1) - x
-    noise = tf.random.stateless_normal((2, 64, len(x), model.latent_dim), seed=(1, 2))
-    return attacks.reconstruction_distance(model, tf.constant(x + delta), tf.constant(x),
-                                           noise[0], noise[1]).numpy().mean(0)
+    delta = attacks.random_perturbation(x, radius, seed=seed)
+    norms = np.linalg.norm(delta.reshape(len(x), -1), axis=1)
+    assert np.all(norms <= np.asarray(radius) * (1 + 1e-6)) and np.all(norms > 0.5 * radius)
+    return attacks.expected_damage(model, x, delta)
 
 
 def test_maximum_damage_attack_respects_the_constraints_and_beats_random_noise(models, images):
