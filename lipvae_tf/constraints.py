@@ -189,6 +189,9 @@ def _shrink_until_inside(kernel64: np.ndarray, target: float, measure) -> np.nda
 
 
 def _converge_bjorck(kernel: np.ndarray, c: BjorckOrthonormal, tol: float, max_iter: int):
+    singular = np.linalg.svd(kernel.astype(np.float64), compute_uv=False)
+    if singular.max() <= c.scale and singular.min() >= c.scale * (1 - 10 * tol):
+        return kernel, 0  # already finalized (float32 round-off only): unchanged, so idempotent
     w = kernel.astype(np.float64) / c.scale
     tall = w.shape[0] >= w.shape[1]
     eye = np.eye(min(w.shape))
@@ -205,6 +208,8 @@ def _converge_bjorck(kernel: np.ndarray, c: BjorckOrthonormal, tol: float, max_i
 
 def _converge_clip(kernel: np.ndarray, c: SpectralClip, tol: float, max_iter: int):
     if kernel.ndim == 2:
+        if _spectral_norm64(kernel) <= c.max_norm:
+            return kernel, 0  # inside the ball: a clip leaves it untouched
         clipped = clip_dense_spectrum(tf.constant(kernel, tf.float64), c.max_norm).numpy()
         return _shrink_until_inside(clipped, c.max_norm, _spectral_norm64), 1
     grid = c.conv_grid(kernel.shape)
@@ -212,6 +217,8 @@ def _converge_clip(kernel: np.ndarray, c: SpectralClip, tol: float, max_iter: in
     def measure(w: np.ndarray) -> float:
         return float(conv_spectrum.operator_norm(tf.constant(w, tf.float64), grid, c.strides))
 
+    if measure(kernel) <= c.max_norm:
+        return kernel, 0
     w = kernel.astype(np.float64)
     for iteration in range(1, max_iter + 1):
         w = clip_conv_spectrum(tf.constant(w), c.max_norm * (1 - tol), grid, c.strides).numpy()

@@ -91,6 +91,24 @@ def test_finalize_brings_conv_operators_inside(padding, strides):
     assert conv_norm_bound(layer.kernel.numpy(), (10, 10), (strides,) * 2, padding) <= 1.0
 
 
+def test_finalize_is_idempotent():
+    """A second finalize leaves every kernel bit-identical (exports finalize again)."""
+    conv = ll.LipschitzConv2D(3, 3, strides=2, padding="same")
+    conv.build((None, 10, 10, 2))
+    conv.kernel.assign(np.random.normal(size=(3, 3, 2, 3)).astype("float32") * 2.0)
+    layers = [*_mlp("bjorck", bjorck_iterations=1).layers, *_mlp("spectral", lipschitz=2.0).layers,
+              conv]
+    for kernel in [l.kernel for l in layers if hasattr(l, "kernel")]:
+        kernel.assign(kernel * 1.5)
+    first = lc.finalize_constraints(layers)
+    assert all(used > 0 for used in first.values())
+    kernels = [l.kernel.numpy().copy() for l in layers if hasattr(l, "kernel")]
+    second = lc.finalize_constraints(layers)
+    assert set(second.values()) == {0}
+    for old, layer in zip(kernels, [l for l in layers if hasattr(l, "kernel")]):
+        np.testing.assert_array_equal(old, layer.kernel.numpy())
+
+
 def test_bjorck_uses_the_small_gram_side_for_wide_kernels():
     wide = tf.constant(np.random.normal(size=(16, 200)).astype("float32") * 0.05)
     result = lc.BjorckOrthonormal(iterations=30)(wide)

@@ -1,0 +1,203 @@
+"""The model zoo: sha256 verification, cards reproduced by the loaded models, SavedModels served
+by a process that does not import lipvae_tf."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipvae_tf import data, export, train, zoo
+
+HERE = Path(__file__).resolve().parent
+CLIENT = HERE / "serving_client.py"
+TINY = "fashion_mnist_mlp_r1"
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """A one-model zoo built by `zoo.build` from a shrunken copy of a real config (sample data,
+    one epoch), so that the build, verification and loading code runs in every test session."""
+    root = tmp_path_factory.mktemp("zoo")
+    source = zoo.model_dir(TINY)
+    folder = root / source.parent.name / source.name
+    folder.mkdir(parents=True)
+    config = json.loads((source / "config.json").read_text())
+    config["train"].update(source="sample", epochs=1, train_limit=512, test_limit=128,
+                           ll_samples=2, verbose=0)
+    config["evaluate"].update(num_inputs=4, samples=200, bisection_steps=2, restarts=1, steps=5,
+                              ll_samples=2)
+    (folder / "config.json").write_text(json.dumps(config))
+    original = zoo.ZOO_DIR
+    zoo.ZOO_DIR = root
+    try:
+        card = zoo.build(TINY, run_root=str(tmp_path_factory.mktemp("runs")))
+        yield root, card
+    finally:
+        zoo.ZOO_DIR = original
+
+
+@pytest.fixture
+def zoo_copy(tiny_zoo, tmp_path):
+    """A private copy of the tiny zoo that a test may damage."""
+    root, _ = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(root, copy)
+    original = zoo.ZOO_DIR
+    zoo.ZOO_DIR = copy
+    yield copy
+    zoo.ZOO_DIR = original
+
+
+def _folder(root: Path) -> Path:
+    return next(p for p in root.glob("*/*") if (p / "config.json").is_file())
+
+
+def test_build_writes_weights_saved_model_card_and_manifest(tiny_zoo):
+    root, card = tiny_zoo
+    folder = _folder(root)
+    manifest = json.loads((folder / "manifest.json").read_text())["sha256"]
+    assert {"model.keras", "card.json", "config.json",
+            "saved_model/1/saved_model.pb"} <= set(manifest)
+    assert card["training_command"] == f"python -m lipvae_tf.zoo build {TINY}"
+    assert card["data"]["train_images"] == 512 and len(card["data"]["test_sha256"]) == 64
+    assert card["certified_radius"]["best"]["min"] >= 1.0  # designed for R* = 1
+    robustness = card["robustness_evaluation"]
+    assert robustness["certificate_violations"] == 0
+    assert robustness["certified_radius"]["best"]["min"] >= 1.0
+    assert robustness["settings"]["confidence"] == 0.99
+    assert (folder / "model.keras").stat().st_size < 6e6  # no optimizer state
+
+
+def test_load_reproduces_the_card_and_exposes_the_saved_model(zoo_copy):
+    card = zoo.model_card(TINY)
+    images = train.load_images(zoo._train_config(zoo.model_config(TINY), "unused", None),
+                               "test")[0]
+    recomputed = zoo.certified_quantiles(TINY, images)
+    for method, summary in card["certified_radius"].items():
+        for key, value in summary.items():
+            assert recomputed[method][key] == pytest.approx(value, rel=1e-9)
+    signatures = zoo.load_saved_model(TINY).signatures
+    assert {"serving_default", "encode", "certify"} <= set(signatures)
+
+
+def test_tampered_missing_or_unlisted_files_are_refused(zoo_copy):
+    folder = _folder(zoo_copy)
+    zoo.verify(TINY)
+    with open(folder / "model.keras", "r+b") as handle:  # flip one byte in the middle
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(zoo.ZooIntegrityError, match="model.keras does not match its sha256"):
+        zoo.load(TINY)
+    (folder / "model.keras").unlink()
+    with pytest.raises(zoo.ZooIntegrityError, match="model.keras is missing"):
+        zoo.load(TINY)
+    (folder / "saved_model" / "1" / "extra.bin").write_bytes(b"x")
+    with pytest.raises(zoo.ZooIntegrityError, match="not in the manifest"):
+        zoo.load_saved_model(TINY)
+
+
+def test_unknown_and_unbundled_models_get_clear_errors():
+    with pytest.raises(KeyError, match="no zoo model 'nope'"):
+        zoo.load("nope")
+    with pytest.raises(FileNotFoundError, match="weights not bundled"):
+        zoo.load("mnist_mlp_r1")
+    assert "mnist_mlp_r1" in zoo.list_models("mnist")
+    assert "mnist_mlp_r1" not in zoo.list_models(bundled_only=True)
+
+
+# ----- the real, bundled zoo -----------------------------------------------------------------
+
+FASHION = zoo.list_models("fashion_mnist")
+BUNDLED = zoo.list_models("fashion_mnist", bundled_only=True)
+
+
+def test_the_fashion_mnist_family_is_bundled():
+    assert set(FASHION) == set(zoo.list_models("fashion_mnist", bundled_only=True))
+    kinds = [zoo.model_config(n)["kind"] for n in FASHION]
+    levels = {zoo.model_config(n)["train"]["target_radius"] for n in FASHION
+              if zoo.model_config(n)["train"]["architecture"] == "mlp"} - {None}
+    assert len(levels) >= 3 and "standard" in kinds
+    assert any(zoo.model_config(n)["train"]["architecture"] == "conv" for n in FASHION)
+    for name in FASHION:
+        size = sum(f.stat().st_size for f in zoo.model_dir(name).rglob("*") if f.is_file())
+        assert size < 15e6, (name, size)
+
+
+@pytest.mark.parametrize("name", FASHION)
+def test_bundled_model_reproduces_its_card(name):
+    if not data.DEBIAN_FASHION_MNIST_DIR.is_dir():
+        pytest.skip("the cards are measured on dataset-fashion-mnist (installed by .ci/run)")
+    card = zoo.model_card(name)
+    images = train.load_images(zoo._train_config(zoo.model_config(name), "unused", None),
+                               "test")[0]
+    assert zoo._data_checksum(images) == card["data"]["test_sha256"]
+    recomputed = zoo.certified_quantiles(name, images)
+    for method, summary in card["certified_radius"].items():
+        for key, value in summary.items():
+            assert recomputed[method][key] == pytest.approx(value, rel=1e-6), (method, key)
+    if card["kind"] == "lipschitz":
+        target = card["design"]["target_radius"]
+        assert card["certified_radius"][card["design"]["method"]]["min"] >= target
+        evaluation = card["robustness_evaluation"]
+        assert evaluation["certificate_violations"] == 0
+        assert evaluation["estimated_margin"]["median"] >= card["certified_radius"]["best"]["median"]
+
+
+def test_bundled_saved_models_serve_the_keras_outputs_without_lipvae_tf(tmp_path):
+    test, _ = data.load_sample("test")
+    x = test[:8]
+    jobs, expected = [], {}
+    for name in FASHION:
+        folder = str(zoo.saved_model_path(name) / "1")
+        model = zoo.load(name)
+        expected[name] = (model.predict(x, verbose=0), model.certified_radius(x, 8.0, 0.5))
+        jobs.append({"export_dir": folder, "signature": "serving_default",
+                     "arrays": {"images": x.tolist()}})
+        jobs.append({"export_dir": folder, "body": export.rest_request(x, "certify", r=8.0,
+                                                                       p=0.5)})
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, str(CLIENT), "jobs.json", "results.json"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["lipvae_tf_modules"] == []
+    for i, name in enumerate(FASHION):
+        reconstruction, radius = expected[name]
+        np.testing.assert_allclose(results["replies"][2 * i]["reconstruction"], reconstruction,
+                                   atol=1e-6)
+        served = np.array(results["replies"][2 * i + 1]["predictions"], np.float64)
+        np.testing.assert_allclose(served, radius, rtol=1e-6, atol=0)
+
+
+def test_saved_model_cli_lists_the_zoo_signatures():
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    folder = zoo.saved_model_path(BUNDLED[0]) / "1"
+    shown = subprocess.run([str(cli), "show", "--all", "--dir", str(folder)], capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for signature in ("serving_default", "encode", "certify", "metadata"):
+        assert f"signature_def['{signature}']" in shown.stdout
+
+
+def test_command_line_lists_and_exports(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    listed = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "list"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "mnist_mlp_r1" in listed.stdout and "[weights not bundled]" in listed.stdout
+    target = tmp_path / "served"
+    exported = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "export", BUNDLED[0],
+                               f"--output={target}"], capture_output=True, text=True, timeout=120,
+                              env=env)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert (target / "1" / "saved_model.pb").is_file()
+    refused = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "build"], capture_output=True,
+                             text=True, timeout=120, env=env)
+    assert refused.returncode != 0 and "usage" in refused.stderr
