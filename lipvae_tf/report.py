@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+# Figure objects, not pyplot: files only, no display, and the process-wide backend (e.g. inline
+# figures in a notebook) is left alone.
+from matplotlib.figure import Figure
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
@@ -21,7 +20,8 @@ def summarize(values: np.ndarray) -> dict[str, float]:
 
 def plot_radius_histogram(radii: dict[str, np.ndarray], target: float | None, path: str) -> str:
     """Histogram of the certified radii of the test inputs, one series per method."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for method, values in radii.items():
         ax.hist(values, bins=40, alpha=0.55, label=method)
     if target is not None:
@@ -36,8 +36,8 @@ def plot_radius_histogram(radii: dict[str, np.ndarray], target: float | None, pa
 def plot_reconstructions(rows: dict[str, np.ndarray], path: str) -> str:
     """Grid of images: one row per entry (e.g. originals, Lipschitz VAE, standard VAE)."""
     count = min(len(images) for images in rows.values())
-    fig, axes = plt.subplots(len(rows), count, figsize=(count * 0.9, len(rows) * 1.05),
-                             squeeze=False)
+    fig = Figure(figsize=(count * 0.9, len(rows) * 1.05))
+    axes = fig.subplots(len(rows), count, squeeze=False)
     for row, (label, images) in enumerate(rows.items()):
         for col in range(count):
             ax = axes[row, col]
@@ -54,12 +54,15 @@ def plot_margin_vs_certificate(points: dict[str, tuple[np.ndarray, np.ndarray]],
     Points below the line would be certificates proven wrong; inputs with a zero certificate
     cannot sit on a log axis and are counted in the legend instead.
     """
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     low, high = np.inf, 0.0
     for name, (certified, margin) in points.items():
         shown = (certified > 0) & (margin > 0) & np.isfinite(margin)
         label = name if shown.all() else f"{name} ({(~shown).sum()} inputs off the log axes)"
-        if shown.any():
+        if not shown.any():  # still named in the legend, with why it has no points
+            ax.plot([], [], " ", label=f"{name}: no input on the log axes")
+        else:
             ax.scatter(certified[shown], margin[shown], s=12, alpha=0.7, label=label)
             low = min(low, certified[shown].min(), margin[shown].min())
             high = max(high, certified[shown].max(), margin[shown].max())
@@ -78,7 +81,8 @@ def plot_margin_vs_certificate(points: dict[str, tuple[np.ndarray, np.ndarray]],
 def plot_probability_vs_norm(curves: dict[str, tuple[np.ndarray, np.ndarray]], p: float, r: float,
                              path: str) -> str:
     """Mean estimated P(||f(x + delta) - f(x)|| <= r) under the attack, against ||delta||."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for name, (norms, probability) in curves.items():
         ax.plot(norms, probability, marker="o", label=name)
     ax.axhline(p, color="black", linestyle="--", linewidth=1, label=f"p = {p:g}")
@@ -92,7 +96,8 @@ def plot_probability_vs_norm(curves: dict[str, tuple[np.ndarray, np.ndarray]], p
 
 def plot_pareto(points: dict[str, tuple[float, float]], path: str) -> str:
     """Test log-likelihood (y) against mean estimated margin (x), one labelled point per model."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for name, (margin, log_likelihood) in points.items():
         ax.scatter([margin], [log_likelihood], s=30)
         ax.annotate(name, (margin, log_likelihood), textcoords="offset points", xytext=(4, 4),
@@ -106,7 +111,6 @@ def plot_pareto(points: dict[str, tuple[float, float]], path: str) -> str:
 def _save(fig, path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
