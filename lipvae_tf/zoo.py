@@ -10,6 +10,7 @@ A config whose weights are not bundled (e.g. MNIST here) can be listed and built
 
     python -m lipvae_tf.zoo list
     python -m lipvae_tf.zoo card fashion_mnist_mlp_r1
+    python -m lipvae_tf.zoo table                           # the bundled cards side by side
     python -m lipvae_tf.zoo build fashion_mnist_mlp_r1      # train, evaluate, export, manifest
     python -m lipvae_tf.zoo verify fashion_mnist_mlp_r1     # recompute the card's certificates
     python -m lipvae_tf.zoo export fashion_mnist_mlp_r1 --output=/models/fmnist
@@ -219,6 +220,29 @@ def certified_quantiles(name: str, images: np.ndarray) -> dict:
             for m in card["certified_radius"]}
 
 
+def cards_table(names: list[str] | None = None) -> str:
+    """A Markdown table comparing the cards of bundled models (default: all of them)."""
+    cols = ["model", "constants (mu, sigma, g)", "cert. min (best)", "cert. median paper / markov "
+            "/ chi2 / best", "est. margin median", "cert./margin", "violations", "test log p(x)",
+            "test ELBO", "epochs", "train s"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    for name in names or list_models(bundled_only=True):
+        card = model_card(name)
+        cert, robust = card["certified_radius"], card["robustness_evaluation"]
+        constants = card["constants"]
+        lines.append("| " + " | ".join([
+            name, ", ".join(f"{constants[k]:.3g}" for k in ("encoder_mean", "encoder_std",
+                                                            "decoder")),
+            f"{cert['best']['min']:.4f}",
+            " / ".join(f"{cert[m]['median']:.4f}" for m in ("paper", "markov", "chi2", "best")),
+            f"{robust['estimated_margin']['median']:.3f}", f"{robust['tightness_median']:.3f}",
+            "n/a" if robust["certificate_violations"] is None
+            else str(robust["certificate_violations"]),
+            f"{card['test']['log_likelihood_iwae']:.1f}", f"{card['test']['elbo']:.1f}",
+            str(card["epochs"]), f"{card['train_seconds']:.0f}"]) + " |")
+    return "\n".join(lines)
+
+
 # ----- command line -------------------------------------------------------------------------
 
 flags.DEFINE_integer("override_epochs", None, "build: train this many epochs, not the config's")
@@ -226,8 +250,9 @@ flags.DEFINE_string("output", None, "export: TF Serving base folder to copy the 
 
 
 def main(argv) -> None:
-    commands = ("list", "card", "build", "verify", "export")
-    if len(argv) < 2 or argv[1] not in commands or (argv[1] != "list" and len(argv) != 3):
+    commands = ("list", "card", "table", "build", "verify", "export")
+    if len(argv) < 2 or argv[1] not in commands or (
+            len(argv) != (2 if argv[1] in ("list", "table") else 3)):
         raise app.UsageError(f"usage: python -m lipvae_tf.zoo {{{'|'.join(commands)}}} [NAME]")
     command, name = argv[1], (argv[2] if len(argv) > 2 else None)
     if command == "list":
@@ -235,6 +260,8 @@ def main(argv) -> None:
             bundled = (model_dir(model) / "manifest.json").is_file()
             print(f"{model:<32} {model_config(model)['description']}"
                   + ("" if bundled else "  [weights not bundled]"))
+    elif command == "table":
+        print(cards_table())
     elif command == "card":
         print(json.dumps(model_card(name), indent=2, sort_keys=True))
     elif command == "build":

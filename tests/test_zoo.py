@@ -192,6 +192,10 @@ def test_command_line_lists_and_exports(tmp_path):
                             text=True, timeout=120, env=env)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "mnist_mlp_r1" in listed.stdout and "[weights not bundled]" in listed.stdout
+    table = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "table"], capture_output=True,
+                           text=True, timeout=120, env=env)
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert all(f"| {name} |" in table.stdout for name in BUNDLED)
     target = tmp_path / "served"
     exported = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "export", BUNDLED[0],
                                f"--output={target}"], capture_output=True, text=True, timeout=120,
