@@ -85,8 +85,7 @@ def reference_r1(model: LipschitzVAE, s: np.ndarray, r: float, p: float) -> np.n
         model.decoder_budget / SIGMOID_LIPSCHITZ, s, r, p)
 
 
-def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, test_y: np.ndarray,
-                   config: EvalConfig) -> dict:
+def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig) -> dict:
     """Certificates, estimated margins, audit, log-likelihood and the probability curve."""
     attacked = test_x[:config.num_inputs]
     methods = [m for m in bounds.METHODS if m != "ncx2" or model.posterior_std is not None]
@@ -184,7 +183,7 @@ def run(config: EvalConfig) -> dict:
     results = {}
     for name, model in models.items():
         print(f"evaluating {name} ({config.models[name]})", flush=True)
-        results[name] = evaluate_model(model, test_x, test_y, config)
+        results[name] = evaluate_model(model, test_x, config)
     out = config.output_dir
     figures = {
         "margin_vs_certificate": report.plot_margin_vs_certificate(

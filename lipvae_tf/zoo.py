@@ -170,9 +170,7 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo") -
     trained = train.train_one(model, "model", train_x, test_x, cfg)
     evaluation = evaluate.EvalConfig(models={name: trained["model_path"]},
                                      **config.get("evaluate", {}))
-    _, test_y, _ = evaluate.load_test_set(dataclasses.replace(
-        evaluation, dataset=cfg.dataset, source=cfg.source, idx_dir=cfg.idx_dir))
-    robustness = evaluate.evaluate_model(model, test_x, test_y, evaluation)
+    robustness = evaluate.evaluate_model(model, test_x, evaluation)
     robustness.pop("_per_input")
     card = {
         "name": name, "dataset": cfg.dataset, "kind": config["kind"],
