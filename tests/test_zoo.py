@@ -35,21 +35,19 @@ def tiny_zoo(tmp_path_factory):
     zoo.ZOO_DIR = root
     try:
         card = zoo.build(TINY, run_root=str(tmp_path_factory.mktemp("runs")))
-        yield root, card
     finally:
         zoo.ZOO_DIR = original
+    return root, card
 
 
 @pytest.fixture
-def zoo_copy(tiny_zoo, tmp_path):
-    """A private copy of the tiny zoo that a test may damage."""
+def zoo_copy(tiny_zoo, tmp_path, monkeypatch):
+    """A private copy of the tiny zoo, the registry's folder during the test (it may damage it)."""
     root, _ = tiny_zoo
     copy = tmp_path / "zoo"
     shutil.copytree(root, copy)
-    original = zoo.ZOO_DIR
-    zoo.ZOO_DIR = copy
-    yield copy
-    zoo.ZOO_DIR = original
+    monkeypatch.setattr(zoo, "ZOO_DIR", copy)
+    return copy
 
 
 def _folder(root: Path) -> Path:
