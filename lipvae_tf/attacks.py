@@ -22,6 +22,9 @@ from lipvae_tf import checks
 tfd = tfp.distributions
 
 _PROJECTION_STEPS = 40  # bisection steps of the ball-and-box projection (2^-40 relative)
+# Stateless seeds (seed, k): the attacks use k < 2^20 (batch offsets plus small constants), the
+# probability counts k >= 2^20, so the noise that judges a delta never overlaps the noise that found it.
+_COUNT_STREAM = 2**20
 
 
 @dataclasses.dataclass
@@ -316,7 +319,7 @@ def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
     for i, start in enumerate(range(0, samples, chunk)):
         size = min(chunk, samples - start)
         counts += _count_batch(model, perturbed, tf.constant(x), tf.constant(r, tf.float32),
-                               size, tf.constant([seed, i], tf.int32)).numpy()
+                               size, tf.constant([seed, _COUNT_STREAM + i], tf.int32)).numpy()
     return counts
 
 
