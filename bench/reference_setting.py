@@ -8,7 +8,8 @@ reference way, with M for all three constants.
 
 Step 1 trains every model (skipped when its .keras file exists, so the script resumes).
 Step 2 runs `python -m lipvae_tf.evaluate` on all of them and writes runs/reference/eval.
-Run: `.venv/bin/python bench/reference_setting.py [--epochs 10] [--skip_eval]`.
+Run: `.venv/bin/python bench/reference_setting.py [--epochs 5] [--skip_eval] [evaluate flags]`
+(flags it does not know, e.g. `--restarts=3`, go to `python -m lipvae_tf.evaluate`).
 """
 from __future__ import annotations
 
@@ -55,10 +56,10 @@ def train_all(epochs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--skip_eval", action="store_true")
     parser.add_argument("--num_inputs", type=int, default=100)
-    args = parser.parse_args()
+    args, evaluate_flags = parser.parse_known_args()  # the rest goes to lipvae_tf.evaluate
     train_all(args.epochs)
     if args.skip_eval:
         return
@@ -67,7 +68,7 @@ def main() -> None:
         sys.executable, "-m", "lipvae_tf.evaluate",
         "--models=" + ",".join(f"{name}={path}" for name, path in paths.items()),
         "--r=8", "--p=0.5", f"--num_inputs={args.num_inputs}",
-        f"--output_dir={os.path.join(ROOT, 'eval')}",
+        f"--output_dir={os.path.join(ROOT, 'eval')}", *evaluate_flags,
     ], check=True)
 
 
