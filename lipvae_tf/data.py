@@ -396,3 +396,16 @@ def load_dataset(
     if batch_size is not None:
         ds = ds.batch(batch_size, drop_remainder=False)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_arrays(name: str, split: str, *, source: str = "auto", data_dir: str | None = None,
+                idx_dir: str | Path | None = None, limit: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray, str]:
+    """A whole split as numpy: float32 images (N, 28, 28, 1) in [0, 1], int64 labels, and the
+    source they came from (as `resolve_source` names it)."""
+    options = dict(source=source, data_dir=data_dir, idx_dir=idx_dir)
+    resolved = resolve_source(name, split, **options)
+    batches = list(load_dataset(name, split, limit=limit, batch_size=4096, with_labels=True,
+                                **options).as_numpy_iterator())
+    return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
+            resolved)

@@ -66,13 +66,9 @@ def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:
 
 def load_test_set(config: EvalConfig) -> tuple[np.ndarray, np.ndarray, str]:
     """Test images, labels and the source they came from."""
-    options = dict(source=config.source, data_dir=config.data_dir, idx_dir=config.idx_dir)
-    source = data.resolve_source(config.dataset, "test", **options)
-    dataset = data.load_dataset(config.dataset, "test", limit=config.test_limit, batch_size=4096,
-                                with_labels=True, **options)
-    batches = list(dataset.as_numpy_iterator())
-    return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
-            source)
+    return data.load_arrays(config.dataset, "test", source=config.source,
+                            data_dir=config.data_dir, idx_dir=config.idx_dir,
+                            limit=config.test_limit)
 
 
 def reference_r1(model: LipschitzVAE, s: np.ndarray, r: float, p: float) -> np.ndarray | None:

@@ -80,11 +80,10 @@ def _shape_kwargs(config: TrainConfig) -> dict:
 
 def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
     """All images of a split as a float32 array, and the source they came from."""
-    limit = config.train_limit if split == "train" else config.test_limit
-    options = dict(source=config.source, data_dir=config.data_dir, idx_dir=config.idx_dir)
-    source = data.resolve_source(config.dataset, split, **options)
-    dataset = data.load_dataset(config.dataset, split, limit=limit, batch_size=4096, **options)
-    return np.concatenate(list(dataset.as_numpy_iterator())), source
+    images, _, source = data.load_arrays(
+        config.dataset, split, source=config.source, data_dir=config.data_dir,
+        idx_dir=config.idx_dir, limit=config.train_limit if split == "train" else config.test_limit)
+    return images, source
 
 
 def fit(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config: TrainConfig,

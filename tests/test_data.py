@@ -375,3 +375,11 @@ def test_bad_arguments_name_the_argument(kwargs, error, message):
     arguments = dict(name="fashion_mnist", split="train", source="sample") | kwargs
     with pytest.raises(error, match=message):
         data.load_dataset(arguments.pop("name"), arguments.pop("split"), **arguments)
+
+
+def test_load_arrays_gives_the_whole_split_with_labels_and_its_source():
+    images, labels, source = data.load_arrays("fashion_mnist", "test", source="sample", limit=300)
+    expected_images, expected_labels = data.load_sample("test")
+    assert source == "sample"
+    np.testing.assert_array_equal(images, expected_images[:300])
+    np.testing.assert_array_equal(labels, expected_labels[:300])
