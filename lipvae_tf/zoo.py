@@ -170,7 +170,11 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo") -
     trained = train.train_one(model, "model", train_x, test_x, cfg)
     evaluation = evaluate.EvalConfig(models={name: trained["model_path"]},
                                      **config.get("evaluate", {}))
-    robustness = evaluate.evaluate_model(model, test_x, evaluation)
+    measured = trained["test"]  # train_one's IWAE on the same images: reuse it when comparable
+    robustness = evaluate.evaluate_model(
+        model, test_x, evaluation,
+        log_likelihood_mean=(measured["log_likelihood_iwae"]
+                             if measured["iwae_samples"] == evaluation.ll_samples else None))
     robustness.pop("_per_input")
     card = {
         "name": name, "dataset": cfg.dataset, "kind": config["kind"],
