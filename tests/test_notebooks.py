@@ -32,10 +32,6 @@ def _code(notebook) -> list[str]:
     return [cell.source for cell in notebook.cells if cell.cell_type == "code"]
 
 
-def _zoo_dir() -> Path:
-    return Path(os.environ.get("LIPVAE_ZOO_DIR", ROOT / "zoo"))
-
-
 def test_every_notebook_is_listed():
     assert sorted(p.name for p in COLAB.glob("*.ipynb")) == sorted(NOTEBOOKS)
 
@@ -59,8 +55,6 @@ def test_notebook_structure(name):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_quick_mode(name, tmp_path):
-    if name.startswith("03_") and not any(_zoo_dir().glob("*/*/manifest.json")):
-        pytest.skip(f"no zoo model is bundled in {_zoo_dir()} yet (python -m lipvae_tf.zoo build)")
     notebook = _read(name)
     env = {**os.environ, "LIPVAE_QUICK": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     client = NotebookClient(
