@@ -347,8 +347,7 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
     """
     x = model.check_images(x)
     r = checks.positive_finite("r", r)
-    if not (isinstance(p, (int, float)) and 0.5 <= p < 1):
-        raise ValueError(f"p must be in [1/2, 1), got {p}")
+    p = checks.probability_level("p", p)
     samples = checks.positive_int("samples", samples)
     max_radius = (math.sqrt(x[0].size) if len(x) else 1.0) if max_radius is None else \
         checks.positive_finite("max_radius", max_radius)
@@ -390,7 +389,7 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
         high[rows[is_broken]], prob_at_high[rows[is_broken]] = mid[is_broken], upper[is_broken]
         low[rows[~is_broken]] = mid[~is_broken]
     return MarginEstimate(margin=low, upper=high, probability_upper=prob_at_high,
-                          confidence=confidence, samples=samples, r=r, p=float(p))
+                          confidence=confidence, samples=samples, r=r, p=p)
 
 
 def audit_certificate(model, x, radius, r: float, p: float = 0.5, *, fraction: float = 0.99,

@@ -34,3 +34,10 @@ def int_pair(name: str, value) -> tuple[int, int]:
     ):
         raise ValueError(f"{name} must be an int >= 1 or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
+
+
+def probability_level(name: str, value) -> float:
+    """`value` as a float, or a ValueError naming `name` unless it is a real number in [1/2, 1)."""
+    if isinstance(value, bool) or not isinstance(value, _REAL) or not 0.5 <= value < 1:
+        raise ValueError(f"{name} must be a probability in [1/2, 1), got {value!r}")
+    return float(value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
 
 from lipvae_tf import bounds, checks
 
@@ -79,8 +78,7 @@ def design_budget(
     """
     target_radius = checks.positive_finite("target_radius", target_radius)
     r = checks.positive_finite("r", r)
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0.5 <= p < 1:
-        raise ValueError(f"p must be a probability in [1/2, 1), got {p!r}")
+    p = checks.probability_level("p", p)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     min_lipschitz = checks.positive_finite("min_lipschitz", min_lipschitz)
     if method not in bounds.METHODS:
