@@ -36,6 +36,52 @@ def test_groupsort_on_conv_features_sorts_channels():
     assert np.all(np.diff(y, axis=-1) <= 0)
 
 
+def _reference_groupsort2(x):
+    """Max/min of each pair by plain reductions (TF's own gradient): GroupSort(2)'s old form."""
+    groups = tf.reshape(x, (-1, x.shape[-1] // 2, 2))
+    ordered = tf.stack([tf.reduce_max(groups, -1), tf.reduce_min(groups, -1)], -1)
+    return tf.reshape(ordered, tf.shape(x))
+
+
+@pytest.mark.parametrize("shape", [(64, 512), (3, 4, 5, 8)])
+def test_groupsort2_matches_reductions_bit_for_bit_with_gradients(shape):
+    rng = np.random.default_rng(1)
+    # small integers: many exact ties inside pairs, where the gradient routing is delicate
+    x = tf.constant(rng.integers(-3, 4, size=shape), tf.float32)
+    upstream = tf.constant(rng.normal(size=shape), tf.float32)
+    outputs, grads = [], []
+    for fn in (ll.GroupSort(2), _reference_groupsort2):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        outputs.append(y.numpy())
+        grads.append(tape.gradient(y, x, output_gradients=upstream).numpy())
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    # away from ties the gradient is unique; at ties both routings are valid subgradients
+    partners = x.numpy().reshape(*shape[:-1], -1, 2)[..., ::-1].reshape(shape)
+    untied = x.numpy() != partners
+    np.testing.assert_array_equal(grads[0][untied], grads[1][untied])
+    # a permutation either way: each pair's gradient is its upstream pair, maybe swapped
+    pair_sorted = lambda a: np.sort(a.reshape(*shape[:-1], -1, 2), axis=-1)  # noqa: E731
+    np.testing.assert_array_equal(pair_sorted(grads[0]), pair_sorted(upstream.numpy()))
+
+
+def test_groupsort2_has_second_derivatives_and_works_in_functional_models():
+    x = tf.constant(np.random.default_rng(2).normal(size=(8, 6)), tf.float32)
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = tf.reduce_sum(ll.GroupSort(2)(x * x))
+        g = inner.gradient(y, x)
+        gg = tf.reduce_sum(g)
+    # d/dx sum(2x) = 2 everywhere: the swap routing is piecewise constant
+    np.testing.assert_allclose(outer.gradient(gg, x).numpy(), 2.0)
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, ll.MaxMin()(ll.GroupSort(2)(inputs)))
+    np.testing.assert_array_equal(model(x).numpy(), ll.MaxMin()(ll.GroupSort(2)(x)).numpy())
+
+
 def test_std_cap_projects_onto_the_ball():
     cap = ll.StdCap(0.5)
     x = tf.constant(np.random.normal(size=(64, 10)), tf.float32) * tf.random.uniform((64, 1), 0, 1)
