@@ -26,8 +26,8 @@ graph, so rows with r <= 0, a non-finite r, p outside [1/2, 1), or a non-finite 
 radius (never a clipped value). r and p must have one entry per image (TF Serving's row format,
 "instances", needs every input to share the batch dimension).
 
-Built with `keras.export.ExportArchive` (it tracks a Keras 3 model's variables for the SavedModel,
-and `add_endpoint` takes a multi-input `input_signature` whose `tf.TensorSpec` names become the
+Built with `keras.export.ExportArchive` (it saves the variables its endpoints capture, once each;
+`add_endpoint` takes a multi-input `input_signature` whose `tf.TensorSpec` names become the
 signature's input names, while a returned dict names the outputs), so no hand-written
 `tf.Module` is needed. A JSON copy of the metadata is written to `assets.extra/` (TF Serving's
 folder for files that live beside the model and are not loaded by it), readable without TensorFlow.
@@ -231,7 +231,9 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict):
                 for name, value in values.items()}
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # no archive.track(model): the endpoints capture the model's variables, which the archive
+    # saves; tracking the Keras wrappers as well would store every weight twice (2x the files and
+    # 2x the memory in TF Serving, keras-team/keras#23553)
     archive.add_endpoint("serving_default", reconstruct, input_signature=[images_spec])
     archive.add_endpoint("encode", encode, input_signature=[images_spec])
     archive.add_endpoint("certify", certify,

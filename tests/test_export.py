@@ -190,6 +190,19 @@ def test_saved_model_cli_lists_the_signatures(exported):
     assert "dtype: DT_DOUBLE" in text.split("signature_def['certify']:")[1]
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_weight_is_stored_once_and_bit_exact(exported, name):
+    """Keras' ExportArchive.track would store each weight twice (keras-team/keras#23553)."""
+    e = exported[name]
+    reader = tf.train.load_checkpoint(os.path.join(e["dir"], "variables", "variables"))
+    stored = [reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+              if key.endswith("VARIABLE_VALUE")]
+    weights = [w.numpy() for w in e["model"].trainable_weights]
+    assert sum(a.size for a in stored) == sum(w.size for w in weights)
+    for w in weights:
+        assert sum(a.shape == w.shape and np.array_equal(a, w) for a in stored) >= 1
+
+
 def test_invalid_rows_get_nan_and_a_mismatched_batch_is_refused(exported, images):
     _, test = images
     e = exported["mlp"]
