@@ -166,12 +166,24 @@ class LipschitzConv2D(_LipschitzConvBase):
 
     def call(self, inputs):
         self._check_built_size(inputs)
+        # TF's oneDNN conv2d (CPU) returns the *input's* shape for an empty batch, which breaks
+        # every later layer: an empty batch gets an empty output of the right shape instead.
+        batch = inputs.shape[0]
+        if batch is not None:
+            return self._convolve(inputs) if batch else self._empty_output(inputs)
+        return tf.cond(tf.shape(inputs)[0] > 0, lambda: self._convolve(inputs),
+                       lambda: self._empty_output(inputs))
+
+    def _convolve(self, inputs):
         if self.padding == "circular":
             inputs = _wrap_pad(inputs, self.kernel_size)
             outputs = ops.conv(inputs, self.kernel, strides=self.strides, padding="valid")
         else:
             outputs = ops.conv(inputs, self.kernel, strides=self.strides, padding=self.padding)
         return self._finish(outputs)
+
+    def _empty_output(self, inputs):
+        return tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         h, w = self._spatial_input(input_shape)

@@ -256,3 +256,32 @@ def test_bad_input_shapes_are_named():
         transposed(tf.zeros((1, 5, 5, 1)))
     with pytest.raises(ValueError, match="divisible by the stride"):
         ll.LipschitzConv2D(4, 3, strides=2, padding="circular")(tf.zeros((1, 7, 7, 1)))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid", "circular"])
+def test_conv_layers_give_empty_outputs_of_the_right_shape_for_an_empty_batch(padding):
+    """TF's oneDNN conv2d returns the input's shape for an empty batch; the layer must not."""
+    conv = ll.LipschitzConv2D(6, 3, strides=2, padding=padding)
+    conv.build((None, 12, 12, 3))
+    expected = tuple(conv.compute_output_shape((0, 12, 12, 3)))
+    empty = tf.zeros((0, 12, 12, 3))
+    assert tuple(conv(empty).shape) == expected
+    unknown_batch = tf.function(conv, input_signature=[tf.TensorSpec((None, 12, 12, 3))])
+    assert tuple(unknown_batch(empty).shape) == expected
+    x = tf.constant(np.random.default_rng(3).normal(size=(4, 12, 12, 3)), tf.float32)
+    np.testing.assert_allclose(unknown_batch(x).numpy(), conv(x).numpy(), rtol=1e-6, atol=1e-6)
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(unknown_batch(x) ** 2)
+    assert tape.gradient(y, conv.kernel) is not None
+
+
+def test_conv_vae_handles_an_empty_batch():
+    from lipvae_tf.model import LipschitzVAE
+
+    model = LipschitzVAE.from_target(1.0, 8.0, architecture="conv", conv_filters=(4, 8))
+    empty = np.zeros((0, 28, 28, 1), np.float32)
+    mu, sigma = model.posterior_params(empty)
+    assert mu.shape == sigma.shape == (0, model.latent_dim)
+    assert model(empty).shape == (0, 28, 28, 1)
+    assert model.reconstruct(empty).shape == (0, 28, 28, 1)
+    assert model.certified_radius(empty, 8.0).shape == (0,)
