@@ -154,7 +154,8 @@ def main() -> None:
           f"{np.median(times['lipschitz_vae']) / np.median(times['plain_vae_groupsort']):.2f}x")
     print(f"  epoch of {EXAMPLES} images ({steps} steps): {ours * steps / 1e3:.2f} s vs "
           f"{plain * steps / 1e3:.2f} s")
-    print(f"  plain VAE with ReLU {best['plain_vae_relu']:.1f} ms ({ours / best['plain_vae_relu']:.2f}x); "
+    relu = best["plain_vae_relu"]
+    print(f"  plain VAE with ReLU {relu:.1f} ms ({ours / relu:.2f}x); "
           f"LipschitzVAE without its projection {best['lipschitz_vae_unprojected']:.1f} ms; the "
           f"projection alone {best['projection_only']:.1f} ms "
           f"({best['projection_only'] / plain:.2f}x the plain step)")
