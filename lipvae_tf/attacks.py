@@ -367,27 +367,28 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
     high = np.full(n, np.inf)
     prob_at_high = np.full(n, np.nan)
     everything = np.arange(n)
-    zero_broken, zero_upper = broken(np.zeros(n), everything)  # no perturbation at all
-    high[zero_broken], prob_at_high[zero_broken] = 0.0, zero_upper[zero_broken]
+
+    def attack_at(radius: np.ndarray, rows: np.ndarray) -> None:
+        """Attack `rows` at `radius`: a broken radius lowers `high`, a held one raises `low`."""
+        is_broken, upper = broken(radius, rows)
+        high[rows[is_broken]], prob_at_high[rows[is_broken]] = radius[is_broken], upper[is_broken]
+        low[rows[~is_broken]] = radius[~is_broken]
+
+    attack_at(np.zeros(n), everything)  # no perturbation at all
     trial = np.full(n, min(initial_radius, max_radius))
     while True:  # bracket: double until broken or past max_radius
         rows = everything[np.isinf(high) & (trial <= max_radius)]
         if not len(rows):
             break
-        is_broken, upper = broken(trial[rows], rows)
-        high[rows[is_broken]], prob_at_high[rows[is_broken]] = trial[rows[is_broken]], \
-            upper[is_broken]
-        low[rows[~is_broken]] = trial[rows[~is_broken]]
+        attack_at(trial[rows], rows)
         trial[rows] = np.where(trial[rows] >= max_radius, np.inf,
                                np.minimum(2 * trial[rows], max_radius))
     for _ in range(bisection_steps):
         rows = everything[np.isfinite(high) & (high > 0)]
         if not len(rows):
             break
-        mid = np.where(low[rows] > 0, np.sqrt(low[rows] * high[rows]), 0.5 * high[rows])
-        is_broken, upper = broken(mid, rows)
-        high[rows[is_broken]], prob_at_high[rows[is_broken]] = mid[is_broken], upper[is_broken]
-        low[rows[~is_broken]] = mid[~is_broken]
+        attack_at(np.where(low[rows] > 0, np.sqrt(low[rows] * high[rows]), 0.5 * high[rows]),
+                  rows)
     return MarginEstimate(margin=low, upper=high, probability_upper=prob_at_high,
                           confidence=confidence, samples=samples, r=r, p=p)
 
