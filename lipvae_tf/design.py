@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-
 from lipvae_tf import bounds, checks
 
 # Below 1 a decoder cannot map codes of the prior's typical set (norms ~ sqrt(m)) to images as far

@@ -1,4 +1,5 @@
-"""Reports of training and evaluation runs: radius summaries, figures (matplotlib, written to files) and the JSON file."""
+"""Reports of training and evaluation runs: radius summaries, figures (matplotlib, written to
+files) and the JSON file."""
 from __future__ import annotations
 
 import json
