@@ -9,6 +9,7 @@ Derivations: docs/theory.md.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -19,8 +20,8 @@ _U = np.finfo(np.float64).eps / 2  # unit roundoff 2^-53: one float64 operation 
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
 
 
-_POSITIVE = ("m_mu", "m_g", "r", "gamma")
-_NON_NEGATIVE = ("m_sigma", "s")
+_POSITIVE = ("m_mu", "m_g", "r", "gamma", "std_cap")
+_NON_NEGATIVE = ("m_sigma", "s", "s_max")
 
 
 def _checked(**values) -> list[np.ndarray]:
@@ -298,18 +299,141 @@ def mean_reconstruction_radius(m_mu, m_g, r) -> np.ndarray:
     return r / (m_g * m_mu) * (1 - 4 * _U)  # two roundings: never above the exact quotient
 
 
-def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None) -> np.ndarray:
+# ---- certificates that use the std cap for the perturbed input (docs/theory.md section 9) -------
+
+@functools.lru_cache(maxsize=1024)
+def _chi2_quantile_upper_scalar(latent_dim: int, p: float) -> float:
+    """Smallest float64 q (to 1e-15 relative) with ncx2_cdf_lower(q, m, 0) >= p, by bisection."""
+    hi = float(latent_dim)
+    while ncx2_cdf_lower(hi, latent_dim, 0.0) < p:
+        hi *= 2
+    lo = 0.0
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if ncx2_cdf_lower(mid, latent_dim, 0.0) >= p else (mid, hi)
+        if hi - lo <= 1e-15 * hi:
+            break
+    return hi  # ncx2_cdf_lower(hi) >= p was checked: the true quantile is <= hi
+
+
+def chi2_quantile_upper(latent_dim: int, p) -> np.ndarray:
+    """A verified upper bound q of the p-quantile of chi2_m: P(chi2_m <= q) >= p.
+
+    Found by bisection on `ncx2_cdf_lower(q, m, 0)` (a guaranteed lower bound of the chi-square
+    CDF), so P(chi2_m <= q) >= ncx2_cdf_lower(q, m, 0) >= p; q is within ~1e-11 relative of the
+    exact quantile. p broadcasts; values are cached per (m, p).
+    """
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    (p,) = _checked(p=p)
+    unique, index = np.unique(p, return_inverse=True)
+    values = np.array([_chi2_quantile_upper_scalar(latent_dim, float(v)) for v in unique])
+    return values[index].reshape(p.shape)
+
+
+def _validated_cap(std_cap, s, s_max):
+    """(S, s_max) broadcast with s, checked: s <= S and s_max <= s (max_i sigma_i <= ||sigma||)."""
+    if std_cap is None:
+        raise ValueError("std_cap is required: the capped certificates use ||sigma(x')|| <= "
+                         "std_cap for every input x' (a model with a StdCap layer)")
+    s_max = s if s_max is None else s_max
+    std_cap, s_max = _checked(std_cap=std_cap, s_max=s_max)
+    if np.any(std_cap <= 0):
+        raise ValueError(f"std_cap must be > 0, got {std_cap}")
+    if np.any(s > std_cap):
+        raise ValueError(
+            f"s must be <= std_cap (the cap holds for every input), got s up to {np.max(s)!r} > "
+            f"std_cap {np.min(std_cap)!r}: pass the cap as the graph applies it "
+            f"(StdCap.output_norm_bound)")
+    if np.any(s_max > s * (1 + 4 * _U)):
+        raise ValueError("s_max (the largest coordinate of sigma(x)) must be <= s = ||sigma(x)||")
+    return std_cap, s_max
+
+
+def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap) -> np.ndarray:
+    """Largest d with M_mu d + sqrt(factor (min(s + M_sigma d, S)^2 + base)) <= reach.
+
+    The left side is the smaller of two increasing functions of d, so the answer is the larger of
+    the two roots: the cap branch in closed form, the M_sigma branch by bisection (to 1e-12
+    relative; its lower end is always a verified point). Every evaluation is rounded up.
+    """
+    noise = np.sqrt(factor * (std_cap**2 + base)) * (1 + 8 * _U)
+    capped = np.maximum(reach - noise, 0) / m_mu * (1 - 8 * _U)
+
+    def fits(d):
+        spread = np.sqrt(factor * ((s + m_sigma * d) ** 2 + base))
+        return (m_mu * d + spread) * (1 + 16 * _U) <= reach
+
+    lo = np.zeros(np.shape(reach))
+    hi = reach / m_mu  # the mean shift alone uses up the reach: never certified
+    start = fits(lo)
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        good = fits(mid)
+        lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
+        if np.all(hi - lo <= 1e-12 * hi):
+            break
+    return np.maximum(capped, np.where(start, lo, 0.0))
+
+
+def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap) -> np.ndarray:
+    """The larger of two Markov certificates that use the std cap S (docs/theory.md section 9.1).
+
+    Whole second moment: M_mu^2 d^2 + min(s + M_sigma d, S)^2 + s^2 <= (1 - p) r^2 / M_g^2.
+    Noise only, with the triangle inequality ||z' - z|| <= M_mu d + ||noise||:
+    M_mu d + sqrt((min(s + M_sigma d, S)^2 + s^2) / (1 - p)) <= r / M_g. The first is better when
+    the noise dominates, the second (far) better when the mean shift does. Never below
+    `markov_radius`, which it includes.
+    """
+    m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
+    std_cap, _ = _validated_cap(std_cap, s, None)
+    slack = _budget(m_g, r, p) - std_cap**2 - s**2
+    whole = np.sqrt(np.maximum(slack, 0)) / m_mu * (1 - 64 * _U)
+    whole = np.where(slack > 0, whole, 0.0)
+    reach = r / m_g * (1 - 4 * _U)
+    triangle = _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), s**2,
+                                std_cap)
+    return np.maximum.reduce([whole, triangle, markov_radius(m_mu, m_sigma, m_g, s, r, p)])
+
+
+def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_cap,
+                       s_max=None) -> np.ndarray:
+    """Chi-square certificate with the std cap, solved to 1e-12 relative (not on a grid).
+
+    The noise sigma(x') eps' - sigma(x) eps has independent N(0, v_i) coordinates with
+    v_i <= V(d) = min(s + M_sigma d, S)^2 + s_max^2, s_max = max_i sigma_i(x) (s when not given),
+    so ||noise||^2 <= V(d) chi2_m pointwise and, by the triangle inequality,
+    P(||z' - z|| <= t) >= P(chi2_m <= (t - M_mu d)^2 / V(d)), t = r / M_g. With q a verified upper
+    bound of chi2_m's p-quantile (`chi2_quantile_upper`), d is certified when
+    M_mu d + sqrt(q V(d)) <= t (docs/theory.md section 9.2).
+    """
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
+    std_cap, s_max = _validated_cap(std_cap, s, s_max)
+    q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
+    reach = r / m_g * (1 - 4 * _U)  # t, rounded down
+    return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, std_cap)
+
+
+def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
+                std_cap=None, s_max=None) -> np.ndarray:
     """The largest of the sound certificates that apply.
 
-    Learned std (gamma None): chi-square, paper and tighter Markov. Fixed std sigma = gamma * 1
-    (m_sigma and s ignored): chi-square, the exact noncentral chi-square, and the Markov forms with
-    M_sigma = 0 and s = gamma sqrt(m). The noncentral one is the exact worst case, so it dominates
-    the others up to its ~1e-12 rounding margin; the max keeps the rest as a cross-check.
+    Learned std (gamma None): chi-square, paper and tighter Markov, and with a std cap S the
+    capped Markov and capped chi-square forms. Fixed std sigma = gamma * 1 (m_sigma and s
+    ignored): chi-square, the exact noncentral chi-square, and the Markov forms with M_sigma = 0
+    and s = gamma sqrt(m). The noncentral one is the exact worst case, so it dominates the others
+    up to its ~1e-12 rounding margin; the max keeps the rest as a cross-check.
     """
     candidates = [chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)]
     if gamma is None:
         candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
                        markov_radius(m_mu, m_sigma, m_g, s, r, p)]
+        if std_cap is not None:
+            candidates += [
+                capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap),
+                capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                   std_cap=std_cap, s_max=s_max),
+            ]
     else:
         m_sigma, s = _fixed_std(gamma, latent_dim)
         candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
@@ -324,18 +448,22 @@ def _fixed_std(gamma, latent_dim):
     return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * _U)  # rounded up: radii fall as s grows
 
 
-METHODS = ("paper", "markov", "chi2", "ncx2", "best")
+METHODS = ("paper", "markov", "chi2", "ncx2", "markov_cap", "chi2_cap", "best")
+CAPPED_METHODS = ("markov_cap", "chi2_cap")  # need std_cap: ||sigma(x')|| <= S for every x'
 
 
 def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
-           gamma=None) -> np.ndarray:
+           gamma=None, std_cap=None, s_max=None) -> np.ndarray:
     """The certificate `method` (one of METHODS) with one uniform signature.
 
     gamma None: a learned std with constants m_sigma and s = ||sigma(x)||; "ncx2" does not apply
     (it needs a fixed std) and raises. gamma given: the std is gamma * 1 for every input, so m_sigma
     and s are ignored (validated only) and every method uses M_sigma = 0, s = gamma sqrt(m); the
     Markov forms are sound there since E||z' - z||^2 = ||mu' - mu||^2 + 2 gamma^2 m exactly.
-    The result has the broadcast shape of all the arguments.
+    std_cap: S with ||sigma(x')|| <= S for EVERY input x' (as the graph applies it); the capped
+    methods need it and "best" uses them when it is given. s_max: max_i sigma_i(x) per input
+    (defaults to s, always an upper bound of it). The result has the broadcast shape of all the
+    arguments.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -343,10 +471,18 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
     arguments = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
     if gamma is not None:
         arguments["gamma"] = gamma
+        if std_cap is not None:
+            raise ValueError("std_cap does not apply to a fixed encoder std (gamma): pass one")
+    if std_cap is not None:
+        arguments["std_cap"] = std_cap
+    if s_max is not None:
+        arguments["s_max"] = s_max
     shape = _checked(**arguments)[0].shape  # validates the ignored ones too
     if method == "ncx2" and gamma is None:
         raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
                          "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")
+    if method in CAPPED_METHODS and std_cap is None:
+        raise ValueError(f"method {method!r} needs std_cap (a learned std capped by StdCap)")
     if gamma is not None and method in ("paper", "markov"):
         m_sigma, s = _fixed_std(gamma, latent_dim)
     if method == "paper":
@@ -357,6 +493,12 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
         result = chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)
     elif method == "ncx2":
         result = ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
+    elif method == "markov_cap":
+        result = capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap)
+    elif method == "chi2_cap":
+        result = capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                    std_cap=std_cap, s_max=s_max)
     else:
-        result = best_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)
+        result = best_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma,
+                             std_cap=std_cap, s_max=s_max)
     return np.broadcast_to(result, shape).copy()

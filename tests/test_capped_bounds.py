@@ -1,0 +1,159 @@
+"""Certificates that use the std cap S for the perturbed input (docs/theory.md section 9)."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lipvae_tf import bounds
+
+
+def _settings(count, seed):
+    rng = np.random.default_rng(seed)
+    std_cap = rng.uniform(0.02, 0.5, count)
+    s = std_cap * rng.uniform(0, 1, count)
+    return dict(m_mu=rng.uniform(0.5, 10, count), m_sigma=rng.uniform(0, 10, count),
+                m_g=rng.uniform(0.5, 10, count), s=s, r=rng.uniform(1, 10, count),
+                p=rng.uniform(0.5, 0.95, count)), std_cap
+
+
+def test_chi2_quantile_upper_is_a_verified_upper_bound_within_1e_10():
+    for m in (1, 2, 5, 10, 16, 64):
+        for p in (0.5, 0.75, 0.9, 0.99, 0.999):
+            q = float(bounds.chi2_quantile_upper(m, p))
+            exact = stats.chi2.ppf(p, m)
+            assert exact <= q <= exact * (1 + 1e-10), (m, p, q, exact)
+            assert stats.chi2.cdf(q, m) >= p
+    shaped = bounds.chi2_quantile_upper(10, np.array([[0.5, 0.9], [0.9, 0.5]]))
+    assert shaped.shape == (2, 2) and shaped[0, 0] == shaped[1, 1]
+
+
+def _monte_carlo(d, m_mu, m_g, sigma, sigma_shift, r, rng, samples=200_000):
+    """P(||g(z') - g(z)|| <= r), g = M_g * identity, the mean moved by M_mu d along axis 0."""
+    latent_dim = len(sigma)
+    shift = np.eye(latent_dim)[0] * m_mu * d
+    eps, eps2 = rng.standard_normal((2, samples, latent_dim))
+    delta = m_g * (shift + sigma_shift * eps2 - sigma * eps)
+    return np.mean(np.linalg.norm(delta, axis=1) <= r)
+
+
+def _stds(rng, latent_dim, s, shifted_norm, layout):
+    """sigma(x) of norm s and sigma(x') of norm shifted_norm, concentrated on axis 0 (worst for the
+    mean shift's direction), on axis 1 (orthogonal), or spread at random."""
+    if layout == "axis0":
+        return np.eye(latent_dim)[0] * s, np.eye(latent_dim)[0] * shifted_norm
+    if layout == "axis1":
+        return np.eye(latent_dim)[1] * s, np.eye(latent_dim)[1] * shifted_norm
+    a, b = rng.uniform(size=(2, latent_dim))
+    return a / np.linalg.norm(a) * s, b / np.linalg.norm(b) * shifted_norm
+
+
+@pytest.mark.parametrize("method", ["markov_cap", "chi2_cap"])
+def test_monte_carlo_never_below_the_certified_probability(method):
+    rng = np.random.default_rng(17)
+    checked = 0
+    for trial in range(14):
+        latent_dim = int(rng.choice([2, 5, 10, 16]))
+        m_mu, m_sigma, m_g = rng.uniform(0.5, 5, 3)
+        r, p = rng.uniform(1, 8), float(rng.choice([0.5, 0.75, 0.9]))
+        std_cap = rng.uniform(0.05, 0.35) * r / m_g  # the noise matters: certificates near 0
+        s = std_cap * rng.uniform(0.2, 1.0)
+        layout = ["axis0", "axis1", "spread"][trial % 3]
+        sigma, _ = _stds(rng, latent_dim, s, 1.0, layout)
+        radius = float(bounds.radius(method, m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                     std_cap=std_cap, s_max=np.max(sigma)))
+        if radius == 0:
+            continue
+        checked += 1
+        shifted_norm = min(s + m_sigma * radius, std_cap)
+        for shifted_layout in ("axis0", "axis1", "spread"):
+            _, sigma_shift = _stds(rng, latent_dim, s, shifted_norm, shifted_layout)
+            empirical = _monte_carlo(radius, m_mu, m_g, sigma, sigma_shift, r, rng)
+            standard_error = math.sqrt(p * (1 - p) / 200_000)
+            assert empirical >= p - 4 * standard_error, (trial, layout, empirical, p)
+    assert checked >= 8
+
+
+def test_monte_carlo_catches_a_model_whose_cap_is_not_enforced():
+    """The same harness sees the failure when sigma(x') exceeds the cap the certificate assumed
+    (a broken model: StdCap removed after design), so the test above can fail."""
+    rng = np.random.default_rng(3)
+    m_mu, m_sigma, m_g, r, p, latent_dim, std_cap = 1.0, 50.0, 1.0, 1.0, 0.5, 10, 0.25
+    s = std_cap
+    radius = float(bounds.radius("best", m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                 std_cap=std_cap))
+    assert radius > 0
+    sigma = np.full(latent_dim, s / math.sqrt(latent_dim))
+    honest = _monte_carlo(radius, m_mu, m_g, sigma, sigma, r, rng)
+    assert honest >= p
+    uncapped = np.full(latent_dim, (s + m_sigma * radius) / math.sqrt(latent_dim))
+    assert _monte_carlo(radius, m_mu, m_g, sigma, uncapped, r, rng) < p
+
+
+def test_capped_forms_dominate_the_uncapped_ones_and_best_takes_the_max():
+    settings, std_cap = _settings(300, seed=4)
+    markov = bounds.markov_radius(**settings)
+    capped_markov = bounds.capped_markov_radius(**settings, std_cap=std_cap)
+    capped_chi2 = bounds.capped_chi2_radius(**settings, latent_dim=10, std_cap=std_cap)
+    assert np.all(capped_markov >= markov)
+    assert np.mean(capped_markov > markov * 1.01) > 0.3
+    best = bounds.best_radius(**settings, latent_dim=10, std_cap=std_cap)
+    expected = np.maximum.reduce([
+        bounds.best_radius(**settings, latent_dim=10), capped_markov, capped_chi2])
+    np.testing.assert_array_equal(best, expected)
+    # s_max (the largest coordinate) below s only helps, and s_max = s is the default
+    smaller = bounds.capped_chi2_radius(**settings, latent_dim=10, std_cap=std_cap,
+                                        s_max=settings["s"] / 2)
+    assert np.all(smaller >= capped_chi2)
+    np.testing.assert_array_equal(capped_chi2, bounds.capped_chi2_radius(
+        **settings, latent_dim=10, std_cap=std_cap, s_max=settings["s"]))
+
+
+@pytest.mark.parametrize("method", ["markov_cap", "chi2_cap"])
+def test_capped_radius_agrees_with_a_fine_grid_and_never_exceeds_it(method):
+    settings, std_cap = _settings(30, seed=8)
+    radius = bounds.radius(method, **settings, latent_dim=10, std_cap=std_cap)
+    assert np.any(radius > 0)
+    for i in range(30):
+        mu, sg, g, s, r, p = (settings[k][i] for k in ("m_mu", "m_sigma", "m_g", "s", "r", "p"))
+        cap = std_cap[i]
+        grid = np.linspace(0, r / (g * mu), 200_001)[:-1]
+        noise_var = np.minimum(s + sg * grid, cap) ** 2
+        if method == "chi2_cap":
+            q = stats.chi2.ppf(p, 10)
+            ok = mu * grid + np.sqrt(q * (noise_var + s**2)) <= r / g
+        else:
+            whole = (mu * grid) ** 2 + noise_var + s**2 <= (1 - p) * r**2 / g**2
+            ok = whole | (mu * grid + np.sqrt((noise_var + s**2) / (1 - p)) <= r / g)
+        grid_radius = grid[ok].max() if ok.any() else 0.0
+        step = grid[1] - grid[0]
+        assert radius[i] <= grid_radius + step * (1 + 1e-9)
+        assert grid_radius <= radius[i] + 1e-9 * grid[-1]
+
+
+def test_the_reference_setting_certifies_above_1_2():
+    """M = 5 for all three networks (decoder before its sigmoid: M_g = 5/4), S = 0.1, m = 10,
+    r = 8, p = 1/2, at the worst-case std s = S: the published R1 gives 0.139."""
+    best = float(bounds.radius("best", 5.0, 5.0, 1.25, 0.1, 8.0, 0.5, latent_dim=10, std_cap=0.1))
+    uncapped = float(bounds.radius("best", 5.0, 5.0, 1.25, 0.1, 8.0, 0.5, latent_dim=10))
+    assert best >= 1.2 and uncapped < 0.7
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: bounds.radius("chi2_cap", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4), "needs std_cap"),
+    (lambda: bounds.radius("markov_cap", 1.0, 1.0, 1.0, 0.2, 1.0, latent_dim=4, std_cap=0.1),
+     "s must be <= std_cap"),
+    (lambda: bounds.radius("best", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, std_cap=0.0),
+     "std_cap must be > 0"),
+    (lambda: bounds.radius("best", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, gamma=0.1,
+                           std_cap=0.1), "std_cap does not apply"),
+    (lambda: bounds.capped_chi2_radius(1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, std_cap=0.2,
+                                       s_max=0.15), "s_max"),
+    (lambda: bounds.capped_chi2_radius(1.0, 1.0, 1.0, 0.1, 1.0, 1.0, latent_dim=4,
+                                       std_cap=0.2), "p must be in"),
+    (lambda: bounds.capped_markov_radius(1.0, 1.0, 1.0, 0.1, 0.0, std_cap=0.2), "r must be > 0"),
+    (lambda: bounds.chi2_quantile_upper(10, 0.3), "p must be in"),
+])
+def test_bad_arguments_name_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
