@@ -1,13 +1,19 @@
 """Verified upper bounds of l2 Lipschitz constants, from the weights actually in use.
 
-Nothing here trusts a nominal constant or a constraint: kernels are read and measured in float64.
-Dense: exact largest singular value (SVD). Conv: exact operator norm for circular padding and a
-guaranteed upper bound for zero padding (see `conv_spectrum`); never plain power iteration.
+Nothing here trusts a nominal constant or a constraint: kernels are read as the layer computes
+with them (cast to its compute dtype) and measured in float64; scale factors are taken as applied
+(after the cast to the compute dtype, e.g. float32(1/3) > 1/3). Dense: exact largest singular value
+(SVD). Conv: exact operator norm for circular padding and a guaranteed upper bound for zero
+padding (see `conv_spectrum`); never plain power iteration. Every bound that involves arithmetic
+in the compute dtype carries a round-off margin for that dtype (`rounding_margin`).
 A network's bound is the product of its layers' bounds (activations included).
+
+Bounds are looked up by layer class in a registry; `register_lipschitz_bound` adds a rule for a
+layer class of your own. A layer without a rule raises TypeError (never a guess).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
 
 import keras
 import numpy as np
@@ -17,6 +23,11 @@ from lipvae_tf import conv_spectrum, layers as ll
 
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
 ROUNDOFF_MARGIN = 1e-10
+# Allowance, in units of the compute dtype's unit round-off u (float32: 2^-24), for the rounding
+# of one layer's elementwise steps after its linear map: the product by the applied factor, the
+# bias, the activation, the cap's division. Each correctly rounded step is off by at most u
+# relative; eight covers a layer's few steps with room. See `rounding_margin`.
+ROUNDING_ULPS = 8
 
 # Largest slope of each activation (sup |f'|).
 ACTIVATION_CONSTANTS = {
@@ -25,10 +36,108 @@ ACTIVATION_CONSTANTS = {
     "silu": 1.1, "swish": 1.1,  # sup silu' = 1.0998...
     "gelu": 1.13,  # sup gelu' = 1.1289...
 }
-_ISOMETRIES = (
-    keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout,
-    keras.layers.Identity, ll.GroupSort, ll.MaxMin, ll.StdCap, ll.Shift,
-)
+
+LayerT = TypeVar("LayerT", bound=Callable[[keras.layers.Layer], float])
+_RULES: dict[type, Callable[[keras.layers.Layer], float]] = {}
+
+
+def register_lipschitz_bound(*layer_classes: type) -> Callable[[LayerT], LayerT]:
+    """Decorator: `rule(layer) -> float` becomes the verified bound for these layer classes.
+
+    The rule receives a built layer and must return an upper bound of its l2 Lipschitz constant
+    as the layer computes (use `applied_kernel`, `applied_value` and `rounding_margin`). A rule
+    also covers subclasses that keep the registered class's `call`; a subclass that overrides
+    `call` computes something else and needs its own rule. A later registration for the same
+    class replaces the earlier one.
+
+    Example:
+        @register_lipschitz_bound(MyScale)
+        def _my_scale(layer):
+            return abs(applied_value(layer.factor, layer.compute_dtype)) * (
+                1 + rounding_margin(layer.compute_dtype))
+
+    Args:
+        *layer_classes: one or more subclasses of `keras.layers.Layer`.
+
+    Returns:
+        The decorator; it returns the rule unchanged.
+
+    Raises:
+        TypeError: if no class is given or one is not a Keras layer class.
+    """
+    if not layer_classes:
+        raise TypeError("register_lipschitz_bound needs at least one layer class")
+    for cls in layer_classes:
+        if not (isinstance(cls, type) and issubclass(cls, keras.layers.Layer)):
+            raise TypeError(
+                f"register_lipschitz_bound expects keras.layers.Layer subclasses, got {cls!r}"
+            )
+
+    def decorator(rule: LayerT) -> LayerT:
+        if not callable(rule):
+            raise TypeError(f"a Lipschitz bound rule must be callable, got {rule!r}")
+        for cls in layer_classes:
+            _RULES[cls] = rule
+        return rule
+
+    return decorator
+
+
+def _rule_for(layer: keras.layers.Layer) -> Callable[[keras.layers.Layer], float]:
+    kind = type(layer)
+    for cls in kind.__mro__:
+        rule = _RULES.get(cls)
+        if rule is None:
+            continue
+        if cls is not kind and getattr(kind, "call", None) is not getattr(cls, "call", None):
+            raise TypeError(
+                f"no verified Lipschitz bound for layer {layer.name!r} of type {kind.__name__}: "
+                f"it overrides call() of {cls.__name__}, whose bound does not apply; register "
+                f"one with lipvae_tf.lipschitz.register_lipschitz_bound({kind.__name__})"
+            )
+        return rule
+    raise TypeError(
+        f"no verified Lipschitz bound for layer {layer.name!r} of type {kind.__name__}; "
+        f"register one with lipvae_tf.lipschitz.register_lipschitz_bound({kind.__name__})"
+    )
+
+
+# ----- measurements ---------------------------------------------------------------------------
+
+def unit_roundoff(dtype) -> float:
+    """u = eps / 2 of a floating dtype (float32: 2^-24): one correct rounding is off by <= u."""
+    return float(np.finfo(_numpy_dtype(dtype)).eps) / 2
+
+
+def rounding_margin(dtype) -> float:
+    """Relative margin a bound carries for a layer computing in `dtype`.
+
+    ROUNDOFF_MARGIN (float64 SVD/FFT round-off) plus ROUNDING_ULPS x u(dtype) for the layer's
+    correctly rounded elementwise steps (float32: 4.8e-7). Constants are already taken as
+    applied (`applied_value`, `applied_kernel`), so this margin only covers rounding.
+    """
+    return ROUNDOFF_MARGIN + ROUNDING_ULPS * unit_roundoff(dtype)
+
+
+def _numpy_dtype(dtype):
+    name = keras.backend.standardize_dtype(dtype)
+    if name == "bfloat16":
+        return tf.bfloat16.as_numpy_dtype
+    return np.dtype(name)
+
+
+def applied_value(value: float, dtype) -> float:
+    """A Python scalar as a layer applies it: cast to `dtype` (e.g. float32(1/3)), as float64."""
+    return float(keras.ops.convert_to_numpy(keras.ops.cast(value, dtype)).astype(np.float64))
+
+
+def applied_kernel(layer: keras.layers.Layer, name: str = "kernel") -> np.ndarray:
+    """The layer's weight `name` cast to the layer's compute dtype (what `call` multiplies by),
+    as float64 (exact: every float16/bfloat16/float32 value is a float64)."""
+    kernel = getattr(layer, name)
+    return keras.ops.convert_to_numpy(
+        keras.ops.cast(keras.ops.convert_to_tensor(kernel), layer.compute_dtype)
+    ).astype(np.float64)
 
 
 def dense_norm(kernel) -> float:
@@ -39,9 +148,12 @@ def dense_norm(kernel) -> float:
 def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
     """Operator norm of a conv with this (kh, kw, c_in, c_out) kernel on inputs of size input_hw.
 
-    Exact for "circular" padding, a guaranteed upper bound for "same" and "valid".
+    Exact for "circular" padding, a guaranteed upper bound for "same", "valid" and "causal"
+    (any zero padding of at most k - 1 per axis is a restriction of the circular conv on a grid
+    >= n + k - 1).
     """
     kernel = np.asarray(kernel, dtype=np.float64)
+    padding = "valid" if str(padding).lower() == "causal" else padding
     grid = conv_spectrum.circular_grid(tuple(input_hw), kernel.shape[:2], tuple(strides), padding)
     return float(conv_spectrum.operator_norm(tf.constant(kernel), grid, tuple(strides)))
 
@@ -56,62 +168,154 @@ def activation_constant(activation) -> float:
     return ACTIVATION_CONSTANTS[name]
 
 
-def _keras_conv_input_hw(layer) -> tuple[int, int]:
+# ----- rules for this package's layers --------------------------------------------------------
+
+@register_lipschitz_bound(ll.LipschitzDense)
+def _lipschitz_dense(layer: ll.LipschitzDense) -> float:
+    return _scaled(layer, dense_norm(applied_kernel(layer)))
+
+
+@register_lipschitz_bound(ll.LipschitzConv2D)
+def _lipschitz_conv(layer: ll.LipschitzConv2D) -> float:
+    norm = conv_norm_bound(applied_kernel(layer), layer.input_hw, layer.strides, layer.padding)
+    return _scaled(layer, norm)
+
+
+@register_lipschitz_bound(ll.LipschitzConv2DTranspose)
+def _lipschitz_conv_transpose(layer: ll.LipschitzConv2DTranspose) -> float:
+    # The adjoint conv maps the output grid back to the input grid with the same kernel.
+    norm = conv_norm_bound(applied_kernel(layer), layer.output_hw, layer.strides, layer.padding)
+    return _scaled(layer, norm)
+
+
+def _scaled(layer, norm: float) -> float:
+    dtype = layer.compute_dtype
+    return applied_value(layer.lipschitz, dtype) * norm * (1 + rounding_margin(dtype))
+
+
+@register_lipschitz_bound(ll.Scale)
+def _scale(layer: ll.Scale) -> float:
+    dtype = layer.compute_dtype
+    return abs(applied_value(layer.factor, dtype)) * (1 + rounding_margin(dtype))
+
+
+@register_lipschitz_bound(ll.StdCap, ll.Shift)
+def _rounded_isometry(layer: keras.layers.Layer) -> float:
+    """1 in exact arithmetic (a projection onto a ball; a translation), plus rounding."""
+    return 1.0 + rounding_margin(layer.compute_dtype)
+
+
+@register_lipschitz_bound(
+    keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout,
+    keras.layers.Identity, ll.GroupSort, ll.MaxMin,
+)
+def _exact_isometry(layer: keras.layers.Layer) -> float:
+    """Layers that only move or permute values (exact in every dtype): constant 1."""
+    return 1.0
+
+
+# ----- rules for Keras layers -----------------------------------------------------------------
+
+@register_lipschitz_bound(keras.layers.Activation)
+def _keras_activation(layer: keras.layers.Activation) -> float:
+    constant = activation_constant(layer.activation)
+    if layer.activation is keras.activations.linear:
+        return constant  # the identity: exact
+    return constant * (1 + rounding_margin(layer.compute_dtype))
+
+
+def _keras_checks(layer) -> None:
+    if getattr(layer, "quantization_mode", None):
+        raise TypeError(
+            f"layer {layer.name!r} of type {type(layer).__name__} is quantized "
+            f"({layer.quantization_mode}): no verified bound for quantized kernels"
+        )
+
+
+@register_lipschitz_bound(keras.layers.Dense)
+def _keras_dense(layer: keras.layers.Dense) -> float:
+    _keras_checks(layer)
+    dtype = layer.compute_dtype
+    return dense_norm(applied_kernel(layer)) * activation_constant(layer.activation) * (
+        1 + rounding_margin(dtype))
+
+
+def _keras_spatial(layer, shape, what: str) -> tuple[int, ...]:
+    spatial = tuple(shape[1:-1])
+    if any(n is None for n in spatial):
+        raise ValueError(
+            f"layer {layer.name!r}: the operator norm of a convolution depends on its {what} "
+            f"size, which is not fully known ({tuple(shape)})"
+        )
+    return tuple(int(n) for n in spatial)
+
+
+def _keras_conv_input_shape(layer) -> tuple:
     try:
-        shape = layer.input.shape
+        return tuple(layer.input.shape)
     except (AttributeError, ValueError) as error:
         raise ValueError(
             f"layer {layer.name!r}: the operator norm of a convolution depends on its input "
             f"size, which is unknown (call the layer in a model with a known input shape)"
         ) from error
-    return int(shape[1]), int(shape[2])
 
 
-def _keras_conv_bound(layer) -> float:
-    if layer.data_format != "channels_last" or max(layer.dilation_rate) != 1 or layer.groups != 1:
+@register_lipschitz_bound(
+    keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+)
+def _keras_conv(layer) -> float:
+    """Keras Conv1D/Conv2D and their transposes (channels_last, undilated, ungrouped).
+
+    A transposed conv has the norm of the conv it is the adjoint of: that conv runs on the
+    transposed layer's output grid with the same kernel. 1-D layers are 2-D ones of height 1.
+    """
+    _keras_checks(layer)
+    transposed = isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose))
+    if (layer.data_format != "channels_last" or max(layer.dilation_rate) != 1
+            or getattr(layer, "groups", 1) != 1):
         raise TypeError(
-            f"layer {layer.name!r}: only channels_last, undilated, ungrouped convolutions have "
-            f"a verified bound here"
+            f"layer {layer.name!r} of type {type(layer).__name__}: only channels_last, "
+            f"undilated, ungrouped convolutions have a verified bound here"
         )
-    kernel = layer.kernel.numpy()
-    if isinstance(layer, keras.layers.Conv2DTranspose):
-        hw = tuple(layer.output.shape[1:3])
+    input_shape = _keras_conv_input_shape(layer)
+    if transposed:
+        hw = _keras_spatial(layer, layer.compute_output_shape(input_shape), "output")
     else:
-        hw = _keras_conv_input_hw(layer)
-    bound = conv_norm_bound(kernel, hw, layer.strides, layer.padding)
-    return bound * activation_constant(layer.activation)
+        hw = _keras_spatial(layer, input_shape, "input")
+    kernel, strides = applied_kernel(layer), tuple(layer.strides)
+    if kernel.ndim == 3:  # 1-D: height 1
+        kernel, hw, strides = kernel[None], (1, *hw), (1, *strides)
+    bound = conv_norm_bound(kernel, hw, strides, layer.padding)
+    return bound * activation_constant(layer.activation) * (
+        1 + rounding_margin(layer.compute_dtype))
 
+
+# ----- public entry points --------------------------------------------------------------------
 
 def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
     """Verified upper bound of the l2 Lipschitz constant of one built layer.
 
-    Raises TypeError for a layer whose constant is not known (rather than guessing).
+    Looks the layer's class up in the registry (`register_lipschitz_bound`); a model is bounded
+    as a chain (`network_lipschitz_bound`).
+
+    Args:
+        layer: a built Keras layer (or a chain-like model).
+
+    Returns:
+        The bound, as a float, for the layer as it computes (its compute dtype's kernel and
+        factors, plus that dtype's round-off margin).
+
+    Raises:
+        TypeError: for a layer whose constant is not known (rather than guessing), naming its
+            class.
+        ValueError: for a convolution whose input size is unknown.
     """
     if isinstance(layer, keras.Model):
         return network_lipschitz_bound(layer)
-    if isinstance(layer, ll.LipschitzDense):
-        norm = dense_norm(layer.kernel.numpy())
-    elif isinstance(layer, ll.LipschitzConv2D):
-        norm = conv_norm_bound(layer.kernel.numpy(), layer.input_hw, layer.strides, layer.padding)
-    elif isinstance(layer, ll.LipschitzConv2DTranspose):
-        norm = conv_norm_bound(layer.kernel.numpy(), layer.output_hw, layer.strides, layer.padding)
-    elif isinstance(layer, ll.Scale):
-        return abs(layer.factor)
-    elif isinstance(layer, _ISOMETRIES):
-        return 1.0
-    elif isinstance(layer, keras.layers.Activation):
-        return activation_constant(layer.activation)
-    elif isinstance(layer, keras.layers.Dense):
-        return dense_norm(layer.kernel.numpy()) * activation_constant(layer.activation) * (
-            1 + ROUNDOFF_MARGIN
-        )
-    elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-        return _keras_conv_bound(layer) * (1 + ROUNDOFF_MARGIN)
-    else:
-        raise TypeError(
-            f"no verified Lipschitz bound for layer {layer.name!r} of type {type(layer).__name__}"
-        )
-    return layer.lipschitz * norm * (1 + ROUNDOFF_MARGIN)
+    if not isinstance(layer, keras.layers.Layer):
+        raise TypeError(f"layer must be a keras.layers.Layer, got {type(layer).__name__}")
+    return float(_rule_for(layer)(layer))
 
 
 def _chain(model: keras.Model) -> list[keras.layers.Layer]:
@@ -138,7 +342,17 @@ def _chain(model: keras.Model) -> list[keras.layers.Layer]:
 
 def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers.Layer]) -> float:
     """Product of the layers' verified bounds for a chain (Sequential, chain-like Functional
-    model, or a list of layers applied in order); nested chains are expanded."""
+    model, or a list of layers applied in order); nested chains are expanded.
+
+    Args:
+        model_or_layers: a Sequential or chain-like Functional model, or layers in order.
+
+    Returns:
+        The product of `layer_lipschitz_bound` over the chain.
+
+    Raises:
+        TypeError: for a subclassed or branching model, or a layer without a known bound.
+    """
     if isinstance(model_or_layers, keras.Model):
         functional = getattr(model_or_layers, "inputs", None) is not None
         if not (functional or isinstance(model_or_layers, keras.Sequential)):

@@ -1,0 +1,155 @@
+"""Plain Keras layers: every class `layer_lipschitz_bound` accepts is checked against the exact
+operator norm of the layer's linear map; unknown layers raise TypeError naming their class; the
+registry lets a user's own layer join."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipvae_tf import lipschitz as lp
+from operators import dense_matrix
+
+
+def _exact(layer, input_shape) -> float:
+    """Exact norm of x -> layer(x) - layer(0) (the bias removed), from the layer's own matrix."""
+    zero = layer(tf.zeros((1, *input_shape)))
+
+    def op(x):
+        return tf.cast(layer(tf.cast(x, tf.float32)) - zero, tf.float64)
+
+    return float(np.linalg.norm(dense_matrix(op, input_shape), 2))
+
+
+def _randomise(layer, seed):
+    rng = np.random.default_rng(seed)
+    for weight in layer.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+
+
+CASES = [  # (id, layer factory, input shape)
+    *[(f"dense-bias{b}", lambda b=b: keras.layers.Dense(5, use_bias=b), (7,)) for b in (0, 1)],
+    *[(f"conv1d-{pad}-s{s}-bias{b}",
+       lambda pad=pad, s=s, b=b: keras.layers.Conv1D(3, 3, strides=s, padding=pad, use_bias=b),
+       (9, 2)) for pad in ("valid", "same", "causal") for s in (1, 2) for b in (0, 1)],
+    *[(f"conv2d-{pad}-s{s}-bias{b}",
+       lambda pad=pad, s=s, b=b: keras.layers.Conv2D(3, 3, strides=s, padding=pad, use_bias=b),
+       (6, 5, 2)) for pad in ("valid", "same") for s in (1, 2) for b in (0, 1)],
+    *[(f"conv2dT-{pad}-s{s}-bias{b}",
+       lambda pad=pad, s=s, b=b: keras.layers.Conv2DTranspose(3, 3, strides=s, padding=pad,
+                                                              use_bias=b),
+       (4, 5, 2)) for pad in ("valid", "same") for s in (1, 2) for b in (0, 1)],
+    ("conv2dT-same-s2-output_padding",
+     lambda: keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same", output_padding=1),
+     (4, 4, 2)),
+    ("conv2dT-valid-s3-kernel2", lambda: keras.layers.Conv2DTranspose(2, 2, strides=3), (3, 4, 2)),
+    *[(f"conv1dT-{pad}-s{s}",
+       lambda pad=pad, s=s: keras.layers.Conv1DTranspose(3, 3, strides=s, padding=pad),
+       (5, 2)) for pad in ("valid", "same") for s in (1, 2)],
+]
+
+
+@pytest.mark.parametrize("make,input_shape", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_keras_layer_bound_is_above_the_exact_operator_norm(make, input_shape):
+    layer = make()
+    keras.Sequential([keras.Input(input_shape), layer])
+    _randomise(layer, seed=len(input_shape) * 10 + layer.weights[0].shape[-1])
+    exact = _exact(layer, input_shape)
+    bound = lp.layer_lipschitz_bound(layer)
+    assert np.isfinite(bound)
+    assert bound >= exact * (1 + 1e-7)  # above the norm, with the float32 rounding margin
+    if isinstance(layer, keras.layers.Dense):
+        assert bound == pytest.approx(exact, rel=1e-6)  # exact up to the margin
+    else:
+        assert bound <= 1.3 * exact  # zero padding: a guaranteed, slightly loose bound
+
+
+def test_the_issue_example_and_a_conv_standard_vae_are_bounded():
+    from lipvae_tf.model import StandardVAE
+
+    layer = keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same")
+    model = keras.Sequential([keras.Input((4, 4, 2)), layer])
+    assert lp.network_lipschitz_bound(model) >= _exact(layer, (4, 4, 2))
+    constants = StandardVAE(4, architecture="conv", conv_filters=(2, 3)).lipschitz_constants()
+    assert all(np.isfinite(v) and v > 0 for v in constants.values()), constants
+
+
+def test_activation_of_a_keras_conv_is_counted():
+    layer = keras.layers.Conv2D(2, 3, padding="same", activation="sigmoid")
+    keras.Sequential([keras.Input((5, 5, 1)), layer])
+    linear = keras.layers.Conv2D(2, 3, padding="same")
+    keras.Sequential([keras.Input((5, 5, 1)), linear])
+    linear.kernel.assign(layer.kernel)
+    assert lp.layer_lipschitz_bound(layer) == pytest.approx(
+        0.25 * lp.layer_lipschitz_bound(linear), rel=1e-12)
+
+
+class _Custom(keras.layers.Layer):
+    def call(self, x):
+        return 2 * x
+
+
+class _DenseWithOwnCall(keras.layers.Dense):
+    def call(self, x):
+        return 10 * super().call(x)
+
+
+@pytest.mark.parametrize("make,input_shape,name", [
+    (lambda: keras.layers.BatchNormalization(), (4,), "BatchNormalization"),
+    (lambda: keras.layers.LayerNormalization(), (4,), "LayerNormalization"),
+    (lambda: keras.layers.DepthwiseConv2D(3), (5, 5, 2), "DepthwiseConv2D"),
+    (lambda: keras.layers.SeparableConv2D(2, 3), (5, 5, 2), "SeparableConv2D"),
+    (lambda: keras.layers.Conv3D(2, 3), (4, 4, 4, 1), "Conv3D"),
+    (lambda: keras.layers.Conv2D(2, 3, groups=2), (5, 5, 2), "Conv2D"),
+    (lambda: keras.layers.Conv2D(2, 3, dilation_rate=2), (6, 6, 1), "Conv2D"),
+    (lambda: keras.layers.Conv2DTranspose(2, 3, dilation_rate=2), (4, 4, 1), "Conv2DTranspose"),
+    (lambda: keras.layers.Conv1D(2, 3, data_format="channels_first"), (2, 6), "Conv1D"),
+    (lambda: keras.layers.Add(), None, "Add"),
+    (lambda: keras.layers.Embedding(5, 3), (4,), "Embedding"),
+    (lambda: _Custom(), (4,), "_Custom"),
+    (lambda: _DenseWithOwnCall(3), (4,), "_DenseWithOwnCall"),
+])
+def test_unknown_layers_raise_a_type_error_naming_their_class(make, input_shape, name):
+    layer = make()
+    if input_shape is not None:
+        keras.Sequential([keras.Input(input_shape), layer])
+    with pytest.raises(TypeError, match=name):
+        lp.layer_lipschitz_bound(layer)
+
+
+def test_not_a_layer_is_a_type_error():
+    with pytest.raises(TypeError, match="keras.layers.Layer.*ndarray"):
+        lp.layer_lipschitz_bound(np.eye(3))
+
+
+def test_registered_rule_bounds_a_users_layer_and_its_plain_subclasses():
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    class NamedDoubler(Doubler):
+        pass
+
+    class Tripler(Doubler):
+        def call(self, x):
+            return x * 3.0
+
+    with pytest.raises(TypeError, match="Doubler"):
+        lp.layer_lipschitz_bound(Doubler())
+
+    @lp.register_lipschitz_bound(Doubler)
+    def _doubler(layer):
+        return 2.0 * (1 + lp.rounding_margin(layer.compute_dtype))
+
+    assert lp.layer_lipschitz_bound(Doubler()) == pytest.approx(2.0, rel=1e-6)
+    assert lp.layer_lipschitz_bound(NamedDoubler()) == lp.layer_lipschitz_bound(Doubler())
+    with pytest.raises(TypeError, match="Tripler.*overrides call"):
+        lp.layer_lipschitz_bound(Tripler())
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3), Doubler()])
+    assert lp.network_lipschitz_bound(model) == pytest.approx(
+        lp.layer_lipschitz_bound(model.layers[0]) * lp.layer_lipschitz_bound(model.layers[1]))
+
+
+@pytest.mark.parametrize("args", [(), (int,), (keras.layers.Dense, "Conv2D")])
+def test_register_rejects_non_layer_classes(args):
+    with pytest.raises(TypeError, match="register_lipschitz_bound"):
+        lp.register_lipschitz_bound(*args)
