@@ -102,3 +102,43 @@ def operator_norm(
     """Largest singular value of the strided circular convolution on `grid_hw` (a scalar)."""
     singular_values = tf.linalg.svd(frequency_blocks(kernel, grid_hw, strides), compute_uv=False)
     return tf.reduce_max(singular_values)
+
+
+def wrap_pad(inputs: tf.Tensor, kernel_hw: tuple[int, int]) -> tf.Tensor:
+    """Periodic padding of (batch, h, w, c) so that a "VALID" conv equals a circular one."""
+    for axis, k in ((1, kernel_hw[0]), (2, kernel_hw[1])):
+        before, after = (k - 1) // 2, k - 1 - (k - 1) // 2
+        size = inputs.shape[axis]
+        pieces = [tf.gather(inputs, list(range(size - before, size)), axis=axis)] if before else []
+        pieces.append(inputs)
+        if after:
+            pieces.append(tf.gather(inputs, list(range(after)), axis=axis))
+        inputs = tf.concat(pieces, axis=axis)
+    return inputs
+
+
+def circular_conv(
+    inputs: tf.Tensor, kernel: tf.Tensor, strides: tuple[int, int]
+) -> tf.Tensor:
+    """Strided circular cross-correlation of (batch, N_h, N_w, c_in) inputs on their own grid.
+
+    Its singular values are those of `frequency_blocks(kernel, (N_h, N_w), strides)` (a shift of
+    the kernel's alignment multiplies each block by a unitary diagonal), so on `circular_grid`
+    its norm is the operator norm this package certifies for the layer.
+    """
+    padded = wrap_pad(inputs, tuple(kernel.shape[:2]))
+    return tf.nn.conv2d(padded, kernel, strides=(1, *strides, 1), padding="VALID")
+
+
+def conv_gram_step(
+    vector: tf.Tensor, kernel: tf.Tensor, strides: tuple[int, int]
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """(A x, A^T A x) for the circular conv A on the grid of x (shape (1, N_h, N_w, c_in)).
+
+    The adjoint comes from automatic differentiation (a transposed convolution of one image),
+    so it is the exact adjoint of the operator whatever the padding arithmetic.
+    """
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(vector)
+        image = circular_conv(vector, kernel, strides)
+    return image, tape.gradient(image, vector, output_gradients=tf.stop_gradient(image))
