@@ -7,7 +7,10 @@ Activations here are 1-Lipschitz and gradient-norm preserving (GroupSort, MaxMin
 """
 from __future__ import annotations
 
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -16,6 +19,30 @@ from lipvae_tf import constraints as lc
 from lipvae_tf import conv_spectrum
 
 _register = keras.saving.register_keras_serializable(package="lipvae_tf")
+
+# Compute dtypes whose arithmetic the package's bounds account for. Under a mixed policy
+# (e.g. "mixed_float16") a layer would multiply by a float16 copy of its kernel, whose norm is
+# not the measured one and whose rounding (u = 2^-11) is beyond the bounds' margins.
+CERTIFIED_DTYPES = ("float32", "float64")
+
+
+def check_compute_dtype(layer: keras.layers.Layer) -> None:
+    """Refuses a layer whose compute dtype is not float32 or float64.
+
+    Args:
+        layer: a layer of this module.
+
+    Raises:
+        ValueError: naming the layer, its compute dtype and dtype policy, and what to do.
+    """
+    if layer.compute_dtype not in CERTIFIED_DTYPES:
+        raise ValueError(
+            f"dtype: {type(layer).__name__} {layer.name!r} would compute in "
+            f"{layer.compute_dtype} (dtype policy {layer.dtype_policy.name!r}); its Lipschitz "
+            f"bound is certified for compute dtypes {CERTIFIED_DTYPES} only: pass "
+            f"dtype='float32' to the layer or set keras.mixed_precision.set_global_policy("
+            f"'float32')"
+        )
 
 
 def _kernel_constraint(kind: str, bjorck_iterations: int) -> keras.constraints.Constraint:
@@ -32,6 +59,7 @@ class _ScaledKernelLayer(keras.layers.Layer):
     def __init__(self, lipschitz: float, use_bias: bool, kernel_initializer, bias_initializer,
                  **kwargs):
         super().__init__(**kwargs)
+        check_compute_dtype(self)
         self.lipschitz = checks.positive_finite("lipschitz", lipschitz)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -51,6 +79,7 @@ class _ScaledKernelLayer(keras.layers.Layer):
             )
 
     def _finish(self, outputs):
+        check_compute_dtype(self)  # the policy may have been changed after construction
         outputs = outputs * ops.cast(self.lipschitz, outputs.dtype)
         return outputs + self.bias if self.bias is not None else outputs
 
@@ -313,6 +342,7 @@ class Scale(keras.layers.Layer):
 
     def __init__(self, factor: float, **kwargs):
         super().__init__(**kwargs)
+        check_compute_dtype(self)
         if isinstance(factor, bool) or not isinstance(factor, (int, float)):
             raise TypeError(f"factor must be a real number, got {type(factor).__name__}")
         if factor != factor or abs(factor) == float("inf"):
@@ -320,6 +350,7 @@ class Scale(keras.layers.Layer):
         self.factor = float(factor)
 
     def call(self, inputs):
+        check_compute_dtype(self)
         return inputs * ops.cast(self.factor, inputs.dtype)
 
     def get_config(self) -> dict:
@@ -332,9 +363,11 @@ class Shift(keras.layers.Layer):
 
     def __init__(self, offset: float, **kwargs):
         super().__init__(**kwargs)
+        check_compute_dtype(self)
         self.offset = checks.positive_finite("offset", offset)
 
     def call(self, inputs):
+        check_compute_dtype(self)
         return inputs + ops.cast(self.offset, inputs.dtype)
 
     def get_config(self) -> dict:
@@ -345,14 +378,66 @@ class Shift(keras.layers.Layer):
 class StdCap(keras.layers.Layer):
     """Projects each example (all non-batch axes) onto the l2 ball of radius max_norm.
 
-    A projection onto a convex set is 1-Lipschitz; it caps ||sigma(x)|| <= S for every input.
+    A projection onto a convex set is 1-Lipschitz; it caps ||sigma(x)|| <= S for every input
+    in exact arithmetic. The float32 graph applies float32(S) (float32(0.1) > 0.1) and rounds,
+    so an output's norm can exceed S by a few units of round-off: `output_norm_bound` is the
+    cap a certificate must use.
     """
 
     def __init__(self, max_norm: float, **kwargs):
         super().__init__(**kwargs)
+        check_compute_dtype(self)
         self.max_norm = checks.positive_finite("max_norm", max_norm)
 
+    def output_norm_bound(self, features: int) -> float:
+        """Upper bound (float64) of ||y||_2 for ANY output row y of `features` values that
+        `call` can produce in the layer's compute dtype, for finite inputs.
+
+        Derivation (u = unit round-off of the compute dtype, 2^-24 for float32; eta = half the
+        smallest subnormal, the absolute error of a rounding in the underflow range; n =
+        features; T = ||x||^2 in exact arithmetic; every step below is one correctly rounded
+        operation, |fl(t) - t| <= u|t| + eta, and additions have no eta term):
+          c  = fl(max_norm)                       the cap as applied (float32(0.1) > 0.1)
+          a_i = fl(x_i^2) >= x_i^2 (1 - u) - eta
+          q  = fl(sum a_i) >= (1 - u)^(n-1) sum a_i     (non-negative terms, any summation order)
+             >= T (1 - u)^n - n eta
+          c2 = fl(c * c) >= c^2 (1 - u) - eta,   m = max(q, c2) (exact)
+          r  = fl(sqrt(m)) >= sqrt(m) (1 - u),   d = fl(c / r) <= c (1 + u) / r
+          y_i = fl(x_i d),  |y_i| <= |x_i| d (1 + u) + eta
+        If T (1 - u)^n <= c^2 (1 - u) then m >= c2 gives T / m <= (1 - u)^-n / (1 - delta);
+        otherwise m >= q gives the same, with delta = n eta / (c^2 (1 - u)). Hence
+          ||y|| <= (1 + u) d sqrt(T) + sqrt(n) eta
+               <= c (1 + u)^2 / (1 - u) * (1 - u)^(-n/2) / sqrt(1 - delta) + sqrt(n) eta,
+        evaluated in float64 and rounded up. For float32, S = 0.1 and n = 10 it is
+        S (1 + 4.9e-7). An input so large that its squares overflow gives d = 0 and y = 0.
+
+        Args:
+            features: the number of values in one example (the product of its non-batch axes).
+
+        Returns:
+            The bound, >= every ||y||_2 the layer can output; use it as S in certificates.
+
+        Raises:
+            TypeError / ValueError: if `features` is not an integer >= 1, or if max_norm^2
+                underflows in the compute dtype (no useful bound).
+        """
+        n = checks.positive_int("features", features)
+        check_compute_dtype(self)
+        info = np.finfo(np.dtype(self.compute_dtype))
+        u, eta = float(info.eps) / 2, float(info.smallest_subnormal) / 2
+        cap = float(ops.convert_to_numpy(ops.cast(self.max_norm, self.compute_dtype)))
+        delta = n * eta / (cap * cap * (1 - u))
+        if delta >= 0.5:
+            raise ValueError(
+                f"max_norm={self.max_norm} is too small for {self.compute_dtype}: its square "
+                f"underflows, so the cap is not applied reliably"
+            )
+        bound = (cap * (1 + u) ** 2 / (1 - u) * (1 - u) ** (-n / 2) / math.sqrt(1 - delta)
+                 + math.sqrt(n) * eta)
+        return bound * (1 + 1e-14)  # float64 evaluation of the formula, rounded up
+
     def call(self, inputs):
+        check_compute_dtype(self)
         axes = tuple(range(1, len(inputs.shape)))
         cap = ops.cast(self.max_norm, inputs.dtype)
         squared_norm = ops.sum(ops.square(inputs), axis=axes, keepdims=True)

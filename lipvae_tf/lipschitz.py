@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, TypeVar
 
 import keras
+import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
@@ -106,7 +107,7 @@ def _rule_for(layer: keras.layers.Layer) -> Callable[[keras.layers.Layer], float
 
 def unit_roundoff(dtype) -> float:
     """u = eps / 2 of a floating dtype (float32: 2^-24): one correct rounding is off by <= u."""
-    return float(np.finfo(_numpy_dtype(dtype)).eps) / 2
+    return float(ml_dtypes.finfo(_numpy_dtype(dtype)).eps) / 2
 
 
 def rounding_margin(dtype) -> float:

@@ -1,0 +1,130 @@
+"""Dtype policies (issue 15, item 5): a bound follows the dtype the layer computes in.
+
+The package's layers refuse compute dtypes other than float32/float64 (under "mixed_float16" a
+layer would multiply by a float16 copy of its kernel whose norm exceeds the measured one);
+GroupSort and MaxMin only permute values, which is exact in every dtype. Plain Keras layers are
+measured as they compute (their kernel cast to the compute dtype).
+"""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipvae_tf import layers as ll
+from lipvae_tf import lipschitz as lp
+
+MIXED = ["mixed_float16", "mixed_bfloat16"]
+
+
+@pytest.fixture(params=MIXED)
+def mixed_policy(request):
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(request.param)
+    try:
+        yield request.param
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+REFUSING = {
+    "LipschitzDense": (lambda **kw: ll.LipschitzDense(4, **kw), (6,)),
+    "LipschitzConv2D": (lambda **kw: ll.LipschitzConv2D(2, 3, **kw), (5, 5, 2)),
+    "LipschitzConv2DTranspose": (lambda **kw: ll.LipschitzConv2DTranspose(2, 3, **kw), (4, 4, 2)),
+    "Scale": (lambda **kw: ll.Scale(0.5, **kw), (4,)),
+    "Shift": (lambda **kw: ll.Shift(0.1, **kw), (4,)),
+    "StdCap": (lambda **kw: ll.StdCap(0.1, **kw), (4,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSING))
+def test_layers_refuse_a_mixed_policy_with_a_clear_error(mixed_policy, name):
+    make, _ = REFUSING[name]
+    compute = mixed_policy.split("_")[1]
+    with pytest.raises(ValueError, match=rf"dtype: {name} .* would compute in {compute} .*"
+                                         rf"{mixed_policy}.*dtype='float32'"):
+        make()
+
+
+@pytest.mark.parametrize("name", sorted(REFUSING))
+def test_layers_with_an_explicit_float32_dtype_work_under_a_mixed_policy(mixed_policy, name):
+    make, shape = REFUSING[name]
+    layer = make(dtype="float32")
+    y = layer(tf.random.normal((3, *shape)))
+    assert y.dtype == tf.float32 and layer.compute_dtype == "float32"
+    bound = lp.layer_lipschitz_bound(layer)
+    if hasattr(layer, "kernel"):  # the kernel it computes with is the one measured
+        assert layer.kernel.dtype == "float32"
+        assert bound >= 0.99
+
+
+@pytest.mark.parametrize("name", sorted(REFUSING))
+def test_a_policy_changed_after_construction_is_refused_at_call(name):
+    make, shape = REFUSING[name]
+    layer = make()
+    layer(tf.random.normal((2, *shape)))
+    layer.dtype_policy = "mixed_float16"
+    assert layer.compute_dtype == "float16"
+    with pytest.raises(ValueError, match=f"dtype: {name} .*float16"):
+        layer(tf.random.normal((2, *shape)))
+    if hasattr(layer, "kernel"):  # and a bound asked for anyway measures the float16 copy
+        kernel16 = layer.kernel.numpy().astype(np.float16).astype(np.float64)
+        assert lp.applied_kernel(layer).tolist() == kernel16.tolist()
+
+
+@pytest.mark.parametrize("make", [lambda: ll.GroupSort(2), lambda: ll.GroupSort(3), ll.MaxMin],
+                         ids=["groupsort2", "groupsort3", "maxmin"])
+def test_permutation_layers_are_exact_in_every_dtype(mixed_policy, make):
+    layer = make()  # made under the mixed policy
+    assert layer.compute_dtype == mixed_policy.split("_")[1]
+    x = tf.random.normal((16, 12))
+    y = layer(x)
+    assert y.dtype == layer.compute_dtype
+    x_cast = tf.cast(x, layer.compute_dtype).numpy().astype(np.float64)
+    y64 = y.numpy().astype(np.float64)
+    # a permutation of each row of the values it computes with: the bound 1 holds exactly
+    np.testing.assert_array_equal(np.sort(y64, axis=1), np.sort(x_cast, axis=1))
+    assert lp.layer_lipschitz_bound(layer) == 1.0
+
+
+def test_float64_layers_are_bounded_as_they_compute():
+    layer = ll.LipschitzDense(4, lipschitz=1 / 3, kernel_initializer="identity", use_bias=False,
+                              constraint="spectral", dtype="float64")
+    layer.build((None, 4))
+    y = layer(tf.constant(np.eye(4)[:1], tf.float64)).numpy()
+    assert y.dtype == np.float64
+    bound = lp.layer_lipschitz_bound(layer)
+    assert float(np.linalg.norm(y)) <= bound <= float(np.linalg.norm(y)) * (1 + 1e-9)
+
+
+def test_keras_dense_under_mixed_float16_is_measured_in_float16(mixed_policy):
+    """The issue's case: Dense(64) on 128 features multiplies by a float16 copy of its kernel,
+    whose norm is above the float32 master's; the bound must cover the copy."""
+    dense = keras.layers.Dense(64, kernel_initializer="orthogonal")
+    keras.Sequential([keras.Input((128,)), dense])
+    assert dense.compute_dtype != "float32" and dense.kernel.dtype == "float32"
+    master = np.linalg.norm(dense.kernel.numpy().astype(np.float64), 2)
+    dtype = tf.float16 if mixed_policy == "mixed_float16" else tf.bfloat16
+    used = np.linalg.norm(tf.cast(dense.kernel, dtype).numpy().astype(np.float64), 2)
+    bound = lp.layer_lipschitz_bound(dense)
+    assert used > master * (1 + 1e-5)  # the copy is measurably larger than the master
+    assert bound >= used * (1 + lp.unit_roundoff(dtype.name))
+    # the Jacobian the layer computes with is the copy
+    x = tf.random.normal((1, 128))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.cast(dense(x), tf.float32)
+    jacobian = tape.jacobian(y, x).numpy().reshape(64, 128).astype(np.float64)
+    assert np.linalg.norm(jacobian, 2) <= bound
+
+
+def test_a_lipschitz_vae_under_mixed_float16_is_refused_at_construction():
+    from lipvae_tf.model import LipschitzVAE
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with pytest.raises(ValueError, match="mixed_float16"):
+            LipschitzVAE(4, hidden_units=(8,))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert keras.mixed_precision.global_policy().name == previous.name

@@ -1,0 +1,193 @@
+"""Every bound is an upper bound of what the float32 graph computes (issue 15, item 3).
+
+Each layer type is evaluated in float32 and measured in float64: ratios over pairs with
+non-tiny differences and Jacobian norms (tf.GradientTape) never exceed the reported bound, on
+inputs chosen to reach it (identity kernels, factors whose float32 value is above the real one:
+float32(1/3), float32(1/7), float32(0.1)). StdCap's `output_norm_bound` is the cap as applied.
+"""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipvae_tf import layers as ll
+from lipvae_tf import lipschitz as lp
+
+FACTORS = [1 / 3, 1 / 7, 0.1, 3.0]
+
+
+def _pairs(shape, rng, count=400):
+    """(x, x') float32 pairs with ||x - x'|| comparable to ||x||: (x, 0), (x, -x), (x, x + t),
+    basis vectors and all-ones rows (every coordinate rounds the same way)."""
+    size = int(np.prod(shape))
+    x = rng.normal(size=(count, size)) * rng.uniform(0.1, 10, size=(count, 1))
+    x = np.concatenate([x, np.eye(size), np.ones((1, size)), 3 * np.ones((1, size))])
+    t = rng.normal(size=x.shape) * np.linalg.norm(x, axis=1, keepdims=True) / np.sqrt(size)
+    first = np.concatenate([x, x, x])
+    second = np.concatenate([np.zeros_like(x), -x, x + t])
+    cast = lambda a: a.astype(np.float32).reshape(-1, *shape)  # noqa: E731
+    return cast(first), cast(second)
+
+
+def _max_pair_ratio(layer, shape, seed=0) -> float:
+    x, x2 = _pairs(shape, np.random.default_rng(seed))
+    out = layer(tf.constant(x)).numpy().astype(np.float64) - layer(tf.constant(x2)).numpy()
+    diff_in = (x.astype(np.float64) - x2.astype(np.float64)).reshape(len(x), -1)
+    keep = np.linalg.norm(diff_in, axis=1) > 0
+    ratios = np.linalg.norm(out.reshape(len(x), -1), axis=1)[keep] / np.linalg.norm(
+        diff_in, axis=1)[keep]
+    return float(ratios.max())
+
+
+def _max_jacobian_norm(layer, shape, seed=0, count=3) -> float:
+    rng = np.random.default_rng(seed + 1)
+    norms = []
+    for _ in range(count):
+        x = tf.constant(rng.normal(size=(1, *shape)), tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        jacobian = tape.jacobian(y, x).numpy().astype(np.float64)
+        norms.append(np.linalg.norm(jacobian.reshape(int(np.prod(y.shape)), -1), 2))
+    return float(max(norms))
+
+
+def _check(layer, shape, hit=True):
+    bound = lp.layer_lipschitz_bound(layer)
+    pairs, jacobian = _max_pair_ratio(layer, shape), _max_jacobian_norm(layer, shape)
+    measured = bound * (1 + 1e-12)  # the float64 measurement's own round-off (~1e-16)
+    assert pairs <= measured, (pairs, bound)
+    assert jacobian <= measured, (jacobian, bound)
+    if hit:  # the inputs do reach the bound: the check is not vacuous
+        assert max(pairs, jacobian) >= bound * (1 - 1e-6), (pairs, jacobian, bound)
+    return bound
+
+
+def _identity_conv_kernel(k, channels):
+    kernel = np.zeros((k, k, channels, channels), np.float32)
+    kernel[k // 2, k // 2] = np.eye(channels)
+    return kernel
+
+
+@pytest.mark.parametrize("factor", FACTORS)
+def test_issue_example_dense_identity_one_third(factor):
+    layer = ll.LipschitzDense(4, lipschitz=factor, kernel_initializer="identity", use_bias=False)
+    keras.Sequential([keras.Input((4,)), layer])
+    ratio = float(np.linalg.norm(layer(np.eye(4, dtype="float32")[:1]).numpy().astype(np.float64)))
+    assert ratio == float(np.float32(factor))  # the factor as applied
+    assert lp.layer_lipschitz_bound(layer) >= ratio
+    _check(layer, (4,))
+
+
+@pytest.mark.parametrize("factor", FACTORS)
+@pytest.mark.parametrize("bias", [False, True])
+def test_lipschitz_dense(factor, bias):
+    # A bias adds rounding of the order of u |bias| whatever the difference of the inputs: an
+    # absolute error, not a Lipschitz one; it stays inside the margin while the bias is small
+    # beside the outputs (see docs/theory.md on the float32 graph).
+    layer = ll.LipschitzDense(6, lipschitz=factor, use_bias=bias,
+                              bias_initializer=keras.initializers.Constant(1e-3))
+    layer.build((None, 6))
+    layer.kernel.assign(np.eye(6, dtype=np.float32))
+    _check(layer, (6,))
+
+
+@pytest.mark.parametrize("factor", [1 / 3, 0.1])
+@pytest.mark.parametrize("padding", ["same", "circular"])
+def test_lipschitz_conv2d(factor, padding):
+    layer = ll.LipschitzConv2D(2, 3, padding=padding, lipschitz=factor, use_bias=False)
+    layer.build((None, 5, 5, 2))
+    layer.kernel.assign(_identity_conv_kernel(3, 2))
+    _check(layer, (5, 5, 2))
+
+
+@pytest.mark.parametrize("factor", [1 / 7, 0.1])
+def test_lipschitz_conv2d_transpose(factor):
+    layer = ll.LipschitzConv2DTranspose(2, 3, strides=1, padding="same", lipschitz=factor,
+                                        use_bias=False)
+    layer.build((None, 4, 4, 2))
+    layer.kernel.assign(_identity_conv_kernel(3, 2))
+    _check(layer, (4, 4, 2))
+
+
+@pytest.mark.parametrize("factor", [1 / 3, 1 / 7, 0.1, -0.1])
+def test_scale(factor):
+    _check(ll.Scale(factor), (5,))
+
+
+def test_shift_std_cap_and_permutations():
+    _check(ll.Shift(1e-3), (5,))
+    for layer in (ll.GroupSort(2), ll.MaxMin()):
+        assert _check(layer, (6,)) == 1.0  # permutations are exact in every dtype
+    # pairs inside the ball of radius 100: the cap rescales by its rounded factor
+    _check(ll.StdCap(100.0), (5,), hit=False)
+    _check(ll.StdCap(1 / 3), (5,), hit=False)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: keras.layers.Dense(4, bias_initializer=keras.initializers.Constant(1e-3)), (4,)),
+    (lambda: keras.layers.Conv2D(2, 3, padding="same", kernel_initializer="zeros"), (4, 4, 2)),
+    (lambda: keras.layers.Conv2DTranspose(2, 3, padding="same", kernel_initializer="zeros"),
+     (4, 4, 2)),
+])
+def test_keras_layers(make, shape):
+    layer = make()
+    keras.Sequential([keras.Input(shape), layer])
+    if len(layer.kernel.shape) == 4:
+        layer.kernel.assign(_identity_conv_kernel(3, 2) * np.float32(1 / 3))
+    else:
+        layer.kernel.assign(np.eye(4, dtype=np.float32) * np.float32(0.1))
+    _check(layer, shape)
+
+
+# ----- the std cap as applied -----------------------------------------------------------------
+
+def _cap_rows(cap, n, rng):
+    """Rows that probe the cap: random directions at scales within +-2000 ulps of the cap,
+    just inside it, far inside, far outside, huge (squares overflow), tiny (squares underflow),
+    one-hot and constant rows."""
+    c = float(np.float32(cap))
+    v = rng.normal(size=(4000, n))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    near = c * (1 + rng.integers(-2000, 2000, size=(4000, 1)) * 2.0**-24)
+    rows = [v * near, v * rng.uniform(0, 2 * c, size=(4000, 1)),
+            v * 10.0 ** rng.uniform(-30, 25, size=(4000, 1)),
+            np.eye(n) * c, np.eye(n) * c * (1 + 2.0**-23), np.ones((1, n)) * c / np.sqrt(n),
+            np.ones((1, n)) * 1e19, np.ones((1, n)) * 1e-25]
+    return np.concatenate(rows).astype(np.float32)
+
+
+@pytest.mark.parametrize("cap,n", [(0.1, 10), (0.1, 2), (1 / 3, 16), (0.07, 64), (2.5, 10)])
+def test_std_cap_output_norm_bound_covers_every_float32_output(cap, n):
+    layer = ll.StdCap(cap)
+    rows = _cap_rows(cap, n, np.random.default_rng(n))
+    norms = np.linalg.norm(layer(tf.constant(rows)).numpy().astype(np.float64), axis=1)
+    bound = layer.output_norm_bound(n)
+    assert np.all(np.isfinite(norms))
+    assert norms.max() <= bound, (norms.max() / cap - 1, bound / cap - 1)
+    assert bound <= cap * (1 + 1e-5)
+    assert bound >= float(np.float32(cap))  # at least the cap as applied
+
+
+def test_std_cap_as_applied_exceeds_the_nominal_cap():
+    """Why the bound exists: the float32 graph's norms exceed S = 0.1 (float32(0.1) > 0.1)."""
+    layer = ll.StdCap(0.1)
+    rows = _cap_rows(0.1, 10, np.random.default_rng(0))
+    norms = np.linalg.norm(layer(tf.constant(rows)).numpy().astype(np.float64), axis=1)
+    assert norms.max() > 0.1
+    assert norms.max() <= layer.output_norm_bound(10) <= 0.1 * (1 + 1e-6)
+
+
+def test_std_cap_output_norm_bound_in_float64_and_arguments():
+    layer = ll.StdCap(0.1, dtype="float64")
+    rows = _cap_rows(0.1, 10, np.random.default_rng(1)).astype(np.float64)
+    norms = np.linalg.norm(layer(tf.constant(rows)).numpy(), axis=1)
+    # keras.ops.cast(0.1, "float64") goes through float32: the cap as applied is float32(0.1)
+    applied = float(keras.ops.convert_to_numpy(keras.ops.cast(0.1, "float64")))
+    assert norms.max() <= layer.output_norm_bound(10) <= applied * (1 + 1e-13)
+    with pytest.raises(ValueError, match="features"):
+        layer.output_norm_bound(0)
+    with pytest.raises(TypeError, match="features"):
+        layer.output_norm_bound(2.5)
+    with pytest.raises(ValueError, match="too small"):
+        ll.StdCap(1e-30).output_norm_bound(10)
