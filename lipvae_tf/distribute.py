@@ -104,17 +104,27 @@ def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def training_dataset(images, global_batch_size: int, *, seed: int = 0, shuffle: bool = True
-                     ) -> tuple[tf.data.Dataset, int]:
+def training_dataset(images, global_batch_size: int, *, seed: int = 0, shuffle: bool = True,
+                     start_epoch: int = 0, start_batch: int = 0) -> tuple[tf.data.Dataset, int]:
     """An endless stream of global batches of `images`, and the steps that make one epoch.
 
     Epoch e is the permutation stateless_shuffle(seed, e) cut into ceil(n / global_batch_size)
     batches (the last one may be partial; it never mixes two epochs). Pass the step count as
     `steps_per_epoch` to `fit`. Sharded with AutoShardPolicy.DATA (see the module docstring).
+
+    The stream starts at batch `start_batch` of epoch `start_epoch`: a run resumed from a
+    checkpoint reads exactly the batches the uninterrupted run would have read from there on
+    (the epoch number is part of the stream's definition, not of an iterator's state).
     """
     array = _check_images(images, global_batch_size)
     count, batch = len(array), int(global_batch_size)
     steps = -(-count // batch)
+    for name, value, limit in (("start_epoch", start_epoch, None),
+                               ("start_batch", start_batch, steps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or (
+                limit is not None and value >= limit):
+            bound = "" if limit is None else f" and < steps per epoch ({limit})"
+            raise ValueError(f"{name} must be an integer >= 0{bound}, got {value!r}")
 
     def epoch_indices(epoch):
         order = tf.range(count, dtype=tf.int64)
@@ -123,7 +133,9 @@ def training_dataset(images, global_batch_size: int, *, seed: int = 0, shuffle: 
             order = tf.random.experimental.stateless_shuffle(order, seed=key)
         return tf.data.Dataset.from_tensor_slices(order).batch(batch)
 
-    indices = tf.data.Dataset.counter().flat_map(epoch_indices)
+    indices = tf.data.Dataset.counter(start=int(start_epoch)).flat_map(epoch_indices)
+    if start_batch:
+        indices = indices.skip(int(start_batch))
     # the array travels as one dataset element (as Keras does for NumPy input), not as a capture
     dataset = tf.data.Dataset.zip(indices, tf.data.Dataset.from_tensors(array).repeat())
     dataset = dataset.map(lambda index, data: tf.gather(data, index))

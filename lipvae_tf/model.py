@@ -29,6 +29,8 @@ SIGMOID_LIPSCHITZ = 0.25
 NOMINAL_SLACK = 1e-5
 STD_FLOOR = 1e-4  # added after the softplus: the posterior std never reaches 0 (log sigma in KL)
 _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
+# Where save_own_variables stores the noise generator's state (resumed runs draw the same noise).
+_SEED_STATE_KEY = "seed_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")
@@ -223,6 +225,25 @@ class LipschitzVAE(keras.Model):
             "design": self.design,
             "seed": self.seed,
         }
+
+    def save_own_variables(self, store) -> None:
+        """Keras' own variables plus the state of the reparameterisation noise generator, so a
+        checkpoint (`save_weights`, `BackupAndRestore`, `.keras`) continues the same noise."""
+        super().save_own_variables(store)
+        store[_SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store) -> None:
+        """The inverse of `save_own_variables`. A file written before the noise state was saved
+        (no such entry) leaves the generator as it is."""
+        keys = [key for key in store.keys() if key != _SEED_STATE_KEY]
+        own = self._trainable_variables + self._non_trainable_variables
+        if len(keys) != len(own):
+            raise ValueError(f"model {self.name!r} expected {len(own)} own variables (plus the "
+                             f"noise generator's state), got {len(keys)} in the weights file")
+        for i, variable in enumerate(own):
+            variable.assign(store[str(i)])
+        if _SEED_STATE_KEY in store.keys():
+            self.seed_generator.state.assign(np.asarray(store[_SEED_STATE_KEY]))
 
     # ----- the probabilistic model ---------------------------------------------------------
 

@@ -11,16 +11,20 @@ Optionally trains the standard (unconstrained) VAE the same way as a baseline.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from lipvae_tf import bounds, data, distribute, report  # noqa: E402
+from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT  # noqa: E402
 from lipvae_tf.model import LipschitzVAE, StandardVAE  # noqa: E402
 
 
@@ -55,6 +59,8 @@ class TrainConfig:
     seed: int = 0
     verbose: int = 1
     strategy: str = "default"  # tf.distribute: default, mirrored or multi_worker
+    constraint: str = DEFAULT_CONSTRAINT  # per-step kernel control (lipvae_tf.constraints)
+    checkpoint_steps: int | None = None  # also checkpoint every N steps (None: every epoch)
 
 
 def build_model(config: TrainConfig) -> LipschitzVAE:
@@ -75,7 +81,7 @@ def build_model(config: TrainConfig) -> LipschitzVAE:
 def _shape_kwargs(config: TrainConfig) -> dict:
     return dict(latent_dim=config.latent_dim, architecture=config.architecture,
                 hidden_units=tuple(config.hidden_units), likelihood=config.likelihood,
-                beta=config.beta, seed=config.seed)
+                beta=config.beta, seed=config.seed, constraint=config.constraint)
 
 
 def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
@@ -86,32 +92,220 @@ def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
     return images, source
 
 
+class ResumableBackup(keras.callbacks.Callback):
+    """Checkpoints a run so that resuming it gives the uninterrupted run, bit for bit.
+
+    Like `keras.callbacks.BackupAndRestore` (whose `latest.weights.h5` it writes: the weights,
+    the optimizer's slots and step, and the noise generator's state, see
+    `LipschitzVAE.save_own_variables`), plus what Keras' callback leaves out: the step within
+    the epoch (Keras restarts an epoch interrupted mid-way from its first batch, and loses the
+    epoch number when interrupted twice), the running epoch metrics, the history of the
+    finished epochs and the training time so far (`training_state.json`). `fit` reads
+    `state()` before training to start the data stream where the checkpoint stopped.
+
+    save_freq: "epoch" (at the end of every epoch) or a number of steps (every that many steps
+    and at the end of every epoch).
+    """
+
+    WEIGHTS = "latest.weights.h5"
+    STATE = "training_state.json"
+
+    def __init__(self, backup_dir: str, save_freq: str | int = "epoch"):
+        super().__init__()
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(
+                save_freq, (int, np.integer)) or save_freq < 1):
+            raise ValueError(f"save_freq must be 'epoch' or a number of steps >= 1, "
+                             f"got {save_freq!r}")
+        self.backup_dir, self.save_freq = backup_dir, save_freq
+        self.epoch, self.batch_offset, self.steps_in_epoch = 0, 0, 0
+        self.history: dict[str, list[float]] = {}
+        self.fingerprint: dict = {}
+        self.seconds_before, self._started = 0.0, time.perf_counter()  # this session's start
+        self.sessions: list[dict] = []
+        self.steps_per_epoch: int | None = None
+        self._metric_states: list | None = None
+
+    def state(self) -> dict | None:
+        """The saved training state, or None when there is no checkpoint."""
+        path = os.path.join(self.backup_dir, self.STATE)
+        if not (os.path.isfile(path) and os.path.isfile(os.path.join(self.backup_dir,
+                                                                     self.WEIGHTS))):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def restore(self, model: keras.Model, fingerprint: dict) -> dict | None:
+        """Loads the checkpoint into `model` (compiled, optimizer built); its training state.
+
+        fingerprint: what the checkpoint must have been written with (batch size, seed, data
+        size...); a checkpoint of another setting raises a ValueError naming the difference.
+        """
+        self.fingerprint = fingerprint
+        self.steps_per_epoch = fingerprint.get("steps_per_epoch")
+        saved = self.state()
+        if saved is None:
+            return None
+        different = {k: (saved["fingerprint"].get(k), v) for k, v in fingerprint.items()
+                     if saved["fingerprint"].get(k) != v}
+        if different:
+            raise ValueError(
+                f"the checkpoint in {self.backup_dir} was written by another setting "
+                f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in different.items())})"
+                "; rerun with the same flags, or delete that folder to start afresh")
+        with model.distribute_strategy.scope():
+            model.load_weights(os.path.join(self.backup_dir, self.WEIGHTS))
+        self.epoch, self.batch_offset = saved["epoch"], saved["batch"]
+        self.history = saved["history"]
+        self.seconds_before, self.sessions = saved["seconds"], saved["sessions"]
+        self._metric_states = saved["metric_states"] if self.batch_offset else None
+        return saved
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.steps_in_epoch = epoch, 0
+        if self._metric_states is not None:  # an epoch resumed mid-way: its running metrics
+            _set_metric_states(self.model, self._metric_states)
+            self._metric_states = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps_in_epoch += 1
+        done = self.batch_offset + self.steps_in_epoch
+        # (the last step of an epoch is saved by on_epoch_end, after the validation)
+        if self.save_freq != "epoch" and done % self.save_freq == 0 and (
+                self.steps_per_epoch is None or done < self.steps_per_epoch):
+            self.save(self.epoch, done)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.batch_offset = 0
+        self.save(epoch + 1, 0)
+
+    def seconds(self) -> float:
+        """Training time of the whole run so far (every session)."""
+        return self.seconds_before + time.perf_counter() - self._started
+
+    def save(self, epoch: int, batch: int) -> None:
+        """Writes the weights and the training state (each file replaced atomically)."""
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = os.path.join(self.backup_dir, self.WEIGHTS)
+        self.model.save_weights(weights + ".tmp.weights.h5", overwrite=True)
+        os.replace(weights + ".tmp.weights.h5", weights)
+        state = {"epoch": epoch, "batch": batch, "history": self.history,
+                 "metric_states": _metric_states(self.model) if batch else None,
+                 "seconds": self.seconds(), "sessions": self.sessions,
+                 "fingerprint": self.fingerprint}
+        path = os.path.join(self.backup_dir, self.STATE)
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(state, handle)
+        os.replace(path + ".tmp", path)
+
+    def delete(self) -> None:
+        """Removes the checkpoint (the run is complete)."""
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def _metric_states(model: keras.Model) -> list[list]:
+    return [[np.asarray(v.numpy()).tolist() for v in metric.variables]
+            for metric in model.metrics]
+
+
+def _set_metric_states(model: keras.Model, states: list[list]) -> None:
+    """Assigns saved metric totals and counts. Under several replicas the metrics' variables
+    are summed on read: replica 0 takes the value and the others 0 (the sum is then exact)."""
+    strategy = model.distribute_strategy
+    variables = [v for metric in model.metrics for v in metric.variables]
+    values = [np.asarray(value) for state in states for value in state]
+    if strategy.num_replicas_in_sync == 1:
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        return
+
+    def assign():
+        first = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
+        for variable, value in zip(variables, values):
+            value = tf.constant(value, variable.dtype)
+            variable.assign(tf.where(first, value, tf.zeros_like(value)))
+
+    strategy.run(tf.function(assign))
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit_run` did: the whole run's history, its training time (every session), and how
+    it resumed (None: it started from scratch)."""
+
+    history: dict[str, list[float]]
+    seconds: float
+    resumed: dict | None
+
+
 def fit(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config: TrainConfig,
         run_dir: str, extra_callbacks: tuple = ()) -> dict:
-    """ELBO training with progress bar, TensorBoard and resumable checkpoints; history.
+    """ELBO training with progress bar, TensorBoard and resumable checkpoints; the history of
+    the whole run (`fit_run` also says whether and where it resumed)."""
+    return fit_run(model, train_x, test_x, config, run_dir, extra_callbacks).history
 
-    Re-running with the same run_dir after an interruption resumes from the last finished epoch
-    (also under another number of replicas). Compiles in the strategy the model was built under;
-    data is fed as global batches sharded by tf.data (lipvae_tf.distribute).
+
+def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config: TrainConfig,
+            run_dir: str, extra_callbacks: tuple = ()) -> FitResult:
+    """ELBO training with progress bar, TensorBoard and checkpoints that resume exactly.
+
+    Re-running with the same run_dir after an interruption resumes from the last checkpoint
+    (every epoch, and every `config.checkpoint_steps` steps) and gives the weights of the
+    uninterrupted run bit for bit on one device: the checkpoint holds the weights, the
+    optimizer (step, slots; a learning-rate schedule follows the step), the noise generator's
+    state and the position in the data stream (each epoch's order is a function of the seed
+    and the epoch number). It also resumes under another number of replicas. Compiles in the
+    strategy the model was built under; data is fed as global batches sharded by tf.data
+    (lipvae_tf.distribute).
     """
     distribute.compile_in_scope(model, lambda: keras.optimizers.Adam(config.learning_rate))
-    train_data, steps = distribute.training_dataset(train_x, config.batch_size, seed=config.seed)
-    callbacks = [
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        *extra_callbacks,
-    ]
-    history = model.fit(train_data, steps_per_epoch=steps, epochs=config.epochs,
-                        validation_data=distribute.evaluation_dataset(test_x, config.batch_size),
-                        callbacks=callbacks, verbose=config.verbose,
-                        shuffle=False)  # the dataset shuffles (per epoch, stateless)
-    return {k: [float(v) for v in values] for k, values in history.history.items()}
+    backup = ResumableBackup(os.path.join(run_dir, "backup"),
+                             config.checkpoint_steps or "epoch")
+    _, steps = distribute.training_dataset(train_x, config.batch_size, seed=config.seed)
+    saved = backup.restore(model, {"batch_size": config.batch_size, "seed": config.seed,
+                                   "train_images": len(train_x), "steps_per_epoch": steps,
+                                   "learning_rate": config.learning_rate})
+    # where this session took over: epoch and step (0-based) of the checkpoint, and which
+    # session of the run it is (2 = the first resumption)
+    resumed = None if saved is None else {"epoch": saved["epoch"], "step": saved["batch"],
+                                          "session": len(saved["sessions"]) + 1}
+    backup.sessions = [*backup.sessions, {"start_epoch": backup.epoch,
+                                          "start_batch": backup.batch_offset}]
+    if resumed and config.verbose:
+        print(f"resuming {run_dir} from its checkpoint: epoch {backup.epoch + 1}, "
+              f"step {backup.batch_offset} of {steps}", flush=True)
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")), backup,
+                 *extra_callbacks]
+    validation = distribute.evaluation_dataset(test_x, config.batch_size)
+    epoch = backup.epoch
+    while epoch < config.epochs:
+        # an epoch interrupted mid-way runs alone for its remaining steps; then whole epochs
+        start_batch = backup.batch_offset
+        end = epoch + 1 if start_batch else config.epochs
+        data, _ = distribute.training_dataset(train_x, config.batch_size, seed=config.seed,
+                                              start_epoch=epoch, start_batch=start_batch)
+        model.fit(data, steps_per_epoch=steps - start_batch, initial_epoch=epoch, epochs=end,
+                  validation_data=validation, callbacks=callbacks, verbose=config.verbose,
+                  shuffle=False)  # the dataset shuffles (per epoch, stateless)
+        epoch = end
+    backup.delete()
+    return FitResult(history=backup.history, seconds=backup.seconds(), resumed=resumed)
 
 
 def certify(model: LipschitzVAE, images: np.ndarray, config: TrainConfig) -> dict:
     """Certified radius of every image with every method that applies to the model."""
-    methods = [m for m in bounds.METHODS if m != "ncx2" or model.posterior_std is not None]
-    return {m: model.certified_radius(images, config.r, config.p, method=m) for m in methods}
+    return {m: model.certified_radius(images, config.r, config.p, method=m)
+            for m in certificate_methods(model)}
+
+
+def certificate_methods(model: LipschitzVAE) -> list[str]:
+    """The methods of bounds.METHODS that apply to `model`: "ncx2" needs a fixed posterior std,
+    the capped ones a std cap."""
+    capped = getattr(bounds, "CAPPED_METHODS", ())
+    return [m for m in bounds.METHODS
+            if (m != "ncx2" or model.posterior_std is not None)
+            and (m not in capped or model.std_cap is not None)]
 
 
 def evaluate(model: LipschitzVAE, test_x: np.ndarray, config: TrainConfig) -> dict:
@@ -126,9 +320,7 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
     """Train, finalize, evaluate and certify one model; save it as <output_dir>/<name>.keras."""
     run_dir = os.path.join(config.output_dir, name)
     before = model.lipschitz_constants()
-    started = time.perf_counter()
-    history = fit(model, train_x, test_x, config, run_dir)
-    seconds = time.perf_counter() - started
+    fitted = fit_run(model, train_x, test_x, config, run_dir)
     projection = model.finalize()  # converged projection before certifying ({} if unconstrained)
     radii = certify(model, test_x, config)
     model_path = os.path.join(config.output_dir, f"{name}.keras")
@@ -138,8 +330,9 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
         "constants_at_start": before,
         "constants": model.lipschitz_constants(),
         "finalize_iterations": projection,
-        "train_seconds": seconds,
-        "history": history,
+        "train_seconds": fitted.seconds,  # every session of a resumed run
+        "resumed": fitted.resumed,  # None, or where this session took over from a checkpoint
+        "history": fitted.history,  # the whole run's epochs
         "test": evaluate(model, test_x, config),
         "certified_radius": {m: report.summarize(v) for m, v in radii.items()},
         "model_path": model_path,
@@ -187,6 +380,8 @@ def run(config: TrainConfig) -> dict:
                            >= config.target_radius),
         "models": results,
         "figures": figures,
+        # whether any model's training took over from a checkpoint (details per model)
+        "resumed": any(r["resumed"] is not None for r in results.values()),
     }
     full["report_path"] = report.write_json(full, os.path.join(config.output_dir, "report.json"))
     return full
@@ -236,6 +431,9 @@ flags.DEFINE_string("output_dir", _DEFAULTS.output_dir, "where report, figures, 
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "random seed")
 flags.DEFINE_enum("strategy", _DEFAULTS.strategy, list(distribute.STRATEGIES),
                   "tf.distribute strategy (multi_worker reads the cluster from TF_CONFIG)")
+flags.DEFINE_enum("constraint", _DEFAULTS.constraint, list(CONSTRAINT_KINDS),
+                  "per-step kernel control: spectral_norm (power iteration, O(mn)), bjorck "
+                  "(orthonormal) or spectral (exact clip); finalize() clips exactly once")
 
 
 def config_from_flags() -> TrainConfig:

@@ -52,7 +52,7 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path):
         train.fit(first, x, x[:32], config, str(tmp_path), extra_callbacks=(_Interrupt(),))
     resumed = train.build_model(config)
     history = train.fit(resumed, x, x[:32], config, str(tmp_path))
-    assert len(history["loss"]) == 2  # epochs 2 and 3 only
+    assert len(history["loss"]) == 3  # the whole run: epoch 1 from the checkpoint, then 2, 3
     assert not os.path.exists(tmp_path / "backup")  # cleaned up after a finished run
 
 

@@ -1,0 +1,108 @@
+"""A training run killed and resumed (BackupAndRestore-style checkpoints) is the uninterrupted
+run, bit for bit: weights, optimizer, noise generator state and the whole history.
+
+Each session is a separate process (tests/resume_worker.py) that dies with `os._exit` right
+after a checkpoint, as a killed job would: once at an epoch boundary, once mid-epoch (the
+checkpoint every 2 steps of 3), then finishes. Under "mirrored" the worker trains on two
+logical CPUs (two replicas).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lipvae_tf import distribute, train
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CRASH_EXIT = 75  # resume_worker.py's exit status when it kills itself
+
+
+def _session(strategy: str, run_dir, weights, crash: str | None = None) -> int:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    env.pop("TF_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, os.path.join(HERE, "resume_worker.py"), strategy, str(run_dir),
+         str(weights), *([crash] if crash else [])],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert done.returncode in (0, CRASH_EXIT), done.stderr[-4000:]
+    return done.returncode
+
+
+def _state(run_dir) -> dict:
+    path = run_dir / "lipschitz_vae" / "backup" / train.ResumableBackup.STATE
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_a_killed_and_resumed_run_is_the_uninterrupted_run(strategy, tmp_path):
+    assert _session(strategy, tmp_path / "whole", tmp_path / "whole.npz") == 0
+    run = tmp_path / "resumed"
+    assert _session(strategy, run, tmp_path / "unused.npz", "epoch:1") == CRASH_EXIT
+    assert (_state(run)["epoch"], _state(run)["batch"]) == (1, 0)  # after the first epoch
+    # the second session dies mid-epoch: 3 steps per epoch, checkpoint at step 2 of epoch 2
+    assert _session(strategy, run, tmp_path / "unused.npz", "step:5") == CRASH_EXIT
+    assert (_state(run)["epoch"], _state(run)["batch"]) == (1, 2)
+    assert _session(strategy, run, tmp_path / "resumed.npz") == 0
+    whole, resumed = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "resumed.npz")
+    assert sorted(whole.files) == sorted(resumed.files)
+    assert any("seed_generator_state" in name for name in whole.files)
+    differences = {name: float(np.max(np.abs(whole[name].astype(np.float64)
+                                             - resumed[name].astype(np.float64))))
+                   for name in whole.files}
+    assert max(differences.values()) == 0.0, {k: v for k, v in differences.items() if v}
+    # the report covers the whole run and says that it resumed, and from where
+    reports = [json.loads((d / "report.json").read_text()) for d in (tmp_path / "whole", run)]
+    assert reports[0]["resumed"] is False and reports[1]["resumed"] is True
+    first, last = (r["models"]["lipschitz_vae"] for r in reports)
+    assert first["resumed"] is None
+    assert last["resumed"] == {"epoch": 1, "step": 2, "session": 3}
+    assert len(last["history"]["loss"]) == 3
+    assert last["history"].keys() == first["history"].keys()
+    for key, values in first["history"].items():  # the resumed epoch's metrics included
+        if strategy == "default":
+            assert last["history"][key] == values, key
+        else:  # each replica sums its own part of an epoch's metric: the resumed epoch's
+            # total is added in another order (one float32 rounding)
+            np.testing.assert_allclose(last["history"][key], values, rtol=1e-6, err_msg=key)
+    assert last["train_seconds"] > 0
+    assert not (run / "lipschitz_vae" / "backup").exists()  # removed once the run is complete
+
+
+def test_the_data_stream_starts_at_any_epoch_and_step():
+    images = np.arange(10, dtype=np.float32)[:, None]
+    whole, steps = distribute.training_dataset(images, 4, seed=3)
+    batches = [b.numpy()[:, 0].tolist() for b in whole.take(4 * steps)]
+    for epoch, batch in ((1, 0), (2, 0), (1, 2), (3, 1)):
+        later, _ = distribute.training_dataset(images, 4, seed=3, start_epoch=epoch,
+                                               start_batch=batch)
+        got = [b.numpy()[:, 0].tolist() for b in later.take(2)]
+        assert got == batches[epoch * steps + batch:epoch * steps + batch + 2], (epoch, batch)
+    with pytest.raises(ValueError, match="start_batch must be an integer >= 0 and < steps"):
+        distribute.training_dataset(images, 4, start_batch=3)
+    with pytest.raises(ValueError, match="start_epoch"):
+        distribute.training_dataset(images, 4, start_epoch=-1)
+
+
+def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
+    import keras
+
+    config = train.TrainConfig(hidden_units=(8,), latent_dim=2, epochs=2, batch_size=32,
+                               verbose=0, source="sample")
+    x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(train.build_model(config), x, x[:8], config, str(tmp_path),
+                  extra_callbacks=(Stop(),))
+    other = train.TrainConfig(**{**config.__dict__, "batch_size": 16})
+    with pytest.raises(ValueError, match="batch_size: 32 there, 16 now"):
+        train.fit(train.build_model(other), x, x[:8], other, str(tmp_path))
+    with pytest.raises(ValueError, match="save_freq must be 'epoch' or a number of steps"):
+        train.ResumableBackup(str(tmp_path), save_freq=0)
