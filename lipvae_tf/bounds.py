@@ -301,11 +301,17 @@ def mean_reconstruction_radius(m_mu, m_g, r) -> np.ndarray:
 
 # ---- certificates that use the std cap for the perturbed input (docs/theory.md section 9) -------
 
+def _quantile_bracket(latent_dim, p):
+    """An upper end for the quantile search: Cantelli's P(chi2_m >= m + t) <= 2m / (2m + t^2)
+    puts the p-quantile below m + sqrt(2 m p / (1 - p)); doubled, plus 10, for room."""
+    return 2 * (latent_dim + math.sqrt(2 * latent_dim * p / (1 - p))) + 10
+
+
 @functools.lru_cache(maxsize=1024)
 def _chi2_quantile_upper_scalar(latent_dim: int, p: float) -> float:
     """Smallest float64 q (to 1e-15 relative) with ncx2_cdf_lower(q, m, 0) >= p, by bisection."""
-    hi = float(latent_dim)
-    while ncx2_cdf_lower(hi, latent_dim, 0.0) < p:
+    hi = _quantile_bracket(latent_dim, p)
+    while ncx2_cdf_lower(hi, latent_dim, 0.0) < p:  # never seen: the bracket is generous
         hi *= 2
     lo = 0.0
     for _ in range(BISECTION_STEPS):

@@ -1,10 +1,17 @@
-"""Robustness upfront: from a target certified radius to a Lipschitz budget (THEORY.md section 5).
+"""Robustness upfront: from a target certified radius to a Lipschitz budget (docs/theory.md §7, §11).
 
-Every certificate in `lipvae_tf.bounds` shrinks when any Lipschitz constant or the std cap grows.
-So for a stated (target radius R*, r, p, latent dim m), the constants left free are set to one
-common value M, the largest for which the certificate at the worst-case std (s = S, or the fixed
-gamma) still reaches R*. A model built with that budget certifies every input at >= R* before
-training starts: its std cap bounds s for every input, and its layers fix the constants.
+Every certificate in `lipvae_tf.bounds` shrinks when a Lipschitz constant or the std cap grows. So
+for a stated (target radius R*, r, p, latent dim m) the constants left free are set as large as the
+certificate at the worst-case std (s = S, or the fixed gamma) allows while still reaching R*. A
+model built with that budget certifies every input at >= R* before training starts: its std cap
+bounds s for every input, and its layers fix the constants.
+
+How the budget is split (`split`):
+- "decoder" (default): the encoder mean gets DEFAULT_ENCODER_MEAN, the std network is left
+  unconstrained (the capped certificates need only the cap S), and the decoder takes the largest
+  constant that still certifies R*. BENCHMARKS.md ("Spending the budget") compares the splits.
+- "equal": the free constants share one value M (the paper's recipe, and lipvae_tf <= 0.1).
+Fixed values (encoder_mean=..., encoder_std=..., decoder=...) always stay as given.
 """
 from __future__ import annotations
 
@@ -16,15 +23,23 @@ from lipvae_tf import bounds, checks
 # Below 1 a decoder cannot map codes of the prior's typical set (norms ~ sqrt(m)) to images as far
 # apart as real ones (~10 in l2 for 28x28): a budget that needs less is reported as infeasible.
 DEFAULT_MIN_LIPSCHITZ = 1.0
+DEFAULT_STD_CAP = 0.1  # S: the paper's cap on ||sigma(x)||_2
+DEFAULT_ENCODER_MEAN = 1.0  # M_mu under split="decoder" (BENCHMARKS.md, "Spending the budget")
+SPLITS = ("decoder", "equal")
 _SEARCH_STEPS = 200  # geometric bisection halvings of log M; stops at 1e-12 relative
 
 
 @dataclasses.dataclass(frozen=True)
 class LipschitzBudget:
-    """Constants (encoder mean, encoder std, decoder incl. output sigmoid) and the std bound."""
+    """Constants (encoder mean, encoder std, decoder's reconstruction g) and the std bound.
+
+    encoder_std is None for a std network left unconstrained (only its cap S is certified), 0 for
+    a fixed posterior std gamma. decoder is the constant of the reconstruction g itself (output
+    map included); the model divides it by the output map's constant for its logits.
+    """
 
     encoder_mean: float
-    encoder_std: float  # 0 for a fixed posterior std
+    encoder_std: float | None
     decoder: float
     std_cap: float | None  # S: ||sigma(x)||_2 <= S for every x (learned std)
     gamma: float | None  # fixed posterior std sigma = gamma * 1 (instead of a learned one)
@@ -34,24 +49,40 @@ class LipschitzBudget:
     latent_dim: int
     method: str
     certified_radius: float  # the certificate of the budget at the worst-case std, >= target
+    split: str = "equal"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 def budget_radius(
-    encoder_mean: float, encoder_std: float, decoder: float, *, r: float, p: float,
+    encoder_mean: float, encoder_std: float | None, decoder: float, *, r: float, p: float,
     latent_dim: int, method: str, std_cap: float | None = None, gamma: float | None = None,
 ) -> float:
     """Radius that `method` certifies for every input of a model with these constants.
 
-    Learned std: evaluated at s = std_cap (the worst case, as radii shrink in s). Fixed std:
-    `bounds.radius` uses gamma itself (M_sigma = 0, s = gamma sqrt(m)) and ignores s, m_sigma.
+    Learned std: evaluated at s = s_max = std_cap (the worst case, as radii shrink in both).
+    encoder_std None (unconstrained std network): only the capped certificates apply ("best" is
+    then their maximum); at s = S they do not depend on M_sigma. Fixed std: `bounds.radius` uses
+    gamma itself (M_sigma = 0, s = gamma sqrt(m)) and ignores s, m_sigma.
     """
-    s, m_sigma = (std_cap, encoder_std) if gamma is None else (0.0, 0.0)
-    return float(bounds.radius(
-        method, encoder_mean, m_sigma, decoder, s, r, p, latent_dim=latent_dim, gamma=gamma
-    ))
+    if gamma is not None:
+        return float(bounds.radius(method, encoder_mean, 0.0, decoder, 0.0, r, p,
+                                   latent_dim=latent_dim, gamma=gamma))
+    common = dict(latent_dim=latent_dim, std_cap=std_cap, s_max=std_cap)
+    if encoder_std is None:
+        if method not in (*bounds.CAPPED_METHODS, "best"):
+            raise ValueError(
+                f"method {method!r} needs the std network's constant: an unconstrained std "
+                f"network (encoder_std=None) is certified only by {bounds.CAPPED_METHODS}")
+        methods = bounds.CAPPED_METHODS if method == "best" else (method,)
+        return max(float(bounds.radius(m, encoder_mean, 0.0, decoder, std_cap, r, p, **common))
+                   for m in methods)
+    if method in bounds.CAPPED_METHODS or method == "best":
+        return float(bounds.radius(method, encoder_mean, encoder_std, decoder, std_cap, r, p,
+                                   **common))
+    return float(bounds.radius(method, encoder_mean, encoder_std, decoder, std_cap, r, p,
+                               latent_dim=latent_dim))
 
 
 def design_budget(
@@ -61,19 +92,31 @@ def design_budget(
     *,
     latent_dim: int,
     method: str = "best",
-    std_cap: float | None = 0.1,
+    std_cap: float | None = DEFAULT_STD_CAP,
     gamma: float | None = None,
     encoder_mean: float | None = None,
     encoder_std: float | None = None,
     decoder: float | None = None,
+    split: str = "decoder",
     min_lipschitz: float = DEFAULT_MIN_LIPSCHITZ,
 ) -> LipschitzBudget:
-    """The largest common constant M for the free networks such that every input certifies at
-    >= target_radius with `method`.
+    """The Lipschitz budget that certifies every input at >= target_radius with `method`.
 
-    Pass encoder_mean / encoder_std / decoder to fix those constants; the others are free and
-    equal. `gamma` selects a fixed posterior std (then std_cap and encoder_std do not apply).
-    Raises ValueError naming target_radius when no M >= min_lipschitz reaches the target.
+    Args:
+        target_radius: R*, l2 in pixel space. r: reconstruction tolerance (l2, pixel space).
+        p: probability level in [1/2, 1). latent_dim: m.
+        method: one of bounds.METHODS; "best" takes the largest sound certificate.
+        std_cap: S (learned std). gamma: a fixed posterior std instead (std_cap then unused).
+        encoder_mean, encoder_std, decoder: fix those constants (decoder: of the reconstruction g).
+        split: "decoder" (default; see the module docstring) or "equal".
+        min_lipschitz: smallest constant a maximised network may get.
+
+    Returns:
+        A LipschitzBudget whose certified_radius (at the worst-case std) is >= target_radius.
+
+    Raises:
+        ValueError naming the argument for bad values, and naming target_radius when no
+        constant >= min_lipschitz reaches it.
     """
     target_radius = checks.positive_finite("target_radius", target_radius)
     r = checks.positive_finite("r", r)
@@ -82,38 +125,53 @@ def design_budget(
     min_lipschitz = checks.positive_finite("min_lipschitz", min_lipschitz)
     if method not in bounds.METHODS:
         raise ValueError(f"method must be one of {bounds.METHODS}, got {method!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    for name, value in (("encoder_mean", encoder_mean), ("decoder", decoder)):
+        if value is not None:
+            checks.positive_finite(name, value)
+    std_free = encoder_std is None
     if gamma is not None:
         gamma = checks.positive_finite("gamma", gamma)
-        std_cap, encoder_std = None, 0.0
+        std_cap, encoder_std, std_free = None, 0.0, False
     else:
         std_cap = checks.positive_finite("std_cap", std_cap)
-    fixed = {"encoder_mean": encoder_mean, "encoder_std": encoder_std, "decoder": decoder}
-    for name, value in fixed.items():
-        if value is not None and not (name == "encoder_std" and value == 0):
-            checks.positive_finite(name, value)
+        if encoder_std is not None:
+            checks.positive_finite("encoder_std", encoder_std)
+    uses_cap = gamma is None and (method in bounds.CAPPED_METHODS or method == "best")
+    unconstrained_std = split == "decoder" and std_free and uses_cap
+    if split == "decoder" and encoder_mean is None:
+        encoder_mean = DEFAULT_ENCODER_MEAN
     common = dict(r=r, p=float(p), latent_dim=latent_dim, method=method, std_cap=std_cap,
                   gamma=gamma)
 
-    def radius_at(scale: float) -> float:
-        chosen = {k: (scale if v is None else float(v)) for k, v in fixed.items()}
-        return budget_radius(**chosen, **common)
+    def constants_at(scale: float) -> dict:
+        if split == "decoder":
+            std = None if unconstrained_std else (scale if encoder_std is None else encoder_std)
+            return {"encoder_mean": float(encoder_mean), "encoder_std": std,
+                    "decoder": scale if decoder is None else float(decoder)}
+        return {"encoder_mean": scale if encoder_mean is None else float(encoder_mean),
+                "encoder_std": scale if encoder_std is None else float(encoder_std),
+                "decoder": scale if decoder is None else float(decoder)}
 
-    if all(v is not None for v in fixed.values()):
-        scale = min_lipschitz  # nothing free: only the check below
-    else:
-        scale = _largest_scale(radius_at, target_radius, min_lipschitz)
+    def radius_at(scale: float) -> float:
+        return budget_radius(**constants_at(scale), **common)
+
+    free = [encoder_mean is None and split == "equal", decoder is None,
+            encoder_std is None and not unconstrained_std]
+    scale = _largest_scale(radius_at, target_radius, min_lipschitz) if any(free) else min_lipschitz
     achieved = radius_at(scale)
     if achieved < target_radius:
         raise ValueError(
             f"target_radius={target_radius} is infeasible with method={method!r}, r={r}, p={p}, "
-            f"std_cap={std_cap}, gamma={gamma}, fixed constants "
-            f"{ {k: v for k, v in fixed.items() if v is not None} } and constants >= "
-            f"min_lipschitz={min_lipschitz}: the certificate reaches only {achieved:.6g}"
+            f"std_cap={std_cap}, gamma={gamma}, split={split!r}, fixed constants "
+            f"{ {k: v for k, v in constants_at(math.nan).items() if v == v} } and "
+            f"constants >= min_lipschitz={min_lipschitz}: the certificate reaches only "
+            f"{achieved:.6g} (lower encoder_mean, std_cap or r / target_radius)"
         )
-    chosen = {k: (scale if v is None else float(v)) for k, v in fixed.items()}
-    return LipschitzBudget(**chosen, std_cap=std_cap, gamma=gamma, target_radius=target_radius,
-                           r=r, p=float(p), latent_dim=latent_dim, method=method,
-                           certified_radius=achieved)
+    return LipschitzBudget(**constants_at(scale), std_cap=std_cap, gamma=gamma,
+                           target_radius=target_radius, r=r, p=float(p), latent_dim=latent_dim,
+                           method=method, certified_radius=achieved, split=split)
 
 
 def _largest_scale(radius_at, target: float, floor: float) -> float:

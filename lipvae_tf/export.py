@@ -12,7 +12,9 @@ Signatures (every one has a batch dimension; H, W, C = model.image_shape, m = la
 | `certify` | `images`, `r` and `p` float64 (None,) | `certified_radius` float64 (None,) |
 | `metadata` | `ignored` float32 (None,) | the frozen constants, latent_dim, gamma, method, ... |
 
-`certify` evaluates the certificate `method` in the graph (lipvae_tf.graph_bounds: the formulas of
+g is the model's certified reconstruction (`model.reconstruction`: "mean", E[x | z], or
+"parameter", sigmoid(logits)); `serving_default` and `certify` both follow it, and the metadata
+says which. `certify` evaluates the certificate `method` in the graph (lipvae_tf.graph_bounds: the formulas of
 lipvae_tf.bounds in float64, same rounding) with the Lipschitz constants frozen at export time, so
 it equals `model.certified_radius(x, r, p, method)` to float64 round-off. r and p are float64, not
 float32: rounding p = 0.9 to float32 gives 0.89999998, a lower level, and r = 8.1 gives 8.1000004,
@@ -46,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from lipvae_tf import bounds, checks, graph_bounds
+from lipvae_tf import model as model_lib
 from lipvae_tf.model import LipschitzVAE
 
 SIGNATURES = ("serving_default", "encode", "certify", "metadata")
@@ -124,12 +127,13 @@ def export_saved_model(
         model.finalize()
     weights = _snapshot(model)
     constants = model.lipschitz_constants()
+    std_cap = model.std_cap_bound()  # S as the float32 graph applies it (None without a cap)
     frozen = graph_bounds.check_constants(  # the ValueError of bounds.radius, before any writing
         method, constants["encoder_mean"], constants["encoder_std"], constants["decoder"],
-        latent_dim=model.latent_dim, gamma=model.posterior_std)
-    metadata = _metadata(model, method, constants)
+        latent_dim=model.latent_dim, gamma=model.posterior_std, std_cap=std_cap)
+    metadata = _metadata(model, method, constants, std_cap)
 
-    archive = _archive(model, method, frozen, metadata)
+    archive = _archive(model, method, frozen, metadata, std_cap)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.export-", dir=parent)
@@ -151,7 +155,8 @@ def export_saved_model(
     return target
 
 
-def _metadata(model: LipschitzVAE, method: str, constants: dict) -> dict[str, Any]:
+def _metadata(model: LipschitzVAE, method: str, constants: dict,
+              std_cap: float | None) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "lipvae_tf_version": _package_version(),
@@ -163,6 +168,9 @@ def _metadata(model: LipschitzVAE, method: str, constants: dict) -> dict[str, An
         "latent_dim": model.latent_dim,
         "posterior_std": model.posterior_std,
         "std_cap": model.std_cap,
+        "std_cap_applied": std_cap,
+        "reconstruction": model.reconstruction,
+        "reconstruction_rounding": model_lib.OUTPUT_ROUNDING,
         "image_shape": list(model.image_shape),
         "architecture": model.architecture,
         "likelihood": model.likelihood,
@@ -183,8 +191,11 @@ def _metadata(model: LipschitzVAE, method: str, constants: dict) -> dict[str, An
     }
 
 
-def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict):
+def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
+             std_cap: float | None):
     m_mu, m_sigma, m_g, latent_dim, gamma = frozen
+    # as model.reconstruction_tolerance: r less the float32 rounding of the reconstruction
+    rounding_slack = 2 * math.sqrt(math.prod(model.image_shape)) * model_lib.OUTPUT_ROUNDING
     images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
     row_spec = {name: tf.TensorSpec((None,), tf.float64, name=name) for name in ("r", "p")}
 
@@ -196,17 +207,21 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict):
         return {"latent_mean": tf.cast(mu, tf.float32), "latent_std": tf.cast(sigma, tf.float32)}
 
     def certify(images, r, p):
+        s_max = None
         if model.encoder_std_net is None:  # as model.std_norms: gamma sqrt(m) for every input
             s = tf.fill(tf.shape(images)[:1],
                         tf.constant(model.posterior_std * np.sqrt(model.latent_dim), tf.float64))
-        else:  # as model._std_norm_batch: the norm in float64
-            s = tf.norm(tf.cast(model.encoder_std_net(images, training=False), tf.float64), axis=-1)
+        else:  # as model._std_statistics_batch: in float64
+            sigma = tf.cast(model.encoder_std_net(images, training=False), tf.float64)
+            s, s_max = tf.norm(sigma, axis=-1), tf.reduce_max(sigma, axis=-1)
         checks_ = [tf.debugging.assert_equal(
             tf.shape(v), tf.shape(s), message=f"certify: {name} needs one value per image")
             for name, v in (("r", r), ("p", p))]
         with tf.control_dependencies(checks_):
-            radius = graph_bounds.radius(method, m_mu, m_sigma, m_g, s, r, p,
-                                         latent_dim=latent_dim, gamma=gamma)
+            r_exact = (r - rounding_slack) * (1 - 2.0**-52)  # <= 0 (NaN radius) for tiny r
+            radius = graph_bounds.radius(method, m_mu, m_sigma, m_g, s, r_exact, p,
+                                         latent_dim=latent_dim, gamma=gamma, std_cap=std_cap,
+                                         s_max=s_max)
         pixels_ok = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
         radius = tf.where(pixels_ok, radius, tf.fill(tf.shape(radius), tf.constant(math.nan,
                                                                                    tf.float64)))
@@ -221,6 +236,8 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict):
             "latent_dim": tf.constant(latent_dim, tf.int64),
             "posterior_std": tf.constant(nan if gamma is None else gamma, tf.float64),
             "std_cap": tf.constant(nan if model.std_cap is None else model.std_cap, tf.float64),
+            "std_cap_applied": tf.constant(nan if std_cap is None else std_cap, tf.float64),
+            "reconstruction": tf.constant(model.reconstruction),
             "image_shape": tf.constant(model.image_shape, tf.int64),
             "method": tf.constant(method),
             "lipvae_tf_version": tf.constant(metadata["lipvae_tf_version"]),

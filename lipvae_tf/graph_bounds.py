@@ -254,17 +254,97 @@ def _fixed_std(gamma: float, latent_dim: int) -> tuple[float, float]:
     return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * _U)
 
 
+# ---- certificates that use the std cap (bounds.capped_markov_radius, capped_chi2_radius) ---------
+
+def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
+    """bounds.chi2_quantile_upper for a float64 tensor p: the same bracket and bisection, run
+    once per distinct p of the batch (the last bits may differ from NumPy's log/exp)."""
+    p = _t(p)
+    shape = tf.shape(p)
+    unique, index = tf.unique(tf.reshape(p, [-1]))
+    hi = 2 * (latent_dim + tf.sqrt(2 * latent_dim * unique / (1 - unique))) + 10
+    lo = tf.zeros_like(hi)
+
+    def body(step, lo, hi):
+        mid = 0.5 * (lo + hi)
+        good = ncx2_cdf_lower(mid, latent_dim, tf.zeros_like(mid)) >= unique
+        lo, hi = tf.where(good, lo, mid), tf.where(good, mid, hi)
+        return step + 1, lo, hi
+
+    _, lo, hi = tf.while_loop(
+        lambda step, lo, hi: (step < bounds.BISECTION_STEPS)
+        & tf.reduce_any(hi - lo > 1e-15 * hi),
+        body, (tf.constant(0), lo, hi))
+    return tf.reshape(tf.gather(hi, index), shape)
+
+
+def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap):
+    """bounds._triangle_radius: largest d with M_mu d + sqrt(factor (min(s + M_sigma d, S)^2
+    + base)) <= reach (closed-form cap branch, bisected M_sigma branch), rounded the same way."""
+    noise = tf.sqrt(factor * (std_cap * std_cap + base)) * (1 + 8 * _U)
+    capped = tf.maximum(reach - noise, 0.0) / m_mu * (1 - 8 * _U)
+
+    def fits(d):
+        spread = tf.sqrt(factor * (tf.square(s + m_sigma * d) + base))
+        return (m_mu * d + spread) * (1 + 16 * _U) <= reach
+
+    def body(step, lo, hi):
+        mid = 0.5 * (lo + hi)
+        good = fits(mid)
+        return step + 1, tf.where(good, mid, lo), tf.where(good, hi, mid)
+
+    lo = tf.zeros_like(reach)
+    hi = reach / m_mu
+    start = fits(lo)
+    _, lo, _ = tf.while_loop(
+        lambda step, lo, hi: (step < bounds.BISECTION_STEPS)
+        & tf.reduce_any(hi - lo > 1e-12 * hi),
+        body, (tf.constant(0), lo, hi))
+    return tf.maximum(capped, tf.where(start, lo, tf.zeros_like(lo)))
+
+
+def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
+                         std_cap: float) -> tf.Tensor:
+    """bounds.capped_markov_radius: the whole-second-moment and the noise-only Markov forms."""
+    s, r, p = _broadcast(s, r, p)
+    slack = _budget(m_g, r, p) - std_cap * std_cap - tf.square(s)
+    whole = tf.sqrt(tf.maximum(slack, 0.0)) / m_mu * (1 - 64 * _U)
+    whole = tf.where(slack > 0, whole, tf.zeros_like(whole))
+    reach = r / m_g * (1 - 4 * _U)
+    triangle = _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U),
+                                tf.square(s), std_cap)
+    return tf.maximum(tf.maximum(whole, triangle), markov_radius(m_mu, m_sigma, m_g, s, r, p))
+
+
+def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
+                       std_cap: float, s_max=None) -> tf.Tensor:
+    """bounds.capped_chi2_radius: M_mu d + sqrt(q V(d)) <= r / M_g, q the verified quantile."""
+    s, r, p = _broadcast(s, r, p)
+    s_max = s if s_max is None else tf.broadcast_to(_t(s_max), tf.shape(s))
+    q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
+    reach = r / m_g * (1 - 4 * _U)
+    return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), std_cap)
+
+
 def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
-                gamma: float | None = None) -> tf.Tensor:
+                gamma: float | None = None, std_cap: float | None = None,
+                s_max=None) -> tf.Tensor:
     """bounds.best_radius: the largest of the sound certificates that apply, same candidates."""
-    return _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma)
+    return _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, None, std_cap, s_max)
 
 
-def _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None):
+def _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None, std_cap=None,
+          s_max=None):
     candidates = [_chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore)]
     if gamma is None:
         candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
                        markov_radius(m_mu, m_sigma, m_g, s, r, p)]
+        if std_cap is not None:
+            candidates += [
+                capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap),
+                capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                   std_cap=std_cap, s_max=s_max),
+            ]
     else:
         fixed_sigma, fixed_s = _fixed_std(gamma, latent_dim)
         candidates += [paper_markov_radius(m_mu, fixed_sigma, m_g, fixed_s, r, p),
@@ -278,8 +358,15 @@ def _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None):
 
 
 def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, latent_dim: int,
-                    gamma: float | None = None) -> tuple[float, float, float, int, float | None]:
+                    gamma: float | None = None, std_cap: float | None = None,
+                    ) -> tuple[float, float, float, int, float | None]:
     """The frozen constants as Python floats, or the ValueError bounds.radius would raise."""
+    if method in bounds.CAPPED_METHODS and std_cap is None:
+        raise ValueError(f"method {method!r} needs std_cap (a learned std capped by StdCap)")
+    if std_cap is not None:
+        if gamma is not None:
+            raise ValueError("std_cap does not apply to a fixed encoder std (gamma): pass one")
+        bounds._checked(std_cap=std_cap)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     latent_dim = checks.positive_int("latent_dim", latent_dim)
@@ -298,7 +385,7 @@ def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, lat
 
 
 def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
-           gamma: float | None = None) -> tf.Tensor:
+           gamma: float | None = None, std_cap: float | None = None, s_max=None) -> tf.Tensor:
     """bounds.radius in the graph: the certificate `method` for float64 s, r, p (broadcast).
 
     Constants are validated now (ValueError, as bounds.radius). Elements with r <= 0 or not finite,
@@ -306,11 +393,15 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
     request; NaN is never mistaken for a radius). They do not change the other elements.
     """
     m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
-        method, m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma)
+        method, m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
     s, r, p = _broadcast(s, r, p)
     shape = tf.shape(s)
     valid = (tf.math.is_finite(r) & (r > 0) & tf.math.is_finite(p) & (p >= 0.5) & (p < 1)
              & tf.math.is_finite(s) & (s >= 0))
+    if std_cap is not None:  # bounds.radius raises where the cap is exceeded: NaN here
+        s_max = s if s_max is None else tf.broadcast_to(_t(s_max), shape)
+        valid &= (s <= std_cap) & tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s)
+        s_max = tf.where(valid, s_max, tf.zeros_like(s_max))
     s = tf.where(valid, s, tf.zeros_like(s))  # harmless stand-ins, replaced by NaN below
     r = tf.where(valid, r, tf.ones_like(r))
     p = tf.where(valid, p, tf.fill(shape, _t(0.5)))
@@ -324,7 +415,12 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
         result = _chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ~valid)
     elif method == "ncx2":
         result = ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
+    elif method == "markov_cap":
+        result = capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap)
+    elif method == "chi2_cap":
+        result = capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                    std_cap=std_cap, s_max=s_max)
     else:
-        result = _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ~valid)
+        result = _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ~valid, std_cap, s_max)
     result = tf.broadcast_to(result, shape)
     return tf.where(valid, result, tf.fill(shape, _t(math.nan)))

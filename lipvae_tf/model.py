@@ -1,13 +1,16 @@
 """LipschitzVAE: a Keras 3 VAE whose encoder mean, encoder std and decoder have verified
-Lipschitz constants, so that every input gets a certified robustness radius (THEORY.md).
+Lipschitz constants, so that every input gets a certified robustness radius (docs/theory.md).
 
 Three separate Sequential networks output distribution parameters; `encode` and `decode` wrap
 them in `tfp.distributions`; `train_step` maximises the ELBO. The reconstruction the certificate
-is about is g(z) = sigmoid(decoder logits) (the mean for Bernoulli and Gaussian likelihoods, the
-shape parameter for the continuous Bernoulli, as in the paper); the sigmoid's 1/4 is accounted.
+is about, g(z), follows `reconstruction`: "mean" (default) is the likelihood's mean E[x | z]
+(for the continuous Bernoulli 1/12-Lipschitz in the logits, docs/theory.md section 10), and
+"parameter" is sigmoid(logits), the paper's choice (the CB's shape parameter lambda; 1/4). For
+Bernoulli and Gaussian likelihoods both are the sigmoid.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import keras
@@ -23,7 +26,13 @@ tfd = tfp.distributions
 
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
 ARCHITECTURES = ("mlp", "conv")
+RECONSTRUCTIONS = ("mean", "parameter")
 SIGMOID_LIPSCHITZ = 0.25
+# dE[x]/d eta = Var(x) <= 1/12 for the continuous Bernoulli with logit eta (maximal at eta = 0)
+CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ = 1.0 / 12.0
+# The reconstruction is computed in float64 from the float32 logits and rounded once to float32:
+# per pixel within 2^-25 (rounding to nearest in [0, 1]) plus float64 error (< 1e-13), so < 2^-24.
+OUTPUT_ROUNDING = 2.0**-24
 # Layers are built at (1 - NOMINAL_SLACK) x the budget, so that the verified bounds (measured
 # float32 kernels plus a round-off margin) stay below the budget and the design radius holds.
 NOMINAL_SLACK = 1e-5
@@ -56,9 +65,12 @@ class LipschitzVAE(keras.Model):
         conv_filters: Sequence[int] = (32, 64),
         image_shape: Sequence[int] = (28, 28, 1),
         likelihood: str = "continuous_bernoulli",
+        reconstruction: str = "mean",
+        constrain_std: bool = True,
         gaussian_scale: float = 0.1,
         beta: float = 1.0,
         bjorck_iterations: int = 1,
+        constraint: str = constraints.DEFAULT_CONSTRAINT,
         design: dict | None = None,
         seed: int | None = None,
         **kwargs,
@@ -79,6 +91,16 @@ class LipschitzVAE(keras.Model):
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.architecture, self.likelihood = architecture, likelihood
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(
+                f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
+        self.reconstruction = reconstruction
+        if not isinstance(constrain_std, bool):
+            raise TypeError(f"constrain_std must be a bool, got {type(constrain_std).__name__}")
+        if not constrain_std and (self.posterior_std is not None or self.std_cap is None):
+            raise ValueError("constrain_std=False needs a learned std with a std_cap: the "
+                             "certificate then uses the cap instead of the std network's constant")
+        self.constrain_std = constrain_std
         self.hidden_units = tuple(checks.positive_int("hidden_units", u) for u in hidden_units)
         self.conv_filters = tuple(checks.positive_int("conv_filters", f) for f in conv_filters)
         self.image_shape = tuple(checks.positive_int("image_shape", n) for n in image_shape)
@@ -89,6 +111,10 @@ class LipschitzVAE(keras.Model):
         if not np.isfinite(self.beta) or self.beta < 0:
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
         self.bjorck_iterations = checks.positive_int("bjorck_iterations", bjorck_iterations)
+        if constraint not in constraints.CONSTRAINT_KINDS:  # the per-step kernel control
+            raise ValueError(
+                f"constraint must be one of {constraints.CONSTRAINT_KINDS}, got {constraint!r}")
+        self.constraint = constraint
         self.design = design
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -97,12 +123,13 @@ class LipschitzVAE(keras.Model):
         self.encoder_mean_net = self._encoder("encoder_mean", self.encoder_mean_budget)
         self.encoder_std_net = None
         if self.posterior_std is None:
-            self.encoder_std_net = self._encoder("encoder_std", self.encoder_std_budget)
+            self.encoder_std_net = self._encoder("encoder_std", self.encoder_std_budget,
+                                                 constrained=self.constrain_std)
             self.encoder_std_net.add(keras.layers.Activation("softplus"))
             self.encoder_std_net.add(ll.Shift(STD_FLOOR))
             if self.std_cap is not None:
                 self.encoder_std_net.add(ll.StdCap(self.std_cap))
-        self.decoder_net = self._decoder(self.decoder_budget / SIGMOID_LIPSCHITZ)
+        self.decoder_net = self._decoder(self.decoder_budget / self.output_lipschitz())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in _METRICS}
         self.built = True
 
@@ -117,41 +144,74 @@ class LipschitzVAE(keras.Model):
         *,
         latent_dim: int = 10,
         method: str = "best",
-        std_cap: float = 0.1,
+        std_cap: float = design.DEFAULT_STD_CAP,
         posterior_std: float | None = None,
+        split: str = "decoder",
+        encoder_mean: float | None = None,
+        encoder_std: float | None = None,
+        decoder: float | None = None,
         min_lipschitz: float = design.DEFAULT_MIN_LIPSCHITZ,
         **kwargs,
     ) -> "LipschitzVAE":
         """A model whose budget certifies every input at >= target_radius (robustness upfront).
 
-        The free constants are the largest common value that `design.design_budget` allows.
+        The constants come from `design.design_budget` (split "decoder" by default: the encoder
+        mean gets design.DEFAULT_ENCODER_MEAN, the std network is left unconstrained under its
+        cap, the decoder's reconstruction gets the largest constant that certifies the target).
+        kwargs go to the constructor (e.g. reconstruction="parameter", architecture="conv").
+        Raises ValueError naming target_radius when the target is infeasible.
         """
         budget = design.design_budget(
             target_radius, r, p, latent_dim=latent_dim, method=method, std_cap=std_cap,
-            gamma=posterior_std, min_lipschitz=min_lipschitz,
+            gamma=posterior_std, split=split, encoder_mean=encoder_mean,
+            encoder_std=encoder_std, decoder=decoder, min_lipschitz=min_lipschitz,
         )
+        constrained = budget.encoder_std is not None
         return cls(
-            latent_dim, encoder_mean=budget.encoder_mean, encoder_std=budget.encoder_std or 1.0,
+            latent_dim, encoder_mean=budget.encoder_mean,
+            encoder_std=budget.encoder_std if constrained and budget.encoder_std else 1.0,
             decoder=budget.decoder, std_cap=budget.std_cap, posterior_std=budget.gamma,
-            design=budget.to_dict(), **kwargs,
+            constrain_std=constrained, design=budget.to_dict(),
+            **kwargs,
         )
 
     def _layer_factor(self, budget: float, linear_layers: int) -> float:
         return (budget * (1 - NOMINAL_SLACK)) ** (1 / linear_layers)
 
     def _dense(self, units: int, lipschitz: float, name: str) -> keras.layers.Layer:
-        return ll.LipschitzDense(units, lipschitz=lipschitz,
+        return ll.LipschitzDense(units, lipschitz=lipschitz, constraint=self.constraint,
                                  bjorck_iterations=self.bjorck_iterations, name=name)
 
     def _conv(self, filters: int, lipschitz: float, name: str, transpose: bool = False):
         kind = ll.LipschitzConv2DTranspose if transpose else ll.LipschitzConv2D
-        return kind(filters, 3, strides=2, padding="same", lipschitz=lipschitz, name=name)
+        # Björck orthonormalises matrices: conv kernels get the exact clip under "bjorck"
+        constraint = "spectral" if self.constraint == "bjorck" else self.constraint
+        return kind(filters, 3, strides=2, padding="same", lipschitz=lipschitz,
+                    constraint=constraint, name=name)
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return ll.GroupSort(2, name=name)
 
-    def _encoder(self, name: str, budget: float) -> keras.Sequential:
-        """Image -> latent_dim features with Lipschitz constant <= budget."""
+    def output_lipschitz(self, reconstruction: str | None = None) -> float:
+        """Lipschitz constant (per pixel, so in l2) of the map from decoder logits to g(z)."""
+        reconstruction = self._reconstruction_mode(reconstruction)
+        if reconstruction == "mean" and self.likelihood == "continuous_bernoulli":
+            return CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ
+        return SIGMOID_LIPSCHITZ
+
+    def _reconstruction_mode(self, reconstruction: str | None) -> str:
+        if reconstruction is None:
+            return self.reconstruction
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(
+                f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
+        return reconstruction
+
+    def _encoder(self, name: str, budget: float, constrained: bool = True) -> keras.Sequential:
+        """Image -> latent_dim features with Lipschitz constant <= budget (unless unconstrained:
+        plain Dense/Conv layers, for a std network that only the cap controls)."""
+        dense = self._dense if constrained else _plain_dense
+        conv = self._conv if constrained else _plain_conv
         net = keras.Sequential(name=name)
         net.add(keras.Input(self.image_shape))
         if self.architecture == "mlp":
@@ -159,16 +219,16 @@ class LipschitzVAE(keras.Model):
             factor = self._layer_factor(budget, len(widths) + 1)
             net.add(keras.layers.Flatten())
             for i, units in enumerate(widths):
-                net.add(self._dense(units, factor, f"{name}_dense_{i}"))
+                net.add(dense(units, factor, f"{name}_dense_{i}"))
                 net.add(self._activation(f"{name}_act_{i}"))
         else:
             self._check_conv_shape()
             factor = self._layer_factor(budget, len(self.conv_filters) + 1)
             for i, filters in enumerate(self.conv_filters):
-                net.add(self._conv(filters, factor, f"{name}_conv_{i}"))
+                net.add(conv(filters, factor, f"{name}_conv_{i}"))
                 net.add(self._activation(f"{name}_act_{i}"))
             net.add(keras.layers.Flatten())
-        net.add(self._dense(self.latent_dim, factor, f"{name}_out"))
+        net.add(dense(self.latent_dim, factor, f"{name}_out"))
         return net
 
     def _decoder(self, budget: float) -> keras.Sequential:
@@ -205,6 +265,14 @@ class LipschitzVAE(keras.Model):
                 f"image_shape height and width must be multiples of {shrink}, got {self.image_shape}"
             )
 
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> "LipschitzVAE":
+        # configs saved before these were arguments (the zoo's): the reconstruction was
+        # sigmoid(logits), the std network constrained, the kernels trained with Björck
+        config = {"reconstruction": "parameter", "constrain_std": True, "constraint": "bjorck",
+                  **config}
+        return super().from_config(config, custom_objects)
+
     def get_config(self) -> dict:
         return {
             **super().get_config(),
@@ -219,12 +287,16 @@ class LipschitzVAE(keras.Model):
             "conv_filters": list(self.conv_filters),
             "image_shape": list(self.image_shape),
             "likelihood": self.likelihood,
+            "reconstruction": self.reconstruction,
+            "constrain_std": self.constrain_std,
             "gaussian_scale": self.gaussian_scale,
             "beta": self.beta,
             "bjorck_iterations": self.bjorck_iterations,
+            "constraint": self.constraint,
             "design": self.design,
             "seed": self.seed,
         }
+
 
     def save_own_variables(self, store) -> None:
         """Keras' own variables plus the state of the reparameterisation noise generator, so a
@@ -259,9 +331,24 @@ class LipschitzVAE(keras.Model):
         mu, sigma = self.posterior_params(x, training)
         return tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
 
-    def decode_mean(self, z, training: bool = False):
-        """g(z) = sigmoid(decoder logits): the reconstruction the certificate is about."""
-        return tf.sigmoid(self.decoder_net(z, training=training))
+    def decode_mean(self, z, training: bool = False, reconstruction: str | None = None):
+        """g(z), the reconstruction the certificate is about: (batch, *image_shape) float32.
+
+        "mean": E[x | z] of the likelihood (for the continuous Bernoulli 1/(1 - e^-eta) - 1/eta,
+        TFP's `ContinuousBernoulli.mean`; Loaiza-Ganem & Cunningham 2019, eq. 6); "parameter":
+        sigmoid(logits). Evaluated in float64 from the float32 logits and rounded once to float32
+        (within OUTPUT_ROUNDING per pixel of the exact value, which the certificate accounts for).
+        """
+        return self._output(self.decoder_net(z, training=training), reconstruction)
+
+    def _output(self, logits, reconstruction: str | None = None):
+        wide = tf.cast(logits, tf.float64)
+        if (self._reconstruction_mode(reconstruction) == "mean"
+                and self.likelihood == "continuous_bernoulli"):
+            value = tfd.ContinuousBernoulli(logits=wide).mean()
+        else:
+            value = tf.sigmoid(wide)
+        return tf.cast(value, logits.dtype)
 
     def decode(self, z, training: bool = False) -> tfd.Distribution:
         """p(x | z) over whole images (event shape = image_shape)."""
@@ -281,7 +368,8 @@ class LipschitzVAE(keras.Model):
         return mu + sigma * eps
 
     def call(self, inputs, training: bool = False):
-        """Deterministic reconstruction g(mu(x)) (what `predict` returns)."""
+        """Deterministic reconstruction g(mu(x)) in the model's reconstruction mode (what
+        `predict` returns), (batch, *image_shape) float32."""
         return self.decode_mean(self.encoder_mean_net(inputs, training=training), training)
 
     def elbo_terms(self, x, training: bool = False) -> dict:
@@ -332,54 +420,100 @@ class LipschitzVAE(keras.Model):
             nets["encoder_std"] = self.encoder_std_net
         return nets
 
-    def lipschitz_constants(self) -> dict[str, float]:
+    def lipschitz_constants(self, reconstruction: str | None = None) -> dict[str, float]:
         """Verified upper bounds (from the weights in use) of M_mu, M_sigma and M_g.
 
-        M_g includes the output sigmoid (x 1/4); M_sigma is 0 for a fixed posterior std.
+        M_g includes the output map of `reconstruction` (default: the model's mode): x 1/12 for
+        the continuous Bernoulli mean, x 1/4 for a sigmoid. M_sigma is 0 for a fixed posterior
+        std; for an unconstrained std network (constrain_std=False) it is still the product of
+        its layers' measured norms, sound but large (the capped certificates use the cap).
         """
         return {
             "encoder_mean": lp.network_lipschitz_bound(self.encoder_mean_net),
             "encoder_std": (0.0 if self.encoder_std_net is None
                             else lp.network_lipschitz_bound(self.encoder_std_net)),
-            "decoder": lp.network_lipschitz_bound(self.decoder_net) * SIGMOID_LIPSCHITZ,
+            "decoder": (lp.network_lipschitz_bound(self.decoder_net)
+                        * self.output_lipschitz(reconstruction)),
         }
+
+    def std_cap_bound(self) -> float | None:
+        """S as the float32 graph applies it: ||sigma(x)||_2 <= S for every input (float64),
+        float32 rounding of the cap included (`StdCap.output_norm_bound`); None without a cap."""
+        if self.encoder_std_net is None or self.std_cap is None:
+            return None
+        cap = self.encoder_std_net.layers[-1]
+        if not isinstance(cap, ll.StdCap):
+            raise ValueError("the std network's last layer must be its StdCap (the certificate "
+                             f"relies on it), got {type(cap).__name__}")
+        return cap.output_norm_bound(self.latent_dim)
+
+    def reconstruction_tolerance(self, r):
+        """The tolerance the exact-arithmetic certificate must meet so that the float32
+        reconstructions, each within OUTPUT_ROUNDING per pixel of the exact g(z), move by <= r:
+        r - 2 sqrt(D) OUTPUT_ROUNDING (D pixels), rounded down. r: scalar or array (float64).
+        Raises ValueError naming r unless every r is finite and above that slack."""
+        (r,) = bounds._checked(r=r)  # finite and > 0, or the ValueError naming r
+        slack = 2 * math.sqrt(math.prod(self.image_shape)) * OUTPUT_ROUNDING
+        if np.any(r <= slack):
+            raise ValueError(f"r must be > {slack:.3g} (the float32 rounding of the "
+                             f"reconstruction), got {np.min(r)}")
+        return (r - slack) * (1 - 2.0**-52)
 
     def finalize(self, tol: float = 1e-6) -> dict:
         """Converged projection of every constrained kernel (call before certifying)."""
         return constraints.finalize_constraints(list(self.lipschitz_networks().values()), tol=tol)
 
     def std_norms(self, x, batch_size: int = 1024) -> np.ndarray:
-        """s(x) = ||sigma(x)||_2 per input (float64)."""
+        """s(x) = ||sigma(x)||_2 per input (float64), shape (batch,)."""
+        return self.std_statistics(x, batch_size)[0]
+
+    def std_statistics(self, x, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """(s(x), s_max(x)) = (||sigma(x)||_2, max_i sigma_i(x)) per input, float64 (batch,),
+        computed in float64 from the float32 stds."""
         x = self.check_images(x)
         if self.encoder_std_net is None:
-            return np.full(len(x), self.posterior_std * np.sqrt(self.latent_dim))
-        return np.concatenate([
-            self._std_norm_batch(tf.constant(x[i:i + batch_size])).numpy()
-            for i in range(0, len(x), batch_size)
-        ]).astype(np.float64) if len(x) else np.zeros(0)
+            return (np.full(len(x), self.posterior_std * np.sqrt(self.latent_dim)),
+                    np.full(len(x), self.posterior_std))
+        if not len(x):
+            return np.zeros(0), np.zeros(0)
+        pieces = [self._std_statistics_batch(tf.constant(x[i:i + batch_size]))
+                  for i in range(0, len(x), batch_size)]
+        return tuple(np.concatenate([piece[k].numpy() for piece in pieces]).astype(np.float64)
+                     for k in (0, 1))
 
     @tf.function(reduce_retracing=True)
-    def _std_norm_batch(self, x):
-        # the norm in float64: no float32 round-off in s (the outputs themselves are float32)
-        return tf.norm(tf.cast(self.encoder_std_net(x), tf.float64), axis=-1)
+    def _std_statistics_batch(self, x):
+        # in float64: no float32 round-off in s (the outputs themselves are float32)
+        sigma = tf.cast(self.encoder_std_net(x), tf.float64)
+        return tf.norm(sigma, axis=-1), tf.reduce_max(sigma, axis=-1)
 
-    def certified_radius(self, x, r: float, p: float = 0.5, method: str = "best") -> np.ndarray:
-        """Per input, a radius R such that every ||delta||_2 < R keeps
-        P(||f(x + delta) - f(x)||_2 <= r) >= p (independent noise in both reconstructions).
+    def certified_radius(self, x, r: float, p: float = 0.5, method: str = "best", *,
+                         reconstruction: str | None = None,
+                         use_std_cap: bool = True) -> np.ndarray:
+        """Per input (shape (batch,), l2 in pixel space), a radius R such that every
+        ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p, f the reconstruction of
+        `reconstruction` (default: the model's mode), independent noise in both.
 
-        Uses verified bounds of the constants of the weights in use and the measured s(x).
+        Uses verified bounds of the constants of the weights in use, the measured s(x) and
+        s_max(x), and (unless use_std_cap=False, the certificates of lipvae_tf <= 0.1) the
+        std cap as applied; r is lowered by the float32 rounding of the reconstruction
+        (`reconstruction_tolerance`). Raises ValueError for a bad method, r, p or images.
         """
-        s = self.std_norms(x)
-        c = self.lipschitz_constants()
+        r_exact = self.reconstruction_tolerance(r)
+        s, s_max = self.std_statistics(x)
+        c = self.lipschitz_constants(reconstruction)
+        std_cap = self.std_cap_bound() if use_std_cap else None
         return bounds.radius(  # validates method, r and p; result has the shape of s
-            method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r, p,
-            latent_dim=self.latent_dim, gamma=self.posterior_std,
+            method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
+            latent_dim=self.latent_dim, gamma=self.posterior_std, std_cap=std_cap,
+            s_max=None if self.posterior_std is not None else s_max,
         )
 
     # ----- inference helpers ---------------------------------------------------------------
 
     def reconstruct(self, x, sample: bool = True, batch_size: int = 1024) -> np.ndarray:
-        """f(x) = g(mu + sigma * eps) (one sample per input), or g(mu(x)) with sample=False."""
+        """f(x) = g(mu + sigma * eps) (one sample per input), or g(mu(x)) with sample=False;
+        g follows the model's reconstruction mode. (batch, *image_shape) float32."""
         x = self.check_images(x)
         outputs = [self._reconstruct_batch(tf.constant(x[i:i + batch_size]), sample).numpy()
                    for i in range(0, len(x), batch_size)]
@@ -461,6 +595,14 @@ class StandardVAE(LipschitzVAE):
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return keras.layers.Activation("relu", name=name)
+
+
+def _plain_dense(units: int, lipschitz: float, name: str) -> keras.layers.Layer:
+    return keras.layers.Dense(units, name=name)
+
+
+def _plain_conv(filters: int, lipschitz: float, name: str) -> keras.layers.Layer:
+    return keras.layers.Conv2D(filters, 3, strides=2, padding="same", name=name)
 
 
 def _images_of(data):

@@ -8,7 +8,7 @@ from lipvae_tf import design
 @pytest.mark.parametrize("method", ["paper", "markov", "chi2", "best"])
 @pytest.mark.parametrize("target,r,p", [(1.0, 8.0, 0.5), (0.3, 4.0, 0.8), (2.0, 12.0, 0.5)])
 def test_budget_certifies_the_target_and_is_the_largest_that_does(method, target, r, p):
-    budget = design.design_budget(target, r, p, latent_dim=10, method=method)
+    budget = design.design_budget(target, r, p, latent_dim=10, method=method, split="equal")
     assert budget.encoder_mean == budget.encoder_std == budget.decoder
     assert budget.certified_radius >= target
     common = dict(r=r, p=p, latent_dim=10, method=method, std_cap=budget.std_cap)
@@ -19,16 +19,17 @@ def test_budget_certifies_the_target_and_is_the_largest_that_does(method, target
 
 
 def test_tighter_certificates_allow_larger_budgets():
-    sizes = {m: design.design_budget(1.0, 8.0, latent_dim=10, method=m).encoder_mean
-             for m in ("paper", "markov", "chi2", "best")}
-    assert sizes["paper"] <= sizes["markov"] <= sizes["best"]
+    sizes = {m: design.design_budget(1.0, 8.0, latent_dim=10, method=m, split="equal").encoder_mean
+             for m in ("paper", "markov", "chi2", "markov_cap", "chi2_cap", "best")}
+    assert sizes["paper"] <= sizes["markov"] <= sizes["markov_cap"] <= sizes["best"]
+    assert sizes["chi2"] <= sizes["chi2_cap"]
     assert sizes["best"] == pytest.approx(max(sizes.values()), rel=1e-9)
 
 
 def test_fixed_constants_stay_fixed_and_the_free_ones_adapt():
-    budget = design.design_budget(1.0, 8.0, latent_dim=10, decoder=1.5)
+    budget = design.design_budget(1.0, 8.0, latent_dim=10, decoder=1.5, split="equal")
     assert budget.decoder == 1.5
-    free = design.design_budget(1.0, 8.0, latent_dim=10)
+    free = design.design_budget(1.0, 8.0, latent_dim=10, split="equal")
     assert budget.encoder_mean > free.encoder_mean  # a smaller decoder leaves room for the encoder
 
 
@@ -47,6 +48,9 @@ def test_fixed_std_budget_uses_gamma():
     (dict(target_radius=1.0, p=0.3), "p must be"),
     (dict(target_radius=1.0, method="grid"), "method must be"),
     (dict(target_radius=1.0, std_cap=0.0), "std_cap"),
+    (dict(target_radius=1.0, split="half"), "split must be one of"),
+    (dict(target_radius=1.0, encoder_mean=9.0), "infeasible"),
+    (dict(target_radius=1.0, encoder_mean=-1.0), "encoder_mean"),
 ])
 def test_bad_or_infeasible_requests_name_the_argument(kwargs, match):
     args = dict(r=8.0, p=0.5, latent_dim=10) | kwargs
@@ -60,3 +64,31 @@ def test_budget_reports_its_inputs():
     assert as_dict["target_radius"] == 0.5 and as_dict["latent_dim"] == 16
     assert as_dict["p"] == 0.6 and as_dict["std_cap"] == 0.2 and as_dict["method"] == "chi2"
     assert np.isfinite(as_dict["certified_radius"])
+
+
+@pytest.mark.parametrize("target,r,p", [(1.0, 8.0, 0.5), (0.5, 8.0, 0.5), (2.0, 8.0, 0.5),
+                                        (1.0, 4.0, 0.5), (0.5, 8.0, 0.9)])
+def test_decoder_split_fixes_the_encoder_frees_the_std_and_maximises_the_decoder(target, r, p):
+    budget = design.design_budget(target, r, p, latent_dim=10)
+    assert budget.split == "decoder" and budget.encoder_std is None  # std left to its cap
+    assert budget.encoder_mean == design.DEFAULT_ENCODER_MEAN
+    assert budget.certified_radius >= target
+    common = dict(r=r, p=p, latent_dim=10, method="best", std_cap=budget.std_cap)
+    assert design.budget_radius(budget.encoder_mean, None, budget.decoder, **common) >= target
+    bigger = budget.decoder * (1 + 1e-9)
+    assert design.budget_radius(budget.encoder_mean, None, bigger, **common) < target
+    # the capped certificate at s = S does not depend on the std network's constant
+    for m_sigma in (0.0, 1.0, 1e6):
+        assert design.budget_radius(budget.encoder_mean, m_sigma, budget.decoder,
+                                    **common) >= target
+    # more decoder budget than the equal split gives, at the same certified target
+    equal = design.design_budget(target, r, p, latent_dim=10, split="equal")
+    assert budget.decoder > equal.decoder
+
+
+def test_an_unconstrained_std_admits_only_the_capped_certificates():
+    with pytest.raises(ValueError, match="needs the std network's constant"):
+        design.budget_radius(1.0, None, 2.0, r=8.0, p=0.5, latent_dim=10, method="chi2",
+                             std_cap=0.1)
+    budget = design.design_budget(1.0, 8.0, latent_dim=10, method="chi2")  # uncapped method
+    assert budget.encoder_std is not None and budget.encoder_std == budget.decoder
