@@ -124,13 +124,19 @@ def maximum_damage_attack(model, x, radius, *, restarts: int = 5, steps: int = 4
     from delta = 0 and `restarts - 1` uniform random starts in the ball; per input, the restart
     with the largest damage on `eval_samples` common noise samples wins. `radius` is a scalar or
     one value per input. Returns delta, ||delta|| and that damage.
+
+    Raises:
+        TypeError / ValueError: naming the argument, before any model call: restarts, samples,
+            eval_samples, batch_size >= 1, steps >= 0, seed in [0, 2^31), radius finite >= 0.
     """
-    x = model.check_images(x)
-    radii = _radii("radius", radius, len(x))
     restarts = checks.positive_int("restarts", restarts)
     steps = checks.positive_int("steps", steps, minimum=0)
     samples = checks.positive_int("samples", samples)
     eval_samples = checks.positive_int("eval_samples", eval_samples)
+    seed = checks.seed("seed", seed)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    x = model.check_images(x)
+    radii = _radii("radius", radius, len(x))
     results = []
     for start in range(0, len(x), batch_size):
         stop = min(start + batch_size, len(x))
@@ -177,20 +183,28 @@ def latent_attack(model, x, x_target, *, radius=None, penalty: float | None = No
 
     Normalised-gradient steps with cosine decay (from radius/4, or from `step_size` with a
     penalty); the best iterate per input is kept. The objective reported is the KL.
+    The attack is deterministic; `seed` is checked and kept for a uniform signature.
+
+    Raises:
+        TypeError / ValueError: naming the argument, before any model call (steps,
+            batch_size >= 1, step_size and penalty finite > 0, seed in [0, 2^31), radius
+            finite >= 0, exactly one of radius / penalty, x_target of x's shape).
     """
+    if (radius is None) == (penalty is None):
+        raise ValueError("give exactly one of radius (hard norm cap) or penalty (soft)")
+    steps = checks.positive_int("steps", steps)
+    step_size = checks.positive_finite("step_size", step_size)
+    checks.seed("seed", seed)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    lam = 0.0 if penalty is None else checks.positive_finite("penalty", penalty)
     x = model.check_images(x)
     x_target = model.check_images(x_target, "x_target")
     if x_target.shape != x.shape:
         raise ValueError(f"x_target must have the shape of x {x.shape}, got {x_target.shape}")
-    if (radius is None) == (penalty is None):
-        raise ValueError("give exactly one of radius (hard norm cap) or penalty (soft)")
-    steps = checks.positive_int("steps", steps)
     if radius is not None:
-        radii, lam = _radii("radius", radius, len(x)), 0.0
+        radii = _radii("radius", radius, len(x))
     else:
-        lam = checks.positive_finite("penalty", penalty)
         radii = np.full(len(x), math.sqrt(x[0].size) if len(x) else 1.0, np.float32)
-        step_size = checks.positive_finite("step_size", step_size)
     results = []
     for start in range(0, len(x), batch_size):
         stop = min(start + batch_size, len(x))
@@ -235,6 +249,7 @@ def _latent_batch(model, x, x_target, radius, lengths, lam, steps):
 def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
     """A uniformly random direction of norm `radius` per input, projected onto the pixel box
     (the baseline an attack must beat)."""
+    seed = checks.seed("seed", seed)
     x = np.asarray(x, np.float32)
     radii = _radii("radius", radius, len(x))
     direction = _unit(tf.random.stateless_normal(x.shape, seed=(seed, 17)))
@@ -244,7 +259,10 @@ def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
 
 def expected_damage(model, x, delta, samples: int = 64, seed: int = 0) -> np.ndarray:
     """E||f(x + delta) - f(x)||_2 per input, from `samples` independent noise pairs."""
+    samples = checks.positive_int("samples", samples)
+    seed = checks.seed("seed", seed)
     x = model.check_images(x)
+    delta = _delta_like(delta, x)
     noise = tf.random.stateless_normal((2, samples, len(x), model.latent_dim), seed=(seed, 23))
     distance = reconstruction_distance(model, tf.constant(x + delta), tf.constant(x),
                                        noise[0], noise[1])
@@ -270,6 +288,16 @@ def _radii(name: str, radius, count: int) -> np.ndarray:
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError(f"{name} must be finite and >= 0")
     return values.astype(np.float32)
+
+
+def _delta_like(delta, x: np.ndarray) -> np.ndarray:
+    """delta as float32 of exactly x's shape (no silent broadcasting), finite."""
+    delta = np.asarray(delta, dtype=np.float32)
+    if delta.shape != x.shape:
+        raise ValueError(f"delta must have the shape of x {x.shape}, got {delta.shape}")
+    if not np.all(np.isfinite(delta)):
+        raise ValueError("delta must be finite")
+    return delta
 
 
 # ----- statistics -----------------------------------------------------------------------------
@@ -298,20 +326,30 @@ def clopper_pearson_lower(successes, trials, confidence: float) -> np.ndarray:
 
 
 def _binomial_args(successes, trials, confidence):
+    confidence = checks.in_interval("confidence", confidence, 0, 1, low_open=True,
+                                    high_open=True)
     k = np.asarray(successes, dtype=np.float64)
     n = np.broadcast_to(np.asarray(trials, dtype=np.float64), k.shape)
     if np.any(n < 1) or np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
         raise ValueError("successes must be integers in [0, trials] and trials >= 1")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return k, n, float(confidence)
+    return k, n, confidence
 
 
 def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
                   chunk: int = 500) -> np.ndarray:
     """Per input, how many of `samples` independent noise pairs give
-    ||f(x + delta) - f(x)||_2 <= r (the successes of a binomial experiment)."""
+    ||f(x + delta) - f(x)||_2 <= r (the successes of a binomial experiment).
+
+    Raises:
+        TypeError / ValueError: naming the argument, before any model call (r finite > 0,
+            samples and chunk >= 1, seed in [0, 2^31), delta of x's shape).
+    """
+    r = checks.positive_finite("r", r)
+    samples = checks.positive_int("samples", samples)
+    seed = checks.seed("seed", seed)
+    chunk = checks.positive_int("chunk", chunk)
     x = model.check_images(x)
+    delta = _delta_like(delta, x)
     counts = np.zeros(len(x), np.int64)
     if not len(x):
         return counts
@@ -344,22 +382,39 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
     bracketed by doubling from `initial_radius` up to `max_radius` (default: the diameter of the
     pixel box, sqrt(D)), then bisected `bisection_steps` times (geometrically once the lower end
     is positive).
+
+    Raises:
+        TypeError / ValueError: naming the argument, before the first attack: r, initial_radius
+            and max_radius finite > 0; p in [1/2, 1); confidence in (0, 1); samples, restarts,
+            attack_samples >= 1; steps, bisection_steps >= 0; seed in [0, 2^31).
     """
-    x = model.check_images(x)
     r = checks.positive_finite("r", r)
     p = checks.probability_level("p", p)
+    confidence = checks.in_interval("confidence", confidence, 0, 1, low_open=True,
+                                    high_open=True)
     samples = checks.positive_int("samples", samples)
-    max_radius = (math.sqrt(x[0].size) if len(x) else 1.0) if max_radius is None else \
-        checks.positive_finite("max_radius", max_radius)
+    bisection_steps = checks.positive_int("bisection_steps", bisection_steps, minimum=0)
+    # > 0: doubling from 0 would stay at 0 for ever
+    initial_radius = checks.positive_finite("initial_radius", initial_radius)
+    if max_radius is not None:
+        max_radius = checks.positive_finite("max_radius", max_radius)
+    attack = dict(restarts=checks.positive_int("restarts", restarts),
+                  steps=checks.positive_int("steps", steps, minimum=0),
+                  samples=checks.positive_int("attack_samples", attack_samples))
+    seed = checks.seed("seed", seed)
+    x = model.check_images(x)
+    if max_radius is None:
+        max_radius = math.sqrt(x[0].size) if len(x) else 1.0
     n = len(x)
-    attack = dict(restarts=restarts, steps=steps, samples=attack_samples)
     calls = iter(range(1, 10**6))
 
     def broken(radius: np.ndarray, rows: np.ndarray):
         """(broken?, upper bound) for the inputs `rows` at the given radii."""
         call = next(calls)
-        result = maximum_damage_attack(model, x[rows], radius, seed=seed * 7919 + call, **attack)
-        counts = robust_counts(model, x[rows], result.delta, r, samples, seed=seed + 104729 * call)
+        result = maximum_damage_attack(model, x[rows], radius,
+                                       seed=(seed * 7919 + call) % checks.SEED_LIMIT, **attack)
+        counts = robust_counts(model, x[rows], result.delta, r, samples,
+                               seed=(seed + 104729 * call) % checks.SEED_LIMIT)
         upper = clopper_pearson_upper(counts, samples, confidence)
         return upper <= p, upper
 
@@ -401,11 +456,27 @@ def audit_certificate(model, x, radius, r: float, p: float = 0.5, *, fraction: f
 
     A sound certificate keeps every bound above p (up to the 1 - confidence chance per input);
     a bound <= p is a certificate proven wrong at that confidence.
+
+    Raises:
+        TypeError / ValueError: naming the argument, before the attack: r finite > 0, p in
+            [1/2, 1), fraction in (0, 1], confidence in (0, 1), samples, restarts,
+            attack_samples >= 1, steps >= 0, seed in [0, 2^31 - 1), radius finite >= 0.
     """
+    r = checks.positive_finite("r", r)
+    checks.probability_level("p", p)
+    fraction = checks.in_interval("fraction", fraction, 0, 1, low_open=True)
+    confidence = checks.in_interval("confidence", confidence, 0, 1, low_open=True,
+                                    high_open=True)
+    samples = checks.positive_int("samples", samples)
+    restarts = checks.positive_int("restarts", restarts)
+    steps = checks.positive_int("steps", steps, minimum=0)
+    attack_samples = checks.positive_int("attack_samples", attack_samples)
+    seed = checks.seed("seed", seed)
+    if seed + 1 >= checks.SEED_LIMIT:
+        raise ValueError(f"seed must be an integer in [0, 2**31 - 1), got {seed}")
     x = model.check_images(x)
     attack_radius = _radii("radius", radius, len(x)) * np.float32(fraction)
     result = maximum_damage_attack(model, x, attack_radius, restarts=restarts, steps=steps,
                                    samples=attack_samples, seed=seed)
-    counts = robust_counts(model, x, result.delta, checks.positive_finite("r", r), samples,
-                           seed=seed + 1)
+    counts = robust_counts(model, x, result.delta, r, samples, seed=seed + 1)
     return clopper_pearson_upper(counts, samples, confidence)

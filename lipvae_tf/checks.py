@@ -41,3 +41,87 @@ def probability_level(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, _REAL) or not 0.5 <= value < 1:
         raise ValueError(f"{name} must be a probability in [1/2, 1), got {value!r}")
     return float(value)
+
+
+def _real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, _REAL):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def non_negative_finite(name: str, value) -> float:
+    """`value` as a float, or a TypeError/ValueError naming `name` unless it is finite and >= 0."""
+    value = _real(name, value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def in_interval(name: str, value, low: float, high: float, *, low_open: bool = False,
+                high_open: bool = False) -> float:
+    """`value` as a float if it lies in the interval from `low` to `high` (each end closed
+    unless `low_open` / `high_open`).
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+        low, high: the ends of the interval.
+        low_open, high_open: whether an end is excluded.
+
+    Returns:
+        `value` as a float.
+
+    Raises:
+        TypeError: if `value` is not a real number (bools are not).
+        ValueError: if it is NaN or outside the interval; the message shows the interval.
+    """
+    value = _real(name, value)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):  # NaN fails both
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def one_of(name: str, value, options):
+    """`value` if it is one of `options`, else a ValueError naming `name` and the options.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+        options: the allowed values (compared with ==; unhashable values are fine).
+
+    Returns:
+        `value`, unchanged.
+
+    Raises:
+        ValueError: if `value` is not among `options`.
+    """
+    options = tuple(options)
+    try:
+        found = any(value is option or (bool(value == option)
+                                        and isinstance(value, bool) == isinstance(option, bool))
+                    for option in options)
+    except (TypeError, ValueError):  # e.g. an array compared elementwise
+        found = False
+    if not found:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+SEED_LIMIT = 2**31  # seeds travel as int32 (stateless TF random ops)
+
+
+def seed(name: str, value) -> int:
+    """`value` as an int in [0, 2^31), the range of an int32 stateless seed component.
+
+    Raises:
+        TypeError: if `value` is not an integer.
+        ValueError: if it is negative or >= 2^31.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer in [0, 2**31), got {type(value).__name__}")
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name} must be an integer in [0, 2**31), got {value}")
+    return int(value)
