@@ -1,18 +1,24 @@
 """Training and certification speed of LipschitzVAE, side by side in one run.
 
-Same architecture for every VAE: encoder mean and encoder std towers 784-512-512-16, decoder
-16-512-512-784, Bernoulli ELBO, Adam, batch 256, 60000 images of 28x28 in [0, 1].
-1. Training step time of LipschitzVAE (Björck after each step, GroupSort) / the plain Keras VAE
-   of the same architecture (Dense + GroupSort, no constraint). Goal <= 1.3x. Interleaved chunks
-   of 40 steps, the fastest chunk of each (also given per 60000-image epoch). Three more rows
-   explain the ratio: the plain VAE with ReLU (StandardVAE, what most users train), LipschitzVAE
-   with its kernel constraints switched off, and the projection of its 9 kernels alone.
-2. Step time of the same VAE from deel-lip 1.5.0 SpectralDense + GroupSort2 (legacy Keras, in
+MLP: encoder mean and encoder std towers 784-512-512-16, decoder 16-512-512-784, Bernoulli ELBO,
+Adam, 28x28 images in [0, 1], at batch 256 and at batch 128. Conv: the zoo's conv VAE shape
+(filters 32, 64, latent 10, stride-2 3x3 convolutions and transposed convolutions), batch 128.
+1. Training step time of the default LipschitzVAE (spectral-norm clipping by power iteration
+   after each step, `constraint="spectral_norm"`) / the plain Keras VAE of the same architecture
+   (Dense + GroupSort(2), no constraint). Goal <= 1.15x (MLP), <= 1.3x (conv). More rows: the
+   same LipschitzVAE with Björck after every step (the previous default, `constraint="bjorck"`),
+   with the exact clip after every step (`constraint="spectral"`, conv only: the zoo's conv
+   model trained that way), and with its kernel constraints switched off (its layers alone).
+   All contenders of one architecture and batch size run in interleaved rounds of one 40-step
+   `fit` chunk each (after a traced warm-up); the fastest chunk of each counts, and the ratios
+   are taken within the run (this machine is shared and switches between fast and slow phases).
+2. Step time of the same MLP VAE from deel-lip 1.5.0 SpectralDense + GroupSort2 (legacy Keras, in
    a subprocess with TF_USE_LEGACY_KERAS=1; bench/deel_lip_vae.py; the fastest of 6 chunks of
-   40 steps) / LipschitzVAE. Goal >= 15x.
-3. Certification time for 10k inputs (`certified_radius`, method "best": verified constants,
-   std norms, bisection) / one stochastic forward pass of the VAE on the same 10k. Goal <= 2x.
-Run: `.venv/bin/python bench/train_speed.py [--skip_deel]` (or `make bench`).
+   40 steps) / the default LipschitzVAE, at each batch size. Goal >= 20x.
+3. Certification time for 10k inputs (`certified_radius`, method "best") / one stochastic
+   forward pass of the VAE on the same 10k. Goal <= 2x.
+Run: `.venv/bin/python bench/train_speed.py [--skip_deel] [--skip_conv] [--rounds N]`
+(or `make bench`).
 """
 from __future__ import annotations
 
@@ -28,29 +34,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
+from lipvae_tf import constraints as lc  # noqa: E402
 from lipvae_tf import layers as ll  # noqa: E402
 from lipvae_tf.model import LipschitzVAE, StandardVAE  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-EXAMPLES, BATCH, LATENT = 60000, 256, 16
+EXAMPLES, BATCHES, LATENT = 60000, (256, 128), 16
 ROUNDS, CHUNK_STEPS = 10, 40
 SHAPE = dict(latent_dim=LATENT, hidden_units=(512, 512), likelihood="bernoulli")
+# the zoo's conv VAE (zoo/fashion_mnist_conv_r1): filters (32, 64), latent 10, batch 128
+CONV_SHAPE = dict(latent_dim=10, architecture="conv", conv_filters=(32, 64),
+                  likelihood="bernoulli")
+CONV_BATCH = 128
 
 
 class GroupSortVAE(StandardVAE):
-    """The plain Keras VAE of the goal: unconstrained Dense layers with GroupSort(2)."""
+    """The plain Keras VAE of the goal: unconstrained Dense/Conv layers with GroupSort(2)."""
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return ll.GroupSort(2, name=name)
 
 
-def unprojected_lipschitz_vae() -> LipschitzVAE:
-    """LipschitzVAE with every kernel constraint removed: its layers, without the projection."""
-    model = LipschitzVAE.from_target(1.0, 8.0, **SHAPE)
-    for variable in model.trainable_variables:
-        variable.constraint = None
+def lipschitz_vae(constraint: str | None, shape: dict) -> LipschitzVAE:
+    """`LipschitzVAE.from_target(1, 8)` with this per-step control; None: every kernel
+    constraint removed after building (its layers without any projection)."""
+    model = LipschitzVAE.from_target(1.0, 8.0, constraint=constraint or lc.DEFAULT_CONSTRAINT,
+                                     **shape)
+    if constraint is None:
+        for variable in model.trainable_variables:
+            variable.constraint = None
     return model
 
 
@@ -58,51 +71,77 @@ def images(count: int) -> np.ndarray:
     return np.random.default_rng(0).random((count, 28, 28, 1), dtype=np.float32)
 
 
-def chunk_ms_per_step(model: keras.Model, x: np.ndarray) -> float:
+def chunk_ms_per_step(model: keras.Model, x: np.ndarray, batch: int) -> float:
     start = time.perf_counter()
-    model.fit(x, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
-    return (time.perf_counter() - start) / (len(x) // BATCH) * 1e3
+    model.fit(x, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+    return (time.perf_counter() - start) / (len(x) // batch) * 1e3
 
 
-def projection_ms(model: LipschitzVAE) -> float:
-    """One application of every kernel constraint (what the optimiser adds after each step)."""
-    constrained = [v for v in model.trainable_variables if v.constraint is not None]
-    project = tf.function(lambda: [v.assign(v.constraint(v)) for v in constrained])
-    project()
-    start = time.perf_counter()
-    for _ in range(CHUNK_STEPS):
-        project()
-    return (time.perf_counter() - start) / CHUNK_STEPS * 1e3
+def interleaved(models: dict[str, keras.Model], x: np.ndarray, batch: int, rounds: int,
+                steps: dict[str, int] | None = None) -> dict[str, list[float]]:
+    """ms per training step of each model: `rounds` rounds, each model one chunk per round.
 
-
-def training_speed(x: np.ndarray) -> dict[str, list[float]]:
-    """ms per training step of each model, ROUNDS interleaved chunks of CHUNK_STEPS steps.
-
-    Short interleaved chunks, not whole epochs: this machine switches between a fast and a
-    slow phase (about 1.8x apart, lasting seconds to minutes), and the fastest chunk of each
-    model is the one comparable number.
+    steps: chunk length per model when not CHUNK_STEPS (a very slow contender runs fewer).
     """
-    lipschitz_vae = LipschitzVAE.from_target(1.0, 8.0, **SHAPE)
-    models = {"lipschitz_vae": lipschitz_vae,
-              "plain_vae_groupsort": GroupSortVAE(**SHAPE),
-              "plain_vae_relu": StandardVAE(**SHAPE),
-              "lipschitz_vae_unprojected": unprojected_lipschitz_vae()}
-    chunk = x[: CHUNK_STEPS * BATCH]
-    for model in models.values():
+    steps = steps or {}
+    for model in models.values():  # compile, trace, warm up
         model.compile(keras.optimizers.Adam(1e-3))
-        model.fit(chunk[: 2 * BATCH], batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
-    times = {name: [] for name in [*models, "projection_only"]}
-    for _ in range(ROUNDS):
+        model.fit(x[: 2 * batch], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+    times = {name: [] for name in models}
+    for _ in range(rounds):
         for name, model in models.items():
-            times[name].append(chunk_ms_per_step(model, chunk))
-        times["projection_only"].append(projection_ms(lipschitz_vae))
-    for name, values in times.items():
-        print(f"  {name:<26} ms/step: min {min(values):6.2f}  median {np.median(values):6.2f}")
+            chunk = x[: steps.get(name, CHUNK_STEPS) * batch]
+            times[name].append(chunk_ms_per_step(model, chunk, batch))
     return times
 
 
-def deel_lip_speed() -> dict:
-    """deel-lip VAE epoch time, from its own interpreter (legacy Keras) in a subprocess."""
+def report(title: str, times: dict[str, list[float]], baseline: str, ours: str,
+           goal: float) -> dict[str, float]:
+    """Prints min / median per contender and its ratios to the baseline; the fastest chunks."""
+    best = {name: min(values) for name, values in times.items()}
+    median = {name: float(np.median(values)) for name, values in times.items()}
+    print(f"\n{title}")
+    print(f"  {'contender':<44}{'ms/step min':>12}{'median':>9}{'x plain (min)':>15}"
+          f"{'x plain (median)':>18}")
+    for name in times:
+        print(f"  {name:<44}{best[name]:>12.2f}{median[name]:>9.2f}"
+              f"{best[name] / best[baseline]:>15.3f}{median[name] / median[baseline]:>18.3f}")
+    ratio = best[ours] / best[baseline]
+    print(f"  -> {ours} / {baseline}: {ratio:.3f}x (fastest chunks; goal <= {goal}x: "
+          f"{'met' if ratio <= goal else 'NOT met'}), medians "
+          f"{median[ours] / median[baseline]:.3f}x")
+    return best
+
+
+def mlp_speed(x: np.ndarray, batch: int, rounds: int) -> dict[str, float]:
+    models = {"plain_vae_groupsort": GroupSortVAE(**SHAPE),
+              "lipschitz_vae (default spectral_norm)": lipschitz_vae("spectral_norm", SHAPE),
+              "lipschitz_vae bjorck every step": lipschitz_vae("bjorck", SHAPE),
+              "lipschitz_vae unprojected": lipschitz_vae(None, SHAPE)}
+    times = interleaved(models, x, batch, rounds)
+    return report(f"MLP VAE 784-512-512-{LATENT}, batch {batch}, {rounds} rounds x "
+                  f"{CHUNK_STEPS} steps", times, "plain_vae_groupsort",
+                  "lipschitz_vae (default spectral_norm)", 1.15)
+
+
+def conv_speed(x: np.ndarray, rounds: int, exact_rounds: int) -> dict[str, float]:
+    models = {"plain_conv_vae_groupsort": GroupSortVAE(**CONV_SHAPE),
+              "lipschitz_conv_vae (default spectral_norm)": lipschitz_vae("spectral_norm",
+                                                                         CONV_SHAPE),
+              "lipschitz_conv_vae unprojected": lipschitz_vae(None, CONV_SHAPE)}
+    times = interleaved(models, x, CONV_BATCH, rounds)
+    if exact_rounds:  # the exact frequency-domain clip every step: slow, a few short chunks
+        exact = {"lipschitz_conv_vae exact clip every step": lipschitz_vae("spectral",
+                                                                           CONV_SHAPE)}
+        times.update(interleaved(exact, x, CONV_BATCH, exact_rounds,
+                                 steps={name: 8 for name in exact}))
+    return report(f"conv VAE (zoo shape: filters 32, 64, latent 10), batch {CONV_BATCH}, "
+                  f"{rounds} rounds x {CHUNK_STEPS} steps", times, "plain_conv_vae_groupsort",
+                  "lipschitz_conv_vae (default spectral_norm)", 1.3)
+
+
+def deel_lip_speed(batch: int) -> dict:
+    """deel-lip VAE step time, from its own interpreter (legacy Keras) in a subprocess."""
     sys.path.insert(0, HERE)
     import deel_env  # noqa: E402 (bench helper next to this file)
 
@@ -112,7 +151,7 @@ def deel_lip_speed() -> dict:
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
         # the same measure as ours: the fastest of several CHUNK_STEPS-step epochs
         subprocess.run([python, os.path.join(HERE, "deel_lip_vae.py"), "--epochs", "6",
-                        "--examples", str(CHUNK_STEPS * BATCH), "--batch", str(BATCH),
+                        "--examples", str(CHUNK_STEPS * batch), "--batch", str(batch),
                         "--latent", str(LATENT), "--json", out],
                        env=env, check=True, stdout=subprocess.DEVNULL, timeout=1800)
         with open(out, encoding="utf-8") as handle:
@@ -123,8 +162,8 @@ def certification_speed(x: np.ndarray) -> dict[str, float]:
     """Fastest of several rounds: certified_radius on x vs one stochastic forward pass on x."""
     model = LipschitzVAE.from_target(1.0, 8.0, **SHAPE)
     model.finalize()
-    model.certified_radius(x[:BATCH], 8.0)  # trace
-    model.reconstruct(x[:BATCH])
+    model.certified_radius(x[:256], 8.0)  # trace
+    model.reconstruct(x[:256])
     times = {"certify": [], "forward": []}
     for _ in range(5):
         start = time.perf_counter()
@@ -140,33 +179,28 @@ def certification_speed(x: np.ndarray) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip_deel", action="store_true", help="leave out the deel-lip VAE")
+    parser.add_argument("--skip_conv", action="store_true", help="leave out the conv VAE")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds")
+    parser.add_argument("--exact_conv_rounds", type=int, default=2,
+                        help="8-step chunks of the conv VAE with the exact clip (0: skip)")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
-    x = images(EXAMPLES)
-    print(f"VAE 784-512-512-{LATENT} (x3 networks), batch {BATCH}, {EXAMPLES} images, "
-          f"{os.cpu_count()} CPU cores")
-    times = training_speed(x)
-    best = {name: min(values) for name, values in times.items()}
-    steps = -(-EXAMPLES // BATCH)
-    ours, plain = best["lipschitz_vae"], best["plain_vae_groupsort"]
-    print(f"step (fastest chunk): LipschitzVAE {ours:.1f} ms, plain Keras VAE (GroupSort) "
-          f"{plain:.1f} ms -> ratio {ours / plain:.2f}x (goal <= 1.3x); medians: "
-          f"{np.median(times['lipschitz_vae']) / np.median(times['plain_vae_groupsort']):.2f}x")
-    print(f"  epoch of {EXAMPLES} images ({steps} steps): {ours * steps / 1e3:.2f} s vs "
-          f"{plain * steps / 1e3:.2f} s")
-    relu = best["plain_vae_relu"]
-    print(f"  plain VAE with ReLU {relu:.1f} ms ({ours / relu:.2f}x); "
-          f"LipschitzVAE without its projection {best['lipschitz_vae_unprojected']:.1f} ms; the "
-          f"projection alone {best['projection_only']:.1f} ms "
-          f"({best['projection_only'] / plain:.2f}x the plain step)")
+    x = images(CHUNK_STEPS * max(BATCHES))
+    print(f"{os.cpu_count()} CPU cores; ratios are taken between chunks of the same run")
+    ours = {batch: mlp_speed(x, batch, args.rounds) for batch in BATCHES}
+    if not args.skip_conv:
+        conv_speed(x, args.rounds, args.exact_conv_rounds)
     if not args.skip_deel:
-        deel = deel_lip_speed()
-        theirs = deel["seconds_per_step"] * 1e3
-        print(f"step (fastest chunk): deel-lip {deel['deel_lip_version']} SpectralDense VAE "
-              f"{theirs:.1f} ms ({theirs * steps / 1e3:.1f} s per epoch) -> LipschitzVAE is "
-              f"{theirs / ours:.1f}x faster (goal >= 15x)")
-    cert = certification_speed(x[:10000])
-    print(f"10k inputs: certified_radius {cert['certify']:.3f} s, one forward pass "
+        for batch in BATCHES:
+            deel = deel_lip_speed(batch)
+            theirs = deel["seconds_per_step"] * 1e3
+            mine = ours[batch]["lipschitz_vae (default spectral_norm)"]
+            print(f"\nbatch {batch}: deel-lip {deel['deel_lip_version']} SpectralDense VAE "
+                  f"{theirs:.1f} ms/step (fastest of 6 chunks) -> the default LipschitzVAE "
+                  f"({mine:.1f} ms) is {theirs / mine:.1f}x faster (goal >= 20x); Björck every "
+                  f"step is {theirs / ours[batch]['lipschitz_vae bjorck every step']:.1f}x")
+    cert = certification_speed(images(10000))
+    print(f"\n10k inputs: certified_radius {cert['certify']:.3f} s, one forward pass "
           f"{cert['forward']:.3f} s -> ratio {cert['certify'] / cert['forward']:.2f}x "
           f"(goal <= 2x)")
 

@@ -45,12 +45,26 @@ def check_compute_dtype(layer: keras.layers.Layer) -> None:
         )
 
 
-def _kernel_constraint(kind: str, bjorck_iterations: int) -> keras.constraints.Constraint:
+def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int = 1,
+                       power_iterations: int = lc.DEFAULT_POWER_ITERATIONS,
+                       **conv) -> keras.constraints.Constraint:
+    """The dense kernel's constraint of this kind, or the conv one when `conv` (input_hw,
+    strides, padding) is given; ValueError naming `constraint` for an unknown kind."""
+    for name, value in (("bjorck_iterations", bjorck_iterations), ("bjorck_every", bjorck_every),
+                        ("power_iterations", power_iterations)):
+        checks.positive_int(name, value)  # checked whatever the kind
+    kinds = lc.CONSTRAINT_KINDS if not conv else ("spectral_norm", "spectral")
+    if kind not in kinds:
+        raise ValueError(
+            f"constraint must be one of {kinds}, got {kind!r}"
+            + (" (Björck orthonormalises matrices, not convolution operators)"
+               if kind == "bjorck" else ""))
+    if kind == "spectral_norm":
+        return lc.SpectralNormClip(1.0, iterations=power_iterations, **conv)
     if kind == "bjorck":
-        return lc.BjorckOrthonormal(iterations=bjorck_iterations)
-    if kind == "spectral":
-        return lc.SpectralClip(max_norm=1.0)
-    raise ValueError(f"constraint must be 'bjorck' or 'spectral', got {kind!r}")
+        return lc.BjorckOrthonormal(iterations=bjorck_iterations, every=bjorck_every,
+                                    power_iterations=power_iterations)
+    return lc.SpectralClip(max_norm=1.0, **conv)
 
 
 class _ScaledKernelLayer(keras.layers.Layer):
@@ -71,6 +85,14 @@ class _ScaledKernelLayer(keras.layers.Layer):
             name="kernel", shape=kernel_shape, initializer=self.kernel_initializer,
             constraint=constraint,
         )
+        if isinstance(constraint, lc.StatefulConstraint):  # e.g. the power-iteration vector
+            state = {name: self.add_weight(name=name, shape=shape, dtype=dtype,
+                                           initializer=initializer, trainable=False)
+                     for name, (shape, dtype, initializer)
+                     in constraint.state_spec(kernel_shape).items()}
+            for name, weight in state.items():
+                setattr(self, name, weight)  # layer.power_vector, layer.constraint_step
+            constraint.attach(**state)
         self.kernel.assign(constraint(self.kernel.value))
         self.bias = None
         if self.use_bias:
@@ -95,27 +117,42 @@ class _ScaledKernelLayer(keras.layers.Layer):
 
 @_register
 class LipschitzDense(_ScaledKernelLayer):
-    """y = lipschitz * x W + b with ||W||_2 <= 1 kept by Björck projection or spectral clipping."""
+    """y = lipschitz * x W + b with ||W||_2 <= 1 kept after each optimiser step.
+
+    constraint: "spectral_norm" (default: spectral-norm clipping by power iteration, Miyato et
+    al. 2018, `power_iterations` per step from a vector kept in the non-trainable weight
+    `power_vector`), "bjorck" (`bjorck_iterations` Björck iterations, orthonormal kernel; with
+    `bjorck_every=k` on every k-th step, spectral-norm clipping in between) or "spectral" (exact
+    SVD clip every step). See `lipvae_tf.constraints`.
+    """
 
     def __init__(
         self,
         units: int,
         lipschitz: float = 1.0,
-        constraint: str = "bjorck",
+        constraint: str = lc.DEFAULT_CONSTRAINT,
         bjorck_iterations: int = 1,
         use_bias: bool = True,
         kernel_initializer="orthogonal",
         bias_initializer="zeros",
+        bjorck_every: int = 1,
+        power_iterations: int = lc.DEFAULT_POWER_ITERATIONS,
         **kwargs,
     ):
         super().__init__(lipschitz, use_bias, kernel_initializer, bias_initializer, **kwargs)
         self.units = checks.positive_int("units", units)
         self.constraint = constraint
         self.bjorck_iterations = bjorck_iterations
-        _kernel_constraint(constraint, bjorck_iterations)  # validate now, not at build
+        self.bjorck_every = bjorck_every
+        self.power_iterations = power_iterations
+        self._make_constraint()  # validate now, not at build
+
+    def _make_constraint(self) -> keras.constraints.Constraint:
+        return _kernel_constraint(self.constraint, self.bjorck_iterations, self.bjorck_every,
+                                  self.power_iterations)
 
     def build(self, input_shape) -> None:
-        constraint = _kernel_constraint(self.constraint, self.bjorck_iterations)
+        constraint = self._make_constraint()
         self._add_kernel_and_bias((input_shape[-1], self.units), self.units, constraint)
 
     def call(self, inputs):
@@ -130,6 +167,8 @@ class LipschitzDense(_ScaledKernelLayer):
             "units": self.units,
             "constraint": self.constraint,
             "bjorck_iterations": self.bjorck_iterations,
+            "bjorck_every": self.bjorck_every,
+            "power_iterations": self.power_iterations,
         }
 
 
@@ -140,8 +179,13 @@ class _LipschitzConvBase(_ScaledKernelLayer):
 
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "same",
                  lipschitz: float = 1.0, use_bias: bool = True,
-                 kernel_initializer="orthogonal", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="orthogonal", bias_initializer="zeros",
+                 constraint: str = lc.DEFAULT_CONSTRAINT,
+                 power_iterations: int = lc.DEFAULT_POWER_ITERATIONS, **kwargs):
         super().__init__(lipschitz, use_bias, kernel_initializer, bias_initializer, **kwargs)
+        self.constraint = constraint
+        self.power_iterations = power_iterations
+        _kernel_constraint(constraint, power_iterations=power_iterations, strides=(1, 1))
         self.filters = checks.positive_int("filters", filters)
         self.kernel_size = checks.int_pair("kernel_size", kernel_size)
         self.strides = checks.int_pair("strides", strides)
@@ -174,7 +218,19 @@ class _LipschitzConvBase(_ScaledKernelLayer):
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
+            "constraint": self.constraint,
+            "power_iterations": self.power_iterations,
         }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        # configs saved before `constraint` was an argument used the exact clip ("spectral")
+        return super().from_config({"constraint": "spectral", **config})
+
+    def _conv_constraint(self, operator_hw) -> keras.constraints.Constraint:
+        return _kernel_constraint(self.constraint, power_iterations=self.power_iterations,
+                                  input_hw=operator_hw, strides=self.strides,
+                                  padding=self.padding)
 
 
 @_register
@@ -183,6 +239,9 @@ class LipschitzConv2D(_LipschitzConvBase):
 
     padding: "same"/"valid" (zero padding; certified by a guaranteed upper bound) or
     "circular" (periodic; the operator norm is computed exactly).
+    constraint: "spectral_norm" (default: spectral-norm clipping by power iteration on the
+    convolution operator, vector in the weight `power_vector`) or "spectral" (exact clip in the
+    frequency domain every step).
     """
 
     def build(self, input_shape) -> None:
@@ -190,8 +249,7 @@ class LipschitzConv2D(_LipschitzConvBase):
         if self.padding == "circular":
             conv_spectrum.circular_grid(self.input_hw, self.kernel_size, self.strides, "circular")
         kernel_shape = (*self.kernel_size, input_shape[-1], self.filters)
-        constraint = lc.SpectralClip(1.0, self.input_hw, self.strides, self.padding)
-        self._add_kernel_and_bias(kernel_shape, self.filters, constraint)
+        self._add_kernel_and_bias(kernel_shape, self.filters, self._conv_constraint(self.input_hw))
 
     def call(self, inputs):
         self._check_built_size(inputs)
@@ -232,8 +290,8 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
         self.output_hw = tuple(self.compute_output_shape(input_shape)[1:3])
         kernel_shape = (*self.kernel_size, self.filters, input_shape[-1])
         # The adjoint conv maps the output grid back to the input grid with the same kernel.
-        constraint = lc.SpectralClip(1.0, self.output_hw, self.strides, self.padding)
-        self._add_kernel_and_bias(kernel_shape, self.filters, constraint)
+        self._add_kernel_and_bias(kernel_shape, self.filters,
+                                  self._conv_constraint(self.output_hw))
 
     def call(self, inputs):
         self._check_built_size(inputs)
