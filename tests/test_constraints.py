@@ -45,6 +45,16 @@ def test_fit_keeps_kernels_inside_the_ball(constraint):
         assert _singular_values(kernel.numpy())[0] <= 1 + 1e-3
 
 
+def test_spectral_norm_clip_keeps_kernels_near_the_ball_and_finalize_inside():
+    """The power-iteration estimate is a lower bound: near, not inside, until finalize."""
+    model = _mlp("spectral_norm", lipschitz=2.0)
+    _fit_on_noise(model)
+    assert all(isinstance(k.constraint, lc.SpectralNormClip) for k in _kernels(model))
+    assert max(_singular_values(k.numpy())[0] for k in _kernels(model)) <= 1.05
+    lc.finalize_constraints(model)
+    assert max(_singular_values(k.numpy())[0] for k in _kernels(model)) <= 1.0
+
+
 def test_bjorck_with_scale_keeps_singular_values_at_scale_during_fit():
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(
         32, kernel_constraint=lc.BjorckOrthonormal(iterations=2, scale=2.5))])
@@ -156,8 +166,9 @@ def test_spectral_clip_on_conv_keeps_most_of_the_kernel():
 
 
 def test_constraints_serialise_round_trip():
-    for constraint in (lc.BjorckOrthonormal(3, 0.4, 2.0),
-                       lc.SpectralClip(1.5, input_hw=(28, 28), strides=(2, 2), padding="valid")):
+    for constraint in (lc.BjorckOrthonormal(3, 0.4, 2.0, every=4, power_iterations=2),
+                       lc.SpectralClip(1.5, input_hw=(28, 28), strides=(2, 2), padding="valid"),
+                       lc.SpectralNormClip(0.5, 3, input_hw=(14, 14), padding="circular")):
         restored = keras.constraints.deserialize(keras.constraints.serialize(constraint))
         assert type(restored) is type(constraint)
         assert restored.get_config() == constraint.get_config()
@@ -172,6 +183,9 @@ def test_constraints_serialise_round_trip():
     (lambda: lc.SpectralClip(max_norm=0.0), ValueError, "max_norm"),
     (lambda: lc.SpectralClip(padding="reflect"), ValueError, "padding"),
     (lambda: lc.SpectralClip(strides=(0, 1)), ValueError, "strides"),
+    (lambda: lc.SpectralNormClip(iterations=0), ValueError, "iterations"),
+    (lambda: lc.SpectralNormClip(strides=(1, 0)), ValueError, "strides"),
+    (lambda: lc.BjorckOrthonormal(every=1.5), TypeError, "every"),
     (lambda: lc.finalize_constraints([], tol=-1e-6), ValueError, "tol"),
 ])
 def test_bad_arguments_raise_clear_errors(make, error, match):
@@ -186,3 +200,7 @@ def test_wrong_kernel_rank_raises():
         lc.SpectralClip()(tf.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match="input_hw"):
         lc.SpectralClip()(tf.zeros((3, 3, 2, 2)))
+    with pytest.raises(ValueError, match="rank 2 or 4"):
+        lc.SpectralNormClip().state_spec((3, 2, 2))
+    with pytest.raises(ValueError, match="input_hw"):
+        lc.SpectralNormClip().state_spec((3, 3, 2, 2))
