@@ -4,6 +4,11 @@ Trains a LipschitzVAE whose robustness is stated upfront (every input certified 
 r = 8, p = 1/2) on the Fashion-MNIST sample bundled with the package, trains the standard VAE the
 same way, certifies the test images and prints a summary; report and figures go to runs/main_job.
 """
+from __future__ import annotations
+
+import argparse
+import sys
+
 from lipvae_tf import train
 
 MAIN_JOB = train.TrainConfig(
@@ -12,10 +17,23 @@ MAIN_JOB = train.TrainConfig(
 )
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The main job takes no options; --help says what it does and where the flags are."""
+    parser = argparse.ArgumentParser(
+        prog="python -m lipvae_tf", description=__doc__.split("\n\n", 1)[1].strip(),
+        epilog="For other settings use `python -m lipvae_tf.train --help` (or lipvae-train).")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parse_args(argv)
+    train.quiet_tensorflow_logs()
     print(f"lipvae_tf main job: target radius R* = {MAIN_JOB.target_radius:g} for r = "
-          f"{MAIN_JOB.r:g}, p = {MAIN_JOB.p:g}, on the bundled Fashion-MNIST sample")
-    result = train.run(MAIN_JOB)
+          f"{MAIN_JOB.r:g}, p = {MAIN_JOB.p:g}, on the bundled Fashion-MNIST sample", flush=True)
+    try:
+        result = train.run(MAIN_JOB)
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
+        sys.exit(f"python -m lipvae_tf: error: {err}")
     print()
     print(train.format_summary(result))
 

@@ -14,6 +14,7 @@ Images come out as float32 (28, 28, 1) in [0, 1]; labels, when asked for, as int
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
@@ -235,6 +236,19 @@ def _tfds_builder(name: str, data_dir: str | None):
     return tfds.builder(name, data_dir=data_dir)
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+    """absl logging (which TFDS uses) at ERROR for the duration, then as it was."""
+    from absl import logging as absl_logging
+
+    before = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(before)
+
+
 def _tfds_prepared(name: str, data_dir: str | None) -> bool:
     """Whether TFDS already holds `name` in `data_dir`, so that loading it needs no download.
 
@@ -242,7 +256,8 @@ def _tfds_prepared(name: str, data_dir: str | None) -> bool:
     choice then moves on to the next source.
     """
     try:
-        return bool(_tfds_builder(name, data_dir).is_prepared())
+        with _quiet_absl():  # TFDS warns once per probe about folders it cannot use
+            return bool(_tfds_builder(name, data_dir).is_prepared())
     except Exception as err:  # noqa: BLE001 - a probe; the reason is logged
         _log.warning("TFDS probe for %s failed, skipping TFDS: %s", name, err)
         return False

@@ -19,22 +19,55 @@ def summarize(values: np.ndarray) -> dict[str, float]:
             "mean": float(values.mean()), "q95": float(quantiles[3]), "max": float(quantiles[4])}
 
 
-def plot_radius_histogram(radii: dict[str, np.ndarray], target: float | None, path: str) -> str:
-    """Histogram of the certified radii of the test inputs, one series per method."""
+def histogram_bins(values: np.ndarray, count: int = 40) -> np.ndarray:
+    """`count` shared bins over the finite `values`, never of zero width: values that are all
+    equal (or equal to 1e-6 relative, e.g. every std at its cap) get bins centred on their value,
+    1% of it on either side, so their bar is drawn where they are."""
+    finite = np.asarray(values, np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return np.linspace(0.0, 1.0, count + 1)
+    low, high = float(finite.min()), float(finite.max())
+    scale = max(abs(low), abs(high), 1e-12)
+    if high - low <= 1e-6 * scale:
+        centre, half = (low + high) / 2, 0.01 * scale
+        count += 1 - count % 2  # an odd number of bins: the value sits mid-bin, not on an edge
+        return np.linspace(centre - half, centre + half, count + 1)
+    return np.linspace(low, high, count + 1)
+
+
+def radius_histogram_figure(radii: dict[str, np.ndarray], target: float | None) -> Figure:
+    """The figure of `plot_radius_histogram` (one series per method, shared bins that show the
+    radii even when they are all equal; the target line only when a target was asked for)."""
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
-    for method, values in radii.items():
-        ax.hist(values, bins=40, alpha=0.55, label=method)
+    arrays = {m: np.asarray(v, np.float64).ravel() for m, v in radii.items()}
+    shown = [v[np.isfinite(v)] for v in arrays.values()]
+    bins = histogram_bins(np.concatenate(shown) if shown else np.zeros(0))
+    for method, values in arrays.items():
+        finite = values[np.isfinite(values)]
+        label = method
+        if finite.size and np.ptp(finite) <= 1e-6 * max(abs(finite).max(), 1e-12):
+            label = f"{method} (all {finite.size} at {finite.mean():.7g})"
+        if finite.size < values.size:
+            label += f" ({values.size - finite.size} not finite, not shown)"
+        ax.hist(finite, bins=bins, alpha=0.55, label=label)
     if target is not None:
         ax.axvline(target, color="black", linestyle="--", label=f"target R* = {target:g}")
     ax.set_xlabel("certified radius (l2, pixel space)")
     ax.set_ylabel("test inputs")
     ax.set_title("Certified radius per test input")
-    ax.legend()
-    return _save(fig, path)
+    ax.legend(fontsize=8)
+    return fig
 
 
-def plot_reconstructions(rows: dict[str, np.ndarray], path: str) -> str:
+def plot_radius_histogram(radii: dict[str, np.ndarray], target: float | None, path: str) -> str:
+    """Histogram of the certified radii of the test inputs, one series per method; the target
+    R* as a dashed line when one was asked for (None: explicit constants, no target)."""
+    return _save(radius_histogram_figure(radii, target), path)
+
+
+def reconstructions_figure(rows: dict[str, np.ndarray]) -> Figure:
     """Grid of images: one row per entry (e.g. originals, Lipschitz VAE, standard VAE)."""
     count = min(len(images) for images in rows.values())
     fig = Figure(figsize=(count * 0.9, len(rows) * 1.05))
@@ -46,41 +79,57 @@ def plot_reconstructions(rows: dict[str, np.ndarray], path: str) -> str:
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
-def plot_margin_vs_certificate(points: dict[str, tuple[np.ndarray, np.ndarray]], path: str) -> str:
+def plot_reconstructions(rows: dict[str, np.ndarray], path: str) -> str:
+    """Writes `reconstructions_figure` to `path` (PNG); returns the path."""
+    return _save(reconstructions_figure(rows), path)
+
+def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """Estimated margin (y) against certified radius (x) per input, log axes, with y = x.
 
-    Points below the line would be certificates proven wrong; inputs with a zero certificate
-    cannot sit on a log axis and are counted in the legend instead.
+    Points below the line would be certificates proven wrong. Values a log axis cannot show (a
+    zero certificate or margin, a margin never broken: inf) are drawn as crosses at the edge of
+    the axes (a third of the smallest positive value, three times the largest), counted in the
+    legend: every input is drawn.
     """
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
-    low, high = np.inf, 0.0
-    for name, (certified, margin) in points.items():
-        shown = (certified > 0) & (margin > 0) & np.isfinite(margin)
-        label = name if shown.all() else f"{name} ({(~shown).sum()} inputs off the log axes)"
-        if not shown.any():  # still named in the legend, with why it has no points
-            ax.plot([], [], " ", label=f"{name}: no input on the log axes")
-        else:
-            ax.scatter(certified[shown], margin[shown], s=12, alpha=0.7, label=label)
-            low = min(low, certified[shown].min(), margin[shown].min())
-            high = max(high, certified[shown].max(), margin[shown].max())
-    if high > 0:
-        line = [low / 1.5, high * 1.5]
-        ax.plot(line, line, "k--", linewidth=1, label="y = x (certificate = margin)")
+    arrays = {n: (np.asarray(c, np.float64), np.asarray(m, np.float64))
+              for n, (c, m) in points.items()}
+    regular = np.concatenate([v[(v > 0) & np.isfinite(v)] for pair in arrays.values()
+                              for v in pair] or [np.zeros(0)])
+    low = regular.min() if regular.size else 1.0
+    high = regular.max() if regular.size else 1.0
+    floor, ceiling = low / 3, high * 3
+    for name, (certified, margin) in arrays.items():
+        on_axes = (certified > 0) & (margin > 0) & np.isfinite(margin) & np.isfinite(certified)
+        if on_axes.any():
+            ax.scatter(certified[on_axes], margin[on_axes], s=12, alpha=0.7, label=name)
+        if (~on_axes).any():
+            x = np.where(certified > 0, np.minimum(certified, ceiling), floor)[~on_axes]
+            y = np.where(np.isfinite(margin), np.where(margin > 0, margin, floor), ceiling)
+            ax.scatter(x, y[~on_axes], s=20, marker="x", label=(
+                f"{name}: {(~on_axes).sum()} at an edge (certificate or margin 0, or not broken)"))
+    ax.plot([floor, ceiling], [floor, ceiling], "k--", linewidth=1,
+            label="y = x (certificate = margin)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("certified radius")
     ax.set_ylabel("estimated margin (attack)")
     ax.set_title("Estimated margin vs certificate")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
-def plot_probability_vs_norm(curves: dict[str, tuple[np.ndarray, np.ndarray]], p: float, r: float,
-                             path: str) -> str:
+def plot_margin_vs_certificate(points: dict[str, tuple[np.ndarray, np.ndarray]], path: str
+                               ) -> str:
+    """Writes `margin_vs_certificate_figure` to `path` (PNG); returns the path."""
+    return _save(margin_vs_certificate_figure(points), path)
+
+def probability_vs_norm_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], p: float,
+                               r: float) -> Figure:
     """Mean estimated P(||f(x + delta) - f(x)|| <= r) under the attack, against ||delta||."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
@@ -92,10 +141,15 @@ def plot_probability_vs_norm(curves: dict[str, tuple[np.ndarray, np.ndarray]], p
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Robustness probability under the maximum-damage attack")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
-def plot_pareto(points: dict[str, tuple[float, float]], path: str) -> str:
+def plot_probability_vs_norm(curves: dict[str, tuple[np.ndarray, np.ndarray]], p: float, r: float,
+                             path: str) -> str:
+    """Writes `probability_vs_norm_figure` to `path` (PNG); returns the path."""
+    return _save(probability_vs_norm_figure(curves, p, r), path)
+
+def pareto_figure(points: dict[str, tuple[float, float]]) -> Figure:
     """Test log-likelihood (y) against mean estimated margin (x), one labelled point per model."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
@@ -106,8 +160,12 @@ def plot_pareto(points: dict[str, tuple[float, float]], path: str) -> str:
     ax.set_xlabel("mean estimated margin")
     ax.set_ylabel("test log-likelihood (IWAE)")
     ax.set_title("Robustness vs reconstruction quality")
-    return _save(fig, path)
+    return fig
 
+
+def plot_pareto(points: dict[str, tuple[float, float]], path: str) -> str:
+    """Writes `pareto_figure` to `path` (PNG); returns the path."""
+    return _save(pareto_figure(points), path)
 
 def _save(fig, path: str) -> str:
     fig.tight_layout()

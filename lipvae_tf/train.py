@@ -14,18 +14,18 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+from absl import logging as absl_logging
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from lipvae_tf import bounds, data, distribute, report  # noqa: E402
-from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT  # noqa: E402
-from lipvae_tf.model import LipschitzVAE, StandardVAE  # noqa: E402
+from lipvae_tf import bounds, data, distribute, report
+from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT
+from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 
 @dataclasses.dataclass
@@ -319,6 +319,9 @@ def evaluate(model: LipschitzVAE, test_x: np.ndarray, config: TrainConfig) -> di
 def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConfig) -> dict:
     """Train, finalize, evaluate and certify one model; save it as <output_dir>/<name>.keras."""
     run_dir = os.path.join(config.output_dir, name)
+    if config.verbose:
+        print(f"training {name} ({type(model).__name__}, {config.architecture}, "
+              f"{config.epochs} epochs) -> {run_dir}", flush=True)
     before = model.lipschitz_constants()
     fitted = fit_run(model, train_x, test_x, config, run_dir)
     projection = model.finalize()  # converged projection before certifying ({} if unconstrained)
@@ -367,7 +370,8 @@ def run(config: TrainConfig) -> dict:
                                              lambda: StandardVAE(**_shape_kwargs(config)))
         results["standard_vae"] = train_one(baseline, "standard_vae", train_x, test_x, config)
         models["standard_vae"] = baseline
-    figures = _figures(models, results, test_x, config)
+    target = target_radius(config)
+    figures = _figures(models, results, test_x, config, target)
     for result in results.values():
         result.pop("_radii")
     full = {
@@ -375,9 +379,9 @@ def run(config: TrainConfig) -> dict:
         "data": {"train_source": train_source, "test_source": test_source,
                  "train_images": len(train_x), "test_images": len(test_x)},
         "design": model.design,
-        "target_met": bool(config.target_radius is None or
-                           results["lipschitz_vae"]["certified_radius"][config.method]["min"]
-                           >= config.target_radius),
+        # None when no target was asked for (explicit --constants)
+        "target_met": None if target is None else bool(
+            results["lipschitz_vae"]["certified_radius"][config.method]["min"] >= target),
         "models": results,
         "figures": figures,
         # whether any model's training took over from a checkpoint (details per model)
@@ -387,9 +391,16 @@ def run(config: TrainConfig) -> dict:
     return full
 
 
-def _figures(models: dict, results: dict, test_x: np.ndarray, config: TrainConfig) -> dict:
+def target_radius(config: TrainConfig) -> float | None:
+    """The certified radius the run was asked to reach: None with explicit constants (they
+    override target_radius, so no target was asked for)."""
+    return None if config.constants is not None else config.target_radius
+
+
+def _figures(models: dict, results: dict, test_x: np.ndarray, config: TrainConfig,
+             target: float | None) -> dict:
     paths = {"radius_histogram": report.plot_radius_histogram(
-        results["lipschitz_vae"]["_radii"], config.target_radius,
+        results["lipschitz_vae"]["_radii"], target,
         os.path.join(config.output_dir, "certified_radius_histogram.png"))}
     originals = test_x[:10]
     rows = {"original": originals}
@@ -430,7 +441,12 @@ flags.DEFINE_bool("baseline", _DEFAULTS.baseline, "also train the standard VAE b
 flags.DEFINE_string("output_dir", _DEFAULTS.output_dir, "where report, figures, models go")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "random seed")
 flags.DEFINE_enum("strategy", _DEFAULTS.strategy, list(distribute.STRATEGIES),
-                  "tf.distribute strategy (multi_worker reads the cluster from TF_CONFIG)")
+                  "tf.distribute strategy (multi_worker reads the cluster from TF_CONFIG; "
+                  "mirrored: every GPU, else the logical CPUs TensorFlow shows, usually one)")
+flags.DEFINE_integer("checkpoint_steps", None, "also checkpoint every N steps (default: every "
+                     "epoch); re-running the command resumes from the last checkpoint")
+flags.DEFINE_integer("verbose", _DEFAULTS.verbose, "0: silent, 1: progress bar, 2: a line per "
+                     "epoch")
 flags.DEFINE_enum("constraint", _DEFAULTS.constraint, list(CONSTRAINT_KINDS),
                   "per-step kernel control: spectral_norm (power iteration, O(mn)), bjorck "
                   "(orthonormal) or spectral (exact clip); finalize() clips exactly once")
@@ -450,7 +466,11 @@ def config_from_flags() -> TrainConfig:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run(config_from_flags())
+    config = config_from_flags()
+    try:
+        result = run(config)
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback
+        sys.exit(f"lipvae-train: error: {err}")
     print(format_summary(result))
 
 
@@ -460,12 +480,16 @@ def format_summary(result: dict) -> str:
     lines.append(f"data: {result['data']['train_images']} train / {result['data']['test_images']} "
                  f"test images from {result['data']['train_source']}")
     design = result["design"]
-    if design:
+    if design and design.get("target_radius") is not None:
+        def value(key: str, spec: str = ".3f") -> str:
+            return "n/a" if design.get(key) is None else format(design[key], spec)
+
         lines.append(
-            f"robustness stated upfront: every input certified at R* = {design['target_radius']:g}"
-            f" for r = {design['r']:g}, p = {design['p']:g} ({design['method']}); budget "
-            f"M_mu = {design['encoder_mean']:.3f}, M_sigma = {design['encoder_std']:.3f}, "
-            f"M_g = {design['decoder']:.3f}, S = {design['std_cap']}")
+            f"robustness stated upfront: every input certified at R* = "
+            f"{value('target_radius', 'g')} for r = {value('r', 'g')}, p = {value('p', 'g')} "
+            f"({design.get('method')}); budget M_mu = {value('encoder_mean')}, "
+            f"M_sigma = {value('encoder_std')}, M_g = {value('decoder')}, "
+            f"S = {design.get('std_cap')}")
     header = (f"{'model':<16}{'cert. min':>11}{'cert. median':>14}{'test log p(x)':>15}"
               f"{'test ELBO':>11}{'train s':>9}")
     lines += [header, "-" * len(header)]
@@ -477,14 +501,34 @@ def format_summary(result: dict) -> str:
     lv = result["models"]["lipschitz_vae"]["certified_radius"]
     lines.append("median certified radius per method (Lipschitz VAE): " + ", ".join(
         f"{m} {v['median']:.4f}" for m, v in lv.items()))
-    lines.append(f"target met on every test input: {result['target_met']}")
+    if result["target_met"] is None:
+        lines.append("no target radius asked for (explicit constants): certified radii as above")
+    else:
+        lines.append(f"target met on every test input: {result['target_met']}")
+    if result.get("resumed"):
+        where = ", ".join(f"{name} from epoch {m['resumed']['epoch'] + 1} step "
+                          f"{m['resumed']['step']}" for name, m in result["models"].items()
+                          if m.get("resumed"))
+        lines.append(f"resumed from a checkpoint ({where}); history and times cover the whole run")
     lines.append(f"report: {result['report_path']} (figures: "
                  f"{', '.join(result['figures'].values())})")
     return "\n".join(lines)
 
 
+def quiet_tensorflow_logs() -> None:
+    """For the command-line entry points: TensorFlow's and TFDS' Python logs at ERROR only
+    (their INFO/WARNING lines about CPU features or absent TFDS folders are noise here).
+    Never called on import: a library user keeps their own logging settings."""
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+
+
 def cli() -> None:
-    """Console script entry point (lipvae-train)."""
+    """Console script entry point (lipvae-train): --help lists this module's flags."""
+    for flag in flags.FLAGS.get_flags_for_module(__name__):
+        # absl lists the flags of the module named by sys.argv[0] (the console script's file)
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    quiet_tensorflow_logs()
     app.run(main)
 
 

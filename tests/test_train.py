@@ -24,7 +24,9 @@ def test_run_writes_a_report_that_meets_its_target(tmp_path):
     lipschitz = on_disk["models"]["lipschitz_vae"]
     assert lipschitz["certified_radius"]["best"]["min"] >= config.target_radius
     assert lipschitz["certified_radius_at_start"]["best"]["min"] >= config.target_radius
-    assert set(lipschitz["certified_radius"]) == {"paper", "markov", "chi2", "best"}
+    assert set(lipschitz["certified_radius"]) == set(train.certificate_methods(
+        train.build_model(config))) >= {"paper", "markov", "chi2", "best"}
+    assert on_disk["resumed"] is False and lipschitz["resumed"] is None
     assert len(lipschitz["history"]["loss"]) == 2
     assert on_disk["data"] == {"train_source": "sample", "test_source": "sample",
                                "train_images": 256, "test_images": 64}
@@ -75,3 +77,42 @@ def test_command_line_trains_and_prints_the_summary(tmp_path):
     assert (tmp_path / "report.json").exists()
     bad = subprocess.run(command + ["--constants=1,2"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "three numbers" in bad.stderr
+
+
+def _quiet_env() -> dict:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def test_explicit_constants_have_no_target(tmp_path):
+    config = train.TrainConfig(**(TINY | dict(epochs=1, baseline=False)), constants=(3.0, 3.0, 3.0),
+                               output_dir=str(tmp_path))
+    result = train.run(config)
+    assert result["target_met"] is None and train.target_radius(config) is None
+    summary = train.format_summary(result)
+    assert "target met" not in summary and "no target radius asked for" in summary
+    from lipvae_tf import report
+    radii = train.certify(train.build_model(config), np.zeros((2, 28, 28, 1), np.float32), config)
+    ax = report.radius_histogram_figure(radii, train.target_radius(config)).axes[0]
+    assert not ax.lines  # no target line
+
+
+def test_help_lists_the_flags_and_the_main_job_help_does_not_train():
+    scripts = os.path.join(os.path.dirname(sys.executable), "lipvae-train")
+    for command in ([scripts, "--help"], [sys.executable, "-m", "lipvae_tf.train", "--help"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                              env=_quiet_env())
+        # absl's --help exits with status 1 after printing the flags
+        assert "--target_radius" in done.stdout and "--checkpoint_steps" in done.stdout, command
+    done = subprocess.run([sys.executable, "-m", "lipvae_tf", "--help"], capture_output=True,
+                          text=True, timeout=120, env=_quiet_env())
+    assert done.returncode == 0 and "usage: python -m lipvae_tf" in done.stdout
+    assert "main job:" not in done.stdout  # it did not start training
+
+
+def test_a_command_line_error_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lipvae_tf.train", "--target_radius=500",
+                           "--source=sample", f"--output_dir={tmp_path}"], capture_output=True,
+                          text=True, timeout=120, env=_quiet_env())
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("lipvae-train: error")]
+    assert len(errors) == 1 and "target_radius=500" in errors[0], done.stderr[-2000:]

@@ -1,0 +1,91 @@
+"""Every figure the package writes shows its data, also in degenerate cases (issue 15 item 4):
+drawn patches / points > 0 and data limits that contain the values."""
+import numpy as np
+import pytest
+from matplotlib.collections import PathCollection
+
+from lipvae_tf import report
+
+CAPPED = 1.0000216  # the main job: every std at the cap, every radius the same
+
+
+def _bars(ax):
+    """(left, right, height) of every drawn histogram bar with a height > 0, per series."""
+    return [[(p.get_x(), p.get_x() + p.get_width(), p.get_height()) for p in container
+             if p.get_height() > 0] for container in ax.containers]
+
+
+@pytest.mark.parametrize("values", [
+    np.full(50, CAPPED),  # all equal
+    CAPPED + 1e-9 * np.arange(50),  # equal to 1e-9 relative
+    np.linspace(0.5, 3.0, 50),  # an ordinary spread
+    np.zeros(50),  # all zero (a baseline without a certificate)
+], ids=["equal", "nearly_equal", "spread", "zero"])
+def test_radius_histogram_shows_every_radius(values):
+    radii = {"markov": values, "best": values * 1.0}
+    fig = report.radius_histogram_figure(radii, target=None)
+    ax = fig.axes[0]
+    bars = _bars(ax)
+    assert len(bars) == 2
+    for series in bars:
+        assert series, "no bar drawn"
+        assert sum(height for _, _, height in series) == len(values)  # every input counted
+        assert min(left for left, _, _ in series) <= values.min()
+        assert max(right for _, right, _ in series) >= values.max()
+    limits = ax.dataLim
+    assert limits.x0 <= values.min() and limits.x1 >= values.max() and limits.y1 > 0
+    assert not ax.lines  # no target asked for: no target line
+    assert "target" not in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_radius_histogram_draws_the_target_when_one_was_asked_for_and_skips_non_finite():
+    values = np.array([1.2, 1.3, np.inf])
+    ax = report.radius_histogram_figure({"best": values}, target=1.0).axes[0]
+    assert [line.get_xdata()[0] for line in ax.lines] == [1.0]
+    assert sum(h for _, _, h in _bars(ax)[0]) == 2
+    assert "1 not finite" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_reconstructions_draw_every_image():
+    rows = {"original": np.random.default_rng(0).random((4, 28, 28, 1)),
+            "model": np.full((4, 28, 28, 1), 0.5)}
+    fig = report.reconstructions_figure(rows)
+    images = [image for ax in fig.axes for image in ax.images]
+    assert len(images) == 8
+    np.testing.assert_array_equal(images[4].get_array(), np.full((28, 28), 0.5))
+
+
+def _points(ax) -> np.ndarray:
+    offsets = [c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)]
+    return np.concatenate(offsets) if offsets else np.zeros((0, 2))
+
+
+@pytest.mark.parametrize("certified, margin", [
+    (np.array([0.5, 0.7, 1.0]), np.array([0.9, 1.1, 2.0])),
+    (np.full(3, CAPPED), np.full(3, 2.0)),  # all equal
+    (np.zeros(3), np.array([0.1, 0.2, np.inf])),  # no certificate, one margin never broken
+], ids=["spread", "equal", "edges"])
+def test_margin_vs_certificate_draws_every_input(certified, margin):
+    ax = report.margin_vs_certificate_figure({"a": (certified, margin)}).axes[0]
+    points = _points(ax)
+    assert len(points) == len(certified)
+    assert np.all(np.isfinite(points)) and np.all(points > 0)
+    regular = (certified > 0) & np.isfinite(margin)
+    for x, y in zip(certified[regular], margin[regular]):
+        assert any(np.allclose(point, (x, y)) for point in points)
+    limits = ax.dataLim
+    assert limits.x0 <= points[:, 0].min() and limits.x1 >= points[:, 0].max()
+    assert limits.y0 <= points[:, 1].min() and limits.y1 >= points[:, 1].max()
+
+
+def test_probability_vs_norm_and_pareto_draw_their_values():
+    norms, probability = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 1.0])  # flat curve
+    ax = report.probability_vs_norm_figure({"a": (norms, probability)}, p=0.5, r=8.0).axes[0]
+    curve = [line for line in ax.lines if line.get_label() == "a"][0]
+    np.testing.assert_array_equal(curve.get_xdata(), norms)
+    np.testing.assert_array_equal(curve.get_ydata(), probability)
+    assert ax.dataLim.x1 >= 2.0 and ax.get_ylim()[0] < 1.0 < ax.get_ylim()[1]
+    ax = report.pareto_figure({"a": (1.5, -80.0), "b": (1.5, -80.0)}).axes[0]
+    points = _points(ax)
+    assert len(points) == 2 and np.allclose(points, [[1.5, -80.0]] * 2)
+    assert ax.dataLim.x0 <= 1.5 <= ax.dataLim.x1 and ax.dataLim.y0 <= -80 <= ax.dataLim.y1
