@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="lipvae_tf",
-    version="0.1.0",
+    version="0.2.0",
     description="Keras 3 / TensorFlow variational autoencoders with certified robustness.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

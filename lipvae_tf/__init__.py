@@ -10,15 +10,20 @@ from lipvae_tf.layers import (
     Shift,
     StdCap,
 )
-from lipvae_tf.lipschitz import layer_lipschitz_bound, network_lipschitz_bound
+from lipvae_tf.lipschitz import (
+    layer_lipschitz_bound,
+    network_lipschitz_bound,
+    register_lipschitz_bound,
+)
 from lipvae_tf.design import LipschitzBudget, design_budget
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BjorckOrthonormal", "SpectralClip", "finalize_constraints",
     "GroupSort", "LipschitzConv2D", "LipschitzConv2DTranspose", "LipschitzDense", "MaxMin",
     "Scale", "Shift", "StdCap", "layer_lipschitz_bound", "network_lipschitz_bound",
+    "register_lipschitz_bound",
     "LipschitzBudget", "design_budget", "LipschitzVAE", "StandardVAE",
 ]

@@ -183,7 +183,8 @@ def _nominal_radius(model, x, method="best"):
     """The certificate a careless implementation would give: nominal (budget) constants."""
     return bounds.radius(method, model.encoder_mean_budget, model.encoder_std_budget,
                          model.decoder_budget, model.std_norms(x), R, P,
-                         latent_dim=model.latent_dim, gamma=model.posterior_std)
+                         latent_dim=model.latent_dim, gamma=model.posterior_std,
+                         std_cap=model.std_cap_bound())
 
 
 @pytest.mark.parametrize("name,method", [("learned_std", "best"), ("learned_std", "paper"),
