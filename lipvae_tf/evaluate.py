@@ -1,4 +1,5 @@
-"""Robustness evaluation of trained VAEs: certificates against attacks (THEORY.md §6).
+"""Robustness evaluation of trained VAEs: certificates against attacks (docs/theory.md,
+section 8: empirical margins and the certificate audit).
 
     python -m lipvae_tf.evaluate --models=lip=runs/a/lipschitz_vae.keras,std=runs/a/standard_vae.keras
 
@@ -11,16 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+import numpy as np
+from absl import app, flags
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from lipvae_tf import attacks, bounds, data, report
+from lipvae_tf.model import SIGMOID_LIPSCHITZ, LipschitzVAE, StandardVAE
 
-from lipvae_tf import attacks, bounds, data, report  # noqa: E402
-from lipvae_tf.model import SIGMOID_LIPSCHITZ, LipschitzVAE, StandardVAE  # noqa: E402
+
+_VERBOSE = True  # progress lines and bars on stdout (long work is never silent)
+
+
+def _progress(message: str) -> None:
+    if _VERBOSE:
+        print(message, flush=True)
 
 
 @dataclasses.dataclass
@@ -89,20 +97,25 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
     has it (the zoo's training just measured it); computed otherwise.
     """
     attacked = test_x[:config.num_inputs]
-    methods = [m for m in bounds.METHODS if m != "ncx2" or model.posterior_std is not None]
+    methods = report.certificate_methods(model)
     all_certified = {m: model.certified_radius(test_x, config.r, config.p, method=m)
                      for m in methods}
     certified = {m: radii[:config.num_inputs] for m, radii in all_certified.items()}
+    _progress(f"  estimating the margin of {len(attacked)} inputs (attack: {config.restarts} "
+              f"restarts x {config.steps} steps, {config.bisection_steps} bisection steps, "
+              f"{config.samples} noise pairs per probability)")
     started = time.perf_counter()
     estimate = attacks.estimate_margin(
         model, attacked, config.r, config.p, confidence=config.confidence, samples=config.samples,
         bisection_steps=config.bisection_steps, restarts=config.restarts, steps=config.steps,
         seed=config.seed)
     margin_seconds = time.perf_counter() - started
+    _progress(f"  margins done in {margin_seconds:.0f} s; auditing the certificate")
     best = certified["best"]
     audit = (attacks.audit_certificate(model, attacked, best, config.r, config.p,
                                        confidence=0.999, seed=config.seed)
              if np.all(best > 0) else None)
+    _progress(f"  probability against attack norm ({len(config.attack_norms) + 1} norms)")
     curve = probability_curve(model, attacked, config)
     if log_likelihood_mean is None:
         log_likelihood_mean = float(model.log_likelihood(test_x, samples=config.ll_samples).mean())
@@ -135,7 +148,9 @@ def probability_curve(model: LipschitzVAE, x: np.ndarray, config: EvalConfig) ->
     Clopper-Pearson upper bound), and the damage E||f(x + delta) - f(x)|| of the attack and of a
     random perturbation of the same norm."""
     norms, mean, upper, damage, random_damage = [0.0, *config.attack_norms], [], [], [], []
+    bar = keras.utils.Progbar(len(norms), unit_name="norm", verbose=1 if _VERBOSE else 0)
     for i, norm in enumerate(norms):
+        bar.update(i)
         result = attacks.maximum_damage_attack(model, x, norm, restarts=config.restarts,
                                                steps=config.steps if norm else 0,
                                                seed=config.seed + i)
@@ -147,6 +162,7 @@ def probability_curve(model: LipschitzVAE, x: np.ndarray, config: EvalConfig) ->
         mean.append(float(np.mean(counts / config.samples)))
         upper.append(float(np.mean(attacks.clopper_pearson_upper(
             counts, config.samples, config.confidence))))
+    bar.update(len(norms), finalize=True)
     return {"norms": norms, "probability": mean, "probability_upper": upper,
             "attack_damage": damage, "random_damage": random_damage}
 
@@ -282,11 +298,15 @@ def config_from_flags() -> EvalConfig:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run(config_from_flags())
+    try:
+        result = run(config_from_flags())
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback
+        sys.exit(f"python -m lipvae_tf.evaluate: error: {err}")
     print(format_table(result))
     print(f"report: {result['report_path']}")
 
 
 if __name__ == "__main__":
+    report.quiet_tensorflow_logs()
     define_flags()
     app.run(main)

@@ -11,6 +11,27 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
+def certificate_methods(model) -> list[str]:
+    """The methods of bounds.METHODS that apply to `model` (a LipschitzVAE): "ncx2" needs a
+    fixed posterior std, the capped ones a std cap."""
+    from lipvae_tf import bounds
+
+    capped = getattr(bounds, "CAPPED_METHODS", ())
+    return [m for m in bounds.METHODS
+            if (m != "ncx2" or model.posterior_std is not None)
+            and (m not in capped or model.std_cap is not None)]
+
+
+def quiet_tensorflow_logs() -> None:
+    """For the command-line entry points: TensorFlow's and absl's (TFDS') Python logs at ERROR
+    only. Never called on import: a library user keeps their own logging settings."""
+    import tensorflow as tf
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+
+
 def summarize(values: np.ndarray) -> dict[str, float]:
     """min / 5% / median / mean / 95% / max of a vector of radii (floats, for JSON)."""
     values = np.asarray(values, np.float64)

@@ -21,7 +21,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from absl import logging as absl_logging
 
 from lipvae_tf import bounds, data, distribute, report
 from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT
@@ -299,13 +298,7 @@ def certify(model: LipschitzVAE, images: np.ndarray, config: TrainConfig) -> dic
             for m in certificate_methods(model)}
 
 
-def certificate_methods(model: LipschitzVAE) -> list[str]:
-    """The methods of bounds.METHODS that apply to `model`: "ncx2" needs a fixed posterior std,
-    the capped ones a std cap."""
-    capped = getattr(bounds, "CAPPED_METHODS", ())
-    return [m for m in bounds.METHODS
-            if (m != "ncx2" or model.posterior_std is not None)
-            and (m not in capped or model.std_cap is not None)]
+certificate_methods = report.certificate_methods
 
 
 def evaluate(model: LipschitzVAE, test_x: np.ndarray, config: TrainConfig) -> dict:
@@ -515,12 +508,7 @@ def format_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def quiet_tensorflow_logs() -> None:
-    """For the command-line entry points: TensorFlow's and TFDS' Python logs at ERROR only
-    (their INFO/WARNING lines about CPU features or absent TFDS folders are noise here).
-    Never called on import: a library user keeps their own logging settings."""
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    tf.get_logger().setLevel("ERROR")
+quiet_tensorflow_logs = report.quiet_tensorflow_logs
 
 
 def cli() -> None:

@@ -23,18 +23,17 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from lipvae_tf import evaluate, export, report, train  # noqa: E402
-from lipvae_tf.model import LipschitzVAE, StandardVAE  # noqa: E402
+from lipvae_tf import evaluate, export, report, train
+from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 ZOO_DIR = Path(os.environ.get("LIPVAE_ZOO_DIR", Path(__file__).resolve().parents[1] / "zoo"))
 FILES = ("model.keras", "card.json", "config.json")
@@ -153,12 +152,19 @@ def _data_checksum(images: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
 
 
-def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo") -> dict:
+def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
+          overwrite: bool = False) -> dict:
     """Train, certify, evaluate (attacks) and export a zoo model; write card and manifest.
 
     `epochs` overrides the config (for quick trials; the card records what was used).
+    A model that already has weights (a manifest) is replaced only with overwrite=True: the
+    bundled models are tracked by git, and a quick trial must not silently replace them.
     """
     folder = model_dir(name)
+    if (folder / "manifest.json").is_file() and not overwrite:
+        raise FileExistsError(
+            f"zoo model {name!r} already has weights in {folder}; pass overwrite=True "
+            "(--overwrite) to replace them, or point LIPVAE_ZOO_DIR at another folder")
     config = model_config(name)
     run_dir = os.path.join(run_root, name)
     cfg = _train_config(config, run_dir, epochs)
@@ -167,7 +173,11 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo") -
     test_x, test_source = train.load_images(cfg, "test")
     model = (StandardVAE(**train._shape_kwargs(cfg)) if config["kind"] == "standard"
              else train.build_model(cfg))
+    print(f"zoo build {name}: training ({cfg.epochs} epochs)", flush=True)
     trained = train.train_one(model, "model", train_x, test_x, cfg)
+    print(f"zoo build {name}: robustness evaluation (attacks on "
+          f"{config.get('evaluate', {}).get('num_inputs', 'the default number of')} inputs)",
+          flush=True)
     evaluation = evaluate.EvalConfig(models={name: trained["model_path"]},
                                      **config.get("evaluate", {}))
     measured = trained["test"]  # train_one's IWAE on the same images: reuse it when comparable
@@ -202,6 +212,7 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo") -
     export.export_saved_model(inference, folder / SAVED_MODEL, version=1, overwrite=True)
     report.write_json(card, str(folder / "card.json"))
     write_manifest(folder)
+    print(f"zoo build {name}: written to {folder}", flush=True)
     return card
 
 
@@ -249,9 +260,19 @@ def cards_table(names: list[str] | None = None) -> str:
 
 flags.DEFINE_integer("override_epochs", None, "build: train this many epochs, not the config's")
 flags.DEFINE_string("output", None, "export: TF Serving base folder to copy the SavedModel to")
+flags.DEFINE_bool("overwrite", False, "build: replace a model's existing weights; export: "
+                  "replace an existing --output folder")
 
 
 def main(argv) -> None:
+    try:
+        _main(argv)
+    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        sys.exit(f"python -m lipvae_tf.zoo: error: {message}")
+
+
+def _main(argv) -> None:
     commands = ("list", "card", "table", "build", "verify", "export")
     if len(argv) < 2 or argv[1] not in commands or (
             len(argv) != (2 if argv[1] in ("list", "table") else 3)):
@@ -267,7 +288,7 @@ def main(argv) -> None:
     elif command == "card":
         print(json.dumps(model_card(name), indent=2, sort_keys=True))
     elif command == "build":
-        card = build(name, epochs=flags.FLAGS.override_epochs)
+        card = build(name, epochs=flags.FLAGS.override_epochs, overwrite=flags.FLAGS.overwrite)
         print(json.dumps(card["certified_radius"], indent=2))
     elif command == "verify":
         card, config = model_card(name), model_config(name)
@@ -281,9 +302,16 @@ def main(argv) -> None:
     elif command == "export":
         if not flags.FLAGS.output:
             raise app.UsageError("export needs --output")
-        shutil.copytree(saved_model_path(name), flags.FLAGS.output, dirs_exist_ok=False)
+        source, target = saved_model_path(name), Path(flags.FLAGS.output)
+        if target.exists():
+            if not flags.FLAGS.overwrite:
+                raise FileExistsError(f"--output={target} already exists; pass --overwrite to "
+                                      "replace it, or choose another folder")
+            shutil.rmtree(target)
+        shutil.copytree(source, target)
         print(f"SavedModel of {name} copied to {flags.FLAGS.output} (TF Serving base folder)")
 
 
 if __name__ == "__main__":
+    train.quiet_tensorflow_logs()
     app.run(main)

@@ -203,3 +203,25 @@ def test_command_line_lists_and_exports(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "build"], capture_output=True,
                              text=True, timeout=120, env=env)
     assert refused.returncode != 0 and "usage" in refused.stderr
+
+
+def test_build_refuses_to_replace_existing_weights(zoo_copy):
+    before = (_folder(zoo_copy) / "model.keras").read_bytes()
+    with pytest.raises(FileExistsError, match="already has weights.*overwrite"):
+        zoo.build(TINY, epochs=1)
+    assert (_folder(zoo_copy) / "model.keras").read_bytes() == before
+
+
+def test_export_into_an_existing_folder_is_one_clear_error_unless_overwrite(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    target = tmp_path / "served"
+    target.mkdir()
+    command = [sys.executable, "-m", "lipvae_tf.zoo", "export", BUNDLED[0], f"--output={target}"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if "lipvae_tf.zoo: error" in line]
+    assert len(errors) == 1 and "--overwrite" in errors[0], refused.stderr[-2000:]
+    done = subprocess.run(command + ["--overwrite"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (target / "1" / "saved_model.pb").is_file()
