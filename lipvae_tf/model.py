@@ -297,7 +297,6 @@ class LipschitzVAE(keras.Model):
             "seed": self.seed,
         }
 
-
     def save_own_variables(self, store) -> None:
         """Keras' own variables plus the state of the reparameterisation noise generator, so a
         checkpoint (`save_weights`, `BackupAndRestore`, `.keras`) continues the same noise."""
