@@ -1,4 +1,5 @@
-"""The reference code's evaluation setting (THEORY.md §6), reproduced with lipvae_tf.
+"""The reference code's evaluation setting (docs/theory.md section 9, "Reference setting"),
+reproduced with lipvae_tf.
 
 Fashion-MNIST (60k train / 10k test), MLP 784-512-512-10 towers, GroupSort, std capped at S = 0.1,
 r = 8, p = 1/2, and the three networks' constants all equal to M for M in 5..10, plus the standard

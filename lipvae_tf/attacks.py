@@ -1,4 +1,4 @@
-"""Attacks on VAEs and the empirical robustness margin they imply (THEORY.md §2 and §6).
+"""Attacks on VAEs and the empirical robustness margin they imply (docs/theory.md section 8).
 
 Everything runs in TF, batched, and is deterministic under `seed` (stateless random ops).
 - `maximum_damage_attack`: projected gradient ascent of the expected distance between the
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -373,7 +375,8 @@ def _count_batch(model, perturbed, x, r, size, seed):
 def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0.99,
                     samples: int = 2000, bisection_steps: int = 10, initial_radius: float = 1.0,
                     max_radius: float | None = None, restarts: int = 5, steps: int = 40,
-                    attack_samples: int = 16, seed: int = 0) -> MarginEstimate:
+                    attack_samples: int = 16, seed: int = 0,
+                    verbose: bool | None = None) -> MarginEstimate:
     """Per input, the largest radius at which the maximum-damage attack cannot push
     P(||f(x + delta) - f(x)||_2 <= r) to p or below.
 
@@ -383,10 +386,16 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
     pixel box, sqrt(D)), then bisected `bisection_steps` times (geometrically once the lower end
     is positive).
 
+    verbose: a progress bar (keras.utils.Progbar on stdout) over the attack calls, with the
+    number of inputs still attacked and their median radius: True shows it, False hides it,
+    None (default) shows it only in interactive use (a terminal, an IPython or Jupyter session).
+    The results do not depend on it.
+
     Raises:
         TypeError / ValueError: naming the argument, before the first attack: r, initial_radius
             and max_radius finite > 0; p in [1/2, 1); confidence in (0, 1); samples, restarts,
-            attack_samples >= 1; steps, bisection_steps >= 0; seed in [0, 2^31).
+            attack_samples >= 1; steps, bisection_steps >= 0; seed in [0, 2^31); verbose
+            True, False or None.
     """
     r = checks.positive_finite("r", r)
     p = checks.probability_level("p", p)
@@ -402,11 +411,19 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
                   steps=checks.positive_int("steps", steps, minimum=0),
                   samples=checks.positive_int("attack_samples", attack_samples))
     seed = checks.seed("seed", seed)
+    if verbose is not None and not isinstance(verbose, bool):
+        raise TypeError(f"verbose must be True, False or None, got {type(verbose).__name__}")
+    show = _interactive() if verbose is None else verbose
     x = model.check_images(x)
     if max_radius is None:
         max_radius = math.sqrt(x[0].size) if len(x) else 1.0
     n = len(x)
     calls = iter(range(1, 10**6))
+    # at most: radius 0, the doubling bracket, the bisection (fewer when every input is settled)
+    most_calls = 1 + _doubling_steps(min(initial_radius, max_radius), max_radius) + bisection_steps
+    bar = keras.utils.Progbar(most_calls, unit_name="attack", verbose=1 if show else 0,
+                              stateful_metrics=["inputs", "median radius"])
+    shown = [0]  # attack calls shown so far
 
     def broken(radius: np.ndarray, rows: np.ndarray):
         """(broken?, upper bound) for the inputs `rows` at the given radii."""
@@ -416,6 +433,9 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
         counts = robust_counts(model, x[rows], result.delta, r, samples,
                                seed=(seed + 104729 * call) % checks.SEED_LIMIT)
         upper = clopper_pearson_upper(counts, samples, confidence)
+        shown[0] = min(call, most_calls)
+        bar.update(shown[0], [("inputs", len(rows)),
+                              ("median radius", float(np.median(radius)))])
         return upper <= p, upper
 
     low = np.zeros(n)
@@ -444,8 +464,28 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
             break
         attack_at(np.where(low[rows] > 0, np.sqrt(low[rows] * high[rows]), 0.5 * high[rows]),
                   rows)
+    if shown[0] < most_calls:  # settled early: close the bar
+        bar.update(most_calls, [("inputs", 0)])
     return MarginEstimate(margin=low, upper=high, probability_upper=prob_at_high,
                           confidence=confidence, samples=samples, r=r, p=p)
+
+
+def _doubling_steps(start: float, stop: float) -> int:
+    """How many radii the bracket of `estimate_margin` tries at most: start, 2 start, ... up to
+    and including stop."""
+    count, trial = 0, start
+    while trial <= stop:
+        count += 1
+        trial = math.inf if trial >= stop else min(2 * trial, stop)
+    return count
+
+
+def _interactive() -> bool:
+    """A terminal on stdout, or an IPython / Jupyter session: where a progress bar is wanted."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None:
+        return True
+    return hasattr(sys, "ps1") or bool(getattr(sys.stdout, "isatty", lambda: False)())
 
 
 def audit_certificate(model, x, radius, r: float, p: float = 0.5, *, fraction: float = 0.99,

@@ -108,7 +108,7 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
     estimate = attacks.estimate_margin(
         model, attacked, config.r, config.p, confidence=config.confidence, samples=config.samples,
         bisection_steps=config.bisection_steps, restarts=config.restarts, steps=config.steps,
-        seed=config.seed)
+        seed=config.seed, verbose=_VERBOSE)
     margin_seconds = time.perf_counter() - started
     _progress(f"  margins done in {margin_seconds:.0f} s; auditing the certificate")
     best = certified["best"]

@@ -48,6 +48,8 @@ CASES = [  # (function, positional args after the model, kwargs, error, argument
     (attacks.estimate_margin, (X, 8.0), dict(seed=-1), ValueError, "seed"),
     (attacks.estimate_margin, (X, 8.0), dict(seed=2**31), ValueError, "seed"),
     (attacks.estimate_margin, (X, 8.0), dict(seed=1.0), TypeError, "seed"),
+    (attacks.estimate_margin, (X, 8.0), dict(verbose=1), TypeError, "verbose"),
+    (attacks.estimate_margin, (X, 8.0), dict(verbose="yes"), TypeError, "verbose"),
     (attacks.estimate_margin, (X, 8.0), dict(p=0.3), ValueError, "p must"),
     (attacks.estimate_margin, (X, float("nan")), {}, ValueError, "r must"),
     (attacks.estimate_margin, (X, "8"), {}, TypeError, "r must"),
@@ -173,3 +175,29 @@ def test_checks_in_interval(value, low_open, high_open, ok):
     else:
         with pytest.raises(ValueError, match="fraction must be in"):
             call()
+
+
+def test_estimate_margin_shows_progress_and_gives_the_same_results(capsys):
+    """verbose=True prints a progress bar over the attack calls (issue 15 item 6: minutes of
+    silence on many inputs); the margins, bounds and probabilities do not change with it."""
+    import keras
+
+    from lipvae_tf.model import LipschitzVAE
+
+    keras.utils.set_random_seed(0)
+    model = LipschitzVAE(latent_dim=2, hidden_units=(8,), encoder_mean=2.0, encoder_std=1.0,
+                         decoder=2.0, std_cap=0.1, seed=0)
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    settings = dict(r=1.0, samples=30, bisection_steps=2, restarts=1, steps=2, attack_samples=2,
+                    initial_radius=1.0, max_radius=4.0, seed=3)
+    quiet = attacks.estimate_margin(model, x, verbose=False, **settings)
+    assert capsys.readouterr().out == ""
+    shown = attacks.estimate_margin(model, x, verbose=True, **settings)
+    out = capsys.readouterr().out
+    # radius 0, the bracket 1, 2, 4, two bisection steps: at most 6 attack calls
+    assert "6/6" in out and "attack" in out and "inputs" in out and "median radius" in out, out
+    for field in ("margin", "upper", "probability_upper"):
+        np.testing.assert_array_equal(getattr(shown, field), getattr(quiet, field))
+    # not a terminal (pytest captures stdout): the default shows nothing
+    attacks.estimate_margin(model, x, **settings)
+    assert capsys.readouterr().out == ""
