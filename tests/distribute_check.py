@@ -116,11 +116,19 @@ class _Interrupt(keras.callbacks.Callback):
 
 
 class _Begin(keras.callbacks.Callback):
-    """Records the state BackupAndRestore has just restored (it runs earlier)."""
+    """Records the state BackupAndRestore has just restored (it runs earlier), and counts the
+    epochs this (resumed) session trains: the history returned by `train.fit` covers the whole
+    run, the epochs restored from the checkpoint included."""
+
+    epochs_trained = 0
 
     def on_train_begin(self, logs=None):
-        self.iterations = int(self.model.optimizer.iterations.numpy())
-        self.kernels = [v.numpy() for v in constrained_kernels(self.model).values()]
+        if not hasattr(self, "iterations"):  # the first fit call of the session
+            self.iterations = int(self.model.optimizer.iterations.numpy())
+            self.kernels = [v.numpy() for v in constrained_kernels(self.model).values()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_trained += 1
 
 
 def resume_once(first, second, run_dir: str) -> dict:
@@ -142,7 +150,8 @@ def resume_once(first, second, run_dir: str) -> dict:
         "restored_iterations": begin.iterations,
         "restored_kernels_equal": all(np.array_equal(a, b)
                                       for a, b in zip(stop.kernels, begin.kernels)),
-        "epochs_after_resume": len(history["loss"]),
+        "epochs_after_resume": begin.epochs_trained,  # trained in the resumed session
+        "history_epochs": len(history["loss"]),  # the whole run
         "final_iterations": int(resumed.optimizer.iterations.numpy()),
         "steps_per_epoch": -(-len(TRAIN_X) // CONFIG.batch_size),
         "epochs": CONFIG.epochs,
