@@ -9,6 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import lipvae_tf
+
+if lipvae_tf._is_cli(__name__):  # a command, not an import: before TensorFlow loads
+    lipvae_tf._cli_native_log_level()
+
 from lipvae_tf import train
 
 MAIN_JOB = train.TrainConfig(

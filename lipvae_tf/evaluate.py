@@ -15,6 +15,11 @@ import os
 import sys
 import time
 
+import lipvae_tf
+
+if lipvae_tf._is_cli(__name__):  # a command, not an import: before TensorFlow loads
+    lipvae_tf._cli_native_log_level()
+
 import keras
 import numpy as np
 from absl import app, flags

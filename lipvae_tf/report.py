@@ -88,10 +88,11 @@ def plot_radius_histogram(radii: dict[str, np.ndarray], target: float | None, pa
     return _save(radius_histogram_figure(radii, target), path)
 
 
-def reconstructions_figure(rows: dict[str, np.ndarray]) -> Figure:
-    """Grid of images: one row per entry (e.g. originals, Lipschitz VAE, standard VAE)."""
+def reconstructions_figure(rows: dict[str, np.ndarray], title: str | None = None) -> Figure:
+    """Grid of images: one row per entry (e.g. originals, Lipschitz VAE, standard VAE), the
+    entry's key as the row's label; `title` above the grid."""
     count = min(len(images) for images in rows.values())
-    fig = Figure(figsize=(count * 0.9, len(rows) * 1.05))
+    fig = Figure(figsize=(count * 0.9 + 1.2, len(rows) * 1.05 + (0.3 if title else 0.0)))
     axes = fig.subplots(len(rows), count, squeeze=False)
     for row, (label, images) in enumerate(rows.items()):
         for col in range(count):
@@ -100,12 +101,15 @@ def reconstructions_figure(rows: dict[str, np.ndarray]) -> Figure:
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return fig
 
 
-def plot_reconstructions(rows: dict[str, np.ndarray], path: str) -> str:
+def plot_reconstructions(rows: dict[str, np.ndarray], path: str, title: str | None = None
+                         ) -> str:
     """Writes `reconstructions_figure` to `path` (PNG); returns the path."""
-    return _save(reconstructions_figure(rows), path)
+    return _save(reconstructions_figure(rows, title), path)
 
 def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """Estimated margin (y) against certified radius (x) per input, log axes, with y = x.

@@ -17,6 +17,11 @@ import shutil
 import sys
 import time
 
+import lipvae_tf
+
+if lipvae_tf._is_cli(__name__, "lipvae-train"):  # a command, not an import: before TensorFlow loads
+    lipvae_tf._cli_native_log_level()
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -356,6 +361,7 @@ def run(config: TrainConfig) -> dict:
     results["lipschitz_vae"]["certified_radius_at_start"] = {
         m: report.summarize(v) for m, v in start_radii.items()
     }
+    comparison = compare_certificates(model, test_x, config, results["lipschitz_vae"]["_radii"])
     models = {"lipschitz_vae": model}
     if config.baseline:
         keras.utils.set_random_seed(config.seed)
@@ -376,12 +382,50 @@ def run(config: TrainConfig) -> dict:
         "target_met": None if target is None else bool(
             results["lipschitz_vae"]["certified_radius"][config.method]["min"] >= target),
         "models": results,
+        # lipvae_tf 0.1's certificate and the current one, on the same trained weights
+        "certificate_comparison": comparison,
         "figures": figures,
         # whether any model's training took over from a checkpoint (details per model)
         "resumed": any(r["resumed"] is not None for r in results.values()),
     }
     full["report_path"] = report.write_json(full, os.path.join(config.output_dir, "report.json"))
     return full
+
+
+# the certificate of lipvae_tf 0.1: the paper's reconstruction lambda = sigmoid(logits), and the
+# perturbed input's std bounded through M_sigma only (no std cap)
+LEGACY_CERTIFICATE = {"method": "best", "reconstruction": "parameter", "use_std_cap": False}
+
+
+def compare_certificates(model: LipschitzVAE, images: np.ndarray, config: TrainConfig,
+                         radii: dict[str, np.ndarray] | None = None) -> dict:
+    """lipvae_tf 0.1's certificate (`LEGACY_CERTIFICATE`) and the current one (config.method,
+    the model's reconstruction mode, the std cap) of the same weights on `images`: settings and
+    radius summaries of each, and the ratio of the medians. `radii`: the current certificates
+    when already computed (`certify`)."""
+    legacy = model.certified_radius(images, config.r, config.p, **LEGACY_CERTIFICATE)
+    current = (radii[config.method] if radii is not None and config.method in radii
+               else model.certified_radius(images, config.r, config.p, method=config.method))
+    old, new = report.summarize(legacy), report.summarize(current)
+    return {
+        "r": config.r, "p": config.p, "images": len(images),
+        "lipvae_tf_0.1": {**LEGACY_CERTIFICATE, "radius": old},
+        "current": {"method": config.method, "reconstruction": model.reconstruction,
+                    "use_std_cap": model.std_cap is not None, "radius": new},
+        "median_ratio": (new["median"] / old["median"] if old["median"] > 0 else float("inf")),
+    }
+
+
+def format_comparison(comparison: dict) -> str:
+    """One line: lipvae_tf 0.1's certificate against the current one, median and min."""
+    old, new = comparison["lipvae_tf_0.1"], comparison["current"]
+    mode = {"mean": "E[x|z]", "parameter": "lambda"}
+    return (f"certificate on the same weights (r = {comparison['r']:g}, p = {comparison['p']:g}):"
+            f" lipvae_tf 0.1 ({old['method']}, {mode[old['reconstruction']]}, no std cap) median "
+            f"{old['radius']['median']:.4f} min {old['radius']['min']:.4f} -> now "
+            f"({new['method']}, {mode.get(new['reconstruction'], new['reconstruction'])}"
+            f"{', std cap' if new['use_std_cap'] else ''}) median {new['radius']['median']:.4f} "
+            f"min {new['radius']['min']:.4f} ({comparison['median_ratio']:.2f}x the median)")
 
 
 def target_radius(config: TrainConfig) -> float | None:
@@ -395,13 +439,26 @@ def _figures(models: dict, results: dict, test_x: np.ndarray, config: TrainConfi
     paths = {"radius_histogram": report.plot_radius_histogram(
         results["lipschitz_vae"]["_radii"], target,
         os.path.join(config.output_dir, "certified_radius_histogram.png"))}
-    originals = test_x[:10]
-    rows = {"original": originals}
-    for name, model in models.items():
-        rows[name.replace("_", " ")] = model.reconstruct(originals, sample=False)
     paths["reconstructions"] = report.plot_reconstructions(
-        rows, os.path.join(config.output_dir, "reconstructions.png"))
+        reconstruction_rows(models, test_x[:10]),
+        os.path.join(config.output_dir, "reconstructions.png"),
+        title="first test images and their certified reconstructions g(mu(x)) (no sampling)")
     return paths
+
+
+def reconstruction_rows(models: dict, originals: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of the reconstructions figure: the originals, then per model the reconstruction
+    its certificate is about, g(mu(x)) in the model's mode (`predict`, `reconstruct(sample=
+    False)`), labelled with that mode."""
+    mode = {"mean": "E[x|z]", "parameter": "lambda"}
+    rows = {"original x": originals}
+    for name, model in models.items():
+        title = {"lipschitz_vae": "Lipschitz VAE", "standard_vae": "standard VAE"}.get(
+            name, name.replace("_", " "))
+        rows[f"{title}\ng(mu(x)) = {mode.get(model.reconstruction, model.reconstruction)}"
+             f"\n{'certified' if name == 'lipschitz_vae' else 'baseline'}"] = model.reconstruct(
+                 originals, sample=False)
+    return rows
 
 
 # ----- command line -------------------------------------------------------------------------
@@ -494,6 +551,8 @@ def format_summary(result: dict) -> str:
     lv = result["models"]["lipschitz_vae"]["certified_radius"]
     lines.append("median certified radius per method (Lipschitz VAE): " + ", ".join(
         f"{m} {v['median']:.4f}" for m, v in lv.items()))
+    if result.get("certificate_comparison"):
+        lines.append(format_comparison(result["certificate_comparison"]))
     if result["target_met"] is None:
         lines.append("no target radius asked for (explicit constants): certified radii as above")
     else:

@@ -27,6 +27,11 @@ import sys
 import time
 from pathlib import Path
 
+import lipvae_tf
+
+if lipvae_tf._is_cli(__name__):  # a command, not an import: before TensorFlow loads
+    lipvae_tf._cli_native_log_level()
+
 import keras
 import numpy as np
 import tensorflow as tf

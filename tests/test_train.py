@@ -39,6 +39,32 @@ def test_run_writes_a_report_that_meets_its_target(tmp_path):
     assert os.listdir(tmp_path / "lipschitz_vae" / "logs")  # TensorBoard wrote events
     summary = train.format_summary(result)
     assert "lipschitz_vae" in summary and "standard_vae" in summary and "True" in summary
+    # lipvae_tf 0.1's certificate and the current one on the same weights: one line, in the report
+    comparison = on_disk["certificate_comparison"]
+    assert comparison["lipvae_tf_0.1"] | {"radius": None} == {
+        "method": "best", "reconstruction": "parameter", "use_std_cap": False, "radius": None}
+    assert comparison["current"] | {"radius": None} == {
+        "method": "best", "reconstruction": "mean", "use_std_cap": True, "radius": None}
+    assert comparison["current"]["radius"] == lipschitz["certified_radius"]["best"]
+    assert comparison["r"] == 8.0 and comparison["p"] == 0.5 and comparison["images"] == 64
+    model = keras.models.load_model(lipschitz["model_path"])
+    test_x = train.load_images(config, "test")[0]
+    legacy = model.certified_radius(test_x, 8.0, 0.5, method="best", reconstruction="parameter",
+                                    use_std_cap=False)
+    old, new = comparison["lipvae_tf_0.1"]["radius"], comparison["current"]["radius"]
+    assert old["median"] == pytest.approx(float(np.median(legacy)), rel=1e-12)
+    assert old["min"] == pytest.approx(float(legacy.min()), rel=1e-12)
+    assert new["median"] > 2 * old["median"] and new["min"] > old["min"]  # cap and E[x|z]
+    assert comparison["median_ratio"] == pytest.approx(new["median"] / old["median"])
+    lines = [line for line in summary.splitlines() if "lipvae_tf 0.1" in line]
+    assert len(lines) == 1, summary
+    assert (f"median {old['median']:.4f} min {old['min']:.4f}" in lines[0]
+            and f"median {new['median']:.4f} min {new['min']:.4f}" in lines[0]), lines[0]
+    # the figure shows the certified reconstruction g(mu(x)) in the model's mode (predict)
+    rows = train.reconstruction_rows({"lipschitz_vae": model}, test_x[:3])
+    (label, images), = [(k, v) for k, v in rows.items() if k.startswith("Lipschitz VAE")]
+    assert "g(mu(x)) = E[x|z]" in label and "certified" in label
+    np.testing.assert_array_equal(images, model.predict(test_x[:3], verbose=0))
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -116,3 +142,25 @@ def test_a_command_line_error_is_one_line(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("lipvae-train: error")]
     assert len(errors) == 1 and "target_radius=500" in errors[0], done.stderr[-2000:]
+
+
+def test_the_command_line_prints_no_cuda_error_and_importing_the_library_sets_nothing(tmp_path):
+    """Issue 15 item 6: a CPU-only machine printed TensorFlow's "E0000 ... failed call to cuInit"
+    on every run. The entry points set TF's C++ log level before TensorFlow loads (the package
+    imports lazily); importing the library leaves the environment and TensorFlow alone."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "lipvae_tf.train", "--target_radius=500",
+                           "--source=sample", f"--output_dir={tmp_path}"], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert "lipvae-train: error" in done.stderr  # it got past TensorFlow's device set-up
+    assert not [line for line in done.stderr.splitlines()
+                if line.startswith("E0000") or "cuInit" in line], done.stderr[-2000:]
+    probe = ("import os, sys, lipvae_tf as lv; before = 'tensorflow' in sys.modules; "
+             "version = lv.__version__; from lipvae_tf import train, StdCap; "
+             "print(before, version, 'TF_CPP_MIN_LOG_LEVEL' in os.environ, "
+             "lv.LipschitzVAE.__module__, sorted(lv.__all__) == sorted(n for n in lv.__all__ "
+             "if hasattr(lv, n)))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.stdout.split() == ["False", "0.2.0", "False", "lipvae_tf.model", "True"], (
+        done.stdout + done.stderr[-2000:])
