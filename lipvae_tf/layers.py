@@ -119,11 +119,11 @@ class _ScaledKernelLayer(keras.layers.Layer):
 class LipschitzDense(_ScaledKernelLayer):
     """y = lipschitz * x W + b with ||W||_2 <= 1 kept after each optimiser step.
 
-    constraint: "spectral_norm" (default: spectral-norm clipping by power iteration, Miyato et
-    al. 2018, `power_iterations` per step from a vector kept in the non-trainable weight
-    `power_vector`), "bjorck" (`bjorck_iterations` Björck iterations, orthonormal kernel; with
-    `bjorck_every=k` on every k-th step, spectral-norm clipping in between) or "spectral" (exact
-    SVD clip every step). See `lipvae_tf.constraints`.
+    constraint: "bjorck" (default: `bjorck_iterations` Björck iterations, orthonormal kernel;
+    with `bjorck_every=k` on every k-th step, spectral-norm clipping in between),
+    "spectral_norm" (spectral-norm clipping by power iteration, Miyato et al. 2018, O(mn) per
+    step: `power_iterations` per step from a vector kept in the non-trainable weight
+    `power_vector`) or "spectral" (exact SVD clip every step). See `lipvae_tf.constraints`.
     """
 
     def __init__(
@@ -180,7 +180,7 @@ class _LipschitzConvBase(_ScaledKernelLayer):
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "same",
                  lipschitz: float = 1.0, use_bias: bool = True,
                  kernel_initializer="orthogonal", bias_initializer="zeros",
-                 constraint: str = lc.DEFAULT_CONSTRAINT,
+                 constraint: str = lc.DEFAULT_CONV_CONSTRAINT,
                  power_iterations: int = lc.DEFAULT_POWER_ITERATIONS, **kwargs):
         super().__init__(lipschitz, use_bias, kernel_initializer, bias_initializer, **kwargs)
         self.constraint = constraint
@@ -239,9 +239,9 @@ class LipschitzConv2D(_LipschitzConvBase):
 
     padding: "same"/"valid" (zero padding; certified by a guaranteed upper bound) or
     "circular" (periodic; the operator norm is computed exactly).
-    constraint: "spectral_norm" (default: spectral-norm clipping by power iteration on the
-    convolution operator, vector in the weight `power_vector`) or "spectral" (exact clip in the
-    frequency domain every step).
+    constraint: "spectral" (default: exact clip in the frequency domain every step) or
+    "spectral_norm" (spectral-norm clipping by power iteration on the convolution operator,
+    vector in the weight `power_vector`; a few convolutions of one image per step).
     """
 
     def build(self, input_shape) -> None:

@@ -1,4 +1,4 @@
-"""Spectral-norm clipping by power iteration (the default per-step control): its estimate, its
+"""Spectral-norm clipping by power iteration (`constraint="spectral_norm"`): its estimate, its
 state (a non-trainable weight that travels with .keras files, checkpoints and replicas), and
 that soundness never depends on it (finalize clips exactly, certificates measure)."""
 import json
@@ -35,11 +35,13 @@ def _kernel_layers(model: LipschitzVAE) -> list:
 
 def _small_vae(**kwargs) -> LipschitzVAE:
     keras.utils.set_random_seed(0)
-    shape = dict(latent_dim=4, hidden_units=(32,), conv_filters=(4, 8), seed=0)
+    shape = dict(latent_dim=4, hidden_units=(32,), conv_filters=(4, 8), seed=0,
+                 constraint="spectral_norm")
     return LipschitzVAE.from_target(1.0, 8.0, **{**shape, **kwargs})
 
 
 def _mlp(**kwargs) -> keras.Sequential:
+    kwargs.setdefault("constraint", "spectral_norm")
     return keras.Sequential([
         keras.Input((12, 12, 2)),
         ll.LipschitzConv2D(4, 3, strides=2, **kwargs),
@@ -64,7 +66,7 @@ def _xy(count: int = 64):
 def test_power_iteration_bounds_the_conv_norm_from_below_and_converges(padding, strides,
                                                                        transpose):
     kind = ll.LipschitzConv2DTranspose if transpose else ll.LipschitzConv2D
-    layer = kind(5, 3, strides=strides, padding=padding)
+    layer = kind(5, 3, strides=strides, padding=padding, constraint="spectral_norm")
     layer.build((None, 8, 8, 3))
     layer.kernel.assign(np.random.default_rng(2).normal(size=layer.kernel.shape) * 0.7)
     exact = _exact_norm(layer)
@@ -90,7 +92,7 @@ def test_power_iteration_on_a_dense_kernel_is_a_lower_bound_that_converges():
 
 
 def test_the_clip_rescales_only_kernels_estimated_outside():
-    layer = ll.LipschitzDense(6)
+    layer = ll.LipschitzDense(6, constraint="spectral_norm")
     layer.build((None, 9))
     inside = layer.kernel.numpy() * np.float32(0.5)
     layer.kernel.assign(inside)
@@ -182,7 +184,8 @@ _MIRRORED = textwrap.dedent("""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = LipschitzVAE.from_target(1.0, 8.0, latent_dim=4, hidden_units=(32,),
-                                         architecture=sys.argv[2], conv_filters=(4, 8), seed=0)
+                                         architecture=sys.argv[2], conv_filters=(4, 8), seed=0,
+                                         constraint="spectral_norm")
         model.compile(keras.optimizers.Adam(1e-2))
     vectors = [w for w in model.non_trainable_weights if "power_vector" in w.path]
     from lipvae_tf import constraints
@@ -225,7 +228,7 @@ def test_two_mirrored_replicas_keep_bit_identical_vectors(tmp_path, architecture
 @pytest.mark.parametrize("architecture", ["mlp", "conv"])
 def test_after_fit_and_finalize_every_kernel_is_inside_its_bound(architecture):
     model = _small_vae(architecture=architecture)
-    assert model.constraint == "spectral_norm" == lc.DEFAULT_CONSTRAINT
+    assert model.constraint == "spectral_norm"
     layers = _kernel_layers(model)
     assert all(isinstance(layer.kernel.constraint, lc.SpectralNormClip) for layer in layers)
     before = [layer.kernel.numpy().copy() for layer in layers]
@@ -330,8 +333,12 @@ def test_kinds_are_layer_model_and_command_line_arguments(tmp_path):
         ll.LipschitzConv2D(4, 3, constraint="bjorck")
     parser = flags.FlagValues()
     parser["constraint"] = train.flags.FLAGS["constraint"]
+    parser(["lipvae-train", "--constraint=spectral_norm"])
+    assert parser.constraint == "spectral_norm"
     parser(["lipvae-train", "--constraint=bjorck"])
-    assert parser.constraint == "bjorck" and train.TrainConfig().constraint == "spectral_norm"
+    assert parser.constraint == "bjorck" and train.TrainConfig().constraint == "bjorck"
+    assert LipschitzVAE().constraint == lc.DEFAULT_CONSTRAINT == "bjorck"  # chosen by measurement
+    assert ll.LipschitzConv2D(4, 3).constraint == lc.DEFAULT_CONV_CONSTRAINT == "spectral"
     assert train.build_model(train.TrainConfig(constraint="bjorck", hidden_units=(16,),
                                                latent_dim=4)).constraint == "bjorck"
 
