@@ -114,8 +114,14 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
         u = _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma)
         return (u > latent_dim - 2) & (inglot_log_tail(u, latent_dim) <= log_level)
 
-    lo = np.zeros(m_mu.shape)  # stays 0 where nothing is certified
-    hi = r / (m_g * m_mu)  # u(hi) = 0: never certified
+    # lo stays 0 where nothing is certified; u(hi) = 0 at hi: never certified
+    return _last_certified(certified, np.zeros(m_mu.shape), r / (m_g * m_mu))
+
+
+def _last_certified(certified, lo, hi) -> np.ndarray:
+    """Bisection for the end of an interval [0, R) of certified d, elementwise: halves each
+    bracket until all are within 1e-12 relative (at most BISECTION_STEPS times). `lo` is only
+    ever moved to points where `certified` holds, so it is always a verified radius."""
     for _ in range(BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
         good = certified(mid)
@@ -369,16 +375,10 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap) -> np.ndarr
         spread = np.sqrt(factor * ((s + m_sigma * d) ** 2 + base))
         return (m_mu * d + spread) * (1 + 16 * _U) <= reach
 
-    lo = np.zeros(np.shape(reach))
-    hi = reach / m_mu  # the mean shift alone uses up the reach: never certified
-    start = fits(lo)
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        good = fits(mid)
-        lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
-        if np.all(hi - lo <= 1e-12 * hi):
-            break
-    return np.maximum(capped, np.where(start, lo, 0.0))
+    start = np.zeros(np.shape(reach))
+    # at reach / M_mu the mean shift alone uses up the reach: never certified
+    lo = _last_certified(fits, start, reach / m_mu)
+    return np.maximum(capped, np.where(fits(start), lo, 0.0))
 
 
 def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap) -> np.ndarray:

@@ -5,20 +5,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from lipvae_tf import bounds, data
+from lipvae_tf import bounds
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 from operators import max_ratio_by_attack
 
 tfd = tfp.distributions
 SMALL = dict(hidden_units=(64, 64), conv_filters=(8, 16))
 TARGET, R, P = 1.0, 8.0, 0.5
-
-
-@pytest.fixture(scope="module")
-def images():
-    train, _ = data.load_sample("train")
-    test, _ = data.load_sample("test")
-    return train[:1024], test[:256]
 
 
 def _trained(model, train, epochs=2):

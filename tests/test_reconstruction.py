@@ -17,13 +17,6 @@ TARGET, R, P = 1.0, 8.0, 0.5
 
 
 @pytest.fixture(scope="module")
-def images():
-    train, _ = data.load_sample("train")
-    test, _ = data.load_sample("test")
-    return train[:1024], test[:256]
-
-
-@pytest.fixture(scope="module")
 def trained(images):
     train, _ = images
     keras.utils.set_random_seed(1)
