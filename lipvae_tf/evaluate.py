@@ -25,7 +25,7 @@ import numpy as np
 from absl import app, flags
 
 from lipvae_tf import attacks, bounds, data, report
-from lipvae_tf.model import SIGMOID_LIPSCHITZ, LipschitzVAE, StandardVAE
+from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 
 _VERBOSE = True  # progress lines and bars on stdout (long work is never silent)
@@ -86,12 +86,13 @@ def load_test_set(config: EvalConfig) -> tuple[np.ndarray, np.ndarray, str]:
 
 def reference_r1(model: LipschitzVAE, s: np.ndarray, r: float, p: float) -> np.ndarray | None:
     """The published R1 computed the reference code's way: the nominal (budget) constants, with
-    the decoder's constant taken before its sigmoid. None for the standard VAE (no budget)."""
+    the decoder's constant taken before its output map (the logits network's budget: the
+    reference code did not count its sigmoid). None for the standard VAE (no budget)."""
     if isinstance(model, StandardVAE):
         return None
     return bounds.paper_markov_radius(
         model.encoder_mean_budget, model.encoder_std_budget,
-        model.decoder_budget / SIGMOID_LIPSCHITZ, s, r, p)
+        model.decoder_budget / model.output_lipschitz(), s, r, p)
 
 
 def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
