@@ -10,8 +10,9 @@ continuations and quoted newlines join lines).
 
 Tiny limits, injected visibly (nothing the package reads from the environment):
 - `python -m lipvae_tf.train`: `--epochs=N` becomes `--epochs=1` (added when absent), and
-  `--train_limit=128 --test_limit=32 --ll_samples=2` are appended. Everything else, the
-  architecture and the baseline included, runs as written.
+  `--train_limit=128 --test_limit=32 --ll_samples=2 --hidden_units=64,64` are appended (the
+  conv architecture ignores the widths). Everything else, the architecture and the baseline
+  included, runs as written.
 - `python -m lipvae_tf.evaluate`: `--num_inputs=N` becomes `--num_inputs=4`, and a small attack
   and test set are appended (`EVALUATE_LIMITS`).
 - python blocks: a prelude (`PRELUDE`) caps `keras.Model.fit`'s epochs at 1, gives
@@ -41,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 VENV_BIN = Path(sys.executable).parent
 
-TRAIN_LIMITS = "--train_limit=128 --test_limit=32 --ll_samples=2"
+# --hidden_units only narrows the MLP (the conv architecture ignores it)
+TRAIN_LIMITS = "--train_limit=128 --test_limit=32 --ll_samples=2 --hidden_units=64,64"
 EVALUATE_LIMITS = ("--test_limit=32 --samples=50 --restarts=1 --steps=2 --bisection_steps=1 "
                    "--ll_samples=2 --attack_norms=1")
 # `make run` writes runs/main_job/{lipschitz_vae,standard_vae}.keras, read by the evaluate command
@@ -85,14 +87,15 @@ def _tiny_sample(split, *args, **kwargs):
 _data.load_sample = _tiny_sample
 
 def _capped(function, caps={ATTACK_CAPS!r}):
-    parameters = inspect.signature(function).parameters
+    signature = inspect.signature(function)
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)  # positional or keyword, as the caller gave them
+        bound.apply_defaults()
         for name, cap in caps.items():
-            if name in parameters:
-                default = parameters[name].default
-                kwargs[name] = min(kwargs.get(name, default), cap)
-        return function(*args, **kwargs)
+            if name in bound.arguments:
+                bound.arguments[name] = min(bound.arguments[name], cap)
+        return function(*bound.args, **bound.kwargs)
     return wrapper
 for _name in ("maximum_damage_attack", "latent_attack", "estimate_margin", "audit_certificate",
               "robust_counts"):
