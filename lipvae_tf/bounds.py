@@ -1,4 +1,5 @@
-"""Certified r-robustness margins (THEORY.md section 3) as pure, vectorised numpy functions.
+"""Certified r-robustness margins (Barrett et al., AISTATS 2022, section 3; docs/theory.md) as pure,
+vectorised numpy functions.
 
 Arguments broadcast: Lipschitz constants m_mu (encoder mean), m_sigma (encoder std), m_g (decoder),
 s = ||sigma(x)||_2, reconstruction tolerance r, probability level p in [1/2, 1), and for a fixed
