@@ -253,13 +253,7 @@ class LipschitzConv2D(_LipschitzConvBase):
 
     def call(self, inputs):
         self._check_built_size(inputs)
-        # TF's oneDNN conv2d (CPU) returns the *input's* shape for an empty batch, which breaks
-        # every later layer: an empty batch gets an empty output of the right shape instead.
-        batch = inputs.shape[0]
-        if batch is not None:
-            return self._convolve(inputs) if batch else self._empty_output(inputs)
-        return tf.cond(tf.shape(inputs)[0] > 0, lambda: self._convolve(inputs),
-                       lambda: self._empty_output(inputs))
+        return _unless_empty(inputs, self._convolve, lambda: self._empty_output(inputs))
 
     def _convolve(self, inputs):
         if self.padding == "circular":
@@ -306,6 +300,28 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
         for n, k, s in zip((h, w), self.kernel_size, self.strides):
             out.append(n * s if self.padding == "same" else n * s + max(k - s, 0))
         return (input_shape[0], out[0], out[1], self.filters)
+
+
+@_register
+class EmptyBatchSafeConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose empty batch gives an empty output of the right shape.
+
+    Otherwise identical (same arguments, weights and bound rule). TF's oneDNN conv2d on CPU
+    returns the *input's* shape for an empty batch, which breaks every later layer.
+    """
+
+    def call(self, inputs):
+        return _unless_empty(inputs, lambda x: keras.layers.Conv2D.call(self, x),
+                             lambda: tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]),
+                                              self.compute_dtype))
+
+
+def _unless_empty(inputs, convolve, empty):
+    """convolve(inputs), or empty() for a batch of size 0 (statically when the size is known)."""
+    batch = inputs.shape[0]
+    if batch is not None:
+        return convolve(inputs) if batch else empty()
+    return tf.cond(tf.shape(inputs)[0] > 0, lambda: convolve(inputs), empty)
 
 
 def _wrap_pad(inputs, kernel_size: tuple[int, int]):

@@ -591,8 +591,9 @@ class StandardVAE(LipschitzVAE):
         return keras.layers.Dense(units, name=name)
 
     def _conv(self, filters: int, lipschitz: float, name: str, transpose: bool = False):
-        kind = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
-        return kind(filters, 3, strides=2, padding="same", name=name)
+        if not transpose:
+            return _plain_conv(filters, lipschitz, name)
+        return keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=name)
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return keras.layers.Activation("relu", name=name)
@@ -603,7 +604,7 @@ def _plain_dense(units: int, lipschitz: float, name: str) -> keras.layers.Layer:
 
 
 def _plain_conv(filters: int, lipschitz: float, name: str) -> keras.layers.Layer:
-    return keras.layers.Conv2D(filters, 3, strides=2, padding="same", name=name)
+    return ll.EmptyBatchSafeConv2D(filters, 3, strides=2, padding="same", name=name)
 
 
 def _images_of(data):

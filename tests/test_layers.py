@@ -277,13 +277,26 @@ def test_conv_layers_give_empty_outputs_of_the_right_shape_for_an_empty_batch(pa
     assert tape.gradient(y, conv.kernel) is not None
 
 
-def test_conv_vae_handles_an_empty_batch():
-    from lipvae_tf.model import LipschitzVAE
+@pytest.mark.parametrize("kind", ["lipschitz", "standard"])
+def test_conv_vae_handles_an_empty_batch(kind):
+    from lipvae_tf.model import LipschitzVAE, StandardVAE
 
-    model = LipschitzVAE.from_target(1.0, 8.0, architecture="conv", conv_filters=(4, 8))
+    model = (LipschitzVAE.from_target(1.0, 8.0, architecture="conv", conv_filters=(4, 8))
+             if kind == "lipschitz" else StandardVAE(architecture="conv", conv_filters=(4, 8)))
     empty = np.zeros((0, 28, 28, 1), np.float32)
     mu, sigma = model.posterior_params(empty)
     assert mu.shape == sigma.shape == (0, model.latent_dim)
     assert model(empty).shape == (0, 28, 28, 1)
     assert model.reconstruct(empty).shape == (0, 28, 28, 1)
     assert model.certified_radius(empty, 8.0).shape == (0,)
+
+
+def test_empty_batch_safe_conv_is_keras_conv2d_with_the_same_bound():
+    plain = keras.layers.Conv2D(3, 3, strides=2, padding="same")
+    safe = ll.EmptyBatchSafeConv2D(3, 3, strides=2, padding="same")
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 2)).astype("float32")
+    models = [keras.Sequential([keras.Input((8, 8, 2)), layer]) for layer in (plain, safe)]
+    safe.set_weights(plain.get_weights())
+    np.testing.assert_array_equal(models[0](x).numpy(), models[1](x).numpy())
+    assert models[1](x[:0]).shape == (0, 4, 4, 3)
+    assert network_lipschitz_bound(models[1]) == network_lipschitz_bound(models[0])
