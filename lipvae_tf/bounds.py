@@ -54,7 +54,8 @@ def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     """The published closed form R1 (Barrett et al. 2022), r^2/2 replaced by (1 - p) r^2."""
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     a = m_mu**2 + m_sigma**2
-    inside = a * _budget(m_g, r, p) - 4 * m_mu**2 * s**2
+    # the sign of `inside` decides: rounded down (8 roundoffs per side cover its few operations)
+    inside = a * _budget(m_g, r, p) * (1 - 8 * _U) - 4 * m_mu**2 * s**2 * (1 + 8 * _U)
     radius = (np.sqrt(np.maximum(inside, 0)) - 2 * m_sigma * s) / a * (1 - 64 * _U)
     return np.where(inside > 0, np.maximum(radius, 0), 0.0)
 
@@ -66,7 +67,8 @@ def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     """
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     a = m_mu**2 + m_sigma**2
-    slack = _budget(m_g, r, p) - 2 * s**2  # the d = 0 term must leave room
+    # the d = 0 term must leave room; rounded down, so cancellation cannot certify a point
+    slack = _budget(m_g, r, p) * (1 - 8 * _U) - 2 * s**2 * (1 + 8 * _U)
     discriminant = (m_sigma * s) ** 2 + a * np.maximum(slack, 0)
     # the positive root, rationalised (no cancellation), rounded down by a few dozen ulps
     with np.errstate(invalid="ignore"):  # 0/0 only where slack <= 0, masked below
@@ -309,24 +311,24 @@ def mean_reconstruction_radius(m_mu, m_g, r) -> np.ndarray:
 # ---- certificates that use the std cap for the perturbed input (docs/theory.md section 9) -------
 
 def _quantile_bracket(latent_dim, p):
-    """An upper end for the quantile search: Cantelli's P(chi2_m >= m + t) <= 2m / (2m + t^2)
-    puts the p-quantile below m + sqrt(2 m p / (1 - p)); doubled, plus 10, for room."""
-    return 2 * (latent_dim + math.sqrt(2 * latent_dim * p / (1 - p))) + 10
+    """Cantelli's P(chi2_m >= m + t) <= 2m / (2m + t^2) = 1 - p at t^2 = 2 m p / (1 - p): so
+    m + sqrt(2 m p / (1 - p)), rounded up, is itself a proven upper bound of the p-quantile."""
+    return (latent_dim + math.sqrt(2 * latent_dim * p / (1 - p))) * (1 + 16 * _U)
 
 
 @functools.lru_cache(maxsize=1024)
 def _chi2_quantile_upper_scalar(latent_dim: int, p: float) -> float:
     """Smallest float64 q (to 1e-15 relative) with ncx2_cdf_lower(q, m, 0) >= p, by bisection."""
+    # hi is proven by Cantelli, every later hi by ncx2_cdf_lower(hi) >= p. Where that lower bound
+    # is not accurate enough to verify p (p within ~1e-9 of 1) the search keeps Cantelli's end.
     hi = _quantile_bracket(latent_dim, p)
-    while ncx2_cdf_lower(hi, latent_dim, 0.0) < p:  # never seen: the bracket is generous
-        hi *= 2
     lo = 0.0
     for _ in range(BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
         lo, hi = (lo, mid) if ncx2_cdf_lower(mid, latent_dim, 0.0) >= p else (mid, hi)
         if hi - lo <= 1e-15 * hi:
             break
-    return hi  # ncx2_cdf_lower(hi) >= p was checked: the true quantile is <= hi
+    return hi
 
 
 def chi2_quantile_upper(latent_dim: int, p) -> np.ndarray:
@@ -393,7 +395,7 @@ def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap) -> np.ndar
     """
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     std_cap, _ = _validated_cap(std_cap, s, None)
-    slack = _budget(m_g, r, p) - std_cap**2 - s**2
+    slack = _budget(m_g, r, p) * (1 - 8 * _U) - (std_cap**2 + s**2) * (1 + 8 * _U)
     whole = np.sqrt(np.maximum(slack, 0)) / m_mu * (1 - 64 * _U)
     whole = np.where(slack > 0, whole, 0.0)
     reach = r / m_g * (1 - 4 * _U)
@@ -431,7 +433,10 @@ def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
     and s = gamma sqrt(m). The noncentral one is the exact worst case, so it dominates the others
     up to its ~1e-12 rounding margin; the max keeps the rest as a cross-check.
     """
-    candidates = [chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)]
+    candidates = [np.zeros(np.shape(m_mu))]  # Inglot's chi-square bound needs m >= 2
+    if latent_dim >= 2:
+        candidates = [chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                  gamma=gamma)]
     if gamma is None:
         candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
                        markov_radius(m_mu, m_sigma, m_g, s, r, p)]

@@ -99,6 +99,8 @@ def design_budget(
     decoder: float | None = None,
     split: str = "decoder",
     min_lipschitz: float = DEFAULT_MIN_LIPSCHITZ,
+    r_slack: float = 0.0,
+    std_cap_applied: float | None = None,
 ) -> LipschitzBudget:
     """The Lipschitz budget that certifies every input at >= target_radius with `method`.
 
@@ -110,6 +112,9 @@ def design_budget(
         encoder_mean, encoder_std, decoder: fix those constants (decoder: of the reconstruction g).
         split: "decoder" (default; see the module docstring) or "equal".
         min_lipschitz: smallest constant a maximised network may get.
+        r_slack: certify for r - r_slack (a model whose reconstruction is rounded: see
+            LipschitzVAE.reconstruction_tolerance). std_cap_applied: certify with this cap (>=
+            std_cap: the cap as the float32 graph applies it, StdCap.output_norm_bound).
 
     Returns:
         A LipschitzBudget whose certified_radius (at the worst-case std) is >= target_radius.
@@ -123,6 +128,9 @@ def design_budget(
     p = checks.probability_level("p", p)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     min_lipschitz = checks.positive_finite("min_lipschitz", min_lipschitz)
+    r_slack = float(r_slack)
+    if not 0 <= r_slack < r:
+        raise ValueError(f"r_slack must be in [0, r={r}), got {r_slack}")
     if method not in bounds.METHODS:
         raise ValueError(f"method must be one of {bounds.METHODS}, got {method!r}")
     if split not in SPLITS:
@@ -142,8 +150,11 @@ def design_budget(
     unconstrained_std = split == "decoder" and std_free and uses_cap
     if split == "decoder" and encoder_mean is None:
         encoder_mean = DEFAULT_ENCODER_MEAN
-    common = dict(r=r, p=float(p), latent_dim=latent_dim, method=method, std_cap=std_cap,
-                  gamma=gamma)
+    certified_cap = std_cap
+    if std_cap is not None and std_cap_applied is not None:
+        certified_cap = max(std_cap, checks.positive_finite("std_cap_applied", std_cap_applied))
+    common = dict(r=r - r_slack, p=float(p), latent_dim=latent_dim, method=method,
+                  std_cap=certified_cap, gamma=gamma)
 
     def constants_at(scale: float) -> dict:
         if split == "decoder":

@@ -222,7 +222,9 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
             radius = graph_bounds.radius(method, m_mu, m_sigma, m_g, s, r_exact, p,
                                          latent_dim=latent_dim, gamma=gamma, std_cap=std_cap,
                                          s_max=s_max)
-        pixels_ok = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
+        # as model.check_images: finite pixels in [0, 1] (a graph answers NaN instead of raising)
+        pixels_ok = tf.reduce_all(tf.math.is_finite(images) & (images >= 0) & (images <= 1),
+                                  axis=[1, 2, 3])
         radius = tf.where(pixels_ok, radius, tf.fill(tf.shape(radius), tf.constant(math.nan,
                                                                                    tf.float64)))
         return {"certified_radius": radius}

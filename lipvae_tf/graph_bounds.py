@@ -55,7 +55,7 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
     """bounds.paper_markov_radius: the published closed form R1, rounded down by 64 ulps."""
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
-    inside = a * _budget(m_g, r, p) - 4 * (m_mu * m_mu) * tf.square(s)
+    inside = a * _budget(m_g, r, p) * (1 - 8 * _U) - 4 * (m_mu * m_mu) * tf.square(s) * (1 + 8 * _U)
     radius = (tf.sqrt(tf.maximum(inside, 0.0)) - 2 * m_sigma * s) / a * (1 - 64 * _U)
     return tf.where(inside > 0, tf.maximum(radius, 0.0), tf.zeros_like(radius))
 
@@ -64,7 +64,7 @@ def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor
     """bounds.markov_radius: largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= budget."""
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
-    slack = _budget(m_g, r, p) - 2 * tf.square(s)
+    slack = _budget(m_g, r, p) * (1 - 8 * _U) - 2 * tf.square(s) * (1 + 8 * _U)
     positive = tf.maximum(slack, 0.0)
     discriminant = tf.square(m_sigma * s) + a * positive
     radius = positive / (tf.sqrt(discriminant) + m_sigma * s) * (1 - 64 * _U)
@@ -262,7 +262,7 @@ def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
     p = _t(p)
     shape = tf.shape(p)
     unique, index = tf.unique(tf.reshape(p, [-1]))
-    hi = 2 * (latent_dim + tf.sqrt(2 * latent_dim * unique / (1 - unique))) + 10
+    hi = (latent_dim + tf.sqrt(2 * latent_dim * unique / (1 - unique))) * (1 + 16 * _U)
     lo = tf.zeros_like(hi)
 
     def body(step, lo, hi):
@@ -307,7 +307,7 @@ def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
                          std_cap: float) -> tf.Tensor:
     """bounds.capped_markov_radius: the whole-second-moment and the noise-only Markov forms."""
     s, r, p = _broadcast(s, r, p)
-    slack = _budget(m_g, r, p) - std_cap * std_cap - tf.square(s)
+    slack = _budget(m_g, r, p) * (1 - 8 * _U) - (std_cap * std_cap + tf.square(s)) * (1 + 8 * _U)
     whole = tf.sqrt(tf.maximum(slack, 0.0)) / m_mu * (1 - 64 * _U)
     whole = tf.where(slack > 0, whole, tf.zeros_like(whole))
     reach = r / m_g * (1 - 4 * _U)
@@ -335,7 +335,10 @@ def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
 
 def _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None, std_cap=None,
           s_max=None):
-    candidates = [_chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore)]
+    s, r, p = _broadcast(s, r, p)
+    candidates = [tf.zeros_like(s)]  # Inglot's chi-square bound needs m >= 2
+    if latent_dim >= 2:
+        candidates = [_chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore)]
     if gamma is None:
         candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
                        markov_radius(m_mu, m_sigma, m_g, s, r, p)]
@@ -377,7 +380,7 @@ def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, lat
     if method == "ncx2" and gamma is None:
         raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
                          "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")
-    if method in ("chi2", "best") and latent_dim < 2:
+    if method == "chi2" and latent_dim < 2:
         raise ValueError(f"method {method!r} needs latent_dim >= 2 (Inglot's bound), got "
                          f"{latent_dim}")
     gamma = checked[3] if gamma is not None else None

@@ -161,10 +161,17 @@ class LipschitzVAE(keras.Model):
         kwargs go to the constructor (e.g. reconstruction="parameter", architecture="conv").
         Raises ValueError naming target_radius when the target is infeasible.
         """
+        # designed for what the model will certify: r less the float32 rounding of the
+        # reconstruction, and the cap as the float32 graph applies it
+        image_shape = kwargs.get("image_shape", (28, 28, 1))
+        r_slack = 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
+        applied = (None if posterior_std is not None or std_cap is None
+                   else ll.StdCap(std_cap).output_norm_bound(latent_dim))
         budget = design.design_budget(
             target_radius, r, p, latent_dim=latent_dim, method=method, std_cap=std_cap,
             gamma=posterior_std, split=split, encoder_mean=encoder_mean,
             encoder_std=encoder_std, decoder=decoder, min_lipschitz=min_lipschitz,
+            r_slack=r_slack, std_cap_applied=applied,
         )
         constrained = budget.encoder_std is not None
         return cls(
@@ -477,16 +484,28 @@ class LipschitzVAE(keras.Model):
                     np.full(len(x), self.posterior_std))
         if not len(x):
             return np.zeros(0), np.zeros(0)
-        pieces = [self._std_statistics_batch(tf.constant(x[i:i + batch_size]))
+        statistics = self._std_statistics_function()
+        pieces = [statistics(tf.constant(x[i:i + batch_size]))
                   for i in range(0, len(x), batch_size)]
         return tuple(np.concatenate([piece[k].numpy() for piece in pieces]).astype(np.float64)
                      for k in (0, 1))
 
-    @tf.function(reduce_retracing=True)
-    def _std_statistics_batch(self, x):
-        # in float64: no float32 round-off in s (the outputs themselves are float32)
-        sigma = tf.cast(self.encoder_std_net(x), tf.float64)
-        return tf.norm(sigma, axis=-1), tf.reduce_max(sigma, axis=-1)
+    def _std_statistics_function(self):
+        """The compiled s(x), s_max(x) of the std network as it is now: traced again whenever
+        its layers or its cap changed since (a graph traced before would keep the old ones and
+        certify with a std the model no longer has)."""
+        net = self.encoder_std_net
+        key = tuple((id(layer), getattr(layer, "max_norm", None)) for layer in net.layers)
+        cached = self.__dict__.get("_std_statistics_cache")  # plain attribute: not tracked
+        if cached is None or cached[0] != key:
+            @tf.function(reduce_retracing=True)
+            def statistics(x):
+                # in float64: no float32 round-off in s (the outputs themselves are float32)
+                sigma = tf.cast(net(x), tf.float64)
+                return tf.norm(sigma, axis=-1), tf.reduce_max(sigma, axis=-1)
+
+            cached = self.__dict__["_std_statistics_cache"] = (key, statistics)
+        return cached[1]
 
     def certified_radius(self, x, r: float, p: float = 0.5, method: str = "best", *,
                          reconstruction: str | None = None,
@@ -500,6 +519,8 @@ class LipschitzVAE(keras.Model):
         std cap as applied; r is lowered by the float32 rounding of the reconstruction
         (`reconstruction_tolerance`). Raises ValueError for a bad method, r, p or images.
         """
+        if not isinstance(use_std_cap, bool):
+            raise TypeError(f"use_std_cap must be a bool, got {type(use_std_cap).__name__}")
         r_exact = self.reconstruction_tolerance(r)
         s, s_max = self.std_statistics(x)
         c = self.lipschitz_constants(reconstruction)

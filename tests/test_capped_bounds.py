@@ -157,3 +157,32 @@ def test_the_reference_setting_certifies_above_1_2():
 def test_bad_arguments_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_quantile_close_to_one_stays_verified_and_equal_in_numpy_and_the_graph():
+    """Where the CDF's lower bound cannot verify p (p within ~1e-9 of 1) the quantile falls back
+    to Cantelli's proven m + sqrt(2 m p / (1 - p)); NumPy and the graph agree."""
+    from lipvae_tf import graph_bounds
+    for m in (1, 10):
+        for p in (1 - 1e-9, 1 - 1e-10, 1 - 1e-13):
+            q = float(bounds.chi2_quantile_upper(m, p))
+            assert q >= stats.chi2.isf(1 - p, m)
+            assert q <= (m + math.sqrt(2 * m * p / (1 - p))) * (1 + 1e-12)
+            graph = float(graph_bounds.chi2_quantile_upper(m, np.array([p])).numpy()[0])
+            assert graph >= stats.chi2.isf(1 - p, m)  # each is verified on its own
+            # the lower bound loses accuracy this close to 1, where TF and NumPy tip differently
+            assert abs(graph - q) <= 1e-6 * q, (m, p, graph, q)
+
+
+def test_closed_forms_do_not_certify_through_cancellation():
+    """A review found budget - S^2 - s^2 = -6.5e-16 in exact arithmetic giving a positive radius."""
+    args = dict(m_mu=1.0, m_sigma=0.0, m_g=0.9119165272445149, s=4.326713741588081,
+                r=8.522620174134943, p=0.571342696633164)
+    assert float(bounds.capped_markov_radius(**args, std_cap=4.326713741588081)) == 0.0
+
+
+def test_best_certifies_a_one_dimensional_latent_without_inglot():
+    radius = bounds.radius("best", 1.0, 1.0, 1.0, 0.05, 2.0, 0.5, latent_dim=1, std_cap=0.1)
+    assert radius > 0
+    with pytest.raises(ValueError, match="latent_dim"):
+        bounds.radius("chi2", 1.0, 1.0, 1.0, 0.05, 2.0, 0.5, latent_dim=1)
