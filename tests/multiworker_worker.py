@@ -37,7 +37,9 @@ def main(out_prefix: str, run_dir: str) -> None:
     model = distribute.build_in_scope(STRATEGY, lambda: train.build_model(CONFIG))
     history = train.fit(model, train_x, test_x, CONFIG, distribute.worker_path(run_dir, STRATEGY))
     layers = constraints.iter_layers(list(model.lipschitz_networks().values()))
-    kernels = [k for k in (getattr(layer, "kernel", None) for layer in layers)
+    every_kernel = [k for k in (getattr(layer, "kernel", None) for layer in layers)
+                    if k is not None]  # the std network's are unconstrained (under its cap)
+    kernels = [k for k in every_kernel
                if isinstance(getattr(k, "constraint", None), constraints.BjorckOrthonormal)]
     values = {k.path: k.numpy() for k in kernels}
     result = {
@@ -46,10 +48,11 @@ def main(out_prefix: str, run_dir: str) -> None:
         "history": history,
         "iterations": int(model.optimizer.iterations.numpy()),
         "sigma_max": {p: float(np.linalg.norm(v.astype(np.float64), 2)) for p, v in values.items()},
+        "constrained": sorted(values),
         "targets": {k.path: k.constraint.scale for k in kernels},
         "design_radius": CONFIG.target_radius,
     }
-    np.savez(out_prefix + ".npz", **{p.replace("/", "__"): v for p, v in values.items()})
+    np.savez(out_prefix + ".npz", **{k.path.replace("/", "__"): k.numpy() for k in every_kernel})
     model.finalize()
     result["radius"] = model.certified_radius(test_x, r=CONFIG.r, p=CONFIG.p).tolist()
     with open(out_prefix + ".json", "w", encoding="utf-8") as handle:

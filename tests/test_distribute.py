@@ -197,6 +197,7 @@ def test_two_workers_end_with_identical_constrained_kernels(tmp_path):
     assert results[0]["iterations"] == results[1]["iterations"] == 8  # 2 epochs x 256 / 64
     assert results[0]["history"] == results[1]["history"]
     assert sorted(kernels[0].files) == sorted(kernels[1].files) and len(kernels[0].files) == 6
+    assert len(results[0]["constrained"]) == 4  # the std network is left to its cap
     for name in kernels[0].files:
         assert np.array_equal(kernels[0][name], kernels[1][name]), name
     for result in results:

@@ -170,3 +170,28 @@ def test_bad_certificate_arguments_name_the_argument(images):
     model.encoder_std_net.pop()
     with pytest.raises(ValueError, match="StdCap"):
         model.certified_radius(test[:2], R, P)
+
+
+def test_a_std_network_changed_after_certifying_is_measured_again(images):
+    """A review found the compiled s(x) kept the StdCap it was first traced with."""
+    _, test = images
+    model = LipschitzVAE.from_target(TARGET, R, P, **SMALL)
+    x = test[:16]
+    assert np.all(model.certified_radius(x, R, P) >= TARGET)
+    model.encoder_std_net.pop()
+    model.encoder_std_net.add(ll.StdCap(50.0))
+    s = model.std_norms(x)
+    np.testing.assert_allclose(s, np.linalg.norm(model.encode(x).stddev().numpy(), axis=1),
+                               rtol=1e-6)
+    assert np.all(s > 1.0) and np.all(model.certified_radius(x, R, P) < TARGET)
+
+
+@pytest.mark.parametrize("target,r,std_cap", [(0.01, 0.25, 0.1), (0.05, 0.3, 0.1),
+                                              (0.001, 0.01, 0.001)])
+def test_small_tolerances_still_certify_the_designed_target(images, target, r, std_cap):
+    """The design uses r less the reconstruction's rounding and the cap as applied."""
+    _, test = images
+    model = LipschitzVAE.from_target(target, r, P, std_cap=std_cap, **SMALL)
+    assert np.all(model.certified_radius(test[:64], r, P) >= target)
+    with pytest.raises(TypeError, match="use_std_cap must be a bool"):
+        model.certified_radius(test[:2], r, P, use_std_cap="no")
