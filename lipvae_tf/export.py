@@ -195,7 +195,7 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
              std_cap: float | None):
     m_mu, m_sigma, m_g, latent_dim, gamma = frozen
     # as model.reconstruction_tolerance: r less the float32 rounding of the reconstruction
-    rounding_slack = 2 * math.sqrt(math.prod(model.image_shape)) * model_lib.OUTPUT_ROUNDING
+    rounding_slack = model_lib.reconstruction_rounding_slack(model.image_shape)
     images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
     row_spec = {name: tf.TensorSpec((None,), tf.float64, name=name) for name in ("r", "p")}
 

@@ -33,6 +33,12 @@ CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ = 1.0 / 12.0
 # The reconstruction is computed in float64 from the float32 logits and rounded once to float32:
 # per pixel within 2^-25 (rounding to nearest in [0, 1]) plus float64 error (< 1e-13), so < 2^-24.
 OUTPUT_ROUNDING = 2.0**-24
+
+
+def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
+    """2 sqrt(D) OUTPUT_ROUNDING: how far (l2) two float32 reconstructions of D pixels can move
+    beyond the exact ones; a certificate for r - this slack covers the float32 outputs."""
+    return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
 # Layers are built at (1 - NOMINAL_SLACK) x the budget, so that the verified bounds (measured
 # float32 kernels plus a round-off margin) stay below the budget and the design radius holds.
 NOMINAL_SLACK = 1e-5
@@ -163,8 +169,7 @@ class LipschitzVAE(keras.Model):
         """
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it
-        image_shape = kwargs.get("image_shape", (28, 28, 1))
-        r_slack = 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
+        r_slack = reconstruction_rounding_slack(kwargs.get("image_shape", (28, 28, 1)))
         applied = (None if posterior_std is not None or std_cap is None
                    else ll.StdCap(std_cap).output_norm_bound(latent_dim))
         budget = design.design_budget(
@@ -461,7 +466,7 @@ class LipschitzVAE(keras.Model):
         r - 2 sqrt(D) OUTPUT_ROUNDING (D pixels), rounded down. r: scalar or array (float64).
         Raises ValueError naming r unless every r is finite and above that slack."""
         (r,) = bounds._checked(r=r)  # finite and > 0, or the ValueError naming r
-        slack = 2 * math.sqrt(math.prod(self.image_shape)) * OUTPUT_ROUNDING
+        slack = reconstruction_rounding_slack(self.image_shape)
         if np.any(r <= slack):
             raise ValueError(f"r must be > {slack:.3g} (the float32 rounding of the "
                              f"reconstruction), got {np.min(r)}")
