@@ -118,20 +118,21 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
         return (u > latent_dim - 2) & (inglot_log_tail(u, latent_dim) <= log_level)
 
     # lo stays 0 where nothing is certified; u(hi) = 0 at hi: never certified
-    return _last_certified(certified, np.zeros(m_mu.shape), r / (m_g * m_mu))
+    return _bisect(certified, np.zeros(m_mu.shape), r / (m_g * m_mu))[0]
 
 
-def _last_certified(certified, lo, hi) -> np.ndarray:
-    """Bisection for the end of an interval [0, R) of certified d, elementwise: halves each
-    bracket until all are within 1e-12 relative (at most BISECTION_STEPS times). `lo` is only
-    ever moved to points where `certified` holds, so it is always a verified radius."""
+def _bisect(moves_lo, lo, hi, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """Elementwise bisection of [lo, hi]: lo moves to the midpoints where `moves_lo` holds, hi to
+    the others, until every bracket is within rtol relative (at most BISECTION_STEPS halvings).
+    For the end of an interval [0, R) of certified radii, moves_lo = certified: lo is then always
+    a verified radius."""
     for _ in range(BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
-        good = certified(mid)
+        good = moves_lo(mid)
         lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
-        if np.all(hi - lo <= 1e-12 * hi):
+        if np.all(hi - lo <= rtol * hi):
             break
-    return lo
+    return lo, hi
 
 
 # ---- exact noncentral chi-square certificate (fixed std) ----------------------------------------
@@ -321,14 +322,9 @@ def _chi2_quantile_upper_scalar(latent_dim: int, p: float) -> float:
     """Smallest float64 q (to 1e-15 relative) with ncx2_cdf_lower(q, m, 0) >= p, by bisection."""
     # hi is proven by Cantelli, every later hi by ncx2_cdf_lower(hi) >= p. Where that lower bound
     # is not accurate enough to verify p (p within ~1e-9 of 1) the search keeps Cantelli's end.
-    hi = _quantile_bracket(latent_dim, p)
-    lo = 0.0
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if ncx2_cdf_lower(mid, latent_dim, 0.0) >= p else (mid, hi)
-        if hi - lo <= 1e-15 * hi:
-            break
-    return hi
+    _, hi = _bisect(lambda q: ncx2_cdf_lower(q, latent_dim, 0.0) < p, np.zeros(()),
+                    np.asarray(_quantile_bracket(latent_dim, p)), rtol=1e-15)
+    return float(hi)
 
 
 def chi2_quantile_upper(latent_dim: int, p) -> np.ndarray:
@@ -380,7 +376,7 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap) -> np.ndarr
 
     start = np.zeros(np.shape(reach))
     # at reach / M_mu the mean shift alone uses up the reach: never certified
-    lo = _last_certified(fits, start, reach / m_mu)
+    lo = _bisect(fits, start, reach / m_mu)[0]
     return np.maximum(capped, np.where(fits(start), lo, 0.0))
 
 

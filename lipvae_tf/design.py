@@ -78,11 +78,9 @@ def budget_radius(
         methods = bounds.CAPPED_METHODS if method == "best" else (method,)
         return max(float(bounds.radius(m, encoder_mean, 0.0, decoder, std_cap, r, p, **common))
                    for m in methods)
-    if method in bounds.CAPPED_METHODS or method == "best":
-        return float(bounds.radius(method, encoder_mean, encoder_std, decoder, std_cap, r, p,
-                                   **common))
+    # the uncapped methods ignore std_cap and s_max (bounds.radius only validates them)
     return float(bounds.radius(method, encoder_mean, encoder_std, decoder, std_cap, r, p,
-                               latent_dim=latent_dim))
+                               **common))
 
 
 def design_budget(

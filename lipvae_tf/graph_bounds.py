@@ -263,19 +263,24 @@ def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
     shape = tf.shape(p)
     unique, index = tf.unique(tf.reshape(p, [-1]))
     hi = (latent_dim + tf.sqrt(2 * latent_dim * unique / (1 - unique))) * (1 + 16 * _U)
-    lo = tf.zeros_like(hi)
+    _, hi = _bisect(lambda q: ncx2_cdf_lower(q, latent_dim, tf.zeros_like(q)) < unique,
+                    tf.zeros_like(hi), hi, rtol=1e-15)
+    return tf.reshape(tf.gather(hi, index), shape)
 
+
+def _bisect(moves_lo, lo, hi, rtol: float = 1e-12):
+    """bounds._bisect in the graph: lo moves to the midpoints where `moves_lo` holds, hi to the
+    others, until every bracket is within rtol relative (at most BISECTION_STEPS halvings)."""
     def body(step, lo, hi):
         mid = 0.5 * (lo + hi)
-        good = ncx2_cdf_lower(mid, latent_dim, tf.zeros_like(mid)) >= unique
-        lo, hi = tf.where(good, lo, mid), tf.where(good, mid, hi)
-        return step + 1, lo, hi
+        good = moves_lo(mid)
+        return step + 1, tf.where(good, mid, lo), tf.where(good, hi, mid)
 
     _, lo, hi = tf.while_loop(
         lambda step, lo, hi: (step < bounds.BISECTION_STEPS)
-        & tf.reduce_any(hi - lo > 1e-15 * hi),
+        & tf.reduce_any(hi - lo > rtol * hi),
         body, (tf.constant(0), lo, hi))
-    return tf.reshape(tf.gather(hi, index), shape)
+    return lo, hi
 
 
 def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap):
@@ -288,19 +293,9 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap):
         spread = tf.sqrt(factor * (tf.square(s + m_sigma * d) + base))
         return (m_mu * d + spread) * (1 + 16 * _U) <= reach
 
-    def body(step, lo, hi):
-        mid = 0.5 * (lo + hi)
-        good = fits(mid)
-        return step + 1, tf.where(good, mid, lo), tf.where(good, hi, mid)
-
-    lo = tf.zeros_like(reach)
-    hi = reach / m_mu
-    start = fits(lo)
-    _, lo, _ = tf.while_loop(
-        lambda step, lo, hi: (step < bounds.BISECTION_STEPS)
-        & tf.reduce_any(hi - lo > 1e-12 * hi),
-        body, (tf.constant(0), lo, hi))
-    return tf.maximum(capped, tf.where(start, lo, tf.zeros_like(lo)))
+    start = tf.zeros_like(reach)
+    lo, _ = _bisect(fits, start, reach / m_mu)
+    return tf.maximum(capped, tf.where(fits(start), lo, tf.zeros_like(lo)))
 
 
 def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
