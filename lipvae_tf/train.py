@@ -27,9 +27,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from lipvae_tf import bounds, data, distribute, report
+from lipvae_tf import bounds, data, design, distribute, report
 from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT
-from lipvae_tf.model import LipschitzVAE, StandardVAE
+from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 
 @dataclasses.dataclass
@@ -65,6 +65,16 @@ class TrainConfig:
     strategy: str = "default"  # tf.distribute: default, mirrored or multi_worker
     constraint: str = DEFAULT_CONSTRAINT  # per-step kernel control (lipvae_tf.constraints)
     checkpoint_steps: int | None = None  # also checkpoint every N steps (None: every epoch)
+    reconstruction: str = "mean"  # what is certified: E[x | z] or the likelihood's parameter
+    split: str = "decoder"  # how the budget is shared (lipvae_tf.design.SPLITS)
+    # convergence: validate on the last `validation_images` of a seeded permutation of the
+    # training set (0: validate on the test set), stop when the validation ELBO has not improved
+    # by `min_delta` nats for `early_stopping_patience` epochs (best weights restored; `epochs`
+    # is then the cap), and divide the learning rate by 10 after `reduce_lr_patience` such epochs
+    validation_images: int = 0
+    early_stopping_patience: int | None = None
+    reduce_lr_patience: int | None = None
+    min_delta: float = 0.0
 
 
 def build_model(config: TrainConfig) -> LipschitzVAE:
@@ -73,12 +83,14 @@ def build_model(config: TrainConfig) -> LipschitzVAE:
     if config.constants is not None:
         m_mu, m_sigma, m_g = config.constants
         return LipschitzVAE(encoder_mean=m_mu, encoder_std=m_sigma, decoder=m_g,
-                            std_cap=config.std_cap, posterior_std=config.posterior_std, **common)
+                            std_cap=config.std_cap, posterior_std=config.posterior_std,
+                            reconstruction=config.reconstruction, **common)
     if config.target_radius is None:
         raise ValueError("give either target_radius or constants")
     return LipschitzVAE.from_target(
         config.target_radius, config.r, config.p, method=config.method, std_cap=config.std_cap,
-        posterior_std=config.posterior_std, **common,
+        posterior_std=config.posterior_std, split=config.split,
+        reconstruction=config.reconstruction, **common,
     )
 
 
@@ -94,6 +106,78 @@ def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
         config.dataset, split, source=config.source, data_dir=config.data_dir,
         idx_dir=config.idx_dir, limit=config.train_limit if split == "train" else config.test_limit)
     return images, source
+
+
+def split_validation(images: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(training images, validation images): the last `config.validation_images` of the
+    permutation of the training set drawn with `config.seed` are held out (the rest keep
+    their order). Raises ValueError when fewer than one batch of training images would remain.
+    """
+    count = config.validation_images
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not (
+            0 < count <= len(images) - config.batch_size):
+        raise ValueError(f"validation_images must be an integer in [1, {len(images)} - "
+                         f"batch_size = {len(images) - config.batch_size}], got {count!r}")
+    order = np.random.default_rng(config.seed).permutation(len(images))
+    held_out = np.sort(order[len(images) - count:])
+    kept = np.sort(order[:len(images) - count])
+    return images[kept], images[held_out]
+
+
+class _CarriedState:
+    """A Keras callback whose state survives `fit_run`'s several `fit` calls (an epoch resumed
+    mid-way runs alone) and its checkpoints: the counters are reset by the first
+    `on_train_begin` only, and `get_state`/`set_state` carry the attributes named in STATE
+    ("best" a float, the others integers; None where the callback has not set them yet)."""
+
+    STATE: tuple[str, ...] = ()
+
+    def on_train_begin(self, logs=None):
+        if not getattr(self, "_begun", False):
+            super().on_train_begin(logs)
+            self._begun = True
+
+    def get_state(self) -> dict:
+        return {key: None if getattr(self, key, None) is None else float(getattr(self, key))
+                for key in self.STATE}
+
+    def set_state(self, state: dict, best_weights: list | None = None) -> None:
+        for key in self.STATE:
+            value = state[key]
+            setattr(self, key, value if key == "best" or value is None else int(value))
+        self._begun = True
+
+
+class ResumableEarlyStopping(_CarriedState, keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` (best weights kept) that resumes exactly; the best
+    weights are restored by `restore_best()` once the whole run is over, not at the end of
+    each `fit` call."""
+
+    STATE = ("wait", "stopped_epoch", "best", "best_epoch")
+
+    def __init__(self, **kwargs):
+        super().__init__(restore_best_weights=True, **kwargs)
+
+    def on_train_end(self, logs=None):
+        pass  # not at the end of a partial epoch: fit_run calls restore_best() at the end
+
+    def restore_best(self) -> int | None:
+        """Loads the best epoch's weights; that epoch (0-based), or None if none was seen."""
+        if self.best_weights is None:
+            return None
+        self.model.set_weights(self.best_weights)
+        return int(self.best_epoch)
+
+    def set_state(self, state: dict, best_weights: list | None = None) -> None:
+        super().set_state(state)
+        self.best_weights = best_weights
+
+
+class ResumableReduceLROnPlateau(_CarriedState, keras.callbacks.ReduceLROnPlateau):
+    """`keras.callbacks.ReduceLROnPlateau` that resumes exactly (the learning rate itself is an
+    optimizer variable, in the checkpoint with the optimizer)."""
+
+    STATE = ("wait", "best", "cooldown_counter")
 
 
 class ResumableBackup(keras.callbacks.Callback):
@@ -114,8 +198,14 @@ class ResumableBackup(keras.callbacks.Callback):
     WEIGHTS = "latest.weights.h5"
     STATE = "training_state.json"
 
-    def __init__(self, backup_dir: str, save_freq: str | int = "epoch"):
+    BEST_WEIGHTS = "best_weights.npz"
+
+    def __init__(self, backup_dir: str, save_freq: str | int = "epoch",
+                 stateful: tuple = ()):
         super().__init__()
+        # callbacks with get_state()/set_state() (early stopping, learning-rate reduction):
+        # their counters, and the early stopping's best weights, are part of the checkpoint
+        self.stateful = tuple(stateful)
         if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(
                 save_freq, (int, np.integer)) or save_freq < 1):
             raise ValueError(f"save_freq must be 'epoch' or a number of steps >= 1, "
@@ -162,6 +252,13 @@ class ResumableBackup(keras.callbacks.Callback):
         self.history = saved["history"]
         self.seconds_before, self.sessions = saved["seconds"], saved["sessions"]
         self._metric_states = saved["metric_states"] if self.batch_offset else None
+        best = os.path.join(self.backup_dir, self.BEST_WEIGHTS)
+        best_weights = None
+        if os.path.isfile(best):
+            with np.load(best) as stored:
+                best_weights = [stored[f"w{i}"] for i in range(len(stored.files))]
+        for callback, state in zip(self.stateful, saved.get("callbacks", [])):
+            callback.set_state(state, best_weights)
         return saved
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -197,7 +294,16 @@ class ResumableBackup(keras.callbacks.Callback):
         state = {"epoch": epoch, "batch": batch, "history": self.history,
                  "metric_states": _metric_states(self.model) if batch else None,
                  "seconds": self.seconds(), "sessions": self.sessions,
-                 "fingerprint": self.fingerprint}
+                 "fingerprint": self.fingerprint,
+                 "callbacks": [callback.get_state() for callback in self.stateful],
+                 "stopped": bool(self.model.stop_training)}
+        for callback in self.stateful:
+            best = getattr(callback, "best_weights", None)
+            if best is not None and getattr(callback, "_saved_best", None) != callback.best_epoch:
+                path = os.path.join(self.backup_dir, self.BEST_WEIGHTS)
+                np.savez(path + ".tmp.npz", **{f"w{i}": w for i, w in enumerate(best)})
+                os.replace(path + ".tmp.npz", path)
+                callback._saved_best = callback.best_epoch
         path = os.path.join(self.backup_dir, self.STATE)
         with open(path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(state, handle)
@@ -241,6 +347,8 @@ class FitResult:
     history: dict[str, list[float]]
     seconds: float
     resumed: dict | None
+    stopped_early: bool = False  # the early stopping ended the run before config.epochs
+    best_epoch: int | None = None  # 0-based epoch whose weights were restored (early stopping)
 
 
 def fit(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config: TrainConfig,
@@ -264,12 +372,17 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
     (lipvae_tf.distribute).
     """
     distribute.compile_in_scope(model, lambda: keras.optimizers.Adam(config.learning_rate))
+    convergence = convergence_callbacks(config)
     backup = ResumableBackup(os.path.join(run_dir, "backup"),
-                             config.checkpoint_steps or "epoch")
+                             config.checkpoint_steps or "epoch", stateful=convergence)
     _, steps = distribute.training_dataset(train_x, config.batch_size, seed=config.seed)
     saved = backup.restore(model, {"batch_size": config.batch_size, "seed": config.seed,
                                    "train_images": len(train_x), "steps_per_epoch": steps,
-                                   "learning_rate": config.learning_rate})
+                                   "learning_rate": config.learning_rate,
+                                   "validation_images": len(test_x),
+                                   "early_stopping_patience": config.early_stopping_patience,
+                                   "reduce_lr_patience": config.reduce_lr_patience,
+                                   "min_delta": config.min_delta})
     # where this session took over: epoch and step (0-based) of the checkpoint, and which
     # session of the run it is (2 = the first resumption)
     resumed = None if saved is None else {"epoch": saved["epoch"], "step": saved["batch"],
@@ -279,11 +392,13 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
     if resumed and config.verbose:
         print(f"resuming {run_dir} from its checkpoint: epoch {backup.epoch + 1}, "
               f"step {backup.batch_offset} of {steps}", flush=True)
-    callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")), backup,
-                 *extra_callbacks]
+    # the convergence callbacks before the checkpoint, which saves their state
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")), *convergence,
+                 backup, *extra_callbacks]
     validation = distribute.evaluation_dataset(test_x, config.batch_size)
     epoch = backup.epoch
-    while epoch < config.epochs:
+    stopped = bool(saved and saved.get("stopped"))
+    while epoch < config.epochs and not stopped:
         # an epoch interrupted mid-way runs alone for its remaining steps; then whole epochs
         start_batch = backup.batch_offset
         end = epoch + 1 if start_batch else config.epochs
@@ -292,9 +407,36 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
         model.fit(data, steps_per_epoch=steps - start_batch, initial_epoch=epoch, epochs=end,
                   validation_data=validation, callbacks=callbacks, verbose=config.verbose,
                   shuffle=False)  # the dataset shuffles (per epoch, stateless)
-        epoch = end
+        epoch, stopped = end, bool(model.stop_training)
+    best_epoch = None
+    for callback in convergence:
+        if isinstance(callback, ResumableEarlyStopping):
+            best_epoch = callback.restore_best()
     backup.delete()
-    return FitResult(history=backup.history, seconds=backup.seconds(), resumed=resumed)
+    return FitResult(history=backup.history, seconds=backup.seconds(), resumed=resumed,
+                     stopped_early=stopped, best_epoch=best_epoch)
+
+
+def convergence_callbacks(config: TrainConfig) -> tuple:
+    """Early stopping and learning-rate reduction on the validation ELBO, as configured."""
+    callbacks = []
+    for name in ("early_stopping_patience", "reduce_lr_patience"):
+        value = getattr(config, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+    if not (np.isfinite(config.min_delta) and config.min_delta >= 0):
+        raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
+                         f"{config.min_delta!r}")
+    common = dict(monitor="val_elbo", mode="max", min_delta=config.min_delta,
+                  verbose=1 if config.verbose else 0)
+    if config.reduce_lr_patience is not None:
+        callbacks.append(ResumableReduceLROnPlateau(patience=config.reduce_lr_patience,
+                                                    factor=0.1, **common))
+    if config.early_stopping_patience is not None:
+        callbacks.append(ResumableEarlyStopping(patience=config.early_stopping_patience,
+                                                **common))
+    return tuple(callbacks)
 
 
 def certify(model: LipschitzVAE, images: np.ndarray, config: TrainConfig) -> dict:
@@ -321,7 +463,10 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
         print(f"training {name} ({type(model).__name__}, {config.architecture}, "
               f"{config.epochs} epochs) -> {run_dir}", flush=True)
     before = model.lipschitz_constants()
-    fitted = fit_run(model, train_x, test_x, config, run_dir)
+    # validated on a held-out part of the training set when asked, else on the test set
+    fit_x, validation_x = (split_validation(train_x, config) if config.validation_images
+                           else (train_x, test_x))
+    fitted = fit_run(model, fit_x, validation_x, config, run_dir)
     projection = model.finalize()  # converged projection before certifying ({} if unconstrained)
     radii = certify(model, test_x, config)
     model_path = os.path.join(config.output_dir, f"{name}.keras")
@@ -334,6 +479,10 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
         "train_seconds": fitted.seconds,  # every session of a resumed run
         "resumed": fitted.resumed,  # None, or where this session took over from a checkpoint
         "history": fitted.history,  # the whole run's epochs
+        "epochs_trained": len(fitted.history.get("loss", [])),
+        "stopped_early": fitted.stopped_early, "best_epoch": fitted.best_epoch,
+        "validation": "test set" if not config.validation_images else
+        f"{config.validation_images} held-out training images",
         "test": evaluate(model, test_x, config),
         "certified_radius": {m: report.summarize(v) for m, v in radii.items()},
         "model_path": model_path,
@@ -497,6 +646,18 @@ flags.DEFINE_integer("checkpoint_steps", None, "also checkpoint every N steps (d
                      "epoch); re-running the command resumes from the last checkpoint")
 flags.DEFINE_integer("verbose", _DEFAULTS.verbose, "0: silent, 1: progress bar, 2: a line per "
                      "epoch")
+flags.DEFINE_enum("reconstruction", _DEFAULTS.reconstruction, list(RECONSTRUCTIONS),
+                  "certified reconstruction: E[x | z] or the likelihood's parameter (paper)")
+flags.DEFINE_enum("split", _DEFAULTS.split, list(design.SPLITS), "how the Lipschitz budget is "
+                  "shared between the networks (lipvae_tf.design)")
+flags.DEFINE_integer("validation_images", _DEFAULTS.validation_images, "hold out this many "
+                     "training images for validation (0: validate on the test set)")
+flags.DEFINE_integer("early_stopping_patience", None, "stop after this many epochs without a "
+                     "validation-ELBO gain of min_delta; restores the best weights")
+flags.DEFINE_integer("reduce_lr_patience", None, "divide the learning rate by 10 after this "
+                     "many epochs without a validation-ELBO gain of min_delta")
+flags.DEFINE_float("min_delta", _DEFAULTS.min_delta, "smallest validation-ELBO gain (nats) "
+                   "that counts as an improvement")
 flags.DEFINE_enum("constraint", _DEFAULTS.constraint, list(CONSTRAINT_KINDS),
                   "per-step kernel control: spectral_norm (power iteration, O(mn)), bjorck "
                   "(orthonormal) or spectral (exact clip); finalize() clips exactly once")

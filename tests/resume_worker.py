@@ -2,6 +2,11 @@
 
     python tests/resume_worker.py STRATEGY RUN_DIR WEIGHTS.npz [CRASH]
 
+STRATEGY "converging" is "default" with early stopping and learning-rate reduction on a
+validation split held out of the training set: no epoch improves by min_delta, so the learning
+rate drops after epoch 2 and the run stops after epoch 3 of at most 5, restoring epoch 1's
+weights (their counters and best weights must come back from the checkpoint).
+
 Runs `train.run` (no baseline) into RUN_DIR under STRATEGY ("default", or "mirrored" over two
 logical CPUs, configured here before TensorFlow starts), checkpointing every epoch and every
 2 steps. CRASH is "epoch:K" (the process dies right after the checkpoint of the end of epoch K)
@@ -11,6 +16,7 @@ noise generator state right after training (before finalize) are written to WEIG
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -19,6 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 STRATEGY, RUN_DIR, WEIGHTS = sys.argv[1:4]
+CONVERGING = STRATEGY == "converging"
+if CONVERGING:
+    STRATEGY = "default"
 CRASH = sys.argv[4] if len(sys.argv) > 4 else None
 if STRATEGY == "mirrored":
     _CPU = tf.config.list_physical_devices("CPU")[0]
@@ -34,6 +43,10 @@ CONFIG = train.TrainConfig(
     source="sample", train_limit=192, test_limit=32, hidden_units=(16,), latent_dim=4,
     epochs=3, batch_size=64, ll_samples=2, baseline=False, verbose=0, strategy=STRATEGY,
     checkpoint_steps=2, output_dir=RUN_DIR)  # 3 steps per epoch
+if CONVERGING:  # 192 + 64 training images: still 3 steps per epoch
+    CONFIG = dataclasses.replace(CONFIG, train_limit=256, epochs=5, validation_images=64,
+                                 early_stopping_patience=2, reduce_lr_patience=1,
+                                 min_delta=1e9)
 
 
 class Crash(keras.callbacks.Callback):

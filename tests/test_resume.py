@@ -72,6 +72,36 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(strategy, tmp_path):
     assert not (run / "lipschitz_vae" / "backup").exists()  # removed once the run is complete
 
 
+def test_early_stopping_and_learning_rate_reduction_resume_exactly(tmp_path):
+    """Their counters (epochs without improvement, best value) and the early stopping's best
+    weights are in the checkpoint: a run killed after the learning-rate drop and again
+    mid-epoch stops at the same epoch with the same restored weights as the uninterrupted run
+    (restarting the counters would train two more epochs)."""
+    assert _session("converging", tmp_path / "whole", tmp_path / "whole.npz") == 0
+    run = tmp_path / "resumed"
+    assert _session("converging", run, tmp_path / "unused.npz", "epoch:2") == CRASH_EXIT
+    saved = _state(run)
+    plateau, early = saved["callbacks"]  # after the drop; one epoch without improvement
+    assert plateau["wait"] == 0 and early["wait"] == 1 and early["best_epoch"] == 0
+    assert _session("converging", run, tmp_path / "unused.npz", "step:8") == CRASH_EXIT
+    assert (_state(run)["epoch"], _state(run)["batch"]) == (2, 2)
+    assert _session("converging", run, tmp_path / "resumed.npz") == 0
+    whole, resumed = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "resumed.npz")
+    assert sorted(whole.files) == sorted(resumed.files)
+    for name in whole.files:
+        np.testing.assert_array_equal(whole[name], resumed[name], err_msg=name)
+    reports = [json.loads((d / "report.json").read_text())["models"]["lipschitz_vae"]
+               for d in (tmp_path / "whole", run)]
+    for report in reports:
+        assert report["epochs_trained"] == 3 and report["stopped_early"] is True
+        assert report["best_epoch"] == 0
+        assert report["validation"] == "64 held-out training images"
+        # (logged as the epoch ran: the drop at the end of epoch 2 shows from epoch 3)
+        np.testing.assert_allclose(report["history"]["learning_rate"], [1e-3, 1e-3, 1e-4],
+                                   rtol=1e-6)
+    assert reports[0]["history"] == reports[1]["history"]
+
+
 def test_the_data_stream_starts_at_any_epoch_and_step():
     images = np.arange(10, dtype=np.float32)[:, None]
     whole, steps = distribute.training_dataset(images, 4, seed=3)

@@ -164,3 +164,61 @@ def test_the_command_line_prints_no_cuda_error_and_importing_the_library_sets_no
                           timeout=120, env=env)
     assert done.stdout.split() == ["False", "0.2.0", "False", "lipvae_tf.model", "True"], (
         done.stdout + done.stderr[-2000:])
+
+
+def test_the_validation_split_is_held_out_of_the_training_set():
+    images = np.arange(1000, dtype=np.float32).reshape(1000, 1, 1, 1)
+    config = train.TrainConfig(validation_images=200, batch_size=100, seed=3)
+    kept, held_out = train.split_validation(images, config)
+    assert kept.shape == (800, 1, 1, 1) and held_out.shape == (200, 1, 1, 1)
+    assert not set(kept.ravel()) & set(held_out.ravel())  # disjoint, nothing lost
+    assert set(kept.ravel()) | set(held_out.ravel()) == set(images.ravel())
+    again = train.split_validation(images, config)[1]
+    np.testing.assert_array_equal(held_out, again)  # a function of the seed
+    other = train.split_validation(images, train.TrainConfig(validation_images=200,
+                                                             batch_size=100, seed=4))[1]
+    assert not np.array_equal(held_out, other)
+    for bad in (0, -5, 901, 2.5, True):
+        with pytest.raises(ValueError, match=r"validation_images must be an integer in \[1, "
+                                             r"1000 - batch_size = 900\]"):
+            train.split_validation(images, train.TrainConfig(validation_images=bad,
+                                                             batch_size=100))
+
+
+def test_convergence_settings_are_checked_and_become_keras_callbacks():
+    assert train.convergence_callbacks(train.TrainConfig()) == ()
+    callbacks = train.convergence_callbacks(train.TrainConfig(
+        early_stopping_patience=4, reduce_lr_patience=2, min_delta=1.5))
+    plateau, early = callbacks
+    assert isinstance(plateau, keras.callbacks.ReduceLROnPlateau) and plateau.patience == 2
+    assert isinstance(early, keras.callbacks.EarlyStopping) and early.patience == 4
+    assert early.restore_best_weights and early.monitor == plateau.monitor == "val_elbo"
+    for field, bad in (("early_stopping_patience", 0), ("reduce_lr_patience", 1.5),
+                       ("early_stopping_patience", True)):
+        with pytest.raises(ValueError, match=f"{field} must be None or an integer >= 1"):
+            train.convergence_callbacks(train.TrainConfig(**{field: bad}))
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="min_delta must be a finite number of nats >= 0"):
+            train.convergence_callbacks(train.TrainConfig(min_delta=bad))
+
+
+def test_early_stopping_ends_the_run_and_restores_the_best_epoch(tmp_path):
+    """min_delta so large that no epoch after the first improves: the run stops after
+    1 + patience epochs of a cap of 20, with the first epoch's weights."""
+    config = train.TrainConfig(source="sample", hidden_units=(8,), latent_dim=2, epochs=20,
+                               batch_size=64, verbose=0, early_stopping_patience=2,
+                               min_delta=1e9)
+    x = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
+    model = train.build_model(config)
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.first = [w.copy() for w in self.model.get_weights()]
+
+    snapshot = Snapshot()
+    result = train.fit_run(model, x, x[:32], config, str(tmp_path), extra_callbacks=(snapshot,))
+    assert result.stopped_early and result.best_epoch == 0
+    assert len(result.history["loss"]) == 3
+    for restored, first in zip(model.get_weights(), snapshot.first):
+        np.testing.assert_array_equal(restored, first)
