@@ -161,11 +161,18 @@ class ResumableEarlyStopping(_CarriedState, keras.callbacks.EarlyStopping):
     def on_train_end(self, logs=None):
         pass  # not at the end of a partial epoch: fit_run calls restore_best() at the end
 
-    def restore_best(self) -> int | None:
-        """Loads the best epoch's weights; that epoch (0-based), or None if none was seen."""
+    def restore_best(self, model: keras.Model) -> int | None:
+        """Loads the best epoch's weights into `model`; that epoch (0-based), or None if no
+        epoch was seen."""
         if self.best_weights is None:
             return None
-        self.model.set_weights(self.best_weights)
+        if self.verbose:
+            ended = (f"stopped after epoch {self.stopped_epoch + 1}" if self.stopped_epoch
+                     else "no plateau before the epoch cap")
+            print(f"early stopping: {ended}; restoring the weights of epoch "
+                  f"{self.best_epoch + 1}", flush=True)
+        with model.distribute_strategy.scope():
+            model.set_weights(self.best_weights)
         return int(self.best_epoch)
 
     def set_state(self, state: dict, best_weights: list | None = None) -> None:
@@ -195,10 +202,8 @@ class ResumableBackup(keras.callbacks.Callback):
     and at the end of every epoch).
     """
 
-    WEIGHTS = "latest.weights.h5"
+    WEIGHTS = "latest.weights.h5"  # the name checkpoints of lipvae_tf 0.2.0 and older used
     STATE = "training_state.json"
-
-    BEST_WEIGHTS = "best_weights.npz"
 
     def __init__(self, backup_dir: str, save_freq: str | int = "epoch",
                  stateful: tuple = ()):
@@ -222,11 +227,14 @@ class ResumableBackup(keras.callbacks.Callback):
     def state(self) -> dict | None:
         """The saved training state, or None when there is no checkpoint."""
         path = os.path.join(self.backup_dir, self.STATE)
-        if not (os.path.isfile(path) and os.path.isfile(os.path.join(self.backup_dir,
-                                                                     self.WEIGHTS))):
+        if not os.path.isfile(path):
             return None
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            saved = json.load(handle)
+        saved.setdefault("weights_file", self.WEIGHTS)
+        if not os.path.isfile(os.path.join(self.backup_dir, saved["weights_file"])):
+            return None
+        return saved
 
     def restore(self, model: keras.Model, fingerprint: dict) -> dict | None:
         """Loads the checkpoint into `model` (compiled, optimizer built); its training state.
@@ -239,25 +247,27 @@ class ResumableBackup(keras.callbacks.Callback):
         saved = self.state()
         if saved is None:
             return None
-        different = {k: (saved["fingerprint"].get(k), v) for k, v in fingerprint.items()
-                     if saved["fingerprint"].get(k) != v}
+        # a setting that older checkpoints did not record had its default then
+        written = {**LEGACY_FINGERPRINT, **saved["fingerprint"]}
+        different = {k: (written.get(k), v) for k, v in fingerprint.items()
+                     if written.get(k) != v}
         if different:
             raise ValueError(
                 f"the checkpoint in {self.backup_dir} was written by another setting "
                 f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in different.items())})"
                 "; rerun with the same flags, or delete that folder to start afresh")
         with model.distribute_strategy.scope():
-            model.load_weights(os.path.join(self.backup_dir, self.WEIGHTS))
+            model.load_weights(os.path.join(self.backup_dir, saved["weights_file"]))
         self.epoch, self.batch_offset = saved["epoch"], saved["batch"]
         self.history = saved["history"]
         self.seconds_before, self.sessions = saved["seconds"], saved["sessions"]
         self._metric_states = saved["metric_states"] if self.batch_offset else None
-        best = os.path.join(self.backup_dir, self.BEST_WEIGHTS)
         best_weights = None
-        if os.path.isfile(best):
-            with np.load(best) as stored:
+        if saved.get("best_weights_file"):
+            with np.load(os.path.join(self.backup_dir, saved["best_weights_file"])) as stored:
                 best_weights = [stored[f"w{i}"] for i in range(len(stored.files))]
         for callback, state in zip(self.stateful, saved.get("callbacks", [])):
+            callback.set_model(model)
             callback.set_state(state, best_weights)
         return saved
 
@@ -286,32 +296,46 @@ class ResumableBackup(keras.callbacks.Callback):
         return self.seconds_before + time.perf_counter() - self._started
 
     def save(self, epoch: int, batch: int) -> None:
-        """Writes the weights and the training state (each file replaced atomically)."""
+        """Writes the checkpoint: the weights (and the early stopping's best weights) into
+        files named by their position, then `training_state.json` naming them, replaced
+        atomically. A process killed at any point leaves a consistent checkpoint: the previous
+        state file still names the previous files, which are deleted only after it is replaced.
+        """
         os.makedirs(self.backup_dir, exist_ok=True)
-        weights = os.path.join(self.backup_dir, self.WEIGHTS)
-        self.model.save_weights(weights + ".tmp.weights.h5", overwrite=True)
-        os.replace(weights + ".tmp.weights.h5", weights)
+        weights = f"weights-{epoch}-{batch}.weights.h5"
+        self.model.save_weights(os.path.join(self.backup_dir, weights), overwrite=True)
+        best_file = None
+        for callback in self.stateful:
+            best = getattr(callback, "best_weights", None)
+            if best is not None:
+                best_file = f"best-{int(callback.best_epoch)}.npz"
+                path = os.path.join(self.backup_dir, best_file)
+                if not os.path.isfile(path):  # written once per best epoch
+                    np.savez(path + ".tmp.npz", **{f"w{i}": w for i, w in enumerate(best)})
+                    os.replace(path + ".tmp.npz", path)
         state = {"epoch": epoch, "batch": batch, "history": self.history,
                  "metric_states": _metric_states(self.model) if batch else None,
                  "seconds": self.seconds(), "sessions": self.sessions,
-                 "fingerprint": self.fingerprint,
-                 "callbacks": [callback.get_state() for callback in self.stateful],
-                 "stopped": bool(self.model.stop_training)}
-        for callback in self.stateful:
-            best = getattr(callback, "best_weights", None)
-            if best is not None and getattr(callback, "_saved_best", None) != callback.best_epoch:
-                path = os.path.join(self.backup_dir, self.BEST_WEIGHTS)
-                np.savez(path + ".tmp.npz", **{f"w{i}": w for i, w in enumerate(best)})
-                os.replace(path + ".tmp.npz", path)
-                callback._saved_best = callback.best_epoch
+                 "fingerprint": self.fingerprint, "weights_file": weights,
+                 "best_weights_file": best_file,
+                 "callbacks": [callback.get_state() for callback in self.stateful]}
         path = os.path.join(self.backup_dir, self.STATE)
         with open(path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(state, handle)
         os.replace(path + ".tmp", path)
+        for name in os.listdir(self.backup_dir):  # the files the new state no longer names
+            if name.startswith(("weights-", "best-", self.WEIGHTS)) and name not in (
+                    weights, best_file):
+                os.remove(os.path.join(self.backup_dir, name))
 
     def delete(self) -> None:
         """Removes the checkpoint (the run is complete)."""
         shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+# the settings a checkpoint of lipvae_tf 0.2.0 did not record, as they were then
+LEGACY_FINGERPRINT = {"validation_images": None, "early_stopping_patience": None,
+                      "reduce_lr_patience": None, "min_delta": 0.0}
 
 
 def _metric_states(model: keras.Model) -> list[list]:
@@ -379,7 +403,7 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
     saved = backup.restore(model, {"batch_size": config.batch_size, "seed": config.seed,
                                    "train_images": len(train_x), "steps_per_epoch": steps,
                                    "learning_rate": config.learning_rate,
-                                   "validation_images": len(test_x),
+                                   "validation_images": config.validation_images or None,
                                    "early_stopping_patience": config.early_stopping_patience,
                                    "reduce_lr_patience": config.reduce_lr_patience,
                                    "min_delta": config.min_delta})
@@ -397,7 +421,8 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
                  backup, *extra_callbacks]
     validation = distribute.evaluation_dataset(test_x, config.batch_size)
     epoch = backup.epoch
-    stopped = bool(saved and saved.get("stopped"))
+    early = next((c for c in convergence if isinstance(c, ResumableEarlyStopping)), None)
+    stopped = bool(early and early.stopped_epoch)  # a checkpoint written when it stopped
     while epoch < config.epochs and not stopped:
         # an epoch interrupted mid-way runs alone for its remaining steps; then whole epochs
         start_batch = backup.batch_offset
@@ -407,14 +432,14 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
         model.fit(data, steps_per_epoch=steps - start_batch, initial_epoch=epoch, epochs=end,
                   validation_data=validation, callbacks=callbacks, verbose=config.verbose,
                   shuffle=False)  # the dataset shuffles (per epoch, stateless)
-        epoch, stopped = end, bool(model.stop_training)
-    best_epoch = None
-    for callback in convergence:
-        if isinstance(callback, ResumableEarlyStopping):
-            best_epoch = callback.restore_best()
+        epoch, stopped = end, bool(model.stop_training)  # (any callback may stop the run)
+    best_epoch = None if early is None else early.restore_best(model)
+    epochs_run = len(backup.history.get("loss", []))
     backup.delete()
     return FitResult(history=backup.history, seconds=backup.seconds(), resumed=resumed,
-                     stopped_early=stopped, best_epoch=best_epoch)
+                     stopped_early=bool(early and early.stopped_epoch
+                                        and epochs_run < config.epochs),
+                     best_epoch=best_epoch)
 
 
 def convergence_callbacks(config: TrainConfig) -> tuple:

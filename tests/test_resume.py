@@ -83,6 +83,10 @@ def test_early_stopping_and_learning_rate_reduction_resume_exactly(tmp_path):
     saved = _state(run)
     plateau, early = saved["callbacks"]  # after the drop; one epoch without improvement
     assert plateau["wait"] == 0 and early["wait"] == 1 and early["best_epoch"] == 0
+    # the checkpoint is the files its state names, nothing older
+    assert set(os.listdir(run / "lipschitz_vae" / "backup")) == {
+        train.ResumableBackup.STATE, saved["weights_file"], saved["best_weights_file"]}
+    assert saved["weights_file"] == "weights-2-0.weights.h5"
     assert _session("converging", run, tmp_path / "unused.npz", "step:8") == CRASH_EXIT
     assert (_state(run)["epoch"], _state(run)["batch"]) == (2, 2)
     assert _session("converging", run, tmp_path / "resumed.npz") == 0
@@ -100,6 +104,18 @@ def test_early_stopping_and_learning_rate_reduction_resume_exactly(tmp_path):
         np.testing.assert_allclose(report["history"]["learning_rate"], [1e-3, 1e-3, 1e-4],
                                    rtol=1e-6)
     assert reports[0]["history"] == reports[1]["history"]
+    # killed after the checkpoint of the epoch at which it stopped, before the run was
+    # complete: the next session trains no more and restores the same best weights
+    stopped = tmp_path / "stopped"
+    assert _session("converging", stopped, tmp_path / "unused.npz", "epoch:3") == CRASH_EXIT
+    assert _state(stopped)["callbacks"][1]["stopped_epoch"] == 2
+    assert _session("converging", stopped, tmp_path / "stopped.npz") == 0
+    again = np.load(tmp_path / "stopped.npz")
+    for name in whole.files:
+        np.testing.assert_array_equal(whole[name], again[name], err_msg=name)
+    report = json.loads((stopped / "report.json").read_text())["models"]["lipschitz_vae"]
+    assert report["epochs_trained"] == 3 and report["best_epoch"] == 0
+    assert report["resumed"] == {"epoch": 3, "step": 0, "session": 2}
 
 
 def test_the_data_stream_starts_at_any_epoch_and_step():
