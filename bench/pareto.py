@@ -18,6 +18,9 @@ as each model finishes; --report draws the table and the figure from it.
     python bench/pareto.py                        # full Fashion-MNIST (Debian IDX), 10 epochs
     python bench/pareto.py --sample --epochs=2    # the bundled sample (a quick check)
     python bench/pareto.py --report               # table + figure from runs/pareto/results.jsonl
+
+The figure also marks the bundled zoo models (trained to convergence with early stopping) at
+r = 8: the new recipe and the paper's recipe.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from lipvae_tf import attacks, data, design
+from lipvae_tf import attacks, data, design, zoo
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 SETTINGS = ((1.0, 8.0), (0.5, 8.0), (2.0, 8.0), (1.0, 4.0))  # (R*, r), p = 1/2
@@ -103,6 +106,24 @@ def evaluate(recipe, target, r, model, certify, train_x, test_x, epochs, batch_s
     return row
 
 
+def zoo_points() -> list[tuple[str, str, list[tuple[float, float]]]]:
+    """(label, marker, [(R*, test log p(x))]) of the bundled Fashion-MNIST zoo models at r = 8,
+    trained to convergence (early stopping): the new recipe and the paper's recipe."""
+    groups = {"zoo, converged: new recipe": ("*", []),
+              "zoo, converged: paper's recipe": ("s", [])}
+    for name in zoo.list_models("fashion_mnist", bundled_only=True):
+        card = zoo.model_card(name)
+        target = card["train_config"].get("target_radius")
+        if card["kind"] != "lipschitz" or card["certificate"]["r"] != 8.0 or (
+                card["train_config"]["architecture"] != "mlp" or not card.get("stopped_early")):
+            continue
+        paper = card["train_config"].get("method") == "paper"
+        groups["zoo, converged: paper's recipe" if paper else "zoo, converged: new recipe"][
+            1].append((target, card["test"]["log_likelihood_iwae"]))
+    return [(label, marker, sorted(points)) for label, (marker, points) in groups.items()
+            if points]
+
+
 def report(path: Path, figure: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -128,6 +149,9 @@ def report(path: Path, figure: Path) -> None:
     for q in rows:
         if q["recipe"] == "standard":
             ax.axhline(q["log_px"], color="gray", linestyle="--", label="standard VAE")
+    for label, marker, points in zoo_points():
+        ax.scatter(*zip(*points), marker=marker, s=90, facecolors="none", edgecolors="black",
+                   zorder=3, label=label)
     ax.set_xlabel("certified radius R* (l2, pixel space; r = 8, p = 1/2)")
     ax.set_ylabel("test log p(x), IWAE-64 (nats)")
     ax.set_title("Fashion-MNIST: likelihood at a certified radius")

@@ -192,6 +192,43 @@ def plot_pareto(points: dict[str, tuple[float, float]], path: str) -> str:
     """Writes `pareto_figure` to `path` (PNG); returns the path."""
     return _save(pareto_figure(points), path)
 
+
+def learning_curves_figure(curves: dict[str, tuple[list[float], int | None]]) -> Figure:
+    """Validation ELBO (nats) against epoch, one line per model, its best epoch circled.
+
+    curves: name -> (validation ELBO per epoch, best epoch 1-based or None). Each model on its
+    own panel: their scales differ by thousands of nats (the standard VAE against the others).
+    """
+    fig = Figure(figsize=(4 * min(len(curves), 4), 3 * -(-len(curves) // 4)))
+    axes = np.atleast_1d(fig.subplots(-(-len(curves) // 4), min(len(curves), 4))).ravel()
+    for ax, (name, (values, best)) in zip(axes, curves.items()):
+        epochs = np.arange(1, len(values) + 1)
+        ax.plot(epochs, values, marker=".", label=name)
+        if best is not None:
+            ax.scatter([best], [values[best - 1]], s=80, facecolors="none", edgecolors="red",
+                       zorder=3, label=f"best epoch {best}")
+        # the last 80% of the curve (and the best epoch) set the scale: the first epochs would
+        # flatten the plateau
+        shown = np.asarray(values[len(values) // 5:] + ([] if best is None
+                                                         else [values[best - 1]]), np.float64)
+        shown = shown[np.isfinite(shown)]
+        if shown.size:
+            spread = max(float(shown.max() - shown.min()), 1.0)
+            ax.set_ylim(shown.min() - 0.1 * spread, shown.max() + 0.1 * spread)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation ELBO (nats)")
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in axes[len(curves):]:
+        ax.set_visible(False)
+    return fig
+
+
+def plot_learning_curves(curves: dict[str, tuple[list[float], int | None]], path: str) -> str:
+    """Writes `learning_curves_figure` to `path` (PNG); returns the path."""
+    return _save(learning_curves_figure(curves), path)
+
+
 def _save(fig, path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)

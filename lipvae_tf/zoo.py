@@ -11,6 +11,7 @@ A config whose weights are not bundled (e.g. MNIST here) can be listed and built
     python -m lipvae_tf.zoo list
     python -m lipvae_tf.zoo card fashion_mnist_mlp_r1
     python -m lipvae_tf.zoo table                           # the bundled cards side by side
+    python -m lipvae_tf.zoo curves --output=curves.png      # their validation-ELBO curves
     python -m lipvae_tf.zoo build fashion_mnist_mlp_r1      # train, evaluate, export, manifest
     python -m lipvae_tf.zoo verify fashion_mnist_mlp_r1     # recompute the card's certificates
     python -m lipvae_tf.zoo export fashion_mnist_mlp_r1 --output=/models/fmnist
@@ -37,8 +38,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from lipvae_tf import evaluate, export, report, train
-from lipvae_tf.model import LipschitzVAE, StandardVAE
+from lipvae_tf import attacks, evaluate, export, report, train
+from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 ZOO_DIR = Path(os.environ.get("LIPVAE_ZOO_DIR", Path(__file__).resolve().parents[1] / "zoo"))
 FILES = ("model.keras", "card.json", "config.json")
@@ -178,8 +179,7 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
     test_x, test_source = train.load_images(cfg, "test")
     model = (StandardVAE(**train._shape_kwargs(cfg)) if config["kind"] == "standard"
              else train.build_model(cfg))
-    print(f"zoo build {name}: training ({cfg.epochs} epochs)", flush=True)
-    trained = train.train_one(model, "model", train_x, test_x, cfg)
+    model, trained = _trained(name, model, train_x, test_x, cfg)
     print(f"zoo build {name}: robustness evaluation (attacks on "
           f"{config.get('evaluate', {}).get('num_inputs', 'the default number of')} inputs)",
           flush=True)
@@ -191,6 +191,13 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
         log_likelihood_mean=(measured["log_likelihood_iwae"]
                              if measured["iwae_samples"] == evaluation.ll_samples else None))
     robustness.pop("_per_input")
+    r, p = cfg.r, cfg.p
+    by_reconstruction, audits = {}, {}
+    if config["kind"] != "standard":
+        by_reconstruction = {mode: report.summarize(model.certified_radius(
+            test_x, r, p, reconstruction=mode)) for mode in RECONSTRUCTIONS}
+        audits = audit_reconstructions(trained["model_path"], test_x[:AUDIT_IMAGES], r, p)
+    errors = reconstruction_errors(model, test_x)
     card = {
         "name": name, "dataset": cfg.dataset, "kind": config["kind"],
         "description": config["description"],
@@ -199,9 +206,19 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
                  "train_images": len(train_x), "test_images": len(test_x),
                  "train_sha256": _data_checksum(train_x), "test_sha256": _data_checksum(test_x)},
         "train_config": dataclasses.asdict(cfg),
-        "train_seconds": trained["train_seconds"], "epochs": cfg.epochs,
+        "train_seconds": trained["train_seconds"], "epochs": trained["epochs_trained"],
+        "epoch_cap": cfg.epochs, "stopped_early": trained["stopped_early"],
+        "best_epoch": None if trained["best_epoch"] is None else trained["best_epoch"] + 1,
+        "validation": trained["validation"],
+        # the learning curve, one value per epoch (validation ELBO in nats, learning rate)
+        "curve": {key: trained["history"][key] for key in ("elbo", "val_elbo", "learning_rate")
+                  if key in trained["history"]},
         "final_val_elbo": trained["history"].get("val_elbo", [None])[-1],
         "test": trained["test"],
+        "reconstruction": getattr(model, "reconstruction", None),
+        "median_l2_reconstruction_error": float(np.median(errors)),
+        "certified_radius_by_reconstruction": by_reconstruction,
+        "audits_by_reconstruction": audits,
         "constants": trained["constants"], "design": model.design,
         "certified_radius": trained["certified_radius"],
         "certificate": {"r": cfg.r, "p": cfg.p},
@@ -221,6 +238,59 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
     return card
 
 
+AUDIT_IMAGES = 50  # the audit: attack at 0.99 x the certificate, confidence 0.999
+
+
+def _trained(name: str, model, train_x: np.ndarray, test_x: np.ndarray,
+             cfg: train.TrainConfig) -> tuple:
+    """(trained model, train.train_one's record). A finished training of the same config in
+    the run folder (<run_root>/<name>/trained.json and model.keras) is reused, so that a build
+    interrupted during its evaluation does not train again; delete that folder to retrain
+    after changing the training code."""
+    record_path = Path(cfg.output_dir) / "trained.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record["train_config"] == dataclasses.asdict(cfg) and os.path.isfile(
+                record["model_path"]):
+            print(f"zoo build {name}: reusing the finished training in {cfg.output_dir}",
+                  flush=True)
+            return keras.models.load_model(record["model_path"]), record
+    print(f"zoo build {name}: training (at most {cfg.epochs} epochs)", flush=True)
+    trained = train.train_one(model, "model", train_x, test_x, cfg)
+    trained.pop("_radii")
+    report.write_json({**trained, "train_config": dataclasses.asdict(cfg)}, str(record_path))
+    return model, trained
+
+
+def reconstruction_errors(model, images: np.ndarray) -> np.ndarray:
+    """||x - g(mu(x))||_2 per image (pixel space), g the model's certified reconstruction."""
+    reconstructed = model.predict(images, batch_size=1000, verbose=0)
+    return np.linalg.norm((reconstructed - images).reshape(len(images), -1), axis=1)
+
+
+def audit_reconstructions(model_path: str | Path, images: np.ndarray, r: float,
+                          p: float) -> dict:
+    """The audit of the `best` certificate for each reconstruction mode: an attack at 0.99 x
+    the certificate (confidence 0.999, attacks.audit_certificate) on `images`; violations
+    (upper confidence bound of the probability <= p), the smallest upper bound and the median
+    certificate, per mode."""
+    audits = {}
+    for mode in RECONSTRUCTIONS:
+        print(f"auditing the {mode} certificate on {len(images)} images", flush=True)
+        attacked = keras.models.load_model(model_path, compile=False)
+        attacked.reconstruction = mode  # (a fresh copy: its traced functions follow this mode)
+        certified = attacked.certified_radius(images, r, p)
+        positive = certified > 0  # a radius of 0 certifies nothing there is to attack
+        upper = (attacks.audit_certificate(attacked, images[positive], certified[positive], r,
+                                           p, confidence=0.999)
+                 if positive.any() else np.ones(0))
+        audits[mode] = {"violations": int(np.sum(upper <= p)),
+                        "audited_images": int(positive.sum()),
+                        "min_probability_upper": float(upper.min()) if upper.size else None,
+                        "certified_median": float(np.median(certified))}
+    return audits
+
+
 def write_manifest(folder: Path) -> Path:
     """manifest.json with the sha256 of every bundled file of the model folder."""
     path = folder / "manifest.json"
@@ -231,40 +301,80 @@ def write_manifest(folder: Path) -> Path:
 
 
 def certified_quantiles(name: str, images: np.ndarray) -> dict:
-    """The card's certified-radius summary recomputed from the loaded model."""
+    """The card's certified-radius summaries recomputed from the loaded model: per method
+    ("certified_radius") and, for `best`, per reconstruction mode
+    ("certified_radius_by_reconstruction", empty for the standard VAE)."""
     model, card = load(name), model_card(name)
     r, p = card["certificate"]["r"], card["certificate"]["p"]
-    return {m: report.summarize(model.certified_radius(images, r, p, method=m))
-            for m in card["certified_radius"]}
+    return {
+        "certified_radius": {m: report.summarize(model.certified_radius(images, r, p, method=m))
+                             for m in card["certified_radius"]},
+        "certified_radius_by_reconstruction": {
+            mode: report.summarize(model.certified_radius(images, r, p, reconstruction=mode))
+            for mode in card.get("certified_radius_by_reconstruction", {})},
+    }
+
+
+def _cell(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def cards_table(names: list[str] | None = None) -> str:
-    """A Markdown table comparing the cards of bundled models (default: all of them)."""
-    cols = ["model", "constants (mu, sigma, g)", "cert. min (best)", "cert. median paper / markov "
-            "/ chi2 / best", "est. margin median", "cert./margin", "violations", "test log p(x)",
-            "test ELBO", "epochs", "train s"]
+    """A Markdown table comparing the cards of bundled models (default: all of them).
+
+    Certified radii are `best` over the whole test set for the model's own reconstruction
+    (min / median) and the median for each mode; margins, tightness and violations come from
+    the attacks on 50 test images; log p(x) is IWAE-64 on the test set (nats); the l2 error is
+    ||x - g(mu(x))||_2 in pixel space.
+    """
+    cols = ["model", "R*, r", "recon.", "constants (mu, sigma, g)", "cert. min / median",
+            "median: mean / parameter", "est. margin median", "cert./margin", "violations",
+            "test log p(x)", "test ELBO", "l2 error", "epochs (best; cap)", "train s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     for name in names or list_models(bundled_only=True):
         card = model_card(name)
-        cert, robust = card["certified_radius"], card["robustness_evaluation"]
+        cert, robust = card["certified_radius"]["best"], card["robustness_evaluation"]
         constants = card["constants"]
+        by_mode = card.get("certified_radius_by_reconstruction") or {}
+        audits = card.get("audits_by_reconstruction") or {}
+        violations = ([a["violations"] for a in audits.values()] if audits else
+                      [robust["certificate_violations"]])
+        target = card["train_config"].get("target_radius")
+        stopped = card.get("best_epoch")
         lines.append("| " + " | ".join([
-            name, ", ".join(f"{constants[k]:.3g}" for k in ("encoder_mean", "encoder_std",
-                                                            "decoder")),
-            f"{cert['best']['min']:.4f}",
-            " / ".join(f"{cert[m]['median']:.4f}" for m in ("paper", "markov", "chi2", "best")),
+            name, f"{_cell(target, 'g')}, {card['certificate']['r']:g}",
+            card.get("reconstruction") or "n/a",
+            ", ".join(f"{constants[k]:.3g}" for k in ("encoder_mean", "encoder_std", "decoder")),
+            "n/a" if card["kind"] == "standard" else f"{cert['min']:.3f} / {cert['median']:.3f}",
+            " / ".join(f"{by_mode[m]['median']:.3f}" for m in RECONSTRUCTIONS if m in by_mode)
+            or "n/a",
             f"{robust['estimated_margin']['median']:.3f}", f"{robust['tightness_median']:.3f}",
-            "n/a" if robust["certificate_violations"] is None
-            else str(robust["certificate_violations"]),
+            "n/a" if None in violations else " / ".join(map(str, violations)),
             f"{card['test']['log_likelihood_iwae']:.1f}", f"{card['test']['elbo']:.1f}",
-            str(card["epochs"]), f"{card['train_seconds']:.0f}"]) + " |")
+            _cell(card.get("median_l2_reconstruction_error"), ".2f"),
+            f"{card['epochs']} ({_cell(stopped, 'd')}; {card.get('epoch_cap', card['epochs'])})",
+            f"{card['train_seconds']:.0f}"]) + " |")
     return "\n".join(lines)
+
+
+def plot_curves(path: str | Path, names: list[str] | None = None) -> str:
+    """The validation-ELBO curve of each bundled model (default: all), best epoch marked, as a
+    PNG at `path`; the path."""
+    curves = {}
+    for name in names or list_models(bundled_only=True):
+        card = model_card(name)
+        if card.get("curve", {}).get("val_elbo"):
+            curves[name] = (card["curve"]["val_elbo"], card.get("best_epoch"))
+    if not curves:
+        raise ValueError("no bundled model card has a learning curve")
+    return report.plot_learning_curves(curves, str(path))
 
 
 # ----- command line -------------------------------------------------------------------------
 
 flags.DEFINE_integer("override_epochs", None, "build: train this many epochs, not the config's")
-flags.DEFINE_string("output", None, "export: TF Serving base folder to copy the SavedModel to")
+flags.DEFINE_string("output", None, "export: TF Serving base folder to copy the SavedModel to; "
+                    "curves: the PNG to write (default zoo_curves.png)")
 flags.DEFINE_bool("overwrite", False, "build: replace a model's existing weights; export: "
                   "replace an existing --output folder")
 
@@ -278,9 +388,9 @@ def main(argv) -> None:
 
 
 def _main(argv) -> None:
-    commands = ("list", "card", "table", "build", "verify", "export")
+    commands = ("list", "card", "table", "curves", "build", "verify", "export")
     if len(argv) < 2 or argv[1] not in commands or (
-            len(argv) != (2 if argv[1] in ("list", "table") else 3)):
+            len(argv) != (2 if argv[1] in ("list", "table", "curves") else 3)):
         raise app.UsageError(f"usage: python -m lipvae_tf.zoo {{{'|'.join(commands)}}} [NAME]")
     command, name = argv[1], (argv[2] if len(argv) > 2 else None)
     if command == "list":
@@ -290,6 +400,8 @@ def _main(argv) -> None:
                   + ("" if bundled else "  [weights not bundled]"))
     elif command == "table":
         print(cards_table())
+    elif command == "curves":
+        print(plot_curves(flags.FLAGS.output or "zoo_curves.png"))
     elif command == "card":
         print(json.dumps(model_card(name), indent=2, sort_keys=True))
     elif command == "build":
@@ -299,11 +411,18 @@ def _main(argv) -> None:
         card, config = model_card(name), model_config(name)
         cfg = _train_config(config, "unused", None)
         images, _ = train.load_images(cfg, "test")
-        recomputed = certified_quantiles(name, images)
-        for method, summary in card["certified_radius"].items():
-            ok = all(np.isclose(recomputed[method][k], v, rtol=1e-6) for k, v in summary.items())
-            print(f"{method:<8} card median {summary['median']:.6f} recomputed "
-                  f"{recomputed[method]['median']:.6f} {'OK' if ok else 'MISMATCH'}")
+        recomputed, mismatches = certified_quantiles(name, images), 0
+        for section, label in (("certified_radius", "method"),
+                               ("certified_radius_by_reconstruction", "best, reconstruction")):
+            for key, summary in card.get(section, {}).items():
+                again = recomputed[section][key]
+                ok = all(np.isclose(again[k], v, rtol=1e-6) for k, v in summary.items())
+                print(f"{label} {key:<10} card median {summary['median']:.6f} recomputed "
+                      f"{again['median']:.6f} {'OK' if ok else 'MISMATCH'}")
+                mismatches += not ok
+        if mismatches:
+            raise ValueError(f"{mismatches} certified-radius summaries of {name!r} differ from "
+                             "its card")
     elif command == "export":
         if not flags.FLAGS.output:
             raise app.UsageError("export needs --output")

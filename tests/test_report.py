@@ -89,3 +89,23 @@ def test_probability_vs_norm_and_pareto_draw_their_values():
     points = _points(ax)
     assert len(points) == 2 and np.allclose(points, [[1.5, -80.0]] * 2)
     assert ax.dataLim.x0 <= 1.5 <= ax.dataLim.x1 and ax.dataLim.y0 <= -80 <= ax.dataLim.y1
+
+
+def test_learning_curves_draw_every_epoch_and_mark_the_best():
+    curves = {"a": ([10.0, 20.0, 25.0, 24.0], 3), "b": ([5.0, 5.0], None)}
+    fig = report.learning_curves_figure(curves)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 2
+    for ax, (values, best) in zip(visible, curves.values()):
+        line = [ln for ln in ax.lines if ln.get_label() in curves][0]
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, len(values) + 1))
+        np.testing.assert_array_equal(line.get_ydata(), values)
+        marks = _points(ax)
+        if best is None:
+            assert len(marks) == 0
+        else:
+            np.testing.assert_array_equal(marks, [[best, values[best - 1]]])
+        low, high = ax.get_ylim()
+        assert low < min(values[len(values) // 5:]) and max(values) < high
+        if best is not None:
+            assert low < values[best - 1] < high

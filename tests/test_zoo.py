@@ -26,8 +26,8 @@ def tiny_zoo(tmp_path_factory):
     folder = root / source.parent.name / source.name
     folder.mkdir(parents=True)
     config = json.loads((source / "config.json").read_text())
-    config["train"].update(source="sample", epochs=1, train_limit=512, test_limit=128,
-                           ll_samples=2, verbose=0)
+    config["train"].update(source="sample", epochs=3, train_limit=640, test_limit=128,
+                           ll_samples=2, verbose=0, validation_images=128, min_delta=1e9)
     config["evaluate"].update(num_inputs=4, samples=200, bisection_steps=2, restarts=1, steps=5,
                               ll_samples=2)
     (folder / "config.json").write_text(json.dumps(config))
@@ -61,8 +61,23 @@ def test_build_writes_weights_saved_model_card_and_manifest(tiny_zoo):
     assert {"model.keras", "card.json", "config.json",
             "saved_model/1/saved_model.pb"} <= set(manifest)
     assert card["training_command"] == f"python -m lipvae_tf.zoo build {TINY}"
-    assert card["data"]["train_images"] == 512 and len(card["data"]["test_sha256"]) == 64
+    assert card["data"]["train_images"] == 640 and len(card["data"]["test_sha256"]) == 64
     assert card["certified_radius"]["best"]["min"] >= 1.0  # designed for R* = 1
+    # convergence: no epoch beats the first by min_delta, so the early stopping (patience of
+    # the real config) ends the run before the cap of 3 epochs... or at it
+    patience = card["train_config"]["early_stopping_patience"]
+    assert card["epochs"] == min(3, 1 + patience) and card["epoch_cap"] == 3
+    assert card["stopped_early"] is (1 + patience < 3) and card["best_epoch"] == 1
+    assert card["validation"] == "128 held-out training images"
+    assert len(card["curve"]["val_elbo"]) == len(card["curve"]["learning_rate"]) == card["epochs"]
+    # both reconstructions certified and audited; the model's own mode meets the target
+    assert card["reconstruction"] == "mean"
+    by_mode = card["certified_radius_by_reconstruction"]
+    assert set(by_mode) == set(card["audits_by_reconstruction"]) == {"mean", "parameter"}
+    assert by_mode["mean"]["min"] >= 1.0 and by_mode["mean"] == card["certified_radius"]["best"]
+    assert by_mode["parameter"]["median"] < by_mode["mean"]["median"]  # sigmoid 1/4 vs 1/12
+    assert all(a["violations"] == 0 for a in card["audits_by_reconstruction"].values())
+    assert card["median_l2_reconstruction_error"] > 0
     robustness = card["robustness_evaluation"]
     assert robustness["certificate_violations"] == 0
     assert robustness["certified_radius"]["best"]["min"] >= 1.0
@@ -75,9 +90,11 @@ def test_load_reproduces_the_card_and_exposes_the_saved_model(zoo_copy):
     images = train.load_images(zoo._train_config(zoo.model_config(TINY), "unused", None),
                                "test")[0]
     recomputed = zoo.certified_quantiles(TINY, images)
-    for method, summary in card["certified_radius"].items():
-        for key, value in summary.items():
-            assert recomputed[method][key] == pytest.approx(value, rel=1e-9)
+    for section in ("certified_radius", "certified_radius_by_reconstruction"):
+        assert recomputed[section].keys() == card[section].keys()
+        for method, summary in card[section].items():
+            for key, value in summary.items():
+                assert recomputed[section][method][key] == pytest.approx(value, rel=1e-9)
     signatures = zoo.load_saved_model(TINY).signatures
     assert {"serving_default", "encode", "certify"} <= set(signatures)
 
@@ -124,7 +141,7 @@ def test_the_fashion_mnist_family_is_bundled():
     assert any(zoo.model_config(n)["train"]["architecture"] == "conv" for n in FASHION)
     for name in FASHION:
         size = sum(f.stat().st_size for f in zoo.model_dir(name).rglob("*") if f.is_file())
-        assert size < 15e6, (name, size)
+        assert size <= 8e6, (name, size)
 
 
 @pytest.mark.parametrize("name", FASHION)
@@ -136,14 +153,26 @@ def test_bundled_model_reproduces_its_card(name):
                                "test")[0]
     assert zoo._data_checksum(images) == card["data"]["test_sha256"]
     recomputed = zoo.certified_quantiles(name, images)
-    for method, summary in card["certified_radius"].items():
-        for key, value in summary.items():
-            assert recomputed[method][key] == pytest.approx(value, rel=1e-6), (method, key)
+    for section in ("certified_radius", "certified_radius_by_reconstruction"):
+        for method, summary in card[section].items():
+            for key, value in summary.items():
+                assert recomputed[section][method][key] == pytest.approx(value, rel=1e-6), (
+                    section, method, key)
+    # converged: the early stopping ended the run on a plateau of the validation ELBO
+    assert card["stopped_early"] and card["epochs"] < card["epoch_cap"]
+    assert len(card["curve"]["val_elbo"]) == card["epochs"]
+    # the restored epoch: no later one beat it by min_delta nats
+    best = card["curve"]["val_elbo"][card["best_epoch"] - 1]
+    assert best >= max(card["curve"]["val_elbo"]) - card["train_config"]["min_delta"]
+    assert card["best_epoch"] < card["epochs"]
     if card["kind"] == "lipschitz":
         target = card["design"]["target_radius"]
         assert card["certified_radius"][card["design"]["method"]]["min"] >= target
+        # (best >= every method it takes the maximum of, the paper's recipe's "paper" too)
+        assert card["certified_radius_by_reconstruction"][card["reconstruction"]]["min"] >= target
         evaluation = card["robustness_evaluation"]
         assert evaluation["certificate_violations"] == 0
+        assert all(a["violations"] == 0 for a in card["audits_by_reconstruction"].values())
         assert evaluation["estimated_margin"]["median"] >= card["certified_radius"]["best"]["median"]
 
 
@@ -194,6 +223,11 @@ def test_command_line_lists_and_exports(tmp_path):
                            text=True, timeout=120, env=env)
     assert table.returncode == 0, table.stderr[-2000:]
     assert all(f"| {name} |" in table.stdout for name in BUNDLED)
+    curves = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "curves",
+                             f"--output={tmp_path / 'curves.png'}"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert curves.returncode == 0, curves.stderr[-2000:]
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
     target = tmp_path / "served"
     exported = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "export", BUNDLED[0],
                                f"--output={target}"], capture_output=True, text=True, timeout=120,
