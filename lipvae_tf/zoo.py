@@ -250,7 +250,9 @@ def _trained(name: str, model, train_x: np.ndarray, test_x: np.ndarray,
     record_path = Path(cfg.output_dir) / "trained.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
-        if record["train_config"] == dataclasses.asdict(cfg) and os.path.isfile(
+        # (compared as JSON: the record's tuples came back as lists)
+        wanted = json.loads(json.dumps(dataclasses.asdict(cfg)))
+        if record["train_config"] == wanted and os.path.isfile(
                 record["model_path"]):
             print(f"zoo build {name}: reusing the finished training in {cfg.output_dir}",
                   flush=True)

@@ -259,3 +259,16 @@ def test_export_into_an_existing_folder_is_one_clear_error_unless_overwrite(tmp_
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (target / "1" / "saved_model.pb").is_file()
+
+
+def test_a_build_interrupted_after_training_reuses_the_finished_training(zoo_copy, tmp_path):
+    """The run folder's trained.json and model are reused by the next build of the same
+    config: no second training, the same certificates."""
+    runs = tmp_path / "runs"
+    first = zoo.build(TINY, run_root=str(runs), overwrite=True)
+    record = json.loads((runs / TINY / "trained.json").read_text())
+    assert record["epochs_trained"] == first["epochs"]
+    again = zoo.build(TINY, run_root=str(runs), overwrite=True)
+    assert again["train_seconds"] == first["train_seconds"]  # the same record, not a new run
+    assert again["certified_radius"] == first["certified_radius"]
+    assert again["test"] == first["test"]
