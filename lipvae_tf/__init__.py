@@ -1,9 +1,12 @@
 """lipvae_tf: Keras 3 / TensorFlow VAEs with certified robustness (Lipschitz layers and bounds).
 
-The public names below are loaded on first use (PEP 562), so `import lipvae_tf` and
-`lipvae_tf.__version__` do not import TensorFlow. That lets the command-line entry points
-(`python -m lipvae_tf`, `lipvae_tf.train`, `lipvae_tf.evaluate`, `lipvae_tf.zoo`) choose
-TensorFlow's native log level before TensorFlow loads; importing the package never changes it.
+`import lipvae_tf` registers the package's Keras classes (layers, constraints, models), so that
+`keras.saving.load_model` reads a `.keras` file of a LipschitzVAE right after it, as Keras' own
+layers are; that loads TensorFlow, as `import keras` does. Only while a command-line entry point
+starts (`python -m lipvae_tf`, `lipvae_tf.train`, `lipvae_tf.evaluate`, `lipvae_tf.zoo`, the
+`lipvae-train` script) is the package imported without TensorFlow: the public names below then load
+on first use (PEP 562), so that the command can choose TensorFlow's native log level before
+TensorFlow loads. Importing the package never changes that level.
 """
 from __future__ import annotations
 
@@ -45,6 +48,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
     from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 
+_CONSOLE_SCRIPTS = ("lipvae-train",)
+
+
+def _starting_a_command() -> bool:
+    """Whether this import is a command's start: `python -m lipvae_tf...` (sys.argv[0] is "-m"
+    while the package of the module to run is imported) or a console script of the package."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    return argv0 == "-m" or os.path.basename(argv0) in _CONSOLE_SCRIPTS
+
+
 def __getattr__(name: str) -> Any:
     """Loads a public name's submodule on first use."""
     module = _EXPORTS.get(name)
@@ -76,3 +89,7 @@ def _is_cli(module_name: str, script: str | None = None) -> bool:
     script named `script`)."""
     return module_name == "__main__" or (
         script is not None and os.path.basename(sys.argv[0] if sys.argv else "") == script)
+
+
+if not _starting_a_command():  # a library import: Keras must find the classes in .keras files
+    importlib.import_module(f"{__name__}.model")

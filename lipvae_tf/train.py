@@ -76,6 +76,28 @@ class TrainConfig:
     reduce_lr_patience: int | None = None
     min_delta: float = 0.0
 
+    def __post_init__(self):
+        """Checks the settings that would otherwise fail only after training (or never)."""
+        for name in ("epochs", "batch_size", "ll_samples", "latent_dim", "checkpoint_steps",
+                     "early_stopping_patience", "reduce_lr_patience", "validation_images"):
+            value = getattr(self, name)
+            optional = name not in ("epochs", "batch_size", "ll_samples", "latent_dim",
+                                    "validation_images")
+            if value is None and optional:
+                continue
+            smallest = 0 if name == "validation_images" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (
+                    value < smallest):
+                raise ValueError(f"{name} must be an integer >= {smallest}"
+                                 f"{' (or unset)' if optional else ''}, got {value!r}")
+        if not (isinstance(self.min_delta, (int, float)) and np.isfinite(self.min_delta)
+                and self.min_delta >= 0):
+            raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
+                             f"{self.min_delta!r}")
+        for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
 
 def build_model(config: TrainConfig) -> LipschitzVAE:
     """From the target radius (robustness upfront) or from explicit constants."""
@@ -444,15 +466,7 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
 
 def convergence_callbacks(config: TrainConfig) -> tuple:
     """Early stopping and learning-rate reduction on the validation ELBO, as configured."""
-    callbacks = []
-    for name in ("early_stopping_patience", "reduce_lr_patience"):
-        value = getattr(config, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(
-                value, (int, np.integer)) or value < 1):
-            raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
-    if not (np.isfinite(config.min_delta) and config.min_delta >= 0):
-        raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
-                         f"{config.min_delta!r}")
+    callbacks = []  # (the settings were checked by TrainConfig)
     common = dict(monitor="val_elbo", mode="max", min_delta=config.min_delta,
                   verbose=1 if config.verbose else 0)
     if config.reduce_lr_patience is not None:
@@ -505,7 +519,9 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
         "resumed": fitted.resumed,  # None, or where this session took over from a checkpoint
         "history": fitted.history,  # the whole run's epochs
         "epochs_trained": len(fitted.history.get("loss", [])),
-        "stopped_early": fitted.stopped_early, "best_epoch": fitted.best_epoch,
+        "stopped_early": fitted.stopped_early,
+        # the restored epoch, counted from 1 as the progress bar and `epochs_trained` count
+        "best_epoch": None if fitted.best_epoch is None else fitted.best_epoch + 1,
         "validation": "test set" if not config.validation_images else
         f"{config.validation_images} held-out training images",
         "test": evaluate(model, test_x, config),
@@ -702,9 +718,8 @@ def config_from_flags() -> TrainConfig:
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config = config_from_flags()
     try:
-        result = run(config)
+        result = run(config_from_flags())
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback
         sys.exit(f"lipvae-train: error: {err}")
     print(format_summary(result))

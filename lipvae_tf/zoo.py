@@ -208,7 +208,7 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
         "train_config": dataclasses.asdict(cfg),
         "train_seconds": trained["train_seconds"], "epochs": trained["epochs_trained"],
         "epoch_cap": cfg.epochs, "stopped_early": trained["stopped_early"],
-        "best_epoch": None if trained["best_epoch"] is None else trained["best_epoch"] + 1,
+        "best_epoch": trained["best_epoch"],  # counted from 1
         "validation": trained["validation"],
         # the learning curve, one value per epoch (validation ELBO in nats, learning rate)
         "curve": {key: trained["history"][key] for key in ("elbo", "val_elbo", "learning_rate")

@@ -98,7 +98,7 @@ def test_early_stopping_and_learning_rate_reduction_resume_exactly(tmp_path):
                for d in (tmp_path / "whole", run)]
     for report in reports:
         assert report["epochs_trained"] == 3 and report["stopped_early"] is True
-        assert report["best_epoch"] == 0
+        assert report["best_epoch"] == 1  # counted from 1, as epochs_trained
         assert report["validation"] == "64 held-out training images"
         # (logged as the epoch ran: the drop at the end of epoch 2 shows from epoch 3)
         np.testing.assert_allclose(report["history"]["learning_rate"], [1e-3, 1e-3, 1e-4],
@@ -114,7 +114,7 @@ def test_early_stopping_and_learning_rate_reduction_resume_exactly(tmp_path):
     for name in whole.files:
         np.testing.assert_array_equal(whole[name], again[name], err_msg=name)
     report = json.loads((stopped / "report.json").read_text())["models"]["lipschitz_vae"]
-    assert report["epochs_trained"] == 3 and report["best_epoch"] == 0
+    assert report["epochs_trained"] == 3 and report["best_epoch"] == 1
     assert report["resumed"] == {"epoch": 3, "step": 0, "session": 2}
 
 
