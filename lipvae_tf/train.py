@@ -566,7 +566,9 @@ def run(config: TrainConfig) -> dict:
     full = {
         "config": dataclasses.asdict(config),
         "data": {"train_source": train_source, "test_source": test_source,
-                 "train_images": len(train_x), "test_images": len(test_x)},
+                 "train_images": len(train_x), "test_images": len(test_x),
+                 # of the train images, held out for validation (0: validated on the test set)
+                 "validation_images": config.validation_images},
         "design": model.design,
         # None when no target was asked for (explicit --constants)
         "target_met": None if target is None else bool(
@@ -728,8 +730,10 @@ def main(argv) -> None:
 def format_summary(result: dict) -> str:
     """A short table: target, certified radii, test log-likelihood per model."""
     config, lines = result["config"], []
-    lines.append(f"data: {result['data']['train_images']} train / {result['data']['test_images']} "
-                 f"test images from {result['data']['train_source']}")
+    sizes, held_out = result["data"], result["data"].get("validation_images") or 0
+    lines.append(f"data: {sizes['train_images']} train"
+                 f"{f' ({held_out} of them held out for validation)' if held_out else ''} / "
+                 f"{sizes['test_images']} test images from {sizes['train_source']}")
     design = result["design"]
     if design and design.get("target_radius") is not None:
         def value(key: str, spec: str = ".3f") -> str:

@@ -104,6 +104,8 @@ def test_early_stopping_and_learning_rate_reduction_resume_exactly(tmp_path):
         np.testing.assert_allclose(report["history"]["learning_rate"], [1e-3, 1e-3, 1e-4],
                                    rtol=1e-6)
     assert reports[0]["history"] == reports[1]["history"]
+    data = json.loads((run / "report.json").read_text())["data"]
+    assert data["train_images"] == 256 and data["validation_images"] == 64
     # killed after the checkpoint of the epoch at which it stopped, before the run was
     # complete: the next session trains no more and restores the same best weights
     stopped = tmp_path / "stopped"
