@@ -29,7 +29,8 @@ def test_run_writes_a_report_that_meets_its_target(tmp_path):
     assert on_disk["resumed"] is False and lipschitz["resumed"] is None
     assert len(lipschitz["history"]["loss"]) == 2
     assert on_disk["data"] == {"train_source": "sample", "test_source": "sample",
-                               "train_images": 256, "test_images": 64}
+                               "train_images": 256, "test_images": 64,
+                               "validation_images": 0}
     for figure in on_disk["figures"].values():
         assert os.path.getsize(figure) > 5000  # a real PNG, not an empty file
     loaded = keras.models.load_model(lipschitz["model_path"])
