@@ -47,23 +47,28 @@ def check_compute_dtype(layer: keras.layers.Layer) -> None:
 
 def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int = 1,
                        power_iterations: int = lc.DEFAULT_POWER_ITERATIONS,
+                       subspace_rank: int = lc.DEFAULT_SUBSPACE_RANK,
                        **conv) -> keras.constraints.Constraint:
     """The dense kernel's constraint of this kind, or the conv one when `conv` (input_hw,
     strides, padding) is given; ValueError naming `constraint` for an unknown kind."""
     for name, value in (("bjorck_iterations", bjorck_iterations), ("bjorck_every", bjorck_every),
-                        ("power_iterations", power_iterations)):
+                        ("power_iterations", power_iterations), ("subspace_rank", subspace_rank)):
         checks.positive_int(name, value)  # checked whatever the kind
     kinds = lc.CONSTRAINT_KINDS if not conv else ("spectral_norm", "spectral")
     if kind not in kinds:
         raise ValueError(
             f"constraint must be one of {kinds}, got {kind!r}"
             + (" (Björck orthonormalises matrices, not convolution operators)"
-               if kind == "bjorck" else ""))
+               if kind == "bjorck" else "")
+            + (" (the subspace clip works on matrices, not convolution operators)"
+               if kind == "subspace_clip" else ""))
     if kind == "spectral_norm":
         return lc.SpectralNormClip(1.0, iterations=power_iterations, **conv)
     if kind == "bjorck":
         return lc.BjorckOrthonormal(iterations=bjorck_iterations, every=bjorck_every,
                                     power_iterations=power_iterations)
+    if kind == "subspace_clip":
+        return lc.SubspaceClip(1.0, rank=subspace_rank)
     return lc.SpectralClip(max_norm=1.0, **conv)
 
 
@@ -119,8 +124,11 @@ class _ScaledKernelLayer(keras.layers.Layer):
 class LipschitzDense(_ScaledKernelLayer):
     """y = lipschitz * x W + b with ||W||_2 <= 1 kept after each optimiser step.
 
-    constraint: "bjorck" (default: `bjorck_iterations` Björck iterations, orthonormal kernel;
-    with `bjorck_every=k` on every k-th step, spectral-norm clipping in between),
+    constraint: "subspace_clip" (default: the singular values above 1 on a
+    `subspace_rank`-dimensional subspace tracked by subspace iteration, kept in the non-trainable
+    weight `subspace`; O(mnk) per step), "bjorck" (`bjorck_iterations` Björck iterations,
+    orthonormal kernel; with `bjorck_every=k` on every k-th step, spectral-norm clipping in
+    between),
     "spectral_norm" (spectral-norm clipping by power iteration, Miyato et al. 2018, O(mn) per
     step: `power_iterations` per step from a vector kept in the non-trainable weight
     `power_vector`) or "spectral" (exact SVD clip every step). See `lipvae_tf.constraints`.
@@ -137,6 +145,7 @@ class LipschitzDense(_ScaledKernelLayer):
         bias_initializer="zeros",
         bjorck_every: int = 1,
         power_iterations: int = lc.DEFAULT_POWER_ITERATIONS,
+        subspace_rank: int = lc.DEFAULT_SUBSPACE_RANK,
         **kwargs,
     ):
         super().__init__(lipschitz, use_bias, kernel_initializer, bias_initializer, **kwargs)
@@ -145,11 +154,12 @@ class LipschitzDense(_ScaledKernelLayer):
         self.bjorck_iterations = bjorck_iterations
         self.bjorck_every = bjorck_every
         self.power_iterations = power_iterations
+        self.subspace_rank = subspace_rank
         self._make_constraint()  # validate now, not at build
 
     def _make_constraint(self) -> keras.constraints.Constraint:
         return _kernel_constraint(self.constraint, self.bjorck_iterations, self.bjorck_every,
-                                  self.power_iterations)
+                                  self.power_iterations, self.subspace_rank)
 
     def build(self, input_shape) -> None:
         constraint = self._make_constraint()
@@ -169,7 +179,14 @@ class LipschitzDense(_ScaledKernelLayer):
             "bjorck_iterations": self.bjorck_iterations,
             "bjorck_every": self.bjorck_every,
             "power_iterations": self.power_iterations,
+            "subspace_rank": self.subspace_rank,
         }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        # configs saved before `constraint` was an argument, or while Björck was the default,
+        # name no kind or "bjorck": a config without one trained with Björck
+        return super().from_config({"constraint": "bjorck", **config})
 
 
 class _LipschitzConvBase(_ScaledKernelLayer):

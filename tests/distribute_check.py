@@ -30,8 +30,10 @@ import numpy as np  # noqa: E402
 
 from lipvae_tf import constraints, data, distribute, train  # noqa: E402
 
+# Björck, whose kernels sit on the bound after every step, so that the replicas' kernels can be
+# checked against it during training (test_subspace_clip checks the default kind's replicas)
 CONFIG = train.TrainConfig(hidden_units=(32,), latent_dim=4, target_radius=1.0, r=8.0, p=0.5,
-                           epochs=3, batch_size=64, verbose=0, seed=0)
+                           epochs=3, batch_size=64, verbose=0, seed=0, constraint="bjorck")
 TRAIN_X = data.load_sample("train")[0][:256]
 TEST_X = data.load_sample("test")[0][:64]
 

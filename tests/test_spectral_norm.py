@@ -306,15 +306,15 @@ def test_kinds_are_layer_model_and_command_line_arguments(tmp_path):
     from lipvae_tf import train
 
     kinds = {"spectral_norm": lc.SpectralNormClip, "bjorck": lc.BjorckOrthonormal,
-             "spectral": lc.SpectralClip}
+             "spectral": lc.SpectralClip, "subspace_clip": lc.SubspaceClip}
     for kind, cls in kinds.items():
         model = _small_vae(constraint=kind, architecture="conv")
         assert model.get_config()["constraint"] == kind
         dense = model.encoder_mean_net.layers[-1]
         conv = model.encoder_mean_net.layers[0]
         assert isinstance(dense.kernel.constraint, cls)
-        # Björck is for matrices: conv kernels take the exact clip under "bjorck"
-        conv_cls = lc.SpectralClip if kind == "bjorck" else cls
+        # Björck and the subspace clip are for matrices: conv kernels take the exact clip
+        conv_cls = lc.SpectralClip if kind in ("bjorck", "subspace_clip") else cls
         assert isinstance(conv.kernel.constraint, conv_cls)
         assert hasattr(dense, "power_vector") == (kind == "spectral_norm")
         restored = LipschitzVAE.from_config(model.get_config())
@@ -327,6 +327,9 @@ def test_kinds_are_layer_model_and_command_line_arguments(tmp_path):
     conv_config = ll.LipschitzConv2D(4, 3).get_config()
     del conv_config["constraint"]
     assert ll.LipschitzConv2D.from_config(conv_config).constraint == "spectral"
+    dense_config = ll.LipschitzDense(4).get_config()
+    del dense_config["constraint"]  # layers saved before the argument, or under Björck's default
+    assert ll.LipschitzDense.from_config(dense_config).constraint == "bjorck"
     with pytest.raises(ValueError, match="constraint must be one of"):
         LipschitzVAE(constraint="orthogonal")
     with pytest.raises(ValueError, match="not convolution"):
@@ -336,8 +339,12 @@ def test_kinds_are_layer_model_and_command_line_arguments(tmp_path):
     parser(["lipvae-train", "--constraint=spectral_norm"])
     assert parser.constraint == "spectral_norm"
     parser(["lipvae-train", "--constraint=bjorck"])
-    assert parser.constraint == "bjorck" and train.TrainConfig().constraint == "bjorck"
-    assert LipschitzVAE().constraint == lc.DEFAULT_CONSTRAINT == "bjorck"  # chosen by measurement
+    assert parser.constraint == "bjorck"
+    parser(["lipvae-train", "--constraint=subspace_clip"])
+    assert parser.constraint == "subspace_clip"
+    assert train.TrainConfig().constraint == "subspace_clip"
+    # chosen by measurement (BENCHMARKS.md)
+    assert LipschitzVAE().constraint == lc.DEFAULT_CONSTRAINT == "subspace_clip"
     assert ll.LipschitzConv2D(4, 3).constraint == lc.DEFAULT_CONV_CONSTRAINT == "spectral"
     assert train.build_model(train.TrainConfig(constraint="bjorck", hidden_units=(16,),
                                                latent_dim=4)).constraint == "bjorck"
