@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -103,34 +102,55 @@ def test_the_clip_rescales_only_kernels_estimated_outside():
     assert lp.dense_norm(layer.kernel.numpy()) == pytest.approx(1.0, abs=1e-5)
 
 
-# ----- the state ---------------------------------------------------------------------------
+# ----- the state (of spectral_norm and of subspace_clip, whose state tests live here too) ----
 
-def test_the_vector_is_non_trainable_state_updated_inside_the_compiled_step():
-    model = _mlp()
-    for layer in (model.layers[0], model.layers[3]):
-        assert any(w is layer.power_vector for w in layer.non_trainable_weights)
-        assert not any(w is layer.power_vector for w in layer.trainable_weights)
-    before = [layer.power_vector.numpy().copy() for layer in (model.layers[0], model.layers[3])]
+def _dense_mlp() -> keras.Sequential:
+    """The subspace clip is for matrices: dense layers only, on _xy's inputs."""
+    return keras.Sequential([
+        keras.Input((12, 12, 2)),
+        keras.layers.Flatten(),
+        ll.LipschitzDense(16, lipschitz=2.0, constraint="subspace_clip", subspace_rank=4),
+        ll.GroupSort(),
+        ll.LipschitzDense(3, constraint="subspace_clip", subspace_rank=4),
+    ])
+
+
+# constraint kind: (model factory, name of the state weight on each constrained layer)
+STATEFUL = {"spectral_norm": (_mlp, "power_vector"), "subspace_clip": (_dense_mlp, "subspace")}
+
+
+@pytest.mark.parametrize("kind", sorted(STATEFUL))
+def test_the_state_is_non_trainable_and_updated_inside_the_compiled_step(kind):
+    make, state = STATEFUL[kind]
+    model = make()
+    owners = [layer for layer in model.layers if hasattr(layer, state)]
+    assert len(owners) == (3 if kind == "spectral_norm" else 2)
+    for layer in owners:
+        assert any(w is getattr(layer, state) for w in layer.non_trainable_weights)
+        assert not any(w is getattr(layer, state) for w in layer.trainable_weights)
+    before = [getattr(layer, state).numpy().copy() for layer in owners]
     model.compile(keras.optimizers.Adam(1e-2), "mse")
     assert not model.run_eagerly
     model.fit(*_xy(), batch_size=16, epochs=2, verbose=0)
-    for old, layer in zip(before, (model.layers[0], model.layers[3])):
-        assert not np.array_equal(old, layer.power_vector.numpy())
+    for old, layer in zip(before, owners):
+        assert not np.array_equal(old, getattr(layer, state).numpy()), layer.name
 
 
-def test_the_state_round_trips_through_a_keras_file_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("kind", sorted(STATEFUL))
+def test_the_state_round_trips_through_a_keras_file_bit_for_bit(tmp_path, kind):
+    make, state = STATEFUL[kind]
     keras.utils.set_random_seed(0)
-    model = _mlp()
+    model = make()
     model.compile(keras.optimizers.Adam(1e-2), "mse")
     x, y = _xy()
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert all(a.path.endswith(b.path) for a, b in zip(model.weights, loaded.weights))
-    assert any("power_vector" in w.path for w in loaded.non_trainable_weights)
+    assert any(w.path.endswith("/" + state) for w in loaded.non_trainable_weights)
     for a, b in zip(model.weights, loaded.weights):
         assert np.array_equal(a.numpy(), b.numpy()), a.path
-    # the loaded vectors are the ones in use: one more step gives the same weights, bit for bit
+    # the loaded states are the ones in use: one more step gives the same weights, bit for bit
     for m in (model, loaded):
         m.fit(x[:16], y[:16], batch_size=16, epochs=1, verbose=0, shuffle=False)
     for a, b in zip(model.weights, loaded.weights):
@@ -144,12 +164,14 @@ class _Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
-def test_backup_and_restore_resumes_the_state_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("kind", sorted(STATEFUL))
+def test_backup_and_restore_resumes_the_state_bit_for_bit(tmp_path, kind):
+    make, state = STATEFUL[kind]
     x, y = _xy()
 
     def run(callbacks):
         keras.utils.set_random_seed(0)
-        model = _mlp()
+        model = make()
         model.compile(keras.optimizers.Adam(1e-2), "mse")
         model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=callbacks)
         return model
@@ -159,11 +181,12 @@ def test_backup_and_restore_resumes_the_state_bit_for_bit(tmp_path):
     with pytest.raises(RuntimeError, match="interrupted"):
         run([keras.callbacks.BackupAndRestore(str(tmp_path)), interrupt])
     # the checkpoint holds the state at the interruption ...
-    keras.utils.set_random_seed(1)  # other initial vectors: the checkpoint must overwrite them
-    fresh = _mlp()
+    keras.utils.set_random_seed(1)  # other initial states: the checkpoint must overwrite them
+    fresh = make()
     fresh.compile(keras.optimizers.Adam(1e-2), "mse")
     fresh.fit(x[:16], y[:16], epochs=1, verbose=0)  # builds the optimizer
     fresh.load_weights(tmp_path / "latest.weights.h5")
+    assert any(w.path.endswith("/" + state) for w in fresh.weights)
     for value, w in zip(interrupt.saved, fresh.weights):
         assert np.array_equal(value, w.numpy()), w.path
     # ... and the resumed run ends where the uninterrupted one does
@@ -172,52 +195,20 @@ def test_backup_and_restore_resumes_the_state_bit_for_bit(tmp_path):
         assert np.array_equal(a.numpy(), b.numpy()), a.path
 
 
-_MIRRORED = textwrap.dedent("""
-    import json, os, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras, numpy as np
-    from lipvae_tf import data
-    from lipvae_tf.model import LipschitzVAE
-    keras.utils.set_random_seed(0)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
-        model = LipschitzVAE.from_target(1.0, 8.0, latent_dim=4, hidden_units=(32,),
-                                         architecture=sys.argv[2], conv_filters=(4, 8), seed=0,
-                                         constraint="spectral_norm")
-        model.compile(keras.optimizers.Adam(1e-2))
-    vectors = [w for w in model.non_trainable_weights if "power_vector" in w.path]
-    from lipvae_tf import constraints
-    owners = [l for l in constraints.iter_layers(list(model.lipschitz_networks().values()))
-              if hasattr(l, "power_vector")]
-    before = [w.numpy().copy() for w in vectors]
-    x = data.load_sample("train")[0][:128]
-    model.fit(x, batch_size=32, epochs=2, verbose=0, shuffle=False)
-    spread, moved = 0.0, []
-    for w in model.weights:
-        copies = [np.asarray(c) for c in strategy.experimental_local_results(w.value)]
-        spread = max([spread] + [float(np.max(np.abs(c.astype(np.float64) - copies[0])))
-                                 for c in copies[1:]])
-    moved = [not np.array_equal(b, w.numpy()) for b, w in zip(before, vectors)]
-    model.save(sys.argv[3])
-    json.dump({"replicas": strategy.num_replicas_in_sync, "spread": spread, "moved": moved,
-               "vectors": len(vectors), "owners": len(owners)}, open(sys.argv[1], "w"))
-""")
-
-
-@pytest.mark.parametrize("architecture", ["mlp", "conv"])
-def test_two_mirrored_replicas_keep_bit_identical_vectors(tmp_path, architecture):
+@pytest.mark.parametrize("architecture,kind", [("mlp", "spectral_norm"), ("conv", "spectral_norm"),
+                                               ("mlp", "subspace_clip")])
+def test_two_mirrored_replicas_keep_bit_identical_states(tmp_path, architecture, kind):
     out, saved = tmp_path / "result.json", tmp_path / "mirrored.keras"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     env.pop("TF_CONFIG", None)
-    done = subprocess.run([sys.executable, "-c", _MIRRORED, out, architecture, saved],
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "mirrored_state_worker.py"),
+                           out, architecture, saved, kind, STATEFUL[kind][1]],
                           capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["replicas"] == 2
-    assert result["vectors"] == result["owners"] >= 4 and all(result["moved"])
-    assert result["spread"] == 0.0  # every replica's copy of every weight, vectors included
+    assert result["states"] == result["owners"] >= 4 and all(result["moved"])
+    assert result["spread"] == 0.0  # every replica's copy of every weight, states included
     model = keras.saving.load_model(saved)  # a mirrored model's state loads on one device
     model.finalize()
     assert all(_exact_norm(layer) <= 1.0 for layer in _kernel_layers(model))

@@ -1,11 +1,7 @@
 """Singular-value clipping on a tracked subspace (`constraint="subspace_clip"`): the clip itself
-(exact on the subspace, the rest of the spectrum kept), its state (a non-trainable weight that
-travels with .keras files, checkpoints and replicas), and that soundness never depends on it."""
-import json
-import os
-import subprocess
-import sys
-import textwrap
+(exact on the subspace, the rest of the spectrum kept), that soundness never depends on it, its
+arguments and the default. Its state (a non-trainable weight that travels with .keras files,
+checkpoints and mirrored replicas) is tested with spectral_norm's in test_spectral_norm.py."""
 
 import keras
 import numpy as np
@@ -16,7 +12,6 @@ from lipvae_tf import constraints as lc, data, layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf.model import LipschitzVAE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 X = data.load_sample("train")[0][:256]
 
 
@@ -41,21 +36,6 @@ def _small_vae(**kwargs) -> LipschitzVAE:
     keras.utils.set_random_seed(0)
     shape = dict(latent_dim=4, hidden_units=(32,), seed=0, constraint="subspace_clip")
     return LipschitzVAE.from_target(1.0, 8.0, **{**shape, **kwargs})
-
-
-def _mlp() -> keras.Sequential:
-    return keras.Sequential([
-        keras.Input((12,)),
-        ll.LipschitzDense(16, lipschitz=2.0, constraint="subspace_clip", subspace_rank=4),
-        ll.GroupSort(),
-        ll.LipschitzDense(3, constraint="subspace_clip", subspace_rank=4),
-    ])
-
-
-def _xy(count: int = 64):
-    rng = np.random.default_rng(1)
-    return (rng.normal(size=(count, 12)).astype(np.float32),
-            rng.normal(size=(count, 3)).astype(np.float32))
 
 
 # ----- the clip ----------------------------------------------------------------------------
@@ -110,106 +90,8 @@ def test_the_spectrum_below_the_bound_is_kept_unlike_the_rescale():
     assert _singular(rescaled)[1] == pytest.approx(0.45)
 
 
-# ----- the state ---------------------------------------------------------------------------
-
-def test_the_subspace_is_non_trainable_state_updated_inside_the_compiled_step():
-    model = _mlp()
-    dense = [model.layers[0], model.layers[2]]
-    assert [tuple(layer.subspace.shape) for layer in dense] == [(12, 4), (16, 3)]
-    for layer in dense:
-        assert any(w is layer.subspace for w in layer.non_trainable_weights)
-        assert not any(w is layer.subspace for w in layer.trainable_weights)
-    before = [layer.subspace.numpy().copy() for layer in dense]
-    model.compile(keras.optimizers.Adam(1e-2), "mse")
-    assert not model.run_eagerly
-    model.fit(*_xy(), batch_size=16, epochs=2, verbose=0)
-    for old, layer in zip(before, dense):
-        assert not np.array_equal(old, layer.subspace.numpy())
-
-
-def test_the_state_round_trips_through_a_keras_file_bit_for_bit(tmp_path):
-    keras.utils.set_random_seed(0)
-    model = _mlp()
-    model.compile(keras.optimizers.Adam(1e-2), "mse")
-    x, y = _xy()
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert loaded.layers[0].subspace_rank == 4
-    assert any("subspace" in w.path for w in loaded.non_trainable_weights)
-    for a, b in zip(model.weights, loaded.weights):
-        assert np.array_equal(a.numpy(), b.numpy()), a.path
-    for m in (model, loaded):  # the loaded subspaces are the ones in use
-        m.fit(x[:16], y[:16], batch_size=16, epochs=1, verbose=0, shuffle=False)
-    for a, b in zip(model.weights, loaded.weights):
-        assert np.array_equal(a.numpy(), b.numpy()), a.path
-
-
-class _Interrupt(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 1:
-            raise RuntimeError("interrupted")
-
-
-def test_backup_and_restore_resumes_the_state_bit_for_bit(tmp_path):
-    x, y = _xy()
-
-    def run(callbacks):
-        keras.utils.set_random_seed(0)
-        model = _mlp()
-        model.compile(keras.optimizers.Adam(1e-2), "mse")
-        model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=callbacks)
-        return model
-
-    reference = run([])
-    with pytest.raises(RuntimeError, match="interrupted"):
-        run([keras.callbacks.BackupAndRestore(str(tmp_path)), _Interrupt()])
-    resumed = run([keras.callbacks.BackupAndRestore(str(tmp_path))])
-    assert any("subspace" in w.path for w in resumed.weights)
-    for a, b in zip(reference.weights, resumed.weights):
-        assert np.array_equal(a.numpy(), b.numpy()), a.path
-
-
-_MIRRORED = textwrap.dedent("""
-    import json, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras, numpy as np
-    from lipvae_tf import data
-    from lipvae_tf.model import LipschitzVAE
-    keras.utils.set_random_seed(0)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
-        model = LipschitzVAE.from_target(1.0, 8.0, latent_dim=4, hidden_units=(32,), seed=0,
-                                         constraint="subspace_clip")
-        model.compile(keras.optimizers.Adam(1e-2))
-    subspaces = [w for w in model.non_trainable_weights if "subspace" in w.path]
-    before = [w.numpy().copy() for w in subspaces]
-    model.fit(data.load_sample("train")[0][:128], batch_size=32, epochs=2, verbose=0,
-              shuffle=False)
-    spread = 0.0
-    for w in model.weights:
-        copies = [np.asarray(c) for c in strategy.experimental_local_results(w.value)]
-        spread = max([spread] + [float(np.max(np.abs(c.astype(np.float64) - copies[0])))
-                                 for c in copies[1:]])
-    json.dump({"replicas": strategy.num_replicas_in_sync, "spread": spread,
-               "subspaces": len(subspaces),
-               "moved": [not np.array_equal(b, w.numpy()) for b, w in zip(before, subspaces)]},
-              open(sys.argv[1], "w"))
-""")
-
-
-def test_two_mirrored_replicas_keep_bit_identical_subspaces(tmp_path):
-    out = tmp_path / "result.json"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    env.pop("TF_CONFIG", None)
-    done = subprocess.run([sys.executable, "-c", _MIRRORED, out], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())
-    assert result["replicas"] == 2 and result["subspaces"] >= 4 and all(result["moved"])
-    assert result["spread"] == 0.0  # every replica's copy of every weight, subspaces included
+# (its state: non-trainable, saved in .keras files and by BackupAndRestore, bit-identical on
+# mirrored replicas: tested with spectral_norm's in test_spectral_norm.py)
 
 
 # ----- soundness never depends on the subspace ---------------------------------------------
