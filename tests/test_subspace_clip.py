@@ -52,12 +52,17 @@ def test_with_the_top_directions_in_the_subspace_it_is_the_exact_clip():
     np.testing.assert_allclose(overlap, 1.0, atol=1e-9)
 
 
-def test_a_kernel_whose_subspace_is_inside_the_ball_is_returned_bit_for_bit():
+def test_a_kernel_inside_the_ball_or_on_its_bound_is_returned_bit_for_bit():
     kernel, u = _kernel(np.linspace(0.99, 0.1, 24))
     kernel32 = tf.constant(kernel, tf.float32)
     random = tf.constant(np.random.default_rng(2).normal(size=(40, 8)), tf.float32)
     clipped, _ = lc.subspace_clip(kernel32, random, 1.0)
     assert np.array_equal(clipped.numpy(), kernel32.numpy())
+    # on the bound: the Ritz values of an orthonormal kernel are 1 up to round-off, not clipped
+    for orthonormal in (np.eye(40, 24), np.linalg.qr(kernel)[0]):
+        on_bound = tf.constant(orthonormal, tf.float32)
+        clipped, _ = lc.subspace_clip(on_bound, random, 1.0)
+        assert np.array_equal(clipped.numpy(), on_bound.numpy())
 
 
 def test_warm_started_from_a_random_subspace_it_converges_into_the_ball():
