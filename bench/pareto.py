@@ -10,9 +10,9 @@ certified on the whole test set; the standard VAE is the unconstrained reference
              "spectral_norm") instead of Björck (issue 14's comparison)
 - new-mean-sc: the same with singular-value clipping on a tracked subspace (constraint=
              "subspace_clip", the default per-step control since issue 14)
-(new-param and new-mean name their kind, Björck, explicitly: the default when they were first
-measured, so that their recorded rows stay reproducible.)
 - standard:  StandardVAE of the same shape (no certificate worth the name)
+(new-param and new-mean name their per-step control, Björck, explicitly: the default when they
+were first measured, so that their recorded rows stay reproducible.)
 Columns: certified radius (min, median over the test set), median estimated margin (attack on the
 certified reconstruction, 50 images) and tightness (median certified / median margin), audit
 violations (attack at 0.99 x certificate, 50 images, confidence 0.999), test log p(x) (IWAE-64),

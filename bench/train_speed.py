@@ -3,20 +3,21 @@
 MLP: encoder mean and encoder std towers 784-512-512-16, decoder 16-512-512-784, Bernoulli ELBO,
 Adam, 28x28 images in [0, 1], at batch 256 and at batch 128. Conv: the zoo's conv VAE shape
 (filters 32, 64, latent 10, stride-2 3x3 convolutions and transposed convolutions), batch 128.
-1. Training step time of LipschitzVAE with spectral-norm clipping by power iteration after each
-   step (`constraint="spectral_norm"`) / the plain Keras VAE of the same architecture (Dense +
-   GroupSort(2), no constraint). Goal <= 1.15x (MLP), <= 1.3x (conv). More rows: the same
-   LipschitzVAE with Björck after every step (`constraint="bjorck"`, the default: BENCHMARKS.md
-   says why), with the exact clip after every step (`constraint="spectral"`, conv only: the
-   default for conv kernels, the zoo's conv model trained that way), and with its kernel
-   constraints switched off (its layers alone).
+1. Training step time of LipschitzVAE with its default per-step control (the subspace clip,
+   `constraint="subspace_clip"`, for dense kernels) / the plain Keras VAE of the same
+   architecture (Dense + GroupSort(2), no constraint). Goal <= 1.15x (MLP). More rows: the same
+   LipschitzVAE with spectral-norm clipping by power iteration (`constraint="spectral_norm"`),
+   with Björck after every step (`constraint="bjorck"`), and with its kernel constraints switched
+   off (its layers alone). Conv (goal <= 1.3x): `spectral_norm`, and the exact clip after every
+   step (`constraint="spectral"`, the default for conv kernels, which the subspace clip and
+   Björck leave to it; a few short chunks).
    All contenders of one architecture and batch size run in interleaved rounds of one 40-step
    `fit` chunk each (after a traced warm-up); the fastest chunk of each counts, and the ratios
    are taken within the run (this machine is shared and switches between fast and slow phases).
 2. Step time of the same MLP VAE from deel-lip 1.5.0 SpectralDense + GroupSort2 (legacy Keras, in
    a subprocess with TF_USE_LEGACY_KERAS=1; bench/deel_lip_vae.py; the fastest of 6 chunks of
-   40 steps) / LipschitzVAE with spectral_norm (and with Björck), at each batch size.
-   Goal >= 20x.
+   40 steps) / LipschitzVAE with each dense per-step control, at each batch size. Goal >= 20x
+   for the default.
 3. Certification time for 10k inputs (`certified_radius`, method "best") / one stochastic
    forward pass of the VAE on the same 10k. Goal <= 2x.
 Run: `.venv/bin/python bench/train_speed.py [--skip_deel] [--skip_conv] [--rounds N]`
