@@ -56,6 +56,9 @@ CONSTRAINT_KINDS = ("spectral_norm", "bjorck", "spectral", "subspace_clip")
 # far worse (its rescale shrinks the whole spectrum). Conv kernels keep the exact clip.
 DEFAULT_CONSTRAINT = "subspace_clip"
 DEFAULT_CONV_CONSTRAINT = "spectral"
+# Kinds that work on matrices only: a model given one of them puts its conv kernels under
+# DEFAULT_CONV_CONSTRAINT, and a conv layer refuses them.
+MATRIX_KINDS = ("bjorck", "subspace_clip")
 # Power iterations per training step. Miyato et al. use 1: the vector is warm-started from the
 # previous step, whose kernel differs by one optimiser update.
 DEFAULT_POWER_ITERATIONS = 1

@@ -54,14 +54,12 @@ def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int 
     for name, value in (("bjorck_iterations", bjorck_iterations), ("bjorck_every", bjorck_every),
                         ("power_iterations", power_iterations), ("subspace_rank", subspace_rank)):
         checks.positive_int(name, value)  # checked whatever the kind
-    kinds = lc.CONSTRAINT_KINDS if not conv else ("spectral_norm", "spectral")
+    kinds = tuple(k for k in lc.CONSTRAINT_KINDS if not conv or k not in lc.MATRIX_KINDS)
     if kind not in kinds:
         raise ValueError(
             f"constraint must be one of {kinds}, got {kind!r}"
-            + (" (Björck orthonormalises matrices, not convolution operators)"
-               if kind == "bjorck" else "")
-            + (" (the subspace clip works on matrices, not convolution operators)"
-               if kind == "subspace_clip" else ""))
+            + (f" ({kind!r} works on matrices, not convolution operators)"
+               if kind in lc.MATRIX_KINDS else ""))
     if kind == "spectral_norm":
         return lc.SpectralNormClip(1.0, iterations=power_iterations, **conv)
     if kind == "bjorck":

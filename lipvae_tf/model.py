@@ -196,9 +196,8 @@ class LipschitzVAE(keras.Model):
 
     def _conv(self, filters: int, lipschitz: float, name: str, transpose: bool = False):
         kind = ll.LipschitzConv2DTranspose if transpose else ll.LipschitzConv2D
-        # Björck and the subspace clip work on matrices: conv kernels get the exact clip
-        constraint = ("spectral" if self.constraint in ("bjorck", "subspace_clip")
-                      else self.constraint)
+        constraint = (constraints.DEFAULT_CONV_CONSTRAINT
+                      if self.constraint in constraints.MATRIX_KINDS else self.constraint)
         return kind(filters, 3, strides=2, padding="same", lipschitz=lipschitz,
                     constraint=constraint, name=name)
 

@@ -78,14 +78,14 @@ class TrainConfig:
 
     def __post_init__(self):
         """Checks the settings that would otherwise fail only after training (or never)."""
-        for name in ("epochs", "batch_size", "ll_samples", "latent_dim", "checkpoint_steps",
-                     "early_stopping_patience", "reduce_lr_patience", "validation_images"):
+        for name, smallest, optional in (
+                ("epochs", 1, False), ("batch_size", 1, False), ("ll_samples", 1, False),
+                ("latent_dim", 1, False), ("validation_images", 0, False),
+                ("checkpoint_steps", 1, True), ("early_stopping_patience", 1, True),
+                ("reduce_lr_patience", 1, True)):
             value = getattr(self, name)
-            optional = name not in ("epochs", "batch_size", "ll_samples", "latent_dim",
-                                    "validation_images")
             if value is None and optional:
                 continue
-            smallest = 0 if name == "validation_images" else 1
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (
                     value < smallest):
                 raise ValueError(f"{name} must be an integer >= {smallest}"

@@ -194,8 +194,7 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
     r, p = cfg.r, cfg.p
     by_reconstruction, audits = {}, {}
     if config["kind"] != "standard":
-        by_reconstruction = {mode: report.summarize(model.certified_radius(
-            test_x, r, p, reconstruction=mode)) for mode in RECONSTRUCTIONS}
+        by_reconstruction = certified_by_reconstruction(model, test_x, r, p)
         audits = audit_reconstructions(trained["model_path"], test_x[:AUDIT_IMAGES], r, p)
     errors = reconstruction_errors(model, test_x)
     card = {
@@ -252,8 +251,7 @@ def _trained(name: str, model, train_x: np.ndarray, test_x: np.ndarray,
         record = json.loads(record_path.read_text())
         # (compared as JSON: the record's tuples came back as lists)
         wanted = json.loads(json.dumps(dataclasses.asdict(cfg)))
-        if record["train_config"] == wanted and os.path.isfile(
-                record["model_path"]):
+        if record["train_config"] == wanted and os.path.isfile(record["model_path"]):
             print(f"zoo build {name}: reusing the finished training in {cfg.output_dir}",
                   flush=True)
             return keras.models.load_model(record["model_path"]), record
@@ -262,6 +260,13 @@ def _trained(name: str, model, train_x: np.ndarray, test_x: np.ndarray,
     trained.pop("_radii")
     report.write_json({**trained, "train_config": dataclasses.asdict(cfg)}, str(record_path))
     return model, trained
+
+
+def certified_by_reconstruction(model, images: np.ndarray, r: float, p: float,
+                                modes=RECONSTRUCTIONS) -> dict:
+    """{mode: summary of the `best` certified radius of `images` for that reconstruction}."""
+    return {mode: report.summarize(model.certified_radius(images, r, p, reconstruction=mode))
+            for mode in modes}
 
 
 def reconstruction_errors(model, images: np.ndarray) -> np.ndarray:
@@ -311,9 +316,8 @@ def certified_quantiles(name: str, images: np.ndarray) -> dict:
     return {
         "certified_radius": {m: report.summarize(model.certified_radius(images, r, p, method=m))
                              for m in card["certified_radius"]},
-        "certified_radius_by_reconstruction": {
-            mode: report.summarize(model.certified_radius(images, r, p, reconstruction=mode))
-            for mode in card.get("certified_radius_by_reconstruction", {})},
+        "certified_radius_by_reconstruction": certified_by_reconstruction(
+            model, images, r, p, modes=card.get("certified_radius_by_reconstruction", {})),
     }
 
 

@@ -305,7 +305,7 @@ def test_kinds_are_layer_model_and_command_line_arguments(tmp_path):
         conv = model.encoder_mean_net.layers[0]
         assert isinstance(dense.kernel.constraint, cls)
         # Björck and the subspace clip are for matrices: conv kernels take the exact clip
-        conv_cls = lc.SpectralClip if kind in ("bjorck", "subspace_clip") else cls
+        conv_cls = lc.SpectralClip if kind in lc.MATRIX_KINDS else cls
         assert isinstance(conv.kernel.constraint, conv_cls)
         assert hasattr(dense, "power_vector") == (kind == "spectral_norm")
         restored = LipschitzVAE.from_config(model.get_config())
