@@ -130,7 +130,7 @@ def export_saved_model(
     std_cap = model.std_cap_bound()  # S as the float32 graph applies it (None without a cap)
     frozen = graph_bounds.check_constants(  # the ValueError of bounds.radius, before any writing
         method, constants["encoder_mean"], constants["encoder_std"], constants["decoder"],
-        latent_dim=model.latent_dim, gamma=model.posterior_std, std_cap=std_cap)
+        latent_dim=model.latent_dim, gamma=model.posterior_std_bound(), std_cap=std_cap)
     metadata = _metadata(model, method, constants, std_cap)
 
     archive = _archive(model, method, frozen, metadata, std_cap)
@@ -167,6 +167,7 @@ def _metadata(model: LipschitzVAE, method: str, constants: dict,
         "lipschitz_constants": {k: float(v) for k, v in constants.items()},
         "latent_dim": model.latent_dim,
         "posterior_std": model.posterior_std,
+        "posterior_std_applied": model.posterior_std_bound(),
         "std_cap": model.std_cap,
         "std_cap_applied": std_cap,
         "reconstruction": model.reconstruction,
@@ -209,8 +210,7 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
     def certify(images, r, p):
         s_max = None
         if model.encoder_std_net is None:  # as model.std_norms: gamma sqrt(m) for every input
-            s = tf.fill(tf.shape(images)[:1],
-                        tf.constant(model.posterior_std * np.sqrt(model.latent_dim), tf.float64))
+            s = tf.fill(tf.shape(images)[:1], tf.constant(gamma * np.sqrt(latent_dim), tf.float64))
         else:  # as model._std_statistics_batch: in float64
             sigma = tf.cast(model.encoder_std_net(images, training=False), tf.float64)
             s, s_max = tf.norm(sigma, axis=-1), tf.reduce_max(sigma, axis=-1)
@@ -236,7 +236,9 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
             "encoder_std_lipschitz": tf.constant(m_sigma, tf.float64),
             "decoder_lipschitz": tf.constant(m_g, tf.float64),
             "latent_dim": tf.constant(latent_dim, tf.int64),
-            "posterior_std": tf.constant(nan if gamma is None else gamma, tf.float64),
+            "posterior_std": tf.constant(nan if gamma is None else model.posterior_std,
+                                         tf.float64),
+            "posterior_std_applied": tf.constant(nan if gamma is None else gamma, tf.float64),
             "std_cap": tf.constant(nan if model.std_cap is None else model.std_cap, tf.float64),
             "std_cap_applied": tf.constant(nan if std_cap is None else std_cap, tf.float64),
             "reconstruction": tf.constant(model.reconstruction),

@@ -460,6 +460,19 @@ class LipschitzVAE(keras.Model):
                              f"relies on it), got {type(cap).__name__}")
         return cap.output_norm_bound(self.latent_dim)
 
+    def posterior_std_bound(self) -> float | None:
+        """The fixed posterior std gamma as the graph applies it (float64): `posterior_params`
+        fills sigma with gamma cast to the compute dtype, and float32(gamma) can exceed gamma
+        (float32(0.05) = 0.05 + 7.5e-10). The certificates decrease in gamma (for a fixed mean
+        shift inside the ball, the noise's probability of staying in it falls as the noise
+        scales up: Anderson 1955), so they use this value. None for a learned std."""
+        if self.posterior_std is None:
+            return None
+        # the expression of posterior_params; tf.cast of a Python float goes through float32
+        # even for float64, so the larger of both dtypes' values covers either
+        return max(float(tf.cast(self.posterior_std, dtype).numpy())
+                   for dtype in (tf.float32, tf.float64))
+
     def reconstruction_tolerance(self, r):
         """The tolerance the exact-arithmetic certificate must meet so that the float32
         reconstructions, each within OUTPUT_ROUNDING per pixel of the exact g(z), move by <= r:
@@ -485,8 +498,8 @@ class LipschitzVAE(keras.Model):
         computed in float64 from the float32 stds."""
         x = self.check_images(x)
         if self.encoder_std_net is None:
-            return (np.full(len(x), self.posterior_std * np.sqrt(self.latent_dim)),
-                    np.full(len(x), self.posterior_std))
+            gamma = self.posterior_std_bound()
+            return np.full(len(x), gamma * np.sqrt(self.latent_dim)), np.full(len(x), gamma)
         if not len(x):
             return np.zeros(0), np.zeros(0)
         statistics = self._std_statistics_function()
@@ -532,7 +545,7 @@ class LipschitzVAE(keras.Model):
         std_cap = self.std_cap_bound() if use_std_cap else None
         return bounds.radius(  # validates method, r and p; result has the shape of s
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
-            latent_dim=self.latent_dim, gamma=self.posterior_std, std_cap=std_cap,
+            latent_dim=self.latent_dim, gamma=self.posterior_std_bound(), std_cap=std_cap,
             s_max=None if self.posterior_std is not None else s_max,
         )
 

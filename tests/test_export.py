@@ -166,6 +166,9 @@ def test_metadata_holds_the_frozen_constants(exported, served):
         assert row["image_shape"] == list(model.image_shape)
         gamma = row["posterior_std"]
         assert (math.isnan(gamma) if model.posterior_std is None else gamma == model.posterior_std)
+        applied = row["posterior_std_applied"]  # float32(0.05) > 0.05: the certificate's gamma
+        assert (math.isnan(applied) if model.posterior_std is None
+                else applied == float(np.float32(model.posterior_std)) > model.posterior_std)
         card = export.read_metadata(e["dir"])
         assert card["lipschitz_constants"] == constants and card["method"] == e["method"]
         assert card["latent_dim"] == model.latent_dim and row["lipvae_tf_version"] == \

@@ -191,3 +191,30 @@ def test_std_cap_output_norm_bound_in_float64_and_arguments():
         layer.output_norm_bound(2.5)
     with pytest.raises(ValueError, match="too small"):
         ll.StdCap(1e-30).output_norm_bound(10)
+
+
+def test_a_fixed_posterior_std_is_certified_as_the_graph_applies_it():
+    """posterior_std=0.05 fills sigma with float32(0.05) = 0.05 + 7.5e-10: the certificate (it
+    decreases in gamma) must use that value, not 0.05 (lipvae_tf <= 0.2 used 0.05)."""
+    from lipvae_tf import bounds
+    from lipvae_tf.model import LipschitzVAE
+
+    keras.utils.set_random_seed(0)
+    model = LipschitzVAE(4, posterior_std=0.05, hidden_units=(16,), image_shape=(4, 4, 1),
+                         encoder_mean=2.0, decoder=2.0)
+    x = np.random.default_rng(0).uniform(size=(3, 4, 4, 1)).astype(np.float32)
+    _, sigma = model.posterior_params(tf.constant(x))
+    applied = model.posterior_std_bound()
+    assert applied == float(np.float32(0.05)) > 0.05
+    assert np.all(sigma.numpy().astype(np.float64) <= applied)
+    s, s_max = model.std_statistics(x)
+    assert np.all(s_max == applied) and np.allclose(s, applied * 2)
+    c = model.lipschitz_constants()
+    radius = model.certified_radius(x, 2.0, method="ncx2")
+    kwargs = dict(latent_dim=4, std_cap=None)
+    r_exact = model.reconstruction_tolerance(2.0)
+    as_applied = bounds.radius("ncx2", c["encoder_mean"], c["encoder_std"], c["decoder"], s,
+                               r_exact, 0.5, gamma=applied, **kwargs)
+    nominal = bounds.radius("ncx2", c["encoder_mean"], c["encoder_std"], c["decoder"], s,
+                            r_exact, 0.5, gamma=0.05, **kwargs)
+    assert np.all(radius == as_applied) and np.all(radius < nominal)
