@@ -195,7 +195,7 @@ def test_std_cap_output_norm_bound_in_float64_and_arguments():
 
 def test_a_fixed_posterior_std_is_certified_as_the_graph_applies_it():
     """posterior_std=0.05 fills sigma with float32(0.05) = 0.05 + 7.5e-10: the certificate (it
-    decreases in gamma) must use that value, not 0.05 (lipvae_tf <= 0.2 used 0.05)."""
+    decreases in gamma) must use that value, not 0.05 (as it did before this test)."""
     from lipvae_tf import bounds
     from lipvae_tf.model import LipschitzVAE
 
