@@ -325,15 +325,27 @@ def _cell(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _posterior_std(card: dict) -> str:
+    """How a card's model sets its posterior std: fixed gamma, learned under a cap S, learned."""
+    config = card["train_config"]
+    if config.get("posterior_std"):
+        return f"fixed {config['posterior_std']:g}"
+    if card["kind"] == "lipschitz" and config.get("std_cap"):
+        return f"cap {config['std_cap']:g}"
+    return "learned"
+
+
 def cards_table(names: list[str] | None = None) -> str:
     """A Markdown table comparing the cards of bundled models (default: all of them).
 
-    Certified radii are `best` over the whole test set for the model's own reconstruction
+    The posterior std is fixed (gamma), learned under a cap S, or learned. Certified radii are
+    `best` over the whole test set for the model's own reconstruction
     (min / median) and the median for each mode; margins, tightness and violations come from
     the attacks on 50 test images; log p(x) is IWAE-64 on the test set (nats); the l2 error is
     ||x - g(mu(x))||_2 in pixel space.
     """
-    cols = ["model", "R*, r", "recon.", "constants (mu, sigma, g)", "cert. min / median",
+    cols = ["model", "R*, r", "recon.", "posterior std", "constants (mu, sigma, g)",
+            "cert. min / median",
             "median: mean / parameter", "est. margin median", "cert./margin", "violations",
             "test log p(x)", "test ELBO", "l2 error", "epochs (best; cap)", "train s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
@@ -349,7 +361,7 @@ def cards_table(names: list[str] | None = None) -> str:
         stopped = card.get("best_epoch")
         lines.append("| " + " | ".join([
             name, f"{_cell(target, 'g')}, {card['certificate']['r']:g}",
-            card.get("reconstruction") or "n/a",
+            card.get("reconstruction") or "n/a", _posterior_std(card),
             ", ".join(f"{constants[k]:.3g}" for k in ("encoder_mean", "encoder_std", "decoder")),
             "n/a" if card["kind"] == "standard" else f"{cert['min']:.3f} / {cert['median']:.3f}",
             " / ".join(f"{by_mode[m]['median']:.3f}" for m in RECONSTRUCTIONS if m in by_mode)

@@ -176,6 +176,25 @@ def test_bundled_model_reproduces_its_card(name):
         assert evaluation["estimated_margin"]["median"] >= card["certified_radius"]["best"]["median"]
 
 
+def test_the_cards_table_shows_every_bundled_card_with_its_values():
+    lines = zoo.cards_table().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {cells[0]: dict(zip(header, cells)) for cells in (
+        [c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+    assert set(rows) == set(zoo.list_models(bundled_only=True))
+    for name, row in rows.items():
+        assert len(row) == len(header)
+        card, config = zoo.model_card(name), zoo.model_config(name)["train"]
+        assert row["test log p(x)"] == f"{card['test']['log_likelihood_iwae']:.1f}"
+        expected = (f"fixed {config['posterior_std']:g}" if config.get("posterior_std")
+                    else f"cap {config['std_cap']:g}" if card["kind"] == "lipschitz"
+                    else "learned")
+        assert row["posterior std"] == expected, name
+        if card["kind"] == "lipschitz":
+            cert = card["certified_radius"]["best"]
+            assert row["cert. min / median"] == f"{cert['min']:.3f} / {cert['median']:.3f}"
+
+
 def test_bundled_saved_models_serve_the_keras_outputs_without_lipvae_tf(tmp_path):
     test, _ = data.load_sample("test")
     x = test[:8]
