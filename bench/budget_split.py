@@ -1,4 +1,5 @@
-"""How to spend a Lipschitz budget: the split between M_mu, M_g and the std cap S at one target.
+"""How to spend a Lipschitz budget: the split between M_mu, M_g and the std cap S at one target
+(and the default fixed posterior std gamma).
 
 Every contender certifies every input at the same R* (r, p) by construction (design_budget); the
 only difference is how the budget is split. Reports test log p(x) (IWAE-64), test ELBO, the
@@ -20,12 +21,16 @@ from lipvae_tf.model import LipschitzVAE
 
 
 def contenders(target: float, r: float, p: float) -> list[tuple[str, dict]]:
-    """(label, from_target kwargs): the equal split, then M_mu and S swept under split='decoder'."""
-    rows = [("equal split (S=0.1)", dict(split="equal"))]
+    """(label, from_target kwargs): the equal split, then M_mu and S swept under split='decoder'
+    with a learned std under its cap, then the default: a fixed posterior std."""
+    learned = dict(posterior_std=None)
+    rows = [("equal split (S=0.1)", dict(split="equal", **learned))]
     for m_mu in (0.5, 1.0, 2.0, 3.0):
-        rows.append((f"decoder split M_mu={m_mu} S=0.1", dict(encoder_mean=m_mu)))
+        rows.append((f"decoder split M_mu={m_mu} S=0.1", dict(encoder_mean=m_mu, **learned)))
     for cap in (0.05, 0.2, 0.4):
-        rows.append((f"decoder split M_mu=1 S={cap}", dict(encoder_mean=1.0, std_cap=cap)))
+        rows.append((f"decoder split M_mu=1 S={cap}",
+                     dict(encoder_mean=1.0, std_cap=cap, **learned)))
+    rows.append((f"decoder split M_mu=1 gamma={design.DEFAULT_POSTERIOR_STD}", {}))
     return rows
 
 
@@ -47,7 +52,7 @@ def main() -> None:
         test_x = data.load_arrays("fashion_mnist", "test", source="idx", limit=args.test)[0]
     print(f"train {len(train_x)}, test {len(test_x)}, epochs {args.epochs}, R*={args.target}, "
           f"r={args.r}, p={args.p}, reconstruction 'mean'")
-    print(f"{'contender':34s} {'M_mu':>6s} {'M_sig':>6s} {'M_g':>6s} {'S':>5s} {'logp':>8s} "
+    print(f"{'contender':34s} {'M_mu':>6s} {'M_sig':>6s} {'M_g':>6s} {'S/gam':>5s} {'logp':>8s} "
           f"{'ELBO':>8s} {'Rmin':>6s} {'Rmed':>6s} {'sec':>6s}")
     for label, kwargs in contenders(args.target, args.r, args.p):
         keras.utils.set_random_seed(0)
@@ -64,7 +69,7 @@ def main() -> None:
         m_sigma = budget["encoder_std"]
         print(f"{label:34s} {budget['encoder_mean']:6.3f} "
               f"{'free' if m_sigma is None else f'{m_sigma:.3f}':>6s} {budget['decoder']:6.3f} "
-              f"{budget['std_cap']:5.2f} {log_px:8.1f} {elbo:8.1f} {radius.min():6.3f} "
+              f"{budget['std_cap'] or budget['gamma']:5.2f} {log_px:8.1f} {elbo:8.1f} {radius.min():6.3f} "
               f"{np.median(radius):6.3f} {seconds:6.1f}", flush=True)
     print(f"(design.DEFAULT_ENCODER_MEAN = {design.DEFAULT_ENCODER_MEAN}, "
           f"DEFAULT_STD_CAP = {design.DEFAULT_STD_CAP})")

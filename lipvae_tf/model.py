@@ -150,8 +150,8 @@ class LipschitzVAE(keras.Model):
         *,
         latent_dim: int = 10,
         method: str = "best",
-        std_cap: float = design.DEFAULT_STD_CAP,
-        posterior_std: float | None = None,
+        posterior_std: float | None = design.DEFAULT_POSTERIOR_STD,
+        std_cap: float | None = None,
         split: str = "decoder",
         encoder_mean: float | None = None,
         encoder_std: float | None = None,
@@ -162,11 +162,31 @@ class LipschitzVAE(keras.Model):
         """A model whose budget certifies every input at >= target_radius (robustness upfront).
 
         The constants come from `design.design_budget` (split "decoder" by default: the encoder
-        mean gets design.DEFAULT_ENCODER_MEAN, the std network is left unconstrained under its
-        cap, the decoder's reconstruction gets the largest constant that certifies the target).
+        mean gets design.DEFAULT_ENCODER_MEAN, the decoder's reconstruction gets the largest
+        constant that certifies the target).
+
+        The posterior std: by default fixed, sigma = posterior_std = design.DEFAULT_POSTERIOR_STD
+        in every coordinate (no std network; the noise difference gamma (eps' - eps) is certified
+        exactly by the noncentral chi-square bound, docs/theory.md section 3), which certifies
+        R* with a larger decoder constant than a learned std and trains to a higher log p(x)
+        (BENCHMARKS.md, "A fixed posterior std"). posterior_std=None learns it instead, with a
+        std network capped at ||sigma(x)||_2 <= std_cap (default design.DEFAULT_STD_CAP), left
+        unconstrained under split "decoder" unless encoder_std is given: the certificate then
+        assumes only the cap (the cap-aware bounds, section 9).
+
         kwargs go to the constructor (e.g. reconstruction="parameter", architecture="conv").
-        Raises ValueError naming target_radius when the target is infeasible.
+        Raises ValueError naming target_radius when the target is infeasible, and naming std_cap
+        or encoder_std when given with a fixed posterior std (they apply to a learned one).
         """
+        if posterior_std is not None:
+            for name, value in (("std_cap", std_cap), ("encoder_std", encoder_std)):
+                if value is not None:
+                    raise ValueError(
+                        f"{name} applies to a learned posterior std: pass posterior_std=None "
+                        f"with it (posterior_std={posterior_std!r} fixes the std), got "
+                        f"{name}={value!r}")
+        elif std_cap is None:
+            std_cap = design.DEFAULT_STD_CAP
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it
         r_slack = reconstruction_rounding_slack(kwargs.get("image_shape", (28, 28, 1)))

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from lipvae_tf import bounds, data, design, distribute, report
+from lipvae_tf import bounds, checks, data, design, distribute, report
 from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
@@ -49,8 +49,11 @@ class TrainConfig:
     r: float = 8.0
     p: float = 0.5
     method: str = "best"
-    std_cap: float = 0.1
-    posterior_std: float | None = None
+    # the posterior std: "auto" is a fixed std design.DEFAULT_POSTERIOR_STD when designing for
+    # target_radius and a learned one with explicit constants (their M_sigma is the std
+    # network's); a number fixes it; None learns it under the cap std_cap (None: 0.1)
+    posterior_std: float | str | None = "auto"
+    std_cap: float | None = None
     constants: tuple[float, float, float] | None = None  # explicit (M_mu, M_sigma, M_g)
     likelihood: str = "continuous_bernoulli"
     beta: float = 1.0
@@ -94,24 +97,47 @@ class TrainConfig:
                 and self.min_delta >= 0):
             raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
                              f"{self.min_delta!r}")
+        std_settings(self)  # the ValueError naming posterior_std or std_cap
         for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
 
+def std_settings(config: TrainConfig) -> tuple[float | None, float | None]:
+    """(posterior_std, std_cap) of the Lipschitz VAE that `config` builds: a fixed gamma and no
+    cap, or None (a learned std) and its cap S. Raises ValueError naming posterior_std for a bad
+    value, and naming std_cap when it is given with a fixed std (it applies to a learned one)."""
+    gamma, cap = config.posterior_std, config.std_cap
+    if gamma == "auto":
+        gamma = None if config.constants is not None else design.DEFAULT_POSTERIOR_STD
+    elif gamma is not None:
+        if isinstance(gamma, (bool, str)) or not isinstance(gamma, (int, float)) or not (
+                np.isfinite(gamma) and gamma > 0):
+            raise ValueError(f"posterior_std must be 'auto', None (a learned std) or a finite "
+                             f"number > 0, got {config.posterior_std!r}")
+    if cap is not None:
+        cap = checks.positive_finite("std_cap", cap)
+        if gamma is not None:
+            raise ValueError(f"std_cap applies to a learned posterior std: set posterior_std to "
+                             f"None ('learned' on the command line) with it, got std_cap={cap!r} "
+                             f"and posterior_std={config.posterior_std!r} (a fixed std {gamma})")
+    return gamma, (None if gamma is not None else design.DEFAULT_STD_CAP if cap is None else cap)
+
+
 def build_model(config: TrainConfig) -> LipschitzVAE:
     """From the target radius (robustness upfront) or from explicit constants."""
     common = _shape_kwargs(config)
+    gamma, cap = std_settings(config)
     if config.constants is not None:
         m_mu, m_sigma, m_g = config.constants
         return LipschitzVAE(encoder_mean=m_mu, encoder_std=m_sigma, decoder=m_g,
-                            std_cap=config.std_cap, posterior_std=config.posterior_std,
+                            std_cap=cap, posterior_std=gamma,
                             reconstruction=config.reconstruction, **common)
     if config.target_radius is None:
         raise ValueError("give either target_radius or constants")
     return LipschitzVAE.from_target(
-        config.target_radius, config.r, config.p, method=config.method, std_cap=config.std_cap,
-        posterior_std=config.posterior_std, split=config.split,
+        config.target_radius, config.r, config.p, method=config.method, std_cap=cap,
+        posterior_std=gamma, split=config.split,
         reconstruction=config.reconstruction, **common,
     )
 
@@ -669,8 +695,12 @@ flags.DEFINE_float("target_radius", _DEFAULTS.target_radius, "certified radius R
 flags.DEFINE_float("r", _DEFAULTS.r, "reconstruction tolerance r (l2)")
 flags.DEFINE_float("p", _DEFAULTS.p, "probability level p in [1/2, 1)")
 flags.DEFINE_enum("method", _DEFAULTS.method, list(bounds.METHODS), "certificate to design for")
-flags.DEFINE_float("std_cap", _DEFAULTS.std_cap, "S: cap on ||sigma(x)||")
-flags.DEFINE_float("posterior_std", None, "fixed posterior std gamma (instead of a learned std)")
+flags.DEFINE_string("posterior_std", _DEFAULTS.posterior_std, "the posterior std: a number "
+                    "(a fixed std gamma), 'learned' (a std network capped at --std_cap), or "
+                    f"'auto' (fixed at {design.DEFAULT_POSTERIOR_STD} when designing for "
+                    "--target_radius, learned with --constants)")
+flags.DEFINE_float("std_cap", None, f"S: cap on ||sigma(x)|| of a learned std (default "
+                   f"{design.DEFAULT_STD_CAP})")
 flags.DEFINE_list("constants", None, "explicit M_mu,M_sigma,M_g (overrides target_radius)")
 flags.DEFINE_enum("likelihood", _DEFAULTS.likelihood, ["bernoulli", "continuous_bernoulli",
                                                        "gaussian"], "decoder likelihood")
@@ -716,6 +746,13 @@ def config_from_flags() -> TrainConfig:
         if len(values["constants"]) != 3:
             raise app.UsageError("--constants takes three numbers: M_mu,M_sigma,M_g")
     values["hidden_units"] = tuple(int(u) for u in values["hidden_units"])
+    gamma = values.get("posterior_std")
+    if gamma not in ("auto", None):
+        try:
+            values["posterior_std"] = None if gamma == "learned" else float(gamma)
+        except ValueError:
+            raise app.UsageError(f"--posterior_std takes a number, 'learned' or 'auto', got "
+                                 f"{gamma!r}") from None
     return TrainConfig(**values)
 
 
@@ -746,7 +783,8 @@ def format_summary(result: dict) -> str:
             f"{value('target_radius', 'g')} for r = {value('r', 'g')}, p = {value('p', 'g')} "
             f"({design.get('method')}); budget M_mu = {value('encoder_mean')}, "
             f"M_sigma = {value('encoder_std')}, M_g = {value('decoder')}, "
-            f"S = {design.get('std_cap')}")
+            + (f"fixed posterior std gamma = {design['gamma']:g}" if design.get("gamma")
+               else f"S = {design.get('std_cap')}"))
     header = (f"{'model':<16}{'cert. min':>11}{'cert. median':>14}{'test log p(x)':>15}"
               f"{'test ELBO':>11}{'train s':>9}")
     lines += [header, "-" * len(header)]

@@ -327,11 +327,11 @@ def _cell(value, spec: str) -> str:
 
 def _posterior_std(card: dict) -> str:
     """How a card's model sets its posterior std: fixed gamma, learned under a cap S, learned."""
-    config = card["train_config"]
-    if config.get("posterior_std"):
-        return f"fixed {config['posterior_std']:g}"
-    if card["kind"] == "lipschitz" and config.get("std_cap"):
-        return f"cap {config['std_cap']:g}"
+    design = card.get("design") or {}  # the model's own settings (a config may say "auto")
+    if design.get("gamma"):
+        return f"fixed {design['gamma']:g}"
+    if design.get("std_cap"):
+        return f"cap {design['std_cap']:g}"
     return "learned"
 
 

@@ -30,7 +30,8 @@ def models(images):
     train, _ = images
     keras.utils.set_random_seed(0)
     return {
-        "learned_std": _fit(LipschitzVAE.from_target(1.0, R, P, **SHAPE), train),
+        "learned_std": _fit(LipschitzVAE.from_target(1.0, R, P, posterior_std=None, **SHAPE),
+                            train),
         "fixed_std": _fit(LipschitzVAE.from_target(1.0, R, P, posterior_std=0.05, **SHAPE), train),
         "standard": _fit(StandardVAE(**SHAPE), train),
     }

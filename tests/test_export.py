@@ -25,10 +25,12 @@ R_ROWS = np.linspace(4.0, 12.0, N)
 P_ROWS = np.tile([0.5, 0.6, 0.75, 0.9], N // 4)
 # name: (LipschitzVAE.from_target kwargs, certify method, TF Serving version)
 MODELS = {
-    "mlp": (dict(latent_dim=4, hidden_units=(32,)), "best", 1),
-    "conv": (dict(latent_dim=4, architecture="conv", conv_filters=(4, 8)), "chi2", None),
+    "mlp": (dict(latent_dim=4, hidden_units=(32,), posterior_std=None), "best", 1),
+    "conv": (dict(latent_dim=4, architecture="conv", conv_filters=(4, 8), posterior_std=None),
+             "chi2", None),
     "fixed": (dict(latent_dim=4, hidden_units=(32,), posterior_std=0.05, method="ncx2"), "best",
               None),
+    "default": (dict(latent_dim=4, hidden_units=(32,)), "best", None),  # a fixed std of 0.05
 }
 
 

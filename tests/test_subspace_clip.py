@@ -34,7 +34,8 @@ def _dense_layers(model: LipschitzVAE) -> list:
 
 def _small_vae(**kwargs) -> LipschitzVAE:
     keras.utils.set_random_seed(0)
-    shape = dict(latent_dim=4, hidden_units=(32,), seed=0, constraint="subspace_clip")
+    shape = dict(latent_dim=4, hidden_units=(32,), seed=0, constraint="subspace_clip",
+                 posterior_std=None)  # a learned std, as measured
     return LipschitzVAE.from_target(1.0, 8.0, **{**shape, **kwargs})
 
 

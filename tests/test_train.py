@@ -44,8 +44,11 @@ def test_run_writes_a_report_that_meets_its_target(tmp_path):
     comparison = on_disk["certificate_comparison"]
     assert comparison["lipvae_tf_0.1"] | {"radius": None} == {
         "method": "best", "reconstruction": "parameter", "use_std_cap": False, "radius": None}
+    # the default: a fixed posterior std (no cap to use), certified by the exact ncx2 bound
     assert comparison["current"] | {"radius": None} == {
-        "method": "best", "reconstruction": "mean", "use_std_cap": True, "radius": None}
+        "method": "best", "reconstruction": "mean", "use_std_cap": False, "radius": None}
+    assert "fixed posterior std gamma = 0.05" in summary
+    assert lipschitz["certified_radius"]["best"] == lipschitz["certified_radius"]["ncx2"]
     assert comparison["current"]["radius"] == lipschitz["certified_radius"]["best"]
     assert comparison["r"] == 8.0 and comparison["p"] == 0.5 and comparison["images"] == 64
     model = keras.models.load_model(lipschitz["model_path"])
@@ -92,6 +95,45 @@ def test_explicit_constants_and_bad_configs(tmp_path):
         train.build_model(train.TrainConfig(target_radius=None))
     with pytest.raises(ValueError, match="infeasible"):
         train.build_model(train.TrainConfig(target_radius=500.0))
+
+
+def test_the_posterior_std_is_fixed_by_default_and_learned_on_request():
+    from absl import app, flags
+
+    from lipvae_tf import design
+    small = dict(hidden_units=(16, 16))
+    fixed = train.build_model(train.TrainConfig(**small))
+    assert fixed.posterior_std == design.DEFAULT_POSTERIOR_STD == 0.05
+    assert fixed.encoder_std_net is None and fixed.std_cap is None
+    learned = train.build_model(train.TrainConfig(posterior_std=None, **small))
+    assert learned.posterior_std is None and learned.std_cap == design.DEFAULT_STD_CAP
+    assert train.std_settings(train.TrainConfig(posterior_std=None, std_cap=0.2)) == (None, 0.2)
+    assert train.std_settings(train.TrainConfig(posterior_std=0.02)) == (0.02, None)
+    # explicit constants: "auto" learns the std (their M_sigma is the std network's)
+    assert train.std_settings(train.TrainConfig(constants=(1.0, 1.0, 1.0))) == (None, 0.1)
+    with pytest.raises(ValueError, match="std_cap applies to a learned posterior std"):
+        train.TrainConfig(std_cap=0.2)  # refused, not silently unused
+    for bad in ("fixed", 0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="posterior_std"):
+            train.TrainConfig(posterior_std=bad)
+    with pytest.raises(ValueError, match="std_cap"):
+        train.TrainConfig(posterior_std=None, std_cap=0.0)
+    for name, kwargs in (("std_cap", dict(std_cap=0.2)), ("encoder_std", dict(encoder_std=2.0))):
+        with pytest.raises(ValueError, match=f"{name} applies to a learned posterior std"):
+            LipschitzVAE.from_target(1.0, 8.0, **kwargs, **small)
+    # the command line: a number, "learned" or "auto"
+    try:
+        for argument, expected in (("--posterior_std=learned", None), ("--posterior_std=0.03", 0.03),
+                                   ("--posterior_std=auto", "auto")):
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS(["lipvae-train", argument])
+            assert train.config_from_flags().posterior_std == expected
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["lipvae-train", "--posterior_std=wide"])
+        with pytest.raises(app.UsageError, match="--posterior_std takes a number"):
+            train.config_from_flags()
+    finally:
+        flags.FLAGS.unparse_flags()
 
 
 def test_command_line_trains_and_prints_the_summary(tmp_path):
