@@ -136,7 +136,7 @@ def zoo_points() -> list[tuple[str, str, list[tuple[float, float]]]]:
             continue
         group = ("zoo, converged: paper's recipe" if card["train_config"].get("method") == "paper"
                  else "zoo, converged: new recipe, fixed std"
-                 if card["train_config"].get("posterior_std") else "zoo, converged: new recipe")
+                 if (card.get("design") or {}).get("gamma") else "zoo, converged: new recipe")
         groups[group][1].append((target, card["test"]["log_likelihood_iwae"]))
     return [(label, marker, sorted(points)) for label, (marker, points) in groups.items()
             if points]

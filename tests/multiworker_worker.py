@@ -27,9 +27,11 @@ import numpy as np  # noqa: E402
 from lipvae_tf import constraints, data, train  # noqa: E402
 
 # Björck, whose kernels sit on the bound after every step, so that the replicas' kernels can be
-# checked against it during training (test_subspace_clip checks the default kind's replicas)
+# checked against it during training (test_subspace_clip checks the default kind's replicas); a
+# learned std, so that the unconstrained std network's kernels are compared across workers too
 CONFIG = train.TrainConfig(hidden_units=(32,), latent_dim=4, target_radius=1.0, r=8.0, p=0.5,
-                           epochs=2, batch_size=64, verbose=0, seed=0, constraint="bjorck")
+                           epochs=2, batch_size=64, verbose=0, seed=0, constraint="bjorck",
+                           posterior_std=None)
 
 
 def main(out_prefix: str, run_dir: str) -> None:
