@@ -203,12 +203,14 @@ def test_attack_at_099_certified_radius_never_breaks_a_certificate(models, image
     assert np.all(upper > P), upper.min()
 
 
-def test_the_same_audit_catches_a_broken_model(models, images, tmp_path):
+@pytest.mark.parametrize("name", ["learned_std", "fixed_std"])
+def test_the_same_audit_catches_a_broken_model(models, images, tmp_path, name):
     """Scale the encoder mean's first kernel 10x beyond its constraint while certifying with the
-    nominal constant: the audit must find inputs whose certificate is wrong."""
+    nominal constant: the audit must find inputs whose certificate is wrong (the learned std under
+    its cap, and the default fixed std)."""
     _, test = images
     path = str(tmp_path / "m.keras")
-    models["learned_std"].save(path)
+    models[name].save(path)
     broken = keras.models.load_model(path)
     kernel = next(layer.kernel for layer in broken.encoder_mean_net.layers
                   if hasattr(layer, "kernel"))
