@@ -21,6 +21,7 @@ import tensorflow_probability as tfp
 from lipvae_tf import bounds, checks, constraints, design, distribute
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
+from lipvae_tf import towers
 
 tfd = tfp.distributions
 
@@ -39,9 +40,6 @@ def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
     """2 sqrt(D) OUTPUT_ROUNDING: how far (l2) two float32 reconstructions of D pixels can move
     beyond the exact ones; a certificate for r - this slack covers the float32 outputs."""
     return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
-# Layers are built at (1 - NOMINAL_SLACK) x the budget, so that the verified bounds (measured
-# float32 kernels plus a round-off margin) stay below the budget and the design radius holds.
-NOMINAL_SLACK = 1e-5
 STD_FLOOR = 1e-4  # added after the softplus: the posterior std never reaches 0 (log sigma in KL)
 _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 # Where save_own_variables stores the noise generator's state (resumed runs draw the same noise).
@@ -207,9 +205,6 @@ class LipschitzVAE(keras.Model):
             **kwargs,
         )
 
-    def _layer_factor(self, budget: float, linear_layers: int) -> float:
-        return (budget * (1 - NOMINAL_SLACK)) ** (1 / linear_layers)
-
     def _dense(self, units: int, lipschitz: float, name: str) -> keras.layers.Layer:
         return ll.LipschitzDense(units, lipschitz=lipschitz, constraint=self.constraint,
                                  bjorck_iterations=self.bjorck_iterations, name=name)
@@ -242,60 +237,20 @@ class LipschitzVAE(keras.Model):
     def _encoder(self, name: str, budget: float, constrained: bool = True) -> keras.Sequential:
         """Image -> latent_dim features with Lipschitz constant <= budget (unless unconstrained:
         plain Dense/Conv layers, for a std network that only the cap controls)."""
-        dense = self._dense if constrained else _plain_dense
-        conv = self._conv if constrained else _plain_conv
-        net = keras.Sequential(name=name)
-        net.add(keras.Input(self.image_shape))
-        if self.architecture == "mlp":
-            widths = self.hidden_units
-            factor = self._layer_factor(budget, len(widths) + 1)
-            net.add(keras.layers.Flatten())
-            for i, units in enumerate(widths):
-                net.add(dense(units, factor, f"{name}_dense_{i}"))
-                net.add(self._activation(f"{name}_act_{i}"))
-        else:
-            self._check_conv_shape()
-            factor = self._layer_factor(budget, len(self.conv_filters) + 1)
-            for i, filters in enumerate(self.conv_filters):
-                net.add(conv(filters, factor, f"{name}_conv_{i}"))
-                net.add(self._activation(f"{name}_act_{i}"))
-            net.add(keras.layers.Flatten())
-        net.add(dense(self.latent_dim, factor, f"{name}_out"))
-        return net
+        return towers.encoder(
+            name, budget, dense=self._dense if constrained else towers.plain_dense,
+            conv=self._conv if constrained else towers.plain_conv,
+            activation=self._activation, **self._tower_shape())
 
     def _decoder(self, budget: float) -> keras.Sequential:
-        """Latent -> image logits with Lipschitz constant <= budget (before the sigmoid)."""
-        net = keras.Sequential(name="decoder")
-        net.add(keras.Input((self.latent_dim,)))
-        if self.architecture == "mlp":
-            widths = self.hidden_units[::-1]
-            factor = self._layer_factor(budget, len(widths) + 1)
-            for i, units in enumerate(widths):
-                net.add(self._dense(units, factor, f"decoder_dense_{i}"))
-                net.add(self._activation(f"decoder_act_{i}"))
-            net.add(self._dense(int(np.prod(self.image_shape)), factor, "decoder_out"))
-            net.add(keras.layers.Reshape(self.image_shape))
-        else:
-            filters = self.conv_filters[::-1]
-            factor = self._layer_factor(budget, len(filters) + 1)
-            shrink = 2 ** len(filters)
-            h, w = self.image_shape[0] // shrink, self.image_shape[1] // shrink
-            net.add(self._dense(h * w * filters[0], factor, "decoder_dense"))
-            net.add(self._activation("decoder_act_dense"))
-            net.add(keras.layers.Reshape((h, w, filters[0])))
-            for i, f in enumerate(list(filters[1:]) + [self.image_shape[2]]):
-                net.add(self._conv(f, factor, f"decoder_conv_{i}", transpose=True))
-                if i < len(filters) - 1:
-                    net.add(self._activation(f"decoder_act_{i}"))
-        return net
+        """Latent -> image logits with Lipschitz constant <= budget (before the output map)."""
+        return towers.decoder(budget, dense=self._dense, conv=self._conv,
+                              activation=self._activation, **self._tower_shape())
 
-    def _check_conv_shape(self) -> None:
-        shrink = 2 ** len(self.conv_filters)
-        if self.image_shape[0] % shrink or self.image_shape[1] % shrink:
-            raise ValueError(
-                f"architecture='conv' halves the image {len(self.conv_filters)} times: "
-                f"image_shape height and width must be multiples of {shrink}, got {self.image_shape}"
-            )
+    def _tower_shape(self) -> dict:
+        return dict(image_shape=self.image_shape, latent_dim=self.latent_dim,
+                    architecture=self.architecture, hidden_units=self.hidden_units,
+                    conv_filters=self.conv_filters)
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> "LipschitzVAE":
@@ -651,19 +606,11 @@ class StandardVAE(LipschitzVAE):
 
     def _conv(self, filters: int, lipschitz: float, name: str, transpose: bool = False):
         if not transpose:
-            return _plain_conv(filters, lipschitz, name)
+            return towers.plain_conv(filters, lipschitz, name)
         return keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=name)
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return keras.layers.Activation("relu", name=name)
-
-
-def _plain_dense(units: int, lipschitz: float, name: str) -> keras.layers.Layer:
-    return keras.layers.Dense(units, name=name)
-
-
-def _plain_conv(filters: int, lipschitz: float, name: str) -> keras.layers.Layer:
-    return ll.EmptyBatchSafeConv2D(filters, 3, strides=2, padding="same", name=name)
 
 
 def _images_of(data):
