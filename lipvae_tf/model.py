@@ -53,6 +53,32 @@ class LipschitzVAE(keras.Model):
 
     Build one from a stated robustness level with `LipschitzVAE.from_target`, train it with
     `compile(optimizer)` + `fit`, call `finalize()`, then `certified_radius(x, r, p)`.
+
+    Args (the constructor takes explicit constants; `from_target` chooses them):
+        latent_dim: m, the latent dimension.
+        encoder_mean, encoder_std, decoder: the budgets M_mu, M_sigma and M_g (M_g of the
+            certified reconstruction g, output map included: the logits get M_g divided by
+            `output_lipschitz()`, 1/12 for the continuous Bernoulli's mean, 1/4 for a sigmoid).
+        std_cap: S, the cap ||sigma(x)||_2 <= S of a learned std (None: no cap).
+        posterior_std: a fixed posterior std gamma in every coordinate (no std network; std_cap
+            and encoder_std then do not apply), or None for a learned std.
+        architecture: "mlp" (hidden_units) or "conv" (conv_filters; stride-2 3x3 convolutions),
+            see `lipvae_tf.towers`. image_shape: (height, width, channels), pixels in [0, 1].
+        likelihood: "continuous_bernoulli" (Loaiza-Ganem & Cunningham 2019), "bernoulli" or
+            "gaussian" (scale gaussian_scale). reconstruction: "mean" (E[x | z], certified by
+            default) or "parameter" (sigmoid of the logits, the paper's lambda).
+        constrain_std: False leaves a capped std network without a Lipschitz constraint (the
+            cap-aware certificates need only S). beta: the KL weight of the ELBO.
+        constraint: the per-step kernel control (`lipvae_tf.constraints.CONSTRAINT_KINDS`);
+            bjorck_iterations: Björck steps per step when it is "bjorck".
+        design: the `LipschitzBudget` dict the model was designed with (kept in its config).
+        seed: the seed of the reparameterisation noise generator.
+
+    Input shape: (batch, *image_shape) float32 images in [0, 1]; `call` returns the certified
+    reconstruction g(mu(x)) of the same shape. Units: radii and r are l2 in pixel space,
+    log-likelihoods and the ELBO in nats. Raises ValueError / TypeError naming the argument for
+    a bad value. Reference: Barrett et al. 2022, "Certifiably robust variational autoencoders"
+    (AISTATS), https://arxiv.org/abs/2102.07559.
     """
 
     def __init__(
