@@ -49,7 +49,7 @@ RECIPES = ("paper", "v0.1", "new-param", "new-mean", "new-mean-sn", "new-mean-sc
            "new-mean-fixed")
 KINDS = {"-sn": "spectral_norm", "-sc": "subspace_clip"}  # recipe suffix: per-step control
 P = 0.5
-FIXED_STD = 0.05  # new-mean-fixed's gamma: the best of 0.0316, 0.05, 0.1 (bench/results/fixed_std_*)
+FIXED_STD = design.DEFAULT_POSTERIOR_STD  # new-mean-fixed's gamma (bench/results/fixed_std_*)
 SHAPE = dict(latent_dim=10, hidden_units=(512, 512))
 
 

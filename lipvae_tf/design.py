@@ -90,6 +90,22 @@ def budget_radius(
                                **common))
 
 
+def learned_std_cap(posterior_std: float | None, std_cap: float | None,
+                    encoder_std: float | None = None) -> float | None:
+    """The cap S of a learned posterior std (std_cap, or DEFAULT_STD_CAP when None), or None
+    with a fixed posterior std. Raises ValueError naming std_cap or encoder_std when given with a
+    fixed posterior std: they apply to a learned one, and are refused rather than left unused."""
+    if posterior_std is None:
+        return DEFAULT_STD_CAP if std_cap is None else std_cap
+    for name, value in (("std_cap", std_cap), ("encoder_std", encoder_std)):
+        if value is not None:
+            raise ValueError(
+                f"{name} applies to a learned posterior std: pass posterior_std=None "
+                f"('--posterior_std=learned' on the command line) with it, got {name}={value!r} "
+                f"and a fixed posterior std {posterior_std!r}")
+    return None
+
+
 def design_budget(
     target_radius: float,
     r: float,

@@ -202,15 +202,7 @@ class LipschitzVAE(keras.Model):
         Raises ValueError naming target_radius when the target is infeasible, and naming std_cap
         or encoder_std when given with a fixed posterior std (they apply to a learned one).
         """
-        if posterior_std is not None:
-            for name, value in (("std_cap", std_cap), ("encoder_std", encoder_std)):
-                if value is not None:
-                    raise ValueError(
-                        f"{name} applies to a learned posterior std: pass posterior_std=None "
-                        f"with it (posterior_std={posterior_std!r} fixes the std), got "
-                        f"{name}={value!r}")
-        elif std_cap is None:
-            std_cap = design.DEFAULT_STD_CAP
+        std_cap = design.learned_std_cap(posterior_std, std_cap, encoder_std)
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it
         r_slack = reconstruction_rounding_slack(kwargs.get("image_shape", (28, 28, 1)))

@@ -117,11 +117,7 @@ def std_settings(config: TrainConfig) -> tuple[float | None, float | None]:
                              f"number > 0, got {config.posterior_std!r}")
     if cap is not None:
         cap = checks.positive_finite("std_cap", cap)
-        if gamma is not None:
-            raise ValueError(f"std_cap applies to a learned posterior std: set posterior_std to "
-                             f"None ('learned' on the command line) with it, got std_cap={cap!r} "
-                             f"and posterior_std={config.posterior_std!r} (a fixed std {gamma})")
-    return gamma, (None if gamma is not None else design.DEFAULT_STD_CAP if cap is None else cap)
+    return gamma, design.learned_std_cap(gamma, cap)
 
 
 def build_model(config: TrainConfig) -> LipschitzVAE:
