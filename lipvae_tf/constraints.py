@@ -173,35 +173,69 @@ def power_iteration(
     return sigma, tf.reshape(x, vector.shape)
 
 
+def _ritz_coefficients(basis: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Rayleigh-Ritz from a basis and its image: (coefficients C, Ritz values s), float64.
+
+    With B = `basis` (n, k) and M = `image` (m, k) its image under a linear map A (M = A B), the
+    Ritz pairs of A on span(B) solve the generalized eigenproblem (M^T M) c = s^2 (B^T B) c
+    (Golub & Van Loan, section 8.1.5): whitening by B^T B = E diag(g) E^T turns it into the
+    symmetric k x k problem of (E diag(g)^(-1/2))^T M^T M (E diag(g)^(-1/2)). Returns C (k, k) with C^T (B^T B) C = I on
+    the kept directions, so B C is orthonormal, and s >= 0, both sorted by s, largest first.
+    B need not be orthonormal: directions whose Gram eigenvalue is below float32 round-off of the
+    largest are dropped (their columns of C are zero). The k x k work is float64, so the Ritz
+    values carry only the round-off of the float32 products.
+    """
+    basis64, image64 = tf.cast(basis, tf.float64), tf.cast(image, tf.float64)
+    gram, vectors = tf.linalg.eigh(tf.matmul(basis64, basis64, transpose_a=True))
+    kept = gram > tf.reduce_max(gram) * np.finfo(np.float32).eps
+    whiten = vectors * tf.where(kept, tf.math.rsqrt(tf.where(kept, gram, 1.0)), 0.0)
+    restricted = tf.matmul(whiten, tf.matmul(tf.matmul(image64, image64, transpose_a=True),
+                                             whiten), transpose_a=True)
+    squares, rotation = tf.linalg.eigh(restricted)  # ascending
+    coefficients = tf.reverse(tf.matmul(whiten, rotation), [1])
+    return coefficients, tf.sqrt(tf.maximum(tf.reverse(squares, [0]), 0.0))
+
+
 def subspace_clip(
     kernel: tf.Tensor, subspace: tf.Tensor, max_norm: float
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """One subspace iteration, then clips the singular values it finds: (kernel, new subspace).
 
-    With A the map x -> x W of the (rows, cols) kernel and V the (rows, k) `subspace`:
-      Q = orth(W W^T V)                      one subspace iteration on A^T A: x -> x W W^T
-      Q^T W = P diag(s) R^T                  Rayleigh-Ritz: the SVD of W restricted to span(Q)
-      W <- W - (Q P) diag(max(s - c, 0)) R^T
-    so W's restriction to span(Q) has its singular values min(s, c) and the rest of W is kept:
-    it is the exact clip (`clip_dense_spectrum`) when span(Q) holds every singular vector above c.
+    With A the map x -> x W of the (rows, cols) kernel and V the (rows, k) `subspace` (in A's
+    input space):
+      Y = W (W^T V)            one subspace iteration on A^T A: x -> x W W^T
+      T = W^T Y                the image of Y under A
+      Rayleigh-Ritz on span(Y) (`_ritz_coefficients`: from the k x k Gram matrices of Y and T,
+      coefficients C and Ritz values s): input-space Ritz vectors U = Y C (orthonormal),
+      output-space ones R = T C / s, W^T U = R diag(s)
+      W <- W - U diag(max(s - c, 0)) R^T
+    so W's restriction to span(U) has its singular values min(s, c) and the rest of W is kept:
+    it is the exact clip (`clip_dense_spectrum`) when span(Y) holds every singular vector above c.
     The Ritz values s are lower bounds of the top singular values, so the result can still exceed
     c outside the subspace; nothing relies on it (`finalize_constraints` clips exactly). The new
-    subspace is Q P, the Ritz vectors sorted by s, which warm-starts the next step. A kernel whose
-    Ritz values are all <= c (1 + 8 eps) is returned unchanged bit for bit (an orthonormal kernel
-    too). Costs about 4 rows cols k multiply-adds, a (rows, k) QR and the SVD of a (k, cols)
-    matrix.
+    subspace is U, the Ritz vectors sorted by s, which warm-starts the next step (a direction of
+    Y dropped as dependent keeps its old, normalised column, so the subspace keeps its rank). A
+    kernel whose Ritz values are all <= c (1 + 8 eps) is returned unchanged bit for bit (an
+    orthonormal kernel too). Costs 4 rows cols k multiply-adds (three products and the update)
+    and two k x k symmetric eigenproblems; the Ritz step from Gram matrices replaced a QR of Y
+    and the SVD of Q^T W, the same step in a fifth less time (BENCHMARKS.md).
     """
     v = tf.cast(subspace, kernel.dtype)
-    q, _ = tf.linalg.qr(tf.matmul(kernel, tf.matmul(kernel, v, transpose_a=True)))
-    s, p, r = tf.linalg.svd(tf.matmul(q, kernel, transpose_a=True))
-    ritz = tf.matmul(q, p)
-    # Ritz values within ROUNDOFF_ULPS units of round-off of c count as on the bound: the QR and
-    # SVD of an orthonormal kernel return 1 +- a few ulps, and clipping that noise would change it
+    y = tf.matmul(kernel, tf.matmul(kernel, v, transpose_a=True))
+    t = tf.matmul(kernel, y, transpose_a=True)
+    coefficients, ritz = _ritz_coefficients(y, t)
+    coefficients, ritz = tf.cast(coefficients, kernel.dtype), tf.cast(ritz, kernel.dtype)
+    # Ritz values within ROUNDOFF_ULPS units of round-off of c count as on the bound: the Ritz
+    # values of an orthonormal kernel are 1 +- a few ulps, and clipping that noise would change it
     threshold = max_norm * (1 + _ROUNDOFF_ULPS * np.finfo(kernel.dtype.as_numpy_dtype).eps)
-    excess = tf.where(s > tf.constant(threshold, kernel.dtype),
-                      s - tf.constant(max_norm, kernel.dtype), tf.zeros_like(s))
-    clipped = kernel - tf.matmul(ritz * excess[None, :], r, transpose_b=True)
-    return clipped, tf.cast(ritz, subspace.dtype)
+    excess = tf.where(ritz > tf.constant(threshold, kernel.dtype),
+                      ritz - tf.constant(max_norm, kernel.dtype), tf.zeros_like(ritz))
+    inputs = tf.matmul(y, coefficients)  # U
+    clipped = kernel - tf.matmul(inputs * tf.math.divide_no_nan(excess, ritz)[None, :],
+                                 tf.matmul(t, coefficients), transpose_b=True)  # T C = R diag(s)
+    unit = tf.abs(tf.norm(inputs, axis=0) - 1) < 0.5
+    new_subspace = tf.where(unit[None, :], inputs, tf.math.l2_normalize(v, axis=0))
+    return clipped, tf.cast(new_subspace, subspace.dtype)
 
 
 def _rescale(kernel: tf.Tensor, sigma: tf.Tensor, max_norm: float) -> tf.Tensor:
