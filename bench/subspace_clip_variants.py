@@ -15,6 +15,8 @@ taken. The package's is "gram"; the others are written out here only to be measu
 - "alternating" (2 rows cols k): one product per step, with W or W^T in turn, the Ritz pairs of
   the previous step's subspace and the update: half an iteration per step (two more layer
   weights: the output-space subspace and which side is next).
+- "every_2nd" (quality only, `--variants=every_2nd`): "gram" on every 2nd step, nothing in
+  between (a step counter as a third layer weight).
 
 Speed: the per-step control alone for the 6 constrained kernels of the MLP VAE of
 bench/train_speed.py (784-512-512-16 encoder mean, 16-512-512-784 decoder), compiled, the
@@ -121,8 +123,23 @@ class AlternatingSubspaceClip(lc.SubspaceClip):
         return clipped
 
 
+class EverySecondStepSubspaceClip(lc.SubspaceClip):
+    """"gram" on every 2nd step only, the kernel left as it is in between (a step counter)."""
+
+    def state_spec(self, kernel_shape) -> dict:
+        return {**super().state_spec(kernel_shape), "constraint_step": ((), "int64", "zeros")}
+
+    def __call__(self, w):
+        kernel, step = tf.convert_to_tensor(w), self._weight("constraint_step")
+        due = tf.equal(tf.math.floormod(tf.convert_to_tensor(step), 2), 0)
+        step.assign_add(tf.ones((), step.dtype))
+        return tf.cond(due, lambda: _SUBSPACE_CLIP.__call__(self, kernel), lambda: kernel)
+
+
+_SUBSPACE_CLIP = lc.SubspaceClip
 STEPS = {"gram": lc.subspace_clip, "qr_svd": qr_svd_step, "middle": middle_step}
-VARIANTS = ("gram", "qr_svd", "middle", "alternating")
+CLASSES = {"alternating": AlternatingSubspaceClip, "every_2nd": EverySecondStepSubspaceClip}
+VARIANTS = ("gram", "qr_svd", "middle", "alternating")  # "every_2nd": quality only (--variants)
 
 
 def speed() -> dict[str, float]:
@@ -139,20 +156,14 @@ def speed() -> dict[str, float]:
             side = tf.Variable(0)
 
             def program(state=state, other=other, side=side):
-                def from_inputs():
-                    for w, v, u in zip(kernels, state, other):
-                        clipped, far = alternating_step(w, v, u, 1.0, True)
+                def half_step(bases, targets, on_rows: bool) -> int:
+                    for w, basis, target in zip(kernels, bases, targets):
+                        clipped, far = alternating_step(w, basis, target, 1.0, on_rows)
                         w.assign(clipped)
-                        u.assign(far)
-                    return 1
-
-                def from_outputs():
-                    for w, v, u in zip(kernels, state, other):
-                        clipped, far = alternating_step(w, u, v, 1.0, False)
-                        w.assign(clipped)
-                        v.assign(far)
-                    return 0
-                side.assign(tf.cond(tf.equal(side, 0), from_inputs, from_outputs))
+                        target.assign(far)
+                    return int(on_rows)
+                side.assign(tf.cond(tf.equal(side, 0), lambda: half_step(state, other, True),
+                                    lambda: half_step(other, state, False)))
         else:
             def program(state=state, step=STEPS[name]):
                 for w, v in zip(kernels, state):
@@ -179,19 +190,21 @@ def speed() -> dict[str, float]:
 
 def quality(variant: str, seed: int, posterior_std) -> dict:
     saved = lc.subspace_clip, lc.SubspaceClip
-    if variant == "alternating":
-        lc.SubspaceClip = AlternatingSubspaceClip
+    if variant in CLASSES:
+        lc.SubspaceClip = CLASSES[variant]
     else:
         lc.subspace_clip = STEPS[variant]
     try:
         with tempfile.TemporaryDirectory() as out:
             config = train.TrainConfig(source="sample", epochs=10, baseline=False, seed=seed,
-                                       posterior_std=posterior_std, output_dir=out)
+                                       posterior_std=posterior_std, output_dir=out, verbose=0)
             train.run(config)
             with open(os.path.join(out, "report.json")) as f:
                 report = json.load(f)["models"]["lipschitz_vae"]
     finally:
         lc.subspace_clip, lc.SubspaceClip = saved
+    print(f"  {variant} seed {seed} posterior_std {posterior_std}: test log p(x) "
+          f"{report['test']['log_likelihood_iwae']:.1f}", flush=True)
     return {"log_px": report["test"]["log_likelihood_iwae"], "elbo": report["test"]["elbo"],
             "radius_min": report["certified_radius"]["best"]["min"],
             "train_seconds": report["train_seconds"]}
@@ -201,12 +214,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip_quality", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"quality runs of these, comma-separated ({VARIANTS} or every_2nd)")
     args = parser.parse_args()
     speed()
     if args.skip_quality:
         return
     runs = [(seed, "auto") for seed in range(args.seeds)] + [(0, None)]
-    rows = {variant: [quality(variant, seed, std) for seed, std in runs] for variant in VARIANTS}
+    variants = ["gram"] + [v for v in args.variants.split(",") if v != "gram"]
+    rows = {variant: [quality(variant, seed, std) for seed, std in runs] for variant in variants}
     print("\nquality, the bundled sample, 10 epochs: test log p(x) (IWAE-64), nats")
     labels = [f"seed {seed} {'fixed std' if std else 'learned std'}" for seed, std in runs]
     print(f"  {'variant':<12}" + "".join(f"{label:>24}" for label in labels)

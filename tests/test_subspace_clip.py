@@ -90,7 +90,6 @@ def test_warm_started_from_a_random_subspace_it_converges_into_the_ball():
     # of a rescale by 4
     np.testing.assert_allclose(final, exact, atol=0.05)
     assert np.all(final <= exact + 1e-5)
-    assert np.sum(np.abs(final - exact) > 1e-3) <= 16  # the clipped top and a few mixed ones
 
 
 def test_a_zero_or_rank_deficient_kernel_keeps_the_subspace_full_rank_and_finite():
