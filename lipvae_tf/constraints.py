@@ -197,6 +197,11 @@ def _ritz_coefficients(basis: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor, t
     return coefficients, tf.sqrt(tf.maximum(tf.reverse(squares, [0]), 0.0))
 
 
+def _unit_columns(matrix: tf.Tensor) -> tf.Tensor:
+    """Each column divided by its l2 norm (a zero column stays zero, whatever its scale)."""
+    return tf.math.divide_no_nan(matrix, tf.norm(matrix, axis=0, keepdims=True))
+
+
 def subspace_clip(
     kernel: tf.Tensor, subspace: tf.Tensor, max_norm: float
 ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -222,9 +227,15 @@ def subspace_clip(
     and the SVD of Q^T W: the same pairs, the control in 0.83-0.87x the time
     (bench/subspace_clip_variants.py, BENCHMARKS.md).
     """
-    v = tf.cast(subspace, kernel.dtype)
-    y = tf.matmul(kernel, tf.matmul(kernel, v, transpose_a=True))
+    # unit columns before each product keep the float32 values near ||W||^2 whatever the scale of
+    # the state; a non-finite iterate (a kernel that has diverged) clips nothing, so it reaches
+    # the loss as NaN instead of failing inside the eigensolver
+    v = _unit_columns(tf.cast(subspace, kernel.dtype))
+    y = _unit_columns(tf.matmul(kernel, tf.matmul(kernel, v, transpose_a=True)))
     t = tf.matmul(kernel, y, transpose_a=True)
+    finite = tf.logical_and(tf.reduce_all(tf.math.is_finite(y)),
+                            tf.reduce_all(tf.math.is_finite(t)))
+    y, t = tf.where(finite, y, tf.zeros_like(y)), tf.where(finite, t, tf.zeros_like(t))
     coefficients, ritz = _ritz_coefficients(y, t)
     coefficients, ritz = tf.cast(coefficients, kernel.dtype), tf.cast(ritz, kernel.dtype)
     # Ritz values within ROUNDOFF_ULPS units of round-off of c count as on the bound: the Ritz
@@ -236,7 +247,7 @@ def subspace_clip(
     clipped = kernel - tf.matmul(inputs * tf.math.divide_no_nan(excess, ritz)[None, :],
                                  tf.matmul(t, coefficients), transpose_b=True)  # T C = R diag(s)
     unit = tf.abs(tf.norm(inputs, axis=0) - 1) < 0.5
-    new_subspace = tf.where(unit[None, :], inputs, tf.math.l2_normalize(v, axis=0))
+    new_subspace = tf.where(unit[None, :], inputs, v)
     return clipped, tf.cast(new_subspace, subspace.dtype)
 
 
