@@ -187,11 +187,18 @@ def _ritz_coefficients(basis: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor, t
     values carry only the round-off of the float32 products.
     """
     basis64, image64 = tf.cast(basis, tf.float64), tf.cast(image, tf.float64)
-    gram, vectors = tf.linalg.eigh(tf.matmul(basis64, basis64, transpose_a=True))
+    basis_gram = tf.matmul(basis64, basis64, transpose_a=True)
+    image_gram = tf.matmul(image64, image64, transpose_a=True)
+    # a non-finite input (a kernel that has diverged) gives no Ritz pairs (C = 0, s = 0)
+    # instead of making the eigensolver raise: the NaN reaches the loss, where the user sees it
+    finite = tf.logical_and(tf.reduce_all(tf.math.is_finite(basis_gram)),
+                            tf.reduce_all(tf.math.is_finite(image_gram)))
+    basis_gram = tf.where(finite, basis_gram, tf.zeros_like(basis_gram))
+    image_gram = tf.where(finite, image_gram, tf.zeros_like(image_gram))
+    gram, vectors = tf.linalg.eigh(basis_gram)
     kept = gram > tf.reduce_max(gram) * np.finfo(np.float32).eps
     whiten = vectors * tf.where(kept, tf.math.rsqrt(tf.where(kept, gram, 1.0)), 0.0)
-    restricted = tf.matmul(whiten, tf.matmul(tf.matmul(image64, image64, transpose_a=True),
-                                             whiten), transpose_a=True)
+    restricted = tf.matmul(whiten, tf.matmul(image_gram, whiten), transpose_a=True)
     squares, rotation = tf.linalg.eigh(restricted)  # ascending
     coefficients = tf.reverse(tf.matmul(whiten, rotation), [1])
     return coefficients, tf.sqrt(tf.maximum(tf.reverse(squares, [0]), 0.0))
@@ -227,15 +234,11 @@ def subspace_clip(
     and the SVD of Q^T W: the same pairs, the control in 0.83-0.87x the time
     (bench/subspace_clip_variants.py, BENCHMARKS.md).
     """
-    # unit columns before each product keep the float32 values near ||W||^2 whatever the scale of
-    # the state; a non-finite iterate (a kernel that has diverged) clips nothing, so it reaches
-    # the loss as NaN instead of failing inside the eigensolver
-    v = _unit_columns(tf.cast(subspace, kernel.dtype))
+    v = tf.cast(subspace, kernel.dtype)
+    # unit columns before the third product keep its float32 values near ||W|| whatever the
+    # scale of the state
     y = _unit_columns(tf.matmul(kernel, tf.matmul(kernel, v, transpose_a=True)))
     t = tf.matmul(kernel, y, transpose_a=True)
-    finite = tf.logical_and(tf.reduce_all(tf.math.is_finite(y)),
-                            tf.reduce_all(tf.math.is_finite(t)))
-    y, t = tf.where(finite, y, tf.zeros_like(y)), tf.where(finite, t, tf.zeros_like(t))
     coefficients, ritz = _ritz_coefficients(y, t)
     coefficients, ritz = tf.cast(coefficients, kernel.dtype), tf.cast(ritz, kernel.dtype)
     # Ritz values within ROUNDOFF_ULPS units of round-off of c count as on the bound: the Ritz
@@ -247,7 +250,7 @@ def subspace_clip(
     clipped = kernel - tf.matmul(inputs * tf.math.divide_no_nan(excess, ritz)[None, :],
                                  tf.matmul(t, coefficients), transpose_b=True)  # T C = R diag(s)
     unit = tf.abs(tf.norm(inputs, axis=0) - 1) < 0.5
-    new_subspace = tf.where(unit[None, :], inputs, v)
+    new_subspace = tf.where(unit[None, :], inputs, _unit_columns(v))
     return clipped, tf.cast(new_subspace, subspace.dtype)
 
 
