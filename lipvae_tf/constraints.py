@@ -225,9 +225,9 @@ def subspace_clip(
     so W's restriction to span(U) has its singular values min(s, c) and the rest of W is kept:
     it is the exact clip (`clip_dense_spectrum`) when span(Y) holds every singular vector above c.
     The Ritz values s are lower bounds of the top singular values (up to round-off), so the
-    result can still exceed c outside the subspace; nothing relies on it (`finalize_constraints` clips exactly). The new
-    subspace is U, the Ritz vectors sorted by s, which warm-starts the next step (a direction of
-    Y dropped as dependent keeps its old, normalised column). A kernel whose Ritz values are all
+    result can still exceed c outside the subspace; nothing relies on it (`finalize_constraints`
+    clips exactly). The new subspace is U, the Ritz vectors sorted by s, which warm-starts the
+    next step (a direction of Y dropped as dependent keeps its old, normalised column). A kernel whose Ritz values are all
     <= c (1 + 8 eps) is returned unchanged bit for bit: an orthonormal kernel too when Y is well
     conditioned, as it is from the previous step's Ritz vectors; from an ill-conditioned state
     the Gram form's round-off (eps cond(Y)) can take up to 1e-4 off it (docs/theory.md section
