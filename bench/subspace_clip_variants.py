@@ -46,7 +46,7 @@ from lipvae_tf import train  # noqa: E402
 
 SHAPES = [(784, 512), (512, 512), (512, 16), (16, 512), (512, 512), (512, 784)]
 RANK, ROUNDS, CALLS = 16, 7, 100
-_ON_BOUND = 1 + 8 * np.finfo(np.float32).eps  # lc._ROUNDOFF_ULPS units of round-off
+_ON_BOUND = 1 + lc._ROUNDOFF_ULPS * np.finfo(np.float32).eps  # the package's "on the bound"
 
 
 def _clip(kernel, inputs, outputs, ritz, max_norm):

@@ -227,11 +227,12 @@ def subspace_clip(
     The Ritz values s are lower bounds of the top singular values (up to round-off), so the
     result can still exceed c outside the subspace; nothing relies on it (`finalize_constraints`
     clips exactly). The new subspace is U, the Ritz vectors sorted by s, which warm-starts the
-    next step (a direction of Y dropped as dependent keeps its old, normalised column). A kernel whose Ritz values are all
-    <= c (1 + 8 eps) is returned unchanged bit for bit: an orthonormal kernel too when Y is well
-    conditioned, as it is from the previous step's Ritz vectors; from an ill-conditioned state
-    the Gram form's round-off (eps cond(Y)) can take up to 1e-4 off it (docs/theory.md section
-    14, "Limits", with the other limits of this step: range, rank, speed of finding). Costs
+    next step (a direction of Y dropped as dependent keeps its old, normalised column). A kernel
+    whose Ritz values are all <= c (1 + 8 eps) is returned unchanged bit for bit: an orthonormal
+    kernel too when Y is well conditioned, as it is from the previous step's Ritz vectors; from
+    an ill-conditioned state the Gram form's round-off (eps cond(Y)) can take up to 1e-4 off it
+    (docs/theory.md section 14, "Limits", with the other limits of this step: range, rank, speed
+    of finding). Costs
     4 rows cols k multiply-adds (three products and the update) and two k x k symmetric
     eigenproblems. The Ritz step from Gram matrices replaced a QR of Y and the SVD of Q^T W:
     the same pairs, the control in 0.83-0.88x the time (bench/subspace_clip_variants.py,
