@@ -10,13 +10,14 @@ inference. Four kinds (`CONSTRAINT_KINDS`, the layers' and the model's `constrai
 - "bjorck" (`BjorckOrthonormal`): 1-3 Björck iterations per step (Björck & Bowie 1971; Anil et
   al. 2019) keep the kernel orthonormal (gradient-norm preserving), 2 m n^2 per kernel and
   iteration; with `every=k` only every k-th step, spectral-norm clipping in between.
-- "spectral" (`SpectralClip`, the default for conv kernels): the exact clip of the singular
-  values (SVD; frequency blocks for conv) after every step.
-- "subspace_clip" (`SubspaceClip`, the default for dense kernels): singular-value clipping on
-  the top-k singular subspace, tracked across steps by subspace iteration (the block power
-  method) with a Rayleigh-Ritz step. Every singular value the subspace holds above the bound is
-  set to the bound and the rest of the spectrum is kept, like the exact clip, at O(m n k) per
-  kernel.
+- "spectral" (`SpectralClip`): the exact clip of the singular values (SVD; frequency blocks for
+  conv, then a re-measure and a rescale) after every step.
+- "subspace_clip" (`SubspaceClip`, the default): singular-value clipping on the top-k singular
+  subspace, tracked across steps by subspace iteration (the block power method) with a
+  Rayleigh-Ritz step. Every singular value the subspace holds above the bound is set to the
+  bound and the rest of the spectrum is kept, like the exact clip, at O(m n k) per dense kernel;
+  a conv kernel gets it per frequency block of its operator (batched, complex), taken back to
+  the kernel's taps by the inverse DFT.
 
 The per-step control only steers training. `finalize_constraints` (`LipschitzVAE.finalize`)
 projects once with exact norms, and certificates always measure the kernels in use, so soundness
@@ -53,12 +54,15 @@ CONSTRAINT_KINDS = ("spectral_norm", "bjorck", "spectral", "subspace_clip")
 # makes the exact clip train best (singular values above the bound set to it, the rest kept) at
 # O(mnk) per step. On the bundled sample its test ELBO is above Björck's at equal epochs, and its
 # step is 1.06-1.14x the plain VAE's against Björck's 1.5-1.9x; spectral_norm is faster still but
-# far worse (its rescale shrinks the whole spectrum). Conv kernels keep the exact clip.
+# far worse (its rescale shrinks the whole spectrum). Conv kernels too (per frequency block):
+# on the bundled sample it trains a better conv VAE than the exact clip every step, whose
+# re-measure and rescale after the projection onto 3x3 kernels shrink the whole spectrum, in a
+# fraction of its time (BENCHMARKS.md, "The subspace clip for conv kernels").
 DEFAULT_CONSTRAINT = "subspace_clip"
-DEFAULT_CONV_CONSTRAINT = "spectral"
+DEFAULT_CONV_CONSTRAINT = "subspace_clip"
 # Kinds that work on matrices only: a model given one of them puts its conv kernels under
 # DEFAULT_CONV_CONSTRAINT, and a conv layer refuses them.
-MATRIX_KINDS = ("bjorck", "subspace_clip")
+MATRIX_KINDS = ("bjorck",)
 # Power iterations per training step. Miyato et al. use 1: the vector is warm-started from the
 # previous step, whose kernel differs by one optimiser update.
 DEFAULT_POWER_ITERATIONS = 1
@@ -67,6 +71,9 @@ _ROUNDOFF_ULPS = 8
 # Dimension k of the subspace that "subspace_clip" tracks (BENCHMARKS.md: 16 keeps most of the
 # exact clip's quality at a fraction of Björck's cost).
 DEFAULT_SUBSPACE_RANK = 16
+# k of "subspace_clip" per frequency block of a conv kernel (a 3x3, 32 -> 64 stride-2 kernel on a
+# 14 x 14 input has 64 blocks of 64 x 128)
+DEFAULT_CONV_SUBSPACE_RANK = 4
 
 
 def _check_rank(kernel_shape, allowed: tuple[int, ...], owner: str) -> None:
@@ -174,39 +181,45 @@ def power_iteration(
 
 
 def _ritz_coefficients(basis: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Rayleigh-Ritz from a basis and its image: (coefficients C, Ritz values s), float64.
+    """Rayleigh-Ritz from a basis and its image: (coefficients C, Ritz values s), 64-bit.
 
-    With B = `basis` (n, k) and M = `image` (m, k) its image under a linear map A (M = A B), the
-    Ritz pairs of A on span(B) solve the generalized eigenproblem (M^T M) c = s^2 (B^T B) c
-    (Golub & Van Loan, section 8.1.5): whitening by B^T B = E diag(g) E^T, with
-    H = E diag(g)^(-1/2), turns it into the symmetric k x k eigenproblem of H^T M^T M H. Returns
-    C (k, k) with C^T (B^T B) C = I on the kept directions, so B C is orthonormal, and the Ritz
-    values s >= 0, both sorted by s, largest first.
+    With B = `basis` (..., n, k) and M = `image` (..., m, k) its image under a linear map A
+    (M = A B), the Ritz pairs of A on span(B) solve the generalized eigenproblem
+    (M^H M) c = s^2 (B^H B) c (Golub & Van Loan, section 8.1.5): whitening by
+    B^H B = E diag(g) E^H, with H = E diag(g)^(-1/2), turns it into the Hermitian k x k
+    eigenproblem of H^H M^H M H. Returns C (..., k, k) with C^H (B^H B) C = I on the kept
+    directions, so B C is orthonormal, and the real Ritz values s >= 0 (..., k), both sorted by s,
+    largest first. Real or complex, with any leading batch dimensions.
     B need not be orthonormal: directions whose Gram eigenvalue is below float32 round-off of the
-    largest are dropped (their columns of C are zero). The k x k work is float64, so the Ritz
-    values carry only the round-off of the float32 products.
+    largest are dropped (their columns of C are zero). The k x k work is float64 (complex128),
+    so the Ritz values carry only the round-off of the float32 products.
     """
-    basis64, image64 = tf.cast(basis, tf.float64), tf.cast(image, tf.float64)
-    basis_gram = tf.matmul(basis64, basis64, transpose_a=True)
-    image_gram = tf.matmul(image64, image64, transpose_a=True)
+    wide = tf.complex128 if basis.dtype.is_complex else tf.float64
+    basis64, image64 = tf.cast(basis, wide), tf.cast(image, wide)
+    basis_gram = tf.matmul(basis64, basis64, adjoint_a=True)
+    image_gram = tf.matmul(image64, image64, adjoint_a=True)
     # a non-finite input (a kernel that has diverged) gives no Ritz pairs (C = 0, s = 0)
     # instead of making the eigensolver raise: the NaN reaches the loss, where the user sees it
-    finite = tf.logical_and(tf.reduce_all(tf.math.is_finite(basis_gram)),
-                            tf.reduce_all(tf.math.is_finite(image_gram)))
+    finite = tf.logical_and(tf.reduce_all(tf.math.is_finite(tf.abs(basis_gram))),
+                            tf.reduce_all(tf.math.is_finite(tf.abs(image_gram))))
     basis_gram = tf.where(finite, basis_gram, tf.zeros_like(basis_gram))
     image_gram = tf.where(finite, image_gram, tf.zeros_like(image_gram))
     gram, vectors = tf.linalg.eigh(basis_gram)
-    kept = gram > tf.reduce_max(gram) * np.finfo(np.float32).eps
-    whiten = vectors * tf.where(kept, tf.math.rsqrt(tf.where(kept, gram, 1.0)), 0.0)
-    restricted = tf.matmul(whiten, tf.matmul(image_gram, whiten), transpose_a=True)
+    gram = tf.math.real(gram)
+    kept = gram > tf.reduce_max(gram, axis=-1, keepdims=True) * np.finfo(np.float32).eps
+    scales = tf.where(kept, tf.math.rsqrt(tf.where(kept, gram, 1.0)), 0.0)
+    whiten = vectors * tf.cast(scales, wide)[..., None, :]
+    restricted = tf.matmul(whiten, tf.matmul(image_gram, whiten), adjoint_a=True)
     squares, rotation = tf.linalg.eigh(restricted)  # ascending
-    coefficients = tf.reverse(tf.matmul(whiten, rotation), [1])
-    return coefficients, tf.sqrt(tf.maximum(tf.reverse(squares, [0]), 0.0))
+    coefficients = tf.reverse(tf.matmul(whiten, rotation), [-1])
+    return coefficients, tf.sqrt(tf.maximum(tf.reverse(tf.math.real(squares), [-1]), 0.0))
 
 
 def _unit_columns(matrix: tf.Tensor) -> tf.Tensor:
-    """Each column divided by its l2 norm (a zero column stays zero, whatever its scale)."""
-    return tf.math.divide_no_nan(matrix, tf.norm(matrix, axis=0, keepdims=True))
+    """Each column (axis -2) divided by its l2 norm (a zero column stays zero, whatever its
+    scale)."""
+    norms = tf.norm(tf.abs(matrix), axis=-2, keepdims=True)
+    return tf.math.divide_no_nan(matrix, tf.cast(norms, matrix.dtype))
 
 
 def subspace_clip(
@@ -238,24 +251,37 @@ def subspace_clip(
     the same pairs, the control in 0.83-0.88x the time (bench/subspace_clip_variants.py,
     BENCHMARKS.md).
     """
+    correction, new_subspace = _subspace_correction(kernel, subspace, max_norm)
+    return kernel - correction, new_subspace
+
+
+def _subspace_correction(
+    kernel: tf.Tensor, subspace: tf.Tensor, max_norm: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`subspace_clip`'s step as (U diag(max(s - c, 0)) R^H, new subspace), for real or complex
+    kernels (..., rows, cols) with any leading batch dimensions (the operator x -> W^H x, which
+    for a real kernel is x -> x W). The correction is exactly zero when no Ritz value is above
+    the bound."""
     v = tf.cast(subspace, kernel.dtype)
     # unit columns before the third product keep its float32 values near ||W|| whatever the
     # scale of the state
-    y = _unit_columns(tf.matmul(kernel, tf.matmul(kernel, v, transpose_a=True)))
-    t = tf.matmul(kernel, y, transpose_a=True)
+    y = _unit_columns(tf.matmul(kernel, tf.matmul(kernel, v, adjoint_a=True)))
+    t = tf.matmul(kernel, y, adjoint_a=True)
     coefficients, ritz = _ritz_coefficients(y, t)
-    coefficients, ritz = tf.cast(coefficients, kernel.dtype), tf.cast(ritz, kernel.dtype)
+    real = kernel.dtype.real_dtype
+    coefficients, ritz = tf.cast(coefficients, kernel.dtype), tf.cast(ritz, real)
     # Ritz values within ROUNDOFF_ULPS units of round-off of c count as on the bound: the Ritz
     # values of an orthonormal kernel are 1 +- a few ulps, and clipping that noise would change it
-    threshold = max_norm * (1 + _ROUNDOFF_ULPS * np.finfo(kernel.dtype.as_numpy_dtype).eps)
-    excess = tf.where(ritz > tf.constant(threshold, kernel.dtype),
-                      ritz - tf.constant(max_norm, kernel.dtype), tf.zeros_like(ritz))
+    threshold = max_norm * (1 + _ROUNDOFF_ULPS * np.finfo(real.as_numpy_dtype).eps)
+    excess = tf.where(ritz > tf.constant(threshold, real),
+                      ritz - tf.constant(max_norm, real), tf.zeros_like(ritz))
     inputs = tf.matmul(y, coefficients)  # U
-    clipped = kernel - tf.matmul(inputs * tf.math.divide_no_nan(excess, ritz)[None, :],
-                                 tf.matmul(t, coefficients), transpose_b=True)  # T C = R diag(s)
-    unit = tf.abs(tf.norm(inputs, axis=0) - 1) < 0.5
-    new_subspace = tf.where(unit[None, :], inputs, _unit_columns(v))
-    return clipped, tf.cast(new_subspace, subspace.dtype)
+    weights = tf.cast(tf.math.divide_no_nan(excess, ritz), kernel.dtype)
+    correction = tf.matmul(inputs * weights[..., None, :],
+                           tf.matmul(t, coefficients), adjoint_b=True)  # T C = R diag(s)
+    unit = tf.abs(tf.norm(tf.abs(inputs), axis=-2) - 1) < 0.5
+    new_subspace = tf.where(unit[..., None, :], inputs, _unit_columns(v))
+    return correction, tf.cast(new_subspace, subspace.dtype)
 
 
 def _rescale(kernel: tf.Tensor, sigma: tf.Tensor, max_norm: float) -> tf.Tensor:
@@ -405,52 +431,103 @@ class SpectralNormClip(StatefulConstraint):
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")
 class SubspaceClip(StatefulConstraint):
-    """Singular-value clipping on a tracked subspace: every step, W's top-k singular values above
+    """Singular-value clipping on a tracked subspace: every step, the top-k singular values above
     `max_norm` are set to `max_norm` and the rest of the spectrum is kept (`subspace_clip`).
 
-    The (rows, k) subspace is layer state (the non-trainable weight `subspace`, saved in `.keras`
-    files and checkpoints, identical on every replica), so one subspace iteration per step from
-    the previous step's Ritz vectors follows the top singular directions as training moves them.
-    Dense kernels only. Like the exact clip (`SpectralClip`), and unlike the rescale of
-    `SpectralNormClip`, it leaves singular values below the bound alone; unlike Björck it lets
-    them be below the bound. Steering only: `finalize_constraints` clips exactly, and certificates
-    measure exact norms.
+    Dense kernels: the (rows, k) subspace of the matrix. Conv and transposed-conv kernels (rank 4,
+    with `input_hw`, `strides`, `padding` as for `SpectralClip`): the convolution operator on the
+    circular grid that the certificate measures splits into frequency blocks B(xi)
+    (`conv_spectrum.frequency_blocks`), and each block gets its own rank-k subspace clip, batched;
+    the correction sum_xi U diag(excess) R^H is taken back to the kernel's taps by the (linear)
+    inverse DFT, which projects it onto kernels of that support (so the result may sit slightly
+    above the bound; the next step, and `finalize_constraints`, correct it). Cost per conv step:
+    one DFT of the kernel by a matrix product, about 4 (S c_in) c_out k complex multiply-adds per
+    frequency block, and the inverse DFT.
+
+    The subspace is layer state (the non-trainable weight `subspace`: (rows, k) for a dense
+    kernel; for a conv kernel (blocks, S c_in, k, 2), real and imaginary parts, for one block of
+    each conjugate pair B(xi), B(-xi) (`conv_spectrum.conjugate_half`); saved in `.keras` files
+    and checkpoints, identical on every replica), so one subspace iteration per step from the
+    previous step's Ritz vectors follows the top singular directions as training moves them.
+    Like the exact clip (`SpectralClip`), and unlike the rescale of `SpectralNormClip`, it leaves
+    singular values below the bound alone; unlike Björck it lets them be below the bound.
+    Steering only: `finalize_constraints` clips exactly, and certificates measure exact norms.
 
     Args:
-        max_norm: the bound c on ||W||_2.
-        rank: k, the subspace dimension (at most min(rows, cols) is used). Cost per step about
-            4 rows cols k multiply-adds.
+        max_norm: the bound c on the operator norm.
+        rank: k, the subspace dimension per matrix or frequency block (at most the block's
+            smaller side is used). Cost per dense step about 4 rows cols k multiply-adds.
+        input_hw, strides, padding: the convolution's spatial input size (a transposed conv:
+            its output size), strides and padding; conv kernels only.
 
     Raises:
-        TypeError / ValueError: naming `max_norm` or `rank` for a bad value; ValueError for a
-            kernel that is not a matrix.
+        TypeError / ValueError: naming `max_norm`, `rank`, `input_hw`, `strides` or `padding`
+            for a bad value; ValueError for a kernel of another rank, or a conv kernel without
+            `input_hw`.
     """
 
-    def __init__(self, max_norm: float = 1.0, rank: int = DEFAULT_SUBSPACE_RANK):
+    def __init__(
+        self,
+        max_norm: float = 1.0,
+        rank: int = DEFAULT_SUBSPACE_RANK,
+        input_hw: tuple[int, int] | None = None,
+        strides: tuple[int, int] = (1, 1),
+        padding: str = "same",
+    ):
         self.max_norm = checks.positive_finite("max_norm", max_norm)
         self.rank = checks.positive_int("rank", rank)
+        self._exact = SpectralClip(self.max_norm, input_hw, strides, padding)
+        self.input_hw, self.strides, self.padding = (
+            self._exact.input_hw, self._exact.strides, self._exact.padding)
 
     def exact(self) -> "SpectralClip":
         """The exact clip onto the same ball (what `finalize_constraints` applies once)."""
-        return SpectralClip(self.max_norm)
+        return self._exact
+
+    def _half(self, kernel_shape) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+        """(grid, block indices, weights): the blocks a conv kernel's step works on."""
+        grid = self._exact.conv_grid(kernel_shape)
+        return (grid, *conv_spectrum.conjugate_half(grid, self.strides))
+
+    def _block_shape(self, kernel_shape) -> tuple[int, int, int]:
+        """(blocks, S c_in, c_out): one block of each conjugate pair, as `frequency_blocks`."""
+        kh, kw, c_in, c_out = (int(n) for n in kernel_shape)
+        _, indices, _ = self._half(kernel_shape)
+        return len(indices), self.strides[0] * self.strides[1] * c_in, c_out
 
     def state_spec(self, kernel_shape) -> dict:
-        _check_rank(kernel_shape, (2,), "SubspaceClip")
-        rows, cols = (int(n) for n in kernel_shape)
+        _check_rank(kernel_shape, (2, 4), "SubspaceClip")
         # any start of full rank works; the global Keras seed decides it
-        return {"subspace": ((rows, min(self.rank, rows, cols)), "float32",
-                             keras.initializers.RandomNormal(stddev=1.0))}
+        start = keras.initializers.RandomNormal(stddev=1.0)
+        if len(kernel_shape) == 2:
+            rows, cols = (int(n) for n in kernel_shape)
+            return {"subspace": ((rows, min(self.rank, rows, cols)), "float32", start)}
+        blocks, rows, cols = self._block_shape(kernel_shape)
+        return {"subspace": ((blocks, rows, min(self.rank, rows, cols), 2), "float32", start)}
 
     def __call__(self, w: tf.Tensor) -> tf.Tensor:
-        _check_rank(w.shape, (2,), "SubspaceClip")
+        _check_rank(w.shape, (2, 4), "SubspaceClip")
         subspace = self._weight("subspace")
-        clipped, new_subspace = subspace_clip(tf.convert_to_tensor(w),
-                                              tf.convert_to_tensor(subspace), self.max_norm)
-        subspace.assign(new_subspace)
-        return clipped
+        kernel = tf.convert_to_tensor(w)
+        if len(w.shape) == 2:
+            clipped, new_subspace = subspace_clip(kernel, tf.convert_to_tensor(subspace),
+                                                  self.max_norm)
+            subspace.assign(new_subspace)
+            return clipped
+        # each B(xi)^T is clipped as a matrix (its singular values are B(xi)'s), the subspace
+        # in its row space; B(-xi) is B(xi) conjugated, so one block of each pair stands for both
+        grid, indices, weights = self._half(w.shape)
+        blocks = conv_spectrum.frequency_blocks(kernel, grid, self.strides, indices)
+        state = tf.convert_to_tensor(subspace)
+        correction, new_state = _subspace_correction(
+            blocks, tf.complex(state[..., 0], state[..., 1]), self.max_norm)
+        subspace.assign(tf.stack([tf.math.real(new_state), tf.math.imag(new_state)], -1))
+        return kernel - conv_spectrum.kernel_from_blocks(correction, w.shape, grid, self.strides,
+                                                         indices, weights)
 
     def get_config(self) -> dict:
-        return {"max_norm": self.max_norm, "rank": self.rank}
+        return {"max_norm": self.max_norm, "rank": self.rank, "input_hw": self.input_hw,
+                "strides": self.strides, "padding": self.padding}
 
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")
@@ -472,7 +549,7 @@ class SpectralClip(keras.constraints.Constraint):
         self.max_norm = checks.positive_finite("max_norm", max_norm)
         self.input_hw = None if input_hw is None else checks.int_pair("input_hw", input_hw)
         self.strides = checks.int_pair("strides", strides)
-        self.padding = padding.lower()
+        self.padding = str(padding).lower()
         if self.padding not in conv_spectrum.PADDINGS:
             raise ValueError(f"padding must be one of {conv_spectrum.PADDINGS}, got {padding!r}")
 

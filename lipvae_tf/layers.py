@@ -66,7 +66,7 @@ def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int 
         return lc.BjorckOrthonormal(iterations=bjorck_iterations, every=bjorck_every,
                                     power_iterations=power_iterations)
     if kind == "subspace_clip":
-        return lc.SubspaceClip(1.0, rank=subspace_rank)
+        return lc.SubspaceClip(1.0, rank=subspace_rank, **conv)
     return lc.SpectralClip(max_norm=1.0, **conv)
 
 
@@ -196,11 +196,14 @@ class _LipschitzConvBase(_ScaledKernelLayer):
                  lipschitz: float = 1.0, use_bias: bool = True,
                  kernel_initializer="orthogonal", bias_initializer="zeros",
                  constraint: str = lc.DEFAULT_CONV_CONSTRAINT,
-                 power_iterations: int = lc.DEFAULT_POWER_ITERATIONS, **kwargs):
+                 power_iterations: int = lc.DEFAULT_POWER_ITERATIONS,
+                 subspace_rank: int = lc.DEFAULT_CONV_SUBSPACE_RANK, **kwargs):
         super().__init__(lipschitz, use_bias, kernel_initializer, bias_initializer, **kwargs)
         self.constraint = constraint
         self.power_iterations = power_iterations
-        _kernel_constraint(constraint, power_iterations=power_iterations, strides=(1, 1))
+        self.subspace_rank = subspace_rank
+        _kernel_constraint(constraint, power_iterations=power_iterations,
+                           subspace_rank=subspace_rank, strides=(1, 1))
         self.filters = checks.positive_int("filters", filters)
         self.kernel_size = checks.int_pair("kernel_size", kernel_size)
         self.strides = checks.int_pair("strides", strides)
@@ -235,6 +238,7 @@ class _LipschitzConvBase(_ScaledKernelLayer):
             "padding": self.padding,
             "constraint": self.constraint,
             "power_iterations": self.power_iterations,
+            "subspace_rank": self.subspace_rank,
         }
 
     @classmethod
@@ -244,6 +248,7 @@ class _LipschitzConvBase(_ScaledKernelLayer):
 
     def _conv_constraint(self, operator_hw) -> keras.constraints.Constraint:
         return _kernel_constraint(self.constraint, power_iterations=self.power_iterations,
+                                  subspace_rank=self.subspace_rank,
                                   input_hw=operator_hw, strides=self.strides,
                                   padding=self.padding)
 
@@ -254,9 +259,12 @@ class LipschitzConv2D(_LipschitzConvBase):
 
     padding: "same"/"valid" (zero padding; certified by a guaranteed upper bound) or
     "circular" (periodic; the operator norm is computed exactly).
-    constraint: "spectral" (default: exact clip in the frequency domain every step) or
-    "spectral_norm" (spectral-norm clipping by power iteration on the convolution operator,
-    vector in the weight `power_vector`; a few convolutions of one image per step).
+    constraint: "subspace_clip" (default: the singular values above 1 of each frequency block of
+    the operator, on a `subspace_rank`-dimensional subspace per block kept in the non-trainable
+    weight `subspace`, taken back to the kernel's taps), "spectral" (exact clip in the frequency
+    domain every step, re-measured and rescaled) or "spectral_norm" (spectral-norm clipping by
+    power iteration on the convolution operator, vector in the weight `power_vector`; a few
+    convolutions of one image per step). See `lipvae_tf.constraints`.
     """
 
     def build(self, input_shape) -> None:

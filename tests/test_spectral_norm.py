@@ -104,19 +104,13 @@ def test_the_clip_rescales_only_kernels_estimated_outside():
 
 # ----- the state (of spectral_norm and of subspace_clip, whose state tests live here too) ----
 
-def _dense_mlp() -> keras.Sequential:
-    """The subspace clip is for matrices: dense layers only, on _xy's inputs."""
-    return keras.Sequential([
-        keras.Input((12, 12, 2)),
-        keras.layers.Flatten(),
-        ll.LipschitzDense(16, lipschitz=2.0, constraint="subspace_clip", subspace_rank=4),
-        ll.GroupSort(),
-        ll.LipschitzDense(3, constraint="subspace_clip", subspace_rank=4),
-    ])
+def _subspace_mlp() -> keras.Sequential:
+    """The same network under the subspace clip (conv: per frequency block), on _xy's inputs."""
+    return _mlp(constraint="subspace_clip", subspace_rank=4)
 
 
 # constraint kind: (model factory, name of the state weight on each constrained layer)
-STATEFUL = {"spectral_norm": (_mlp, "power_vector"), "subspace_clip": (_dense_mlp, "subspace")}
+STATEFUL = {"spectral_norm": (_mlp, "power_vector"), "subspace_clip": (_subspace_mlp, "subspace")}
 
 
 @pytest.mark.parametrize("kind", sorted(STATEFUL))
@@ -124,7 +118,7 @@ def test_the_state_is_non_trainable_and_updated_inside_the_compiled_step(kind):
     make, state = STATEFUL[kind]
     model = make()
     owners = [layer for layer in model.layers if hasattr(layer, state)]
-    assert len(owners) == (3 if kind == "spectral_norm" else 2)
+    assert len(owners) == 3  # the conv kernel and both dense ones
     for layer in owners:
         assert any(w is getattr(layer, state) for w in layer.non_trainable_weights)
         assert not any(w is getattr(layer, state) for w in layer.trainable_weights)
@@ -196,7 +190,8 @@ def test_backup_and_restore_resumes_the_state_bit_for_bit(tmp_path, kind):
 
 
 @pytest.mark.parametrize("architecture,kind", [("mlp", "spectral_norm"), ("conv", "spectral_norm"),
-                                               ("mlp", "subspace_clip")])
+                                               ("mlp", "subspace_clip"),
+                                               ("conv", "subspace_clip")])
 def test_two_mirrored_replicas_keep_bit_identical_states(tmp_path, architecture, kind):
     out, saved = tmp_path / "result.json", tmp_path / "mirrored.keras"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
@@ -304,8 +299,8 @@ def test_kinds_are_layer_model_and_command_line_arguments(tmp_path):
         dense = model.encoder_mean_net.layers[-1]
         conv = model.encoder_mean_net.layers[0]
         assert isinstance(dense.kernel.constraint, cls)
-        # Björck and the subspace clip are for matrices: conv kernels take the exact clip
-        conv_cls = lc.SpectralClip if kind in lc.MATRIX_KINDS else cls
+        # Björck is for matrices: conv kernels take the conv default, the subspace clip
+        conv_cls = lc.SubspaceClip if kind in lc.MATRIX_KINDS else cls
         assert isinstance(conv.kernel.constraint, conv_cls)
         assert hasattr(dense, "power_vector") == (kind == "spectral_norm")
         restored = LipschitzVAE.from_config(model.get_config())
@@ -336,7 +331,7 @@ def test_kinds_are_layer_model_and_command_line_arguments(tmp_path):
     assert train.TrainConfig().constraint == "subspace_clip"
     # chosen by measurement (BENCHMARKS.md)
     assert LipschitzVAE().constraint == lc.DEFAULT_CONSTRAINT == "subspace_clip"
-    assert ll.LipschitzConv2D(4, 3).constraint == lc.DEFAULT_CONV_CONSTRAINT == "spectral"
+    assert ll.LipschitzConv2D(4, 3).constraint == lc.DEFAULT_CONV_CONSTRAINT == "subspace_clip"
     assert train.build_model(train.TrainConfig(constraint="bjorck", hidden_units=(16,),
                                                latent_dim=4)).constraint == "bjorck"
 

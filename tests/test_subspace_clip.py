@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lipvae_tf import constraints as lc, data, layers as ll
+from lipvae_tf import constraints as lc, conv_spectrum as cs, data, layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf.model import LipschitzVAE
 
@@ -184,25 +184,131 @@ def test_a_stale_subspace_misses_the_norm_but_finalize_and_the_certificate_do_no
 
 # ----- arguments, serialisation, the default -----------------------------------------------
 
-def test_subspace_clip_serialises_validates_and_refuses_convolutions():
-    constraint = lc.SubspaceClip(1.5, rank=7)
-    restored = keras.constraints.deserialize(keras.constraints.serialize(constraint))
-    assert type(restored) is lc.SubspaceClip and restored.get_config() == constraint.get_config()
-    assert isinstance(constraint.exact(), lc.SpectralClip) and constraint.exact().max_norm == 1.5
+def test_subspace_clip_serialises_and_validates():
+    for constraint in (lc.SubspaceClip(1.5, rank=7),
+                       lc.SubspaceClip(1.5, rank=3, input_hw=(14, 14), strides=(2, 2))):
+        restored = keras.constraints.deserialize(keras.constraints.serialize(constraint))
+        assert type(restored) is lc.SubspaceClip
+        assert restored.get_config() == constraint.get_config()
+        exact = constraint.exact()
+        assert isinstance(exact, lc.SpectralClip) and exact.max_norm == 1.5
+        assert exact.input_hw == constraint.input_hw and exact.strides == constraint.strides
     with pytest.raises(ValueError, match="layer state"):
         restored(tf.zeros((4, 3)))  # no subspace attached: says how to get one
     with pytest.raises(ValueError, match="rank"):
         lc.SubspaceClip(rank=0)
     with pytest.raises(ValueError, match="max_norm"):
         lc.SubspaceClip(max_norm=0.0)
+    with pytest.raises(ValueError, match="padding"):
+        lc.SubspaceClip(padding="reflect")
     with pytest.raises(ValueError, match="subspace_rank"):
         ll.LipschitzDense(4, subspace_rank=0)
-    with pytest.raises(ValueError, match="not convolution operators"):
-        ll.LipschitzConv2D(4, 3, constraint="subspace_clip")
-    with pytest.raises(ValueError, match="SubspaceClip expects a kernel of rank 2"):
-        constraint.state_spec((3, 3, 2, 4))
-    # a conv VAE under "subspace_clip": dense kernels clip on the subspace, conv kernels exactly
+    with pytest.raises(ValueError, match="subspace_rank"):
+        ll.LipschitzConv2D(4, 3, subspace_rank=0)
+    with pytest.raises(ValueError, match="needs input_hw"):
+        lc.SubspaceClip().state_spec((3, 3, 2, 4))  # a conv kernel's norm depends on it
+    with pytest.raises(ValueError, match="SubspaceClip expects a kernel of rank 2 or 4"):
+        lc.SubspaceClip().state_spec((3, 2, 4))
+    # a conv VAE under "subspace_clip": dense kernels clip on a subspace, conv kernels per
+    # frequency block, each with the default rank of its kind
     model = _small_vae(architecture="conv", conv_filters=(4, 8))
-    assert isinstance(model.encoder_mean_net.layers[0].kernel.constraint, lc.SpectralClip)
-    assert isinstance(model.encoder_mean_net.layers[-1].kernel.constraint, lc.SubspaceClip)
+    conv, dense = model.encoder_mean_net.layers[0], model.encoder_mean_net.layers[-1]
+    assert isinstance(conv.kernel.constraint, lc.SubspaceClip)
+    assert conv.kernel.constraint.rank == lc.DEFAULT_CONV_SUBSPACE_RANK
+    assert isinstance(dense.kernel.constraint, lc.SubspaceClip)
+    assert dense.kernel.constraint.rank == lc.DEFAULT_SUBSPACE_RANK
     assert LipschitzVAE.from_config(model.get_config()).constraint == "subspace_clip"
+
+
+# ----- conv kernels: the clip per frequency block ------------------------------------------
+
+def _conv_clip(kernel_shape, input_hw, strides, rank, seed=0):
+    """A SubspaceClip for a conv kernel with its state attached (random start, seeded)."""
+    clip = lc.SubspaceClip(1.0, rank=rank, input_hw=input_hw, strides=strides)
+    shape, _, _ = clip.state_spec(kernel_shape)["subspace"]
+    start = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    clip.attach(subspace=tf.Variable(start))
+    return clip
+
+
+def _conv_norm(kernel, input_hw, strides) -> float:
+    return lp.conv_norm_bound(np.asarray(kernel, np.float64), input_hw, strides, "same")
+
+
+def test_conv_with_the_whole_block_in_the_subspace_it_is_the_block_clip_then_the_projection():
+    """k >= each block's smaller side: the step clips every frequency block exactly and takes
+    the result back to the kernel's taps (what the exact clip does before re-measuring)."""
+    kernel = np.random.default_rng(1).normal(size=(3, 3, 2, 3)).astype(np.float32)
+    clip = _conv_clip(kernel.shape, (8, 8), (2, 2), rank=3)  # blocks of 8 x 3
+    grid = clip.exact().conv_grid(kernel.shape)
+    blocks = cs.frequency_blocks(tf.constant(kernel, tf.float64), grid, (2, 2))
+    s, u, v = tf.linalg.svd(blocks)
+    excess = tf.cast(tf.nn.relu(s - 1.0), blocks.dtype)
+    clipped = blocks - tf.matmul(u * excess[:, None, :], v, adjoint_b=True)
+    expected = cs.kernel_from_blocks(clipped, kernel.shape, grid, (2, 2)).numpy()
+    stepped = clip(tf.constant(kernel)).numpy()
+    np.testing.assert_allclose(stepped, expected, atol=2e-5)
+    assert _conv_norm(kernel, (8, 8), (2, 2)) > 2.0  # it had something to clip
+
+
+def test_a_conv_kernel_inside_the_ball_is_returned_bit_for_bit():
+    kernel = np.random.default_rng(2).normal(size=(3, 3, 4, 8)).astype(np.float32)
+    kernel *= 0.9 / _conv_norm(kernel, (14, 14), (2, 2))
+    clip = _conv_clip(kernel.shape, (14, 14), (2, 2), rank=4)
+    assert np.array_equal(clip(tf.constant(kernel)).numpy(), kernel)
+
+
+def test_a_conv_kernel_stepped_with_a_small_rank_converges_into_the_ball():
+    """rank 2 of blocks with 8 singular values: the subspace follows the top ones, and the
+    alternation of the block clip with the projection onto 3x3 kernels (both projections onto
+    convex sets) ends inside the ball."""
+    kernel = np.random.default_rng(3).normal(size=(3, 3, 8, 8)).astype(np.float32)
+    clip = _conv_clip(kernel.shape, (12, 12), (1, 1), rank=2)
+    assert _conv_norm(kernel, (12, 12), (1, 1)) > 5.0
+    norms = []
+    for step in range(1, 151):
+        kernel = clip(tf.constant(kernel)).numpy()
+        if step in (10, 50, 150):
+            norms.append(_conv_norm(kernel, (12, 12), (1, 1)))
+    # measured at rank 2: 1.20 after 10 steps, 1.0045 after 60, 1.0000 after 200 (alternating
+    # projections converge slowly, not in one step)
+    assert norms[0] > norms[1] > norms[2]
+    assert norms[2] <= 1.0 + 1e-3
+    assert np.isfinite(clip._weight("subspace").numpy()).all()
+
+
+def test_after_fit_and_finalize_every_conv_kernel_is_inside_its_bound():
+    model = _small_vae(architecture="conv", conv_filters=(4, 8))
+    layers = [layer for layer in lc.iter_layers(list(model.lipschitz_networks().values()))
+              if isinstance(layer, (ll.LipschitzConv2D, ll.LipschitzConv2DTranspose))]
+    assert len(layers) == 4
+    assert all(isinstance(layer.kernel.constraint, lc.SubspaceClip) for layer in layers)
+    model.compile(keras.optimizers.Adam(3e-3))
+    model.fit(X, batch_size=32, epochs=2, verbose=0)
+
+    def norm(layer):
+        grid_hw = (layer.output_hw if isinstance(layer, ll.LipschitzConv2DTranspose)
+                   else layer.input_hw)
+        return _conv_norm(layer.kernel.numpy(), grid_hw, layer.strides)
+
+    assert max(norm(layer) for layer in layers) <= 1.1  # the steering kept them near the ball
+    report = model.finalize()
+    assert {layer.kernel.path for layer in layers} <= set(report)
+    for layer in layers:
+        assert norm(layer) <= 1.0, layer.name
+    assert model.certified_radius(data.load_sample("test")[0][:64], 8.0).min() >= 1.0
+
+
+def test_a_stale_conv_subspace_misses_the_norm_but_finalize_and_the_certificate_do_not():
+    model = _small_vae(architecture="conv", conv_filters=(4, 8))
+    layer = model.encoder_mean_net.layers[2]
+    assert isinstance(layer, ll.LipschitzConv2D) and layer.kernel.constraint.rank >= 1
+    layer.kernel.assign(layer.kernel * 3.0)
+    layer.subspace.assign(tf.zeros_like(layer.subspace))  # no direction at all: nothing found
+    layer.kernel.assign(layer.kernel.constraint(layer.kernel))  # one step's control
+    assert _conv_norm(layer.kernel.numpy(), layer.input_hw, layer.strides) > 1.5
+    x = data.load_sample("test")[0][:32]
+    assert model.certified_radius(x, 8.0).max() < 1.0  # the measured norm, not the nominal
+    model.finalize()  # the exact clip, whatever the subspace
+    assert _conv_norm(layer.kernel.numpy(), layer.input_hw, layer.strides) <= 1.0
+    assert model.certified_radius(x, 8.0).min() >= 1.0
