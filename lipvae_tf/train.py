@@ -729,9 +729,10 @@ flags.DEFINE_float("min_delta", _DEFAULTS.min_delta, "smallest validation-ELBO g
                    "that counts as an improvement")
 flags.DEFINE_enum("constraint", _DEFAULTS.constraint, list(CONSTRAINT_KINDS),
                   "per-step kernel control: subspace_clip (the singular values above the bound "
-                  "on a tracked 16-dim subspace, O(mnk); dense kernels, conv ones get spectral), "
-                  "spectral_norm (power iteration, O(mn)), bjorck (orthonormal) or spectral "
-                  "(exact clip); finalize() clips exactly once")
+                  "on a tracked 16-dim subspace, O(mnk); conv kernels: 2 dims per frequency "
+                  "block), spectral_norm (power iteration, O(mn)), bjorck (orthonormal; dense "
+                  "kernels, conv ones get subspace_clip) or spectral (exact clip); finalize() "
+                  "clips exactly once")
 
 
 def config_from_flags() -> TrainConfig:
