@@ -167,7 +167,8 @@ def power_iteration(
     The estimate is scale invariant in `vector`; a vector in the null space is kept as it is.
     """
     dense = len(kernel.shape) == 2
-    x = tf.reshape(vector, (1, -1) if dense else (1, *vector.shape))
+    # the vector is float32 layer state; a float64 kernel iterates in float64
+    x = tf.reshape(tf.cast(vector, kernel.dtype), (1, -1) if dense else (1, *vector.shape))
     sigma = tf.zeros((), kernel.dtype)
     for _ in range(iterations):
         if dense:
@@ -178,7 +179,7 @@ def power_iteration(
         w_norm = _l2_norm(w)
         sigma = w_norm / tf.maximum(_l2_norm(y), tf.constant(np.finfo(np.float32).tiny, w.dtype))
         x = tf.where(w_norm > 0, w / tf.maximum(w_norm, np.finfo(np.float32).tiny), x)
-    return sigma, tf.reshape(x, vector.shape)
+    return sigma, tf.cast(tf.reshape(x, vector.shape), vector.dtype)
 
 
 def _ritz_coefficients(basis: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -219,8 +220,14 @@ def _ritz_coefficients(basis: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor, t
 def _unit_columns(matrix: tf.Tensor) -> tf.Tensor:
     """Each column (axis -2) divided by its l2 norm (a zero column stays zero, whatever its
     scale)."""
-    norms = tf.norm(tf.abs(matrix), axis=-2, keepdims=True)
-    return tf.math.divide_no_nan(matrix, tf.cast(norms, matrix.dtype))
+    if matrix.dtype.is_complex:
+        # complex64 norms overflow to inf above about 1.8e19, and TF's complex division by inf
+        # gives NaN, not 0: the norms in float64 and a real reciprocal instead
+        norms = tf.norm(tf.abs(tf.cast(matrix, tf.complex128)), axis=-2, keepdims=True)
+        scales = tf.math.divide_no_nan(tf.ones_like(norms), norms)
+        return matrix * tf.cast(tf.cast(scales, matrix.dtype.real_dtype), matrix.dtype)
+    norms = tf.norm(matrix, axis=-2, keepdims=True)
+    return tf.math.divide_no_nan(matrix, norms)
 
 
 def subspace_clip(
@@ -558,8 +565,8 @@ class SpectralClip(keras.constraints.Constraint):
         """The frequency grid on which this constraint measures a conv kernel."""
         if self.input_hw is None:
             raise ValueError(
-                "SpectralClip on a conv kernel needs input_hw (the spatial input size): the "
-                "operator norm of a convolution depends on it"
+                "a clip of a conv kernel (SpectralClip, SubspaceClip) needs input_hw (the "
+                "spatial input size): the operator norm of a convolution depends on it"
             )
         return conv_spectrum.circular_grid(
             self.input_hw, tuple(kernel_shape[:2]), self.strides, self.padding

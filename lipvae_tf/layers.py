@@ -269,6 +269,13 @@ class LipschitzConv2D(_LipschitzConvBase):
 
     def build(self, input_shape) -> None:
         self.input_hw = self._spatial_input(input_shape)
+        if any(n < k for n, k in zip(self.input_hw, self.kernel_size)):
+            # measured on TF 2.21's CPU convolution (oneDNN): float32 "same" with strides (1, 2)
+            # on a 7 x 1 input and a 3 x 5 kernel returns values of 1e34 (uninitialised memory),
+            # "valid" too; the certified bound would not hold for what is computed
+            raise ValueError(
+                f"{type(self).__name__} needs inputs at least as large as its kernel: input "
+                f"spatial size {self.input_hw}, kernel_size {self.kernel_size}")
         if self.padding == "circular":
             conv_spectrum.circular_grid(self.input_hw, self.kernel_size, self.strides, "circular")
         kernel_shape = (*self.kernel_size, input_shape[-1], self.filters)

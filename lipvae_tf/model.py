@@ -71,6 +71,8 @@ class LipschitzVAE(keras.Model):
             cap-aware certificates need only S). beta: the KL weight of the ELBO.
         constraint: the per-step kernel control (`lipvae_tf.constraints.CONSTRAINT_KINDS`);
             bjorck_iterations: Björck steps per step when it is "bjorck".
+        conv_constraint: the conv kernels' control (None: `constraint`, or for "bjorck", which
+            works on matrices only, `constraints.DEFAULT_CONV_CONSTRAINT`, the subspace clip).
         design: the `LipschitzBudget` dict the model was designed with (kept in its config).
         seed: the seed of the reparameterisation noise generator.
 
@@ -103,6 +105,7 @@ class LipschitzVAE(keras.Model):
         constraint: str = constraints.DEFAULT_CONSTRAINT,
         design: dict | None = None,
         seed: int | None = None,
+        conv_constraint: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -145,6 +148,15 @@ class LipschitzVAE(keras.Model):
             raise ValueError(
                 f"constraint must be one of {constraints.CONSTRAINT_KINDS}, got {constraint!r}")
         self.constraint = constraint
+        conv_kinds = tuple(k for k in constraints.CONSTRAINT_KINDS
+                           if k not in constraints.MATRIX_KINDS)
+        if conv_constraint is None:  # the same kind where it exists for convolutions
+            conv_constraint = (constraints.DEFAULT_CONV_CONSTRAINT
+                               if constraint in constraints.MATRIX_KINDS else constraint)
+        if conv_constraint not in conv_kinds:
+            raise ValueError(
+                f"conv_constraint must be one of {conv_kinds}, got {conv_constraint!r}")
+        self.conv_constraint = conv_constraint
         self.design = design
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -229,10 +241,8 @@ class LipschitzVAE(keras.Model):
 
     def _conv(self, filters: int, lipschitz: float, name: str, transpose: bool = False):
         kind = ll.LipschitzConv2DTranspose if transpose else ll.LipschitzConv2D
-        constraint = (constraints.DEFAULT_CONV_CONSTRAINT
-                      if self.constraint in constraints.MATRIX_KINDS else self.constraint)
         return kind(filters, 3, strides=2, padding="same", lipschitz=lipschitz,
-                    constraint=constraint, name=name)
+                    constraint=self.conv_constraint, name=name)
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return ll.GroupSort(2, name=name)
@@ -276,6 +286,12 @@ class LipschitzVAE(keras.Model):
         # sigmoid(logits), the std network constrained, the kernels trained with Björck
         config = {"reconstruction": "parameter", "constrain_std": True, "constraint": "bjorck",
                   **config}
+        if "conv_constraint" not in config:
+            # saved before conv kernels could take the subspace clip: Björck and the subspace
+            # clip left them to the exact clip, whose kernels carry no state
+            legacy = config["constraint"]
+            config["conv_constraint"] = ("spectral" if legacy in ("bjorck", "subspace_clip")
+                                         else legacy)
         return super().from_config(config, custom_objects)
 
     def get_config(self) -> dict:
@@ -298,6 +314,7 @@ class LipschitzVAE(keras.Model):
             "beta": self.beta,
             "bjorck_iterations": self.bjorck_iterations,
             "constraint": self.constraint,
+            "conv_constraint": self.conv_constraint,
             "design": self.design,
             "seed": self.seed,
         }

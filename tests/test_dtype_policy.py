@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
+from lipvae_tf.constraints import finalize_constraints
 
 MIXED = ["mixed_float16", "mixed_bfloat16"]
 
@@ -128,3 +129,30 @@ def test_a_lipschitz_vae_under_mixed_float16_is_refused_at_construction():
     finally:
         keras.mixed_precision.set_global_policy(previous)
     assert keras.mixed_precision.global_policy().name == previous.name
+
+
+@pytest.mark.parametrize("constraint", ["spectral_norm", "subspace_clip", "spectral"])
+def test_float64_conv_layers_build_train_and_are_bounded_under_every_constraint(constraint):
+    """spectral_norm's float32 power vector met the float64 kernel in one convolution: the
+    layer failed at build with a dtype error."""
+    layer = ll.LipschitzConv2D(3, 3, strides=2, lipschitz=0.5, constraint=constraint,
+                               dtype="float64")
+    layer.build((None, 8, 8, 2))
+    layer.kernel.assign(layer.kernel * 4.0)
+    layer.kernel.assign(layer.kernel.constraint(layer.kernel))  # one step's control
+    assert layer.kernel.dtype == "float64"
+    y = layer(tf.ones((1, 8, 8, 2), tf.float64))
+    assert y.dtype == tf.float64 and np.isfinite(y.numpy()).all()
+    finalize_constraints([layer])
+    assert lp.layer_lipschitz_bound(layer) <= 0.5 * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("constraint", ["spectral_norm", "subspace_clip", "bjorck"])
+def test_float64_dense_layers_build_and_step_under_every_stateful_constraint(constraint):
+    layer = ll.LipschitzDense(5, lipschitz=0.5, constraint=constraint, dtype="float64")
+    layer.build((None, 7))
+    layer.kernel.assign(layer.kernel * 3.0)
+    layer.kernel.assign(layer.kernel.constraint(layer.kernel))
+    assert layer.kernel.dtype == "float64" and np.isfinite(layer.kernel.numpy()).all()
+    finalize_constraints([layer])
+    assert lp.layer_lipschitz_bound(layer) <= 0.5 * (1 + 1e-9)

@@ -300,3 +300,13 @@ def test_empty_batch_safe_conv_is_keras_conv2d_with_the_same_bound():
     np.testing.assert_array_equal(models[0](x).numpy(), models[1](x).numpy())
     assert models[1](x[:0]).shape == (0, 4, 4, 3)
     assert network_lipschitz_bound(models[1]) == network_lipschitz_bound(models[0])
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_a_conv_layer_refuses_an_input_smaller_than_its_kernel(padding):
+    """TF's float32 CPU convolution returned uninitialised values (1e34) for a 7 x 1 input, a
+    3 x 5 kernel and strides (1, 2): no bound can hold for that, so such inputs are refused."""
+    layer = ll.LipschitzConv2D(5, (3, 5), strides=(1, 2), padding=padding)
+    with pytest.raises(ValueError, match=r"at least as large as its kernel.*\(7, 1\).*\(3, 5\)"):
+        layer.build((None, 7, 1, 1))
+    ll.LipschitzConv2D(5, (3, 5), strides=(1, 2), padding=padding).build((None, 7, 5, 1))

@@ -277,6 +277,21 @@ def test_a_conv_kernel_stepped_with_a_small_rank_converges_into_the_ball():
     assert np.isfinite(clip._weight("subspace").numpy()).all()
 
 
+def test_the_conv_step_stays_finite_for_huge_and_tiny_kernels_and_states():
+    """complex64 column norms overflowed to inf above 1.8e19 and TF's complex division by inf
+    gave NaN kernels and states (a kernel of scale 1e9, or a state of scale 1e18)."""
+    kernel = np.random.default_rng(0).standard_normal((3, 3, 4, 6)).astype(np.float32)
+    for kernel_scale, state_scale in ((1e9, 1.0), (1.0, 1e18), (1.0, 1e20), (1e-20, 1.0),
+                                      (1.0, 1e-30)):
+        clip = _conv_clip(kernel.shape, (10, 8), (2, 2), rank=2)
+        state = clip._weight("subspace")
+        state.assign(state * state_scale)
+        stepped = clip(tf.constant(kernel * kernel_scale)).numpy()
+        again = clip(tf.constant(stepped)).numpy()
+        assert np.isfinite(stepped).all() and np.isfinite(again).all()
+        assert np.isfinite(state.numpy()).all() and np.abs(state.numpy()).max() < 10.0
+
+
 def test_after_fit_and_finalize_every_conv_kernel_is_inside_its_bound():
     model = _small_vae(architecture="conv", conv_filters=(4, 8))
     layers = [layer for layer in lc.iter_layers(list(model.lipschitz_networks().values()))
@@ -313,3 +328,30 @@ def test_a_stale_conv_subspace_misses_the_norm_but_finalize_and_the_certificate_
     model.finalize()  # the exact clip, whatever the subspace
     assert _conv_norm(layer.kernel.numpy(), layer.input_hw, layer.strides) <= 1.0
     assert model.certified_radius(x, 8.0).min() >= 1.0
+
+
+def test_conv_models_saved_before_the_conv_subspace_clip_load_with_their_exact_clip(tmp_path):
+    """Before, "subspace_clip" and "bjorck" models gave their conv kernels the exact clip (no
+    state weight): their configs name no conv_constraint, and must rebuild that way."""
+    for kind in ("subspace_clip", "bjorck", "spectral_norm"):
+        old_style = _small_vae(architecture="conv", conv_filters=(4, 8), constraint=kind,
+                               conv_constraint="spectral_norm" if kind == "spectral_norm"
+                               else "spectral")
+        old_style.compile(keras.optimizers.Adam(1e-3))
+        old_style.fit(X[:64], batch_size=32, epochs=1, verbose=0)
+        old_style.save_weights(tmp_path / f"{kind}.weights.h5")
+        config = old_style.get_config()
+        del config["conv_constraint"]  # what a config saved before the argument holds
+        loaded = LipschitzVAE.from_config(config)
+        assert loaded.conv_constraint == old_style.conv_constraint
+        conv = loaded.encoder_mean_net.layers[0]
+        assert type(conv.kernel.constraint) is type(old_style.encoder_mean_net.layers[0]
+                                                    .kernel.constraint)
+        loaded.load_weights(tmp_path / f"{kind}.weights.h5")
+        for a, b in zip(old_style.weights, loaded.weights):
+            assert np.array_equal(a.numpy(), b.numpy()), a.path
+    # new configs carry it; a bad one is refused by name
+    assert _small_vae(architecture="conv", conv_filters=(4, 8)).get_config()[
+        "conv_constraint"] == "subspace_clip"
+    with pytest.raises(ValueError, match="conv_constraint must be one of"):
+        LipschitzVAE(architecture="conv", conv_constraint="bjorck")
