@@ -63,6 +63,7 @@ DEFAULT_CONV_CONSTRAINT = "subspace_clip"
 # Kinds that work on matrices only: a model given one of them puts its conv kernels under
 # DEFAULT_CONV_CONSTRAINT, and a conv layer refuses them.
 MATRIX_KINDS = ("bjorck",)
+CONV_KINDS = tuple(kind for kind in CONSTRAINT_KINDS if kind not in MATRIX_KINDS)
 # Power iterations per training step. Miyato et al. use 1: the vector is warm-started from the
 # previous step, whose kernel differs by one optimiser update.
 DEFAULT_POWER_ITERATIONS = 1
@@ -406,18 +407,17 @@ class SpectralNormClip(StatefulConstraint):
     ):
         self.max_norm = checks.positive_finite("max_norm", max_norm)
         self.iterations = checks.positive_int("iterations", iterations)
-        self.input_hw = None if input_hw is None else checks.int_pair("input_hw", input_hw)
-        self.strides = checks.int_pair("strides", strides)
-        self.padding = str(padding).lower()
-        if self.padding not in conv_spectrum.PADDINGS:
-            raise ValueError(f"padding must be one of {conv_spectrum.PADDINGS}, got {padding!r}")
+        # the exact clip onto the same ball validates and keeps the operator's arguments
+        self._exact = SpectralClip(self.max_norm, input_hw, strides, padding)
+        self.input_hw, self.strides, self.padding = (
+            self._exact.input_hw, self._exact.strides, self._exact.padding)
 
     def exact(self) -> "SpectralClip":
         """The exact clip onto the same ball (what `finalize_constraints` applies once)."""
-        return SpectralClip(self.max_norm, self.input_hw, self.strides, self.padding)
+        return self._exact
 
     def _grid(self, kernel_shape) -> tuple[int, int] | None:
-        return None if len(kernel_shape) == 2 else self.exact().conv_grid(kernel_shape)
+        return None if len(kernel_shape) == 2 else self._exact.conv_grid(kernel_shape)
 
     def state_spec(self, kernel_shape) -> dict:
         _check_rank(kernel_shape, (2, 4), "SpectralNormClip")

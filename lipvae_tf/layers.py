@@ -54,7 +54,7 @@ def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int 
     for name, value in (("bjorck_iterations", bjorck_iterations), ("bjorck_every", bjorck_every),
                         ("power_iterations", power_iterations), ("subspace_rank", subspace_rank)):
         checks.positive_int(name, value)  # checked whatever the kind
-    kinds = tuple(k for k in lc.CONSTRAINT_KINDS if not conv or k not in lc.MATRIX_KINDS)
+    kinds = lc.CONV_KINDS if conv else lc.CONSTRAINT_KINDS
     if kind not in kinds:
         raise ValueError(
             f"constraint must be one of {kinds}, got {kind!r}"

@@ -148,14 +148,12 @@ class LipschitzVAE(keras.Model):
             raise ValueError(
                 f"constraint must be one of {constraints.CONSTRAINT_KINDS}, got {constraint!r}")
         self.constraint = constraint
-        conv_kinds = tuple(k for k in constraints.CONSTRAINT_KINDS
-                           if k not in constraints.MATRIX_KINDS)
         if conv_constraint is None:  # the same kind where it exists for convolutions
             conv_constraint = (constraints.DEFAULT_CONV_CONSTRAINT
                                if constraint in constraints.MATRIX_KINDS else constraint)
-        if conv_constraint not in conv_kinds:
-            raise ValueError(
-                f"conv_constraint must be one of {conv_kinds}, got {conv_constraint!r}")
+        if conv_constraint not in constraints.CONV_KINDS:
+            raise ValueError(f"conv_constraint must be one of {constraints.CONV_KINDS}, "
+                             f"got {conv_constraint!r}")
         self.conv_constraint = conv_constraint
         self.design = design
         self.seed = seed
