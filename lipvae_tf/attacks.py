@@ -7,6 +7,15 @@ Everything runs in TF, batched, and is deterministic under `seed` (stateless ran
 - `estimate_margin`: bisection on the attack radius; each candidate delta is judged by a
   one-sided Clopper-Pearson upper bound on P(||f(x+delta) - f(x)|| <= r).
 Certified radius <= true margin <= `MarginEstimate.upper` (with the stated confidence).
+
+References:
+- A. Madry, A. Makelov, L. Schmidt, D. Tsipras, A. Vladu, "Towards Deep Learning Models
+  Resistant to Adversarial Attacks", ICLR 2018 (projected gradient ascent),
+  https://arxiv.org/abs/1706.06083
+- G. Gondim-Ribeiro, P. Tabacof, E. Valle, "Adversarial Attacks on Variational Autoencoders",
+  2018 (the latent attack), https://arxiv.org/abs/1806.04646
+- C. J. Clopper, E. S. Pearson, "The use of confidence or fiducial limits illustrated in the
+  case of the binomial", Biometrika 26(4), 1934, pp. 404-413, https://doi.org/10.1093/biomet/26.4.404
 """
 from __future__ import annotations
 

@@ -7,6 +7,18 @@ encoder std sigma = gamma * 1 the scalar or array gamma. Each returns the radius
 ||delta|| < d keeps P(||f(x + delta) - f(x)|| <= r) >= p; 0 where no certificate exists.
 `radius(method, ...)` dispatches over METHODS with one uniform signature.
 Derivations: docs/theory.md.
+
+References:
+- B. Barrett, A. Camuto, M. Willetts, T. Rainforth, "Certifiably Robust Variational
+  Autoencoders", AISTATS 2022 (PMLR 151), section 3: the Markov certificate R1 and the
+  chi-square certificate R2, https://arxiv.org/abs/2102.07559
+- T. Inglot, "Inequalities for quantiles of the chi-square distribution", Probability and
+  Mathematical Statistics 30(2), 2010, pp. 339-351: the tail bound of `inglot_log_tail`.
+- N. L. Johnson, S. Kotz, N. Balakrishnan, "Continuous Univariate Distributions", vol. 2, 2nd
+  ed., Wiley 1995, chapter 29: the noncentral chi-square CDF as a Poisson mixture of central ones.
+- NIST Digital Library of Mathematical Functions, https://dlmf.nist.gov: 5.11.1 and 5.11(ii) (the
+  Stirling series of lgamma and its error bound), 8.7.1 (the regularised incomplete gamma function
+  as a series of Poisson terms, which `ncx2_cdf_lower` sums).
 """
 from __future__ import annotations
 

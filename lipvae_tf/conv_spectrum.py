@@ -13,6 +13,11 @@ max_xi sigma_max(B(xi)) -- exact, not estimated.
 A zero-padded ("same"/"valid") convolution on an n_h x n_w input is a restriction of the
 circular one on any grid N >= n + k - 1 (the input embeds isometrically, the outputs it keeps are
 a subset), so the circular norm on that grid is a guaranteed upper bound. See docs/theory.md section 7.
+
+References:
+- H. Sedghi, V. Gupta, P. M. Long, "The Singular Values of Convolutional Layers", ICLR 2019
+  (the block structure for stride 1), https://arxiv.org/abs/1805.10408; the strided blocks
+  follow from the same DFT argument with the S aliased frequencies (docs/theory.md section 7).
 """
 from __future__ import annotations
 

@@ -4,6 +4,12 @@ Linear layers keep their kernel's operator norm <= 1 with a constraint and multi
 non-trainable `lipschitz` factor, so the layer's constant is `lipschitz` x (measured kernel norm).
 The kernel is projected once at build time, so a freshly built layer already satisfies it.
 Activations here are 1-Lipschitz and gradient-norm preserving (GroupSort, MaxMin).
+
+References:
+- C. Anil, J. Lucas, R. Grosse, "Sorting out Lipschitz function approximation", ICML 2019
+  (GroupSort, MaxMin, gradient-norm preservation), https://arxiv.org/abs/1811.05381
+- T. Miyato, T. Kataoka, M. Koyama, Y. Yoshida, "Spectral Normalization for Generative
+  Adversarial Networks", ICLR 2018, https://arxiv.org/abs/1802.05957
 """
 from __future__ import annotations
 

@@ -7,6 +7,16 @@ is about, g(z), follows `reconstruction`: "mean" (default) is the likelihood's m
 (for the continuous Bernoulli 1/12-Lipschitz in the logits, docs/theory.md section 10), and
 "parameter" is sigmoid(logits), the paper's choice (the CB's shape parameter lambda; 1/4). For
 Bernoulli and Gaussian likelihoods both are the sigmoid.
+
+References:
+- D. P. Kingma, M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (the ELBO and the
+  reparameterisation), https://arxiv.org/abs/1312.6114
+- B. Barrett, A. Camuto, M. Willetts, T. Rainforth, "Certifiably Robust Variational
+  Autoencoders", AISTATS 2022, https://arxiv.org/abs/2102.07559
+- G. Loaiza-Ganem, J. P. Cunningham, "The continuous Bernoulli: fixing a pervasive error in
+  variational autoencoders", NeurIPS 2019 (its mean, eq. 6), https://arxiv.org/abs/1907.06845
+- Y. Burda, R. Grosse, R. Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016 (the
+  IWAE bound of `log_likelihood`), https://arxiv.org/abs/1509.00519
 """
 from __future__ import annotations
 
