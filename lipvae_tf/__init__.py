@@ -31,10 +31,9 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "BjorckOrthonormal", "SpectralClip", "finalize_constraints",
-    "GroupSort", "LipschitzConv2D", "LipschitzConv2DTranspose", "LipschitzDense", "MaxMin",
-    "Scale", "Shift", "StdCap", "layer_lipschitz_bound", "network_lipschitz_bound",
-    "register_lipschitz_bound",
+    "BjorckOrthonormal", "SpectralClip", "finalize_constraints", "GroupSort", "LipschitzConv2D",
+    "LipschitzConv2DTranspose", "LipschitzDense", "MaxMin", "Scale", "Shift", "StdCap",
+    "layer_lipschitz_bound", "network_lipschitz_bound", "register_lipschitz_bound",
     "LipschitzBudget", "design_budget", "LipschitzVAE", "StandardVAE",
 ]
 

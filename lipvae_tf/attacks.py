@@ -30,6 +30,13 @@ import tensorflow_probability as tfp
 
 from lipvae_tf import checks
 
+__all__ = [
+    "AttackResult", "MarginEstimate", "project_ball_box", "reconstruction_distance",
+    "maximum_damage_attack", "latent_attack", "random_perturbation", "expected_damage",
+    "clopper_pearson_upper", "clopper_pearson_lower", "robust_counts", "estimate_margin",
+    "audit_certificate",
+]
+
 tfd = tfp.distributions
 
 _PROJECTION_STEPS = 40  # bisection steps of the ball-and-box projection (2^-40 relative)

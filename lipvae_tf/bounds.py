@@ -29,6 +29,13 @@ import numpy as np
 
 from lipvae_tf import checks
 
+__all__ = [
+    "BISECTION_STEPS", "paper_markov_radius", "markov_radius", "inglot_log_tail", "chi2_radius",
+    "ncx2_cdf_lower", "ncx2_radius", "mean_reconstruction_radius", "chi2_quantile_upper",
+    "capped_markov_radius", "capped_chi2_radius", "best_radius", "METHODS", "CAPPED_METHODS",
+    "radius",
+]
+
 _U = np.finfo(np.float64).eps / 2  # unit roundoff 2^-53: one float64 operation errs by <= _U relative
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
 

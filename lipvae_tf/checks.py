@@ -5,6 +5,11 @@ import math
 
 import numpy as np
 
+__all__ = [
+    "positive_finite", "positive_int", "int_pair", "probability_level", "non_negative_finite",
+    "in_interval", "one_of", "SEED_LIMIT", "seed",
+]
+
 _REAL = (int, float, np.floating, np.integer)
 
 

@@ -45,6 +45,15 @@ import tensorflow as tf
 
 from lipvae_tf import checks, conv_spectrum
 
+__all__ = [
+    "CONSTRAINT_KINDS", "DEFAULT_CONSTRAINT", "DEFAULT_CONV_CONSTRAINT", "MATRIX_KINDS",
+    "CONV_KINDS", "DEFAULT_POWER_ITERATIONS", "DEFAULT_SUBSPACE_RANK",
+    "DEFAULT_CONV_SUBSPACE_RANK", "bjorck_orthonormalize", "clip_dense_spectrum",
+    "clip_conv_spectrum", "power_iteration", "subspace_clip", "StatefulConstraint",
+    "BjorckOrthonormal", "SpectralNormClip", "SubspaceClip", "SpectralClip", "iter_layers",
+    "finalize_constraints",
+]
+
 # Björck converges for singular values in (0, sqrt((1 + beta) / beta)), which contains (0, sqrt(3))
 # for every beta <= 0.5; above this bound on sigma_max^2 the kernel is rescaled first.
 _SAFE_GRAM_BOUND = 2.5

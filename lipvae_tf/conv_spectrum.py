@@ -26,6 +26,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
+__all__ = [
+    "PADDINGS", "circular_grid", "conjugate_half", "frequency_blocks", "kernel_from_blocks",
+    "operator_norm", "wrap_pad", "circular_conv", "conv_gram_step",
+]
+
 PADDINGS = ("same", "valid", "circular")
 
 

@@ -26,6 +26,12 @@ import tensorflow as tf
 
 from lipvae_tf.checks import positive_int
 
+__all__ = [
+    "NAMES", "SPLITS", "SOURCES", "IMAGE_SHAPE", "NUM_CLASSES", "DEBIAN_FASHION_MNIST_DIR",
+    "SAMPLE_PATH", "SAMPLE_SHA256", "read_idx", "idx_paths", "load_idx", "load_sample",
+    "resolve_source", "load_dataset", "load_arrays",
+]
+
 NAMES = ("fashion_mnist", "mnist")
 SPLITS = ("train", "test")
 SOURCES = ("auto", "tfds", "idx", "sample")

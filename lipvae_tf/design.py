@@ -22,6 +22,11 @@ import math
 
 from lipvae_tf import bounds, checks
 
+__all__ = [
+    "DEFAULT_MIN_LIPSCHITZ", "DEFAULT_STD_CAP", "DEFAULT_POSTERIOR_STD", "DEFAULT_ENCODER_MEAN",
+    "SPLITS", "LipschitzBudget", "budget_radius", "learned_std_cap", "design_budget",
+]
+
 # Below 1 a decoder cannot map codes of the prior's typical set (norms ~ sqrt(m)) to images as far
 # apart as real ones (~10 in l2 for 28x28): a budget that needs less is reported as infeasible.
 DEFAULT_MIN_LIPSCHITZ = 1.0

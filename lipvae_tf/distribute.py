@@ -30,6 +30,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+__all__ = [
+    "STRATEGIES", "local_devices", "make_strategy", "build_in_scope", "compile_in_scope",
+    "training_dataset", "evaluation_dataset", "replica_batch_sizes", "global_batch_size",
+    "replica_normal", "in_multi_worker_mode", "step_logs", "is_chief", "worker_path",
+]
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 _Model = TypeVar("_Model", bound=keras.Model)

@@ -27,6 +27,12 @@ from absl import app, flags
 from lipvae_tf import attacks, bounds, data, report
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
+__all__ = [
+    "EvalConfig", "load_models", "load_test_set", "reference_r1", "evaluate_model",
+    "probability_curve", "adversarial_grid", "run", "format_table", "define_flags", "parse_models",
+    "config_from_flags", "main",
+]
+
 
 _VERBOSE = True  # progress lines and bars on stdout (long work is never silent)
 

@@ -51,6 +51,11 @@ from lipvae_tf import bounds, checks, graph_bounds
 from lipvae_tf import model as model_lib
 from lipvae_tf.model import LipschitzVAE
 
+__all__ = [
+    "SIGNATURES", "METADATA_FILE", "FORMAT_VERSION", "export_saved_model", "read_metadata",
+    "metadata_request", "rest_request",
+]
+
 SIGNATURES = ("serving_default", "encode", "certify", "metadata")
 METADATA_FILE = os.path.join("assets.extra", "lipvae_tf_metadata.json")
 FORMAT_VERSION = 1

@@ -28,6 +28,12 @@ import tensorflow as tf
 
 from lipvae_tf import bounds, checks
 
+__all__ = [
+    "METHODS", "paper_markov_radius", "markov_radius", "inglot_log_tail", "chi2_radius",
+    "ncx2_cdf_lower", "ncx2_radius", "chi2_quantile_upper", "capped_markov_radius",
+    "capped_chi2_radius", "best_radius", "check_constants", "radius",
+]
+
 _U = bounds._U  # unit roundoff 2^-53
 _F64 = tf.float64
 METHODS = bounds.METHODS

@@ -24,6 +24,12 @@ from lipvae_tf import checks
 from lipvae_tf import constraints as lc
 from lipvae_tf import conv_spectrum
 
+__all__ = [
+    "CERTIFIED_DTYPES", "check_compute_dtype", "LipschitzDense", "LipschitzConv2D",
+    "LipschitzConv2DTranspose", "EmptyBatchSafeConv2D", "sort_neighbour_pairs", "GroupSort",
+    "MaxMin", "Scale", "Shift", "StdCap",
+]
+
 _register = keras.saving.register_keras_serializable(package="lipvae_tf")
 
 # Compute dtypes whose arithmetic the package's bounds account for. Under a mixed policy

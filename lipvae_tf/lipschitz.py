@@ -22,6 +22,12 @@ import tensorflow as tf
 
 from lipvae_tf import conv_spectrum, layers as ll
 
+__all__ = [
+    "ROUNDOFF_MARGIN", "ROUNDING_ULPS", "ACTIVATION_CONSTANTS", "register_lipschitz_bound",
+    "unit_roundoff", "rounding_margin", "applied_value", "applied_kernel", "dense_norm",
+    "conv_norm_bound", "activation_constant", "layer_lipschitz_bound", "network_lipschitz_bound",
+]
+
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
 ROUNDOFF_MARGIN = 1e-10
 # Allowance, in units of the compute dtype's unit round-off u (float32: 2^-24), for the rounding

@@ -33,6 +33,12 @@ from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf import towers
 
+__all__ = [
+    "LIKELIHOODS", "ARCHITECTURES", "RECONSTRUCTIONS", "SIGMOID_LIPSCHITZ",
+    "CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ", "OUTPUT_ROUNDING", "reconstruction_rounding_slack",
+    "STD_FLOOR", "LipschitzVAE", "StandardVAE",
+]
+
 tfd = tfp.distributions
 
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")

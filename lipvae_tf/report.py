@@ -10,6 +10,14 @@ import numpy as np
 # figures in a notebook) is left alone.
 from matplotlib.figure import Figure
 
+__all__ = [
+    "certificate_methods", "quiet_tensorflow_logs", "summarize", "histogram_bins",
+    "radius_histogram_figure", "plot_radius_histogram", "reconstructions_figure",
+    "plot_reconstructions", "margin_vs_certificate_figure", "plot_margin_vs_certificate",
+    "probability_vs_norm_figure", "plot_probability_vs_norm", "pareto_figure", "plot_pareto",
+    "learning_curves_figure", "plot_learning_curves", "write_json",
+]
+
 
 def certificate_methods(model) -> list[str]:
     """The methods of bounds.METHODS that apply to `model` (a LipschitzVAE): "ncx2" needs a

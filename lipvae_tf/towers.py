@@ -19,6 +19,11 @@ import keras
 
 from lipvae_tf import layers as ll
 
+__all__ = [
+    "NOMINAL_SLACK", "LayerKind", "layer_factor", "check_conv_shape", "encoder", "decoder",
+    "plain_dense", "plain_conv",
+]
+
 # Layers are built at (1 - NOMINAL_SLACK) x the budget, so that the verified bounds (measured
 # float32 kernels plus a round-off margin) stay below the budget and the design radius holds.
 NOMINAL_SLACK = 1e-5

@@ -31,6 +31,15 @@ from lipvae_tf import bounds, checks, data, design, distribute, report
 from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
+__all__ = [
+    "TrainConfig", "std_settings", "build_model", "load_images", "split_validation",
+    "ResumableEarlyStopping", "ResumableReduceLROnPlateau", "ResumableBackup",
+    "LEGACY_FINGERPRINT", "FitResult", "fit", "fit_run", "convergence_callbacks", "certify",
+    "certificate_methods", "evaluate", "train_one", "run", "LEGACY_CERTIFICATE",
+    "compare_certificates", "format_comparison", "target_radius", "reconstruction_rows",
+    "config_from_flags", "main", "format_summary", "quiet_tensorflow_logs", "cli",
+]
+
 
 @dataclasses.dataclass
 class TrainConfig:

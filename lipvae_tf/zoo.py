@@ -41,6 +41,14 @@ from absl import app, flags
 from lipvae_tf import attacks, evaluate, export, report, train
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
+__all__ = [
+    "ZOO_DIR", "FILES", "SAVED_MODEL", "ZooIntegrityError", "list_models", "model_dir",
+    "model_config", "sha256_file", "verify", "load", "load_saved_model", "saved_model_path",
+    "model_card", "build", "AUDIT_IMAGES", "certified_by_reconstruction", "reconstruction_errors",
+    "audit_reconstructions", "write_manifest", "certified_quantiles", "cards_table", "plot_curves",
+    "main",
+]
+
 ZOO_DIR = Path(os.environ.get("LIPVAE_ZOO_DIR", Path(__file__).resolve().parents[1] / "zoo"))
 FILES = ("model.keras", "card.json", "config.json")
 SAVED_MODEL = "saved_model"
