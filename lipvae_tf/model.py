@@ -106,7 +106,7 @@ class LipschitzVAE(keras.Model):
         encoder_mean: float = 1.0,
         encoder_std: float = 1.0,
         decoder: float = 1.0,
-        std_cap: float | None = 0.1,
+        std_cap: float | None = design.DEFAULT_STD_CAP,
         posterior_std: float | None = None,
         architecture: str = "mlp",
         hidden_units: Sequence[int] = (512, 512),
@@ -509,7 +509,7 @@ class LipschitzVAE(keras.Model):
                              f"reconstruction), got {np.min(r)}")
         return (r - slack) * (1 - 2.0**-52)
 
-    def finalize(self, tol: float = 1e-6) -> dict:
+    def finalize(self, tol: float = constraints.DEFAULT_FINALIZE_TOL) -> dict:
         """Converged projection of every constrained kernel (call before certifying)."""
         return constraints.finalize_constraints(list(self.lipschitz_networks().values()), tol=tol)
 
