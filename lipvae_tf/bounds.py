@@ -28,15 +28,23 @@ import math
 import numpy as np
 
 from lipvae_tf import checks
+from lipvae_tf._shared_numerics import (
+    HALF_LOG_2PI as _HALF_LOG_2PI,
+    MAX_TERMS as _MAX_TERMS,
+    POISSON_TAIL as _TAIL,
+    STIRLING as _STIRLING,
+    STIRLING_FROM as _STIRLING_FROM,
+    STIRLING_NEXT as _STIRLING_NEXT,
+)
+from lipvae_tf._shared_numerics import UNIT_ROUNDOFF as _U  # one float64 operation errs by <= _U
 
 __all__ = [
     "BISECTION_STEPS", "paper_markov_radius", "markov_radius", "inglot_log_tail", "chi2_radius",
     "ncx2_cdf_lower", "ncx2_radius", "mean_reconstruction_radius", "chi2_quantile_upper",
     "capped_markov_radius", "capped_chi2_radius", "best_radius", "METHODS", "CAPPED_METHODS",
-    "radius",
+    "radius", "checked",
 ]
 
-_U = np.finfo(np.float64).eps / 2  # unit roundoff 2^-53: one float64 operation errs by <= _U relative
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
 
 
@@ -44,7 +52,7 @@ _POSITIVE = ("m_mu", "m_g", "r", "gamma", "std_cap")
 _NON_NEGATIVE = ("m_sigma", "s", "s_max")
 
 
-def _checked(**values) -> list[np.ndarray]:
+def checked(**values) -> list[np.ndarray]:
     """The named arguments as broadcast float64 arrays; ValueError naming the first bad one."""
     arrays = {name: np.asarray(value, np.float64) for name, value in values.items()}
     for name, value in arrays.items():
@@ -61,7 +69,7 @@ def _checked(**values) -> list[np.ndarray]:
 
 
 def _validated(m_mu, m_sigma, m_g, s, r, p):
-    return _checked(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
+    return checked(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
 
 
 def _budget(m_g, r, p):
@@ -156,14 +164,6 @@ def _bisect(moves_lo, lo, hi, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarr
 
 # ---- exact noncentral chi-square certificate (fixed std) ----------------------------------------
 
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-# Stirling series for lgamma (DLMF 5.11.1): B_2k / (2k (2k - 1)), k = 1..7. For real arguments the
-# truncation error is at most the first omitted term, |B_16| / (16 * 15) / z^15 (DLMF 5.11(ii)).
-_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)
-_STIRLING_NEXT = 3617 / 122400
-_STIRLING_FROM = 8  # smaller z are shifted: lgamma(z) = lgamma(z + k) - log(z (z+1) ... (z+k-1))
-_TAIL = 46.0  # summation windows leave out Poisson mass <= e^-46 per side (accuracy, not soundness)
-_MAX_TERMS = 100_000  # longer windows (x/2 or lam/2 above ~2.7e7) use the Cantelli bound instead
 _CHUNK = 1 << 17  # array elements per vectorised block (cache-sized)
 
 
@@ -295,7 +295,7 @@ def ncx2_radius(m_mu, m_g, r, p=0.5, *, latent_dim: int, gamma) -> np.ndarray:
     uniform one and refuses gamma=None.
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
-    m_mu, m_g, r, p, gamma = _checked(m_mu=m_mu, m_g=m_g, r=r, p=p, gamma=gamma)
+    m_mu, m_g, r, p, gamma = checked(m_mu=m_mu, m_g=m_g, r=r, p=p, gamma=gamma)
     shape = m_mu.shape
     # x rounded down and lam rounded up (a few operations, <= 8 roundoffs): both lower the CDF
     with np.errstate(over="ignore", divide="ignore"):
@@ -324,7 +324,7 @@ def mean_reconstruction_radius(m_mu, m_g, r) -> np.ndarray:
     A deterministic certificate for the mean reconstruction g(mu(x)), not for the sampled f(x); so
     it is not one of METHODS and not part of best_radius (every stochastic radius is below it).
     """
-    m_mu, m_g, r = _checked(m_mu=m_mu, m_g=m_g, r=r)
+    m_mu, m_g, r = checked(m_mu=m_mu, m_g=m_g, r=r)
     return r / (m_g * m_mu) * (1 - 4 * _U)  # two roundings: never above the exact quotient
 
 
@@ -354,7 +354,7 @@ def chi2_quantile_upper(latent_dim: int, p) -> np.ndarray:
     exact quantile. p broadcasts; values are cached per (m, p).
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
-    (p,) = _checked(p=p)
+    (p,) = checked(p=p)
     unique, index = np.unique(p, return_inverse=True)
     values = np.array([_chi2_quantile_upper_scalar(latent_dim, float(v)) for v in unique])
     return values[index].reshape(p.shape)
@@ -366,7 +366,7 @@ def _validated_cap(std_cap, s, s_max):
         raise ValueError("std_cap is required: the capped certificates use ||sigma(x')|| <= "
                          "std_cap for every input x' (a model with a StdCap layer)")
     s_max = s if s_max is None else s_max
-    std_cap, s_max = _checked(std_cap=std_cap, s_max=s_max)
+    std_cap, s_max = checked(std_cap=std_cap, s_max=s_max)
     if np.any(std_cap <= 0):
         raise ValueError(f"std_cap must be > 0, got {std_cap}")
     if np.any(s > std_cap):
@@ -471,7 +471,7 @@ def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
 
 def _fixed_std(gamma, latent_dim):
     """(M_sigma, s) of a fixed std sigma = gamma * 1: it never moves; ||sigma|| = gamma sqrt(m)."""
-    (gamma,) = _checked(gamma=gamma)
+    (gamma,) = checked(gamma=gamma)
     return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * _U)  # rounded up: radii fall as s grows
 
 
@@ -504,7 +504,7 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
         arguments["std_cap"] = std_cap
     if s_max is not None:
         arguments["s_max"] = s_max
-    shape = _checked(**arguments)[0].shape  # validates the ignored ones too
+    shape = checked(**arguments)[0].shape  # validates the ignored ones too
     if method == "ncx2" and gamma is None:
         raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
                          "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")

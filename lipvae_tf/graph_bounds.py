@@ -26,6 +26,7 @@ import math
 
 import tensorflow as tf
 
+from lipvae_tf import _shared_numerics as numerics
 from lipvae_tf import bounds, checks
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "capped_chi2_radius", "best_radius", "check_constants", "radius",
 ]
 
-_U = bounds._U  # unit roundoff 2^-53
+_U = numerics.UNIT_ROUNDOFF  # 2^-53
 _F64 = tf.float64
 METHODS = bounds.METHODS
 
@@ -136,25 +137,25 @@ def _log_poisson(n, mu):
     """bounds._log_poisson: log Poisson(n; mu) for real n >= 0 and a bound on its error."""
     n, mu = _broadcast(n, mu)
     z = n + 1.0
-    shift = tf.math.ceil(tf.maximum(bounds._STIRLING_FROM - z, 0.0))
+    shift = tf.math.ceil(tf.maximum(numerics.STIRLING_FROM - z, 0.0))
     big = z + shift
     product = tf.ones_like(z)
-    for k in range(bounds._STIRLING_FROM):
+    for k in range(numerics.STIRLING_FROM):
         product *= tf.where(k < shift, z + k, tf.ones_like(z))
     log_product = tf.where(shift > 0, tf.math.log(product), tf.zeros_like(z))
     inverse = 1.0 / big
     inverse_squared = inverse * inverse
-    series = tf.fill(tf.shape(big), _t(bounds._STIRLING[-1]))
-    for coefficient in reversed(bounds._STIRLING[:-1]):
+    series = tf.fill(tf.shape(big), _t(numerics.STIRLING[-1]))
+    for coefficient in reversed(numerics.STIRLING[:-1]):
         series = series * inverse_squared + coefficient
     series *= inverse
     log_big = tf.math.log(big)
     head = tf.where(n == 0, tf.zeros_like(n), n * tf.math.log(mu / big))
-    value = (head + (big - mu) - (shift + 0.5) * log_big - bounds._HALF_LOG_2PI - series
+    value = (head + (big - mu) - (shift + 0.5) * log_big - numerics.HALF_LOG_2PI - series
              + log_product)
     magnitude = n + tf.abs(head) + tf.abs(big - mu) + (shift + 1) * log_big + log_product
     error = (16 * _U * (magnitude + tf.abs(value) + 4)
-             + bounds._STIRLING_NEXT * tf.pow(inverse, 15.0))
+             + numerics.STIRLING_NEXT * tf.pow(inverse, 15.0))
     at_zero = mu == 0  # Poisson(0) is a point mass at n = 0
     minus_inf = tf.fill(tf.shape(n), _t(-math.inf))
     value = tf.where(at_zero, tf.where(n == 0, tf.zeros_like(n), minus_inf), value)
@@ -163,7 +164,7 @@ def _log_poisson(n, mu):
 
 def _window(mu):
     """bounds._window: Poisson(mu) has mass <= e^-46 per side outside [lo, hi]."""
-    tail = bounds._TAIL
+    tail = numerics.POISSON_TAIL
     lo = tf.maximum(tf.math.ceil(mu - tf.sqrt(2 * tail * mu)), 0.0)
     hi = tf.math.floor(mu + tail / 3 + tf.sqrt(tail**2 / 9 + 2 * tail * mu))
     return lo, hi
@@ -182,7 +183,7 @@ def ncx2_cdf_lower(x, m: int, lam) -> tf.Tensor:
     i_hi = tf.math.floor(y_hi - half_m)
     j_hi = tf.minimum(j_hi, i_hi)
     length = tf.maximum(i_hi - i_lo, j_hi - j_lo) + 1
-    exact = length <= bounds._MAX_TERMS
+    exact = length <= numerics.MAX_TERMS
 
     # Cantelli bound where the sums would be too long
     mean, variance = m + lam, 2 * (m + 2 * lam)
@@ -370,14 +371,14 @@ def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, lat
     if std_cap is not None:
         if gamma is not None:
             raise ValueError("std_cap does not apply to a fixed encoder std (gamma): pass one")
-        bounds._checked(std_cap=std_cap)
+        bounds.checked(std_cap=std_cap)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     values = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     if gamma is not None:
         values["gamma"] = gamma
-    checked = [float(v) for v in bounds._checked(**values)]  # finite, positive / non-negative
+    checked = [float(v) for v in bounds.checked(**values)]  # finite, positive / non-negative
     if method == "ncx2" and gamma is None:
         raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
                          "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")

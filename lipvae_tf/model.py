@@ -502,7 +502,7 @@ class LipschitzVAE(keras.Model):
         reconstructions, each within OUTPUT_ROUNDING per pixel of the exact g(z), move by <= r:
         r - 2 sqrt(D) OUTPUT_ROUNDING (D pixels), rounded down. r: scalar or array (float64).
         Raises ValueError naming r unless every r is finite and above that slack."""
-        (r,) = bounds._checked(r=r)  # finite and > 0, or the ValueError naming r
+        (r,) = bounds.checked(r=r)  # finite and > 0, or the ValueError naming r
         slack = reconstruction_rounding_slack(self.image_shape)
         if np.any(r <= slack):
             raise ValueError(f"r must be > {slack:.3g} (the float32 rounding of the "
