@@ -134,14 +134,42 @@ class _ScaledKernelLayer(keras.layers.Layer):
 class LipschitzDense(_ScaledKernelLayer):
     """y = lipschitz * x W + b with ||W||_2 <= 1 kept after each optimiser step.
 
-    constraint: "subspace_clip" (default: the singular values above 1 on a
-    `subspace_rank`-dimensional subspace tracked by subspace iteration, kept in the non-trainable
-    weight `subspace`; O(mnk) per step), "bjorck" (`bjorck_iterations` Björck iterations,
-    orthonormal kernel; with `bjorck_every=k` on every k-th step, spectral-norm clipping in
-    between),
-    "spectral_norm" (spectral-norm clipping by power iteration, Miyato et al. 2018, O(mn) per
-    step: `power_iterations` per step from a vector kept in the non-trainable weight
-    `power_vector`) or "spectral" (exact SVD clip every step). See `lipvae_tf.constraints`.
+    Its l2 Lipschitz constant is lipschitz x ||W||_2 <= lipschitz; `lipvae_tf.layer_lipschitz_bound`
+    measures it from the kernel in use (float64 SVD, the factor as applied in the compute dtype).
+
+    Args:
+        units: output features n, a positive int.
+        lipschitz: the fixed, non-trainable output factor (> 0, finite).
+        constraint: the per-step kernel control (`lipvae_tf.constraints.CONSTRAINT_KINDS`):
+            "subspace_clip" (default: the singular values above 1 on a `subspace_rank`-dimensional
+            subspace tracked by subspace iteration, kept in the non-trainable weight `subspace`;
+            O(m n k) per step), "bjorck" (`bjorck_iterations` Björck iterations, orthonormal
+            kernel; with `bjorck_every=k` on every k-th step, spectral-norm clipping in between),
+            "spectral_norm" (spectral-norm clipping by power iteration, Miyato et al. 2018, O(m n)
+            per step: `power_iterations` per step from a vector kept in the non-trainable weight
+            `power_vector`) or "spectral" (the exact SVD clip every step).
+        bjorck_iterations, bjorck_every: Björck iterations per projection, and project on every
+            k-th step ("bjorck" only).
+        use_bias: add a bias (it does not change the Lipschitz constant).
+        kernel_initializer, bias_initializer: Keras initializers; the kernel is projected onto
+            the ball once at build time, so a freshly built layer already satisfies its bound.
+        power_iterations: "spectral_norm" iterations per step.
+        subspace_rank: k of "subspace_clip" (at most min(m, n) is used).
+        **kwargs: `keras.layers.Layer` arguments (name, dtype: the compute dtype must be float32
+            or float64, `CERTIFIED_DTYPES`).
+
+    Input shape:
+        (..., m): any leading dimensions, m input features.
+    Output shape:
+        (..., units).
+
+    Raises:
+        TypeError / ValueError: naming `units`, `lipschitz`, `constraint` or another argument
+            for a bad value; ValueError for a compute dtype outside `CERTIFIED_DTYPES`.
+
+    References:
+        See `lipvae_tf.constraints` (spectral normalisation, Björck orthonormalisation, the
+        subspace clip) and docs/theory.md sections 12-14.
     """
 
     def __init__(
@@ -269,14 +297,37 @@ class _LipschitzConvBase(_ScaledKernelLayer):
 class LipschitzConv2D(_LipschitzConvBase):
     """2-D convolution (channels last) with operator norm <= lipschitz for its input size.
 
-    padding: "same"/"valid" (zero padding; certified by a guaranteed upper bound) or
-    "circular" (periodic; the operator norm is computed exactly).
-    constraint: "subspace_clip" (default: the singular values above 1 of each frequency block of
-    the operator, on a `subspace_rank`-dimensional subspace per block kept in the non-trainable
-    weight `subspace`, taken back to the kernel's taps), "spectral" (exact clip in the frequency
-    domain every step, re-measured and rescaled) or "spectral_norm" (spectral-norm clipping by
-    power iteration on the convolution operator, vector in the weight `power_vector`; a few
-    convolutions of one image per step). See `lipvae_tf.constraints`.
+    y = lipschitz * conv(x, K) + b, with the operator norm of x -> conv(x, K) on the built input
+    size kept <= 1 after each optimiser step. The norm depends on the input's spatial size, so the
+    layer is built for one size and refuses others.
+
+    Args:
+        filters: output channels, a positive int.
+        kernel_size, strides: an int or a pair of ints.
+        padding: "same"/"valid" (zero padding; certified by a guaranteed upper bound: the
+            circular operator on a large enough grid) or "circular" (periodic; the operator norm
+            is computed exactly). Sedghi et al. 2019; docs/theory.md section 7.
+        lipschitz: the fixed, non-trainable output factor (> 0, finite).
+        use_bias, kernel_initializer, bias_initializer: as for `LipschitzDense`.
+        constraint: "subspace_clip" (default: the singular values above 1 of each frequency block
+            of the operator, on a `subspace_rank`-dimensional subspace per block kept in the
+            non-trainable weight `subspace`, taken back to the kernel's taps), "spectral" (the
+            exact clip in the frequency domain every step, re-measured and rescaled) or
+            "spectral_norm" (spectral-norm clipping by power iteration on the convolution
+            operator, vector in the weight `power_vector`; a few convolutions of one image per
+            step). See `lipvae_tf.constraints`.
+        power_iterations: "spectral_norm" iterations per step.
+        subspace_rank: k per frequency block of "subspace_clip".
+        **kwargs: `keras.layers.Layer` arguments (float32 or float64 compute dtype only).
+
+    Input shape:
+        (batch, height, width, channels), height and width known and >= the kernel's.
+    Output shape:
+        (batch, new_height, new_width, filters), as `keras.layers.Conv2D`.
+
+    Raises:
+        TypeError / ValueError: naming the argument for a bad value; ValueError at build for an
+            unknown spatial size or one smaller than the kernel, and at call for another size.
     """
 
     def build(self, input_shape) -> None:
@@ -317,7 +368,23 @@ class LipschitzConv2D(_LipschitzConvBase):
 
 @_register
 class LipschitzConv2DTranspose(_LipschitzConvBase):
-    """Transposed convolution for decoders; its norm is that of the conv it is the adjoint of."""
+    """Transposed convolution for decoders; its norm is that of the conv it is the adjoint of.
+
+    y = lipschitz * conv_transpose(x, K) + b: the adjoint of the strided convolution with K from
+    the output grid to the input grid, whose operator norm (kept <= 1, measured on the output
+    size) it shares.
+
+    Args:
+        As `LipschitzConv2D`, with padding "same" or "valid" only.
+
+    Input shape:
+        (batch, height, width, channels), height and width known.
+    Output shape:
+        (batch, new_height, new_width, filters), as `keras.layers.Conv2DTranspose`.
+
+    Raises:
+        As `LipschitzConv2D`.
+    """
 
     paddings = ("same", "valid")
 
@@ -415,7 +482,18 @@ def sort_neighbour_pairs(inputs: tf.Tensor) -> tf.Tensor:
 class GroupSort(keras.layers.Layer):
     """Sorts each consecutive group of `group_size` features (last axis), descending.
 
-    Piecewise a permutation: 1-Lipschitz and gradient-norm preserving. group_size=2 is MaxMin.
+    Piecewise a permutation: 1-Lipschitz and gradient-norm preserving (Anil et al. 2019).
+    group_size=2 is MaxMin on neighbouring pairs.
+
+    Args:
+        group_size: features per sorted group, an int >= 2 that divides the last dimension.
+
+    Input shape:
+        (..., n), n divisible by group_size. Output shape: the same.
+
+    Raises:
+        TypeError / ValueError naming `group_size`; ValueError at build for an n it does not
+        divide.
     """
 
     def __init__(self, group_size: int = 2, **kwargs):
@@ -441,7 +519,10 @@ class GroupSort(keras.layers.Layer):
 
 @_register
 class MaxMin(keras.layers.Layer):
-    """Pairs feature i with feature i + n/2 (last axis): [max(a, b), min(a, b)]. 1-Lipschitz."""
+    """Pairs feature i with feature i + n/2 (last axis): [max(a, b), min(a, b)]. 1-Lipschitz.
+
+    Input shape: (..., n), n even. Output shape: the same. Raises ValueError for an odd n.
+    """
 
     def build(self, input_shape) -> None:
         if input_shape[-1] is None or input_shape[-1] % 2:
@@ -454,7 +535,17 @@ class MaxMin(keras.layers.Layer):
 
 @_register
 class Scale(keras.layers.Layer):
-    """Multiplies by a fixed factor; Lipschitz constant |factor|."""
+    """Multiplies by a fixed factor; Lipschitz constant |factor| (as applied: the factor cast to
+    the compute dtype, e.g. float32(1/3) > 1/3, is what `layer_lipschitz_bound` reports).
+
+    Args:
+        factor: a finite real number.
+
+    Input shape: any. Output shape: the same.
+
+    Raises:
+        TypeError naming `factor` for a non-number, ValueError for a non-finite one.
+    """
 
     def __init__(self, factor: float, **kwargs):
         super().__init__(**kwargs)
@@ -475,7 +566,16 @@ class Scale(keras.layers.Layer):
 
 @_register
 class Shift(keras.layers.Layer):
-    """Adds a fixed offset (a translation: an isometry); keeps softplus std outputs above 0."""
+    """Adds a fixed offset (a translation: an isometry); keeps softplus std outputs above 0.
+
+    Args:
+        offset: a positive finite number.
+
+    Input shape: any. Output shape: the same.
+
+    Raises:
+        TypeError / ValueError naming `offset`.
+    """
 
     def __init__(self, offset: float, **kwargs):
         super().__init__(**kwargs)
@@ -498,6 +598,14 @@ class StdCap(keras.layers.Layer):
     in exact arithmetic. The float32 graph applies float32(S) (float32(0.1) > 0.1) and rounds,
     so an output's norm can exceed S by a few units of round-off: `output_norm_bound` is the
     cap a certificate must use.
+
+    Args:
+        max_norm: the cap S (> 0, finite), in the units of the std (latent space).
+
+    Input shape: (batch, ...). Output shape: the same.
+
+    Raises:
+        TypeError / ValueError naming `max_norm`.
     """
 
     def __init__(self, max_norm: float, **kwargs):
