@@ -28,15 +28,15 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from lipvae_tf import bounds, checks, constraints, design, distribute
+from lipvae_tf import bounds, checks, constraints, design, distribute, forward_error
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf import towers
 
 __all__ = [
     "LIKELIHOODS", "ARCHITECTURES", "RECONSTRUCTIONS", "SIGMOID_LIPSCHITZ",
-    "CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ", "OUTPUT_ROUNDING", "reconstruction_rounding_slack",
-    "STD_FLOOR", "LipschitzVAE", "StandardVAE",
+    "CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ", "OUTPUT_ROUNDING", "NOISE_TAIL",
+    "reconstruction_rounding_slack", "STD_FLOOR", "LipschitzVAE", "StandardVAE",
 ]
 
 tfd = tfp.distributions
@@ -50,6 +50,9 @@ CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ = 1.0 / 12.0
 # The reconstruction is computed in float64 from the float32 logits and rounded once to float32:
 # per pixel within 2^-25 (rounding to nearest in [0, 1]) plus float64 error (< 1e-13), so < 2^-24.
 OUTPUT_ROUNDING = 2.0**-24
+# `absolute_rounding_slack`: the noise bound B may fail with probability NOISE_TAIL (1 - p) per
+# draw, which the certificate pays for by p -> p + 2 NOISE_TAIL (1 - p) (still below 1)
+NOISE_TAIL = 1e-6
 
 
 def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
@@ -509,6 +512,72 @@ class LipschitzVAE(keras.Model):
                              f"reconstruction), got {np.min(r)}")
         return (r - slack) * (1 - 2.0**-52)
 
+    def absolute_rounding_slack(self, x, r, p=0.5, reconstruction: str | None = None
+                                ) -> tuple[np.ndarray, np.ndarray]:
+        """Per input, how far the float32 graph's round-off can move the two reconstructions a
+        certificate compares (at x, and at any x' within the largest radius any certificate for
+        r can reach), beyond the exact map of the weights in use: (slack, p') of shape (batch,).
+
+        The absolute errors of `lipvae_tf.forward_error` (dot products, scale factors, biases)
+        through the encoder mean, the reparameterisation z = mu + sigma eps and the decoder,
+        then the output map's constant: a bound for every noise draw with ||eps||_2 <= B, the
+        Laurent & Massart (2000, Lemma 1) bound B^2 = m + 2 sqrt(m t) + 2 t, t = log(1 / tail),
+        which fails with probability <= tail = NOISE_TAIL (1 - p) per draw. A certificate for
+        r - slack at the level p' = p + 2 tail therefore holds for the float32 reconstructions
+        at level p (docs/theory.md section 15). x: (batch, *image_shape) in [0, 1]; r: the
+        tolerance the exact certificate would use (l2 in pixel space), p in [1/2, 1).
+        Raises ValueError naming x, r or p; TypeError for a layer without a forward-error bound.
+        """
+        x = self.check_images(x)
+        r, p = bounds.checked(r=r, p=p)  # finite, r > 0, p in [1/2, 1)
+        r, p = (np.broadcast_to(v, (len(x),)) for v in (r, p))  # ValueError if they do not fit
+        c = self.lipschitz_constants(reconstruction)
+        m_mu, m_g = c["encoder_mean"], c["decoder"]
+        reach = r / (m_mu * m_g)  # no certificate of any method reaches r / (M_mu M_g)
+        tail = NOISE_TAIL * (1 - p)
+        t = -np.log(tail)
+        noise = np.sqrt(self.latent_dim + 2 * np.sqrt(self.latent_dim * t) + 2 * t) * (1 + 1e-12)
+        if self.encoder_std_net is None:
+            std_top = self.posterior_std_bound()  # max_i sigma_i, at every input
+        elif self.std_cap_bound() is not None:
+            std_top = self.std_cap_bound()  # max_i sigma_i(x') <= ||sigma(x')|| <= S
+        else:
+            std_top = self.std_norms(x) + c["encoder_std"] * reach
+        dtype = self.encoder_mean_net.compute_dtype
+        u = lp.unit_roundoff(dtype)
+        eta = float(np.finfo(np.dtype(dtype)).smallest_subnormal) / 2
+        shift = std_top * noise  # ||sigma eps|| <= max_i sigma_i ||eps||
+
+        def sampling(mu_size, shift):  # ||fl(mu + fl(sigma eps)) - (mu + sigma eps)||
+            return (u * shift + u * (mu_size + (1 + u) * shift)
+                    + 2 * math.sqrt(self.latent_dim) * eta)
+
+        encoder_terms = forward_error.chain_errors(self.encoder_mean_net)
+        decoder_terms = forward_error.chain_errors(self.decoder_net)
+        shift, reach = np.broadcast_to(shift, (len(x),)), np.broadcast_to(reach, (len(x),))
+        pieces = []
+        for i in range(0, len(x), 1024):
+            rows = slice(i, i + 1024)
+            norms, mu = forward_error.activation_norms(self.encoder_mean_net,
+                                                       tf.constant(x[rows]))
+            mu_centre, mu_error = forward_error.chain_forward_error(
+                encoder_terms, norms, deviation=reach[rows])
+            mu_size, perturbed = norms[:, -1], m_mu * reach[rows]
+            latent_centre = mu_centre + sampling(mu_size, shift[rows])
+            latent_error = mu_error + sampling(mu_size + mu_centre + perturbed + mu_error,
+                                               shift[rows])
+            norms, _ = forward_error.activation_norms(self.decoder_net, mu)
+            # the exact latents' distance from the decoder's centre, mu as computed at x
+            _, at_x = forward_error.chain_forward_error(
+                decoder_terms, norms, deviation=mu_centre + shift[rows],
+                input_error=latent_centre)
+            _, at_perturbed = forward_error.chain_forward_error(
+                decoder_terms, norms, deviation=mu_centre + perturbed + shift[rows],
+                input_error=latent_error)
+            pieces.append((at_x + at_perturbed) * self.output_lipschitz(reconstruction))
+        slack = np.concatenate(pieces) if pieces else np.zeros(0)
+        return slack * (1 + 1e-12), np.broadcast_to(p + 2 * tail, slack.shape)
+
     def finalize(self, tol: float = constraints.DEFAULT_FINALIZE_TOL) -> dict:
         """Converged projection of every constrained kernel (call before certifying)."""
         return constraints.finalize_constraints(list(self.lipschitz_networks().values()), tol=tol)
@@ -551,7 +620,8 @@ class LipschitzVAE(keras.Model):
 
     def certified_radius(self, x, r: float, p: float = 0.5, method: str = "best", *,
                          reconstruction: str | None = None,
-                         use_std_cap: bool = True) -> np.ndarray:
+                         use_std_cap: bool = True,
+                         absolute_rounding: bool = False) -> np.ndarray:
         """Per input (shape (batch,), l2 in pixel space), a radius R such that every
         ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p, f the reconstruction of
         `reconstruction` (default: the model's mode), independent noise in both.
@@ -559,19 +629,35 @@ class LipschitzVAE(keras.Model):
         Uses verified bounds of the constants of the weights in use, the measured s(x) and
         s_max(x), and (unless use_std_cap=False, the certificates of lipvae_tf <= 0.1) the
         std cap as applied; r is lowered by the float32 rounding of the reconstruction
-        (`reconstruction_tolerance`). Raises ValueError for a bad method, r, p or images.
+        (`reconstruction_tolerance`). With absolute_rounding=True, r is lowered further by the
+        absolute round-off of the whole float32 graph at x and at the perturbed input, and p
+        raised by the noise bound's tail (`absolute_rounding_slack`, docs/theory.md section
+        15): the certificate then covers every float32 reconstruction, whatever the weights'
+        scale; without it, the exact map of the weights in use with relative rounding margins
+        (section 12), which can overstate robustness for weights whose values dwarf their
+        differences (e.g. biases of 2^23). Raises ValueError for a bad method, r, p or images.
         """
-        if not isinstance(use_std_cap, bool):
-            raise TypeError(f"use_std_cap must be a bool, got {type(use_std_cap).__name__}")
+        for name, flag in (("use_std_cap", use_std_cap), ("absolute_rounding", absolute_rounding)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
         r_exact = self.reconstruction_tolerance(r)
         s, s_max = self.std_statistics(x)
         c = self.lipschitz_constants(reconstruction)
         std_cap = self.std_cap_bound() if use_std_cap else None
-        return bounds.radius(  # validates method, r and p; result has the shape of s
+        covered = np.ones(np.shape(s), bool)
+        if absolute_rounding:
+            slack, p = self.absolute_rounding_slack(x, r_exact, p, reconstruction)
+            r_exact = r_exact - slack
+            covered = r_exact > 0  # a slack beyond r leaves nothing to certify
+            r_exact = np.where(covered, r_exact, 1.0)
+        radius = bounds.radius(  # validates method, r and p; result has the shape of s
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
             latent_dim=self.latent_dim, gamma=self.posterior_std_bound(), std_cap=std_cap,
             s_max=None if self.posterior_std is not None else s_max,
         )
+        if absolute_rounding:  # the slack holds up to r / (M_mu M_g), which no method reaches
+            radius = np.minimum(radius, r_exact / (c["encoder_mean"] * c["decoder"]))
+        return np.where(covered, radius, 0.0)
 
     # ----- inference helpers ---------------------------------------------------------------
 

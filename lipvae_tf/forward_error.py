@@ -1,0 +1,188 @@
+"""Absolute round-off of a network's forward pass, bounded (docs/theory.md section 15).
+
+The Lipschitz bounds of `lipvae_tf.lipschitz` hold for the exact map of the applied weights, with
+a relative margin for the rounding of differences comparable to the values. Rounding is also an
+absolute error, of the order of u times the size of the values: a bias of 2^23 quantises a
+float32 pre-activation to integers, however small the input's perturbation. This module bounds
+that error, for a chain of layers and every input near a measured one:
+
+    ||f_computed(x') - f(x')||_2 <= E,   for every x' with ||x' - x||_2 <= deviation,
+
+f the exact map, f_computed the float32 graph. A certificate that lowers r by the E of both
+reconstructions it compares covers everything the graph computes.
+
+Model of the arithmetic (Higham 2002, chapter 3): every operation is correctly rounded,
+|fl(t) - t| <= u |t| + eta (u the unit round-off of the compute dtype, eta half its smallest
+subnormal); a dot product of n terms, in any order and with or without fused multiply-adds, is
+off by at most gamma_n sum_i |x_i w_i| + n eta, gamma_n = n u / (1 - n u). TF's CPU kernels
+evaluate matrix products (Eigen) and convolutions (oneDNN, direct algorithm) as dot products.
+Under TensorFloat-32 (NVIDIA Ampere and later, TF's default there) the factors are first rounded
+to 10-bit mantissas, so each product is off by a further theta = 2^-10 + 2^-22 relative
+(`product_roundoff`). FFT or Winograd convolutions, which cuDNN may choose on a GPU, have other
+error laws and are not covered.
+
+One layer y = fl(fl(fl(h W) c) + b) (a LipschitzDense; a conv with W its operator, n taps per
+output) with ||h_computed|| <= H adds at most
+
+    local(H) = c H (g A + (2u + u^2)(||W|| + g A)) + u ||b|| + sqrt(outputs) (n + 2) eta,
+
+g = gamma_n + (1 + gamma_n) theta, A = || |W| ||_2 the norm of the entrywise absolute kernel (for
+a conv: of the convolution with |K|); permutations and reshapes (GroupSort, MaxMin, Flatten,
+Reshape) add nothing. Through a chain of layers with bounds L_k the errors add up as
+e_{k+1} <= L_k e_k + local_k(H_k), with H_k bounded from the activation norms measured at x, the
+exact maps' Lipschitz bounds times the deviation, and the errors themselves.
+
+References:
+- N. J. Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., SIAM 2002, sections
+  2.2 (the model of arithmetic) and 3.1 (inner products).
+- K. Jia, M. Rinard, "Exploiting Verified Neural Networks via Floating Point Numerical Error",
+  SAS 2021, https://arxiv.org/abs/2003.03021 (why a certificate must cover round-off).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lipvae_tf import layers as ll
+from lipvae_tf import lipschitz as lp
+
+__all__ = ["LayerError", "product_roundoff", "layer_error", "chain_errors", "activation_norms",
+           "chain_forward_error"]
+
+# only move or permute values: no rounding at all
+_EXACT = (ll.GroupSort, ll.MaxMin, keras.layers.Flatten, keras.layers.Reshape,
+          keras.layers.InputLayer, keras.layers.Identity)
+_SAFE = 1 + 1e-12  # float64 evaluation of the bounds below, rounded up
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerError:
+    """A layer's share of the forward error: Lipschitz bound L and local(H) = slope H + offset."""
+
+    lipschitz: float
+    slope: float
+    offset: float
+
+
+def _tensor_float_32() -> bool:
+    """Whether float32 matrix products may run in TensorFloat-32 (a GPU is visible and TF allows
+    it: `tf.config.experimental.enable_tensor_float_32_execution`)."""
+    return (bool(tf.config.list_logical_devices("GPU"))
+            and tf.config.experimental.tensor_float_32_execution_enabled())
+
+
+def product_roundoff(dtype) -> float:
+    """theta: the relative error of one product of a matrix product or convolution beyond the
+    accumulation's (0, or 2^-10 + 2^-22 when float32 products may run in TensorFloat-32)."""
+    if tf.as_dtype(dtype) == tf.float32 and _tensor_float_32():
+        return 2.0**-10 + 2.0**-22
+    return 0.0
+
+
+def _eta(dtype) -> float:
+    """Half the smallest subnormal: the absolute error of a rounding in the underflow range."""
+    return float(np.finfo(lp._numpy_dtype(dtype)).smallest_subnormal) / 2
+
+
+def _linear_error(layer, norm: float, absolute_norm: float, taps: int, outputs: int) -> LayerError:
+    dtype = layer.compute_dtype
+    u, eta = lp.unit_roundoff(dtype), _eta(dtype)
+    if taps * u >= 0.5:
+        raise ValueError(f"layer {layer.name!r}: {taps} terms per output are too many for "
+                         f"{dtype} (n u >= 1/2)")
+    gamma = taps * u / (1 - taps * u)
+    g = gamma + (1 + gamma) * product_roundoff(dtype)
+    c = lp.applied_value(layer.lipschitz, dtype)
+    bias = 0.0 if layer.bias is None else float(
+        np.linalg.norm(lp.applied_kernel(layer, "bias")))
+    slope = c * (g * absolute_norm + (2 * u + u * u) * (norm + g * absolute_norm))
+    offset = u * bias + math.sqrt(outputs) * (taps + 2) * eta
+    return LayerError(lp.layer_lipschitz_bound(layer), slope * _SAFE, offset * _SAFE)
+
+
+def layer_error(layer: keras.layers.Layer) -> LayerError:
+    """The forward-error terms of one built layer (see the module docstring).
+
+    Raises:
+        TypeError: for a layer whose rounding is not analysed here (only this package's linear
+            layers and the exact reshaping and sorting layers are).
+    """
+    if isinstance(layer, _EXACT):
+        return LayerError(lp.layer_lipschitz_bound(layer), 0.0, 0.0)
+    if isinstance(layer, ll.LipschitzDense):
+        kernel = lp.applied_kernel(layer)
+        return _linear_error(layer, lp.dense_norm(kernel), lp.dense_norm(np.abs(kernel)),
+                             kernel.shape[0], kernel.shape[1])
+    if isinstance(layer, (ll.LipschitzConv2D, ll.LipschitzConv2DTranspose)):
+        kernel = lp.applied_kernel(layer)
+        transposed = isinstance(layer, ll.LipschitzConv2DTranspose)
+        # the operator norm (of the conv, or of the conv a transposed conv is the adjoint of)
+        hw = layer.output_hw if transposed else layer.input_hw
+        norms = [lp.conv_norm_bound(k, hw, layer.strides, layer.padding)
+                 for k in (kernel, np.abs(kernel))]
+        kh, kw, c_in, c_out = kernel.shape
+        taps = kh * kw * (c_out if transposed else c_in)  # terms summed per output, at most
+        outputs = math.prod(layer.compute_output_shape((1, *layer.input_hw,
+                                                        c_out if transposed else c_in))[1:])
+        return _linear_error(layer, norms[0], norms[1], taps, outputs)
+    if isinstance(layer, ll.Scale):
+        dtype = layer.compute_dtype
+        factor = abs(lp.applied_value(layer.factor, dtype))
+        return LayerError(lp.layer_lipschitz_bound(layer),
+                          lp.unit_roundoff(dtype) * factor * _SAFE, 0.0)
+    raise TypeError(f"no forward-error bound for layer {layer.name!r} of type "
+                    f"{type(layer).__name__}")
+
+
+def chain_errors(network) -> list[LayerError]:
+    """`layer_error` of every layer of a chain (Sequential or chain-like Functional), in order."""
+    return [layer_error(layer) for layer in lp._chain(network)]
+
+
+def activation_norms(network, inputs) -> tuple[np.ndarray, tf.Tensor]:
+    """(norms, outputs): the l2 norm (per example, float64, rounded up; (batch, layers + 1)) of
+    the computed input of every layer of the chain and of its output, running the layers one by
+    one, and the outputs so computed (the centre of the next chain)."""
+    values = tf.convert_to_tensor(inputs)
+    norms = []
+    for layer in [None, *lp._chain(network)]:
+        if layer is not None:
+            values = layer(values)
+        flat = tf.reshape(tf.cast(values, tf.float64), (tf.shape(values)[0], -1))
+        norms.append(tf.norm(flat, axis=1).numpy() * _SAFE)
+    return np.stack(norms, axis=1), values
+
+
+def chain_forward_error(terms: list[LayerError], norms: np.ndarray, deviation=0.0,
+                        input_error=0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of the output error at the measured inputs and at every input near them.
+
+    Args:
+        terms: `chain_errors` of the chain.
+        norms: (batch, len(terms) + 1), `activation_norms` at the measured (centre) inputs c.
+        deviation: (batch,) or scalar, d: the exact inputs x' considered have ||x' - c|| <= d.
+        input_error: (batch,) or scalar: ||computed input - x'||, when the input the chain
+            receives is itself a computed approximation of x'.
+
+    Returns:
+        (centre error, error): bounds of ||f_computed(c) - f(c)|| and of
+        ||f_computed(x'_computed) - f(x')|| for every such x', shape (batch,); inf where a bound
+        overflows.
+    """
+    norms = np.asarray(norms, np.float64)
+    centre = np.zeros(norms.shape[:1])
+    error = np.broadcast_to(np.asarray(input_error, np.float64), norms.shape[:1]).copy()
+    reach = np.broadcast_to(np.asarray(deviation, np.float64), norms.shape[:1]).copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k, term in enumerate(terms):
+            # ||computed input of layer k at x'|| <= its norm at c + (c's error + reach + error)
+            size = norms[:, k] + centre + reach + error
+            centre = term.lipschitz * centre + term.slope * norms[:, k] + term.offset
+            error = term.lipschitz * error + term.slope * size + term.offset
+            reach = term.lipschitz * reach
+    return (np.where(np.isfinite(centre), centre * _SAFE, np.inf),
+            np.where(np.isfinite(error), error * _SAFE, np.inf))
