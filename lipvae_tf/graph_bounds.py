@@ -8,7 +8,13 @@ equal bounds.py's bit for bit. In a graph (a tf.function, a SavedModel, TF Servi
 may reassociate a few float64 operations (e.g. x / c -> x * (1 / c)): a few ulps, well inside the
 64-ulp rounding. The bisections differ by at most their 1e-12 bracket where TF's and NumPy's
 log/exp (both accurate to a few ulps, different code) tip a comparison. `tests/test_export.py`
-measures both (largest: 1.2e-13 relative; never above NumPy by more than 2e-15).
+measures both (largest: 1.2e-13 relative; never above NumPy by more than 2e-15, for p <= 0.999).
+Near p = 1 the noncentral chi-square certificate compares 1 - p with the last terms of two
+different lower bounds of the CDF: an adversarial review (2026-12-01) found the graph's radius
+up to 1.8e-11 relative above NumPy's at p = 1 - 1e-6 and 3.5e-5 at p = 1 - 1e-12, both sound
+(scipy's exact tail at either radius stays below 1 - p). The summation windows of a request are
+padded to its longest, and extra terms only raise a lower bound, so at such p a row's radius can
+also depend on the other rows of its request (each value sound).
 
 Cost: per bisection step (about 40) the noncentral chi-square certificate sums two windows of about
 10 r / (gamma M_g) terms for each distinct (r, p) pair of a batch (padded to the longest). A
