@@ -1,0 +1,45 @@
+"""How far above their bound the subspace clip leaves kernels during training, and what finalize()
+then takes away (BENCHMARKS.md, "The subspace clip during training").
+
+The default model (`from_target(1.0, 8.0)`, latent 10; MLP 256-256 or the conv VAE) on the bundled
+sample: EPOCHS epochs at Adam 1e-3, then 2 at 1e-4; after each phase the exact norm of every
+kernel over its bound and the test ELBO (1000 images), then the test ELBO after `finalize()`.
+OMEGA scales the conv kernels' per-step correction (over-relaxation; 1 is the package's step).
+
+    .venv/bin/python bench/subspace_clip_overshoot.py mlp|conv [EPOCHS=8] [OMEGA=1]
+"""
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, keras
+import lipvae_tf as lv
+from lipvae_tf import lipschitz as lp, layers as ll, data
+arch = sys.argv[1]
+omega = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+from lipvae_tf import constraints as lc
+_step = lc._subspace_correction
+
+
+def relaxed(kernel, subspace, max_norm):
+    correction, new = _step(kernel, subspace, max_norm)
+    return (correction * omega if kernel.dtype.is_complex else correction), new
+
+
+lc._subspace_correction = relaxed
+x = data.load_sample("train")[0]
+xt = data.load_sample("test")[0]
+keras.utils.set_random_seed(0)
+kw = dict(hidden_units=(256, 256)) if arch == "mlp" else {}
+m = lv.LipschitzVAE.from_target(1.0, 8.0, latent_dim=10, architecture=arch, seed=0, **kw)
+m.compile(optimizer=keras.optimizers.Adam(1e-3))
+epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+for lr, ep in ((1e-3, epochs), (1e-4, 2)):
+    m.optimizer.learning_rate.assign(lr)
+    m.fit(x, epochs=ep, batch_size=128, verbose=0)
+    norms = []
+    for net in m.lipschitz_networks().values():
+        for layer in net.layers:
+            if isinstance(layer, (ll.LipschitzDense, ll.LipschitzConv2D, ll.LipschitzConv2DTranspose)):
+                norms.append(lp.layer_lipschitz_bound(layer) / lp.applied_value(layer.lipschitz, "float32"))
+    print(arch, "lr", lr, "kernel norms / bound:", np.round(norms, 4), "test elbo", round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))
+m.finalize()
+print("after finalize test elbo", round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))
