@@ -218,7 +218,8 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
         "best_epoch": trained["best_epoch"],  # counted from 1
         "validation": trained["validation"],
         # the learning curve, one value per epoch (validation ELBO in nats, learning rate)
-        "curve": {key: trained["history"][key] for key in ("elbo", "val_elbo", "learning_rate")
+        "curve": {key: trained["history"][key] for key in ("elbo", "val_elbo", "val_finalized_elbo",
+                                                          "learning_rate")
                   if key in trained["history"]},
         "final_val_elbo": trained["history"].get("val_elbo", [None])[-1],
         "test": trained["test"],

@@ -298,3 +298,37 @@ def test_early_stopping_ends_the_run_and_restores_the_best_epoch(tmp_path):
     assert len(result.history["loss"]) == 3
     for restored, first in zip(model.get_weights(), snapshot.first):
         np.testing.assert_array_equal(restored, first)
+
+
+def test_early_stopping_follows_the_finalized_model_and_training_keeps_its_kernels():
+    """`FinalizedValidation` logs the validation ELBO of the model `finalize()` would deliver,
+    evaluated on projected copies of the kernels, and leaves the kernels bit for bit as they
+    were; the convergence callbacks follow it for a Lipschitz model, not for a plain one."""
+    from lipvae_tf import data, distribute
+    keras.utils.set_random_seed(3)
+    images = data.load_sample("train")[0][:384]
+    model = LipschitzVAE.from_target(1.0, 8.0, latent_dim=4, hidden_units=(32, 32), seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(images[:256], epochs=2, batch_size=64, verbose=0)
+    for variable in model.trainable_variables:  # kernels well above their bounds
+        if variable.constraint is not None:
+            variable.assign(variable * 1.5)
+    assert train.monitored_metric(model) == "val_finalized_elbo"
+    assert train.monitored_metric(StandardVAE(4, hidden_units=(8,))) == "val_elbo"
+    validation = distribute.evaluation_dataset(images[256:], 64)
+    callback = train.FinalizedValidation(validation)
+    callback.set_model(model)
+    unprojected = model.evaluate(validation, verbose=0, return_dict=True)["elbo"]
+    before = [v.numpy() for v in model.weights]
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    for kept, now in zip(before, model.weights):
+        np.testing.assert_array_equal(kept, now.numpy())
+    model.finalize()
+    expected = model.evaluate(validation, verbose=0, return_dict=True)["elbo"]
+    # the same projected model, with other noise draws (the seed generator moved on)
+    assert abs(logs["val_finalized_elbo"] - expected) < 5.0
+    assert abs(unprojected - expected) > 20.0  # so the check above tells the two apart
+    callbacks = train.convergence_callbacks(train.TrainConfig(early_stopping_patience=2),
+                                            "val_finalized_elbo")
+    assert callbacks[0].monitor == "val_finalized_elbo"
