@@ -386,12 +386,15 @@ def cards_table(names: list[str] | None = None) -> str:
 
 def plot_curves(path: str | Path, names: list[str] | None = None) -> str:
     """The validation-ELBO curve of each bundled model (default: all), best epoch marked, as a
-    PNG at `path`; the path."""
+    PNG at `path`; the path. The curve is the one early stopping followed: the finalized
+    model's (`val_finalized_elbo`, panel titled "finalized") where the card has it."""
     curves = {}
     for name in names or list_models(bundled_only=True):
-        card = model_card(name)
-        if card.get("curve", {}).get("val_elbo"):
-            curves[name] = (card["curve"]["val_elbo"], card.get("best_epoch"))
+        curve = model_card(name).get("curve", {})
+        for key, label in (("val_finalized_elbo", f"{name} (finalized)"), ("val_elbo", name)):
+            if curve.get(key):
+                curves[label] = (curve[key], model_card(name).get("best_epoch"))
+                break
     if not curves:
         raise ValueError("no bundled model card has a learning curve")
     return report.plot_learning_curves(curves, str(path))
