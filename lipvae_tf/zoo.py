@@ -390,10 +390,11 @@ def plot_curves(path: str | Path, names: list[str] | None = None) -> str:
     model's (`val_finalized_elbo`, panel titled "finalized") where the card has it."""
     curves = {}
     for name in names or list_models(bundled_only=True):
-        curve = model_card(name).get("curve", {})
+        card = model_card(name)
+        curve = card.get("curve", {})
         for key, label in (("val_finalized_elbo", f"{name} (finalized)"), ("val_elbo", name)):
             if curve.get(key):
-                curves[label] = (curve[key], model_card(name).get("best_epoch"))
+                curves[label] = (curve[key], card.get("best_epoch"))
                 break
     if not curves:
         raise ValueError("no bundled model card has a learning curve")
