@@ -35,8 +35,8 @@ from lipvae_tf._shared_numerics import (
     STIRLING as _STIRLING,
     STIRLING_FROM as _STIRLING_FROM,
     STIRLING_NEXT as _STIRLING_NEXT,
+    UNIT_ROUNDOFF as _U,  # one float64 operation errs by <= _U relative
 )
-from lipvae_tf._shared_numerics import UNIT_ROUNDOFF as _U  # one float64 operation errs by <= _U
 
 __all__ = [
     "BISECTION_STEPS", "paper_markov_radius", "markov_radius", "inglot_log_tail", "chi2_radius",

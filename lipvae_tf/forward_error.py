@@ -51,7 +51,7 @@ from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 
 __all__ = ["LayerError", "product_roundoff", "layer_error", "chain_errors", "activation_norms",
-           "chain_forward_error"]
+           "chain_forward_error", "chain_lipschitz", "reparameterisation_error"]
 
 # only move or permute values: no rounding at all
 _EXACT = (ll.GroupSort, ll.MaxMin, keras.layers.Flatten, keras.layers.Reshape,
@@ -89,6 +89,8 @@ def _eta(dtype) -> float:
 
 
 def _linear_error(layer, norm: float, absolute_norm: float, taps: int, outputs: int) -> LayerError:
+    """The terms of a linear layer whose operator (kernel, or convolution) has norm `norm`; its
+    Lipschitz bound is the one `lipschitz.layer_lipschitz_bound` computes from that norm."""
     dtype = layer.compute_dtype
     u, eta = lp.unit_roundoff(dtype), _eta(dtype)
     if taps * u >= 0.5:
@@ -101,7 +103,7 @@ def _linear_error(layer, norm: float, absolute_norm: float, taps: int, outputs: 
         np.linalg.norm(lp.applied_kernel(layer, "bias")))
     slope = c * (g * absolute_norm + (2 * u + u * u) * (norm + g * absolute_norm))
     offset = u * bias + math.sqrt(outputs) * (taps + 2) * eta
-    return LayerError(lp.layer_lipschitz_bound(layer), slope * _SAFE, offset * _SAFE)
+    return LayerError(lp._scaled(layer, norm), slope * _SAFE, offset * _SAFE)
 
 
 def layer_error(layer: keras.layers.Layer) -> LayerError:
@@ -141,6 +143,20 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
 def chain_errors(network) -> list[LayerError]:
     """`layer_error` of every layer of a chain (Sequential or chain-like Functional), in order."""
     return [layer_error(layer) for layer in lp._chain(network)]
+
+
+def chain_lipschitz(terms: list[LayerError]) -> float:
+    """The chain's Lipschitz bound from its terms: the product `network_lipschitz_bound`
+    computes, in the same order (so the same float)."""
+    return math.prod(term.lipschitz for term in terms)
+
+
+def reparameterisation_error(mu_size, shift, latent_dim: int, dtype) -> np.ndarray:
+    """Bound of ||fl(mu + fl(sigma eps)) - (mu + sigma eps)||_2 for ||mu_computed|| <= mu_size and
+    ||sigma eps|| <= shift (arrays broadcast): u ||sigma eps|| + u (||mu|| + (1 + u) ||sigma eps||)
+    plus the underflow terms (docs/theory.md section 15)."""
+    u = lp.unit_roundoff(dtype)
+    return u * shift + u * (mu_size + (1 + u) * shift) + 2 * math.sqrt(latent_dim) * _eta(dtype)
 
 
 def activation_norms(network, inputs) -> tuple[np.ndarray, tf.Tensor]:

@@ -531,30 +531,32 @@ class LipschitzVAE(keras.Model):
         x = self.check_images(x)
         r, p = bounds.checked(r=r, p=p)  # finite, r > 0, p in [1/2, 1)
         r, p = (np.broadcast_to(v, (len(x),)) for v in (r, p))  # ValueError if they do not fit
-        c = self.lipschitz_constants(reconstruction)
-        m_mu, m_g = c["encoder_mean"], c["decoder"]
+        encoder_terms = forward_error.chain_errors(self.encoder_mean_net)
+        decoder_terms = forward_error.chain_errors(self.decoder_net)
+        # M_mu and M_g as `lipschitz_constants` gives them, from the same layer bounds
+        m_mu = forward_error.chain_lipschitz(encoder_terms)
+        output = self.output_lipschitz(reconstruction)  # also checks `reconstruction`
+        m_g = forward_error.chain_lipschitz(decoder_terms) * output
         reach = r / (m_mu * m_g)  # no certificate of any method reaches r / (M_mu M_g)
         tail = NOISE_TAIL * (1 - p)
         t = -np.log(tail)
         noise = np.sqrt(self.latent_dim + 2 * np.sqrt(self.latent_dim * t) + 2 * t) * (1 + 1e-12)
+        std_cap = self.std_cap_bound()
         if self.encoder_std_net is None:
             std_top = self.posterior_std_bound()  # max_i sigma_i, at every input
-        elif self.std_cap_bound() is not None:
-            std_top = self.std_cap_bound()  # max_i sigma_i(x') <= ||sigma(x')|| <= S
+        elif std_cap is not None:
+            std_top = std_cap  # max_i sigma_i(x') <= ||sigma(x')|| <= S
         else:
-            std_top = self.std_norms(x) + c["encoder_std"] * reach
+            m_sigma = lp.network_lipschitz_bound(self.encoder_std_net)
+            std_top = self.std_norms(x) + m_sigma * reach
         dtype = self.encoder_mean_net.compute_dtype
-        u = lp.unit_roundoff(dtype)
-        eta = float(np.finfo(np.dtype(dtype)).smallest_subnormal) / 2
-        shift = std_top * noise  # ||sigma eps|| <= max_i sigma_i ||eps||
+        # ||sigma eps|| <= max_i sigma_i ||eps||
+        shift = np.broadcast_to(std_top * noise, (len(x),))
 
-        def sampling(mu_size, shift):  # ||fl(mu + fl(sigma eps)) - (mu + sigma eps)||
-            return (u * shift + u * (mu_size + (1 + u) * shift)
-                    + 2 * math.sqrt(self.latent_dim) * eta)
+        def sampling(mu_size, rows):  # ||fl(mu + fl(sigma eps)) - (mu + sigma eps)||
+            return forward_error.reparameterisation_error(mu_size, shift[rows], self.latent_dim,
+                                                          dtype)
 
-        encoder_terms = forward_error.chain_errors(self.encoder_mean_net)
-        decoder_terms = forward_error.chain_errors(self.decoder_net)
-        shift, reach = np.broadcast_to(shift, (len(x),)), np.broadcast_to(reach, (len(x),))
         pieces = []
         for i in range(0, len(x), 1024):
             rows = slice(i, i + 1024)
@@ -563,9 +565,8 @@ class LipschitzVAE(keras.Model):
             mu_centre, mu_error = forward_error.chain_forward_error(
                 encoder_terms, norms, deviation=reach[rows])
             mu_size, perturbed = norms[:, -1], m_mu * reach[rows]
-            latent_centre = mu_centre + sampling(mu_size, shift[rows])
-            latent_error = mu_error + sampling(mu_size + mu_centre + perturbed + mu_error,
-                                               shift[rows])
+            latent_centre = mu_centre + sampling(mu_size, rows)
+            latent_error = mu_error + sampling(mu_size + mu_centre + perturbed + mu_error, rows)
             norms, _ = forward_error.activation_norms(self.decoder_net, mu)
             # the exact latents' distance from the decoder's centre, mu as computed at x
             _, at_x = forward_error.chain_forward_error(
@@ -574,7 +575,7 @@ class LipschitzVAE(keras.Model):
             _, at_perturbed = forward_error.chain_forward_error(
                 decoder_terms, norms, deviation=mu_centre + perturbed + shift[rows],
                 input_error=latent_error)
-            pieces.append((at_x + at_perturbed) * self.output_lipschitz(reconstruction))
+            pieces.append((at_x + at_perturbed) * output)
         slack = np.concatenate(pieces) if pieces else np.zeros(0)
         return slack * (1 + 1e-12), np.broadcast_to(p + 2 * tail, slack.shape)
 
