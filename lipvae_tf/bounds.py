@@ -492,8 +492,7 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
     (defaults to s, always an upper bound of it). The result has the broadcast shape of all the
     arguments.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    checks.one_of("method", method, METHODS)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     arguments = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
     if gamma is not None:

@@ -569,9 +569,7 @@ class SpectralClip(keras.constraints.Constraint):
         self.max_norm = checks.positive_finite("max_norm", max_norm)
         self.input_hw = None if input_hw is None else checks.int_pair("input_hw", input_hw)
         self.strides = checks.int_pair("strides", strides)
-        self.padding = str(padding).lower()
-        if self.padding not in conv_spectrum.PADDINGS:
-            raise ValueError(f"padding must be one of {conv_spectrum.PADDINGS}, got {padding!r}")
+        self.padding = checks.one_of("padding", str(padding).lower(), conv_spectrum.PADDINGS)
 
     def conv_grid(self, kernel_shape) -> tuple[int, int]:
         """The frequency grid on which this constraint measures a conv kernel."""

@@ -26,6 +26,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from lipvae_tf import checks
+
 __all__ = [
     "PADDINGS", "circular_grid", "conjugate_half", "frequency_blocks", "kernel_from_blocks",
     "operator_norm", "wrap_pad", "circular_conv", "conv_gram_step",
@@ -45,9 +47,7 @@ def circular_grid(
     For "circular" padding it is the input grid itself (the norm is then exact); for zero
     padding it is the smallest multiple of the stride that is >= n + k - 1.
     """
-    padding = padding.lower()
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    padding = checks.one_of("padding", padding.lower(), PADDINGS)
     grid = []
     for n, k, s in zip(input_hw, kernel_hw, strides):
         if padding == "circular":

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from lipvae_tf import checks
 from lipvae_tf.checks import positive_int
 
 __all__ = [
@@ -62,18 +63,6 @@ _IDX_DTYPES = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 _log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------
-# Argument checks
-# ---------------------------------------------------------------------------------------------
-
-
-def _check_choice(argument: str, value: str, choices: tuple[str, ...]) -> str:
-    """`value`, or a ValueError naming `argument` and the accepted values."""
-    if value not in choices:
-        raise ValueError(f"{argument} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
 
 
 def _check_optional_positive(argument: str, value: int | None) -> int | None:
@@ -135,7 +124,7 @@ def idx_paths(directory: str | Path, split: str) -> tuple[Path, Path]:
 
     The returned paths may not exist; the .gz name is returned then (the usual distribution form).
     """
-    _check_choice("split", split, SPLITS)
+    checks.one_of("split", split, SPLITS)
     directory = Path(directory)
     prefix = _IDX_PREFIX[split]
     found = []
@@ -216,7 +205,7 @@ def _verified_sample_path() -> Path:
 
 def _sample_uint8(split: str) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, 28, 28) and labels (N,) of `split` from the verified bundled sample."""
-    _check_choice("split", split, SPLITS)
+    checks.one_of("split", split, SPLITS)
     with np.load(_verified_sample_path(), allow_pickle=False) as archive:
         return archive[f"x_{split}"], archive[f"y_{split}"]
 
@@ -318,9 +307,9 @@ def resolve_source(
     wins. A forced source that is not available raises FileNotFoundError (except "tfds", which
     `load_dataset` will try to download).
     """
-    _check_choice("name", name, NAMES)
-    _check_choice("split", split, SPLITS)
-    _check_choice("source", source, SOURCES)
+    checks.one_of("name", name, NAMES)
+    checks.one_of("split", split, SPLITS)
+    checks.one_of("source", source, SOURCES)
     _check_source_for_name(name, source)
     if source == "tfds":
         return "tfds"

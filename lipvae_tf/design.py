@@ -157,10 +157,8 @@ def design_budget(
     r_slack = float(r_slack)
     if not 0 <= r_slack < r:
         raise ValueError(f"r_slack must be in [0, r={r}), got {r_slack}")
-    if method not in bounds.METHODS:
-        raise ValueError(f"method must be one of {bounds.METHODS}, got {method!r}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    checks.one_of("method", method, bounds.METHODS)
+    checks.one_of("split", split, SPLITS)
     for name, value in (("encoder_mean", encoder_mean), ("decoder", decoder)):
         if value is not None:
             checks.positive_finite(name, value)

@@ -30,6 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lipvae_tf import checks
+
 __all__ = [
     "STRATEGIES", "local_devices", "make_strategy", "build_in_scope", "compile_in_scope",
     "training_dataset", "evaluation_dataset", "replica_batch_sizes", "global_batch_size",
@@ -56,8 +58,7 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None
     multi_worker: `MultiWorkerMirroredStrategy`; reads the cluster from the TF_CONFIG environment
     variable and must be created before any other TensorFlow work in the process.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+    checks.one_of("strategy", name, STRATEGIES)
     if devices is not None and name != "mirrored":
         raise ValueError(f"devices applies only to strategy='mirrored', got strategy={name!r}")
     if name == "default":

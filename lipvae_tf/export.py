@@ -121,8 +121,7 @@ def export_saved_model(
     """
     if not isinstance(model, LipschitzVAE):
         raise TypeError(f"model must be a lipvae_tf LipschitzVAE, got {type(model).__name__}")
-    if method not in bounds.METHODS:
-        raise ValueError(f"method must be one of {bounds.METHODS}, got {method!r}")
+    checks.one_of("method", method, bounds.METHODS)
     if method == "ncx2" and model.posterior_std is None:
         raise ValueError("method 'ncx2' needs a fixed posterior std (posterior_std=gamma); this "
                          "model learns its std")

@@ -378,8 +378,7 @@ def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, lat
         if gamma is not None:
             raise ValueError("std_cap does not apply to a fixed encoder std (gamma): pass one")
         bounds.checked(std_cap=std_cap)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    checks.one_of("method", method, METHODS)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     values = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     if gamma is not None:

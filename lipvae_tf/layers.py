@@ -248,8 +248,7 @@ class _LipschitzConvBase(_ScaledKernelLayer):
         self.kernel_size = checks.int_pair("kernel_size", kernel_size)
         self.strides = checks.int_pair("strides", strides)
         self.padding = str(padding).lower()
-        if self.padding not in self.paddings:
-            raise ValueError(f"padding must be one of {self.paddings}, got {padding!r}")
+        checks.one_of("padding", self.padding, self.paddings)
 
     def _spatial_input(self, input_shape) -> tuple[int, int]:
         if len(input_shape) != 4 or input_shape[1] is None or input_shape[2] is None:

@@ -138,15 +138,9 @@ class LipschitzVAE(keras.Model):
             self.std_cap = None if std_cap is None else checks.positive_finite("std_cap", std_cap)
         else:
             self.encoder_std_budget, self.std_cap = 0.0, None
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        self.architecture, self.likelihood = architecture, likelihood
-        if reconstruction not in RECONSTRUCTIONS:
-            raise ValueError(
-                f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
-        self.reconstruction = reconstruction
+        self.architecture = checks.one_of("architecture", architecture, ARCHITECTURES)
+        self.likelihood = checks.one_of("likelihood", likelihood, LIKELIHOODS)
+        self.reconstruction = checks.one_of("reconstruction", reconstruction, RECONSTRUCTIONS)
         if not isinstance(constrain_std, bool):
             raise TypeError(f"constrain_std must be a bool, got {type(constrain_std).__name__}")
         if not constrain_std and (self.posterior_std is not None or self.std_cap is None):
@@ -163,17 +157,13 @@ class LipschitzVAE(keras.Model):
         if not np.isfinite(self.beta) or self.beta < 0:
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
         self.bjorck_iterations = checks.positive_int("bjorck_iterations", bjorck_iterations)
-        if constraint not in constraints.CONSTRAINT_KINDS:  # the per-step kernel control
-            raise ValueError(
-                f"constraint must be one of {constraints.CONSTRAINT_KINDS}, got {constraint!r}")
-        self.constraint = constraint
+        self.constraint = checks.one_of(  # the per-step kernel control
+            "constraint", constraint, constraints.CONSTRAINT_KINDS)
         if conv_constraint is None:  # the same kind where it exists for convolutions
             conv_constraint = (constraints.DEFAULT_CONV_CONSTRAINT
                                if constraint in constraints.MATRIX_KINDS else constraint)
-        if conv_constraint not in constraints.CONV_KINDS:
-            raise ValueError(f"conv_constraint must be one of {constraints.CONV_KINDS}, "
-                             f"got {conv_constraint!r}")
-        self.conv_constraint = conv_constraint
+        self.conv_constraint = checks.one_of("conv_constraint", conv_constraint,
+                                             constraints.CONV_KINDS)
         self.design = design
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -274,10 +264,7 @@ class LipschitzVAE(keras.Model):
     def _reconstruction_mode(self, reconstruction: str | None) -> str:
         if reconstruction is None:
             return self.reconstruction
-        if reconstruction not in RECONSTRUCTIONS:
-            raise ValueError(
-                f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
-        return reconstruction
+        return checks.one_of("reconstruction", reconstruction, RECONSTRUCTIONS)
 
     def _encoder(self, name: str, budget: float, constrained: bool = True) -> keras.Sequential:
         """Image -> latent_dim features with Lipschitz constant <= budget (unless unconstrained:

@@ -109,8 +109,7 @@ class TrainConfig:
                              f"{self.min_delta!r}")
         std_settings(self)  # the ValueError naming posterior_std or std_cap
         for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+            checks.one_of(name, getattr(self, name), allowed)
 
 
 def std_settings(config: TrainConfig) -> tuple[float | None, float | None]:

@@ -361,9 +361,9 @@ def test_shuffle_is_deterministic_per_seed():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(name="cifar10"), ValueError, r"name must be one of 'fashion_mnist', 'mnist', got 'cifar10'"),
-        (dict(split="validation"), ValueError, r"split must be one of 'train', 'test'"),
-        (dict(source="web"), ValueError, r"source must be one of 'auto', 'tfds', 'idx', 'sample'"),
+        (dict(name="cifar10"), ValueError, r"name must be one of \('fashion_mnist', 'mnist'\), got 'cifar10'"),
+        (dict(split="validation"), ValueError, r"split must be one of \('train', 'test'\)"),
+        (dict(source="web"), ValueError, r"source must be one of \('auto', 'tfds', 'idx', 'sample'\)"),
         (dict(limit=0), ValueError, r"limit must be an integer >= 1, got 0"),
         (dict(limit=-5), ValueError, r"limit must be an integer >= 1"),
         (dict(limit=2.5), TypeError, r"limit must be an integer"),
