@@ -51,7 +51,7 @@ __all__ = [
     "DEFAULT_CONV_SUBSPACE_RANK", "DEFAULT_FINALIZE_TOL", "bjorck_orthonormalize",
     "clip_dense_spectrum", "clip_conv_spectrum", "power_iteration", "subspace_clip", "StatefulConstraint",
     "BjorckOrthonormal", "SpectralNormClip", "SubspaceClip", "SpectralClip", "iter_layers",
-    "finalize_constraints",
+    "constrained_kernels", "finalize_constraints",
 ]
 
 # Björck converges for singular values in (0, sqrt((1 + beta) / beta)), which contains (0, sqrt(3))
@@ -663,6 +663,15 @@ def _converge_clip(kernel: np.ndarray, c: SpectralClip, tol: float, max_iter: in
     return _shrink_until_inside(w, c.max_norm, measure), iteration
 
 
+def constrained_kernels(model_or_layers) -> list:
+    """The kernel variables that `finalize_constraints` projects: every leaf layer's `kernel`
+    whose constraint is one of this module's Lipschitz controls (`BjorckOrthonormal`,
+    `SpectralClip`, `SpectralNormClip`, `SubspaceClip`), in layer order."""
+    controls = (BjorckOrthonormal, SpectralClip, SpectralNormClip, SubspaceClip)
+    return [layer.kernel for layer in iter_layers(model_or_layers)
+            if isinstance(getattr(getattr(layer, "kernel", None), "constraint", None), controls)]
+
+
 def finalize_constraints(model_or_layers, tol: float = DEFAULT_FINALIZE_TOL,
                          max_iterations: int = 500) -> dict:
     """Converged projection of every constrained kernel, in float64, written back in place.
@@ -676,17 +685,14 @@ def finalize_constraints(model_or_layers, tol: float = DEFAULT_FINALIZE_TOL,
     tol = checks.positive_finite("tol", tol)
     max_iterations = checks.positive_int("max_iterations", max_iterations)
     report = {}
-    for layer in iter_layers(model_or_layers):
-        kernel = getattr(layer, "kernel", None)
-        constraint = getattr(kernel, "constraint", None)
+    for kernel in constrained_kernels(model_or_layers):
+        constraint = kernel.constraint
         if isinstance(constraint, BjorckOrthonormal):
             value, used = _converge_bjorck(kernel.numpy(), constraint, tol, max_iterations)
         elif isinstance(constraint, SpectralClip):
             value, used = _converge_clip(kernel.numpy(), constraint, tol, max_iterations)
-        elif isinstance(constraint, (SpectralNormClip, SubspaceClip)):  # they steered training
+        else:  # SpectralNormClip, SubspaceClip: their estimates steered training
             value, used = _converge_clip(kernel.numpy(), constraint.exact(), tol, max_iterations)
-        else:
-            continue
         kernel.assign(value)
         report[kernel.path] = used
     return report

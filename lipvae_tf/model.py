@@ -566,6 +566,11 @@ class LipschitzVAE(keras.Model):
         slack = np.concatenate(pieces) if pieces else np.zeros(0)
         return slack * (1 + 1e-12), np.broadcast_to(p + 2 * tail, slack.shape)
 
+    def constrained_kernels(self) -> list:
+        """The kernel variables under a Lipschitz control, those `finalize()` projects (none
+        for a model trained without constraints)."""
+        return constraints.constrained_kernels(list(self.lipschitz_networks().values()))
+
     def finalize(self, tol: float = constraints.DEFAULT_FINALIZE_TOL) -> dict:
         """Converged projection of every constrained kernel (call before certifying)."""
         return constraints.finalize_constraints(list(self.lipschitz_networks().values()), tol=tol)

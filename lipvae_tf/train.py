@@ -521,7 +521,7 @@ class FinalizedValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
-        kept = [(v, v.numpy()) for v in model.trainable_variables if v.constraint is not None]
+        kept = [(v, v.numpy()) for v in model.constrained_kernels()]
         try:
             with model.distribute_strategy.scope():
                 model.finalize()
@@ -537,8 +537,7 @@ class FinalizedValidation(keras.callbacks.Callback):
 def monitored_metric(model: keras.Model) -> str:
     """What early stopping and learning-rate reduction follow: the finalized model's validation
     ELBO for a model with constrained kernels (`FinalizedValidation`), else the validation ELBO."""
-    constrained = isinstance(model, LipschitzVAE) and any(
-        v.constraint is not None for v in model.trainable_variables)
+    constrained = isinstance(model, LipschitzVAE) and bool(model.constrained_kernels())
     return "val_finalized_elbo" if constrained else "val_elbo"
 
 

@@ -324,7 +324,9 @@ def test_early_stopping_follows_the_finalized_model_and_training_keeps_its_kerne
     callback.on_epoch_end(0, logs)
     for kept, now in zip(before, model.weights):
         np.testing.assert_array_equal(kept, now.numpy())
-    model.finalize()
+    projected = model.finalize()  # the kernels the callback projected and put back
+    assert projected and sorted(projected) == sorted(k.path for k in model.constrained_kernels())
+    assert StandardVAE(4, hidden_units=(8,)).constrained_kernels() == []
     expected = model.evaluate(validation, verbose=0, return_dict=True)["elbo"]
     # the same projected model, with other noise draws (the seed generator moved on)
     assert abs(logs["val_finalized_elbo"] - expected) < 5.0
