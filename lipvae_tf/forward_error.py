@@ -85,7 +85,7 @@ def product_roundoff(dtype) -> float:
 
 def _eta(dtype) -> float:
     """Half the smallest subnormal: the absolute error of a rounding in the underflow range."""
-    return float(np.finfo(lp._numpy_dtype(dtype)).smallest_subnormal) / 2
+    return float(np.finfo(lp.numpy_dtype(dtype)).smallest_subnormal) / 2
 
 
 def _linear_error(layer, norm: float, absolute_norm: float, taps: int, outputs: int) -> LayerError:
@@ -103,7 +103,7 @@ def _linear_error(layer, norm: float, absolute_norm: float, taps: int, outputs: 
         np.linalg.norm(lp.applied_kernel(layer, "bias")))
     slope = c * (g * absolute_norm + (2 * u + u * u) * (norm + g * absolute_norm))
     offset = u * bias + math.sqrt(outputs) * (taps + 2) * eta
-    return LayerError(lp._scaled(layer, norm), slope * _SAFE, offset * _SAFE)
+    return LayerError(lp.scaled_bound(layer, norm), slope * _SAFE, offset * _SAFE)
 
 
 def layer_error(layer: keras.layers.Layer) -> LayerError:
@@ -142,7 +142,7 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
 
 def chain_errors(network) -> list[LayerError]:
     """`layer_error` of every layer of a chain (Sequential or chain-like Functional), in order."""
-    return [layer_error(layer) for layer in lp._chain(network)]
+    return [layer_error(layer) for layer in lp.chain_layers(network)]
 
 
 def chain_lipschitz(terms: list[LayerError]) -> float:
@@ -165,7 +165,7 @@ def activation_norms(network, inputs) -> tuple[np.ndarray, tf.Tensor]:
     one, and the outputs so computed (the centre of the next chain)."""
     values = tf.convert_to_tensor(inputs)
     norms = []
-    for layer in [None, *lp._chain(network)]:
+    for layer in [None, *lp.chain_layers(network)]:
         if layer is not None:
             values = layer(values)
         flat = tf.reshape(tf.cast(values, tf.float64), (tf.shape(values)[0], -1))

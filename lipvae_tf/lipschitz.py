@@ -26,6 +26,7 @@ __all__ = [
     "ROUNDOFF_MARGIN", "ROUNDING_ULPS", "ACTIVATION_CONSTANTS", "register_lipschitz_bound",
     "unit_roundoff", "rounding_margin", "applied_value", "applied_kernel", "dense_norm",
     "conv_norm_bound", "activation_constant", "layer_lipschitz_bound", "network_lipschitz_bound",
+    "numpy_dtype", "scaled_bound", "chain_layers",
 ]
 
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
@@ -113,7 +114,7 @@ def _rule_for(layer: keras.layers.Layer) -> Callable[[keras.layers.Layer], float
 
 def unit_roundoff(dtype) -> float:
     """u = eps / 2 of a floating dtype (float32: 2^-24): one correct rounding is off by <= u."""
-    return float(ml_dtypes.finfo(_numpy_dtype(dtype)).eps) / 2
+    return float(ml_dtypes.finfo(numpy_dtype(dtype)).eps) / 2
 
 
 def rounding_margin(dtype) -> float:
@@ -126,7 +127,8 @@ def rounding_margin(dtype) -> float:
     return ROUNDOFF_MARGIN + ROUNDING_ULPS * unit_roundoff(dtype)
 
 
-def _numpy_dtype(dtype):
+def numpy_dtype(dtype) -> np.dtype:
+    """The NumPy dtype of a Keras dtype name or object (bfloat16 through TensorFlow's)."""
     name = keras.backend.standardize_dtype(dtype)
     if name == "bfloat16":
         return tf.bfloat16.as_numpy_dtype
@@ -179,23 +181,25 @@ def activation_constant(activation) -> float:
 
 @register_lipschitz_bound(ll.LipschitzDense)
 def _lipschitz_dense(layer: ll.LipschitzDense) -> float:
-    return _scaled(layer, dense_norm(applied_kernel(layer)))
+    return scaled_bound(layer, dense_norm(applied_kernel(layer)))
 
 
 @register_lipschitz_bound(ll.LipschitzConv2D)
 def _lipschitz_conv(layer: ll.LipschitzConv2D) -> float:
     norm = conv_norm_bound(applied_kernel(layer), layer.input_hw, layer.strides, layer.padding)
-    return _scaled(layer, norm)
+    return scaled_bound(layer, norm)
 
 
 @register_lipschitz_bound(ll.LipschitzConv2DTranspose)
 def _lipschitz_conv_transpose(layer: ll.LipschitzConv2DTranspose) -> float:
     # The adjoint conv maps the output grid back to the input grid with the same kernel.
     norm = conv_norm_bound(applied_kernel(layer), layer.output_hw, layer.strides, layer.padding)
-    return _scaled(layer, norm)
+    return scaled_bound(layer, norm)
 
 
-def _scaled(layer, norm: float) -> float:
+def scaled_bound(layer: keras.layers.Layer, norm: float) -> float:
+    """The bound of a layer that multiplies its linear map (operator norm <= `norm`) by its
+    factor `lipschitz`: the factor as the layer applies it, times `norm`, plus rounding."""
     dtype = layer.compute_dtype
     return applied_value(layer.lipschitz, dtype) * norm * (1 + rounding_margin(dtype))
 
@@ -325,7 +329,7 @@ def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
     return float(_rule_for(layer)(layer))
 
 
-def _chain(model: keras.Model) -> list[keras.layers.Layer]:
+def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The layers of a model that is a plain chain, in order; TypeError otherwise."""
     if isinstance(model, keras.Sequential):
         return list(model.layers)
@@ -367,7 +371,7 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
                 f"model {model_or_layers.name!r} is subclassed: bound its sub-networks "
                 f"(Sequential / Functional chains or lists of layers) instead"
             )
-        model_or_layers = _chain(model_or_layers)
+        model_or_layers = chain_layers(model_or_layers)
     bound = 1.0
     for layer in model_or_layers:
         bound *= layer_lipschitz_bound(layer)

@@ -515,6 +515,13 @@ class LipschitzVAE(keras.Model):
         tolerance the exact certificate would use (l2 in pixel space), p in [1/2, 1).
         Raises ValueError naming x, r or p; TypeError for a layer without a forward-error bound.
         """
+        return self._absolute_rounding(x, r, p, reconstruction)[:2]
+
+    def _absolute_rounding(self, x, r, p, reconstruction: str | None
+                           ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """`absolute_rounding_slack`'s (slack, p') and the constants of `lipschitz_constants`,
+        M_mu and M_g from the layer bounds the forward-error terms measured (every kernel is
+        measured once)."""
         x = self.check_images(x)
         r, p = bounds.checked(r=r, p=p)  # finite, r > 0, p in [1/2, 1)
         r, p = (np.broadcast_to(v, (len(x),)) for v in (r, p))  # ValueError if they do not fit
@@ -524,6 +531,9 @@ class LipschitzVAE(keras.Model):
         m_mu = forward_error.chain_lipschitz(encoder_terms)
         output = self.output_lipschitz(reconstruction)  # also checks `reconstruction`
         m_g = forward_error.chain_lipschitz(decoder_terms) * output
+        m_sigma = (0.0 if self.encoder_std_net is None
+                   else lp.network_lipschitz_bound(self.encoder_std_net))
+        constants = {"encoder_mean": m_mu, "encoder_std": m_sigma, "decoder": m_g}
         reach = r / (m_mu * m_g)  # no certificate of any method reaches r / (M_mu M_g)
         tail = NOISE_TAIL * (1 - p)
         t = -np.log(tail)
@@ -534,7 +544,6 @@ class LipschitzVAE(keras.Model):
         elif std_cap is not None:
             std_top = std_cap  # max_i sigma_i(x') <= ||sigma(x')|| <= S
         else:
-            m_sigma = lp.network_lipschitz_bound(self.encoder_std_net)
             std_top = self.std_norms(x) + m_sigma * reach
         dtype = self.encoder_mean_net.compute_dtype
         # ||sigma eps|| <= max_i sigma_i ||eps||
@@ -564,7 +573,7 @@ class LipschitzVAE(keras.Model):
                 input_error=latent_error)
             pieces.append((at_x + at_perturbed) * output)
         slack = np.concatenate(pieces) if pieces else np.zeros(0)
-        return slack * (1 + 1e-12), np.broadcast_to(p + 2 * tail, slack.shape)
+        return slack * (1 + 1e-12), np.broadcast_to(p + 2 * tail, slack.shape), constants
 
     def constrained_kernels(self) -> list:
         """The kernel variables under a Lipschitz control, those `finalize()` projects (none
@@ -635,14 +644,15 @@ class LipschitzVAE(keras.Model):
                 raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
         r_exact = self.reconstruction_tolerance(r)
         s, s_max = self.std_statistics(x)
-        c = self.lipschitz_constants(reconstruction)
         std_cap = self.std_cap_bound() if use_std_cap else None
         covered = np.ones(np.shape(s), bool)
         if absolute_rounding:
-            slack, p = self.absolute_rounding_slack(x, r_exact, p, reconstruction)
+            slack, p, c = self._absolute_rounding(x, r_exact, p, reconstruction)
             r_exact = r_exact - slack
             covered = r_exact > 0  # a slack beyond r leaves nothing to certify
             r_exact = np.where(covered, r_exact, 1.0)
+        else:
+            c = self.lipschitz_constants(reconstruction)
         radius = bounds.radius(  # validates method, r and p; result has the shape of s
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
             latent_dim=self.latent_dim, gamma=self.posterior_std_bound(), std_cap=std_cap,

@@ -138,6 +138,23 @@ def test_the_absolute_certificate_costs_little_on_a_trained_model(trained_defaul
         model.absolute_rounding_slack(images, 8.0, 1.0)
 
 
+def test_the_absolute_certificate_uses_the_verified_constants(trained_default_model):
+    """The constants that come with the forward-error terms (each kernel measured once) are
+    `lipschitz_constants`' bit for bit: the radius is the exact certificate's formula at
+    r - slack and p'."""
+    model, images = trained_default_model
+    r = model.reconstruction_tolerance(8.0)
+    slack, level = model.absolute_rounding_slack(images, r, 0.5)
+    c = model.lipschitz_constants()
+    s, _ = model.std_statistics(images)
+    expected = np.minimum(
+        lv.bounds.radius("best", c["encoder_mean"], c["encoder_std"], c["decoder"], s, r - slack,
+                         level, latent_dim=model.latent_dim, gamma=model.posterior_std_bound()),
+        (r - slack) / (c["encoder_mean"] * c["decoder"]))
+    np.testing.assert_array_equal(
+        model.certified_radius(images, 8.0, 0.5, absolute_rounding=True), expected)
+
+
 @pytest.fixture(scope="module")
 def trained_default_model():
     keras.utils.set_random_seed(1)
