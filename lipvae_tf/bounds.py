@@ -379,15 +379,19 @@ def _validated_cap(std_cap, s, s_max):
     return std_cap, s_max
 
 
-def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap) -> np.ndarray:
+def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap,
+                     cap_only: bool = False) -> np.ndarray:
     """Largest d with M_mu d + sqrt(factor (min(s + M_sigma d, S)^2 + base)) <= reach.
 
     The left side is the smaller of two increasing functions of d, so the answer is the larger of
     the two roots: the cap branch in closed form, the M_sigma branch by bisection (to 1e-12
     relative; its lower end is always a verified point). Every evaluation is rounded up.
+    cap_only: the cap branch alone (sigma(x') bounded by S only).
     """
     noise = np.sqrt(factor * (std_cap**2 + base)) * (1 + 8 * _U)
     capped = np.maximum(reach - noise, 0) / m_mu * (1 - 8 * _U)
+    if cap_only:
+        return capped
 
     def fits(d):
         spread = np.sqrt(factor * ((s + m_sigma * d) ** 2 + base))
@@ -399,14 +403,16 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap) -> np.ndarr
     return np.maximum(capped, np.where(fits(start), lo, 0.0))
 
 
-def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap) -> np.ndarray:
+def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap,
+                         cap_only: bool = False) -> np.ndarray:
     """The larger of two Markov certificates that use the std cap S (docs/theory.md section 9.1).
 
     Whole second moment: M_mu^2 d^2 + min(s + M_sigma d, S)^2 + s^2 <= (1 - p) r^2 / M_g^2.
     Noise only, with the triangle inequality ||z' - z|| <= M_mu d + ||noise||:
     M_mu d + sqrt((min(s + M_sigma d, S)^2 + s^2) / (1 - p)) <= r / M_g. The first is better when
     the noise dominates, the second (far) better when the mean shift does. Never below
-    `markov_radius`, which it includes.
+    `markov_radius`, which it includes. cap_only=True bounds sigma(x') by S alone (min(...)
+    replaced by S; m_sigma unused, `markov_radius` left out): see `radius`.
     """
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     std_cap, _ = _validated_cap(std_cap, s, None)
@@ -415,12 +421,14 @@ def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap) -> np.ndar
     whole = np.where(slack > 0, whole, 0.0)
     reach = r / m_g * (1 - 4 * _U)
     triangle = _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), s**2,
-                                std_cap)
+                                std_cap, cap_only)
+    if cap_only:
+        return np.maximum(whole, triangle)
     return np.maximum.reduce([whole, triangle, markov_radius(m_mu, m_sigma, m_g, s, r, p)])
 
 
 def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_cap,
-                       s_max=None) -> np.ndarray:
+                       s_max=None, cap_only: bool = False) -> np.ndarray:
     """Chi-square certificate with the std cap, solved to 1e-12 relative (not on a grid).
 
     The noise sigma(x') eps' - sigma(x) eps has independent N(0, v_i) coordinates with
@@ -428,26 +436,35 @@ def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_
     so ||noise||^2 <= V(d) chi2_m pointwise and, by the triangle inequality,
     P(||z' - z|| <= t) >= P(chi2_m <= (t - M_mu d)^2 / V(d)), t = r / M_g. With q a verified upper
     bound of chi2_m's p-quantile (`chi2_quantile_upper`), d is certified when
-    M_mu d + sqrt(q V(d)) <= t (docs/theory.md section 9.2).
+    M_mu d + sqrt(q V(d)) <= t (docs/theory.md section 9.2). cap_only=True: V = S^2 + s_max^2
+    for every d (m_sigma unused; see `radius`).
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     std_cap, s_max = _validated_cap(std_cap, s, s_max)
     q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
     reach = r / m_g * (1 - 4 * _U)  # t, rounded down
-    return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, std_cap)
+    return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, std_cap, cap_only)
 
 
 def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
-                std_cap=None, s_max=None) -> np.ndarray:
+                std_cap=None, s_max=None, cap_only: bool = False) -> np.ndarray:
     """The largest of the sound certificates that apply.
 
     Learned std (gamma None): chi-square, paper and tighter Markov, and with a std cap S the
     capped Markov and capped chi-square forms. Fixed std sigma = gamma * 1 (m_sigma and s
     ignored): chi-square, the exact noncentral chi-square, and the Markov forms with M_sigma = 0
     and s = gamma sqrt(m). The noncentral one is the exact worst case, so it dominates the others
-    up to its ~1e-12 rounding margin; the max keeps the rest as a cross-check.
+    up to its ~1e-12 rounding margin; the max keeps the rest as a cross-check. cap_only=True
+    (a learned std with a cap): the two capped forms with sigma(x') bounded by S alone.
     """
+    if cap_only:
+        if gamma is not None or std_cap is None:
+            raise ValueError("cap_only=True needs a learned std (gamma None) and its std_cap")
+        return np.maximum(
+            capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap, cap_only=True),
+            capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                               std_cap=std_cap, s_max=s_max, cap_only=True))
     candidates = [np.zeros(np.shape(m_mu))]  # Inglot's chi-square bound needs m >= 2
     if latent_dim >= 2:
         candidates = [chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
@@ -480,7 +497,7 @@ CAPPED_METHODS = ("markov_cap", "chi2_cap")  # need std_cap: ||sigma(x')|| <= S 
 
 
 def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
-           gamma=None, std_cap=None, s_max=None) -> np.ndarray:
+           gamma=None, std_cap=None, s_max=None, cap_only: bool = False) -> np.ndarray:
     """The certificate `method` (one of METHODS) with one uniform signature.
 
     gamma None: a learned std with constants m_sigma and s = ||sigma(x)||; "ncx2" does not apply
@@ -489,10 +506,20 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
     Markov forms are sound there since E||z' - z||^2 = ||mu' - mu||^2 + 2 gamma^2 m exactly.
     std_cap: S with ||sigma(x')|| <= S for EVERY input x' (as the graph applies it); the capped
     methods need it and "best" uses them when it is given. s_max: max_i sigma_i(x) per input
-    (defaults to s, always an upper bound of it). The result has the broadcast shape of all the
-    arguments.
+    (defaults to s, always an upper bound of it). cap_only=True: the perturbed input's std is
+    bounded by the cap alone, never by s + M_sigma d (m_sigma validated, unused), for a std whose
+    computed values M_sigma does not bound: under float32 absolute round-off a std network can
+    jump by more than M_sigma d (`LipschitzVAE.certified_radius(absolute_rounding=True)`,
+    docs/theory.md section 15); only "markov_cap", "chi2_cap" and "best" (their maximum) apply,
+    and they need std_cap. The result has the broadcast shape of all the arguments.
     """
     checks.one_of("method", method, METHODS)
+    if not isinstance(cap_only, bool):
+        raise TypeError(f"cap_only must be a bool, got {type(cap_only).__name__}")
+    if cap_only and (method not in (*CAPPED_METHODS, "best") or std_cap is None):
+        raise ValueError(
+            f"cap_only=True bounds sigma(x') by the cap alone: it needs std_cap and one of "
+            f"{(*CAPPED_METHODS, 'best')}, got method={method!r}, std_cap={std_cap!r}")
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     arguments = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
     if gamma is not None:
@@ -520,11 +547,12 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
     elif method == "ncx2":
         result = ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
     elif method == "markov_cap":
-        result = capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap)
+        result = capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap,
+                                      cap_only=cap_only)
     elif method == "chi2_cap":
         result = capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
-                                    std_cap=std_cap, s_max=s_max)
+                                    std_cap=std_cap, s_max=s_max, cap_only=cap_only)
     else:
         result = best_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma,
-                             std_cap=std_cap, s_max=s_max)
+                             std_cap=std_cap, s_max=s_max, cap_only=cap_only)
     return np.broadcast_to(result, shape).copy()

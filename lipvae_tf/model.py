@@ -512,16 +512,34 @@ class LipschitzVAE(keras.Model):
         which fails with probability <= tail = NOISE_TAIL (1 - p) per draw. A certificate for
         r - slack at the level p' = p + 2 tail therefore holds for the float32 reconstructions
         at level p (docs/theory.md section 15). x: (batch, *image_shape) in [0, 1]; r: the
-        tolerance the exact certificate would use (l2 in pixel space), p in [1/2, 1).
-        Raises ValueError naming x, r or p; TypeError for a layer without a forward-error bound.
+        tolerance the exact certificate would use (l2 in pixel space), p in [1/2, 1). A learned
+        std enters through its cap S (||sigma eps|| <= S B), the only bound of what its float32
+        network computes at a perturbed input.
+        Raises ValueError naming x, r or p, or for a learned std without a cap; TypeError for a
+        layer without a forward-error bound.
         """
         return self._absolute_rounding(x, r, p, reconstruction)[:2]
+
+    def _absolute_rounding_std_cap(self) -> float:
+        """S, the only bound of a learned std that holds for what the float32 graph computes
+        at a perturbed input; ValueError without a cap."""
+        std_cap = self.std_cap_bound()
+        if std_cap is None:
+            raise ValueError(
+                "absolute_rounding=True with a learned std needs a std_cap: under float32 "
+                "round-off the std network's output can jump by more than M_sigma d (e.g. a "
+                "large bias cancelled in a later layer), and only the cap bounds what the graph "
+                "computes at a perturbed input (docs/theory.md section 15); use a fixed "
+                "posterior_std or a model with std_cap")
+        return std_cap
 
     def _absolute_rounding(self, x, r, p, reconstruction: str | None
                            ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         """`absolute_rounding_slack`'s (slack, p') and the constants of `lipschitz_constants`,
         M_mu and M_g from the layer bounds the forward-error terms measured (every kernel is
         measured once)."""
+        if self.encoder_std_net is not None:
+            self._absolute_rounding_std_cap()  # the ValueError before any work
         x = self.check_images(x)
         r, p = bounds.checked(r=r, p=p)  # finite, r > 0, p in [1/2, 1)
         r, p = (np.broadcast_to(v, (len(x),)) for v in (r, p))  # ValueError if they do not fit
@@ -538,13 +556,10 @@ class LipschitzVAE(keras.Model):
         tail = NOISE_TAIL * (1 - p)
         t = -np.log(tail)
         noise = np.sqrt(self.latent_dim + 2 * np.sqrt(self.latent_dim * t) + 2 * t) * (1 + 1e-12)
-        std_cap = self.std_cap_bound()
         if self.encoder_std_net is None:
             std_top = self.posterior_std_bound()  # max_i sigma_i, at every input
-        elif std_cap is not None:
-            std_top = std_cap  # max_i sigma_i(x') <= ||sigma(x')|| <= S
-        else:
-            std_top = self.std_norms(x) + m_sigma * reach
+        else:  # max_i sigma_i(x') <= ||sigma(x')|| <= S, as the graph computes it
+            std_top = self._absolute_rounding_std_cap()
         dtype = self.encoder_mean_net.compute_dtype
         # ||sigma eps|| <= max_i sigma_i ||eps||
         shift = np.broadcast_to(std_top * noise, (len(x),))
@@ -635,16 +650,28 @@ class LipschitzVAE(keras.Model):
         absolute round-off of the whole float32 graph at x and at the perturbed input, and p
         raised by the noise bound's tail (`absolute_rounding_slack`, docs/theory.md section
         15): the certificate then covers every float32 reconstruction, whatever the weights'
-        scale; without it, the exact map of the weights in use with relative rounding margins
-        (section 12), which can overstate robustness for weights whose values dwarf their
-        differences (e.g. biases of 2^23). Raises ValueError for a bad method, r, p or images.
+        scale; a learned std is then bounded at the perturbed input by its cap alone (its
+        network's round-off can jump past M_sigma d), so it needs a std cap and a capped method
+        or "best". Without it, the exact map of the weights in use with relative rounding
+        margins (section 12), which can overstate robustness for weights whose values dwarf
+        their differences (e.g. biases of 2^23). Raises ValueError for a bad method, r, p or
+        images, or absolute_rounding=True with a learned std and no cap (or an uncapped method).
         """
         for name, flag in (("use_std_cap", use_std_cap), ("absolute_rounding", absolute_rounding)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        std_cap = self.std_cap_bound() if use_std_cap else None
+        # a learned std under absolute round-off: sigma(x') is bounded by the cap alone
+        cap_only = absolute_rounding and self.encoder_std_net is not None
+        capped_methods = (*bounds.CAPPED_METHODS, "best")
+        if cap_only and (std_cap is None or method not in capped_methods):
+            raise ValueError(
+                f"absolute_rounding=True with a learned std certifies through the std cap alone "
+                f"(docs/theory.md section 15): it needs a model with std_cap, use_std_cap=True "
+                f"and a method in {capped_methods}; got std_cap={self.std_cap}, "
+                f"use_std_cap={use_std_cap}, method={method!r}")
         r_exact = self.reconstruction_tolerance(r)
         s, s_max = self.std_statistics(x)
-        std_cap = self.std_cap_bound() if use_std_cap else None
         covered = np.ones(np.shape(s), bool)
         if absolute_rounding:
             slack, p, c = self._absolute_rounding(x, r_exact, p, reconstruction)
@@ -656,7 +683,7 @@ class LipschitzVAE(keras.Model):
         radius = bounds.radius(  # validates method, r and p; result has the shape of s
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
             latent_dim=self.latent_dim, gamma=self.posterior_std_bound(), std_cap=std_cap,
-            s_max=None if self.posterior_std is not None else s_max,
+            s_max=None if self.posterior_std is not None else s_max, cap_only=cap_only,
         )
         if absolute_rounding:  # the slack holds up to r / (M_mu M_g), which no method reaches
             radius = np.minimum(radius, r_exact / (c["encoder_mean"] * c["decoder"]))

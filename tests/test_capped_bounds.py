@@ -48,8 +48,9 @@ def _stds(rng, latent_dim, s, shifted_norm, layout):
     return a / np.linalg.norm(a) * s, b / np.linalg.norm(b) * shifted_norm
 
 
+@pytest.mark.parametrize("cap_only", [False, True])
 @pytest.mark.parametrize("method", ["markov_cap", "chi2_cap"])
-def test_monte_carlo_never_below_the_certified_probability(method):
+def test_monte_carlo_never_below_the_certified_probability(method, cap_only):
     rng = np.random.default_rng(17)
     checked = 0
     for trial in range(14):
@@ -61,11 +62,12 @@ def test_monte_carlo_never_below_the_certified_probability(method):
         layout = ["axis0", "axis1", "spread"][trial % 3]
         sigma, _ = _stds(rng, latent_dim, s, 1.0, layout)
         radius = float(bounds.radius(method, m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
-                                     std_cap=std_cap, s_max=np.max(sigma)))
+                                     std_cap=std_cap, s_max=np.max(sigma), cap_only=cap_only))
         if radius == 0:
             continue
         checked += 1
-        shifted_norm = min(s + m_sigma * radius, std_cap)
+        # the worst std the certificate allows at x': with cap_only, any with norm <= S
+        shifted_norm = std_cap if cap_only else min(s + m_sigma * radius, std_cap)
         for shifted_layout in ("axis0", "axis1", "spread"):
             _, sigma_shift = _stds(rng, latent_dim, s, shifted_norm, shifted_layout)
             empirical = _monte_carlo(radius, m_mu, m_g, sigma, sigma_shift, r, rng)
@@ -109,16 +111,17 @@ def test_capped_forms_dominate_the_uncapped_ones_and_best_takes_the_max():
         **settings, latent_dim=10, std_cap=std_cap, s_max=settings["s"]))
 
 
+@pytest.mark.parametrize("cap_only", [False, True])
 @pytest.mark.parametrize("method", ["markov_cap", "chi2_cap"])
-def test_capped_radius_agrees_with_a_fine_grid_and_never_exceeds_it(method):
+def test_capped_radius_agrees_with_a_fine_grid_and_never_exceeds_it(method, cap_only):
     settings, std_cap = _settings(30, seed=8)
-    radius = bounds.radius(method, **settings, latent_dim=10, std_cap=std_cap)
+    radius = bounds.radius(method, **settings, latent_dim=10, std_cap=std_cap, cap_only=cap_only)
     assert np.any(radius > 0)
     for i in range(30):
         mu, sg, g, s, r, p = (settings[k][i] for k in ("m_mu", "m_sigma", "m_g", "s", "r", "p"))
         cap = std_cap[i]
         grid = np.linspace(0, r / (g * mu), 200_001)[:-1]
-        noise_var = np.minimum(s + sg * grid, cap) ** 2
+        noise_var = np.full_like(grid, cap**2) if cap_only else np.minimum(s + sg * grid, cap) ** 2
         if method == "chi2_cap":
             q = stats.chi2.ppf(p, 10)
             ok = mu * grid + np.sqrt(q * (noise_var + s**2)) <= r / g
@@ -129,6 +132,22 @@ def test_capped_radius_agrees_with_a_fine_grid_and_never_exceeds_it(method):
         step = grid[1] - grid[0]
         assert radius[i] <= grid_radius + step * (1 + 1e-9)
         assert grid_radius <= radius[i] + 1e-9 * grid[-1]
+
+
+def test_cap_only_never_uses_the_std_network_constant():
+    """cap_only bounds sigma(x') by S alone (docs/theory.md section 15): never above the capped
+    forms that also use s + M_sigma d, and the same whatever M_sigma is."""
+    settings, std_cap = _settings(300, seed=5)
+    full = bounds.radius("best", **settings, latent_dim=10, std_cap=std_cap)
+    alone = bounds.radius("best", **settings, latent_dim=10, std_cap=std_cap, cap_only=True)
+    assert np.all(alone <= full) and np.any(alone < full) and np.any(alone > 0)
+    for m_sigma in (0.0, 1e3):
+        np.testing.assert_array_equal(alone, bounds.radius(
+            "best", **{**settings, "m_sigma": m_sigma}, latent_dim=10, std_cap=std_cap,
+            cap_only=True))
+    np.testing.assert_array_equal(alone, np.maximum(*(
+        bounds.radius(method, **settings, latent_dim=10, std_cap=std_cap, cap_only=True)
+        for method in bounds.CAPPED_METHODS)))
 
 
 def test_the_reference_setting_certifies_above_1_2():
@@ -153,6 +172,10 @@ def test_the_reference_setting_certifies_above_1_2():
                                        std_cap=0.2), "p must be in"),
     (lambda: bounds.capped_markov_radius(1.0, 1.0, 1.0, 0.1, 0.0, std_cap=0.2), "r must be > 0"),
     (lambda: bounds.chi2_quantile_upper(10, 0.3), "p must be in"),
+    (lambda: bounds.radius("chi2", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, std_cap=0.2,
+                           cap_only=True), "cap_only=True bounds"),
+    (lambda: bounds.radius("best", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, cap_only=True),
+     "it needs std_cap"),
 ])
 def test_bad_arguments_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):

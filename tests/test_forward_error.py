@@ -8,8 +8,10 @@ import tensorflow as tf
 from scipy import stats
 
 import lipvae_tf as lv
+from lipvae_tf import attacks
 from lipvae_tf import forward_error as fe
 from lipvae_tf import layers as ll
+from lipvae_tf.model import LipschitzVAE
 
 
 def _chain(kind: str, dtype: str = "float32") -> keras.Sequential:
@@ -124,6 +126,58 @@ def test_the_absolute_certificate_survives_weights_that_exploit_round_off():
     assert model.certified_radius(x, r, p, absolute_rounding=True)[0] == 0.0
     slack, level = model.absolute_rounding_slack(x, model.reconstruction_tolerance(r), p)
     assert slack[0] > r and level[0] == pytest.approx(p + 2 * lv.model.NOISE_TAIL * (1 - p))
+
+
+def _std_jumping_model(std_cap):
+    """A learned std whose network's float32 round-off jumps (an adversarial review,
+    2026-12-01): a bias of 2^30 cancelled exactly in the next layer quantises the std's
+    pre-activation to steps of 64, so a perturbation of 0.01 moves the computed std from 0.007
+    to 4 while s(x) + M_sigma d promises at most 0.07. The mean and the decoder are benign."""
+    m = 2
+    model = LipschitzVAE(m, encoder_mean=1.0, encoder_std=1.0, decoder=2.0, std_cap=std_cap,
+                         hidden_units=(2, 2), image_shape=(4, 4, 1), likelihood="bernoulli",
+                         reconstruction="parameter", seed=0)
+    kernels = [layer for layer in model.encoder_std_net.layers if hasattr(layer, "kernel")]
+    big = np.float32(2.0**30)
+    first = np.zeros((16, 2), np.float32)
+    first[:, 0] = 16.0  # norm 64
+    kernels[0].kernel.assign(first)
+    kernels[0].bias.assign([big, 0.0])
+    kernels[1].kernel.assign(np.eye(2, dtype=np.float32))
+    kernels[1].bias.assign([-(big * np.float32(kernels[1].lipschitz)), 0.0])  # cancels exactly
+    last = np.zeros((2, m), np.float32)
+    last[0] = 0.1 / np.sqrt(m)
+    kernels[2].kernel.assign(last)
+    kernels[2].bias.assign([-5.0] * m)
+    x = np.full((1, 4, 4, 1), 0.24875, np.float32)  # x W0 just below 64: 2^30 + it rounds down
+    return model, x, np.full_like(x, 0.0025)  # ||delta|| = 0.01, along W0's column
+
+
+def test_the_absolute_certificate_bounds_a_learned_std_by_its_cap_alone():
+    r, p, draws = 0.5, 0.5, 4000
+    model, x, delta = _std_jumping_model(std_cap=10.0)
+    norm = float(np.linalg.norm(delta))
+    sigma_x, sigma_moved = (model.encoder_std_net(v).numpy() for v in (x, x + delta))
+    assert np.linalg.norm(sigma_moved) > 50 * np.linalg.norm(sigma_x)  # the jump
+    kept = int(attacks.robust_counts(model, x, delta, r, draws, seed=1)[0])
+    # the perturbation breaks the property (this check must be able to fail) ...
+    assert float(attacks.clopper_pearson_upper(kept, draws, 0.999)) < p
+    # ... which the certificates that trust s + M_sigma d claim to survive (the exact map's
+    # default, and what absolute_rounding=True gave before the std was bounded by its cap)
+    assert model.certified_radius(x, r, p)[0] > norm
+    for method in ("paper", "markov", "chi2"):
+        assert model.certified_radius(x, r, p, method=method)[0] > norm
+    # the absolute certificate uses the cap alone for sigma(x'): below the broken perturbation
+    assert model.certified_radius(x, r, p, absolute_rounding=True)[0] < norm
+    with pytest.raises(ValueError, match="std cap alone"):
+        model.certified_radius(x, r, p, method="chi2", absolute_rounding=True)
+    with pytest.raises(ValueError, match="std cap alone"):
+        model.certified_radius(x, r, p, use_std_cap=False, absolute_rounding=True)
+    uncapped, x, _ = _std_jumping_model(std_cap=None)
+    with pytest.raises(ValueError, match="std_cap"):
+        uncapped.certified_radius(x, r, p, absolute_rounding=True)
+    with pytest.raises(ValueError, match="needs a std_cap"):
+        uncapped.absolute_rounding_slack(x, r, p)
 
 
 def test_the_absolute_certificate_costs_little_on_a_trained_model(trained_default_model):
