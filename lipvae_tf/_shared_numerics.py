@@ -13,6 +13,13 @@ import numpy as np
 # unit roundoff 2^-53: one float64 operation errs by <= UNIT_ROUNDOFF relative
 UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 
+# Every input of a certificate (the constants, s, r and the latent reach r / M_g) is at most
+# MAGNITUDE_LIMIT, and every divisor (M_mu, M_g, gamma) at least its inverse: the certificates
+# multiply up to four such values (e.g. (M_mu^2 + M_sigma^2) (1 - p) r^2 / M_g^2), which then stay
+# finite in float64 (1e300 < 1.8e308). Beyond it the closed forms returned inf or NaN (an
+# adversarial review, 2026-12-01: the paper's form gave inf at r / M_g = 1e155).
+MAGNITUDE_LIMIT = 1e75
+
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # Stirling series for lgamma (DLMF 5.11.1): B_2k / (2k (2k - 1)), k = 1..7. For real arguments the
 # truncation error is at most the first omitted term, |B_16| / (16 * 15) / z^15 (DLMF 5.11(ii)).

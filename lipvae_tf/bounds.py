@@ -30,6 +30,7 @@ import numpy as np
 from lipvae_tf import checks
 from lipvae_tf._shared_numerics import (
     HALF_LOG_2PI as _HALF_LOG_2PI,
+    MAGNITUDE_LIMIT as _LIMIT,
     MAX_TERMS as _MAX_TERMS,
     POISSON_TAIL as _TAIL,
     STIRLING as _STIRLING,
@@ -50,10 +51,15 @@ BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relat
 
 _POSITIVE = ("m_mu", "m_g", "r", "gamma", "std_cap")
 _NON_NEGATIVE = ("m_sigma", "s", "s_max")
+_DIVISORS = ("m_mu", "m_g", "gamma")
 
 
 def checked(**values) -> list[np.ndarray]:
-    """The named arguments as broadcast float64 arrays; ValueError naming the first bad one."""
+    """The named arguments as broadcast float64 arrays; ValueError naming the first bad one.
+
+    Besides finiteness, signs and p in [1/2, 1): the constants, s, r and r / m_g (when both are
+    given) at most MAGNITUDE_LIMIT = 1e75, and the divisors M_mu, M_g and gamma at least 1e-75,
+    so that the certificates' products stay finite (_shared_numerics)."""
     arrays = {name: np.asarray(value, np.float64) for name, value in values.items()}
     for name, value in arrays.items():
         if not np.all(np.isfinite(value)):
@@ -65,6 +71,15 @@ def checked(**values) -> list[np.ndarray]:
             raise ValueError(f"{name} must be >= 0, got {value}")
         if name == "p" and np.any((value < 0.5) | (value >= 1)):
             raise ValueError(f"p must be in [1/2, 1), got {value}")
+        if name != "p" and np.any(value > _LIMIT):
+            raise ValueError(f"{name} must be <= {_LIMIT:g} (the certificates' float64 "
+                             f"products must stay finite), got {np.max(value)!r}")
+        if name in _DIVISORS and np.any(value < 1 / _LIMIT):
+            raise ValueError(f"{name} must be >= {1 / _LIMIT:g} (the certificates divide by "
+                             f"it), got {np.min(value)!r}")
+    if "r" in arrays and "m_g" in arrays and np.any(arrays["r"] / arrays["m_g"] > _LIMIT):
+        raise ValueError(f"r / M_g must be <= {_LIMIT:g} (the certificates square it), got "
+                         f"{np.max(arrays['r'] / arrays['m_g'])!r}")
     return np.broadcast_arrays(*arrays.values())
 
 

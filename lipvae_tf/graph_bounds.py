@@ -24,7 +24,8 @@ Conventions: the Lipschitz constants, gamma and latent_dim are Python numbers fr
 (validated when the graph is built, with the errors of bounds.py); s, r and p are float64 tensors
 that broadcast. The per-method functions assume valid inputs, like bounds.py's after validation.
 `radius()` is the serving entry point: a graph cannot raise on a request, so it returns NaN where
-r <= 0, r is not finite, p is outside [1/2, 1), or s is negative or not finite.
+r <= 0, r is not finite, p is outside [1/2, 1), s is negative or not finite, or r, r / M_g or s
+exceed the magnitude limit of `bounds.checked`.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 _U = numerics.UNIT_ROUNDOFF  # 2^-53
+_LIMIT = numerics.MAGNITUDE_LIMIT
 _F64 = tf.float64
 METHODS = bounds.METHODS
 
@@ -399,7 +401,8 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
     """bounds.radius in the graph: the certificate `method` for float64 s, r, p (broadcast).
 
     Constants are validated now (ValueError, as bounds.radius). Elements with r <= 0 or not finite,
-    p outside [1/2, 1) or not finite, or s < 0 or not finite get NaN (a graph cannot raise on a
+    p outside [1/2, 1) or not finite, s < 0 or not finite, or r, r / M_g or s above
+    MAGNITUDE_LIMIT (1e75, where bounds.checked raises) get NaN (a graph cannot raise on a
     request; NaN is never mistaken for a radius). They do not change the other elements.
     """
     m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
@@ -407,7 +410,8 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
     s, r, p = _broadcast(s, r, p)
     shape = tf.shape(s)
     valid = (tf.math.is_finite(r) & (r > 0) & tf.math.is_finite(p) & (p >= 0.5) & (p < 1)
-             & tf.math.is_finite(s) & (s >= 0))
+             & tf.math.is_finite(s) & (s >= 0) & (r <= _LIMIT) & (r / m_g <= _LIMIT)
+             & (s <= _LIMIT))
     if std_cap is not None:  # bounds.radius raises where the cap is exceeded: NaN here
         s_max = s if s_max is None else tf.broadcast_to(_t(s_max), shape)
         valid &= (s <= std_cap) & tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s)

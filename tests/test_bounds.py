@@ -149,6 +149,10 @@ def test_best_is_the_largest_sound_certificate():
     (dict(s=np.nan), "s must be finite"),
     (dict(m_mu=0.0), "m_mu must be > 0"),
     (dict(m_sigma=-1.0), "m_sigma must be >= 0"),
+    (dict(r=1e155), r"r must be <= 1e\+75"),  # (1 - p) r^2 overflowed: the paper's form gave inf
+    (dict(r=1e70, m_g=1e-10), r"r / M_g must be <= 1e\+75"),
+    (dict(m_sigma=1e80), r"m_sigma must be <= 1e\+75"),
+    (dict(m_g=1e-80), r"m_g must be >= 1e-75"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, match):
     args = dict(m_mu=1.0, m_sigma=1.0, m_g=1.0, s=0.1, r=1.0, p=0.5) | kwargs
@@ -156,6 +160,31 @@ def test_bad_arguments_name_the_argument(kwargs, match):
         bounds.markov_radius(**args)
     with pytest.raises(ValueError, match="latent_dim"):
         bounds.chi2_radius(1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=1)  # Inglot needs m >= 2
+
+
+def test_every_certificate_stays_finite_and_below_the_mean_shift_limit_up_to_the_limit():
+    """Inside the magnitude limit (1e75) no product overflows: every method's radius is finite and
+    at most r / (M_g M_mu) (the mean shift alone uses up r there); outside it the NumPy
+    certificates raise and the graph's are NaN (an adversarial review, 2026-12-01: at
+    r / M_g = 1e155 the paper's form returned inf and the Markov forms NaN)."""
+    import tensorflow as tf
+    from lipvae_tf import graph_bounds
+    rng = np.random.default_rng(11)
+    count = 200
+    m_mu, m_g = 10.0 ** rng.uniform(-30, 30, count), 10.0 ** rng.uniform(-30, 30, count)
+    r = np.minimum(10.0 ** rng.uniform(-5, 74, count) * m_g, 1e74)
+    m_sigma, s = 10.0 ** rng.uniform(-30, 30, count), 10.0 ** rng.uniform(-30, 30, count)
+    limit = r / (m_g * m_mu)
+    for method in ("paper", "markov", "chi2", "markov_cap", "chi2_cap", "best"):
+        cap = s * 2 if method in bounds.CAPPED_METHODS or method == "best" else None
+        radius = bounds.radius(method, m_mu, m_sigma, m_g, s, r, 0.5, latent_dim=10, std_cap=cap)
+        assert np.all(np.isfinite(radius)) and np.all(radius >= 0), method
+        assert np.all(radius <= limit * (1 + 1e-12)), method
+    for method in ("paper", "markov", "best"):
+        served = graph_bounds.radius(method, 1.0, 0.0, 1.0, tf.constant([0.1, 0.1], tf.float64),
+                                     tf.constant([1.0, 1e155], tf.float64),
+                                     tf.constant([0.5, 0.5], tf.float64), latent_dim=10).numpy()
+        assert np.isfinite(served[0]) and np.isnan(served[1]), (method, served)
 
 
 # ---- noncentral chi-square (fixed std), mean reconstruction, dispatch ------------------------------
