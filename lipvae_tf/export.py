@@ -204,14 +204,21 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
     images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
     row_spec = {name: tf.TensorSpec((None,), tf.float64, name=name) for name in ("r", "p")}
 
+    def checked_shape(images):
+        # a loaded signature does not enforce its spec's shape, and a fixed std's certificate
+        # never looks at the pixels: without this, any 4-D batch got a radius
+        return tf.ensure_shape(images, images_spec.shape)
+
     def reconstruct(images):
+        images = checked_shape(images)
         return {"reconstruction": tf.cast(model(images, training=False), tf.float32)}
 
     def encode(images):
-        mu, sigma = model.posterior_params(images, training=False)
+        mu, sigma = model.posterior_params(checked_shape(images), training=False)
         return {"latent_mean": tf.cast(mu, tf.float32), "latent_std": tf.cast(sigma, tf.float32)}
 
     def certify(images, r, p):
+        images = checked_shape(images)
         s_max = None
         if model.encoder_std_net is None:  # as model.std_norms: gamma sqrt(m) for every input
             s = tf.fill(tf.shape(images)[:1], tf.constant(gamma * np.sqrt(latent_dim), tf.float64))

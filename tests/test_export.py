@@ -225,6 +225,21 @@ def test_invalid_rows_get_nan_and_a_mismatched_batch_is_refused(exported, images
         certify(images=tf.constant(test[:3]), r=tf.constant(r[:2]), p=tf.constant(p[:2]))
 
 
+@pytest.mark.parametrize("shape", [(2, 32, 32, 1), (2, 28, 28, 3), (2, 784, 1, 1)])
+def test_every_signature_refuses_images_of_another_shape(exported, shape):
+    """A loaded signature does not enforce its spec's shape, and a fixed std's certificate never
+    reads the pixels: a batch of another shape got a finite radius (a review, 2026-12-01)."""
+    loaded = tf.saved_model.load(exported["default"]["dir"])
+    images = tf.zeros(shape, tf.float32)
+    rows = tf.constant([8.0, 8.0], tf.float64), tf.constant([0.5, 0.5], tf.float64)
+    calls = {"certify": lambda: loaded.signatures["certify"](images=images, r=rows[0], p=rows[1]),
+             "serving_default": lambda: loaded.signatures["serving_default"](images=images),
+             "encode": lambda: loaded.signatures["encode"](images=images)}
+    for name, call in calls.items():
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            call()
+
+
 def test_export_refuses_bad_arguments_and_overwrites_only_when_asked(exported, images,
                                                                      tmp_path):
     model = exported["fixed"]["model"]
