@@ -26,6 +26,7 @@ import platform
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lipvae_tf
@@ -58,17 +59,45 @@ class ZooIntegrityError(ValueError):
     """A zoo file is missing from its manifest, absent, or does not match its sha256."""
 
 
+def _read_json(path: Path, keys: tuple[str, ...] = ()) -> dict:
+    """A zoo JSON file as a dict holding `keys`, or ZooIntegrityError naming the file."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ZooIntegrityError(f"{path}: unreadable ({error}); rebuild or re-download the "
+                                "model") from error
+    missing = [key for key in keys if not isinstance(value, dict) or key not in value]
+    if missing:
+        raise ZooIntegrityError(f"{path}: no {', '.join(map(repr, missing))} (corrupted or "
+                                "tampered); rebuild or re-download the model")
+    return value
+
+
 def _folders(root: Path | None = None) -> dict[str, Path]:
+    """{name: folder}; a folder whose config.json is unreadable is listed under the name its
+    path gives (<dataset>_<folder>), so that only that model fails, with ZooIntegrityError."""
     root = Path(root or ZOO_DIR)
-    return {json.loads((p / "config.json").read_text())["name"]: p
-            for p in sorted(root.glob("*/*")) if (p / "config.json").is_file()}
+    folders = {}
+    for folder in sorted(root.glob("*/*")):
+        if (folder / "config.json").is_file():
+            try:
+                name = _read_json(folder / "config.json", ("name",))["name"]
+            except ZooIntegrityError:
+                name = f"{folder.parent.name}_{folder.name}"
+            folders[name] = folder
+    return folders
 
 
 def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> list[str]:
-    """Names of the zoo models (optionally of one dataset, or only those with weights)."""
+    """Names of the zoo models (optionally of one dataset, or only those with weights). A model
+    whose config.json is unreadable is left out with a warning naming the file."""
     names = []
     for name, folder in _folders().items():
-        config = json.loads((folder / "config.json").read_text())
+        try:
+            config = _read_json(folder / "config.json", ("name", "dataset"))
+        except ZooIntegrityError as error:
+            warnings.warn(f"zoo model {name!r} left out: {error}", stacklevel=2)
+            continue
         if dataset not in (None, config["dataset"]):
             continue
         if bundled_only and not (folder / "manifest.json").is_file():
@@ -86,8 +115,9 @@ def model_dir(name: str) -> Path:
 
 
 def model_config(name: str) -> dict:
-    """The model's config.json: training and evaluation settings."""
-    return json.loads((model_dir(name) / "config.json").read_text())
+    """The model's config.json: training and evaluation settings (ZooIntegrityError when it is
+    unreadable)."""
+    return _read_json(model_dir(name) / "config.json", ("name", "dataset"))
 
 
 def sha256_file(path: Path) -> str:
@@ -111,11 +141,17 @@ def verify(name: str) -> Path:
     folder = model_dir(name)
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
+        shipped = [f for f in _bundled_files(folder) if f != "config.json"]
+        if shipped:
+            raise ZooIntegrityError(f"zoo model {name!r}: manifest.json is missing, though the "
+                                    f"folder holds {shipped[0]}; rebuild or re-download it")
         reason = model_config(name).get("weights", "not built yet")
         raise FileNotFoundError(
             f"zoo model {name!r} has no bundled weights ({reason}); build them with "
             f"`python -m lipvae_tf.zoo build {name}`")
-    manifest = json.loads(manifest_path.read_text())["sha256"]
+    manifest = _read_json(manifest_path, ("sha256",))["sha256"]
+    if not isinstance(manifest, dict):
+        raise ZooIntegrityError(f"{manifest_path}: 'sha256' is not a table of files")
     unlisted = set(_bundled_files(folder)) - set(manifest)
     if unlisted:
         raise ZooIntegrityError(f"zoo model {name!r}: files not in the manifest: {sorted(unlisted)}")
@@ -147,7 +183,7 @@ def saved_model_path(name: str) -> Path:
 
 def model_card(name: str) -> dict:
     """The verified metric card."""
-    return json.loads((verify(name) / "card.json").read_text())
+    return _read_json(verify(name) / "card.json")
 
 
 # ----- building -------------------------------------------------------------------------------

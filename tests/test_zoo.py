@@ -117,6 +117,29 @@ def test_tampered_missing_or_unlisted_files_are_refused(zoo_copy):
         zoo.load_saved_model(TINY)
 
 
+def test_corrupt_metadata_is_an_integrity_error_and_spares_the_other_models(zoo_copy):
+    """Unreadable JSON was a raw JSONDecodeError / KeyError, and one corrupt config.json broke
+    list_models and load for every model (a review, 2026-12-01)."""
+    folder = _folder(zoo_copy)
+    broken = folder.parent / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="config.json"):
+        assert zoo.list_models() == [TINY]
+    zoo.load(TINY)  # the other model is unaffected
+    with pytest.raises(zoo.ZooIntegrityError, match="unreadable"):
+        zoo.model_config(f"{folder.parent.name}_broken")
+    manifest = folder / "manifest.json"
+    for text, match in (("{", "unreadable"), ("{}", "no 'sha256'"),
+                        ('{"sha256": 3}', "not a table")):
+        manifest.write_text(text)
+        with pytest.raises(zoo.ZooIntegrityError, match=match):
+            zoo.load(TINY)
+    manifest.unlink()
+    with pytest.raises(zoo.ZooIntegrityError, match="manifest.json is missing"):
+        zoo.load(TINY)
+
+
 def test_unknown_and_unbundled_models_get_clear_errors():
     with pytest.raises(KeyError, match="no zoo model 'nope'"):
         zoo.load("nope")
