@@ -214,7 +214,8 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
         return {"reconstruction": tf.cast(model(images, training=False), tf.float32)}
 
     def encode(images):
-        mu, sigma = model.posterior_params(checked_shape(images), training=False)
+        mu, sigma = model.posterior_params(model.checked_pixels(checked_shape(images), "images"),
+                                           training=False)
         return {"latent_mean": tf.cast(mu, tf.float32), "latent_std": tf.cast(sigma, tf.float32)}
 
     def certify(images, r, p):

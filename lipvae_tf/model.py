@@ -352,8 +352,8 @@ class LipschitzVAE(keras.Model):
         return mu, self.encoder_std_net(x, training=training)
 
     def encode(self, x, training: bool = False) -> tfd.MultivariateNormalDiag:
-        """q(z | x) = N(mu(x), diag(sigma(x)^2))."""
-        mu, sigma = self.posterior_params(x, training)
+        """q(z | x) = N(mu(x), diag(sigma(x)^2)); x is checked as in `call`."""
+        mu, sigma = self.posterior_params(self.checked_pixels(x), training)
         return tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
 
     def decode_mean(self, z, training: bool = False, reconstruction: str | None = None):
@@ -364,6 +364,10 @@ class LipschitzVAE(keras.Model):
         sigmoid(logits). Evaluated in float64 from the float32 logits and rounded once to float32
         (within OUTPUT_ROUNDING per pixel of the exact value, which the certificate accounts for).
         """
+        z = tf.convert_to_tensor(z)
+        if z.shape.rank is not None and (z.shape.rank != 2 or z.shape[-1] not in (None,
+                                                                                 self.latent_dim)):
+            raise ValueError(f"z must have shape (batch, {self.latent_dim}), got {z.shape}")
         return self._output(self.decoder_net(z, training=training), reconstruction)
 
     def _output(self, logits, reconstruction: str | None = None):
@@ -396,11 +400,42 @@ class LipschitzVAE(keras.Model):
 
     def call(self, inputs, training: bool = False):
         """Deterministic reconstruction g(mu(x)) in the model's reconstruction mode (what
-        `predict` returns), (batch, *image_shape) float32."""
+        `predict` returns), (batch, *image_shape) float32. The images are checked
+        (`checked_pixels`)."""
+        inputs = self.checked_pixels(inputs, "inputs")
         return self.decode_mean(self.encoder_mean_net(inputs, training=training), training)
 
+    def checked_pixels(self, x, name: str = "x") -> tf.Tensor:
+        """x as a tensor, checked inside the graph as `check_images` checks NumPy arrays.
+
+        Raises:
+            TypeError: (when traced) for non-floating pixels, e.g. uint8 (divide by 255).
+            ValueError: (when traced) for a shape other than (batch, *image_shape).
+            tf.errors.InvalidArgumentError: (when run) naming `name`, for NaN, Inf or a pixel
+                outside [0, 1]: `fit`, `evaluate`, `predict`, `encode` and the SavedModel's
+                `serving_default` and `encode` refuse such images instead of training on them
+                or answering for them.
+        """
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating:
+            raise TypeError(f"{name} must hold floating-point images in [0, 1], got dtype "
+                            f"{x.dtype.name}"
+                            + (" (divide integer pixels by 255)" if x.dtype.is_integer else ""))
+        if x.shape.rank is not None and (
+                x.shape.rank != len(self.image_shape) + 1
+                or not x.shape[1:].is_compatible_with(self.image_shape)):
+            raise ValueError(f"{name} must have shape (batch, "
+                             f"{', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
+        # NaN fails both comparisons, +-Inf one of them
+        inside = tf.reduce_all((x >= 0) & (x <= 1))
+        with tf.control_dependencies([tf.debugging.Assert(inside, [
+                f"{name} must hold finite pixel values in [0, 1] (no NaN or Inf)"])]):
+            return tf.identity(x)
+
     def elbo_terms(self, x, training: bool = False) -> dict:
-        """Per-example ELBO, reconstruction log-likelihood, KL (one reparameterised sample)."""
+        """Per-example ELBO, reconstruction log-likelihood, KL (one reparameterised sample);
+        x is checked as in `call`."""
+        x = self.checked_pixels(x)
         mu, sigma = self.posterior_params(x, training)
         z = self._sample_latent(mu, sigma)
         log_likelihood = self.decode(z, training).log_prob(x)

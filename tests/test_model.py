@@ -1,4 +1,6 @@
 """LipschitzVAE: robustness upfront, measured constants, empirical Lipschitz checks, Keras idioms."""
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -191,6 +193,38 @@ def test_certified_radius_rejects_bad_images(bad, error, match):
     model = LipschitzVAE(10, **SMALL)
     with pytest.raises(error, match=match):
         model.certified_radius(bad, R, P)
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    (np.full((64, 28, 28, 1), 0.5, np.float32), None, None),  # the harness can pass
+    ("nan", tf.errors.InvalidArgumentError, r"finite pixel values in \[0, 1\]"),
+    ("x255", tf.errors.InvalidArgumentError, r"finite pixel values in \[0, 1\]"),
+    (np.full((64, 28, 28, 1), 128, np.uint8), TypeError, "divide integer pixels by 255"),
+    (np.zeros((64, 28, 28), np.float32), ValueError, "must have shape"),
+])
+def test_training_and_inference_refuse_bad_images_inside_the_graph(bad, error, match):
+    """fit trained on NaN pixels (12 of 18 weights NaN) or 0..255 pixels (loss inf) without a
+    word, and predict / encode / model(x) answered for them (a review, 2026-12-01)."""
+    if isinstance(bad, str):
+        bad = np.full((64, 28, 28, 1), 0.5, np.float32) * (255.0 if bad == "x255" else 1.0)
+        bad[5, 3, 3, 0] = np.nan if bad.max() <= 1 else bad[5, 3, 3, 0]
+    model = LipschitzVAE.from_target(TARGET, R, latent_dim=2, hidden_units=(8, 8))
+    model.compile(keras.optimizers.Adam(1e-3))
+    calls = (lambda: model.fit(bad, epochs=1, batch_size=32, verbose=0),
+             lambda: model.evaluate(bad, batch_size=32, verbose=0),
+             lambda: model.predict(bad, verbose=0), lambda: model.encode(bad),
+             lambda: model(bad))
+    for call in calls:
+        if error is None:
+            call()
+            continue
+        with pytest.raises(error) as raised:
+            call()
+        assert re.search(match, str(raised.value)), str(raised.value)[-500:]
+    if error is None:
+        assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, 2\)"):
+        model.decode_mean(tf.zeros((2, 3)))
 
 
 @pytest.mark.parametrize("kwargs,match", [
