@@ -60,7 +60,13 @@ def checked(**values) -> list[np.ndarray]:
     Besides finiteness, signs and p in [1/2, 1): the constants, s, r and r / m_g (when both are
     given) at most MAGNITUDE_LIMIT = 1e75, and the divisors M_mu, M_g and gamma at least 1e-75,
     so that the certificates' products stay finite (_shared_numerics)."""
-    arrays = {name: np.asarray(value, np.float64) for name, value in values.items()}
+    arrays = {}
+    for name, value in values.items():
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "iuf":  # no strings ('8' was taken as 8.0), bools or objects
+            raise TypeError(f"{name} must be a real number or an array of them, got "
+                            f"{type(value).__name__} of dtype {raw.dtype}")
+        arrays[name] = raw.astype(np.float64)
     for name, value in arrays.items():
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{name} must be finite, got {value}")
@@ -80,7 +86,12 @@ def checked(**values) -> list[np.ndarray]:
     if "r" in arrays and "m_g" in arrays and np.any(arrays["r"] / arrays["m_g"] > _LIMIT):
         raise ValueError(f"r / M_g must be <= {_LIMIT:g} (the certificates square it), got "
                          f"{np.max(arrays['r'] / arrays['m_g'])!r}")
-    return np.broadcast_arrays(*arrays.values())
+    try:
+        return np.broadcast_arrays(*arrays.values())
+    except ValueError:
+        shapes = ", ".join(f"{name} {np.shape(value)}" for name, value in arrays.items())
+        raise ValueError(f"the arguments must broadcast to one shape (one value, or one per "
+                         f"input), got {shapes}") from None
 
 
 def _validated(m_mu, m_sigma, m_g, s, r, p):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 __all__ = [
-    "positive_finite", "positive_int", "int_pair", "probability_level", "non_negative_finite",
+    "positive_finite", "positive_int", "positive_ints", "flag", "int_pair", "probability_level", "non_negative_finite",
     "in_interval", "one_of", "SEED_LIMIT", "seed",
 ]
 
@@ -29,6 +29,26 @@ def positive_int(name: str, value, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return int(value)
+
+
+def positive_ints(name: str, value, minimum_length: int = 0) -> tuple[int, ...]:
+    """A sequence of ints >= 1 as a tuple, with at least `minimum_length` of them, or a
+    TypeError/ValueError naming `name`."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of integers >= 1, got "
+                        f"{type(value).__name__} {value!r}")
+    values = tuple(positive_int(name, v) for v in value)
+    if len(values) < minimum_length:
+        raise ValueError(f"{name} must hold at least {minimum_length} integer(s) >= 1, got "
+                         f"{value!r}")
+    return values
+
+
+def flag(name: str, value) -> bool:
+    """`value` if it is a bool, else a TypeError naming `name` (a truthy string is no flag)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 def int_pair(name: str, value) -> tuple[int, int]:

@@ -147,15 +147,14 @@ class LipschitzVAE(keras.Model):
             raise ValueError("constrain_std=False needs a learned std with a std_cap: the "
                              "certificate then uses the cap instead of the std network's constant")
         self.constrain_std = constrain_std
-        self.hidden_units = tuple(checks.positive_int("hidden_units", u) for u in hidden_units)
-        self.conv_filters = tuple(checks.positive_int("conv_filters", f) for f in conv_filters)
-        self.image_shape = tuple(checks.positive_int("image_shape", n) for n in image_shape)
+        self.hidden_units = checks.positive_ints("hidden_units", hidden_units)
+        self.conv_filters = checks.positive_ints(
+            "conv_filters", conv_filters, minimum_length=1 if architecture == "conv" else 0)
+        self.image_shape = checks.positive_ints("image_shape", image_shape)
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
         self.gaussian_scale = checks.positive_finite("gaussian_scale", gaussian_scale)
-        self.beta = float(beta)
-        if not np.isfinite(self.beta) or self.beta < 0:
-            raise ValueError(f"beta must be a finite number >= 0, got {beta}")
+        self.beta = checks.non_negative_finite("beta", beta)
         self.bjorck_iterations = checks.positive_int("bjorck_iterations", bjorck_iterations)
         self.constraint = checks.one_of(  # the per-step kernel control
             "constraint", constraint, constraints.CONSTRAINT_KINDS)
@@ -577,7 +576,11 @@ class LipschitzVAE(keras.Model):
             self._absolute_rounding_std_cap()  # the ValueError before any work
         x = self.check_images(x)
         r, p = bounds.checked(r=r, p=p)  # finite, r > 0, p in [1/2, 1)
-        r, p = (np.broadcast_to(v, (len(x),)) for v in (r, p))  # ValueError if they do not fit
+        try:
+            r, p = (np.broadcast_to(v, (len(x),)) for v in (r, p))
+        except ValueError:
+            raise ValueError(f"r and p must be one value or one per input ({len(x)}), got "
+                             f"shapes {np.shape(r)} and {np.shape(p)}") from None
         encoder_terms = forward_error.chain_errors(self.encoder_mean_net)
         decoder_terms = forward_error.chain_errors(self.decoder_net)
         # M_mu and M_g as `lipschitz_constants` gives them, from the same layer bounds
@@ -730,6 +733,8 @@ class LipschitzVAE(keras.Model):
         """f(x) = g(mu + sigma * eps) (one sample per input), or g(mu(x)) with sample=False;
         g follows the model's reconstruction mode. (batch, *image_shape) float32."""
         x = self.check_images(x)
+        sample = checks.flag("sample", sample)
+        batch_size = checks.positive_int("batch_size", batch_size)
         outputs = [self._reconstruct_batch(tf.constant(x[i:i + batch_size]), sample).numpy()
                    for i in range(0, len(x), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, *self.image_shape), np.float32)
@@ -745,6 +750,7 @@ class LipschitzVAE(keras.Model):
         """Importance-weighted estimate of log p(x) per input (IWAE bound with `samples`)."""
         x = self.check_images(x)
         samples = checks.positive_int("samples", samples)
+        batch_size = checks.positive_int("batch_size", batch_size)
         return np.concatenate([
             self._iwae_batch(tf.constant(x[i:i + batch_size]), samples).numpy()
             for i in range(0, len(x), batch_size)

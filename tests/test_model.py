@@ -238,6 +238,26 @@ def test_certified_radius_rejects_bad_parameters(images, kwargs, match):
         model.certified_radius(images[1][:4], **args)
 
 
+@pytest.mark.parametrize("call,error,match", [
+    (lambda m, x: LipschitzVAE(2, hidden_units=8), TypeError, "hidden_units must be a sequence"),
+    (lambda m, x: LipschitzVAE(2, architecture="conv", conv_filters=()), ValueError,
+     "conv_filters must hold at least 1"),
+    (lambda m, x: LipschitzVAE(2, beta="1"), TypeError, "beta must be a real number"),
+    (lambda m, x: m.certified_radius(x, r="8", p=0.5), TypeError, "r must be a real number"),
+    (lambda m, x: m.certified_radius(x, 8.0, p=np.full(3, 0.5)), ValueError,
+     r"p \(3,\)"),
+    (lambda m, x: m.reconstruct(x, batch_size=0), ValueError, "batch_size must be an integer"),
+    (lambda m, x: m.reconstruct(x, sample="no"), TypeError, "sample must be a bool"),
+    (lambda m, x: m.log_likelihood(x, batch_size=0), ValueError, "batch_size must be an int"),
+])
+def test_arguments_that_escaped_validation_get_typed_errors(images, call, error, match):
+    """Found by a review (2026-12-01): a raw 'int object is not iterable', an IndexError, a
+    string taken as a number or a truthy flag, range() refusing a zero step."""
+    model = LipschitzVAE.from_target(TARGET, R, latent_dim=2, hidden_units=(8, 8))
+    with pytest.raises(error, match=match):
+        call(model, images[1][:4])
+
+
 def test_infeasible_target_is_a_clear_error():
     with pytest.raises(ValueError, match="target_radius=.*infeasible"):
         LipschitzVAE.from_target(100.0, R, P, **SMALL)
