@@ -540,8 +540,7 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
     and they need std_cap. The result has the broadcast shape of all the arguments.
     """
     checks.one_of("method", method, METHODS)
-    if not isinstance(cap_only, bool):
-        raise TypeError(f"cap_only must be a bool, got {type(cap_only).__name__}")
+    cap_only = checks.flag("cap_only", cap_only)
     if cap_only and (method not in (*CAPPED_METHODS, "best") or std_cap is None):
         raise ValueError(
             f"cap_only=True bounds sigma(x') by the cap alone: it needs std_cap and one of "

@@ -141,8 +141,7 @@ class LipschitzVAE(keras.Model):
         self.architecture = checks.one_of("architecture", architecture, ARCHITECTURES)
         self.likelihood = checks.one_of("likelihood", likelihood, LIKELIHOODS)
         self.reconstruction = checks.one_of("reconstruction", reconstruction, RECONSTRUCTIONS)
-        if not isinstance(constrain_std, bool):
-            raise TypeError(f"constrain_std must be a bool, got {type(constrain_std).__name__}")
+        constrain_std = checks.flag("constrain_std", constrain_std)
         if not constrain_std and (self.posterior_std is not None or self.std_cap is None):
             raise ValueError("constrain_std=False needs a learned std with a std_cap: the "
                              "certificate then uses the cap instead of the std network's constant")
@@ -695,9 +694,8 @@ class LipschitzVAE(keras.Model):
         their differences (e.g. biases of 2^23). Raises ValueError for a bad method, r, p or
         images, or absolute_rounding=True with a learned std and no cap (or an uncapped method).
         """
-        for name, flag in (("use_std_cap", use_std_cap), ("absolute_rounding", absolute_rounding)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        use_std_cap = checks.flag("use_std_cap", use_std_cap)
+        absolute_rounding = checks.flag("absolute_rounding", absolute_rounding)
         std_cap = self.std_cap_bound() if use_std_cap else None
         # a learned std under absolute round-off: sigma(x') is bounded by the cap alone
         cap_only = absolute_rounding and self.encoder_std_net is not None
