@@ -665,7 +665,11 @@ class StdCap(keras.layers.Layer):
         cap = ops.cast(self.max_norm, inputs.dtype)
         squared_norm = ops.sum(ops.square(inputs), axis=axes, keepdims=True)
         # sqrt of max(., cap^2), never of 0: the gradient stays finite at the origin.
-        return inputs * (cap / ops.sqrt(ops.maximum(squared_norm, cap * cap)))
+        # divide_no_nan, not `/` (a correctly rounded division here, the root is >= cap > 0):
+        # TF's graph optimiser rewrites cap / sqrt(m) into cap * rsqrt(m), an approximate
+        # reciprocal square root that output_norm_bound's derivation does not cover, and eager
+        # and graph results then differed (a review, 2026-12-01); it leaves divide_no_nan alone
+        return inputs * ops.divide_no_nan(cap, ops.sqrt(ops.maximum(squared_norm, cap * cap)))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "max_norm": self.max_norm}
