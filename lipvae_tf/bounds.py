@@ -43,7 +43,7 @@ __all__ = [
     "BISECTION_STEPS", "paper_markov_radius", "markov_radius", "inglot_log_tail", "chi2_radius",
     "ncx2_cdf_lower", "ncx2_radius", "mean_reconstruction_radius", "chi2_quantile_upper",
     "capped_markov_radius", "capped_chi2_radius", "best_radius", "METHODS", "CAPPED_METHODS",
-    "radius", "checked",
+    "CAP_ONLY_METHODS", "radius", "checked",
 ]
 
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
@@ -520,6 +520,7 @@ def _fixed_std(gamma, latent_dim):
 
 METHODS = ("paper", "markov", "chi2", "ncx2", "markov_cap", "chi2_cap", "best")
 CAPPED_METHODS = ("markov_cap", "chi2_cap")  # need std_cap: ||sigma(x')|| <= S for every x'
+CAP_ONLY_METHODS = (*CAPPED_METHODS, "best")  # those radius(..., cap_only=True) accepts
 
 
 def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
@@ -541,10 +542,10 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
     """
     checks.one_of("method", method, METHODS)
     cap_only = checks.flag("cap_only", cap_only)
-    if cap_only and (method not in (*CAPPED_METHODS, "best") or std_cap is None):
+    if cap_only and (method not in CAP_ONLY_METHODS or std_cap is None):
         raise ValueError(
             f"cap_only=True bounds sigma(x') by the cap alone: it needs std_cap and one of "
-            f"{(*CAPPED_METHODS, 'best')}, got method={method!r}, std_cap={std_cap!r}")
+            f"{CAP_ONLY_METHODS}, got method={method!r}, std_cap={std_cap!r}")
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     arguments = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
     if gamma is not None:

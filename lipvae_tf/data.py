@@ -25,7 +25,6 @@ import numpy as np
 import tensorflow as tf
 
 from lipvae_tf import checks
-from lipvae_tf.checks import positive_int
 
 __all__ = [
     "NAMES", "SPLITS", "SOURCES", "IMAGE_SHAPE", "NUM_CLASSES", "DEBIAN_FASHION_MNIST_DIR",
@@ -67,7 +66,7 @@ _log = logging.getLogger(__name__)
 
 def _check_optional_positive(argument: str, value: int | None) -> int | None:
     """None, or `value` as an int >= 1 (ValueError/TypeError naming `argument` otherwise)."""
-    return None if value is None else positive_int(argument, value)
+    return None if value is None else checks.positive_int(argument, value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +396,7 @@ def load_dataset(
     """
     limit = _check_optional_positive("limit", limit)
     batch_size = _check_optional_positive("batch_size", batch_size)
-    seed = positive_int("seed", seed, minimum=0)
+    seed = checks.positive_int("seed", seed, minimum=0)
     resolved = resolve_source(name, split, source=source, data_dir=data_dir, idx_dir=idx_dir)
     ds = _raw_dataset(name, split, resolved, data_dir, download=source == "tfds", limit=limit)
     if shuffle:

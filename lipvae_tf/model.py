@@ -415,15 +415,8 @@ class LipschitzVAE(keras.Model):
                 or answering for them.
         """
         x = tf.convert_to_tensor(x)
-        if not x.dtype.is_floating:
-            raise TypeError(f"{name} must hold floating-point images in [0, 1], got dtype "
-                            f"{x.dtype.name}"
-                            + (" (divide integer pixels by 255)" if x.dtype.is_integer else ""))
-        if x.shape.rank is not None and (
-                x.shape.rank != len(self.image_shape) + 1
-                or not x.shape[1:].is_compatible_with(self.image_shape)):
-            raise ValueError(f"{name} must have shape (batch, "
-                             f"{', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
+        self._check_image_layout(name, x.dtype.is_floating, x.dtype.is_integer, x.dtype.name,
+                                 None if x.shape.rank is None else tuple(x.shape))
         # NaN fails both comparisons, +-Inf one of them
         inside = tf.reduce_all((x >= 0) & (x <= 1))
         with tf.control_dependencies([tf.debugging.Assert(inside, [
@@ -571,8 +564,11 @@ class LipschitzVAE(keras.Model):
         """`absolute_rounding_slack`'s (slack, p') and the constants of `lipschitz_constants`,
         M_mu and M_g from the layer bounds the forward-error terms measured (every kernel is
         measured once)."""
-        if self.encoder_std_net is not None:
-            self._absolute_rounding_std_cap()  # the ValueError before any work
+        # max_i sigma_i at every input: the fixed std as applied, or a learned std's cap, the
+        # only bound of what its float32 network computes at a perturbed input (ValueError
+        # without one, before any work)
+        std_top = (self.posterior_std_bound() if self.encoder_std_net is None
+                   else self._absolute_rounding_std_cap())
         x = self.check_images(x)
         r, p = bounds.checked(r=r, p=p)  # finite, r > 0, p in [1/2, 1)
         try:
@@ -593,10 +589,6 @@ class LipschitzVAE(keras.Model):
         tail = NOISE_TAIL * (1 - p)
         t = -np.log(tail)
         noise = np.sqrt(self.latent_dim + 2 * np.sqrt(self.latent_dim * t) + 2 * t) * (1 + 1e-12)
-        if self.encoder_std_net is None:
-            std_top = self.posterior_std_bound()  # max_i sigma_i, at every input
-        else:  # max_i sigma_i(x') <= ||sigma(x')|| <= S, as the graph computes it
-            std_top = self._absolute_rounding_std_cap()
         dtype = self.encoder_mean_net.compute_dtype
         # ||sigma eps|| <= max_i sigma_i ||eps||
         shift = np.broadcast_to(std_top * noise, (len(x),))
@@ -699,12 +691,11 @@ class LipschitzVAE(keras.Model):
         std_cap = self.std_cap_bound() if use_std_cap else None
         # a learned std under absolute round-off: sigma(x') is bounded by the cap alone
         cap_only = absolute_rounding and self.encoder_std_net is not None
-        capped_methods = (*bounds.CAPPED_METHODS, "best")
-        if cap_only and (std_cap is None or method not in capped_methods):
+        if cap_only and (std_cap is None or method not in bounds.CAP_ONLY_METHODS):
             raise ValueError(
                 f"absolute_rounding=True with a learned std certifies through the std cap alone "
                 f"(docs/theory.md section 15): it needs a model with std_cap, use_std_cap=True "
-                f"and a method in {capped_methods}; got std_cap={self.std_cap}, "
+                f"and a method in {bounds.CAP_ONLY_METHODS}; got std_cap={self.std_cap}, "
                 f"use_std_cap={use_std_cap}, method={method!r}")
         r_exact = self.reconstruction_tolerance(r)
         s, s_max = self.std_statistics(x)
@@ -772,17 +763,8 @@ class LipschitzVAE(keras.Model):
     def check_images(self, x, name: str = "x") -> np.ndarray:
         """x as float32 (batch, *image_shape) in [0, 1], or a TypeError/ValueError naming `name`."""
         array = np.asarray(x.numpy() if isinstance(x, tf.Tensor) else x)
-        if not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(
-                f"{name} must hold floating-point images in [0, 1], got dtype {array.dtype}"
-                + (" (divide integer pixels by 255)" if np.issubdtype(array.dtype, np.integer)
-                   else "")
-            )
-        if array.ndim != len(self.image_shape) + 1 or array.shape[1:] != self.image_shape:
-            raise ValueError(
-                f"{name} must have shape (batch, {', '.join(map(str, self.image_shape))}), "
-                f"got {array.shape}"
-            )
+        self._check_image_layout(name, np.issubdtype(array.dtype, np.floating),
+                                 np.issubdtype(array.dtype, np.integer), array.dtype, array.shape)
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{name} contains NaN or Inf values")
         if array.size and (array.min() < 0 or array.max() > 1):
@@ -791,6 +773,20 @@ class LipschitzVAE(keras.Model):
                 f"[{array.min():.4g}, {array.max():.4g}]"
             )
         return array.astype(np.float32)
+
+    def _check_image_layout(self, name: str, floating: bool, integer: bool, dtype,
+                            shape: tuple | None) -> None:
+        """The dtype and shape rules `check_images` and `checked_pixels` share: TypeError for
+        non-floating pixels, ValueError for a shape other than (batch, *image_shape); an unknown
+        (None) size matches any, an unknown rank (shape None) is not checked."""
+        if not floating:
+            raise TypeError(f"{name} must hold floating-point images in [0, 1], got dtype {dtype}"
+                            + (" (divide integer pixels by 255)" if integer else ""))
+        if shape is not None and (
+                len(shape) != len(self.image_shape) + 1
+                or any(n is not None and n != m for n, m in zip(shape[1:], self.image_shape))):
+            raise ValueError(f"{name} must have shape (batch, "
+                             f"{', '.join(map(str, self.image_shape))}), got {tuple(shape)}")
 
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")
