@@ -374,9 +374,17 @@ def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
     perturbed = tf.constant(np.asarray(x + delta, np.float32))
     for i, start in enumerate(range(0, samples, chunk)):
         size = min(chunk, samples - start)
-        counts += _count_batch(model, perturbed, tf.constant(x), tf.constant(r, tf.float32),
+        counts += _count_batch(model, perturbed, tf.constant(x), tf.constant(_float32_at_most(r)),
                                size, tf.constant([seed, _COUNT_STREAM + i], tf.int32)).numpy()
     return counts
+
+
+def _float32_at_most(value: float) -> np.float32:
+    """The largest float32 <= value: the distances are float32, and r rounded to the nearest
+    float32 can exceed r (float32(0.1) = 0.1 + 1.5e-9), which would count a distance just
+    above r as a success and make the audit lenient."""
+    rounded = np.float32(value)
+    return np.nextafter(rounded, np.float32(-np.inf)) if float(rounded) > value else rounded
 
 
 @tf.function(reduce_retracing=True)

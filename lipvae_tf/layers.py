@@ -23,6 +23,7 @@ from keras import ops
 from lipvae_tf import checks
 from lipvae_tf import constraints as lc
 from lipvae_tf import conv_spectrum
+from lipvae_tf._fixed_config import FixedConfig
 
 __all__ = [
     "CERTIFIED_DTYPES", "check_compute_dtype", "LipschitzDense", "LipschitzConv2D",
@@ -82,8 +83,10 @@ def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int 
     return lc.SpectralClip(max_norm=1.0, **conv)
 
 
-class _ScaledKernelLayer(keras.layers.Layer):
+class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
     """Shared parts: the fixed output scale, bias, and projecting the kernel at build time."""
+
+    _fixed_attributes = frozenset({"lipschitz", "use_bias"})
 
     def __init__(self, lipschitz: float, use_bias: bool, kernel_initializer, bias_initializer,
                  **kwargs):
@@ -172,6 +175,10 @@ class LipschitzDense(_ScaledKernelLayer):
         subspace clip) and docs/theory.md sections 12-14.
     """
 
+    _fixed_attributes = _ScaledKernelLayer._fixed_attributes | {
+        "units", "constraint", "bjorck_iterations", "bjorck_every", "power_iterations",
+        "subspace_rank"}
+
     def __init__(
         self,
         units: int,
@@ -229,6 +236,10 @@ class LipschitzDense(_ScaledKernelLayer):
 
 class _LipschitzConvBase(_ScaledKernelLayer):
     """Conv layers whose operator norm (for the built input size) is clipped to <= 1."""
+
+    _fixed_attributes = _ScaledKernelLayer._fixed_attributes | {
+        "constraint", "power_iterations", "subspace_rank", "filters", "kernel_size", "strides",
+        "padding", "input_hw"}
 
     paddings: tuple[str, ...] = conv_spectrum.PADDINGS
 
@@ -385,6 +396,8 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
         As `LipschitzConv2D`.
     """
 
+    _fixed_attributes = _LipschitzConvBase._fixed_attributes | {"output_hw"}
+
     paddings = ("same", "valid")
 
     def build(self, input_shape) -> None:
@@ -478,7 +491,7 @@ def sort_neighbour_pairs(inputs: tf.Tensor) -> tf.Tensor:
 
 
 @_register
-class GroupSort(keras.layers.Layer):
+class GroupSort(FixedConfig, keras.layers.Layer):
     """Sorts each consecutive group of `group_size` features (last axis), descending.
 
     Piecewise a permutation: 1-Lipschitz and gradient-norm preserving (Anil et al. 2019).
@@ -494,6 +507,8 @@ class GroupSort(keras.layers.Layer):
         TypeError / ValueError naming `group_size`; ValueError at build for an n it does not
         divide.
     """
+
+    _fixed_attributes = frozenset({"group_size"})
 
     def __init__(self, group_size: int = 2, **kwargs):
         super().__init__(**kwargs)
@@ -533,7 +548,7 @@ class MaxMin(keras.layers.Layer):
 
 
 @_register
-class Scale(keras.layers.Layer):
+class Scale(FixedConfig, keras.layers.Layer):
     """Multiplies by a fixed factor; Lipschitz constant |factor| (as applied: the factor cast to
     the compute dtype, e.g. float32(1/3) > 1/3, is what `layer_lipschitz_bound` reports).
 
@@ -545,6 +560,8 @@ class Scale(keras.layers.Layer):
     Raises:
         TypeError naming `factor` for a non-number, ValueError for a non-finite one.
     """
+
+    _fixed_attributes = frozenset({"factor"})
 
     def __init__(self, factor: float, **kwargs):
         super().__init__(**kwargs)
@@ -564,7 +581,7 @@ class Scale(keras.layers.Layer):
 
 
 @_register
-class Shift(keras.layers.Layer):
+class Shift(FixedConfig, keras.layers.Layer):
     """Adds a fixed offset (a translation: an isometry); keeps softplus std outputs above 0.
 
     Args:
@@ -575,6 +592,8 @@ class Shift(keras.layers.Layer):
     Raises:
         TypeError / ValueError naming `offset`.
     """
+
+    _fixed_attributes = frozenset({"offset"})
 
     def __init__(self, offset: float, **kwargs):
         super().__init__(**kwargs)
@@ -590,7 +609,7 @@ class Shift(keras.layers.Layer):
 
 
 @_register
-class StdCap(keras.layers.Layer):
+class StdCap(FixedConfig, keras.layers.Layer):
     """Projects each example (all non-batch axes) onto the l2 ball of radius max_norm.
 
     A projection onto a convex set is 1-Lipschitz; it caps ||sigma(x)|| <= S for every input
@@ -606,6 +625,8 @@ class StdCap(keras.layers.Layer):
     Raises:
         TypeError / ValueError naming `max_norm`.
     """
+
+    _fixed_attributes = frozenset({"max_norm"})
 
     def __init__(self, max_norm: float, **kwargs):
         super().__init__(**kwargs)

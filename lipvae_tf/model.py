@@ -32,6 +32,7 @@ from lipvae_tf import bounds, checks, constraints, design, distribute, forward_e
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf import towers
+from lipvae_tf._fixed_config import FixedConfig
 
 __all__ = [
     "LIKELIHOODS", "ARCHITECTURES", "RECONSTRUCTIONS", "SIGMOID_LIPSCHITZ",
@@ -66,7 +67,7 @@ _SEED_STATE_KEY = "seed_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")
-class LipschitzVAE(keras.Model):
+class LipschitzVAE(FixedConfig, keras.Model):
     """VAE with Lipschitz encoder mean (M_mu), encoder std (M_sigma, capped at ||sigma|| <= S, or
     a fixed std gamma) and decoder (M_g, sigmoid included), built from the package's layers.
 
@@ -100,7 +101,19 @@ class LipschitzVAE(keras.Model):
     log-likelihoods and the ELBO in nats. Raises ValueError / TypeError naming the argument for
     a bad value. Reference: Barrett et al. 2022, "Certifiably robust variational autoencoders"
     (AISTATS), https://arxiv.org/abs/2102.07559.
+
+    The settings and the three networks are fixed once built (AttributeError on reassignment:
+    graphs traced before would not see the change, certificates would); `reconfigured(**changes)`
+    builds a new model with changed settings and these weights.
     """
+
+    # what the traced graphs and the certificates both read (FixedConfig)
+    _fixed_attributes = frozenset({
+        "latent_dim", "encoder_mean_budget", "decoder_budget", "posterior_std",
+        "encoder_std_budget", "std_cap", "architecture", "likelihood", "reconstruction",
+        "constrain_std", "hidden_units", "conv_filters", "image_shape", "gaussian_scale",
+        "beta", "bjorck_iterations", "constraint", "conv_constraint", "design", "seed",
+        "prior", "encoder_mean_net", "encoder_std_net", "decoder_net"})
 
     def __init__(
         self,
@@ -168,17 +181,84 @@ class LipschitzVAE(keras.Model):
         self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros(self.latent_dim))
 
         self.encoder_mean_net = self._encoder("encoder_mean", self.encoder_mean_budget)
-        self.encoder_std_net = None
+        std_net = None
         if self.posterior_std is None:
-            self.encoder_std_net = self._encoder("encoder_std", self.encoder_std_budget,
-                                                 constrained=self.constrain_std)
-            self.encoder_std_net.add(keras.layers.Activation("softplus"))
-            self.encoder_std_net.add(ll.Shift(STD_FLOOR))
+            std_net = self._encoder("encoder_std", self.encoder_std_budget,
+                                    constrained=self.constrain_std)
+            std_net.add(keras.layers.Activation("softplus"))
+            std_net.add(ll.Shift(STD_FLOOR))
             if self.std_cap is not None:
-                self.encoder_std_net.add(ll.StdCap(self.std_cap))
+                std_net.add(ll.StdCap(self.std_cap))
+        self.encoder_std_net = std_net
         self.decoder_net = self._decoder(self.decoder_budget / self.output_lipschitz())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in _METRICS}
+        # the layers of each network as built; a plain attribute (not tracked by Keras)
+        self.__dict__["_built_layers"] = self._network_layers()
         self.built = True
+
+    def _rebuild_hint(self, name: str) -> str:
+        return (f"build a new model with the value changed and these weights: "
+                f"vae.reconfigured({name}=value)")
+
+    def _network_layers(self) -> dict[str, tuple]:
+        nets = {"encoder_mean": self.encoder_mean_net, "encoder_std": self.encoder_std_net,
+                "decoder": self.decoder_net}
+        return {name: tuple(net.layers) if net is not None else () for name, net in nets.items()}
+
+    def _decoder_budget_keeping_logits(self, output_lipschitz: float) -> float:
+        """The decoder budget M_g for an output map of constant `output_lipschitz` whose logit
+        network is this one bit for bit: the constructor gives the logits M_g / that constant,
+        so M_g is this model's logit budget times it, nudged by ulps until the quotient is
+        exact (a mode change keeps the trained network and changes only what is certified)."""
+        logits = self.decoder_budget / self.output_lipschitz()
+        budget = logits * output_lipschitz
+        for _ in range(16):
+            quotient = budget / output_lipschitz
+            if quotient == logits:
+                return budget
+            budget = float(np.nextafter(budget, math.inf if quotient < logits else -math.inf))
+        raise ValueError("no decoder budget keeps the logit network under the new output map; "
+                         "pass decoder= explicitly")
+
+    def _check_networks_unchanged(self) -> None:
+        """Raises RuntimeError when a network's layers were added, removed or replaced since
+        construction (e.g. `encoder_std_net.pop()`): graphs traced before keep the old layers,
+        so no certificate can speak for both."""
+        now = self._network_layers()
+        for name, layers in self.__dict__["_built_layers"].items():
+            if len(now[name]) != len(layers) or any(a is not b for a, b in zip(now[name], layers)):
+                raise RuntimeError(
+                    f"the {name} network's layers changed after the model was built; graphs "
+                    "traced before (fit, predict, reconstruct, the attacks) keep the old ones, so "
+                    "no certificate covers both. Build a new model instead")
+
+    def reconfigured(self, **changes) -> "LipschitzVAE":
+        """A new model of this class from this model's config with `changes` applied (e.g.
+        reconstruction="parameter", std_cap=0.2), holding a copy of every weight (kernels,
+        biases, constraint state, the noise generator's state). The settings of a built model
+        are fixed (its traced graphs would not follow a change); this is how to change one.
+        Unless `decoder` is among the changes, the decoder's logit network is kept bit for bit:
+        under a new reconstruction mode or likelihood, M_g becomes the logit network's budget
+        times the new output map's constant (e.g. x 1/3 from "parameter" to "mean").
+
+        Raises:
+            TypeError: for a name the constructor does not take. ValueError: when the changes
+                alter the weights' shapes or number (e.g. hidden_units, posterior_std between
+                fixed and learned), or for a bad value, naming it.
+        """
+        config = self.get_config()
+        unknown = sorted(set(changes) - set(config))
+        if unknown:
+            raise TypeError(f"reconfigured() got settings a {type(self).__name__} does not have: "
+                            f"{', '.join(unknown)}; its settings: {', '.join(sorted(config))}")
+        config.update(changes)
+        if "decoder" not in changes:
+            config["decoder"] = self._decoder_budget_keeping_logits(
+                _output_lipschitz(config["likelihood"], config["reconstruction"]))
+        model = type(self).from_config(config)
+        model.set_weights(self.get_weights())
+        model.seed_generator.state.assign(self.seed_generator.state)
+        return model
 
     # ----- construction -------------------------------------------------------------------
 
@@ -254,10 +334,7 @@ class LipschitzVAE(keras.Model):
 
     def output_lipschitz(self, reconstruction: str | None = None) -> float:
         """Lipschitz constant (per pixel, so in l2) of the map from decoder logits to g(z)."""
-        reconstruction = self._reconstruction_mode(reconstruction)
-        if reconstruction == "mean" and self.likelihood == "continuous_bernoulli":
-            return CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ
-        return SIGMOID_LIPSCHITZ
+        return _output_lipschitz(self.likelihood, self._reconstruction_mode(reconstruction))
 
     def _reconstruction_mode(self, reconstruction: str | None) -> str:
         if reconstruction is None:
@@ -481,6 +558,7 @@ class LipschitzVAE(keras.Model):
         std; for an unconstrained std network (constrain_std=False) it is still the product of
         its layers' measured norms, sound but large (the capped certificates use the cap).
         """
+        self._check_networks_unchanged()
         return {
             "encoder_mean": lp.network_lipschitz_bound(self.encoder_mean_net),
             "encoder_std": (0.0 if self.encoder_std_net is None
@@ -494,6 +572,7 @@ class LipschitzVAE(keras.Model):
         float32 rounding of the cap included (`StdCap.output_norm_bound`); None without a cap."""
         if self.encoder_std_net is None or self.std_cap is None:
             return None
+        self._check_networks_unchanged()
         cap = self.encoder_std_net.layers[-1]
         if not isinstance(cap, ll.StdCap):
             raise ValueError("the std network's last layer must be its StdCap (the certificate "
@@ -641,6 +720,7 @@ class LipschitzVAE(keras.Model):
             return np.full(len(x), gamma * np.sqrt(self.latent_dim)), np.full(len(x), gamma)
         if not len(x):
             return np.zeros(0), np.zeros(0)
+        self._check_networks_unchanged()
         statistics = self._std_statistics_function()
         pieces = [statistics(tf.constant(x[i:i + batch_size]))
                   for i in range(0, len(x), batch_size)]
@@ -648,21 +728,20 @@ class LipschitzVAE(keras.Model):
                      for k in (0, 1))
 
     def _std_statistics_function(self):
-        """The compiled s(x), s_max(x) of the std network as it is now: traced again whenever
-        its layers or its cap changed since (a graph traced before would keep the old ones and
-        certify with a std the model no longer has)."""
-        net = self.encoder_std_net
-        key = tuple((id(layer), getattr(layer, "max_norm", None)) for layer in net.layers)
-        cached = self.__dict__.get("_std_statistics_cache")  # plain attribute: not tracked
-        if cached is None or cached[0] != key:
+        """The compiled s(x), s_max(x) of the std network, traced once: its layers and their
+        settings are fixed (FixedConfig, `_check_networks_unchanged`)."""
+        statistics = self.__dict__.get("_std_statistics")  # plain attribute: not tracked
+        if statistics is None:
+            net = self.encoder_std_net
+
             @tf.function(reduce_retracing=True)
             def statistics(x):
                 # in float64: no float32 round-off in s (the outputs themselves are float32)
                 sigma = tf.cast(net(x), tf.float64)
                 return tf.norm(sigma, axis=-1), tf.reduce_max(sigma, axis=-1)
 
-            cached = self.__dict__["_std_statistics_cache"] = (key, statistics)
-        return cached[1]
+            self.__dict__["_std_statistics"] = statistics
+        return statistics
 
     def certified_radius(self, x, r: float, p: float = 0.5, method: str = "best", *,
                          reconstruction: str | None = None,
@@ -811,6 +890,12 @@ class StandardVAE(LipschitzVAE):
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return keras.layers.Activation("relu", name=name)
+
+
+def _output_lipschitz(likelihood: str, reconstruction: str) -> float:
+    if reconstruction == "mean" and likelihood == "continuous_bernoulli":
+        return CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ
+    return SIGMOID_LIPSCHITZ
 
 
 def _images_of(data):

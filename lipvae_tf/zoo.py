@@ -329,8 +329,8 @@ def audit_reconstructions(model_path: str | Path, images: np.ndarray, r: float,
     audits = {}
     for mode in RECONSTRUCTIONS:
         print(f"auditing the {mode} certificate on {len(images)} images", flush=True)
-        attacked = keras.models.load_model(model_path, compile=False)
-        attacked.reconstruction = mode  # (a fresh copy: its traced functions follow this mode)
+        attacked = keras.models.load_model(model_path, compile=False).reconfigured(
+            reconstruction=mode)
         certified = attacked.certified_radius(images, r, p)
         positive = certified > 0  # a radius of 0 certifies nothing there is to attack
         upper = (attacks.audit_certificate(attacked, images[positive], certified[positive], r,

@@ -119,10 +119,9 @@ def test_the_audit_finds_no_violation_and_catches_a_model_whose_cap_was_removed(
     # broken: the StdCap is removed after design (a cap of 100), the old certificate kept
     path = tmp_path / "broken.keras"
     trained.save(path)
-    broken = keras.models.load_model(path)
+    broken = keras.models.load_model(path).reconfigured(std_cap=100.0)
     cap = broken.encoder_std_net.layers[-1]
-    assert isinstance(cap, ll.StdCap)
-    cap.max_norm = 100.0
+    assert isinstance(cap, ll.StdCap) and cap.max_norm == 100.0
     bias = broken.encoder_std_net.layers[-4].bias  # the std network's last Dense (pre-softplus)
     bias.assign(bias + 3.0)  # untamed stds, as an uncapped network may produce
     assert np.median(broken.std_norms(x)) > 1.0
@@ -169,24 +168,30 @@ def test_bad_certificate_arguments_name_the_argument(images):
         model.certified_radius(test[:2], R, 1.0)
     with pytest.raises(ValueError, match="p must be in"):
         model.certified_radius(test[:2], R, 0.4)
-    # a cap that the graph does not enforce: the std network's last layer is not the StdCap
+    # a cap that the graph does not enforce: the StdCap taken off the std network
     model.encoder_std_net.pop()
-    with pytest.raises(ValueError, match="StdCap"):
+    with pytest.raises(RuntimeError, match="encoder_std network's layers changed"):
         model.certified_radius(test[:2], R, P)
 
 
-def test_a_std_network_changed_after_certifying_is_measured_again(images):
-    """A review found the compiled s(x) kept the StdCap it was first traced with."""
+def test_a_std_network_changed_after_certifying_is_refused_and_a_rebuilt_one_measured(images):
+    """A review found the compiled s(x) kept the StdCap it was first traced with; a later one
+    that `reconstruct` kept its own. A network changed in place is now refused, and the changed
+    model is built anew (`reconfigured`), whose graphs all see the new cap."""
     _, test = images
     model = LipschitzVAE.from_target(TARGET, R, P, posterior_std=None, **SMALL)
     x = test[:16]
     assert np.all(model.certified_radius(x, R, P) >= TARGET)
+    wide = model.reconfigured(std_cap=50.0)
     model.encoder_std_net.pop()
     model.encoder_std_net.add(ll.StdCap(50.0))
-    s = model.std_norms(x)
-    np.testing.assert_allclose(s, np.linalg.norm(model.encode(x).stddev().numpy(), axis=1),
+    for certify in (lambda: model.certified_radius(x, R, P), lambda: model.std_norms(x)):
+        with pytest.raises(RuntimeError, match="layers changed"):
+            certify()
+    s = wide.std_norms(x)
+    np.testing.assert_allclose(s, np.linalg.norm(wide.encode(x).stddev().numpy(), axis=1),
                                rtol=1e-6)
-    assert np.all(s > 1.0) and np.all(model.certified_radius(x, R, P) < TARGET)
+    assert np.all(s > 1.0) and np.all(wide.certified_radius(x, R, P) < TARGET)
 
 
 @pytest.mark.parametrize("target,r,std_cap", [(0.01, 0.25, 0.1), (0.05, 0.3, 0.1),

@@ -1,0 +1,139 @@
+"""Settings that traced graphs and certificates both read are fixed once set (FixedConfig).
+
+An adversarial review changed a model after its graphs were traced: a std cap tightened from
+0.5 to 0.005 certified 0.045 while `reconstruct` still sampled with the old cap (P = 0.0007 at
+delta = 0 where p = 1/2 was certified); the reconstruction mode switched from "parameter" to
+"mean" certified 4x the radius while `reconstruct` still returned the sigmoid; a lowered fixed
+std, a changed `Shift.offset` (the certificate's s(x) stale, the SavedModel's fresh) the same.
+Now every such reassignment raises, `reconfigured` builds the changed model, and a network whose
+layers change after construction cannot be certified.
+"""
+import keras
+import numpy as np
+import pytest
+
+import lipvae_tf as lv
+from lipvae_tf import attacks
+from lipvae_tf import layers as ll
+
+SHAPE = (4, 4, 1)
+
+
+def small_vae(**kwargs) -> lv.LipschitzVAE:
+    keras.utils.set_random_seed(0)
+    return lv.LipschitzVAE(4, hidden_units=(16,), image_shape=SHAPE, **kwargs)
+
+
+def images(count: int = 3) -> np.ndarray:
+    return np.random.default_rng(0).uniform(size=(count, *SHAPE)).astype("float32")
+
+
+MODEL_SETTINGS = sorted(lv.LipschitzVAE._fixed_attributes)
+
+
+@pytest.mark.parametrize("name", MODEL_SETTINGS)
+def test_every_model_setting_is_fixed_after_construction(name):
+    model = small_vae(posterior_std=None, std_cap=0.5)
+    model.reconstruct(images())  # traced
+    before = getattr(model, name)
+    with pytest.raises(AttributeError, match=rf"LipschitzVAE\.{name} is fixed.*reconfigured"):
+        setattr(model, name, 0.5)
+    assert getattr(model, name) is before
+
+
+def built(layer: keras.layers.Layer, shape) -> keras.layers.Layer:
+    layer(np.zeros((1, *shape), "float32"))
+    return layer
+
+
+LAYER_SETTINGS = [
+    (lambda: built(ll.LipschitzDense(4, lipschitz=1 / 3), (6,)), sorted(
+        ll.LipschitzDense._fixed_attributes)),
+    (lambda: built(ll.LipschitzConv2D(2, 3, strides=2, lipschitz=0.5), (8, 8, 1)), sorted(
+        ll.LipschitzConv2D._fixed_attributes)),
+    (lambda: built(ll.LipschitzConv2DTranspose(2, 3, strides=2), (4, 4, 2)), sorted(
+        ll.LipschitzConv2DTranspose._fixed_attributes)),
+    (lambda: built(ll.GroupSort(2), (4,)), ["group_size"]),
+    (lambda: built(ll.Scale(1 / 7), (4,)), ["factor"]),
+    (lambda: built(ll.Shift(1e-4), (4,)), ["offset"]),
+    (lambda: built(ll.StdCap(0.1), (4,)), ["max_norm"]),
+]
+
+
+@pytest.mark.parametrize("make, names", LAYER_SETTINGS)
+def test_every_layer_setting_that_a_bound_or_graph_reads_is_fixed(make, names):
+    layer = make()
+    assert "lipschitz" in names or len(names) == 1
+    for name in names:
+        before = getattr(layer, name)
+        with pytest.raises(AttributeError,
+                           match=rf"{type(layer).__name__}\.{name} is fixed.*from_config"):
+            setattr(layer, name, before)
+        assert getattr(layer, name) == before
+    # attributes that nothing traced depends on stay assignable (Keras' own)
+    layer.trainable = False
+    assert not layer.trainable
+
+
+def test_the_reviews_tightened_cap_is_refused_and_reconfigured_samples_with_the_new_cap():
+    model = small_vae(posterior_std=None, std_cap=0.5)
+    std_net = model.encoder_std_net
+    last_dense = [layer for layer in std_net.layers if isinstance(layer, ll.LipschitzDense)][-1]
+    last_dense.bias.assign(np.full(4, 5.0, "float32"))  # every std at the cap
+    x = np.repeat(images(1), 4000, axis=0)
+    spread_before = np.std(model.reconstruct(x), axis=0).mean()
+    np.testing.assert_allclose(model.std_norms(x[:1]), 0.5, rtol=1e-6)
+    with pytest.raises(AttributeError, match="StdCap.max_norm is fixed"):
+        std_net.layers[-1].max_norm = 0.005
+    tightened = model.reconfigured(std_cap=0.005)
+    np.testing.assert_allclose(tightened.std_norms(x[:1]), 0.005, rtol=1e-6)
+    # the sampled reconstruction follows the cap the certificate uses: the decoder is the same
+    # (weights copied), so the spread of f(x) shrinks with sigma, about 100x
+    spread_after = np.std(tightened.reconstruct(x), axis=0).mean()
+    assert spread_after < spread_before / 30, (spread_before, spread_after)
+    assert model.reconstruct(x[:2]).shape == x[:2].shape  # the old model is unchanged
+
+
+def test_reconfigured_copies_every_weight_and_the_noise_state_and_refuses_new_shapes():
+    model = small_vae(posterior_std=0.05, reconstruction="parameter")
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(images(8), epochs=1, batch_size=4, verbose=0)  # moves weights, state and noise
+    mean = model.reconfigured(reconstruction="mean")
+    assert (mean.reconstruction, model.reconstruction) == ("mean", "parameter")
+    assert len(mean.weights) == len(model.weights)
+    for new, old in zip(mean.weights, model.weights):
+        np.testing.assert_array_equal(new.numpy(), old.numpy(), err_msg=old.path)
+    for new, old in zip(mean.decoder_net.layers, model.decoder_net.layers):  # same logits
+        assert ({**new.get_config(), "name": None} == {**old.get_config(), "name": None})
+    np.testing.assert_array_equal(mean.seed_generator.state.numpy(),
+                                  model.seed_generator.state.numpy())
+    x = images()
+    assert mean.lipschitz_constants() == model.lipschitz_constants(reconstruction="mean")
+    np.testing.assert_array_equal(
+        mean.certified_radius(x, 0.5, 0.5),
+        model.certified_radius(x, 0.5, 0.5, reconstruction="mean"))
+    with pytest.raises(ValueError):
+        model.reconfigured(hidden_units=(8,))
+    with pytest.raises(TypeError):
+        model.reconfigured(no_such_setting=1)
+
+
+def test_a_network_whose_layers_changed_after_construction_is_not_certified():
+    model = small_vae(posterior_std=None, std_cap=0.5)
+    x = images()
+    model.reconstruct(x)  # traced with the Shift and the cap
+    assert np.all(np.isfinite(model.certified_radius(x, 0.5, 0.5)))
+    model.encoder_std_net.pop()  # the StdCap
+    for certify in (lambda: model.certified_radius(x, 0.5, 0.5), model.lipschitz_constants,
+                    lambda: model.std_norms(x)):
+        with pytest.raises(RuntimeError, match="encoder_std network's layers changed"):
+            certify()
+
+
+@pytest.mark.parametrize("value", [0.1, 1 / 3, 8.0, 2.0 ** -20 * 3, 7.3e-3, 1e30])
+def test_the_audit_compares_distances_with_r_rounded_down_to_float32(value):
+    """The review: r went to the counting graph as float32(r), up to 6e-8 relative above r."""
+    rounded = attacks._float32_at_most(value)
+    assert rounded.dtype == np.float32
+    assert float(rounded) <= value
+    assert float(np.nextafter(rounded, np.float32(np.inf))) > value
