@@ -439,11 +439,16 @@ class LipschitzVAE(FixedConfig, keras.Model):
         sigmoid(logits). Evaluated in float64 from the float32 logits and rounded once to float32
         (within OUTPUT_ROUNDING per pixel of the exact value, which the certificate accounts for).
         """
+        return self._output(self.decoder_net(self._checked_latents(z), training=training),
+                            reconstruction)
+
+    def _checked_latents(self, z) -> tf.Tensor:
+        """z as a tensor, or ValueError naming z unless its shape is (batch, latent_dim)."""
         z = tf.convert_to_tensor(z)
         if z.shape.rank is not None and (z.shape.rank != 2 or z.shape[-1] not in (None,
                                                                                  self.latent_dim)):
             raise ValueError(f"z must have shape (batch, {self.latent_dim}), got {z.shape}")
-        return self._output(self.decoder_net(z, training=training), reconstruction)
+        return z
 
     def _output(self, logits, reconstruction: str | None = None):
         wide = tf.cast(logits, tf.float64)
@@ -457,8 +462,9 @@ class LipschitzVAE(FixedConfig, keras.Model):
         return tf.cast(value, logits.dtype)
 
     def decode(self, z, training: bool = False) -> tfd.Distribution:
-        """p(x | z) over whole images (event shape = image_shape)."""
-        logits = self.decoder_net(z, training=training)
+        """p(x | z) over whole images (event shape = image_shape), z of shape (batch,
+        latent_dim); ValueError naming z for another shape."""
+        logits = self.decoder_net(self._checked_latents(z), training=training)
         if self.likelihood == "bernoulli":
             pixels = tfd.Bernoulli(logits=logits, dtype=logits.dtype)
         elif self.likelihood == "continuous_bernoulli":

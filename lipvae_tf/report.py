@@ -50,8 +50,10 @@ def summarize(values: np.ndarray) -> dict[str, float]:
 
 def histogram_bins(values: np.ndarray, count: int = 40) -> np.ndarray:
     """`count` shared bins over the finite `values`, never of zero width: values that are all
-    equal (or equal to 1e-6 relative, e.g. every std at its cap) get bins centred on their value,
-    1% of it on either side, so their bar is drawn where they are."""
+    equal (or equal to 1e-6 relative, e.g. every std at its cap) get bins that start at their
+    value and span 2% of it, so their bar is drawn where they are and never reaches below them
+    (centred on it, a bar of radii at 1.00002 straddled the target line at 1 and read as missed:
+    a newcomer's run)."""
     finite = np.asarray(values, np.float64)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -59,9 +61,8 @@ def histogram_bins(values: np.ndarray, count: int = 40) -> np.ndarray:
     low, high = float(finite.min()), float(finite.max())
     scale = max(abs(low), abs(high), 1e-12)
     if high - low <= 1e-6 * scale:
-        centre, half = (low + high) / 2, 0.01 * scale
-        count += 1 - count % 2  # an odd number of bins: the value sits mid-bin, not on an edge
-        return np.linspace(centre - half, centre + half, count + 1)
+        # from 1e-9 below the value (drawn bars carry round-off; the bar must contain it)
+        return np.linspace(low - 1e-9 * scale, low + 0.02 * scale, count + 1)
     return np.linspace(low, high, count + 1)
 
 

@@ -107,6 +107,9 @@ class TrainConfig:
                 and self.min_delta >= 0):
             raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
                              f"{self.min_delta!r}")
+        checks.positive_finite("learning_rate", self.learning_rate)
+        checks.non_negative_finite("beta", self.beta)
+        checks.seed("seed", self.seed)
         std_settings(self)  # the ValueError naming posterior_std or std_cap
         for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS)):
             checks.one_of(name, getattr(self, name), allowed)
@@ -169,8 +172,9 @@ def split_validation(images: np.ndarray, config: TrainConfig) -> tuple[np.ndarra
     count = config.validation_images
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not (
             0 < count <= len(images) - config.batch_size):
-        raise ValueError(f"validation_images must be an integer in [1, {len(images)} - "
-                         f"batch_size = {len(images) - config.batch_size}], got {count!r}")
+        raise ValueError(f"validation_images must be 0 (validate on the test set) or an integer "
+                         f"in [1, {len(images)} - batch_size = "
+                         f"{len(images) - config.batch_size}], got {count!r}")
     order = np.random.default_rng(config.seed).permutation(len(images))
     held_out = np.sort(order[len(images) - count:])
     kept = np.sort(order[:len(images) - count])
@@ -792,20 +796,33 @@ flags.DEFINE_enum("constraint", _DEFAULTS.constraint, list(CONSTRAINT_KINDS),
 
 
 def config_from_flags() -> TrainConfig:
+    """The TrainConfig of the command line. Raises ValueError naming the flag for a value that
+    does not parse or flags that contradict each other (main prints it as one line)."""
     values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)
               if f.name in flags.FLAGS}
+
+    def parsed(flag: str, parse, expected: str):
+        try:
+            return parse(values[flag])
+        except ValueError:
+            raise ValueError(f"--{flag} takes {expected}, got {values[flag]!r}") from None
+
     if values.get("constants") is not None:
-        values["constants"] = tuple(float(c) for c in values["constants"])
+        values["constants"] = parsed("constants", lambda v: tuple(float(c) for c in v),
+                                     "three numbers: M_mu,M_sigma,M_g")
         if len(values["constants"]) != 3:
-            raise app.UsageError("--constants takes three numbers: M_mu,M_sigma,M_g")
-    values["hidden_units"] = tuple(int(u) for u in values["hidden_units"])
+            raise ValueError(f"--constants takes three numbers: M_mu,M_sigma,M_g, got "
+                             f"{len(values['constants'])}")
+        if flags.FLAGS["target_radius"].present:
+            raise ValueError("--target_radius and --constants exclude each other: a target "
+                             "designs the constants, explicit constants ask for no target")
+    values["hidden_units"] = parsed("hidden_units", lambda v: tuple(int(u) for u in v),
+                                    "comma-separated integers")
     gamma = values.get("posterior_std")
     if gamma not in ("auto", None):
-        try:
-            values["posterior_std"] = None if gamma == "learned" else float(gamma)
-        except ValueError:
-            raise app.UsageError(f"--posterior_std takes a number, 'learned' or 'auto', got "
-                                 f"{gamma!r}") from None
+        values["posterior_std"] = parsed(
+            "posterior_std", lambda v: None if v == "learned" else float(v),
+            "a number, 'learned' or 'auto'")
     return TrainConfig(**values)
 
 

@@ -223,8 +223,9 @@ def test_training_and_inference_refuse_bad_images_inside_the_graph(bad, error, m
         assert re.search(match, str(raised.value)), str(raised.value)[-500:]
     if error is None:
         assert all(np.all(np.isfinite(w)) for w in model.get_weights())
-    with pytest.raises(ValueError, match=r"z must have shape \(batch, 2\)"):
-        model.decode_mean(tf.zeros((2, 3)))
+    for decode in (model.decode_mean, model.decode):  # decode: a raw matmul error before
+        with pytest.raises(ValueError, match=r"z must have shape \(batch, 2\)"):
+            decode(tf.zeros((2, 3)))
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -38,6 +38,15 @@ def test_radius_histogram_shows_every_radius(values):
     assert "target" not in " ".join(t.get_text() for t in ax.get_legend().get_texts())
 
 
+def test_equal_radii_above_the_target_are_drawn_right_of_its_line():
+    """A newcomer's run: every radius 1.000019 drawn as a bar centred on it, half left of the
+    target line at 1, read as a missed target."""
+    ax = report.radius_histogram_figure({"best": np.full(1000, 1.000019)}, target=1.0).axes[0]
+    series = _bars(ax)[0]
+    assert sum(height for _, _, height in series) == 1000
+    assert min(left for left, _, _ in series) >= 1.0
+
+
 def test_radius_histogram_draws_the_target_when_one_was_asked_for_and_skips_non_finite():
     values = np.array([1.2, 1.3, np.inf])
     ax = report.radius_histogram_figure({"best": values}, target=1.0).axes[0]

@@ -98,7 +98,7 @@ def test_explicit_constants_and_bad_configs(tmp_path):
 
 
 def test_the_posterior_std_is_fixed_by_default_and_learned_on_request():
-    from absl import app, flags
+    from absl import flags
 
     from lipvae_tf import design
     small = dict(hidden_units=(16, 16))
@@ -128,10 +128,19 @@ def test_the_posterior_std_is_fixed_by_default_and_learned_on_request():
             flags.FLAGS.unparse_flags()
             flags.FLAGS(["lipvae-train", argument])
             assert train.config_from_flags().posterior_std == expected
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["lipvae-train", "--posterior_std=wide"])
-        with pytest.raises(app.UsageError, match="--posterior_std takes a number"):
-            train.config_from_flags()
+        # flags that do not parse or contradict each other: one line naming the flag (a
+        # newcomer's run: raw int()/float() messages, a silently dropped --target_radius)
+        for arguments, message in (
+                (["--posterior_std=wide"], "--posterior_std takes a number"),
+                (["--constants=1,x,3"], "--constants takes three numbers"),
+                (["--hidden_units=512,abc"], "--hidden_units takes comma-separated integers"),
+                (["--constants=3,3,3", "--target_radius=2"], "exclude each other"),
+                (["--learning_rate=-1"], "learning_rate must be"),
+                (["--seed=-1"], "seed must be")):
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS(["lipvae-train", *arguments])
+            with pytest.raises(ValueError, match=message):
+                train.config_from_flags()
     finally:
         flags.FLAGS.unparse_flags()
 
@@ -245,8 +254,9 @@ def test_the_validation_split_is_held_out_of_the_training_set():
                                                              batch_size=100, seed=4))[1]
     assert not np.array_equal(held_out, other)
     for bad in (0, 901):  # (negative, fractional and bool counts: refused by TrainConfig)
-        with pytest.raises(ValueError, match=r"validation_images must be an integer in \[1, "
-                                             r"1000 - batch_size = 900\]"):
+        with pytest.raises(ValueError, match=r"validation_images must be 0 \(validate on the test "
+                                             r"set\) or an integer in \[1, 1000 - batch_size = "
+                                             r"900\]"):
             train.split_validation(images, train.TrainConfig(validation_images=bad,
                                                              batch_size=100))
 
