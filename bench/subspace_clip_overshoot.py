@@ -6,7 +6,7 @@ sample: EPOCHS epochs at Adam 1e-3, then 2 at 1e-4; after each phase the exact n
 kernel over its bound and the test ELBO (1000 images), then the test ELBO after `finalize()`.
 OMEGA scales the conv kernels' per-step correction (over-relaxation; 1 is the package's step).
 
-    .venv/bin/python bench/subspace_clip_overshoot.py mlp|conv [EPOCHS=8] [OMEGA=1]
+    .venv/bin/python bench/subspace_clip_overshoot.py mlp|conv [EPOCHS=8] [OMEGA=1] [SEED=0]
 """
 import os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -27,9 +27,10 @@ def relaxed(kernel, subspace, max_norm):
 lc._subspace_correction = relaxed
 x = data.load_sample("train")[0]
 xt = data.load_sample("test")[0]
-keras.utils.set_random_seed(0)
+seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+keras.utils.set_random_seed(seed)
 kw = dict(hidden_units=(256, 256)) if arch == "mlp" else {}
-m = lv.LipschitzVAE.from_target(1.0, 8.0, latent_dim=10, architecture=arch, seed=0, **kw)
+m = lv.LipschitzVAE.from_target(1.0, 8.0, latent_dim=10, architecture=arch, seed=seed, **kw)
 m.compile(optimizer=keras.optimizers.Adam(1e-3))
 epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 8
 for lr, ep in ((1e-3, epochs), (1e-4, 2)):
@@ -42,4 +43,4 @@ for lr, ep in ((1e-3, epochs), (1e-4, 2)):
                 norms.append(lp.layer_lipschitz_bound(layer) / lp.applied_value(layer.lipschitz, "float32"))
     print(arch, "lr", lr, "kernel norms / bound:", np.round(norms, 4), "test elbo", round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))
 m.finalize()
-print("after finalize test elbo", round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))
+print("omega", omega, "seed", seed, "after finalize test elbo", round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))
