@@ -207,18 +207,21 @@ class LipschitzVAE(FixedConfig, keras.Model):
 
     def _decoder_budget_keeping_logits(self, output_lipschitz: float) -> float:
         """The decoder budget M_g for an output map of constant `output_lipschitz` whose logit
-        network is this one bit for bit: the constructor gives the logits M_g / that constant,
-        so M_g is this model's logit budget times it, nudged by ulps until the quotient is
-        exact (a mode change keeps the trained network and changes only what is certified)."""
+        network is this one: the constructor gives the logits M_g / that constant, so M_g is
+        this model's logit budget times it, the float64 value (among a few ulps) whose quotient
+        is closest (an exact one does not always exist for 1/12). `reconfigured` then checks
+        that every decoder layer applies the same factor."""
+        if output_lipschitz == self.output_lipschitz():
+            return self.decoder_budget
         logits = self.decoder_budget / self.output_lipschitz()
-        budget = logits * output_lipschitz
-        for _ in range(16):
-            quotient = budget / output_lipschitz
-            if quotient == logits:
-                return budget
-            budget = float(np.nextafter(budget, math.inf if quotient < logits else -math.inf))
-        raise ValueError("no decoder budget keeps the logit network under the new output map; "
-                         "pass decoder= explicitly")
+        around = logits * output_lipschitz
+        candidates = [around]
+        for direction in (math.inf, -math.inf):
+            budget = around
+            for _ in range(4):
+                budget = float(np.nextafter(budget, direction))
+                candidates.append(budget)
+        return min(candidates, key=lambda budget: abs(budget / output_lipschitz - logits))
 
     def _check_networks_unchanged(self) -> None:
         """Raises RuntimeError when a network's layers were added, removed or replaced since
@@ -237,9 +240,10 @@ class LipschitzVAE(FixedConfig, keras.Model):
         reconstruction="parameter", std_cap=0.2), holding a copy of every weight (kernels,
         biases, constraint state, the noise generator's state). The settings of a built model
         are fixed (its traced graphs would not follow a change); this is how to change one.
-        Unless `decoder` is among the changes, the decoder's logit network is kept bit for bit:
-        under a new reconstruction mode or likelihood, M_g becomes the logit network's budget
-        times the new output map's constant (e.g. x 1/3 from "parameter" to "mean").
+        Unless `decoder` is among the changes, the decoder's logit network is kept bit for bit
+        (every layer applies the same factor, checked): under a new reconstruction mode or
+        likelihood, M_g becomes the logit network's budget times the new output map's constant
+        (e.g. x 1/3 from "parameter" to "mean").
 
         Raises:
             TypeError: for a name the constructor does not take. ValueError: when the changes
@@ -256,6 +260,14 @@ class LipschitzVAE(FixedConfig, keras.Model):
             config["decoder"] = self._decoder_budget_keeping_logits(
                 _output_lipschitz(config["likelihood"], config["reconstruction"]))
         model = type(self).from_config(config)
+        if "decoder" not in changes:
+            for old, new in zip(self.decoder_net.layers, model.decoder_net.layers):
+                if hasattr(old, "lipschitz") and (
+                        lp.applied_value(old.lipschitz, old.compute_dtype)
+                        != lp.applied_value(new.lipschitz, new.compute_dtype)):
+                    raise ValueError(
+                        f"no decoder budget keeps the factor of decoder layer {old.name!r} under "
+                        "the new output map; pass decoder= explicitly")
         model.set_weights(self.get_weights())
         model.seed_generator.state.assign(self.seed_generator.state)
         return model

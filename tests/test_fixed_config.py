@@ -137,3 +137,19 @@ def test_the_audit_compares_distances_with_r_rounded_down_to_float32(value):
     assert rounded.dtype == np.float32
     assert float(rounded) <= value
     assert float(np.nextafter(rounded, np.float32(np.inf))) > value
+
+
+@pytest.mark.parametrize("decoder", [0.37, 1.0, 2.6180339887, 7.826, 13.3])
+@pytest.mark.parametrize("start, mode", [("parameter", "mean"), ("mean", "parameter")])
+def test_a_mode_change_keeps_every_decoder_factor_for_any_budget(decoder, start, mode):
+    """From "parameter" to "mean" no float64 budget gives the old logit budget exactly for
+    about 12 % of budgets (x 12 then / 12); the factors the layers apply must still agree."""
+    model = small_vae(posterior_std=0.05, reconstruction=start, decoder=decoder)
+    changed = model.reconfigured(reconstruction=mode)
+    for old, new in zip(model.decoder_net.layers, changed.decoder_net.layers):
+        if hasattr(old, "lipschitz"):
+            assert np.float32(old.lipschitz) == np.float32(new.lipschitz)
+    ratio = model.output_lipschitz(mode) / model.output_lipschitz()
+    np.testing.assert_allclose(changed.decoder_budget, decoder * ratio, rtol=1e-15)
+    z = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
+    np.testing.assert_array_equal(changed.decoder_net(z).numpy(), model.decoder_net(z).numpy())
