@@ -504,14 +504,21 @@ class LipschitzVAE(FixedConfig, keras.Model):
         Raises:
             TypeError: (when traced) for non-floating pixels, e.g. uint8 (divide by 255).
             ValueError: (when traced) for a shape other than (batch, *image_shape).
-            tf.errors.InvalidArgumentError: (when run) naming `name`, for NaN, Inf or a pixel
-                outside [0, 1]: `fit`, `evaluate`, `predict`, `encode` and the SavedModel's
+            tf.errors.InvalidArgumentError: (when run) for a shape other than (batch,
+                *image_shape) in a graph traced for any shape; naming `name`, for NaN, Inf or a
+                pixel outside [0, 1]: `fit`, `evaluate`, `predict`, `encode` and the SavedModel's
                 `serving_default` and `encode` refuse such images instead of training on them
                 or answering for them.
         """
         x = tf.convert_to_tensor(x)
         self._check_image_layout(name, x.dtype.is_floating, x.dtype.is_integer, x.dtype.name,
                                  None if x.shape.rank is None else tuple(x.shape))
+        expected = (None, *self.image_shape)
+        if x.shape.rank is None or not x.shape[1:].is_fully_defined():
+            # a trace relaxed to any shape (Keras' predict after a call of another shape): the
+            # shape is checked when run (InvalidArgumentError naming both shapes), and the
+            # networks get the static shape they need
+            x = tf.ensure_shape(x, expected)
         # NaN fails both comparisons, +-Inf one of them
         inside = tf.reduce_all((x >= 0) & (x <= 1))
         with tf.control_dependencies([tf.debugging.Assert(inside, [

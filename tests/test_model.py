@@ -228,6 +228,21 @@ def test_training_and_inference_refuse_bad_images_inside_the_graph(bad, error, m
             decode(tf.zeros((2, 3)))
 
 
+def test_predict_after_predict_refuses_another_image_shape():
+    """A newcomer's run: after a first predict, Keras relaxed the trace to any shape, and a
+    single image or flattened images failed inside Sequential ("Cannot take the length of shape
+    with unknown rank") instead of saying which shape was expected."""
+    model = LipschitzVAE(2, posterior_std=0.05, hidden_units=(8,))
+    x = np.full((5, 28, 28, 1), 0.5, np.float32)
+    first = model.predict(x, verbose=0)
+    for bad in (x[0], x.reshape(5, 784), np.repeat(x, 2, axis=3)):
+        with pytest.raises((ValueError, tf.errors.InvalidArgumentError),
+                           match=r"must have shape \(batch, 28, 28, 1\)|expected shape "
+                                 r"\[\?,28,28,1\]"):
+            model.predict(bad, verbose=0)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), first)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(r=0.0), "r must be"), (dict(r=-1.0), "r must be"), (dict(p=0.4), "p must be"),
     (dict(p=1.0), "p must be"), (dict(method="grid"), "method must be one of"),
