@@ -456,9 +456,18 @@ def main(argv) -> None:
 
 def _main(argv) -> None:
     commands = ("list", "card", "table", "curves", "build", "verify", "export")
-    if len(argv) < 2 or argv[1] not in commands or (
-            len(argv) != (2 if argv[1] in ("list", "table", "curves") else 3)):
-        raise app.UsageError(f"usage: python -m lipvae_tf.zoo {{{'|'.join(commands)}}} [NAME]")
+    without_name = ("list", "table", "curves")
+    usage = f"usage: python -m lipvae_tf.zoo {{{'|'.join(commands)}}} [NAME]"
+    # a bad command line is one line saying what is wrong (ValueError, printed by main)
+    if len(argv) < 2:
+        raise ValueError(f"no command; {usage}")
+    if argv[1] not in commands:
+        raise ValueError(f"unknown command {argv[1]!r}; {usage}")
+    if argv[1] in without_name and len(argv) > 2:
+        raise ValueError(f"{argv[1]} takes no NAME, got {' '.join(argv[2:])!r}")
+    if argv[1] not in without_name and len(argv) != 3:
+        raise ValueError(f"{argv[1]} needs one model NAME (python -m lipvae_tf.zoo list), got "
+                         f"{len(argv) - 2}")
     command, name = argv[1], (argv[2] if len(argv) > 2 else None)
     if command == "list":
         for model in list_models():
@@ -492,7 +501,7 @@ def _main(argv) -> None:
                              "its card")
     elif command == "export":
         if not flags.FLAGS.output:
-            raise app.UsageError("export needs --output")
+            raise ValueError("export needs --output")
         source, target = saved_model_path(name), Path(flags.FLAGS.output)
         if target.exists():
             if not flags.FLAGS.overwrite:

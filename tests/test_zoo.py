@@ -317,3 +317,17 @@ def test_a_build_interrupted_after_training_reuses_the_finished_training(zoo_cop
     assert again["train_seconds"] == first["train_seconds"]  # the same record, not a new run
     assert again["certified_radius"] == first["certified_radius"]
     assert again["test"] == first["test"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["zoo"], "no command"),
+    (["zoo", "bogus"], "unknown command 'bogus'"),
+    (["zoo", "card"], "card needs one model NAME"),
+    (["zoo", "list", "extra"], "list takes no NAME"),
+])
+def test_a_bad_zoo_command_line_says_what_is_wrong(argv, message):
+    """A newcomer's run: each printed the module's help and a bare usage line."""
+    with pytest.raises(SystemExit) as exited:
+        zoo.main(argv)
+    assert str(exited.value).startswith("python -m lipvae_tf.zoo: error: ")
+    assert message in str(exited.value)
