@@ -261,7 +261,13 @@ def _tfds_dataset(name: str, split: str, data_dir: str | None, download: bool) -
     """(uint8 image (28, 28, 1), int64 label) pairs of `split` from TFDS, in file order."""
     builder = _tfds_builder(name, data_dir)
     if download and not builder.is_prepared():
-        builder.download_and_prepare()
+        try:
+            builder.download_and_prepare()
+        except OSError as error:  # requests' ConnectionError is one: no network here
+            raise FileNotFoundError(
+                f"{name} is not prepared in TFDS and downloading it failed ({error}); prepare it "
+                "where there is a network, or use source 'idx' (idx_dir, or Debian's "
+                "dataset-fashion-mnist) or 'sample'") from error
     return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
 
 

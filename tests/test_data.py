@@ -315,6 +315,15 @@ def test_auto_never_downloads_but_forced_tfds_does(monkeypatch, no_debian, empty
     with pytest.raises(Downloaded, match="mnist"):
         data.load_dataset("mnist", "train", source="tfds", data_dir=empty_tfds_dir)
 
+    def offline(self, *args, **kwargs):  # what requests raises here after minutes of retries
+        raise ConnectionError("Failed to establish a new connection")
+
+    # a newcomer's run: a raw ConnectionError traceback; now the error the CLI prints as a line
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    with pytest.raises(FileNotFoundError, match=r"mnist is not prepared in TFDS and downloading "
+                                                r"it failed .*source 'idx'"):
+        data.load_dataset("mnist", "train", source="tfds", data_dir=empty_tfds_dir)
+
 
 def test_tfds_probe_failure_falls_back(monkeypatch, no_debian, empty_tfds_dir):
     def broken(name, data_dir):
