@@ -281,7 +281,7 @@ def test_command_line_lists_and_exports(tmp_path):
     assert (target / "1" / "saved_model.pb").is_file()
     refused = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "build"], capture_output=True,
                              text=True, timeout=120, env=env)
-    assert refused.returncode != 0 and "usage" in refused.stderr
+    assert refused.returncode != 0 and "build needs one model NAME" in refused.stderr
 
 
 def test_build_refuses_to_replace_existing_weights(zoo_copy):
