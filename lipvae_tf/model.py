@@ -201,9 +201,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 f"vae.reconfigured({name}=value)")
 
     def _network_layers(self) -> dict[str, tuple]:
-        nets = {"encoder_mean": self.encoder_mean_net, "encoder_std": self.encoder_std_net,
-                "decoder": self.decoder_net}
-        return {name: tuple(net.layers) if net is not None else () for name, net in nets.items()}
+        return {name: tuple(net.layers) for name, net in self.lipschitz_networks().items()}
 
     def _decoder_budget_keeping_logits(self, output_lipschitz: float) -> float:
         """The decoder budget M_g for an output map of constant `output_lipschitz` whose logit

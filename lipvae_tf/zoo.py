@@ -327,10 +327,10 @@ def audit_reconstructions(model_path: str | Path, images: np.ndarray, r: float,
     (upper confidence bound of the probability <= p), the smallest upper bound and the median
     certificate, per mode."""
     audits = {}
+    trained = keras.models.load_model(model_path, compile=False)
     for mode in RECONSTRUCTIONS:
         print(f"auditing the {mode} certificate on {len(images)} images", flush=True)
-        attacked = keras.models.load_model(model_path, compile=False).reconfigured(
-            reconstruction=mode)
+        attacked = trained.reconfigured(reconstruction=mode)
         certified = attacked.certified_radius(images, r, p)
         positive = certified > 0  # a radius of 0 certifies nothing there is to attack
         upper = (attacks.audit_certificate(attacked, images[positive], certified[positive], r,
