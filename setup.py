@@ -27,7 +27,7 @@ setup(
     ],
     entry_points={"console_scripts": ["lipvae-train = lipvae_tf.train:cli"]},
     extras_require={
-        "test": ["pytest>=7", "scipy"],
+        "test": ["pytest>=7", "scipy", "ruff"],
         "bench": ["numpy"],
         "notebooks": ["nbclient", "nbformat", "ipykernel"],
     },

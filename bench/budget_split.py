@@ -69,8 +69,8 @@ def main() -> None:
         m_sigma = budget["encoder_std"]
         print(f"{label:34s} {budget['encoder_mean']:6.3f} "
               f"{'free' if m_sigma is None else f'{m_sigma:.3f}':>6s} {budget['decoder']:6.3f} "
-              f"{budget['std_cap'] or budget['gamma']:5.2f} {log_px:8.1f} {elbo:8.1f} {radius.min():6.3f} "
-              f"{np.median(radius):6.3f} {seconds:6.1f}", flush=True)
+              f"{budget['std_cap'] or budget['gamma']:5.2f} {log_px:8.1f} {elbo:8.1f} "
+              f"{radius.min():6.3f} {np.median(radius):6.3f} {seconds:6.1f}", flush=True)
     print(f"(design.DEFAULT_ENCODER_MEAN = {design.DEFAULT_ENCODER_MEAN}, "
           f"DEFAULT_STD_CAP = {design.DEFAULT_STD_CAP})")
 

@@ -64,7 +64,8 @@ def compare(batch: int, kinds: list[str]) -> None:
             times[kind].append(time_round(models[kind], x, y, batch))
     best = {kind: float(np.min(t)) for kind, t in times.items()}
     median = {kind: float(np.median(t)) for kind, t in times.items()}
-    print(f"\nMLP 784-512-512-16, GroupSort, batch {batch}, {ROUNDS} rounds x {STEPS_PER_ROUND} steps")
+    print(f"\nMLP 784-512-512-16, GroupSort, batch {batch}, "
+          f"{ROUNDS} rounds x {STEPS_PER_ROUND} steps")
     print(f"{'model':<14}{'ms/step min':>12}{'median':>8}{'ratio (min)':>13}{'ratio (median)':>16}"
           f"{'max sigma after':>17}")
     for kind in kinds:
@@ -79,7 +80,8 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     compare(BATCHES[0], ["plain", "spectral_norm", "bjorck-1", "bjorck-2", "bjorck-3"])
     compare(BATCHES[1], ["plain", "spectral_norm", "bjorck-1"])
-    print("\n(plain Dense kernels are unconstrained; their largest singular value is shown for contrast)")
+    print("\n(plain Dense kernels are unconstrained; "
+          "their largest singular value is shown for contrast)")
 
 
 if __name__ == "__main__":

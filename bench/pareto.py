@@ -148,8 +148,8 @@ def report(path: Path, figure: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    header = (f"| recipe | R* | r | certified min / median | margin median | tightness | "
-              f"audit | log p(x) | ELBO | l2 median | train s |")
+    header = ("| recipe | R* | r | certified min / median | margin median | tightness | "
+              "audit | log p(x) | ELBO | l2 median | train s |")
     print(header + "\n|" + " --- |" * 11)
     for row in sorted(rows, key=lambda q: (q["r"], q["target_radius"], q["recipe"])):
         audit = "-" if row["audit_violations"] is None else row["audit_violations"]

@@ -8,14 +8,21 @@ OMEGA scales the conv kernels' per-step correction (over-relaxation; 1 is the pa
 
     .venv/bin/python bench/subspace_clip_overshoot.py mlp|conv [EPOCHS=8] [OMEGA=1] [SEED=0]
 """
-import os, sys
+import os
+import sys
+
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import numpy as np, keras
+import keras
+import numpy as np
+
 import lipvae_tf as lv
-from lipvae_tf import lipschitz as lp, layers as ll, data
+from lipvae_tf import constraints as lc
+from lipvae_tf import data
+from lipvae_tf import layers as ll
+from lipvae_tf import lipschitz as lp
+
 arch = sys.argv[1]
 omega = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
-from lipvae_tf import constraints as lc
 _step = lc._subspace_correction
 
 
@@ -39,8 +46,12 @@ for lr, ep in ((1e-3, epochs), (1e-4, 2)):
     norms = []
     for net in m.lipschitz_networks().values():
         for layer in net.layers:
-            if isinstance(layer, (ll.LipschitzDense, ll.LipschitzConv2D, ll.LipschitzConv2DTranspose)):
-                norms.append(lp.layer_lipschitz_bound(layer) / lp.applied_value(layer.lipschitz, "float32"))
-    print(arch, "lr", lr, "kernel norms / bound:", np.round(norms, 4), "test elbo", round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))
+            if isinstance(layer, (ll.LipschitzDense, ll.LipschitzConv2D,
+                                  ll.LipschitzConv2DTranspose)):
+                norms.append(lp.layer_lipschitz_bound(layer)
+                             / lp.applied_value(layer.lipschitz, "float32"))
+    print(arch, "lr", lr, "kernel norms / bound:", np.round(norms, 4), "test elbo",
+          round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))
 m.finalize()
-print("omega", omega, "seed", seed, "after finalize test elbo", round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))
+print("omega", omega, "seed", seed, "after finalize test elbo",
+      round(m.evaluate(xt, verbose=0, return_dict=True)["elbo"], 1))

@@ -40,10 +40,21 @@ __all__ = [
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
     from lipvae_tf.constraints import BjorckOrthonormal, SpectralClip, finalize_constraints
     from lipvae_tf.design import LipschitzBudget, design_budget
-    from lipvae_tf.layers import (GroupSort, LipschitzConv2D, LipschitzConv2DTranspose,
-                                  LipschitzDense, MaxMin, Scale, Shift, StdCap)
-    from lipvae_tf.lipschitz import (layer_lipschitz_bound, network_lipschitz_bound,
-                                     register_lipschitz_bound)
+    from lipvae_tf.layers import (
+        GroupSort,
+        LipschitzConv2D,
+        LipschitzConv2DTranspose,
+        LipschitzDense,
+        MaxMin,
+        Scale,
+        Shift,
+        StdCap,
+    )
+    from lipvae_tf.lipschitz import (
+        layer_lipschitz_bound,
+        network_lipschitz_bound,
+        register_lipschitz_bound,
+    )
     from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 

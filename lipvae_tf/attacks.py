@@ -41,7 +41,8 @@ tfd = tfp.distributions
 
 _PROJECTION_STEPS = 40  # bisection steps of the ball-and-box projection (2^-40 relative)
 # Stateless seeds (seed, k): the attacks use k < 2^20 (batch offsets plus small constants), the
-# probability counts k >= 2^20, so the noise that judges a delta never overlaps the noise that found it.
+# probability counts k >= 2^20, so the noise that judges a delta never overlaps the noise that
+# found it.
 _COUNT_STREAM = 2**20
 
 

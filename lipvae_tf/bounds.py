@@ -30,12 +30,26 @@ import numpy as np
 from lipvae_tf import checks
 from lipvae_tf._shared_numerics import (
     HALF_LOG_2PI as _HALF_LOG_2PI,
+)
+from lipvae_tf._shared_numerics import (
     MAGNITUDE_LIMIT as _LIMIT,
+)
+from lipvae_tf._shared_numerics import (
     MAX_TERMS as _MAX_TERMS,
+)
+from lipvae_tf._shared_numerics import (
     POISSON_TAIL as _TAIL,
+)
+from lipvae_tf._shared_numerics import (
     STIRLING as _STIRLING,
+)
+from lipvae_tf._shared_numerics import (
     STIRLING_FROM as _STIRLING_FROM,
+)
+from lipvae_tf._shared_numerics import (
     STIRLING_NEXT as _STIRLING_NEXT,
+)
+from lipvae_tf._shared_numerics import (
     UNIT_ROUNDOFF as _U,  # one float64 operation errs by <= _U relative
 )
 
@@ -140,7 +154,8 @@ def inglot_log_tail(u, m) -> np.ndarray:
 
 
 def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
-    """The chi-square quantile u(d) that ||noise|| must exceed for the reconstruction to move > r."""
+    """The chi-square quantile u(d) that ||noise|| must exceed for the reconstruction to move
+    > r."""
     reach = np.maximum(r / m_g - m_mu * d, 0.0)
     if gamma is not None:
         return reach**2 / (2 * gamma**2)
@@ -230,7 +245,8 @@ def _log_poisson(n, mu):
 
 
 def _window(mu):
-    """Integer range [lo, hi] outside which Poisson(mu) has mass <= e^-_TAIL per side (Bernstein)."""
+    """Integer range [lo, hi] outside which Poisson(mu) has mass <= e^-_TAIL per side
+    (Bernstein)."""
     lo = np.maximum(np.ceil(mu - np.sqrt(2 * _TAIL * mu)), 0.0)
     hi = np.floor(mu + _TAIL / 3 + np.sqrt(_TAIL**2 / 9 + 2 * _TAIL * mu))
     return lo, hi
@@ -260,8 +276,9 @@ def ncx2_cdf_lower(x, m, lam) -> np.ndarray:
 
     Poisson mixture F = sum_j Poisson(j; lam/2) P(m/2 + j, x/2), rearranged into one sum of positive
     terms (docs/theory.md section 3). Leaving terms out and rounding every term down can only lower
-    it, so it never exceeds the true CDF; it is within ~2e-11 of it for lam <= 1e4. Arrays broadcast;
-    x and lam may be +inf. Beyond _MAX_TERMS terms it uses the (sound, looser) Cantelli bound.
+    it, so it never exceeds the true CDF; it is within ~2e-11 of it for lam <= 1e4. Arrays
+    broadcast; x and lam may be +inf. Beyond _MAX_TERMS terms it uses the (sound, looser) Cantelli
+    bound.
     """
     x, lam = np.asarray(x, np.float64), np.asarray(lam, np.float64)
     for name, value in (("x", x), ("lam", lam)):
@@ -331,7 +348,8 @@ def ncx2_radius(m_mu, m_g, r, p=0.5, *, latent_dim: int, gamma) -> np.ndarray:
     lo = np.zeros(x.shape)  # stays 0 where nothing is certified
     hi = (r / (m_g * m_mu)).ravel()  # the mean shift alone reaches r / M_g: P < 1/2 there
     active = np.flatnonzero(np.isfinite(x))  # r / (gamma M_g) > ~1e154 overflows: reported as 0
-    active = active[ncx2_cdf_lower(x[active], latent_dim, 0.0) >= p[active]]  # else even d = 0 fails
+    # else even d = 0 fails
+    active = active[ncx2_cdf_lower(x[active], latent_dim, 0.0) >= p[active]]
     for _ in range(BISECTION_STEPS):
         mid = 0.5 * (lo[active] + hi[active])
         lam = scale[active] * mid**2 * (1 + 4 * _U)  # rounded up

@@ -37,7 +37,7 @@ References:
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import keras
 import numpy as np
@@ -49,7 +49,8 @@ __all__ = [
     "CONSTRAINT_KINDS", "DEFAULT_CONSTRAINT", "DEFAULT_CONV_CONSTRAINT", "MATRIX_KINDS",
     "CONV_KINDS", "DEFAULT_POWER_ITERATIONS", "DEFAULT_SUBSPACE_RANK",
     "DEFAULT_CONV_SUBSPACE_RANK", "DEFAULT_FINALIZE_TOL", "bjorck_orthonormalize",
-    "clip_dense_spectrum", "clip_conv_spectrum", "power_iteration", "subspace_clip", "StatefulConstraint",
+    "clip_dense_spectrum", "clip_conv_spectrum", "power_iteration", "subspace_clip",
+    "StatefulConstraint",
     "BjorckOrthonormal", "SpectralNormClip", "SubspaceClip", "SpectralClip", "iter_layers",
     "constrained_kernels", "finalize_constraints",
 ]
@@ -424,7 +425,7 @@ class SpectralNormClip(StatefulConstraint):
         self.input_hw, self.strides, self.padding = (
             self._exact.input_hw, self._exact.strides, self._exact.padding)
 
-    def exact(self) -> "SpectralClip":
+    def exact(self) -> SpectralClip:
         """The exact clip onto the same ball (what `finalize_constraints` applies once)."""
         return self._exact
 
@@ -500,7 +501,7 @@ class SubspaceClip(StatefulConstraint):
         self.input_hw, self.strides, self.padding = (
             self._exact.input_hw, self._exact.strides, self._exact.padding)
 
-    def exact(self) -> "SpectralClip":
+    def exact(self) -> SpectralClip:
         """The exact clip onto the same ball (what `finalize_constraints` applies once)."""
         return self._exact
 
@@ -656,7 +657,7 @@ def _converge_clip(kernel: np.ndarray, c: SpectralClip, tol: float, max_iter: in
     if measure(kernel) <= c.max_norm:
         return kernel, 0
     w = kernel.astype(np.float64)
-    for iteration in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):  # noqa: B007 (returned: the count used)
         w = clip_conv_spectrum(tf.constant(w), c.max_norm * (1 - tol), grid, c.strides).numpy()
         if measure(w) <= c.max_norm:
             break
@@ -678,8 +679,9 @@ def finalize_constraints(model_or_layers, tol: float = DEFAULT_FINALIZE_TOL,
 
     Björck kernels iterate until ||W^T W - I||_F <= tol / 10; clipped kernels (`SpectralClip`, and
     `SpectralNormClip` and `SubspaceClip`, whose estimates are not trusted here) are clipped exactly
-    (dense: float64 SVD; conv: clip and re-measure until inside). Each float32 result is then re-measured and shrunk
-    if rounding left it above its target, so the largest singular value is <= target.
+    (dense: float64 SVD; conv: clip and re-measure until inside). Each float32 result is then
+    re-measured and shrunk if rounding left it above its target, so the largest singular value is
+    <= target.
     Returns {variable path: iterations used}.
     """
     tol = checks.positive_finite("tol", tol)

@@ -12,7 +12,8 @@ max_xi sigma_max(B(xi)) -- exact, not estimated.
 
 A zero-padded ("same"/"valid") convolution on an n_h x n_w input is a restriction of the
 circular one on any grid N >= n + k - 1 (the input embeds isometrically, the outputs it keeps are
-a subset), so the circular norm on that grid is a guaranteed upper bound. See docs/theory.md section 7.
+a subset), so the circular norm on that grid is a guaranteed upper bound. See docs/theory.md
+section 7.
 
 References:
 - H. Sedghi, V. Gupta, P. M. Long, "The Singular Values of Convolutional Layers", ICLR 2019

@@ -104,7 +104,8 @@ def read_idx(path: str | Path) -> np.ndarray:
         )
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
-        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes, expected {header_size})")
+        raise ValueError(
+            f"{path}: truncated IDX header ({len(data)} bytes, expected {header_size})")
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
     dtype = _IDX_DTYPES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -119,7 +120,8 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def idx_paths(directory: str | Path, split: str) -> tuple[Path, Path]:
-    """The (images, labels) IDX files of `split` in `directory`: the plain file if present, else .gz.
+    """The (images, labels) IDX files of `split` in `directory`: the plain file if present, else
+    .gz.
 
     The returned paths may not exist; the .gz name is returned then (the usual distribution form).
     """
@@ -157,7 +159,8 @@ def load_idx(directory: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise ValueError(
-            f"{label_path}: expected uint8 labels of shape (N,), got {labels.dtype} of shape {labels.shape}"
+            f"{label_path}: expected uint8 labels of shape (N,), got {labels.dtype} of shape "
+            f"{labels.shape}"
         )
     if len(labels) != len(images):
         raise ValueError(
@@ -165,7 +168,8 @@ def load_idx(directory: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
             f"(the number of images in {image_path})"
         )
     if labels.size and labels.max() >= NUM_CLASSES:
-        raise ValueError(f"{label_path}: labels must be in 0..{NUM_CLASSES - 1}, found {labels.max()}")
+        raise ValueError(
+            f"{label_path}: labels must be in 0..{NUM_CLASSES - 1}, found {labels.max()}")
     return images, labels
 
 
@@ -210,7 +214,8 @@ def _sample_uint8(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_sample(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The bundled Fashion-MNIST sample as numpy: float32 images (N, 28, 28, 1) in [0, 1], int64 labels.
+    """The bundled Fashion-MNIST sample as numpy: float32 images (N, 28, 28, 1) in [0, 1], int64
+    labels.
 
     For quick experiments and tests that must not depend on anything outside the package.
     """
@@ -294,7 +299,8 @@ def _require_idx(name: str, split: str, idx_dir: str | Path | None) -> Path:
         )
     for path in idx_paths(directory, split):
         if not path.is_file():
-            raise FileNotFoundError(f"IDX file for {name!r} {split!r} not found: {path} (nor without .gz)")
+            raise FileNotFoundError(
+                f"IDX file for {name!r} {split!r} not found: {path} (nor without .gz)")
     return directory
 
 
@@ -306,7 +312,8 @@ def resolve_source(
     data_dir: str | None = None,
     idx_dir: str | Path | None = None,
 ) -> str:
-    """Which source `load_dataset` reads with these arguments: "tfds", "idx:<directory>" or "sample".
+    """Which source `load_dataset` reads with these arguments: "tfds", "idx:<directory>" or
+    "sample".
 
     With source="auto" the first available of prepared TFDS data, IDX files and the bundled sample
     wins. A forced source that is not available raises FileNotFoundError (except "tfds", which
@@ -407,7 +414,8 @@ def load_dataset(
     ds = _raw_dataset(name, split, resolved, data_dir, download=source == "tfds", limit=limit)
     if shuffle:
         ds = ds.shuffle(_shuffle_buffer(ds), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(_image_and_label if with_labels else _image_only, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(_image_and_label if with_labels else _image_only,
+                num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size is not None:
         ds = ds.batch(batch_size, drop_remainder=False)
     return ds.prefetch(tf.data.AUTOTUNE)

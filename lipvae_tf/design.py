@@ -1,4 +1,5 @@
-"""Robustness upfront: from a target certified radius to a Lipschitz budget (docs/theory.md §7, §11).
+"""Robustness upfront: from a target certified radius to a Lipschitz budget (docs/theory.md
+§7, §11).
 
 Every certificate in `lipvae_tf.bounds` shrinks when a Lipschitz constant or the std cap grows. So
 for a stated (target radius R*, r, p, latent dim m) the constants left free are set as large as the

@@ -24,7 +24,8 @@ relative to a run without a strategy.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import keras
 import numpy as np

@@ -1,7 +1,8 @@
 """Robustness evaluation of trained VAEs: certificates against attacks (docs/theory.md,
 section 8: empirical margins and the certificate audit).
 
-    python -m lipvae_tf.evaluate --models=lip=runs/a/lipschitz_vae.keras,std=runs/a/standard_vae.keras
+    python -m lipvae_tf.evaluate \
+        --models=lip=runs/a/lipschitz_vae.keras,std=runs/a/standard_vae.keras
 
 Per model: certified radii (every method), the estimated margin of `attacks.estimate_margin`
 (Clopper-Pearson, stated confidence), their ratio, an audit of the certificate at 0.99 x its

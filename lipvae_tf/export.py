@@ -12,21 +12,21 @@ Signatures (every one has a batch dimension; H, W, C = model.image_shape, m = la
 | `certify` | `images`, `r` and `p` float64 (None,) | `certified_radius` float64 (None,) |
 | `metadata` | `ignored` float32 (None,) | the frozen constants, latent_dim, gamma, method, ... |
 
-g is the model's certified reconstruction (`model.reconstruction`: "mean", E[x | z], or
-"parameter", sigmoid(logits)); `serving_default` and `certify` both follow it, and the metadata
-says which. `certify` evaluates the certificate `method` in the graph (lipvae_tf.graph_bounds: the formulas of
+g is the model's certified reconstruction (`model.reconstruction`: "mean", E[x | z], or "parameter",
+sigmoid(logits)); `serving_default` and `certify` both follow it, and the metadata says which.
+`certify` evaluates the certificate `method` in the graph (lipvae_tf.graph_bounds: the formulas of
 lipvae_tf.bounds in float64, same rounding) with the Lipschitz constants frozen at export time, so
 it equals `model.certified_radius(x, r, p, method)` to float64 round-off. r and p are float64, not
-float32: rounding p = 0.9 to float32 gives 0.89999998, a lower level, and r = 8.1 gives 8.1000004,
-a larger tolerance; both would certify a slightly larger radius than the one asked for. JSON numbers
+float32: rounding p = 0.9 to float32 gives 0.89999998, a lower level, and r = 8.1 gives 8.1000004, a
+larger tolerance; both would certify a slightly larger radius than the one asked for. JSON numbers
 are parsed by TF Serving into the signature's dtype, so REST clients are not affected. The radius is
 float64 for the same reason (rounding it to float32 could round up). `metadata` returns, for each
 row of its unused input, the values frozen at export: TF Serving's REST API refuses a signature
 without inputs (tensorflow/serving#1676), so it takes one, and one row per input row keeps the row
-format working (`metadata_request()` is the body). A request cannot raise inside a
-graph, so rows with r <= 0, a non-finite r, p outside [1/2, 1), or a non-finite pixel get a NaN
-radius (never a clipped value). r and p must have one entry per image (TF Serving's row format,
-"instances", needs every input to share the batch dimension).
+format working (`metadata_request()` is the body). A request cannot raise inside a graph, so rows
+with r <= 0, a non-finite r, p outside [1/2, 1), or a non-finite pixel get a NaN radius (never a
+clipped value). r and p must have one entry per image (TF Serving's row format, "instances", needs
+every input to share the batch dimension).
 
 Built with `keras.export.ExportArchive` (it saves the variables its endpoints capture, once each;
 `add_endpoint` takes a multi-input `input_signature` whose `tf.TensorSpec` names become the

@@ -1,4 +1,5 @@
-"""Keras layers with known Lipschitz constants (l2), for Sequential, Functional and subclassed models.
+"""Keras layers with known Lipschitz constants (l2), for Sequential, Functional and subclassed
+models.
 
 Linear layers keep their kernel's operator norm <= 1 with a constraint and multiply by a fixed,
 non-trainable `lipschitz` factor, so the layer's constant is `lipschitz` x (measured kernel norm).
@@ -20,9 +21,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from lipvae_tf import checks
+from lipvae_tf import checks, conv_spectrum
 from lipvae_tf import constraints as lc
-from lipvae_tf import conv_spectrum
 from lipvae_tf._fixed_config import FixedConfig
 
 __all__ = [

@@ -13,14 +13,16 @@ layer class of your own. A layer without a rule raises TypeError (never a guess)
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import keras
 import ml_dtypes
 import numpy as np
 import tensorflow as tf
 
-from lipvae_tf import conv_spectrum, layers as ll
+from lipvae_tf import conv_spectrum
+from lipvae_tf import layers as ll
 
 __all__ = [
     "ROUNDOFF_MARGIN", "ROUNDING_ULPS", "ACTIVATION_CONSTANTS", "register_lipschitz_bound",

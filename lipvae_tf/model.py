@@ -21,17 +21,16 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from lipvae_tf import bounds, checks, constraints, design, distribute, forward_error
+from lipvae_tf import bounds, checks, constraints, design, distribute, forward_error, towers
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
-from lipvae_tf import towers
 from lipvae_tf._fixed_config import FixedConfig
 
 __all__ = [
@@ -233,7 +232,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
                     "traced before (fit, predict, reconstruct, the attacks) keep the old ones, so "
                     "no certificate covers both. Build a new model instead")
 
-    def reconfigured(self, **changes) -> "LipschitzVAE":
+    def reconfigured(self, **changes) -> LipschitzVAE:
         """A new model of this class from this model's config with `changes` applied (e.g.
         reconstruction="parameter", std_cap=0.2), holding a copy of every weight (kernels,
         biases, constraint state, the noise generator's state). The settings of a built model
@@ -289,7 +288,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
         decoder: float | None = None,
         min_lipschitz: float = design.DEFAULT_MIN_LIPSCHITZ,
         **kwargs,
-    ) -> "LipschitzVAE":
+    ) -> LipschitzVAE:
         """A model whose budget certifies every input at >= target_radius (robustness upfront).
 
         The constants come from `design.design_budget` (split "decoder" by default: the encoder
@@ -370,7 +369,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
                     conv_filters=self.conv_filters)
 
     @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> "LipschitzVAE":
+    def from_config(cls, config: dict, custom_objects=None) -> LipschitzVAE:
         # configs saved before these were arguments (the zoo's): the reconstruction was
         # sigmoid(logits), the std network constrained, the kernels trained with Björck
         config = {"reconstruction": "parameter", "constrain_std": True, "constraint": "bjorck",

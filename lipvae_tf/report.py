@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+
 # Figure objects, not pyplot: files only, no display, and the process-wide backend (e.g. inline
 # figures in a notebook) is left alone.
 from matplotlib.figure import Figure

@@ -13,7 +13,7 @@ since the activations are 1-Lipschitz.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 

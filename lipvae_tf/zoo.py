@@ -154,7 +154,8 @@ def verify(name: str) -> Path:
         raise ZooIntegrityError(f"{manifest_path}: 'sha256' is not a table of files")
     unlisted = set(_bundled_files(folder)) - set(manifest)
     if unlisted:
-        raise ZooIntegrityError(f"zoo model {name!r}: files not in the manifest: {sorted(unlisted)}")
+        raise ZooIntegrityError(
+            f"zoo model {name!r}: files not in the manifest: {sorted(unlisted)}")
     for relative, expected in manifest.items():
         path = folder / relative
         if not path.is_file():

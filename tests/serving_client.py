@@ -21,7 +21,6 @@ import json
 import sys
 
 
-
 class _RefuseLipvae:
     """Import hook: `import lipvae_tf` (or a submodule) raises ImportError in this process."""
 

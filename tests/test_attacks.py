@@ -44,7 +44,8 @@ def test_projection_is_the_exact_euclidean_projection_onto_ball_and_box():
     x = rng.uniform(0, 1, (6, 5, 5, 1)).astype(np.float32)
     v = rng.normal(0, 1.5, x.shape).astype(np.float32)
     radius = np.array([0.3, 1.0, 2.0, 5.0, 100.0, 0.0], np.float32)
-    projected = attacks.project_ball_box(tf.constant(v), tf.constant(x), tf.constant(radius)).numpy()
+    projected = attacks.project_ball_box(tf.constant(v), tf.constant(x),
+                                         tf.constant(radius)).numpy()
     flat_p, flat_v = projected.reshape(6, -1), v.reshape(6, -1)
     assert np.all(np.linalg.norm(flat_p, axis=1) <= radius + 1e-6)
     assert np.all(x + projected >= -1e-7) and np.all(x + projected <= 1 + 1e-7)
@@ -55,8 +56,8 @@ def test_projection_is_the_exact_euclidean_projection_onto_ball_and_box():
         assert np.all(np.sum((flat_v - flat_p) * (y - flat_p), axis=1) <= 1e-4)
     # A point already feasible is left where it is.
     inside = np.clip(v * 0.01, -x, 1 - x)
-    same = attacks.project_ball_box(tf.constant(inside), tf.constant(x), tf.constant(radius[:4].max()
-                                    * np.ones(6, np.float32))).numpy()
+    same = attacks.project_ball_box(tf.constant(inside), tf.constant(x),
+                                    tf.constant(radius[:4].max() * np.ones(6, np.float32))).numpy()
     np.testing.assert_allclose(same, inside, atol=1e-6)
 
 

@@ -20,7 +20,8 @@ def test_paper_radius_matches_the_published_closed_form():
     settings = _random_settings(2000)
     ours = bounds.paper_markov_radius(**settings)
     for i in range(2000):
-        mu, sg, g, s, r, p = (float(settings[k][i]) for k in ("m_mu", "m_sigma", "m_g", "s", "r", "p"))
+        mu, sg, g, s, r, p = (float(settings[k][i])
+                              for k in ("m_mu", "m_sigma", "m_g", "s", "r", "p"))
         a = mu**2 + sg**2
         inside = a * (1 - p) * r**2 / g**2 - 4 * mu**2 * s**2
         expected = max((math.sqrt(inside) - 2 * sg * s) / a, 0.0) if inside > 0 else 0.0
@@ -37,14 +38,16 @@ def test_markov_radius_solves_its_quadratic_and_beats_the_paper():
     assert np.all(tight >= paper - 1e-12)
     assert np.mean(tight > paper * 1.01) > 0.5  # strictly better on most settings
     d = tight
-    lhs = (settings["m_mu"] * d) ** 2 + (settings["s"] + settings["m_sigma"] * d) ** 2 + settings["s"] ** 2
+    lhs = ((settings["m_mu"] * d) ** 2 + (settings["s"] + settings["m_sigma"] * d) ** 2
+           + settings["s"] ** 2)
     rhs = (1 - settings["p"]) * settings["r"] ** 2 / settings["m_g"] ** 2
     positive = d > 0
     np.testing.assert_allclose(lhs[positive], rhs[positive], rtol=1e-10)
     assert np.all(2 * settings["s"][~positive] ** 2 >= rhs[~positive])
 
 
-@pytest.mark.parametrize("latent_dim,gamma", [(10, None), (2, None), (32, None), (10, 0.05), (2, 0.1)])
+@pytest.mark.parametrize("latent_dim,gamma",
+                         [(10, None), (2, None), (32, None), (10, 0.05), (2, 0.1)])
 def test_chi2_bisection_agrees_with_a_fine_grid_and_never_exceeds_it(latent_dim, gamma):
     settings = _random_settings(40, seed=latent_dim)
     settings["s"] = settings["s"] * 0.2
@@ -96,7 +99,8 @@ def test_monte_carlo_never_below_the_certified_probability(method):
         s = rng.uniform(0, 0.3) * r / m_g
         if method == "chi2_fixed":
             gamma = 0.1 * r / m_g / math.sqrt(latent_dim)
-            radius = bounds.chi2_radius(m_mu, 0.0, m_g, 0.0, r, p, latent_dim=latent_dim, gamma=gamma)
+            radius = bounds.chi2_radius(m_mu, 0.0, m_g, 0.0, r, p, latent_dim=latent_dim,
+                                        gamma=gamma)
         elif method == "ncx2":
             gamma = rng.uniform(0.05, 0.4) * r / m_g / math.sqrt(latent_dim)
             radius = bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)
@@ -168,6 +172,7 @@ def test_every_certificate_stays_finite_and_below_the_mean_shift_limit_up_to_the
     certificates raise and the graph's are NaN (an adversarial review, 2026-12-01: at
     r / M_g = 1e155 the paper's form returned inf and the Markov forms NaN)."""
     import tensorflow as tf
+
     from lipvae_tf import graph_bounds
     rng = np.random.default_rng(11)
     count = 200
@@ -187,7 +192,7 @@ def test_every_certificate_stays_finite_and_below_the_mean_shift_limit_up_to_the
         assert np.isfinite(served[0]) and np.isnan(served[1]), (method, served)
 
 
-# ---- noncentral chi-square (fixed std), mean reconstruction, dispatch ------------------------------
+# ---- noncentral chi-square (fixed std), mean reconstruction, dispatch ----------------------------
 
 def _ncx2_cdf_reference(x, m, lam):
     """scipy's noncentral chi-square CDF (its chi2 at lam = 0, which ncx2 does not accept)."""
@@ -232,9 +237,9 @@ def _log_poisson_60_digits(n, mu):
     """log(mu^n e^-mu / Gamma(n + 1)) in 60-digit decimals (Stirling, 10 terms, at z >= 30)."""
     from decimal import Decimal, localcontext
     from fractions import Fraction
-    bernoulli = [Fraction(1, 6), Fraction(-1, 30), Fraction(1, 42), Fraction(-1, 30), Fraction(5, 66),
-                 Fraction(-691, 2730), Fraction(7, 6), Fraction(-3617, 510), Fraction(43867, 798),
-                 Fraction(-174611, 330)]
+    bernoulli = [Fraction(1, 6), Fraction(-1, 30), Fraction(1, 42), Fraction(-1, 30),
+                 Fraction(5, 66), Fraction(-691, 2730), Fraction(7, 6), Fraction(-3617, 510),
+                 Fraction(43867, 798), Fraction(-174611, 330)]
     with localcontext() as context:
         context.prec = 60
         pi = Decimal("3.14159265358979323846264338327950288419716939937510582097494459")
@@ -328,8 +333,8 @@ def test_ncx2_harness_sees_a_radius_overstated_by_5_percent():
         m_mu, m_g, r = 2.0, 1.5, 4.0
         gamma = 0.2 * r / m_g / math.sqrt(latent_dim)
         radius = float(bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma))
-        empirical = _monte_carlo_probability(1.05 * radius, m_mu, 0.0, m_g, 0.0, r, latent_dim, True,
-                                             rng, gamma=gamma)
+        empirical = _monte_carlo_probability(1.05 * radius, m_mu, 0.0, m_g, 0.0, r, latent_dim,
+                                             True, rng, gamma=gamma)
         assert empirical < p - 4 * math.sqrt(p * (1 - p) / 200_000), (latent_dim, p, empirical)
 
 
@@ -352,7 +357,8 @@ def test_best_for_a_fixed_std_takes_ncx2():
     m_mu, m_g, r, p, rng = _fixed_settings(100, 4)
     gamma = rng.uniform(0.02, 0.3, 100) * r / m_g / math.sqrt(10)
     noise = dict(m_sigma=rng.uniform(0, 5, 100), s=rng.uniform(0, 1, 100))  # ignored with gamma
-    best = bounds.best_radius(m_mu, noise["m_sigma"], m_g, noise["s"], r, p, latent_dim=10, gamma=gamma)
+    best = bounds.best_radius(m_mu, noise["m_sigma"], m_g, noise["s"], r, p, latent_dim=10,
+                              gamma=gamma)
     s = gamma * math.sqrt(10) * (1 + 2**-51)
     expected = np.maximum.reduce([
         bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=10, gamma=gamma),
@@ -360,7 +366,8 @@ def test_best_for_a_fixed_std_takes_ncx2():
         bounds.markov_radius(m_mu, 0.0, m_g, s, r, p),
         bounds.paper_markov_radius(m_mu, 0.0, m_g, s, r, p)])
     np.testing.assert_array_equal(best, expected)
-    np.testing.assert_array_equal(best, bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=10, gamma=gamma))
+    np.testing.assert_array_equal(best, bounds.ncx2_radius(m_mu, m_g, r, p, latent_dim=10,
+                                                           gamma=gamma))
 
 
 def test_radius_dispatches_over_methods():
@@ -416,7 +423,8 @@ def _ncx2(r=1.0, m_g=1.0, p=0.5, latent_dim=4, **gamma):
     (lambda: bounds.ncx2_cdf_lower(1.0, 2.5, 1.0), TypeError, "m must be"),
     (lambda: bounds.ncx2_cdf_lower(1.0, np.array([2, 0]), 1.0), ValueError, "m must be"),
     (lambda: bounds.mean_reconstruction_radius(1.0, 0.0, 1.0), ValueError, "m_g must be > 0"),
-    (lambda: bounds.mean_reconstruction_radius(np.inf, 1.0, 1.0), ValueError, "m_mu must be finite"),
+    (lambda: bounds.mean_reconstruction_radius(np.inf, 1.0, 1.0), ValueError,
+     "m_mu must be finite"),
     (lambda: bounds.radius("markov", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=2, gamma=-1.0), ValueError,
      "gamma must be > 0"),
     (lambda: bounds.radius("markov", 1.0, 1.0, 1.0, -0.1, 1.0, latent_dim=2), ValueError,

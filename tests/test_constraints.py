@@ -108,14 +108,14 @@ def test_finalize_is_idempotent():
     conv.kernel.assign(np.random.normal(size=(3, 3, 2, 3)).astype("float32") * 2.0)
     layers = [*_mlp("bjorck", bjorck_iterations=1).layers, *_mlp("spectral", lipschitz=2.0).layers,
               conv]
-    for kernel in [l.kernel for l in layers if hasattr(l, "kernel")]:
+    for kernel in [layer.kernel for layer in layers if hasattr(layer, "kernel")]:
         kernel.assign(kernel * 1.5)
     first = lc.finalize_constraints(layers)
     assert all(used > 0 for used in first.values())
-    kernels = [l.kernel.numpy().copy() for l in layers if hasattr(l, "kernel")]
+    kernels = [layer.kernel.numpy().copy() for layer in layers if hasattr(layer, "kernel")]
     second = lc.finalize_constraints(layers)
     assert set(second.values()) == {0}
-    for old, layer in zip(kernels, [l for l in layers if hasattr(l, "kernel")]):
+    for old, layer in zip(kernels, [item for item in layers if hasattr(item, "kernel")]):
         np.testing.assert_array_equal(old, layer.kernel.numpy())
 
 

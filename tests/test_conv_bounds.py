@@ -1,12 +1,13 @@
-"""The conv bound is >= the true operator norm of the real TF convolution, and exact where claimed."""
+"""The conv bound is >= the true operator norm of the real TF convolution, and exact where
+claimed."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from operators import exact_norm, power_iteration_norm
 
 from lipvae_tf import layers as ll
 from lipvae_tf.constraints import finalize_constraints
 from lipvae_tf.lipschitz import conv_norm_bound, layer_lipschitz_bound
-from operators import exact_norm, power_iteration_norm
 
 CASES = [  # (input size, kernel size, c_in, c_out, stride)
     (8, 3, 2, 3, 1),

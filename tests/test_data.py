@@ -1,4 +1,5 @@
-"""lipvae_tf.data: IDX parsing, the bundled sample, source resolution (TFDS, IDX, sample), options."""
+"""lipvae_tf.data: IDX parsing, the bundled sample, source resolution (TFDS, IDX, sample),
+options."""
 import gzip
 import shutil
 import struct
@@ -10,13 +11,15 @@ import tensorflow as tf
 
 from lipvae_tf import data
 
-_IDX_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
+_IDX_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D,
+              np.float64: 0x0E}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """IDX encoding of `array`, written independently of the reader under test."""
     code = _IDX_CODES[array.dtype.type]
-    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = (struct.pack(">BBBB", 0, 0, code, array.ndim)
+              + struct.pack(f">{array.ndim}I", *array.shape))
     return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
 
 
@@ -38,7 +41,8 @@ def write_idx_dir(directory: Path, gz: bool = True, n_train: int = 12, n_test: i
     directory.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
     written = {}
-    for seed, (split, prefix, n) in enumerate((("train", "train", n_train), ("test", "t10k", n_test))):
+    for seed, (split, prefix, n) in enumerate((("train", "train", n_train),
+                                               ("test", "t10k", n_test))):
         images, labels = fake_split(seed, n)
         write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", images, gz)
         write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", labels, gz)
@@ -83,12 +87,14 @@ def test_load_idx_and_idx_source_round_trip(tmp_path, no_debian, gz):
     images, labels = data.load_idx(tmp_path / "idx", "test")
     np.testing.assert_array_equal(images, written["test"][0])
     np.testing.assert_array_equal(labels, written["test"][1])
-    ds = data.load_dataset("mnist", "train", source="idx", idx_dir=tmp_path / "idx", with_labels=True)
+    ds = data.load_dataset("mnist", "train", source="idx", idx_dir=tmp_path / "idx",
+                           with_labels=True)
     got = as_numpy(ds)
     assert len(got) == 12
     x, y = got[0]
     assert x.dtype == np.float32 and x.shape == (28, 28, 1) and y.dtype == np.int64
-    np.testing.assert_allclose(np.stack([g[0] for g in got])[..., 0], written["train"][0] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(np.stack([g[0] for g in got])[..., 0], written["train"][0] / 255.0,
+                               rtol=1e-6)
     np.testing.assert_array_equal([g[1] for g in got], written["train"][1])
 
 
@@ -144,7 +150,8 @@ def test_count_mismatch_names_the_labels_file(tmp_path):
 def test_wrong_image_shape_and_label_values_are_refused(tmp_path):
     write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((2, 27, 28), np.uint8), gz=False)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(2, np.uint8), gz=False)
-    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: expected uint8 images of shape \(N, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: expected uint8 images "
+                                         r"of shape \(N, 28, 28\)"):
         data.load_idx(tmp_path, "test")
     write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((2, 28, 28), np.uint8), gz=False)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([3, 10], np.uint8), gz=False)
@@ -211,8 +218,10 @@ def test_auto_falls_back_to_the_sample(no_debian, empty_tfds_dir):
 def test_auto_uses_the_debian_directory_when_present(monkeypatch, tmp_path, empty_tfds_dir):
     written = write_idx_dir(tmp_path / "debian")
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "debian")
-    assert data.resolve_source("fashion_mnist", "train", data_dir=empty_tfds_dir) == f"idx:{tmp_path / 'debian'}"
-    (batch,) = as_numpy(data.load_dataset("fashion_mnist", "train", data_dir=empty_tfds_dir, batch_size=64))
+    assert (data.resolve_source("fashion_mnist", "train", data_dir=empty_tfds_dir)
+            == f"idx:{tmp_path / 'debian'}")
+    (batch,) = as_numpy(data.load_dataset("fashion_mnist", "train", data_dir=empty_tfds_dir,
+                                          batch_size=64))
     np.testing.assert_allclose(batch[..., 0], written["train"][0] / 255.0, rtol=1e-6)
     # MNIST never reads the Fashion-MNIST files.
     with pytest.raises(FileNotFoundError, match=r"'mnist'"):
@@ -225,9 +234,11 @@ def test_idx_dir_takes_precedence_over_debian(monkeypatch, tmp_path, empty_tfds_
     write_idx_dir(tmp_path / "debian")
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "debian")
     mine = write_idx_dir(tmp_path / "mine", gz=False, n_test=4)
-    got = data.resolve_source("fashion_mnist", "test", data_dir=empty_tfds_dir, idx_dir=tmp_path / "mine")
+    got = data.resolve_source("fashion_mnist", "test", data_dir=empty_tfds_dir,
+                              idx_dir=tmp_path / "mine")
     assert got == f"idx:{tmp_path / 'mine'}"
-    ds = data.load_dataset("fashion_mnist", "test", data_dir=empty_tfds_dir, idx_dir=tmp_path / "mine")
+    ds = data.load_dataset("fashion_mnist", "test", data_dir=empty_tfds_dir,
+                           idx_dir=tmp_path / "mine")
     assert len(as_numpy(ds)) == len(mine["test"][0]) == 4
 
 
@@ -237,7 +248,8 @@ def test_unavailable_forced_sources(tmp_path, no_debian):
     with pytest.raises(FileNotFoundError, match=r"idx_dir"):
         data.load_dataset("mnist", "train", source="idx")
     (tmp_path / "half").mkdir()
-    write_idx(tmp_path / "half" / "train-images-idx3-ubyte", np.zeros((1, 28, 28), np.uint8), gz=False)
+    write_idx(tmp_path / "half" / "train-images-idx3-ubyte", np.zeros((1, 28, 28), np.uint8),
+              gz=False)
     with pytest.raises(FileNotFoundError, match=r"half/train-labels-idx1-ubyte\.gz"):
         data.load_dataset("mnist", "train", source="idx", idx_dir=tmp_path / "half")
     with pytest.raises(ValueError, match=r"source='sample'.*fashion_mnist.*'mnist'"):
@@ -264,8 +276,10 @@ def prepared_tfds(tmp_path_factory):
     written = write_idx_dir(root / "idx", gz=False, n_train=9, n_test=5)
     prefix = root / "idx"
     files = {
-        "train_data": prefix / "train-images-idx3-ubyte", "train_labels": prefix / "train-labels-idx1-ubyte",
-        "test_data": prefix / "t10k-images-idx3-ubyte", "test_labels": prefix / "t10k-labels-idx1-ubyte",
+        "train_data": prefix / "train-images-idx3-ubyte",
+        "train_labels": prefix / "train-labels-idx1-ubyte",
+        "test_data": prefix / "t10k-images-idx3-ubyte",
+        "test_labels": prefix / "t10k-labels-idx1-ubyte",
     }
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tfds_mnist, "_TRAIN_EXAMPLES", 9)
@@ -287,16 +301,19 @@ def test_prepared_tfds_is_taken_first(prepared_tfds, monkeypatch, tmp_path, name
     data_dir, written = prepared_tfds
     write_idx_dir(tmp_path / "debian")  # IDX files present too: TFDS must still win
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "debian")
-    assert data.resolve_source(name, "test", data_dir=data_dir, idx_dir=tmp_path / "debian") == "tfds"
+    assert data.resolve_source(name, "test", data_dir=data_dir,
+                               idx_dir=tmp_path / "debian") == "tfds"
     got = as_numpy(data.load_dataset(name, "test", data_dir=data_dir, with_labels=True))
     images = np.stack([g[0] for g in got])
     assert images.dtype == np.float32 and images.shape == (5, 28, 28, 1)
     assert images.min() == 0.0 and images.max() == 1.0
     # TFDS stores the examples in its own order; compare as sets of (image, label).
     want_images, want_labels = written["test"]
-    np.testing.assert_allclose(_sorted_rows(images[..., 0]), _sorted_rows(want_images / 255.0), rtol=1e-6)
+    np.testing.assert_allclose(_sorted_rows(images[..., 0]), _sorted_rows(want_images / 255.0),
+                               rtol=1e-6)
     assert sorted(int(g[1]) for g in got) == sorted(want_labels.tolist())
-    assert len(as_numpy(data.load_dataset(name, "train", source="tfds", data_dir=data_dir, limit=4))) == 4
+    assert len(as_numpy(data.load_dataset(name, "train", source="tfds", data_dir=data_dir,
+                                          limit=4))) == 4
 
 
 def test_auto_never_downloads_but_forced_tfds_does(monkeypatch, no_debian, empty_tfds_dir):
@@ -346,7 +363,8 @@ def test_limit_and_batches():
     batches = as_numpy(ds)
     assert [len(b) for b in batches] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate(batches), first)
-    labelled = as_numpy(data.load_dataset("fashion_mnist", "train", source="sample", limit=3, with_labels=True))
+    labelled = as_numpy(data.load_dataset("fashion_mnist", "train", source="sample", limit=3,
+                                          with_labels=True))
     assert [int(y) for _, y in labelled] == data.load_sample("train")[1][:3].tolist()
 
 
@@ -358,11 +376,13 @@ def test_shuffle_is_deterministic_per_seed():
         return [np.round(x.sum(axis=(1, 2, 3)), 3).tolist() for x, _ in as_numpy(ds.repeat(epochs))]
 
     plain = [np.round(x.sum(axis=(1, 2, 3)), 3).tolist()
-             for x in as_numpy(data.load_dataset("fashion_mnist", "test", source="sample", limit=50, batch_size=50))]
+             for x in as_numpy(data.load_dataset("fashion_mnist", "test", source="sample",
+                                                 limit=50, batch_size=50))]
     assert len(set(plain[0])) == 50
     epoch1, epoch2 = order(seed=3, epochs=2)
     assert order(seed=3) == [epoch1]
-    assert sorted(epoch1) == sorted(plain[0]) and epoch1 != plain[0]  # a permutation of the first 50
+    # a permutation of the first 50
+    assert sorted(epoch1) == sorted(plain[0]) and epoch1 != plain[0]
     assert order(seed=4)[0] != epoch1
     assert epoch2 != epoch1 and sorted(epoch2) == sorted(epoch1)  # reshuffled every epoch
 
@@ -370,9 +390,11 @@ def test_shuffle_is_deterministic_per_seed():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(name="cifar10"), ValueError, r"name must be one of \('fashion_mnist', 'mnist'\), got 'cifar10'"),
+        (dict(name="cifar10"), ValueError,
+         r"name must be one of \('fashion_mnist', 'mnist'\), got 'cifar10'"),
         (dict(split="validation"), ValueError, r"split must be one of \('train', 'test'\)"),
-        (dict(source="web"), ValueError, r"source must be one of \('auto', 'tfds', 'idx', 'sample'\)"),
+        (dict(source="web"), ValueError,
+         r"source must be one of \('auto', 'tfds', 'idx', 'sample'\)"),
         (dict(limit=0), ValueError, r"limit must be an integer >= 1, got 0"),
         (dict(limit=-5), ValueError, r"limit must be an integer >= 1"),
         (dict(limit=2.5), TypeError, r"limit must be an integer"),

@@ -141,7 +141,7 @@ def test_a_rest_body_fed_as_tf_serving_does_gives_the_keras_outputs(exported, se
 
 def test_signature_names_dtypes_and_shapes(exported, served):
     _, results = served
-    for name, e in exported.items():
+    for e in exported.values():
         shape = [None, *e["model"].image_shape]
         signatures = results["signatures"][e["dir"]]
         assert set(signatures) == set(export.SIGNATURES)
@@ -235,7 +235,7 @@ def test_every_signature_refuses_images_of_another_shape(exported, shape):
     calls = {"certify": lambda: loaded.signatures["certify"](images=images, r=rows[0], p=rows[1]),
              "serving_default": lambda: loaded.signatures["serving_default"](images=images),
              "encode": lambda: loaded.signatures["encode"](images=images)}
-    for name, call in calls.items():
+    for call in calls.values():
         with pytest.raises(tf.errors.InvalidArgumentError):
             call()
 

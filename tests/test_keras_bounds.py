@@ -5,9 +5,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from operators import dense_matrix
 
 from lipvae_tf import lipschitz as lp
-from operators import dense_matrix
 
 
 def _exact(layer, input_shape) -> float:

@@ -3,11 +3,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from operators import max_ratio_by_attack
 
 from lipvae_tf import constraints as lc
 from lipvae_tf import layers as ll
 from lipvae_tf.lipschitz import layer_lipschitz_bound, network_lipschitz_bound
-from operators import max_ratio_by_attack
 
 
 @pytest.mark.parametrize("layer", [ll.GroupSort(2), ll.GroupSort(4), ll.MaxMin()])
@@ -18,7 +18,8 @@ def test_activations_preserve_gradient_norm_and_values(layer):
         tape.watch(x)
         y = layer(x)
     grad = tape.gradient(y, x, output_gradients=upstream)
-    np.testing.assert_allclose(tf.norm(grad, axis=1).numpy(), tf.norm(upstream, axis=1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(tf.norm(grad, axis=1).numpy(), tf.norm(upstream, axis=1).numpy(),
+                               rtol=1e-6)
     # A permutation of each row: same multiset of values.
     np.testing.assert_array_equal(np.sort(y.numpy(), axis=1), np.sort(x.numpy(), axis=1))
 
@@ -156,7 +157,8 @@ def test_subclassed_and_functional_models_train_save_and_bound(tmp_path):
     x = np.random.normal(size=(128, 10)).astype("float32")
     y = np.random.normal(size=(128, 4)).astype("float32")
     inputs = keras.Input((10,))
-    functional = keras.Model(inputs, ll.LipschitzDense(4)(ll.MaxMin()(ll.LipschitzDense(32)(inputs))))
+    functional = keras.Model(inputs,
+                             ll.LipschitzDense(4)(ll.MaxMin()(ll.LipschitzDense(32)(inputs))))
     for model in (SubclassedEncoder(), functional):
         model.compile("adam", "mse")
         history = model.fit(x, y, epochs=2, verbose=0)

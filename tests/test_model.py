@@ -1,4 +1,5 @@
-"""LipschitzVAE: robustness upfront, measured constants, empirical Lipschitz checks, Keras idioms."""
+"""LipschitzVAE: robustness upfront, measured constants, empirical Lipschitz checks, Keras
+idioms."""
 import re
 
 import keras
@@ -6,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from operators import max_ratio_by_attack
 
 from lipvae_tf import bounds
 from lipvae_tf.model import LipschitzVAE, StandardVAE
-from operators import max_ratio_by_attack
 
 tfd = tfp.distributions
 SMALL = dict(hidden_units=(64, 64), conv_filters=(8, 16))

@@ -36,8 +36,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 VENV_BIN = Path(sys.executable).parent
@@ -55,12 +53,15 @@ SKIPS: list[tuple[str, str]] = [
     (r"make run\b", "the main job (minutes); tests/test_train.py runs its code on tiny limits, "
                     "and a tiny run (MAKE_RUN_STAND_IN) writes the files it leaves"),
     (r"make test\b", "the test suite itself"),
-    (r"pip install\b", "changes the shared virtualenv and needs PyPI; make test installs the extra"),
-    (r"(LIPVAE_QUICK=1 )?jupyter execute\b", "the notebooks: tests/test_notebooks.py runs all four"),
+    (r"pip install\b", "changes the shared virtualenv and needs PyPI; "
+                       "make test installs the extra"),
+    (r"(LIPVAE_QUICK=1 )?jupyter execute\b", "the notebooks: tests/test_notebooks.py "
+                                             "runs all four"),
     (r"docker run\b", "no docker engine on this machine (README: 'Not run here')"),
     (r"curl\b", "needs a TF Serving server (none here); tests/test_export.py checks the bodies"),
     (r"python -m lipvae_tf\.zoo build\b", "retrains a bundled model on the full data set "
-                                          "(minutes to hours); tests/test_zoo.py builds a tiny one"),
+                                          "(minutes to hours); "
+                                          "tests/test_zoo.py builds a tiny one"),
     (r"TF_CONFIG=", "a multi-worker run needs both shells at once; tests/test_distribute.py runs "
                     "two workers"),
 ]

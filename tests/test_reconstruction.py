@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from operators import max_ratio_by_attack
 
 from lipvae_tf import attacks, data, zoo
 from lipvae_tf import layers as ll
 from lipvae_tf.model import CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ, LipschitzVAE
-from operators import max_ratio_by_attack
 
 tfd = tfp.distributions
 SMALL = dict(hidden_units=(64, 64))

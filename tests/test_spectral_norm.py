@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lipvae_tf import constraints as lc, data, layers as ll
+from lipvae_tf import constraints as lc
+from lipvae_tf import data
+from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf.model import LipschitzVAE
 
@@ -254,8 +256,9 @@ def test_a_stale_vector_misses_the_norm_but_finalize_and_the_certificate_do_not(
     assert abs(float(np.dot(layer.power_vector.numpy(), u[:, 0]))) < 1e-3
     # un-finalized, the certificate uses the measured norm (3x the layer's factor) ...
     x = data.load_sample("test")[0][:32]
-    measured = np.prod([l.lipschitz * _exact_norm(l) for l in model.encoder_mean_net.layers
-                        if isinstance(l, ll.LipschitzDense)])
+    measured = np.prod([dense.lipschitz * _exact_norm(dense)
+                        for dense in model.encoder_mean_net.layers
+                        if isinstance(dense, ll.LipschitzDense)])
     constants = model.lipschitz_constants()
     assert constants["encoder_mean"] >= 2.9 * model.encoder_mean_budget
     assert constants["encoder_mean"] == pytest.approx(measured, rel=1e-6)

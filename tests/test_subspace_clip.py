@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lipvae_tf import constraints as lc, conv_spectrum as cs, data, layers as ll
+from lipvae_tf import constraints as lc
+from lipvae_tf import conv_spectrum as cs
+from lipvae_tf import data
+from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf.model import LipschitzVAE
 

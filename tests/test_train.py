@@ -123,7 +123,8 @@ def test_the_posterior_std_is_fixed_by_default_and_learned_on_request():
             LipschitzVAE.from_target(1.0, 8.0, **kwargs, **small)
     # the command line: a number, "learned" or "auto"
     try:
-        for argument, expected in (("--posterior_std=learned", None), ("--posterior_std=0.03", 0.03),
+        for argument, expected in (("--posterior_std=learned", None),
+                                   ("--posterior_std=0.03", 0.03),
                                    ("--posterior_std=auto", "auto")):
             flags.FLAGS.unparse_flags()
             flags.FLAGS(["lipvae-train", argument])

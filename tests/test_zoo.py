@@ -199,7 +199,8 @@ def test_bundled_model_reproduces_its_card(name):
         evaluation = card["robustness_evaluation"]
         assert evaluation["certificate_violations"] == 0
         assert all(a["violations"] == 0 for a in card["audits_by_reconstruction"].values())
-        assert evaluation["estimated_margin"]["median"] >= card["certified_radius"]["best"]["median"]
+        assert (evaluation["estimated_margin"]["median"]
+                >= card["certified_radius"]["best"]["median"])
 
 
 def test_the_cards_table_shows_every_bundled_card_with_its_values():

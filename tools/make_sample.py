@@ -59,7 +59,8 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def make_sample(idx_dir: Path, train_per_class: int, test_per_class: int, seed: int) -> dict[str, np.ndarray]:
+def make_sample(idx_dir: Path, train_per_class: int, test_per_class: int,
+                seed: int) -> dict[str, np.ndarray]:
     """The sample's arrays, chosen from the IDX files in `idx_dir`."""
     rng = np.random.default_rng(seed)
     arrays = {}
@@ -91,7 +92,8 @@ def main() -> None:
           f"{len(arrays['x_train'])} train + {len(arrays['x_test'])} test images")
     print(f"sha256 {digest}")
     if digest != data.SAMPLE_SHA256:
-        print("NOTE: differs from lipvae_tf.data.SAMPLE_SHA256; update it if this sample is intended")
+        print("NOTE: differs from lipvae_tf.data.SAMPLE_SHA256; "
+              "update it if this sample is intended")
 
 
 if __name__ == "__main__":

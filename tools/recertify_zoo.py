@@ -44,8 +44,10 @@ def recertify(name: str) -> dict:
     report.write_json(card, str(folder / "card.json"))
     zoo.write_manifest(folder)
     best = card["certified_radius"]["best"]
+    by_reconstruction = {k: round(v["median"], 4)
+                         for k, v in card["certified_radius_by_reconstruction"].items()}
     print(f"{name}: best min {best['min']:.4f} median {best['median']:.4f}; "
-          f"by reconstruction { {k: round(v['median'], 4) for k, v in card['certified_radius_by_reconstruction'].items()} }; "
+          f"by reconstruction {by_reconstruction}; "
           f"audits {audits}", flush=True)
     return card
 
