@@ -20,8 +20,9 @@ References:
 """
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -535,33 +536,147 @@ class LipschitzVAE(FixedConfig, keras.Model):
 
     # ----- Keras training loop -------------------------------------------------------------
 
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, **kwargs) -> None:
+        """Keras' `compile` for the optimizer and the execution options (`run_eagerly`,
+        `steps_per_execution`, `jit_compile`, ...).
+
+        The model trains on its own loss, the negative beta-ELBO of each image (nats, averaged
+        over the batch, weighted by `sample_weight` / `class_weight` when `fit` gets them), and
+        reports its own metrics: loss, elbo, reconstruction_log_likelihood and kl (nats per
+        image). Callbacks that watch "elbo" or "val_elbo" need mode="max" (Keras cannot tell the
+        direction of a model's own metric).
+
+        Raises:
+            ValueError: for `loss`, `loss_weights`, `metrics` or `weighted_metrics`, which this
+                model would not use.
+        """
+        given = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                 "weighted_metrics": weighted_metrics}
+        unused = [name for name, value in given.items() if value is not None and value != []]
+        if unused:
+            raise ValueError(
+                f"{type(self).__name__}.compile got {', '.join(unused)}, which it would not use: "
+                "the model trains on its negative ELBO and reports loss, elbo, "
+                "reconstruction_log_likelihood and kl itself; compile it with an optimizer only "
+                "(e.g. vae.compile(keras.optimizers.Adam(1e-3)))")
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def fit(self, *args, **kwargs):
+        """Keras' `fit`, with the inputs checked first (`check_keras_inputs`: x and
+        validation_data) and `sample_weight` kept when no y is given: Keras drops the weights
+        of an (x, None, weights) call, so x stands in for y (an autoencoder's target).
+
+        Raises:
+            TypeError / ValueError: naming x or validation_data, for a dict, a shape other than
+                (batch, *image_shape), integer pixels, or no images at all.
+        """
+        arguments = _with_weights_kept(inspect.signature(super().fit).bind(*args, **kwargs))
+        self.check_keras_inputs(arguments.get("x"), "x", allow_empty=False)
+        validation = arguments.get("validation_data")
+        if validation is not None:
+            self.check_keras_inputs(
+                validation[0] if isinstance(validation, (tuple, list)) else validation,
+                "validation_data", allow_empty=False)
+        return super().fit(**arguments)
+
+    def evaluate(self, *args, **kwargs):
+        """Keras' `evaluate`, with x checked first and `sample_weight` kept as in `fit`.
+
+        Raises:
+            TypeError / ValueError: naming x, as `fit`.
+        """
+        arguments = _with_weights_kept(inspect.signature(super().evaluate).bind(*args, **kwargs))
+        self.check_keras_inputs(arguments.get("x"), "x", allow_empty=False)
+        return super().evaluate(**arguments)
+
+    def predict(self, x, *args, **kwargs):
+        """Keras' `predict` (the deterministic reconstruction of `call`), with x checked first;
+        an array of zero images gives an empty (0, *image_shape) float32 array (Keras' own loop
+        fails on empty input).
+
+        Raises:
+            TypeError / ValueError: naming x, as `fit`.
+        """
+        if self.check_keras_inputs(x, "x", allow_empty=True) == 0:
+            return keras.ops.convert_to_numpy(self(x))
+        return super().predict(x, *args, **kwargs)
+
+    def check_keras_inputs(self, x, name: str = "x", allow_empty: bool = True) -> int | None:
+        """The structure of what `fit`, `evaluate` or `predict` get as `name`, checked before
+        Keras traces or iterates it: images (batch, *image_shape) of a floating dtype, as one
+        array or tensor, or a tf.data.Dataset whose elements are images or (images, labels[,
+        sample_weight]). Generators and keras.utils.PyDataset are checked batch by batch in the
+        graph (`checked_pixels`). Pixel values are checked there too. Returns the number of
+        images of an array or tensor (None for other inputs).
+
+        Raises:
+            TypeError: naming `name`, for a dict (this model has one input, the images) or
+                integer pixels.
+            ValueError: naming `name`, for another shape (e.g. flattened images, or a dataset
+                of unbatched images), or for zero images when allow_empty is False.
+        """
+        if x is None:
+            return None
+        if isinstance(x, Mapping):
+            raise TypeError(
+                f"{name} must be images, not a dict (keys {sorted(map(str, x))}): this model has "
+                f"one input; pass the (batch, {', '.join(map(str, self.image_shape))}) array or "
+                "a dataset of images or of (images, labels) tuples")
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            if isinstance(spec, Mapping):
+                raise TypeError(f"{name} must be a dataset of images or of (images, labels) "
+                                f"tuples, not of dicts (keys {sorted(map(str, spec))})")
+            if isinstance(spec, tf.TensorSpec):
+                self._check_image_layout(
+                    name, spec.dtype.is_floating, spec.dtype.is_integer, spec.dtype.name,
+                    None if spec.shape.rank is None else tuple(spec.shape))
+            return None
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+            return None  # a generator or PyDataset: checked batch by batch when traced
+        dtype = np.dtype(x.dtype.as_numpy_dtype if isinstance(x.dtype, tf.DType) else x.dtype)
+        self._check_image_layout(name, np.issubdtype(dtype, np.floating),
+                                 np.issubdtype(dtype, np.integer), dtype, tuple(x.shape))
+        count = int(x.shape[0])
+        if count == 0 and not allow_empty:
+            raise ValueError(f"{name} holds no images (shape {tuple(x.shape)}): there is "
+                             "nothing to train on or to evaluate")
+        return count
+
     @property
     def metrics(self):
         return list(self.trackers.values())
 
-    def _record(self, terms: dict) -> dict:
+    def _record(self, terms: dict, sample_weight=None) -> dict:
         for name, tracker in self.trackers.items():
-            # per example: the replicas' totals and counts add up (on-read SUM) to the global mean
-            tracker.update_state(terms[name])
+            # per example: the replicas' totals and counts add up (on-read SUM) to the global
+            # mean, weighted by sample_weight when given (Keras' weighted Mean)
+            tracker.update_state(terms[name], sample_weight=sample_weight)
         # (1,)-shaped under multi-worker: Keras' step-output reduction fails on scalars there
         return distribute.step_logs({n: t.result() for n, t in self.trackers.items()})
 
     def train_step(self, data):
-        x = _images_of(data)
+        x, sample_weight = _images_and_weights(data)
         # Keras' TF optimizer sums the replicas' gradients (all-reduce SUM), so each replica's
         # loss is its sum over the global batch size: the sum is the gradient of the global mean
         # for any number of replicas, even uneven splits (1 replica: the plain batch mean).
+        # Per-example weights (sample_weight, or class_weight, which Keras turns into them)
+        # multiply each example's loss before that sum, as Keras' "sum_over_batch_size".
         global_batch = distribute.global_batch_size(tf.shape(x)[0])
         with tf.GradientTape() as tape:
             terms = self.elbo_terms(x, training=True)
-            loss = tf.reduce_sum(terms["loss"]) / tf.cast(global_batch, terms["loss"].dtype)
+            losses = terms["loss"] if sample_weight is None else terms["loss"] * sample_weight
+            loss = tf.reduce_sum(losses) / tf.cast(global_batch, losses.dtype)
         gradients = tape.gradient(loss, self.trainable_variables)
         # after the summed update, each replica projects its identical copy of every kernel
         self.optimizer.apply(gradients, self.trainable_variables)  # constraints applied after
-        return self._record(terms)
+        return self._record(terms, sample_weight)
 
     def test_step(self, data):
-        return self._record(self.elbo_terms(_images_of(data)))
+        x, sample_weight = _images_and_weights(data)
+        return self._record(self.elbo_terms(x), sample_weight)
 
     # ----- certificates --------------------------------------------------------------------
 
@@ -920,6 +1035,45 @@ def _output_lipschitz(likelihood: str, reconstruction: str) -> float:
     return SIGMOID_LIPSCHITZ
 
 
-def _images_of(data):
-    """The images of a batch given as x, (x,), (x, y) or (x, y, w)."""
-    return data[0] if isinstance(data, (tuple, list)) else data
+def _with_weights_kept(bound: inspect.BoundArguments) -> dict:
+    """The arguments of a `fit` / `evaluate` call, with y = x when sample_weight comes without
+    y (Keras packs (x, None, w) as x alone and drops the weights)."""
+    arguments = dict(bound.arguments)
+    arguments.update(arguments.pop("kwargs", {}))
+    weights = arguments.get("sample_weight")
+    if weights is not None and hasattr(weights, "shape"):  # checked in the graph otherwise
+        weights = np.asarray(weights)
+        if not (np.issubdtype(weights.dtype, np.floating)
+                or np.issubdtype(weights.dtype, np.integer)):
+            raise TypeError(f"sample_weight must be numbers, got dtype {weights.dtype}")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError("sample_weight must be finite and >= 0 (one weight per image)")
+    if weights is not None and arguments.get("y") is None:
+        arguments["y"] = arguments.get("x")
+    return arguments
+
+
+def _images_and_weights(data) -> tuple:
+    """(images, per-example weights or None) of a batch given as x, (x,), (x, y) or (x, y, w).
+
+    The weights (Keras' sample_weight, or class_weight turned into them) are checked in the
+    graph: shape (batch,) or (batch, 1), finite and >= 0 (InvalidArgumentError naming
+    sample_weight otherwise)."""
+    x, _, weights = keras.utils.unpack_x_y_sample_weight(
+        tuple(data) if isinstance(data, list) else data)
+    if weights is None:
+        return x, None
+    weights = tf.convert_to_tensor(weights)
+    if not weights.dtype.is_floating and not weights.dtype.is_integer:
+        raise TypeError(f"sample_weight must be numbers, got dtype {weights.dtype.name}")
+    weights = tf.cast(weights, tf.float32)
+    if weights.shape.rank == 2 and weights.shape[-1] == 1:
+        weights = tf.squeeze(weights, -1)
+    if weights.shape.rank != 1:
+        raise ValueError(f"sample_weight must have shape (batch,) or (batch, 1), one weight "
+                         f"per image; got shape {tuple(weights.shape)}")
+    tf.debugging.assert_equal(tf.shape(weights)[0], tf.shape(x)[0], message=(
+        "sample_weight must hold one weight per image in the batch"))
+    tf.debugging.assert_all_finite(weights, "sample_weight must be finite")
+    tf.debugging.assert_non_negative(weights, message="sample_weight must be >= 0")
+    return x, weights

@@ -1,0 +1,129 @@
+"""LipschitzVAE under Keras' fit / evaluate / predict / compile: per-example weights, the input
+forms Keras accepts, and clear errors for the ones this model cannot use (a review's run as a
+Keras user)."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipvae_tf.model import LipschitzVAE
+
+TINY = dict(hidden_units=(32,), latent_dim=4)
+
+
+@pytest.fixture
+def vae():
+    model = LipschitzVAE.from_target(1.0, 8.0, **TINY)
+    model.compile(keras.optimizers.SGD(1e-2))
+    return model
+
+
+def test_zero_sample_weights_leave_the_weights_unchanged(vae, images):
+    x = images[0][:64]
+    before = [v.numpy() for v in vae.trainable_variables]
+    vae.fit(x, sample_weight=np.zeros(64), batch_size=64, verbose=0)
+    for old, variable in zip(before, vae.trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy())
+    vae.fit(x, sample_weight=np.ones(64), batch_size=64, verbose=0)
+    assert any(np.any(old != v.numpy()) for old, v in zip(before, vae.trainable_variables))
+
+
+def test_weighted_evaluate_is_the_weighted_mean(vae, images):
+    x = images[0][:64]
+    weights = np.zeros(64)
+    weights[3] = 2.0
+    # the KL term is deterministic given x: the weighted mean is image 3's KL
+    weighted = vae.evaluate(x, sample_weight=weights, return_dict=True, verbose=0)["kl"]
+    single = vae.evaluate(x[3:4], return_dict=True, verbose=0)["kl"]
+    np.testing.assert_allclose(weighted, single, rtol=1e-5)
+    # the same through (x, y, w) datasets
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(64), weights)).batch(16)
+    np.testing.assert_allclose(vae.evaluate(dataset, return_dict=True, verbose=0)["kl"], single,
+                               rtol=1e-5)
+
+
+def test_class_weight_becomes_per_example_weights(vae, images):
+    x, labels = images[0][:64], np.arange(64) % 10
+    before = [v.numpy() for v in vae.trainable_variables]
+    vae.fit(x, labels, class_weight={c: 0.0 for c in range(10)}, batch_size=64, verbose=0)
+    for old, variable in zip(before, vae.trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy())
+
+
+@pytest.mark.parametrize("weights, error", [
+    (np.full(64, np.nan), ValueError), (-np.ones(64), ValueError),
+    (np.array(["a"] * 64), TypeError)])
+def test_bad_sample_weights_are_refused(vae, images, weights, error):
+    with pytest.raises(error, match="sample_weight"):
+        vae.fit(images[0][:64], sample_weight=weights, verbose=0)
+
+
+def test_bad_weights_inside_a_dataset_are_refused_in_the_graph(vae, images):
+    x = images[0][:16]
+    dataset = tf.data.Dataset.from_tensor_slices((x, x, -np.ones(16, "float32"))).batch(8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sample_weight must be >= 0"):
+        vae.fit(dataset, verbose=0)
+
+
+@pytest.mark.parametrize("argument", [{"loss": "mse"}, {"metrics": ["mae"]},
+                                      {"weighted_metrics": ["mae"]}, {"loss_weights": [1.0]}])
+def test_compile_refuses_what_it_would_not_use(argument):
+    model = LipschitzVAE.from_target(1.0, 8.0, **TINY)
+    name = next(iter(argument))
+    with pytest.raises(ValueError, match=f"compile got {name}"):
+        model.compile("adam", **argument)
+    model.compile("adam", metrics=[])  # an empty list asks for nothing
+
+
+def _bad_inputs(x):
+    return {
+        "flattened": (x.reshape(len(x), -1), ValueError, r"x must have shape \(batch, 28, 28, 1\)"),
+        "no channel axis": (x[..., 0], ValueError, "x must have shape"),
+        "unbatched dataset": (tf.data.Dataset.from_tensor_slices(x), ValueError,
+                              r"got \(28, 28, 1\)"),
+        "dict": ({"images": x}, TypeError, "x must be images, not a dict"),
+        "dataset of dicts": (tf.data.Dataset.from_tensor_slices({"images": x}).batch(8),
+                             TypeError, "not of dicts"),
+        "uint8": ((x * 255).astype("uint8"), TypeError, "divide integer pixels by 255"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_inputs(np.zeros((2, 28, 28, 1), "float32"))))
+def test_bad_inputs_get_the_same_typed_error_before_and_after_a_first_fit(vae, images, case):
+    x = images[0][:32]
+    bad, error, message = _bad_inputs(x)[case]
+    with pytest.raises(error, match=message):
+        vae.fit(bad, verbose=0)
+    vae.fit(x, verbose=0)
+    vae.predict(x[:4], verbose=0)
+    # after Keras traced its functions, the same input must get the same error (it got a raw
+    # EnsureShape InvalidArgumentError from the traced graph before)
+    for call in (lambda: vae.fit(bad, verbose=0), lambda: vae.evaluate(bad, verbose=0),
+                 lambda: vae.predict(bad, verbose=0)):
+        with pytest.raises(error, match=message):
+            call()
+
+
+def test_validation_data_is_checked(vae, images):
+    x = images[0][:32]
+    with pytest.raises(ValueError, match="validation_data must have shape"):
+        vae.fit(x, validation_data=(x.reshape(32, -1),), verbose=0)
+
+
+def test_empty_inputs(vae, images):
+    empty = images[0][:0]
+    out = vae.predict(empty, verbose=0)
+    assert out.shape == (0, 28, 28, 1) and out.dtype == np.float32
+    for call in (vae.fit, vae.evaluate):
+        with pytest.raises(ValueError, match="x holds no images"):
+            call(empty, verbose=0)
+
+
+def test_accepted_input_forms(vae, images):
+    x = images[0][:32]
+    labelled = tf.data.Dataset.from_tensor_slices((x, np.arange(32))).batch(8)
+    assert set(vae.fit(labelled, verbose=0).history) == {
+        "loss", "elbo", "kl", "reconstruction_log_likelihood"}
+    assert np.isfinite(vae.evaluate(tf.constant(x), return_dict=True, verbose=0)["elbo"])
+    predicted = vae.predict(tf.data.Dataset.from_tensor_slices(x).batch(8), verbose=0)
+    np.testing.assert_allclose(predicted, vae.predict(x, verbose=0), atol=1e-6)
