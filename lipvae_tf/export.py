@@ -28,6 +28,12 @@ with r <= 0, a non-finite r, p outside [1/2, 1), or a non-finite pixel get a NaN
 clipped value). r and p must have one entry per image (TF Serving's row format, "instances", needs
 every input to share the batch dimension).
 
+The constants hold for the exported weights only. `certify` checks, on every call, that the
+variables of the three certified networks are still those it was exported with (a farmhash64
+fingerprint of each, `tf.fingerprint`, compared with the one taken at export): a SavedModel whose
+weights were edited or corrupted after export (loaded, changed, saved again) gets an
+InvalidArgumentError instead of a certificate that does not hold for its weights.
+
 Built with `keras.export.ExportArchive` (it saves the variables its endpoints capture, once each;
 `add_endpoint` takes a multi-input `input_signature` whose `tf.TensorSpec` names become the
 signature's input names, while a returned dict names the outputs), so no hand-written
@@ -180,6 +186,7 @@ def _metadata(model: LipschitzVAE, method: str, constants: dict,
         "architecture": model.architecture,
         "likelihood": model.likelihood,
         "design": model.design,
+        "design_met": _design_met(model, constants),
         "signatures": {
             "serving_default": {"inputs": {"images": "float32 (None, H, W, C)"},
                                 "outputs": {"reconstruction": "float32 (None, H, W, C)"}},
@@ -196,9 +203,44 @@ def _metadata(model: LipschitzVAE, method: str, constants: dict,
     }
 
 
+def _design_met(model: LipschitzVAE, constants: dict) -> bool | None:
+    """Whether the exported model is inside the budget its design record describes (the
+    measured constants at most the designed ones, the same fixed std or cap), so that the
+    record's certified radius holds for it; None without a design record. A model whose weights
+    were edited, or that was built with a design record of other settings, has False: its
+    certificate (`certify`) is measured, the record is only the intent."""
+    design_record = model.design
+    if not design_record:
+        return None
+    inside = (constants["encoder_mean"] <= design_record["encoder_mean"]
+              and constants["decoder"] <= design_record["decoder"])
+    if (design_record.get("encoder_std") or 0.0) > 0.0:  # else it relies on the cap alone
+        inside = inside and constants["encoder_std"] <= design_record["encoder_std"]
+    same_noise = (design_record.get("gamma") == model.posterior_std
+                  and design_record.get("std_cap") == model.std_cap)
+    return bool(inside and same_noise)
+
+
+def _certified_weights(model: LipschitzVAE) -> list:
+    """The variables of the networks whose constants `certify` freezes (encoder mean, encoder
+    std, decoder), in a fixed order."""
+    return [w for net in model.lipschitz_networks().values() for w in net.weights]
+
+
+def _weights_fingerprint(weights) -> tf.Tensor:
+    """(len(weights), 8) uint8: farmhash64 of each variable's bytes (`tf.fingerprint`), in the
+    graph of a signature as at export time. Not a cryptographic digest: it detects weights
+    edited or corrupted after export, not an adversary who also rewrites the graph's constant."""
+    return tf.concat([tf.fingerprint(tf.reshape(tf.convert_to_tensor(w), [1, -1]))
+                      for w in weights], axis=0)
+
+
 def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
              std_cap: float | None):
     m_mu, m_sigma, m_g, latent_dim, gamma = frozen
+    certified_weights = _certified_weights(model)
+    # the frozen constants hold for these weights only: `certify` refuses to answer for others
+    fingerprint_at_export = _weights_fingerprint(certified_weights).numpy()
     # as model.reconstruction_tolerance: r less the float32 rounding of the reconstruction
     rounding_slack = model_lib.reconstruction_rounding_slack(model.image_shape)
     images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
@@ -220,6 +262,14 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
 
     def certify(images, r, p):
         images = checked_shape(images)
+        unchanged = tf.reduce_all(tf.equal(_weights_fingerprint(certified_weights),
+                                           tf.constant(fingerprint_at_export)))
+        weights_checked = tf.debugging.Assert(unchanged, [
+            "certify: the SavedModel's weights differ from those its Lipschitz constants were "
+            "measured on at export (edited or corrupted after export); the frozen constants do "
+            "not hold for them. Export the model again (lipvae_tf.export.export_saved_model)"])
+        with tf.control_dependencies([weights_checked]):
+            images = tf.identity(images)
         s_max = None
         if model.encoder_std_net is None:  # as model.std_norms: gamma sqrt(m) for every input
             s = tf.fill(tf.shape(images)[:1], tf.constant(gamma * np.sqrt(latent_dim), tf.float64))

@@ -99,8 +99,12 @@ def _linear_error(layer, norm: float, absolute_norm: float, taps: int, outputs: 
     gamma = taps * u / (1 - taps * u)
     g = gamma + (1 + gamma) * product_roundoff(dtype)
     c = lp.applied_value(layer.lipschitz, dtype)
-    bias = 0.0 if layer.bias is None else float(
-        np.linalg.norm(lp.applied_kernel(layer, "bias")))
+    bias = 0.0
+    if layer.bias is not None:
+        # the bias vector is added at each of the outputs / len(b) positions (a convolution's
+        # pixels; 1 for a dense layer): the added image has norm sqrt(positions) ||b||
+        b = lp.applied_kernel(layer, "bias")
+        bias = math.sqrt(outputs / b.size) * float(np.linalg.norm(b))
     slope = c * (g * absolute_norm + (2 * u + u * u) * (norm + g * absolute_norm))
     offset = u * bias + math.sqrt(outputs) * (taps + 2) * eta
     return LayerError(lp.scaled_bound(layer, norm), slope * _SAFE, offset * _SAFE)

@@ -62,6 +62,9 @@ def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
     return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
 STD_FLOOR = 1e-4  # added after the softplus: the posterior std never reaches 0 (log sigma in KL)
 _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
+# Settings that `reconfigured` can change without voiding the design record: training only.
+_SETTINGS_KEEPING_THE_DESIGN = frozenset({
+    "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint", "seed"})
 # Where save_own_variables stores the noise generator's state (resumed runs draw the same noise).
 _SEED_STATE_KEY = "seed_generator_state"
 
@@ -238,7 +241,10 @@ class LipschitzVAE(FixedConfig, keras.Model):
         reconstruction="parameter", std_cap=0.2), holding a copy of every weight (kernels,
         biases, constraint state, the noise generator's state). The settings of a built model
         are fixed (its traced graphs would not follow a change); this is how to change one.
-        Unless `decoder` is among the changes, the decoder's logit network is kept bit for bit
+        The design record (`design`) is kept only when the changes are training settings
+        (beta, seed, the constraint kinds): for any other change it is None, since the budget
+        was designed for the old settings. Unless `decoder` is among the changes, the decoder's
+        logit network is kept bit for bit
         (every layer applies the same factor, checked): under a new reconstruction mode or
         likelihood, M_g becomes the logit network's budget times the new output map's constant
         (e.g. x 1/3 from "parameter" to "mean").
@@ -254,6 +260,10 @@ class LipschitzVAE(FixedConfig, keras.Model):
             raise TypeError(f"reconfigured() got settings a {type(self).__name__} does not have: "
                             f"{', '.join(unknown)}; its settings: {', '.join(sorted(config))}")
         config.update(changes)
+        if "design" not in changes and not set(changes) <= _SETTINGS_KEEPING_THE_DESIGN:
+            # the budget was designed for the old settings: its certified radius is no claim
+            # about the new model (whose certificates are measured, as always)
+            config["design"] = None
         if "decoder" not in changes:
             config["decoder"] = self._decoder_budget_keeping_logits(
                 _output_lipschitz(config["likelihood"], config["reconstruction"]))
@@ -266,7 +276,13 @@ class LipschitzVAE(FixedConfig, keras.Model):
                     raise ValueError(
                         f"no decoder budget keeps the factor of decoder layer {old.name!r} under "
                         "the new output map; pass decoder= explicitly")
-        model.set_weights(self.get_weights())
+        try:
+            model.set_weights(self.get_weights())
+        except ValueError as error:
+            raise ValueError(
+                f"reconfigured({', '.join(f'{k}={v!r}' for k, v in changes.items())}) changes the "
+                f"shapes or number of the weights ({error}); build a new model and train it "
+                "instead") from error
         model.seed_generator.state.assign(self.seed_generator.state)
         return model
 

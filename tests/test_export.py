@@ -175,6 +175,20 @@ def test_metadata_holds_the_frozen_constants(exported, served):
         assert card["lipschitz_constants"] == constants and card["method"] == e["method"]
         assert card["latent_dim"] == model.latent_dim and row["lipvae_tf_version"] == \
             card["lipvae_tf_version"]
+        assert card["design"] == model.design and card["design_met"] is True
+
+
+def test_metadata_says_when_the_model_is_outside_its_design(exported, tmp_path):
+    """A model whose weights no longer fit its design record (here a decoder kernel scaled x4,
+    exported without finalize) still certifies what its weights give, and its metadata says
+    that the design's claim does not hold (design_met false), instead of repeating it."""
+    model = exported["default"]["model"].reconfigured(seed=7)  # a copy; keeps the design
+    kernel = [layer for layer in model.decoder_net.layers if hasattr(layer, "kernel")][-1].kernel
+    kernel.assign(kernel * 4.0)
+    directory = export.export_saved_model(model, tmp_path / "outside", finalize=False)
+    card = export.read_metadata(directory)
+    assert card["design"]["target_radius"] == 1.0 and card["design_met"] is False
+    assert card["lipschitz_constants"]["decoder"] > card["design"]["decoder"]
 
 
 def test_saved_model_cli_lists_the_signatures(exported):
@@ -223,6 +237,42 @@ def test_invalid_rows_get_nan_and_a_mismatched_batch_is_refused(exported, images
                                rtol=RADIUS_RTOL)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one value per image"):
         certify(images=tf.constant(test[:3]), r=tf.constant(r[:2]), p=tf.constant(p[:2]))
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv", "default"])
+def test_certify_refuses_weights_edited_after_export(exported, images, tmp_path, name):
+    """The frozen constants hold for the exported weights only. A SavedModel whose kernels were
+    scaled after export (loaded, edited, saved again) kept certifying with them: 1.00002 for
+    weights whose encoder mean moved 45x further than M_mu allows (a review, 2026-12-01)."""
+    _, test = images
+    e = exported[name]
+    loaded = tf.saved_model.load(e["dir"])
+    rows = (tf.constant(R_ROWS[:4]), tf.constant(P_ROWS[:4]))
+    before = loaded.signatures["certify"](images=tf.constant(test[:4]), r=rows[0], p=rows[1])
+    np.testing.assert_allclose(before["certified_radius"].numpy(), e["radius"][:4],
+                               rtol=RADIUS_RTOL)
+    kernels = [v for v in loaded.signatures["certify"].variables if "kernel" in v.name]
+    assert kernels
+    kernels[-1].assign(kernels[-1] * 4.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="weights differ from those"):
+        loaded.signatures["certify"](images=tf.constant(test[:4]), r=rows[0], p=rows[1])
+    edited = str(tmp_path / "edited")  # the edit saved as a new SavedModel is refused too
+    tf.saved_model.save(loaded, edited, signatures=dict(loaded.signatures))
+    reloaded = tf.saved_model.load(edited)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="weights differ from those"):
+        reloaded.signatures["certify"](images=tf.constant(test[:4]), r=rows[0], p=rows[1])
+    # undone (x4 then /4 is exact), the weights are the exported ones again and certify answers
+    captured = reloaded.signatures["certify"].variables
+    edited_kernel = next(v for v in captured if v.name == kernels[-1].name)
+    edited_kernel.assign(edited_kernel / 4.0)
+    again = reloaded.signatures["certify"](images=tf.constant(test[:4]), r=rows[0], p=rows[1])
+    np.testing.assert_array_equal(again["certified_radius"].numpy(),
+                                  before["certified_radius"].numpy())
+    # a one-ulp change to one bias is caught as well
+    bias = next(v for v in captured if "bias" in v.name)
+    bias.assign(np.nextafter(bias.numpy(), np.float32(np.inf)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="weights differ from those"):
+        reloaded.signatures["certify"](images=tf.constant(test[:4]), r=rows[0], p=rows[1])
 
 
 @pytest.mark.parametrize("shape", [(2, 32, 32, 1), (2, 28, 28, 3), (2, 784, 1, 1)])

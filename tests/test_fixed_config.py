@@ -112,10 +112,23 @@ def test_reconfigured_copies_every_weight_and_the_noise_state_and_refuses_new_sh
     np.testing.assert_array_equal(
         mean.certified_radius(x, 0.5, 0.5),
         model.certified_radius(x, 0.5, 0.5, reconstruction="mean"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"reconfigured\(hidden_units=\(8,\)\) changes the shapes"):
         model.reconfigured(hidden_units=(8,))
+    with pytest.raises(ValueError, match=r"reconfigured\(latent_dim=5\) changes the shapes"):
+        model.reconfigured(latent_dim=5)
     with pytest.raises(TypeError):
         model.reconfigured(no_such_setting=1)
+
+
+def test_reconfigured_keeps_the_design_record_for_training_settings_only():
+    """A design record is a claim (target, certified radius at the designed constants) about
+    the settings it was designed for: reconfigured(reconstruction=...) kept it, and the export
+    metadata of the new model still claimed radius 1.0 where it certified 0.27 (a review)."""
+    model = lv.LipschitzVAE.from_target(1.0, 8.0, latent_dim=4, hidden_units=(8,))
+    assert model.design["target_radius"] == 1.0
+    assert model.reconfigured(beta=0.5, seed=3).design == model.design
+    for change in ({"reconstruction": "parameter"}, {"posterior_std": 0.2}):
+        assert model.reconfigured(**change).design is None, change
 
 
 def test_a_network_whose_layers_changed_after_construction_is_not_certified():

@@ -238,3 +238,22 @@ def test_the_bound_is_nearly_attained_by_a_rounded_bias():
     bound = fe.chain_forward_error(fe.chain_errors(net), norms)[0][0]
     assert error <= bound
     assert error >= 0.95 * bound, (error, bound)
+
+
+@pytest.mark.parametrize("kind", [ll.LipschitzConv2D, ll.LipschitzConv2DTranspose])
+def test_a_conv_bias_counts_at_every_output_position(kind):
+    """The test above for a 1x1 convolution: the bias is added at each of the 6 x 6 pixels, so
+    the rounding offset is u sqrt(36) ||b||, not u ||b|| (a review: the error of a conv layer
+    was 5-8.5x its bound)."""
+    channels = 4
+    layer = kind(channels, 1, padding="same", lipschitz=1.0, constraint="spectral")
+    net = keras.Sequential([keras.Input((6, 6, channels)), layer])
+    layer.kernel.assign(np.eye(channels, dtype="float32")[None, None])
+    layer.bias.assign(np.full(channels, 2.0**20, np.float32))
+    x = np.full((1, 6, 6, channels), 0.0624, np.float32)
+    computed = net(x).numpy().astype(np.float64)
+    error = np.linalg.norm(computed - (x.astype(np.float64) + 2.0**20))
+    norms, _ = fe.activation_norms(net, tf.constant(x))
+    bound = fe.chain_forward_error(fe.chain_errors(net), norms)[0][0]
+    assert error <= bound
+    assert error >= 0.95 * bound, (error, bound)
