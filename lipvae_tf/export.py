@@ -53,7 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lipvae_tf import bounds, checks, graph_bounds
+from lipvae_tf import bounds, checks, constraints, graph_bounds
 from lipvae_tf import model as model_lib
 from lipvae_tf.model import LipschitzVAE
 
@@ -222,9 +222,17 @@ def _design_met(model: LipschitzVAE, constants: dict) -> bool | None:
 
 
 def _certified_weights(model: LipschitzVAE) -> list:
-    """The variables of the networks whose constants `certify` freezes (encoder mean, encoder
-    std, decoder), in a fixed order."""
-    return [w for net in model.lipschitz_networks().values() for w in net.weights]
+    """The variables that the networks whose constants `certify` freezes (encoder mean, encoder
+    std, decoder) compute with, in a fixed order: every weight but a per-step constraint's
+    state (e.g. the subspace of `SubspaceClip`), which steers training and is not exported."""
+    steering = set()
+    for net in model.lipschitz_networks().values():
+        for layer in constraints.iter_layers(net):
+            control = getattr(getattr(layer, "kernel", None), "constraint", None)
+            if isinstance(control, constraints.StatefulConstraint):
+                steering.update(id(w) for w in control.state_weights().values())
+    return [w for net in model.lipschitz_networks().values() for w in net.weights
+            if id(w) not in steering]
 
 
 def _weights_fingerprint(weights) -> tf.Tensor:

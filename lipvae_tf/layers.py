@@ -112,11 +112,24 @@ class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
                 setattr(self, name, weight)  # layer.power_vector, layer.constraint_step
             constraint.attach(**state)
         self.kernel.assign(constraint(self.kernel.value))
+        if self._measure_at_build(constraint, len(kernel_shape)):
+            with tf.init_scope():  # a fresh layer meets its bound (the control only steers)
+                self.kernel.assign(lc.start_inside(self.kernel.numpy(), constraint))
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias", shape=(bias_size,), initializer=self.bias_initializer
             )
+
+    def _measure_at_build(self, constraint, rank: int) -> bool:
+        """Whether the fresh kernel needs `constraints.start_inside`: not after the exact clip,
+        nor for a dense kernel from an orthogonal initializer of gain <= 1 (its norm is 1 up to
+        float32 rounding, and measuring a large kernel costs a float64 SVD)."""
+        if isinstance(constraint, lc.SpectralClip):
+            return False
+        init = self.kernel_initializer
+        orthogonal = isinstance(init, keras.initializers.Orthogonal) and init.gain <= 1
+        return rank != 2 or not orthogonal
 
     def _finish(self, outputs):
         check_compute_dtype(self)  # the policy may have been changed after construction

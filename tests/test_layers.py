@@ -312,3 +312,52 @@ def test_a_conv_layer_refuses_an_input_smaller_than_its_kernel(padding):
     with pytest.raises(ValueError, match=r"at least as large as its kernel.*\(7, 1\).*\(3, 5\)"):
         layer.build((None, 7, 1, 1))
     ll.LipschitzConv2D(5, (3, 5), strides=(1, 2), padding=padding).build((None, 7, 5, 1))
+
+
+@pytest.mark.parametrize("constraint", ["subspace_clip", "spectral_norm", "bjorck"])
+@pytest.mark.parametrize("initializer", ["orthogonal", "glorot_uniform",
+                                         keras.initializers.RandomNormal(stddev=1.0)])
+def test_a_fresh_dense_layer_meets_its_bound(constraint, initializer):
+    """The per-step control applied once at build only steers: a fresh layer was 1.64x its
+    bound with glorot_uniform and 33x with RandomNormal(1) (a Keras user's review)."""
+    layer = ll.LipschitzDense(48, lipschitz=2.0, constraint=constraint,
+                              kernel_initializer=initializer)
+    layer.build((None, 96))
+    # measured and rescaled at build; the orthogonal initializer's kernel is kept as it is:
+    # orthonormal up to its float32 rounding (1 + 2.4e-7 here), which the bound's margin covers
+    rounding = 1e-6 if initializer == "orthogonal" else 0.0
+    assert np.linalg.norm(layer.kernel.numpy().astype(np.float64), 2) <= 1.0 + rounding
+    assert layer_lipschitz_bound(layer) <= 2.0 * (1 + 2e-6)
+
+
+@pytest.mark.parametrize("constraint", ["subspace_clip", "spectral_norm"])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_a_fresh_conv_layer_meets_its_bound(constraint, transpose):
+    kind = ll.LipschitzConv2DTranspose if transpose else ll.LipschitzConv2D
+    layer = kind(8, 3, strides=2, padding="same", lipschitz=1.5, constraint=constraint)
+    net = keras.Sequential([keras.Input((7, 7, 4) if transpose else (14, 14, 4)), layer])
+    assert network_lipschitz_bound(net) <= 1.5 * (1 + 1e-6)  # the bound's round-off margin
+
+
+def test_the_readme_encoder_meets_its_budget_fresh():
+    """README, "Lipschitz layers in your own models": "a fresh model already meets its budget"
+    (3.0); it measured 3.77, the conv layer alone 1.88 against 1.5."""
+    encoder = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        ll.LipschitzConv2D(16, 3, strides=2, lipschitz=1.5),
+        ll.GroupSort(),
+        keras.layers.Flatten(),
+        ll.LipschitzDense(10, lipschitz=2.0),
+    ])
+    assert network_lipschitz_bound(encoder) <= 3.0 * (1 + 2e-6)  # the bounds' round-off margins
+
+
+def test_a_fresh_conv_vae_certifies_its_target():
+    """from_target promises R* for every input before training; a fresh conv VAE certified 0.31
+    (its conv kernels at 1.8x their bounds) until finalize()."""
+    from lipvae_tf.model import LipschitzVAE
+
+    model = LipschitzVAE.from_target(1.0, 8.0, architecture="conv", conv_filters=(4, 8),
+                                     latent_dim=4)
+    x = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype("float32")
+    assert model.certified_radius(x, 8.0, 0.5).min() >= 1.0
