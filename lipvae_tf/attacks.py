@@ -122,6 +122,17 @@ def _step_size(radius: tf.Tensor, step, steps: int) -> tf.Tensor:
 
 # ----- the attacks ----------------------------------------------------------------------------
 
+def _checked_model(model):
+    """`model` if it is a lipvae_tf VAE (the attacks use its encoder, decoder, noise and image
+    checks), else a TypeError naming it."""
+    from lipvae_tf.model import LipschitzVAE  # (the model module imports this one's callers)
+
+    if not isinstance(model, LipschitzVAE):
+        raise TypeError(f"model must be a lipvae_tf LipschitzVAE (or StandardVAE), got "
+                        f"{type(model).__name__}")
+    return model
+
+
 def reconstruction_distance(model, x, x_prime, noise, noise_prime) -> tf.Tensor:
     """||g(mu(x) + sigma(x) eps) - g(mu(x') + sigma(x') eps')||_2 per noise sample and input;
     noise tensors are (samples, batch, latent_dim); the result is (samples, batch)."""
@@ -154,7 +165,7 @@ def maximum_damage_attack(model, x, radius, *, restarts: int = 5, steps: int = 4
     eval_samples = checks.positive_int("eval_samples", eval_samples)
     seed = checks.seed("seed", seed)
     batch_size = checks.positive_int("batch_size", batch_size)
-    x = model.check_images(x)
+    x = _checked_model(model).check_images(x)
     radii = _radii("radius", radius, len(x))
     results = []
     for start in range(0, len(x), batch_size):
@@ -216,7 +227,7 @@ def latent_attack(model, x, x_target, *, radius=None, penalty: float | None = No
     checks.seed("seed", seed)
     batch_size = checks.positive_int("batch_size", batch_size)
     lam = 0.0 if penalty is None else checks.positive_finite("penalty", penalty)
-    x = model.check_images(x)
+    x = _checked_model(model).check_images(x)
     x_target = model.check_images(x_target, "x_target")
     if x_target.shape != x.shape:
         raise ValueError(f"x_target must have the shape of x {x.shape}, got {x_target.shape}")
@@ -280,7 +291,7 @@ def expected_damage(model, x, delta, samples: int = 64, seed: int = 0) -> np.nda
     """E||f(x + delta) - f(x)||_2 per input, from `samples` independent noise pairs."""
     samples = checks.positive_int("samples", samples)
     seed = checks.seed("seed", seed)
-    x = model.check_images(x)
+    x = _checked_model(model).check_images(x)
     delta = _delta_like(delta, x)
     noise = tf.random.stateless_normal((2, samples, len(x), model.latent_dim), seed=(seed, 23))
     distance = reconstruction_distance(model, tf.constant(x + delta), tf.constant(x),
@@ -299,7 +310,7 @@ def _collect(results, x) -> AttackResult:
 
 def _radii(name: str, radius, count: int) -> np.ndarray:
     """A scalar or one radius per input, each finite and >= 0, as float32 (count,)."""
-    values = np.asarray(radius, dtype=np.float64)
+    values = checks.real_array(name, radius)
     if values.ndim == 0:
         values = np.full(count, float(values))
     if values.shape != (count,):
@@ -367,7 +378,7 @@ def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
     samples = checks.positive_int("samples", samples)
     seed = checks.seed("seed", seed)
     chunk = checks.positive_int("chunk", chunk)
-    x = model.check_images(x)
+    x = _checked_model(model).check_images(x)
     delta = _delta_like(delta, x)
     counts = np.zeros(len(x), np.int64)
     if not len(x):
@@ -439,10 +450,14 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
     if verbose is not None and not isinstance(verbose, bool):
         raise TypeError(f"verbose must be True, False or None, got {type(verbose).__name__}")
     show = _interactive() if verbose is None else verbose
-    x = model.check_images(x)
+    x = _checked_model(model).check_images(x)
     if max_radius is None:
         max_radius = math.sqrt(x[0].size) if len(x) else 1.0
     n = len(x)
+    if n == 0:  # nothing to attack: an empty estimate, without attacks or a progress bar
+        empty = np.zeros(0)
+        return MarginEstimate(margin=empty, upper=empty.copy(), probability_upper=empty.copy(),
+                              confidence=confidence, samples=samples, r=r, p=p)
     calls = iter(range(1, 10**6))
     # at most: radius 0, the doubling bracket, the bisection (fewer when every input is settled)
     most_calls = 1 + _doubling_steps(min(initial_radius, max_radius), max_radius) + bisection_steps
@@ -539,7 +554,7 @@ def audit_certificate(model, x, radius, r: float, p: float = 0.5, *, fraction: f
     seed = checks.seed("seed", seed)
     if seed + 1 >= checks.SEED_LIMIT:
         raise ValueError(f"seed must be an integer in [0, 2**31 - 1), got {seed}")
-    x = model.check_images(x)
+    x = _checked_model(model).check_images(x)
     attack_radius = _radii("radius", radius, len(x)) * np.float32(fraction)
     result = maximum_damage_attack(model, x, attack_radius, restarts=restarts, steps=steps,
                                    samples=attack_samples, seed=seed)

@@ -76,11 +76,7 @@ def checked(**values) -> list[np.ndarray]:
     so that the certificates' products stay finite (_shared_numerics)."""
     arrays = {}
     for name, value in values.items():
-        raw = np.asarray(value)
-        if raw.dtype.kind not in "iuf":  # no strings ('8' was taken as 8.0), bools or objects
-            raise TypeError(f"{name} must be a real number or an array of them, got "
-                            f"{type(value).__name__} of dtype {raw.dtype}")
-        arrays[name] = raw.astype(np.float64)
+        arrays[name] = checks.real_array(name, value)
     for name, value in arrays.items():
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{name} must be finite, got {value}")

@@ -74,6 +74,16 @@ def _real(name: str, value) -> float:
     return float(value)
 
 
+def real_array(name: str, value) -> np.ndarray:
+    """`value` as a float64 array, or a TypeError naming `name` unless it holds real numbers (no
+    strings, which NumPy would parse: '8' became 8.0, no bools, no objects)."""
+    raw = np.asarray(value)
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real number or an array of them, got "
+                        f"{type(value).__name__} of dtype {raw.dtype}")
+    return raw.astype(np.float64)
+
+
 def non_negative_finite(name: str, value) -> float:
     """`value` as a float, or a TypeError/ValueError naming `name` unless it is finite and >= 0."""
     value = _real(name, value)

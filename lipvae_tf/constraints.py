@@ -603,13 +603,17 @@ class SpectralClip(keras.constraints.Constraint):
 
 
 def iter_layers(model_or_layers) -> Iterable[keras.layers.Layer]:
-    """Every leaf layer of a model, a layer or an iterable of them (nested models included)."""
+    """Every leaf layer of a model, a layer or an iterable of them (nested models included);
+    a TypeError naming the argument for anything else (e.g. None)."""
     if isinstance(model_or_layers, keras.layers.Layer):
         children = getattr(model_or_layers, "layers", None)
         if children is None:
             yield model_or_layers
             return
         model_or_layers = children
+    if isinstance(model_or_layers, (str, bytes)) or not isinstance(model_or_layers, Iterable):
+        raise TypeError(f"model_or_layers must be a Keras model, a layer or an iterable of "
+                        f"them, got {type(model_or_layers).__name__}")
     for item in model_or_layers:
         yield from iter_layers(item)
 

@@ -410,6 +410,7 @@ def load_dataset(
     limit = _check_optional_positive("limit", limit)
     batch_size = _check_optional_positive("batch_size", batch_size)
     seed = checks.positive_int("seed", seed, minimum=0)
+    shuffle, with_labels = checks.flag("shuffle", shuffle), checks.flag("with_labels", with_labels)
     resolved = resolve_source(name, split, source=source, data_dir=data_dir, idx_dir=idx_dir)
     ds = _raw_dataset(name, split, resolved, data_dir, download=source == "tfds", limit=limit)
     if shuffle:

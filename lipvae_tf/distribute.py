@@ -125,6 +125,7 @@ def training_dataset(images, global_batch_size: int, *, seed: int = 0, shuffle: 
     (the epoch number is part of the stream's definition, not of an iterator's state).
     """
     array = _check_images(images, global_batch_size)
+    shuffle = checks.flag("shuffle", shuffle)
     count, batch = len(array), int(global_batch_size)
     steps = -(-count // batch)
     for name, value, limit in (("start_epoch", start_epoch, None),

@@ -128,6 +128,7 @@ def export_saved_model(
     if not isinstance(model, LipschitzVAE):
         raise TypeError(f"model must be a lipvae_tf LipschitzVAE, got {type(model).__name__}")
     checks.one_of("method", method, bounds.METHODS)
+    finalize, overwrite = checks.flag("finalize", finalize), checks.flag("overwrite", overwrite)
     if method == "ncx2" and model.posterior_std is None:
         raise ValueError("method 'ncx2' needs a fixed posterior std (posterior_std=gamma); this "
                          "model learns its std")
@@ -346,7 +347,7 @@ def metadata_request() -> dict[str, Any]:
 
 
 def _per_instance(name: str, value, n: int) -> list[float]:
-    array = np.asarray(value, dtype=np.float64)
+    array = checks.real_array(name, value)
     if array.ndim == 0:
         array = np.full(n, float(array))
     if array.shape != (n,):
@@ -381,8 +382,13 @@ def rest_request(images, signature_name: str = "serving_default", *, r=None,
     if signature_name == "certify":
         if r is None or p is None:
             raise ValueError("signature 'certify' needs r and p")
-        for instance, r_i, p_i in zip(instances, _per_instance("r", r, len(array)),
-                                      _per_instance("p", p, len(array))):
+        r_rows, p_rows = _per_instance("r", r, len(array)), _per_instance("p", p, len(array))
+        # the server answers NaN for such rows (a graph cannot raise): refused here, by name
+        if any(value <= 0 for value in r_rows):
+            raise ValueError(f"r must be > 0 (l2 distance in pixel space), got {r}")
+        if any(not 0.5 <= value < 1 for value in p_rows):
+            raise ValueError(f"p must be a probability in [1/2, 1), got {p}")
+        for instance, r_i, p_i in zip(instances, r_rows, p_rows):
             instance["r"], instance["p"] = r_i, p_i
     elif r is not None or p is not None:
         raise ValueError(f"r and p belong to the 'certify' signature, not {signature_name!r}")

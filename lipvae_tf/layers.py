@@ -93,7 +93,7 @@ class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
         super().__init__(**kwargs)
         check_compute_dtype(self)
         self.lipschitz = checks.positive_finite("lipschitz", lipschitz)
-        self.use_bias = bool(use_bias)
+        self.use_bias = checks.flag("use_bias", use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
 

@@ -322,12 +322,17 @@ def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
     Raises:
         TypeError: for a layer whose constant is not known (rather than guessing), naming its
             class.
-        ValueError: for a convolution whose input size is unknown.
+        ValueError: for a layer that is not built, or a convolution whose input size is
+            unknown.
     """
     if isinstance(layer, keras.Model):
         return network_lipschitz_bound(layer)
     if not isinstance(layer, keras.layers.Layer):
         raise TypeError(f"layer must be a keras.layers.Layer, got {type(layer).__name__}")
+    if not layer.built:
+        raise ValueError(f"layer {layer.name!r} is not built: its bound is measured from its "
+                         "weights; build it (call it on an input, or layer.build(input_shape)) "
+                         "first")
     return float(_rule_for(layer)(layer))
 
 

@@ -143,6 +143,12 @@ class LipschitzVAE(FixedConfig, keras.Model):
         conv_constraint: str | None = None,
         **kwargs,
     ):
+        if kwargs.get("dtype") is not None:
+            policy = keras.dtype_policies.get(kwargs["dtype"])
+            if (policy.compute_dtype, policy.variable_dtype) != ("float32", "float32"):
+                raise ValueError(
+                    f"dtype must be float32 (its networks and certificates are the float32 "
+                    f"graph's), got {policy.name!r}")
         super().__init__(**kwargs)
         self.latent_dim = checks.positive_int("latent_dim", latent_dim)
         self.encoder_mean_budget = checks.positive_finite("encoder_mean", encoder_mean)
@@ -178,6 +184,9 @@ class LipschitzVAE(FixedConfig, keras.Model):
                                if constraint in constraints.MATRIX_KINDS else constraint)
         self.conv_constraint = checks.one_of("conv_constraint", conv_constraint,
                                              constraints.CONV_KINDS)
+        if design is not None and not isinstance(design, dict):
+            raise TypeError(f"design must be the dict of a LipschitzBudget (to_dict()) or None, "
+                            f"got {type(design).__name__}")
         self.design = design
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -577,6 +586,21 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 "reconstruction_log_likelihood and kl itself; compile it with an optimizer only "
                 "(e.g. vae.compile(keras.optimizers.Adam(1e-3)))")
         super().compile(optimizer=optimizer, **kwargs)
+
+    def save(self, filepath, *args, **kwargs) -> None:
+        """Keras' `save` for `.keras` files (bit-exact round trips).
+
+        Raises:
+            ValueError: for a legacy HDF5 path (.h5, .hdf5): Keras writes one, then cannot load
+                it (it does not know this model's classes). Use `.keras`, `save_weights` with a
+                `.weights.h5` path, or `lipvae_tf.export.export_saved_model`.
+        """
+        if str(filepath).lower().endswith((".h5", ".hdf5")):
+            raise ValueError(
+                f"filepath {str(filepath)!r}: the legacy HDF5 format cannot hold a "
+                f"{type(self).__name__} (it would save, then fail to load with 'Unknown "
+                "layer'); save to a .keras file, or weights to a .weights.h5 file")
+        return super().save(filepath, *args, **kwargs)
 
     def fit(self, *args, **kwargs):
         """Keras' `fit`, with the inputs checked first (`check_keras_inputs`: x and

@@ -95,7 +95,8 @@ class TrainConfig:
                 ("epochs", 1, False), ("batch_size", 1, False), ("ll_samples", 1, False),
                 ("latent_dim", 1, False), ("validation_images", 0, False),
                 ("checkpoint_steps", 1, True), ("early_stopping_patience", 1, True),
-                ("reduce_lr_patience", 1, True)):
+                ("reduce_lr_patience", 1, True), ("train_limit", 1, True),
+                ("test_limit", 1, True)):
             value = getattr(self, name)
             if value is None and optional:
                 continue
@@ -107,6 +108,8 @@ class TrainConfig:
                 and self.min_delta >= 0):
             raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
                              f"{self.min_delta!r}")
+        if self.architecture == "mlp":  # an empty --hidden_units= is a typo, not a linear VAE
+            checks.positive_ints("hidden_units", self.hidden_units, minimum_length=1)
         checks.positive_finite("learning_rate", self.learning_rate)
         checks.non_negative_finite("beta", self.beta)
         checks.seed("seed", self.seed)

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from lipvae_tf import attacks, evaluate, export, report, train
+from lipvae_tf import attacks, checks, evaluate, export, report, train
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 __all__ = [
@@ -91,6 +91,7 @@ def _folders(root: Path | None = None) -> dict[str, Path]:
 def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> list[str]:
     """Names of the zoo models (optionally of one dataset, or only those with weights). A model
     whose config.json is unreadable is left out with a warning naming the file."""
+    bundled_only = checks.flag("bundled_only", bundled_only)
     names = []
     for name, folder in _folders().items():
         try:
@@ -107,7 +108,11 @@ def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> li
 
 
 def model_dir(name: str) -> Path:
-    """The folder of a zoo model, or a KeyError listing the known names."""
+    """The folder of a zoo model, or a KeyError listing the known names (a TypeError for a
+    name that is not a string)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a zoo model name (a str), got {type(name).__name__}; "
+                        "zoo.list_models() names them")
     folders = _folders()
     if name not in folders:
         raise KeyError(f"no zoo model {name!r}; known: {', '.join(folders) or 'none'}")
@@ -211,6 +216,7 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
     A model that already has weights (a manifest) is replaced only with overwrite=True: the
     bundled models are tracked by git, and a quick trial must not silently replace them.
     """
+    overwrite = checks.flag("overwrite", overwrite)
     folder = model_dir(name)
     if (folder / "manifest.json").is_file() and not overwrite:
         raise FileExistsError(
@@ -470,6 +476,13 @@ def _main(argv) -> None:
         raise ValueError(f"{argv[1]} needs one model NAME (python -m lipvae_tf.zoo list), got "
                          f"{len(argv) - 2}")
     command, name = argv[1], (argv[2] if len(argv) > 2 else None)
+    # a flag the command does not read is a mistake to report, not to ignore
+    used = {"curves": {"output"}, "build": {"override_epochs", "overwrite"},
+            "export": {"output", "overwrite"}}.get(command, set())
+    unused = sorted(f for f in ("override_epochs", "output", "overwrite")
+                    if flags.FLAGS[f].present and f not in used)
+    if unused:
+        raise ValueError(f"{command} does not take {', '.join('--' + f for f in unused)}")
     if command == "list":
         for model in list_models():
             bundled = (model_dir(model) / "manifest.json").is_file()

@@ -1,0 +1,91 @@
+"""Bad arguments and misuse get a typed error that names the argument, never a raw Python or
+TensorFlow error and never a silently wrong value (a Keras user's review, 2026-12-01: each case
+below was accepted, or failed with an AttributeError / KeyError / TF traceback, before)."""
+import keras
+import numpy as np
+import pytest
+from absl import flags
+
+import lipvae_tf as lv
+from lipvae_tf import attacks, export, train, zoo
+
+IMAGES = np.zeros((2, 28, 28, 1), "float32")
+
+
+@pytest.fixture(scope="module")
+def vae():
+    return lv.LipschitzVAE.from_target(1.0, 8.0, hidden_units=(8,), latent_dim=2)
+
+
+def _cases(vae, tmp_path):
+    plain = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten()])
+    return {
+        "use_bias as a string": (lambda: lv.LipschitzDense(4, use_bias="no"),
+                                 TypeError, "use_bias must be a bool"),
+        "conv use_bias as a string": (lambda: lv.LipschitzConv2D(4, 3, use_bias="yes"),
+                                      TypeError, "use_bias must be a bool"),
+        "export finalize as a string": (
+            lambda: export.export_saved_model(vae, tmp_path / "a", finalize="no"),
+            TypeError, "finalize must be a bool"),
+        "attack radius as a string": (lambda: attacks.maximum_damage_attack(vae, IMAGES, "2"),
+                                      TypeError, "radius must be a real number"),
+        "attack on a plain Keras model": (
+            lambda: attacks.maximum_damage_attack(plain, IMAGES, 1.0),
+            TypeError, "model must be a lipvae_tf LipschitzVAE"),
+        "margin on a plain Keras model": (lambda: attacks.estimate_margin(plain, IMAGES, 8.0),
+                                          TypeError, "model must be a lipvae_tf"),
+        "REST body with p = 2": (
+            lambda: export.rest_request(IMAGES, "certify", r=8.0, p=2.0),
+            ValueError, r"p must be a probability in \[1/2, 1\)"),
+        "REST body with r = 0": (lambda: export.rest_request(IMAGES, "certify", r=0.0, p=0.5),
+                                 ValueError, "r must be > 0"),
+        "REST body with r as a string": (
+            lambda: export.rest_request(IMAGES, "certify", r="8", p=0.5),
+            TypeError, "r must be a real number"),
+        "a float64 model": (lambda: lv.LipschitzVAE(dtype="float64"),
+                            ValueError, "dtype must be float32"),
+        "a mixed-precision model": (lambda: lv.LipschitzVAE(dtype="mixed_float16"),
+                                    ValueError, "dtype must be float32"),
+        "design as a string": (lambda: lv.LipschitzVAE(design="x"),
+                               TypeError, "design must be the dict"),
+        "bound of an unbuilt layer": (lambda: lv.layer_lipschitz_bound(lv.LipschitzDense(3)),
+                                      ValueError, "is not built"),
+        "finalize None": (lambda: lv.finalize_constraints(None),
+                          TypeError, "model_or_layers must be a Keras model"),
+        "zoo.load(None)": (lambda: zoo.load(None), TypeError, "name must be a zoo model name"),
+        "legacy HDF5 save": (lambda: vae.save(str(tmp_path / "m.h5")),
+                             ValueError, "legacy HDF5 format"),
+        "a train_limit of 0": (lambda: train.TrainConfig(train_limit=0),
+                               ValueError, "train_limit must be an integer >= 1"),
+        "no hidden layers": (lambda: train.TrainConfig(hidden_units=()),
+                             ValueError, "hidden_units must hold at least 1"),
+        "list_models(bundled_only='yes')": (lambda: zoo.list_models(bundled_only="yes"),
+                                            TypeError, "bundled_only must be a bool"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_cases(None, None)))
+def test_each_bad_argument_gets_a_typed_error_naming_it(vae, tmp_path, case):
+    call, error, message = _cases(vae, tmp_path)[case]
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_the_legacy_hdf5_checkpoint_is_refused_before_training(vae, tmp_path):
+    vae.compile("adam")
+    with pytest.raises(ValueError, match="legacy HDF5"):
+        vae.fit(IMAGES, verbose=0, callbacks=[keras.callbacks.ModelCheckpoint(
+            str(tmp_path / "c.h5"))])
+    assert not (tmp_path / "c.h5").exists()
+
+
+def test_an_empty_margin_estimate_is_empty_and_quiet(vae, recwarn):
+    estimate = attacks.estimate_margin(vae, IMAGES[:0], 8.0)
+    assert estimate.margin.shape == estimate.upper.shape == (0,)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_zoo_command_refuses_a_flag_it_does_not_read(monkeypatch):
+    monkeypatch.setattr(flags.FLAGS["output"], "present", 1)
+    with pytest.raises(SystemExit, match="list does not take --output"):
+        zoo.main(["zoo", "list"])
