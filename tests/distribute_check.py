@@ -7,7 +7,8 @@ process has already done, so the tests run this script in a subprocess:
 
 equivalence: the same training (train.fit, same seed, same global batch) under the default
 strategy (one device) and under MirroredStrategy over two logical CPUs; per-step and per-epoch
-losses, kernels, and certificates after finalize(); and per-epoch losses with plain SGD.
+losses, kernels, and certificates after finalize(); and per-epoch losses with plain SGD, with
+and without per-image weights.
 resume: a BackupAndRestore checkpoint written under 2 replicas resumed under 1, and the reverse.
 all: both, as {"equivalence": ..., "resume": ...} (one process start). Results go to OUT.json.
 """
@@ -99,13 +100,27 @@ def sgd_losses(strategy) -> list[float]:
     return [float(v) for v in history.history["loss"]]
 
 
+def weighted_losses(strategy) -> dict:
+    """Per-epoch losses and the evaluated ELBO with per-image weights ((x, x, w) batches) and
+    plain SGD: the weighted loss is summed over the global batch, as the unweighted one."""
+    keras.utils.set_random_seed(CONFIG.seed)
+    model = distribute.build_in_scope(strategy, lambda: train.build_model(CONFIG))
+    distribute.compile_in_scope(model, lambda: keras.optimizers.SGD(1e-3))
+    weights = np.random.default_rng(1).uniform(0.0, 2.0, len(TRAIN_X)).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((TRAIN_X, TRAIN_X, weights)).batch(64)
+    history = model.fit(dataset, epochs=2, verbose=0, shuffle=False)
+    evaluated = model.evaluate(dataset, verbose=0, return_dict=True)
+    return {"loss": [float(v) for v in history.history["loss"]], "kl": float(evaluated["kl"])}
+
+
 def equivalence(run_dir: str) -> dict:
     default, mirrored = distribute.make_strategy("default"), distribute.make_strategy("mirrored")
     one, one_kernels = train_once(default, os.path.join(run_dir, "1"))
     two, two_kernels = train_once(mirrored, os.path.join(run_dir, "2"))
     return {"one": one, "two": two, "kernel_difference": max(
         float(np.max(np.abs(one_kernels[p] - two_kernels[p]))) for p in one_kernels),
-        "sgd": {"one": sgd_losses(default), "two": sgd_losses(mirrored)}}
+        "sgd": {"one": sgd_losses(default), "two": sgd_losses(mirrored)},
+        "weighted": {"one": weighted_losses(default), "two": weighted_losses(mirrored)}}
 
 
 class _Interrupt(keras.callbacks.Callback):

@@ -138,6 +138,15 @@ def test_sgd_curve_is_the_same_too(equivalence):
     _close(sgd["one"], sgd["two"], LOSS_RTOL)
 
 
+def test_weighted_training_is_the_same_on_two_replicas(equivalence):
+    """Per-image weights (Keras' sample_weight) enter the loss summed over the global batch and
+    the metrics as Keras' weighted mean, so 2 replicas train and evaluate as 1 device."""
+    weighted = equivalence["weighted"]
+    assert np.ptp(weighted["one"]["loss"]) > 1.0
+    _close(weighted["one"]["loss"], weighted["two"]["loss"], LOSS_RTOL)
+    _close(weighted["one"]["kl"], weighted["two"]["kl"], LOSS_RTOL)
+
+
 def test_checkpoints_resume_under_another_replica_count(two_cpus):
     result = two_cpus["resume"]
     assert result["two_to_one"]["replicas"] == [2, 1]
