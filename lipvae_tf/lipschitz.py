@@ -329,11 +329,15 @@ def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
         return network_lipschitz_bound(layer)
     if not isinstance(layer, keras.layers.Layer):
         raise TypeError(f"layer must be a keras.layers.Layer, got {type(layer).__name__}")
-    if not layer.built:
+    rule = _rule_for(layer)  # the TypeError for an unknown layer first
+    try:
+        return float(rule(layer))
+    except AttributeError:  # a rule reads weights (kernel, bias) that an unbuilt layer lacks
+        if layer.built:
+            raise
         raise ValueError(f"layer {layer.name!r} is not built: its bound is measured from its "
                          "weights; build it (call it on an input, or layer.build(input_shape)) "
-                         "first")
-    return float(_rule_for(layer)(layer))
+                         "first") from None
 
 
 def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
