@@ -122,14 +122,17 @@ def _step_size(radius: tf.Tensor, step, steps: int) -> tf.Tensor:
 
 # ----- the attacks ----------------------------------------------------------------------------
 
-def _checked_model(model):
-    """`model` if it is a lipvae_tf VAE (the attacks use its encoder, decoder, noise and image
-    checks), else a TypeError naming it."""
-    from lipvae_tf.model import LipschitzVAE  # (the model module imports this one's callers)
+# what the attacks use of a model: a LipschitzVAE or StandardVAE has them all
+_MODEL_ATTRIBUTES = ("check_images", "posterior_params", "decode_mean", "latent_dim")
 
-    if not isinstance(model, LipschitzVAE):
+
+def _checked_model(model):
+    """`model` if it has what the attacks use (`_MODEL_ATTRIBUTES`, as a lipvae_tf VAE does),
+    else a TypeError naming it (a plain Keras model raised an AttributeError)."""
+    missing = [name for name in _MODEL_ATTRIBUTES if not hasattr(model, name)]
+    if missing:
         raise TypeError(f"model must be a lipvae_tf LipschitzVAE (or StandardVAE), got "
-                        f"{type(model).__name__}")
+                        f"{type(model).__name__}, which has no {', '.join(missing)}")
     return model
 
 

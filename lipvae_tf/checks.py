@@ -7,7 +7,7 @@ import numpy as np
 
 __all__ = [
     "positive_finite", "positive_int", "positive_ints", "flag", "int_pair", "probability_level",
-    "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
+    "real_array", "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
 ]
 
 _REAL = (int, float, np.floating, np.integer)

@@ -99,10 +99,18 @@ class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
 
     def _add_kernel_and_bias(self, kernel_shape, bias_size: int, constraint) -> None:
         self.kernel_constraint = constraint
+        initializer = self.kernel_initializer
+        if self._measure_at_build(constraint, len(kernel_shape)):
+            # a fresh layer meets its bound (the per-step control below only steers): the
+            # initial kernel measured and rescaled here, eagerly, since a build inside a
+            # subclassed model's first call runs where variables cannot be read or assigned
+            with tf.init_scope():
+                start = lc.start_inside(keras.ops.convert_to_numpy(
+                    self.kernel_initializer(tuple(kernel_shape), dtype=self.variable_dtype)),
+                    constraint)
+            initializer = keras.initializers.Constant(start)
         self.kernel = self.add_weight(
-            name="kernel", shape=kernel_shape, initializer=self.kernel_initializer,
-            constraint=constraint,
-        )
+            name="kernel", shape=kernel_shape, initializer=initializer, constraint=constraint)
         if isinstance(constraint, lc.StatefulConstraint):  # e.g. the power-iteration vector
             state = {name: self.add_weight(name=name, shape=shape, dtype=dtype,
                                            initializer=initializer, trainable=False)
@@ -112,9 +120,6 @@ class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
                 setattr(self, name, weight)  # layer.power_vector, layer.constraint_step
             constraint.attach(**state)
         self.kernel.assign(constraint(self.kernel.value))
-        if self._measure_at_build(constraint, len(kernel_shape)):
-            with tf.init_scope():  # a fresh layer meets its bound (the control only steers)
-                self.kernel.assign(lc.start_inside(self.kernel.numpy(), constraint))
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(

@@ -20,7 +20,6 @@ References:
 """
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping, Sequence
 
@@ -602,33 +601,36 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 "layer'); save to a .keras file, or weights to a .weights.h5 file")
         return super().save(filepath, *args, **kwargs)
 
-    def fit(self, *args, **kwargs):
+    def fit(self, x=None, y=None, *args, sample_weight=None, validation_data=None, **kwargs):
         """Keras' `fit`, with the inputs checked first (`check_keras_inputs`: x and
         validation_data) and `sample_weight` kept when no y is given: Keras drops the weights
-        of an (x, None, weights) call, so x stands in for y (an autoencoder's target).
+        of an (x, None, weights) call, so x stands in for y (an autoencoder's target). The
+        other arguments go to Keras' `fit` as given.
 
         Raises:
-            TypeError / ValueError: naming x or validation_data, for a dict, a shape other than
-                (batch, *image_shape), integer pixels, or no images at all.
+            TypeError / ValueError: naming x, validation_data or sample_weight, for a dict, a
+                shape other than (batch, *image_shape), integer pixels, no images at all, or
+                weights that are not finite numbers >= 0.
         """
-        arguments = _with_weights_kept(inspect.signature(super().fit).bind(*args, **kwargs))
-        self.check_keras_inputs(arguments.get("x"), "x", allow_empty=False)
-        validation = arguments.get("validation_data")
-        if validation is not None:
+        self.check_keras_inputs(x, "x", allow_empty=False)
+        if validation_data is not None:
             self.check_keras_inputs(
-                validation[0] if isinstance(validation, (tuple, list)) else validation,
-                "validation_data", allow_empty=False)
-        return super().fit(**arguments)
+                validation_data[0] if isinstance(validation_data, (tuple, list))
+                else validation_data, "validation_data", allow_empty=False)
+        y, weights = _target_and_weights(x, y, sample_weight)
+        return super().fit(x, y, *args, **weights, **kwargs,
+                           **({} if validation_data is None
+                              else {"validation_data": validation_data}))
 
-    def evaluate(self, *args, **kwargs):
+    def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
         """Keras' `evaluate`, with x checked first and `sample_weight` kept as in `fit`.
 
         Raises:
-            TypeError / ValueError: naming x, as `fit`.
+            TypeError / ValueError: naming x or sample_weight, as `fit`.
         """
-        arguments = _with_weights_kept(inspect.signature(super().evaluate).bind(*args, **kwargs))
-        self.check_keras_inputs(arguments.get("x"), "x", allow_empty=False)
-        return super().evaluate(**arguments)
+        self.check_keras_inputs(x, "x", allow_empty=False)
+        y, weights = _target_and_weights(x, y, sample_weight)
+        return super().evaluate(x, y, *args, **weights, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         """Keras' `predict` (the deterministic reconstruction of `call`), with x checked first;
@@ -1075,22 +1077,20 @@ def _output_lipschitz(likelihood: str, reconstruction: str) -> float:
     return SIGMOID_LIPSCHITZ
 
 
-def _with_weights_kept(bound: inspect.BoundArguments) -> dict:
-    """The arguments of a `fit` / `evaluate` call, with y = x when sample_weight comes without
-    y (Keras packs (x, None, w) as x alone and drops the weights)."""
-    arguments = dict(bound.arguments)
-    arguments.update(arguments.pop("kwargs", {}))
-    weights = arguments.get("sample_weight")
-    if weights is not None and hasattr(weights, "shape"):  # checked in the graph otherwise
-        weights = np.asarray(weights)
+def _target_and_weights(x, y, sample_weight) -> tuple:
+    """(y, {"sample_weight": w} or {}) for Keras' `fit` / `evaluate`: y = x when weights come
+    without y (Keras packs (x, None, w) as x alone and drops the weights); weights given as an
+    array are checked here (finite numbers >= 0), others in the graph."""
+    if sample_weight is None:
+        return y, {}
+    if hasattr(sample_weight, "shape"):
+        weights = np.asarray(sample_weight)
         if not (np.issubdtype(weights.dtype, np.floating)
                 or np.issubdtype(weights.dtype, np.integer)):
             raise TypeError(f"sample_weight must be numbers, got dtype {weights.dtype}")
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError("sample_weight must be finite and >= 0 (one weight per image)")
-    if weights is not None and arguments.get("y") is None:
-        arguments["y"] = arguments.get("x")
-    return arguments
+    return (x if y is None else y), {"sample_weight": sample_weight}
 
 
 def _images_and_weights(data) -> tuple:
