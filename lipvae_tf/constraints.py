@@ -633,6 +633,16 @@ def _shrink_until_inside(kernel64: np.ndarray, target: float, measure) -> np.nda
     raise RuntimeError("could not bring the kernel inside the norm ball in float32")
 
 
+def _conv_measure(c: SpectralClip, kernel_shape):
+    """w -> the float64 operator norm of conv kernel w on the grid `c` measures it on."""
+    grid = c.conv_grid(kernel_shape)
+
+    def measure(w: np.ndarray) -> float:
+        return float(conv_spectrum.operator_norm(tf.constant(w, tf.float64), grid, c.strides))
+
+    return measure
+
+
 def start_inside(kernel: np.ndarray, constraint: keras.constraints.Constraint) -> np.ndarray:
     """A fresh kernel inside its constraint's ball, for a layer being built: returned unchanged
     when its exact norm (float64 SVD; for a conv kernel, the operator norm on the constraint's
@@ -645,14 +655,7 @@ def start_inside(kernel: np.ndarray, constraint: keras.constraints.Constraint) -
     else:
         exact = constraint if isinstance(constraint, SpectralClip) else constraint.exact()
         bound = exact.max_norm
-    if kernel.ndim == 2:
-        measure = _spectral_norm64
-    else:
-        grid = exact.conv_grid(kernel.shape)
-
-        def measure(w: np.ndarray) -> float:
-            return float(conv_spectrum.operator_norm(tf.constant(w, tf.float64), grid,
-                                                     exact.strides))
+    measure = _spectral_norm64 if kernel.ndim == 2 else _conv_measure(exact, kernel.shape)
     norm = measure(kernel)
     if norm <= bound:
         return kernel
@@ -684,10 +687,7 @@ def _converge_clip(kernel: np.ndarray, c: SpectralClip, tol: float, max_iter: in
         clipped = clip_dense_spectrum(tf.constant(kernel, tf.float64), c.max_norm).numpy()
         return _shrink_until_inside(clipped, c.max_norm, _spectral_norm64), 1
     grid = c.conv_grid(kernel.shape)
-
-    def measure(w: np.ndarray) -> float:
-        return float(conv_spectrum.operator_norm(tf.constant(w, tf.float64), grid, c.strides))
-
+    measure = _conv_measure(c, kernel.shape)
     if measure(kernel) <= c.max_norm:
         return kernel, 0
     w = kernel.astype(np.float64)

@@ -617,10 +617,10 @@ class LipschitzVAE(FixedConfig, keras.Model):
             self.check_keras_inputs(
                 validation_data[0] if isinstance(validation_data, (tuple, list))
                 else validation_data, "validation_data", allow_empty=False)
-        y, weights = _target_and_weights(x, y, sample_weight)
-        return super().fit(x, y, *args, **weights, **kwargs,
-                           **({} if validation_data is None
-                              else {"validation_data": validation_data}))
+        y, given = _target_and_weights(x, y, sample_weight)
+        if validation_data is not None:
+            given["validation_data"] = validation_data
+        return super().fit(x, y, *args, **given, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
         """Keras' `evaluate`, with x checked first and `sample_weight` kept as in `fit`.
@@ -1084,10 +1084,7 @@ def _target_and_weights(x, y, sample_weight) -> tuple:
     if sample_weight is None:
         return y, {}
     if hasattr(sample_weight, "shape"):
-        weights = np.asarray(sample_weight)
-        if not (np.issubdtype(weights.dtype, np.floating)
-                or np.issubdtype(weights.dtype, np.integer)):
-            raise TypeError(f"sample_weight must be numbers, got dtype {weights.dtype}")
+        weights = checks.real_array("sample_weight", sample_weight)
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError("sample_weight must be finite and >= 0 (one weight per image)")
     return (x if y is None else y), {"sample_weight": sample_weight}
