@@ -6,7 +6,7 @@ of the weights in use, docs/theory.md section 12) against the one with
 `absolute_rounding=True` (section 15), min and median, the slack E_0 + E_d it subtracts from r,
 and the seconds each takes.
 
-    .venv/bin/python bench/absolute_rounding.py [--limit 10000]
+    .venv/bin/python bench/absolute_rounding.py [--limit 10000] [--models NAME,NAME]
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from lipvae_tf import data, zoo  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=10000, help="test images")
+    parser.add_argument("--models", default="", help="comma-separated zoo names (default: all)")
     args = parser.parse_args()
     images, _, source = data.load_arrays("fashion_mnist", "test", limit=args.limit)
     print(f"{len(images)} test images from {source}")
@@ -32,7 +33,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in zoo.list_models("fashion_mnist", bundled_only=True):
         card = zoo.model_card(name)
-        if card["kind"] != "lipschitz":
+        if card["kind"] != "lipschitz" or (args.models and name not in args.models.split(",")):
             continue
         vae = zoo.load(name)
         r, p = card["certificate"]["r"], card["certificate"]["p"]

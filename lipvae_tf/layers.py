@@ -633,7 +633,9 @@ class StdCap(FixedConfig, keras.layers.Layer):
     A projection onto a convex set is 1-Lipschitz; it caps ||sigma(x)|| <= S for every input
     in exact arithmetic. The float32 graph applies float32(S) (float32(0.1) > 0.1) and rounds,
     so an output's norm can exceed S by a few units of round-off: `output_norm_bound` is the
-    cap a certificate must use.
+    cap a certificate must use. A non-finite input (an upstream overflow) still gives an output
+    inside the cap: the projection's limit (infinite entries' signs scaled to norm S, NaN
+    entries 0).
 
     Args:
         max_norm: the cap S (> 0, finite), in the units of the std (latent space).
@@ -653,7 +655,7 @@ class StdCap(FixedConfig, keras.layers.Layer):
 
     def output_norm_bound(self, features: int) -> float:
         """Upper bound (float64) of ||y||_2 for ANY output row y of `features` values that
-        `call` can produce in the layer's compute dtype, for finite inputs.
+        `call` can produce in the layer's compute dtype, for any input (non-finite included).
 
         Derivation (u = unit round-off of the compute dtype, 2^-24 for float32; eta = half the
         smallest subnormal, the absolute error of a rounding in the underflow range; n =
@@ -672,6 +674,9 @@ class StdCap(FixedConfig, keras.layers.Layer):
                <= c (1 + u)^2 / (1 - u) * (1 - u)^(-n/2) / sqrt(1 - delta) + sqrt(n) eta,
         evaluated in float64 and rounded up. For float32, S = 0.1 and n = 10 it is
         S (1 + 4.9e-7). An input so large that its squares overflow gives d = 0 and y = 0.
+        Non-finite inputs (an upstream overflow): NaN entries count as 0, and a row with k
+        infinite entries gives y_i = sign(x_i) fl(c / fl(sqrt(k))) on them and 0 elsewhere,
+        ||y|| <= c (1 + u)^2 / (1 - u), inside the bound above.
 
         Args:
             features: the number of values in one example (the product of its non-batch axes).
@@ -702,13 +707,22 @@ class StdCap(FixedConfig, keras.layers.Layer):
         check_compute_dtype(self)
         axes = tuple(range(1, len(inputs.shape)))
         cap = ops.cast(self.max_norm, inputs.dtype)
-        squared_norm = ops.sum(ops.square(inputs), axis=axes, keepdims=True)
+        # An upstream overflow (an unconstrained std network's inf, or the NaN of inf - inf)
+        # would give inf * 0 = NaN below, and a NaN std breaks the cap that a certificate under
+        # absolute round-off relies on (an adversarial review, 2026-12-01). The projection's
+        # limit is used instead: the infinite entries' signs scaled to norm S, NaN entries 0.
+        infinite = ops.where(ops.isinf(inputs), ops.sign(inputs), ops.zeros_like(inputs))
+        infinite_count = ops.sum(ops.abs(infinite), axis=axes, keepdims=True)
+        finite = ops.where(ops.isfinite(inputs), inputs, ops.zeros_like(inputs))
+        squared_norm = ops.sum(ops.square(finite), axis=axes, keepdims=True)
         # sqrt of max(., cap^2), never of 0: the gradient stays finite at the origin.
         # divide_no_nan, not `/` (a correctly rounded division here, the root is >= cap > 0):
         # TF's graph optimiser rewrites cap / sqrt(m) into cap * rsqrt(m), an approximate
         # reciprocal square root that output_norm_bound's derivation does not cover, and eager
         # and graph results then differed (a review, 2026-12-01); it leaves divide_no_nan alone
-        return inputs * ops.divide_no_nan(cap, ops.sqrt(ops.maximum(squared_norm, cap * cap)))
+        capped = finite * ops.divide_no_nan(cap, ops.sqrt(ops.maximum(squared_norm, cap * cap)))
+        limit = infinite * ops.divide_no_nan(cap, ops.sqrt(infinite_count))
+        return ops.where(infinite_count > 0, limit, capped)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "max_norm": self.max_norm}

@@ -937,9 +937,10 @@ class LipschitzVAE(FixedConfig, keras.Model):
         absolute round-off of the whole float32 graph at x and at the perturbed input, and p
         raised by the noise bound's tail (`absolute_rounding_slack`, docs/theory.md section
         15): the certificate then covers every float32 reconstruction, whatever the weights'
-        scale; a learned std is then bounded at the perturbed input by its cap alone (its
-        network's round-off can jump past M_sigma d), so it needs a std cap and a capped method
-        or "best". Without it, the exact map of the weights in use with relative rounding
+        scale; a learned std is then bounded by its cap alone, at the perturbed input (its
+        network's round-off can jump past M_sigma d) and at x (its float32 value there depends
+        on the batch it is computed in), so it needs a std cap and a capped method or "best".
+        Without it, the exact map of the weights in use with relative rounding
         margins (section 12), which can overstate robustness for weights whose values dwarf
         their differences (e.g. biases of 2^23). Raises ValueError for a bad method, r, p or
         images, or absolute_rounding=True with a learned std and no cap (or an uncapped method).
@@ -956,7 +957,14 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 f"and a method in {bounds.CAP_ONLY_METHODS}; got std_cap={self.std_cap}, "
                 f"use_std_cap={use_std_cap}, method={method!r}")
         r_exact = self.reconstruction_tolerance(r)
-        s, s_max = self.std_statistics(x)
+        if cap_only:
+            # the cap at x too: the float32 std at x depends on the batch it is computed in
+            # (TF's matrix products sum in a batch-dependent order), so a measured s(x) need
+            # not be the std the graph samples with; only the cap bounds every evaluation
+            x = self.check_images(x)
+            s = s_max = np.full(len(x), std_cap)
+        else:
+            s, s_max = self.std_statistics(x)
         covered = np.ones(np.shape(s), bool)
         if absolute_rounding:
             slack, p, c = self._absolute_rounding(x, r_exact, p, reconstruction)

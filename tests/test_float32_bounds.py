@@ -145,7 +145,7 @@ def test_keras_layers(make, shape):
 def _cap_rows(cap, n, rng):
     """Rows that probe the cap: random directions at scales within +-2000 ulps of the cap,
     just inside it, far inside, far outside, huge (squares overflow), tiny (squares underflow),
-    one-hot and constant rows."""
+    one-hot and constant rows, and the non-finite rows of an upstream overflow."""
     c = float(np.float32(cap))
     v = rng.normal(size=(4000, n))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -153,8 +153,29 @@ def _cap_rows(cap, n, rng):
     rows = [v * near, v * rng.uniform(0, 2 * c, size=(4000, 1)),
             v * 10.0 ** rng.uniform(-30, 25, size=(4000, 1)),
             np.eye(n) * c, np.eye(n) * c * (1 + 2.0**-23), np.ones((1, n)) * c / np.sqrt(n),
-            np.ones((1, n)) * 1e19, np.ones((1, n)) * 1e-25]
+            np.ones((1, n)) * 1e19, np.ones((1, n)) * 1e-25, _non_finite_rows(n)]
     return np.concatenate(rows).astype(np.float32)
+
+
+def _non_finite_rows(n):
+    rows = np.zeros((4, n))
+    rows[0, 0] = np.inf
+    rows[1, :2] = [-np.inf, np.inf]
+    rows[2, :2] = [np.nan, 3.0]
+    rows[3] = np.nan
+    return rows
+
+
+def test_std_cap_of_an_overflowed_input_is_the_projections_limit():
+    """An unconstrained std network can overflow to inf (an adversarial review, 2026-12-01:
+    kernels of 1e37), and inf * 0 gave a NaN std that broke the cap a certificate under
+    absolute round-off relies on. The output is the projection's limit instead."""
+    layer = ll.StdCap(0.1)
+    out = layer(tf.constant(_non_finite_rows(3).astype(np.float32))).numpy()
+    h = 0.1 / np.sqrt(2)
+    np.testing.assert_allclose(out, [[0.1, 0, 0], [-h, h, 0], [0, 0.1, 0], [0, 0, 0]],
+                               rtol=1e-6)
+    assert np.linalg.norm(out.astype(np.float64), axis=1).max() <= layer.output_norm_bound(3)
 
 
 @pytest.mark.parametrize("cap,n", [(0.1, 10), (0.1, 2), (1 / 3, 16), (0.07, 64), (2.5, 10)])

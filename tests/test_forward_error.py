@@ -180,6 +180,85 @@ def test_the_absolute_certificate_bounds_a_learned_std_by_its_cap_alone():
         uncapped.absolute_rounding_slack(x, r, p)
 
 
+def _unconstrained_std_model(image_shape, hidden):
+    return LipschitzVAE(2 if image_shape == (4, 4, 1) else 1, encoder_mean=1.0, decoder=1.0,
+                        std_cap=0.1, posterior_std=None, constrain_std=False,
+                        hidden_units=(hidden,), image_shape=image_shape,
+                        likelihood="bernoulli", reconstruction="parameter", seed=0)
+
+
+def _dense_layers(network):
+    return [layer for layer in network.layers if hasattr(layer, "kernel")]
+
+
+def test_the_absolute_certificate_survives_a_std_network_that_overflows():
+    """An adversarial review, 2026-12-01: an unconstrained std network with kernels of 1e37
+    overflows to inf at x + delta, StdCap gave inf * 0 = NaN, and the reconstruction at x + delta
+    was NaN (0 of 2000 draws within r) inside a certified radius of 0.36. The cap now outputs
+    the projection's limit, so ||sigma(x')|| <= S holds for what the graph computes."""
+    model = _unconstrained_std_model((4, 4, 1), 4)
+    first, second = _dense_layers(model.encoder_std_net)
+    for layer in (first, second):
+        kernel = np.zeros(layer.kernel.shape, np.float32)
+        kernel[0, 0] = 1e37
+        layer.kernel.assign(kernel)
+        layer.bias.assign(np.zeros(layer.bias.shape, np.float32))
+    x = np.full((1, 4, 4, 1), 0.5, np.float32)
+    x[0, 0, 0, 0] = 0.0
+    delta = np.zeros_like(x)
+    delta[0, 0, 0, 0] = 1e-3  # 1e34 * 1e37 overflows
+    r, p, draws = 0.5, 0.5, 2000
+    assert model.certified_radius(x, r, p, absolute_rounding=True)[0] > 1e-3
+    sigma = model.posterior_params(tf.constant(x + delta))[1].numpy().astype(np.float64)
+    assert np.all(np.isfinite(sigma))
+    assert np.linalg.norm(sigma) <= model.std_cap_bound()
+    kept = int(attacks.robust_counts(model, x, delta, r, draws, seed=1)[0])
+    assert float(attacks.clopper_pearson_lower(kept, draws, 0.999)) >= p
+
+
+def test_the_absolute_certificate_bounds_the_std_at_x_by_its_cap():
+    """An adversarial review, 2026-12-01: the float32 std at x depends on the batch it is
+    computed in (TF's matrix product with one output column sums a batch of 1 in another
+    order than a batch of 2). Measured alone, sigma(x) = 1e-4; sampled in a batch of 2, the
+    cap S. The measured s(x) certified a radius > 0 although the property fails at delta = 0;
+    under absolute_rounding=True the std at x is bounded by the cap too."""
+    hidden = 64
+    model = _unconstrained_std_model((2, 2, 1), hidden)
+    first, second = _dense_layers(model.encoder_std_net)
+    first.kernel.assign(np.zeros(first.kernel.shape, np.float32))
+    bias = np.zeros(hidden, np.float32)
+    bias[[0, 9]] = [2.0**30, -(2.0**30)]
+    bias[[1, 4, 16, 32]] = 1.0
+    first.bias.assign(bias)  # constant hidden values, sorted pairs kept by GroupSort
+    kernel = np.zeros(second.kernel.shape, np.float32)
+    kernel[[0, 1, 4, 9, 16, 32], 0] = -50.0  # -200 exactly, -100 or -50 in float32
+    second.kernel.assign(kernel)
+    second.bias.assign([75.0])
+    for layer in _dense_layers(model.encoder_mean_net):
+        layer.kernel.assign(1e-4 * np.eye(*layer.kernel.shape, dtype=np.float32))
+        layer.bias.assign(np.zeros(layer.bias.shape, np.float32))
+    decoder = _dense_layers(model.decoder_net)
+    for layer, bias in zip(decoder, ([0.0] + [-1000.0] + [0.0] * (hidden - 2), [0.0] * 4)):
+        kernel = np.zeros(layer.kernel.shape, np.float32)
+        kernel[0, 0] = 1.0
+        layer.kernel.assign(kernel)
+        layer.bias.assign(np.asarray(bias, np.float32))
+    x = np.full((1, 2, 2, 1), 0.5, np.float32)
+    pair = np.concatenate([x, x])
+    alone, in_pair = (model.std_statistics(v)[0][0] for v in (x, pair))
+    assert alone < 1e-3 and in_pair > 0.09  # the batch decides the std
+    r = float(1.1 * np.sqrt(lv.bounds.chi2_quantile_upper(1, 0.5)) * 0.1
+              * model.lipschitz_constants()["decoder"])
+    draws = 20000
+    kept = int(attacks.robust_counts(model, pair, np.zeros_like(pair), r, draws, seed=3)[0])
+    # the property fails at delta = 0 when f(x) is sampled in a batch of 2 (able to fail) ...
+    assert float(attacks.clopper_pearson_upper(kept, draws, 0.999)) < 0.5
+    # ... which the exact map's certificate, with the std measured alone, claims to hold ...
+    assert model.certified_radius(x, r, 0.5)[0] > 0
+    # ... and the certificate under absolute round-off does not
+    assert model.certified_radius(x, r, 0.5, absolute_rounding=True)[0] == 0.0
+
+
 def test_the_absolute_certificate_costs_little_on_a_trained_model(trained_default_model):
     model, images = trained_default_model
     exact = model.certified_radius(images, 8.0, 0.5)
