@@ -68,6 +68,18 @@ _SETTINGS_KEEPING_THE_DESIGN = frozenset({
 _SEED_STATE_KEY = "seed_generator_state"
 
 
+def _settings(layer: keras.layers.Layer) -> dict:
+    """A copy of the layer's config without Keras' serialisation bookkeeping: saving and
+    loading write a `shared_object_id` into the nested dicts of a config (the dtype policy's)."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k != "shared_object_id"}
+        if isinstance(value, (list, tuple)):
+            return type(value)(clean(v) for v in value)
+        return value
+    return clean(layer.get_config())
+
+
 @keras.saving.register_keras_serializable(package="lipvae_tf")
 class LipschitzVAE(FixedConfig, keras.Model):
     """VAE with Lipschitz encoder mean (M_mu), encoder std (M_sigma, capped at ||sigma|| <= S, or
@@ -203,8 +215,10 @@ class LipschitzVAE(FixedConfig, keras.Model):
         self.encoder_std_net = std_net
         self.decoder_net = self._decoder(self.decoder_budget / self.output_lipschitz())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in _METRICS}
-        # the layers of each network as built; a plain attribute (not tracked by Keras)
+        # the layers of each network as built, and their settings; plain attributes (not
+        # tracked by Keras)
         self.__dict__["_built_layers"] = self._network_layers()
+        self.__dict__["_built_configs"] = self._network_configs()
         self.built = True
 
     def _rebuild_hint(self, name: str) -> str:
@@ -213,6 +227,10 @@ class LipschitzVAE(FixedConfig, keras.Model):
 
     def _network_layers(self) -> dict[str, tuple]:
         return {name: tuple(net.layers) for name, net in self.lipschitz_networks().items()}
+
+    def _network_configs(self) -> dict[str, tuple]:
+        return {name: tuple(_settings(layer) for layer in layers)
+                for name, layers in self._network_layers().items()}
 
     def _decoder_budget_keeping_logits(self, output_lipschitz: float) -> float:
         """The decoder budget M_g for an output map of constant `output_lipschitz` whose logit
@@ -234,15 +252,24 @@ class LipschitzVAE(FixedConfig, keras.Model):
 
     def _check_networks_unchanged(self) -> None:
         """Raises RuntimeError when a network's layers were added, removed or replaced since
-        construction (e.g. `encoder_std_net.pop()`): graphs traced before keep the old layers,
-        so no certificate can speak for both."""
+        construction (e.g. `encoder_std_net.pop()`), or a layer's settings changed (e.g. a plain
+        Keras layer's `activation` reassigned; the package's own layers refuse that, FixedConfig):
+        graphs traced before keep the old layers, so no certificate can speak for both."""
         now = self._network_layers()
+        configs = self.__dict__["_built_configs"]
         for name, layers in self.__dict__["_built_layers"].items():
             if len(now[name]) != len(layers) or any(a is not b for a, b in zip(now[name], layers)):
                 raise RuntimeError(
                     f"the {name} network's layers changed after the model was built; graphs "
                     "traced before (fit, predict, reconstruct, the attacks) keep the old ones, so "
                     "no certificate covers both. Build a new model instead")
+            for layer, config in zip(layers, configs[name]):
+                if _settings(layer) != config:
+                    raise RuntimeError(
+                        f"the settings of layer {layer.name!r} ({type(layer).__name__}) of the "
+                        f"{name} network changed after the model was built; graphs traced "
+                        "before keep the old ones, so no certificate covers both. Build a new "
+                        "model instead (vae.reconfigured(...) for the model's own settings)")
 
     def reconfigured(self, **changes) -> LipschitzVAE:
         """A new model of this class from this model's config with `changes` applied (e.g.
@@ -585,6 +612,15 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 "reconstruction_log_likelihood and kl itself; compile it with an optimizer only "
                 "(e.g. vae.compile(keras.optimizers.Adam(1e-3)))")
         super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config: dict) -> None:
+        """Keras' loading hook: compiles a loaded `.keras` model as it was saved (optimizer and
+        execution options), so that the optimizer's state (step count, moments) loads with the
+        weights. Keras' own hook skips models that override `compile`, as this one does, and a
+        loaded model then had no optimizer: training went on from a fresh one."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def save(self, filepath, *args, **kwargs) -> None:
         """Keras' `save` for `.keras` files (bit-exact round trips).

@@ -143,6 +143,27 @@ def test_a_network_whose_layers_changed_after_construction_is_not_certified():
             certify()
 
 
+def test_a_plain_keras_layer_whose_settings_changed_is_not_certified(tmp_path):
+    """The package's layers refuse a changed setting (FixedConfig); a plain Keras layer in a
+    network (the std network's softplus, an unconstrained std network's Dense) does not, and
+    a traced graph keeps the old activation while the constant would follow the new one
+    (softplus -> sigmoid: 1/4 of the constant). A save and load changes no setting."""
+    model = small_vae(posterior_std=None, std_cap=0.5)
+    x = images()
+    model.reconstruct(x)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    for vae in (model, loaded):
+        np.testing.assert_array_equal(vae.certified_radius(x, 0.5, 0.5),
+                                      model.certified_radius(x, 0.5, 0.5))
+    softplus = next(layer for layer in model.encoder_std_net.layers
+                    if isinstance(layer, keras.layers.Activation))
+    softplus.activation = keras.activations.sigmoid
+    for certify in (lambda: model.certified_radius(x, 0.5, 0.5), model.lipschitz_constants):
+        with pytest.raises(RuntimeError, match="settings of layer .* changed"):
+            certify()
+
+
 @pytest.mark.parametrize("value", [0.1, 1 / 3, 8.0, 2.0 ** -20 * 3, 7.3e-3, 1e30])
 def test_the_audit_compares_distances_with_r_rounded_down_to_float32(value):
     """The review: r went to the counting graph as float32(r), up to 6e-8 relative above r."""

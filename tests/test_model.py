@@ -41,6 +41,25 @@ def test_from_target_certifies_every_input_before_and_after_training(images, met
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_loaded_model_continues_training_as_the_saved_one_would(images, tmp_path):
+    """A `.keras` file holds the optimizer's state, and the loaded model comes back compiled
+    with it: Keras skips `compile_from_config` for a model that overrides `compile`, and a
+    loaded LipschitzVAE had no optimizer (its Adam moments were lost)."""
+    train, _ = images
+    model, _ = _trained(LipschitzVAE.from_target(TARGET, R, P, seed=0, **SMALL), train[:256],
+                        epochs=1)
+    model.save(tmp_path / "o.keras")
+    loaded = keras.models.load_model(tmp_path / "o.keras")
+    assert type(loaded.optimizer) is type(model.optimizer)
+    assert int(loaded.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for vae in (model, loaded):
+        vae.fit(train[:256], epochs=1, batch_size=128, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_fixed_std_model_uses_the_noncentral_certificate(images):
     train, test = images
     model = LipschitzVAE.from_target(TARGET, R, P, latent_dim=10, method="ncx2",
