@@ -16,8 +16,8 @@ _step = constraints._subspace_correction
 
 
 def relaxed(kernel, subspace, max_norm):
-    correction, new_subspace = _step(kernel, subspace, max_norm)
-    return (correction * omega if kernel.dtype.is_complex else correction), new_subspace
+    correction, new_subspace, top = _step(kernel, subspace, max_norm)
+    return (correction * omega if kernel.dtype.is_complex else correction), new_subspace, top
 
 
 constraints._subspace_correction = relaxed

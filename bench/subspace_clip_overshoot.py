@@ -27,8 +27,8 @@ _step = lc._subspace_correction
 
 
 def relaxed(kernel, subspace, max_norm):
-    correction, new = _step(kernel, subspace, max_norm)
-    return (correction * omega if kernel.dtype.is_complex else correction), new
+    correction, new, top = _step(kernel, subspace, max_norm)
+    return (correction * omega if kernel.dtype.is_complex else correction), new, top
 
 
 lc._subspace_correction = relaxed

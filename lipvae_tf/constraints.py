@@ -37,6 +37,7 @@ References:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import keras
@@ -86,6 +87,10 @@ DEFAULT_SUBSPACE_RANK = 16
 # 14 x 14 input has 64 blocks of 128 x 64, 34 up to conjugation). Measured (BENCHMARKS.md): k = 2
 # trains as well as k = 4 and 8 on the bundled sample at 10 epochs, k = 1 about 40 nats worse
 DEFAULT_CONV_SUBSPACE_RANK = 2
+# SubspaceClip clips exactly in a step whose largest Ritz value is above this multiple of the
+# bound: above the 1.36-1.38 seen under Adam at 1e-3, below SGD's 6-65
+# (docs/theory.md section 14)
+DEFAULT_EXACT_CLIP_ABOVE = 1.5
 # `finalize_constraints`: Björck iterates until ||W^T W - I||_F <= tol / 10 (the clips are exact and
 # do not use it); the certificate measures the result whatever the tolerance
 DEFAULT_FINALIZE_TOL = 1e-6
@@ -273,17 +278,17 @@ def subspace_clip(
     the same pairs, the control in 0.83-0.88x the time (bench/subspace_clip_variants.py,
     BENCHMARKS.md).
     """
-    correction, new_subspace = _subspace_correction(kernel, subspace, max_norm)
+    correction, new_subspace, _ = _subspace_correction(kernel, subspace, max_norm)
     return kernel - correction, new_subspace
 
 
 def _subspace_correction(
     kernel: tf.Tensor, subspace: tf.Tensor, max_norm: float
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """`subspace_clip`'s step as (U diag(max(s - c, 0)) R^H, new subspace), for real or complex
-    kernels (..., rows, cols) with any leading batch dimensions (the operator x -> W^H x, which
-    for a real kernel is x -> x W). The correction is exactly zero when no Ritz value is above
-    the bound."""
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`subspace_clip`'s step as (U diag(max(s - c, 0)) R^H, new subspace, largest Ritz value),
+    for real or complex kernels (..., rows, cols) with any leading batch dimensions (the operator
+    x -> W^H x, which for a real kernel is x -> x W); the largest Ritz value is over all of them
+    (a real scalar). The correction is exactly zero when no Ritz value is above the bound."""
     v = tf.cast(subspace, kernel.dtype)
     # unit columns before the third product keep its float32 values near ||W|| whatever the
     # scale of the state
@@ -303,7 +308,7 @@ def _subspace_correction(
                            tf.matmul(t, coefficients), adjoint_b=True)  # T C = R diag(s)
     unit = tf.abs(tf.norm(tf.abs(inputs), axis=-2) - 1) < 0.5
     new_subspace = tf.where(unit[..., None, :], inputs, _unit_columns(v))
-    return correction, tf.cast(new_subspace, subspace.dtype)
+    return correction, tf.cast(new_subspace, subspace.dtype), tf.reduce_max(ritz)
 
 
 def _rescale(kernel: tf.Tensor, sigma: tf.Tensor, max_norm: float) -> tf.Tensor:
@@ -484,6 +489,13 @@ class SubspaceClip(StatefulConstraint):
             smaller side is used). Cost per dense step about 4 rows cols k multiply-adds.
         input_hw, strides, padding: the convolution's spatial input size (a transposed conv:
             its output size), strides and padding; conv kernels only.
+        exact_clip_above: a step whose largest Ritz value exceeds exact_clip_above x max_norm
+            clips exactly instead (`SpectralClip`: SVDs, slower). The subspace tracks the top
+            directions of small steps; a kernel found that far outside the ball moved faster
+            than one subspace iteration per step can follow (SGD's first steps put kernels at
+            6-65x their bound, and SGD with momentum diverged without this), while under Adam
+            at 1e-3 the subspace clip finds at most 1.36-1.38x (docs/theory.md section 14,
+            "Large steps"). math.inf: never.
 
     Raises:
         TypeError / ValueError: naming `max_norm`, `rank`, `input_hw`, `strides` or `padding`
@@ -498,9 +510,13 @@ class SubspaceClip(StatefulConstraint):
         input_hw: tuple[int, int] | None = None,
         strides: tuple[int, int] = (1, 1),
         padding: str = "same",
+        exact_clip_above: float = DEFAULT_EXACT_CLIP_ABOVE,
     ):
         self.max_norm = checks.positive_finite("max_norm", max_norm)
         self.rank = checks.positive_int("rank", rank)
+        # a multiple of max_norm; inf: never the exact clip
+        self.exact_clip_above = checks.in_interval("exact_clip_above", exact_clip_above, 1.0,
+                                                   math.inf)
         self._exact = SpectralClip(self.max_norm, input_hw, strides, padding)
         self.input_hw, self.strides, self.padding = (
             self._exact.input_hw, self._exact.strides, self._exact.padding)
@@ -533,26 +549,37 @@ class SubspaceClip(StatefulConstraint):
     def __call__(self, w: tf.Tensor) -> tf.Tensor:
         _check_rank(w.shape, (2, 4), "SubspaceClip")
         subspace = self._weight("subspace")
-        kernel = tf.convert_to_tensor(w)
-        if len(w.shape) == 2:
-            clipped, new_subspace = subspace_clip(kernel, tf.convert_to_tensor(subspace),
-                                                  self.max_norm)
-            subspace.assign(new_subspace)
-            return clipped
+        kernel, state = tf.convert_to_tensor(w), tf.convert_to_tensor(subspace)
+        stepped, state, top = self._round(kernel, state)
+        subspace.assign(state)
+        # A kernel found far outside the ball (SGD's steps, a large learning rate) moved faster
+        # than one subspace iteration per step can follow: the exact clip instead (an SGD run
+        # with momentum diverged to NaN in 8 steps without it). Under Adam at 1e-3 no step
+        # takes it.
+        far = top > self.exact_clip_above * self.max_norm
+        return tf.cond(far, lambda: tf.cast(self._exact(kernel), kernel.dtype),
+                       lambda: stepped)
+
+    def _round(self, kernel: tf.Tensor, state: tf.Tensor
+               ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One subspace clip: (kernel, state, largest Ritz value found before the clip)."""
+        if len(kernel.shape) == 2:
+            correction, state, top = _subspace_correction(kernel, state, self.max_norm)
+            return kernel - correction, state, top
         # each B(xi)^T is clipped as a matrix (its singular values are B(xi)'s), the subspace
         # in its row space; B(-xi) is B(xi) conjugated, so one block of each pair stands for both
-        grid, indices, weights = self._half(w.shape)
+        grid, indices, weights = self._half(kernel.shape)
         blocks = conv_spectrum.frequency_blocks(kernel, grid, self.strides, indices)
-        state = tf.convert_to_tensor(subspace)
-        correction, new_state = _subspace_correction(
+        correction, state, top = _subspace_correction(
             blocks, tf.complex(state[..., 0], state[..., 1]), self.max_norm)
-        subspace.assign(tf.stack([tf.math.real(new_state), tf.math.imag(new_state)], -1))
-        return kernel - conv_spectrum.kernel_from_blocks(correction, w.shape, grid, self.strides,
-                                                         indices, weights)
+        stepped = kernel - conv_spectrum.kernel_from_blocks(
+            correction, kernel.shape, grid, self.strides, indices, weights)
+        return stepped, tf.stack([tf.math.real(state), tf.math.imag(state)], -1), top
 
     def get_config(self) -> dict:
         return {"max_norm": self.max_norm, "rank": self.rank, "input_hw": self.input_hw,
-                "strides": self.strides, "padding": self.padding}
+                "strides": self.strides, "padding": self.padding,
+                "exact_clip_above": self.exact_clip_above}
 
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")

@@ -598,10 +598,22 @@ class LipschitzVAE(FixedConfig, keras.Model):
         image). Callbacks that watch "elbo" or "val_elbo" need mode="max" (Keras cannot tell the
         direction of a model's own metric).
 
+        The model runs in TF's graph executor, never in XLA: Keras' `jit_compile="auto"`
+        (XLA on a GPU) is taken as False, since XLA drops the in-graph checks of the images and
+        weights (`tf.debugging` asserts: a NaN pixel then reached every weight), and the
+        constraints' exact clip runs its SVDs orders of magnitude slower under XLA.
+
         Raises:
             ValueError: for `loss`, `loss_weights`, `metrics` or `weighted_metrics`, which this
-                model would not use.
+                model would not use, and for `jit_compile=True`.
         """
+        jit_compile = kwargs.pop("jit_compile", "auto")
+        if jit_compile not in ("auto", False):
+            raise ValueError(
+                f"{type(self).__name__}.compile got jit_compile={jit_compile!r}; it runs in "
+                "TF's graph executor only (jit_compile='auto' or False): XLA drops the in-graph "
+                "checks of the images (NaN, Inf, pixels outside [0, 1] would reach the weights "
+                "unseen) and runs the constraints' exact clip far slower")
         given = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
                  "weighted_metrics": weighted_metrics}
         unused = [name for name, value in given.items() if value is not None and value != []]
@@ -611,7 +623,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 "the model trains on its negative ELBO and reports loss, elbo, "
                 "reconstruction_log_likelihood and kl itself; compile it with an optimizer only "
                 "(e.g. vae.compile(keras.optimizers.Adam(1e-3)))")
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
 
     def compile_from_config(self, config: dict) -> None:
         """Keras' loading hook: compiles a loaded `.keras` model as it was saved (optimizer and

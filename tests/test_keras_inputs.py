@@ -75,6 +75,21 @@ def test_compile_refuses_what_it_would_not_use(argument):
     model.compile("adam", metrics=[])  # an empty list asks for nothing
 
 
+def test_xla_is_refused_and_auto_runs_the_graph_executor(images):
+    """A newcomer's run (2026-12-01): under jit_compile=True XLA dropped the in-graph checks,
+    and a dataset with a NaN pixel turned every weight into NaN. "auto", Keras' default (XLA on
+    a GPU), runs the graph executor, where the checks hold."""
+    model = LipschitzVAE.from_target(1.0, 8.0, **TINY)
+    with pytest.raises(ValueError, match="jit_compile=True"):
+        model.compile("adam", jit_compile=True)
+    model.compile("adam", jit_compile="auto")
+    assert model.jit_compile is False
+    x = images[0][:16].copy()
+    x[3, 5, 5, 0] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        model.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), verbose=0)
+
+
 def _bad_inputs(x):
     return {
         "flattened": (x.reshape(len(x), -1), ValueError, r"x must have shape \(batch, 28, 28, 1\)"),

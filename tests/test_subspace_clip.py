@@ -77,6 +77,7 @@ def test_warm_started_from_a_random_subspace_it_converges_into_the_ball():
     layer = ll.LipschitzDense(24, constraint="subspace_clip", subspace_rank=8,
                               kernel_initializer="zeros")
     layer.build((None, 40))  # the zero kernel's step keeps the random start (normalised)
+    layer.kernel.constraint.exact_clip_above = np.inf  # one subspace iteration per step only
     assert tuple(layer.subspace.shape) == (40, 8)
     np.testing.assert_allclose(np.linalg.norm(layer.subspace.numpy(), axis=0), 1.0, rtol=1e-6)
     assert np.linalg.matrix_rank(layer.subspace.numpy()) == 8
@@ -185,10 +186,60 @@ def test_a_stale_subspace_misses_the_norm_but_finalize_and_the_certificate_do_no
     assert model.certified_radius(x, 8.0).min() >= 1.0
 
 
+def _attached(start, **kwargs) -> lc.SubspaceClip:
+    clip = lc.SubspaceClip(1.0, rank=4, **kwargs)
+    clip.attach(subspace=tf.Variable(np.asarray(start, np.float32)))
+    return clip
+
+
+def test_a_kernel_found_far_outside_the_ball_is_clipped_exactly():
+    """Above exact_clip_above x the bound one subspace iteration per step cannot keep up
+    (SGD's steps): the step is the exact clip. Below it, `subspace_clip`'s step, bit for
+    bit."""
+    singular = [3.0] * 10 + [0.5] * 14  # ten directions above, a subspace of four
+    far, u = _kernel(singular, seed=8)
+    near, u_near = _kernel([1.4] * 10 + [0.5] * 14, seed=8)
+    for kernel, basis, threshold, exact in ((far, u, lc.DEFAULT_EXACT_CLIP_ABOVE, True),
+                                            (far, u, 4.0, False),
+                                            (near, u_near, lc.DEFAULT_EXACT_CLIP_ABOVE, False)):
+        kernel32 = tf.constant(kernel, tf.float32)
+        result = _attached(basis[:, :4], exact_clip_above=threshold)(kernel32).numpy()
+        expected = (lc.clip_dense_spectrum(kernel32, 1.0) if exact else lc.subspace_clip(
+            kernel32, tf.constant(basis[:, :4], tf.float32), 1.0)[0])
+        np.testing.assert_array_equal(result, expected.numpy())
+        assert (_singular(result)[0] <= 1.0 + 1e-6) == exact  # one step leaves six above
+    # a conv kernel three times outside its bound: the exact conv clip
+    clip = _conv_clip((3, 3, 2, 4), (6, 6), (2, 2), rank=2,
+                      exact_clip_above=lc.DEFAULT_EXACT_CLIP_ABOVE)
+    kernel = np.random.default_rng(3).normal(size=(3, 3, 2, 4)).astype(np.float32)
+    kernel = tf.constant(kernel * 3.0 / _conv_norm(kernel, (6, 6), (2, 2)))
+    np.testing.assert_array_equal(clip(kernel).numpy(), clip.exact()(kernel).numpy())
+    with pytest.raises(ValueError, match="exact_clip_above"):
+        lc.SubspaceClip(exact_clip_above=0.9)
+    with pytest.raises(ValueError, match="exact_clip_above"):
+        lc.SubspaceClip(exact_clip_above=float("nan"))
+
+
+def test_sgd_with_momentum_keeps_the_kernels_inside_their_bounds():
+    """A newcomer's run (2026-12-01): SGD with momentum 0.9 at 1e-2 put the default model's
+    kernels at 65x their bound after one step; the subspace clip alone left them at 2.3x, then
+    244x, and the weights were NaN after 8 steps. With the exact clip for steps found beyond
+    1.5x they stay close to the bound (steps found below 1.5x take one subspace iteration)."""
+    keras.utils.set_random_seed(0)
+    model = LipschitzVAE.from_target(1.0, 8.0, latent_dim=10, hidden_units=(128, 128), seed=0)
+    model.compile(keras.optimizers.SGD(1e-2, momentum=0.9))
+    history = model.fit(data.load_sample("train")[0][:1024], epochs=1, batch_size=128,
+                        verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    for layer in _dense_layers(model):
+        if isinstance(layer.kernel.constraint, lc.SubspaceClip):
+            assert lp.dense_norm(layer.kernel.numpy()) <= 1.05, layer.name
+
+
 # ----- arguments, serialisation, the default -----------------------------------------------
 
 def test_subspace_clip_serialises_and_validates():
-    for constraint in (lc.SubspaceClip(1.5, rank=7),
+    for constraint in (lc.SubspaceClip(1.5, rank=7, exact_clip_above=3.0),
                        lc.SubspaceClip(1.5, rank=3, input_hw=(14, 14), strides=(2, 2))):
         restored = keras.constraints.deserialize(keras.constraints.serialize(constraint))
         assert type(restored) is lc.SubspaceClip
@@ -225,9 +276,11 @@ def test_subspace_clip_serialises_and_validates():
 
 # ----- conv kernels: the clip per frequency block ------------------------------------------
 
-def _conv_clip(kernel_shape, input_hw, strides, rank, seed=0):
-    """A SubspaceClip for a conv kernel with its state attached (random start, seeded)."""
-    clip = lc.SubspaceClip(1.0, rank=rank, input_hw=input_hw, strides=strides)
+def _conv_clip(kernel_shape, input_hw, strides, rank, seed=0, exact_clip_above=np.inf):
+    """A SubspaceClip for a conv kernel with its state attached (random start, seeded); by
+    default without the exact clip of far steps, to test the subspace step itself."""
+    clip = lc.SubspaceClip(1.0, rank=rank, input_hw=input_hw, strides=strides,
+                           exact_clip_above=exact_clip_above)
     shape, _, _ = clip.state_spec(kernel_shape)["subspace"]
     start = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
     clip.attach(subspace=tf.Variable(start))
