@@ -57,7 +57,7 @@ __all__ = [
     "BISECTION_STEPS", "paper_markov_radius", "markov_radius", "inglot_log_tail", "chi2_radius",
     "ncx2_cdf_lower", "ncx2_radius", "mean_reconstruction_radius", "chi2_quantile_upper",
     "capped_markov_radius", "capped_chi2_radius", "best_radius", "METHODS", "CAPPED_METHODS",
-    "CAP_ONLY_METHODS", "radius", "checked",
+    "CAP_ONLY_METHODS", "radius", "check_method", "checked",
 ]
 
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
@@ -537,6 +537,31 @@ CAPPED_METHODS = ("markov_cap", "chi2_cap")  # need std_cap: ||sigma(x')|| <= S 
 CAP_ONLY_METHODS = (*CAPPED_METHODS, "best")  # those radius(..., cap_only=True) accepts
 
 
+def check_method(method: str, *, gamma=None, std_cap=None, cap_only: bool = False) -> bool:
+    """Whether `radius` accepts `method` for this std (fixed gamma, or learned with or without
+    a cap std_cap) and `cap_only`, checked without any certificate work; returns cap_only.
+
+    Raises:
+        ValueError: for an unknown method, "ncx2" with a learned std, a capped method without
+            std_cap, std_cap with a fixed std, or cap_only with an uncapped method or no cap.
+        TypeError: for a cap_only that is not a bool.
+    """
+    checks.one_of("method", method, METHODS)
+    cap_only = checks.flag("cap_only", cap_only)
+    if cap_only and (method not in CAP_ONLY_METHODS or std_cap is None):
+        raise ValueError(
+            f"cap_only=True bounds sigma(x') by the cap alone: it needs std_cap and one of "
+            f"{CAP_ONLY_METHODS}, got method={method!r}, std_cap={std_cap!r}")
+    if gamma is not None and std_cap is not None:
+        raise ValueError("std_cap does not apply to a fixed encoder std (gamma): pass one")
+    if method == "ncx2" and gamma is None:
+        raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
+                         "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")
+    if method in CAPPED_METHODS and std_cap is None:
+        raise ValueError(f"method {method!r} needs std_cap (a learned std capped by StdCap)")
+    return cap_only
+
+
 def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
            gamma=None, std_cap=None, s_max=None, cap_only: bool = False) -> np.ndarray:
     """The certificate `method` (one of METHODS) with one uniform signature.
@@ -554,28 +579,16 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
     docs/theory.md section 15); only "markov_cap", "chi2_cap" and "best" (their maximum) apply,
     and they need std_cap. The result has the broadcast shape of all the arguments.
     """
-    checks.one_of("method", method, METHODS)
-    cap_only = checks.flag("cap_only", cap_only)
-    if cap_only and (method not in CAP_ONLY_METHODS or std_cap is None):
-        raise ValueError(
-            f"cap_only=True bounds sigma(x') by the cap alone: it needs std_cap and one of "
-            f"{CAP_ONLY_METHODS}, got method={method!r}, std_cap={std_cap!r}")
+    cap_only = check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     arguments = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
     if gamma is not None:
         arguments["gamma"] = gamma
-        if std_cap is not None:
-            raise ValueError("std_cap does not apply to a fixed encoder std (gamma): pass one")
     if std_cap is not None:
         arguments["std_cap"] = std_cap
     if s_max is not None:
         arguments["s_max"] = s_max
     shape = checked(**arguments)[0].shape  # validates the ignored ones too
-    if method == "ncx2" and gamma is None:
-        raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
-                         "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")
-    if method in CAPPED_METHODS and std_cap is None:
-        raise ValueError(f"method {method!r} needs std_cap (a learned std capped by StdCap)")
     if gamma is not None and method in ("paper", "markov"):
         m_sigma, s = _fixed_std(gamma, latent_dim)
     if method == "paper":

@@ -20,7 +20,9 @@ References:
 """
 from __future__ import annotations
 
+import itertools
 import math
+import types
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -160,6 +162,14 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 raise ValueError(
                     f"dtype must be float32 (its networks and certificates are the float32 "
                     f"graph's), got {policy.name!r}")
+        # the networks' layers follow Keras' global policy, whatever the model's own dtype
+        policy = keras.config.dtype_policy()
+        if (policy.compute_dtype, policy.variable_dtype) != ("float32", "float32"):
+            raise ValueError(
+                f"{type(self).__name__} computes in float32 (its networks and certificates are "
+                f"the float32 graph's), but Keras' global dtype policy is {policy.name!r}, "
+                f"which its layers would follow: call keras.config.set_dtype_policy('float32') "
+                f"(and keras.config.set_floatx('float32')) before building it")
         super().__init__(**kwargs)
         self.latent_dim = checks.positive_int("latent_dim", latent_dim)
         self.encoder_mean_budget = checks.positive_finite("encoder_mean", encoder_mean)
@@ -629,10 +639,25 @@ class LipschitzVAE(FixedConfig, keras.Model):
         """Keras' loading hook: compiles a loaded `.keras` model as it was saved (optimizer and
         execution options), so that the optimizer's state (step count, moments) loads with the
         weights. Keras' own hook skips models that override `compile`, as this one does, and a
-        loaded model then had no optimizer: training went on from a fresh one."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
+        loaded model then had no optimizer: training went on from a fresh one. A file saved
+        with jit_compile=True (before `compile` refused it) loads without XLA."""
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("jit_compile", None)
+        self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def export(self, filepath, format: str = "tf_saved_model", verbose: bool = True,
+               input_signature=None, **kwargs):
+        """Keras' `export` (a SavedModel serving `call`: the deterministic reconstruction),
+        with the images' input signature (None, *image_shape) float32 by default: the model is
+        built at construction, so Keras has seen no call to take the signature from.
+        `lipvae_tf.export.export_saved_model` writes the package's serving contract instead
+        (reconstructions, latents, the `certify` signature, metadata)."""
+        if input_signature is None:
+            input_signature = [tf.TensorSpec((None, *self.image_shape), tf.float32)]
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=input_signature, **kwargs)
 
     def save(self, filepath, *args, **kwargs) -> None:
         """Keras' `save` for `.keras` files (bit-exact round trips).
@@ -651,20 +676,28 @@ class LipschitzVAE(FixedConfig, keras.Model):
 
     def fit(self, x=None, y=None, *args, sample_weight=None, validation_data=None, **kwargs):
         """Keras' `fit`, with the inputs checked first (`check_keras_inputs`: x and
-        validation_data) and `sample_weight` kept when no y is given: Keras drops the weights
-        of an (x, None, weights) call, so x stands in for y (an autoencoder's target). The
-        other arguments go to Keras' `fit` as given.
+        validation_data, a generator's first batch) and `sample_weight` kept when no y is
+        given: Keras drops the weights of an (x, None, weights) call, so x stands in for y (an
+        autoencoder's target). A generator may yield bare image batches. The other arguments go
+        to Keras' `fit` as given.
 
         Raises:
             TypeError / ValueError: naming x, validation_data or sample_weight, for a dict, a
-                shape other than (batch, *image_shape), integer pixels, no images at all, or
-                weights that are not finite numbers >= 0.
+                shape other than (batch, *image_shape), integer pixels, no images at all,
+                weights that are not finite numbers >= 0, or class_weight for images without
+                labels.
         """
+        x = self._checked_generator(x, "x")
+        validation_data = self._checked_generator(validation_data, "validation_data")
         self.check_keras_inputs(x, "x", allow_empty=False)
         if validation_data is not None:
             self.check_keras_inputs(
                 validation_data[0] if isinstance(validation_data, (tuple, list))
                 else validation_data, "validation_data", allow_empty=False)
+        if kwargs.get("class_weight") is not None and y is None and not _has_labels(x):
+            raise ValueError(
+                "class_weight weights each image by its label, and x came without labels: "
+                "pass y (integer labels) or (images, labels) batches, or use sample_weight")
         y, given = _target_and_weights(x, y, sample_weight)
         if validation_data is not None:
             given["validation_data"] = validation_data
@@ -676,6 +709,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
         Raises:
             TypeError / ValueError: naming x or sample_weight, as `fit`.
         """
+        x = self._checked_generator(x, "x")
         self.check_keras_inputs(x, "x", allow_empty=False)
         y, weights = _target_and_weights(x, y, sample_weight)
         return super().evaluate(x, y, *args, **weights, **kwargs)
@@ -688,9 +722,28 @@ class LipschitzVAE(FixedConfig, keras.Model):
         Raises:
             TypeError / ValueError: naming x, as `fit`.
         """
+        x = self._checked_generator(x, "x")
         if self.check_keras_inputs(x, "x", allow_empty=True) == 0:
             return keras.ops.convert_to_numpy(self(x))
         return super().predict(x, *args, **kwargs)
+
+    def _checked_generator(self, x, name: str):
+        """A Python generator's batches with the first one's structure checked before Keras
+        starts (`check_keras_inputs`), and bare image batches passed on as (images,), which
+        Keras' generator adapter needs. Other inputs are returned as they are."""
+        if not isinstance(x, types.GeneratorType):
+            return x
+        try:
+            first = next(x)
+        except StopIteration:
+            raise ValueError(f"{name} is a generator that yields no batches") from None
+        self.check_keras_inputs(first[0] if isinstance(first, (tuple, list)) else first,
+                                f"{name} (its first batch)", allow_empty=False)
+
+        def batches():
+            for batch in itertools.chain([first], x):
+                yield tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+        return batches()
 
     def check_keras_inputs(self, x, name: str = "x", allow_empty: bool = True) -> int | None:
         """The structure of what `fit`, `evaluate` or `predict` get as `name`, checked before
@@ -1004,12 +1057,23 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 f"(docs/theory.md section 15): it needs a model with std_cap, use_std_cap=True "
                 f"and a method in {bounds.CAP_ONLY_METHODS}; got std_cap={self.std_cap}, "
                 f"use_std_cap={use_std_cap}, method={method!r}")
+        # every argument before the work (the std network's pass, the layers' measurements)
+        gamma = self.posterior_std_bound()
+        bounds.check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only)
+        self.output_lipschitz(reconstruction)  # checks `reconstruction`
+        x = self.check_images(x)
+        shapes = np.shape(r), np.shape(p)
+        r, p = bounds.checked(r=r, p=p)
+        try:
+            np.broadcast_shapes(*shapes, (len(x),))
+        except ValueError:
+            raise ValueError(f"r and p must be one value or one per input ({len(x)}), got "
+                             f"shapes r {shapes[0]} and p {shapes[1]}") from None
         r_exact = self.reconstruction_tolerance(r)
         if cap_only:
             # the cap at x too: the float32 std at x depends on the batch it is computed in
             # (TF's matrix products sum in a batch-dependent order), so a measured s(x) need
             # not be the std the graph samples with; only the cap bounds every evaluation
-            x = self.check_images(x)
             s = s_max = np.full(len(x), std_cap)
         else:
             s, s_max = self.std_statistics(x)
@@ -1021,9 +1085,9 @@ class LipschitzVAE(FixedConfig, keras.Model):
             r_exact = np.where(covered, r_exact, 1.0)
         else:
             c = self.lipschitz_constants(reconstruction)
-        radius = bounds.radius(  # validates method, r and p; result has the shape of s
+        radius = bounds.radius(  # the result has the shape of s
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
-            latent_dim=self.latent_dim, gamma=self.posterior_std_bound(), std_cap=std_cap,
+            latent_dim=self.latent_dim, gamma=gamma, std_cap=std_cap,
             s_max=None if self.posterior_std is not None else s_max, cap_only=cap_only,
         )
         if absolute_rounding:  # the slack holds up to r / (M_mu M_g), which no method reaches
@@ -1133,12 +1197,22 @@ def _output_lipschitz(likelihood: str, reconstruction: str) -> float:
     return SIGMOID_LIPSCHITZ
 
 
+def _has_labels(x) -> bool:
+    """Whether batches of x may carry labels: a dataset of (images, labels, ...) tuples, or a
+    generator or PyDataset (not knowable before Keras iterates it); an array or tensor never."""
+    if isinstance(x, tf.data.Dataset):
+        return isinstance(x.element_spec, tuple) and len(x.element_spec) >= 2
+    return not (hasattr(x, "shape") and hasattr(x, "dtype"))
+
+
 def _target_and_weights(x, y, sample_weight) -> tuple:
     """(y, {"sample_weight": w} or {}) for Keras' `fit` / `evaluate`: y = x when weights come
     without y (Keras packs (x, None, w) as x alone and drops the weights); weights given as an
     array are checked here (finite numbers >= 0), others in the graph."""
     if sample_weight is None:
         return y, {}
+    if isinstance(sample_weight, (list, tuple)):  # Keras' adapters take arrays, not lists
+        sample_weight = checks.real_array("sample_weight", sample_weight).astype(np.float32)
     if hasattr(sample_weight, "shape"):
         weights = checks.real_array("sample_weight", sample_weight)
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):

@@ -75,7 +75,7 @@ def test_compile_refuses_what_it_would_not_use(argument):
     model.compile("adam", metrics=[])  # an empty list asks for nothing
 
 
-def test_xla_is_refused_and_auto_runs_the_graph_executor(images):
+def test_xla_is_refused_and_auto_runs_the_graph_executor(images, tmp_path):
     """A newcomer's run (2026-12-01): under jit_compile=True XLA dropped the in-graph checks,
     and a dataset with a NaN pixel turned every weight into NaN. "auto", Keras' default (XLA on
     a GPU), runs the graph executor, where the checks hold."""
@@ -88,6 +88,11 @@ def test_xla_is_refused_and_auto_runs_the_graph_executor(images):
     x[3, 5, 5, 0] = np.nan
     with pytest.raises(tf.errors.InvalidArgumentError):
         model.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), verbose=0)
+    # a file saved under XLA before compile refused it loads, compiled without XLA
+    keras.Model.compile(model, optimizer="adam", jit_compile=True)
+    model.save(tmp_path / "xla.keras")
+    loaded = keras.models.load_model(tmp_path / "xla.keras")
+    assert loaded.jit_compile is False and loaded.optimizer is not None
 
 
 def _bad_inputs(x):
@@ -142,3 +147,72 @@ def test_accepted_input_forms(vae, images):
     assert np.isfinite(vae.evaluate(tf.constant(x), return_dict=True, verbose=0)["elbo"])
     predicted = vae.predict(tf.data.Dataset.from_tensor_slices(x).batch(8), verbose=0)
     np.testing.assert_allclose(predicted, vae.predict(x, verbose=0), atol=1e-6)
+
+
+def test_generators_of_bare_batches_train_and_a_bad_first_batch_is_refused(images):
+    """A newcomer's run (2026-12-01): a generator of bare image batches got Keras' ValueError
+    (its adapter wants tuples), and flattened images from a generator failed only inside the
+    graph. The first batch is checked before Keras starts, and bare batches are passed on."""
+    x = images[0][:128]
+    model = LipschitzVAE.from_target(1.0, 8.0, **TINY)
+    model.compile(keras.optimizers.Adam(1e-3))
+    history = model.fit((x[i:i + 32] for i in range(0, 128, 32)), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.predict((x[i:i + 32] for i in range(0, 64, 32)), verbose=0).shape == (64, 28,
+                                                                                      28, 1)
+    with pytest.raises(ValueError, match=r"x \(its first batch\) must have shape"):
+        model.fit((x[i:i + 32].reshape(32, -1) for i in range(0, 128, 32)), verbose=0)
+    with pytest.raises(ValueError, match="yields no batches"):
+        model.fit((b for b in []), verbose=0)
+
+
+def test_class_weight_needs_labels_and_weights_may_be_a_list(vae, images):
+    x = images[0][:64]
+    with pytest.raises(ValueError, match="class_weight weights each image by its label"):
+        vae.fit(x, class_weight={0: 1.0}, verbose=0)
+    with pytest.raises(ValueError, match="class_weight weights each image by its label"):
+        vae.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), class_weight={0: 1.0},
+                verbose=0)
+    assert np.isfinite(vae.fit(x, sample_weight=[1.0] * 64, verbose=0).history["loss"][0])
+    with pytest.raises(ValueError, match="sample_weight must be finite"):
+        vae.fit(x, sample_weight=[float("nan")] * 64, verbose=0)
+
+
+@pytest.mark.parametrize("policy", ["float64", "mixed_float16", "mixed_bfloat16"])
+def test_a_global_dtype_policy_other_than_float32_is_refused(policy):
+    """Under set_floatx("float64") the model was built and then failed deep inside TFP's KL in
+    fit; under a mixed policy the message advised a model dtype that did not help."""
+    keras.config.set_dtype_policy(policy)
+    try:
+        for dtype in (None, "float32"):
+            with pytest.raises(ValueError, match=f"global dtype policy is '{policy}'"):
+                LipschitzVAE.from_target(1.0, 8.0, dtype=dtype, **TINY)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    LipschitzVAE.from_target(1.0, 8.0, **TINY)
+
+
+def test_keras_export_serves_call(vae, images, tmp_path):
+    """Keras' own `export` refused the model ("never called": it is built at construction)."""
+    x = images[0][:8]
+    vae.export(str(tmp_path / "served"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_array_equal(served.serve(tf.constant(x)).numpy(), vae(x).numpy())
+
+
+def test_certified_radius_checks_its_arguments_before_any_work(images, monkeypatch):
+    model = LipschitzVAE.from_target(1.0, 8.0, posterior_std=None, **TINY)
+    x = images[0][:16]
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the expensive part ran before the arguments were checked")
+
+    monkeypatch.setattr(model, "std_statistics", no_work)
+    monkeypatch.setattr(model, "lipschitz_constants", no_work)
+    for arguments, message in (({"method": "bestt"}, "method must be one of"),
+                               ({"method": "ncx2"}, "needs gamma"),
+                               ({"reconstruction": "meen"}, "reconstruction must be one of"),
+                               ({"r": np.ones(3)}, "one value or one per input"),
+                               ({"p": 1.0}, "p must be in")):
+        with pytest.raises(ValueError, match=message):
+            model.certified_radius(x, **{"r": 8.0, **arguments})
