@@ -495,7 +495,9 @@ class SubspaceClip(StatefulConstraint):
             than one subspace iteration per step can follow (SGD's first steps put kernels at
             6-65x their bound, and SGD with momentum diverged without this), while under Adam
             at 1e-3 the subspace clip finds at most 1.36-1.38x (docs/theory.md section 14,
-            "Large steps"). math.inf: never.
+            "Large steps"). math.inf: never. The package's layers build their constraint with
+            the default; set it on `layer.kernel.constraint` before the first trace (a traced
+            step keeps the value it was traced with), and it is not saved with the layer.
 
     Raises:
         TypeError / ValueError: naming `max_norm`, `rank`, `input_hw`, `strides` or `padding`

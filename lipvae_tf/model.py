@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -71,15 +72,18 @@ _SEED_STATE_KEY = "seed_generator_state"
 
 
 def _settings(layer: keras.layers.Layer) -> dict:
-    """A copy of the layer's config without Keras' serialisation bookkeeping: saving and
-    loading write a `shared_object_id` into the nested dicts of a config (the dtype policy's)."""
+    """A copy of the layer's config without Keras' serialisation bookkeeping (saving and
+    loading write a `shared_object_id` into the nested dicts of a config, the dtype policy's)
+    and without `trainable`."""
     def clean(value):
         if isinstance(value, dict):
             return {k: clean(v) for k, v in value.items() if k != "shared_object_id"}
         if isinstance(value, (list, tuple)):
             return type(value)(clean(v) for v in value)
         return value
-    return clean(layer.get_config())
+    config = clean(layer.get_config())
+    config.pop("trainable", None)  # freezing a layer does not change what it computes
+    return config
 
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")
@@ -171,6 +175,9 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 f"which its layers would follow: call keras.config.set_dtype_policy('float32') "
                 f"(and keras.config.set_floatx('float32')) before building it")
         super().__init__(**kwargs)
+        # never XLA: it drops the in-graph input checks (Keras' "auto", an uncompiled model's
+        # predict on a GPU and the jit_compile setter all consult this)
+        self.supports_jit = False
         self.latent_dim = checks.positive_int("latent_dim", latent_dim)
         self.encoder_mean_budget = checks.positive_finite("encoder_mean", encoder_mean)
         self.decoder_budget = checks.positive_finite("decoder", decoder)
@@ -640,9 +647,17 @@ class LipschitzVAE(FixedConfig, keras.Model):
         execution options), so that the optimizer's state (step count, moments) loads with the
         weights. Keras' own hook skips models that override `compile`, as this one does, and a
         loaded model then had no optimizer: training went on from a fresh one. A file saved
-        with jit_compile=True (before `compile` refused it) loads without XLA."""
+        with jit_compile=True (before `compile` refused it) loads without XLA, and one
+        compiled with a loss or metrics through `keras.Model.compile` loads without them (a
+        warning names them)."""
         config = keras.saving.deserialize_keras_object(config)
         config.pop("jit_compile", None)
+        unused = [name for name in ("loss", "loss_weights", "metrics", "weighted_metrics")
+                  if config.pop(name, None) not in (None, [])]
+        if unused:  # a file compiled through keras.Model.compile: load it, say what is dropped
+            warnings.warn(f"{type(self).__name__}: the saved compile config's "
+                          f"{', '.join(unused)} are dropped (the model trains on its own "
+                          "negative ELBO and reports its own metrics)", stacklevel=2)
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
@@ -687,17 +702,19 @@ class LipschitzVAE(FixedConfig, keras.Model):
                 weights that are not finite numbers >= 0, or class_weight for images without
                 labels.
         """
-        x = self._checked_generator(x, "x")
-        validation_data = self._checked_generator(validation_data, "validation_data")
-        self.check_keras_inputs(x, "x", allow_empty=False)
-        if validation_data is not None:
-            self.check_keras_inputs(
-                validation_data[0] if isinstance(validation_data, (tuple, list))
-                else validation_data, "validation_data", allow_empty=False)
+        _refuse_weights_of_generators(x, y, sample_weight, kwargs.get("class_weight"))
         if kwargs.get("class_weight") is not None and y is None and not _has_labels(x):
             raise ValueError(
                 "class_weight weights each image by its label, and x came without labels: "
                 "pass y (integer labels) or (images, labels) batches, or use sample_weight")
+        if validation_data is not None and not isinstance(validation_data, types.GeneratorType):
+            self.check_keras_inputs(
+                validation_data[0] if isinstance(validation_data, (tuple, list))
+                else validation_data, "validation_data", allow_empty=False)
+        self.check_keras_inputs(x, "x", allow_empty=False)
+        # last: peeking takes a generator's first batch, which a later refusal would lose
+        validation_data = self._checked_generator(validation_data, "validation_data")
+        x = self._checked_generator(x, "x")
         y, given = _target_and_weights(x, y, sample_weight)
         if validation_data is not None:
             given["validation_data"] = validation_data
@@ -709,8 +726,9 @@ class LipschitzVAE(FixedConfig, keras.Model):
         Raises:
             TypeError / ValueError: naming x or sample_weight, as `fit`.
         """
-        x = self._checked_generator(x, "x")
+        _refuse_weights_of_generators(x, y, sample_weight, None)
         self.check_keras_inputs(x, "x", allow_empty=False)
+        x = self._checked_generator(x, "x")
         y, weights = _target_and_weights(x, y, sample_weight)
         return super().evaluate(x, y, *args, **weights, **kwargs)
 
@@ -737,6 +755,9 @@ class LipschitzVAE(FixedConfig, keras.Model):
             first = next(x)
         except StopIteration:
             raise ValueError(f"{name} is a generator that yields no batches") from None
+        if isinstance(first, (tuple, list)) and not first:
+            raise ValueError(f"{name} is a generator whose first batch is an empty tuple: "
+                             "yield images, or (images, labels[, sample_weight]) tuples")
         self.check_keras_inputs(first[0] if isinstance(first, (tuple, list)) else first,
                                 f"{name} (its first batch)", allow_empty=False)
 
@@ -964,7 +985,9 @@ class LipschitzVAE(FixedConfig, keras.Model):
             mu_centre, mu_error = forward_error.chain_forward_error(
                 encoder_terms, norms, deviation=reach[rows])
             mu_size, perturbed = norms[:, -1], m_mu * reach[rows]
-            latent_centre = mu_centre + sampling(mu_size, rows)
+            # another batch's mu at x lies within mu_centre of the exact one, so its norm
+            # within 2 mu_centre of this batch's
+            latent_centre = mu_centre + sampling(mu_size + 2 * mu_centre, rows)
             latent_error = mu_error + sampling(mu_size + mu_centre + perturbed + mu_error, rows)
             norms, _ = forward_error.activation_norms(self.decoder_net, mu)
             # the exact latents' distance from the decoder's centre, mu as computed at x
@@ -1195,6 +1218,18 @@ def _output_lipschitz(likelihood: str, reconstruction: str) -> float:
     if reconstruction == "mean" and likelihood == "continuous_bernoulli":
         return CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ
     return SIGMOID_LIPSCHITZ
+
+
+def _refuse_weights_of_generators(x, y, sample_weight, class_weight) -> None:
+    """Keras takes no y, sample_weight or class_weight beside a Python generator (its batches
+    carry them): refused here, before the generator is touched, naming what was given."""
+    if not isinstance(x, types.GeneratorType):
+        return
+    given = [name for name, value in (("y", y), ("sample_weight", sample_weight),
+                                      ("class_weight", class_weight)) if value is not None]
+    if given:
+        raise ValueError(f"x is a generator, which takes no {', '.join(given)}: yield "
+                         "(images, labels, sample_weight) batches instead")
 
 
 def _has_labels(x) -> bool:

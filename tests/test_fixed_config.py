@@ -156,6 +156,9 @@ def test_a_plain_keras_layer_whose_settings_changed_is_not_certified(tmp_path):
     for vae in (model, loaded):
         np.testing.assert_array_equal(vae.certified_radius(x, 0.5, 0.5),
                                       model.certified_radius(x, 0.5, 0.5))
+    model.decoder_net.trainable = False  # freezing changes nothing the graph computes
+    np.testing.assert_array_equal(model.certified_radius(x, 0.5, 0.5),
+                                  loaded.certified_radius(x, 0.5, 0.5))
     softplus = next(layer for layer in model.encoder_std_net.layers
                     if isinstance(layer, keras.layers.Activation))
     softplus.activation = keras.activations.sigmoid

@@ -255,7 +255,9 @@ def test_the_absolute_certificate_bounds_the_std_at_x_by_its_cap():
     assert float(attacks.clopper_pearson_upper(kept, draws, 0.999)) < 0.5
     # ... which the exact map's certificate, with the std measured alone, claims to hold ...
     assert model.certified_radius(x, r, 0.5)[0] > 0
-    # ... and the certificate under absolute round-off does not
+    # ... and the certificate under absolute round-off does not: it never measures the std
+    assert model.certified_radius(x, r, 0.5, absolute_rounding=True)[0] == 0.0
+    model.std_statistics = None  # a call would raise TypeError
     assert model.certified_radius(x, r, 0.5, absolute_rounding=True)[0] == 0.0
 
 

@@ -82,7 +82,13 @@ def test_xla_is_refused_and_auto_runs_the_graph_executor(images, tmp_path):
     model = LipschitzVAE.from_target(1.0, 8.0, **TINY)
     with pytest.raises(ValueError, match="jit_compile=True"):
         model.compile("adam", jit_compile=True)
+    # an uncompiled model (the zoo's files carry no compile config) and Keras' setter too: on
+    # a GPU both would have resolved to XLA
+    assert LipschitzVAE.from_target(1.0, 8.0, **TINY).jit_compile is False
     model.compile("adam", jit_compile="auto")
+    assert model.jit_compile is False
+    with pytest.warns(UserWarning, match="jit_compile"):
+        model.jit_compile = True
     assert model.jit_compile is False
     x = images[0][:16].copy()
     x[3, 5, 5, 0] = np.nan
@@ -93,6 +99,12 @@ def test_xla_is_refused_and_auto_runs_the_graph_executor(images, tmp_path):
     model.save(tmp_path / "xla.keras")
     loaded = keras.models.load_model(tmp_path / "xla.keras")
     assert loaded.jit_compile is False and loaded.optimizer is not None
+    # and one compiled with a loss through Keras' own compile loads, without it
+    keras.Model.compile(model, optimizer="adam", loss="mse")
+    model.save(tmp_path / "loss.keras")
+    with pytest.warns(UserWarning, match="loss are dropped"):
+        loaded = keras.models.load_model(tmp_path / "loss.keras")
+    assert loaded.optimizer is not None
 
 
 def _bad_inputs(x):
@@ -164,6 +176,12 @@ def test_generators_of_bare_batches_train_and_a_bad_first_batch_is_refused(image
         model.fit((x[i:i + 32].reshape(32, -1) for i in range(0, 128, 32)), verbose=0)
     with pytest.raises(ValueError, match="yields no batches"):
         model.fit((b for b in []), verbose=0)
+    # what Keras refuses beside a generator is refused before its first batch is taken
+    batches = (x[i:i + 32] for i in range(0, 128, 32))
+    for given in ({"sample_weight": np.ones(32)}, {"y": x[:32]}, {"class_weight": {0: 1.0}}):
+        with pytest.raises(ValueError, match=f"generator, which takes no {next(iter(given))}"):
+            model.fit(batches, verbose=0, **given)
+    assert len(list(batches)) == 4  # nothing was consumed
 
 
 def test_class_weight_needs_labels_and_weights_may_be_a_list(vae, images):
