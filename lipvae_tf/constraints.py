@@ -49,7 +49,8 @@ from lipvae_tf import checks, conv_spectrum
 __all__ = [
     "CONSTRAINT_KINDS", "DEFAULT_CONSTRAINT", "DEFAULT_CONV_CONSTRAINT", "MATRIX_KINDS",
     "CONV_KINDS", "DEFAULT_POWER_ITERATIONS", "DEFAULT_SUBSPACE_RANK",
-    "DEFAULT_CONV_SUBSPACE_RANK", "DEFAULT_FINALIZE_TOL", "bjorck_orthonormalize",
+    "DEFAULT_CONV_SUBSPACE_RANK", "DEFAULT_EXACT_CLIP_ABOVE", "DEFAULT_FINALIZE_TOL",
+    "bjorck_orthonormalize",
     "clip_dense_spectrum", "clip_conv_spectrum", "power_iteration", "subspace_clip",
     "StatefulConstraint",
     "BjorckOrthonormal", "SpectralNormClip", "SubspaceClip", "SpectralClip", "iter_layers",
