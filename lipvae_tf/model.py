@@ -950,12 +950,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
         std_top = (self.posterior_std_bound() if self.encoder_std_net is None
                    else self._absolute_rounding_std_cap())
         x = self.check_images(x)
-        r, p = bounds.checked(r=r, p=p)  # finite, r > 0, p in [1/2, 1)
-        try:
-            r, p = (np.broadcast_to(v, (len(x),)) for v in (r, p))
-        except ValueError:
-            raise ValueError(f"r and p must be one value or one per input ({len(x)}), got "
-                             f"shapes {np.shape(r)} and {np.shape(p)}") from None
+        r, p = _per_input(len(x), r, p)
         encoder_terms = forward_error.chain_errors(self.encoder_mean_net)
         decoder_terms = forward_error.chain_errors(self.decoder_net)
         # M_mu and M_g as `lipschitz_constants` gives them, from the same layer bounds
@@ -1085,13 +1080,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
         bounds.check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only)
         self.output_lipschitz(reconstruction)  # checks `reconstruction`
         x = self.check_images(x)
-        shapes = np.shape(r), np.shape(p)
-        r, p = bounds.checked(r=r, p=p)
-        try:
-            np.broadcast_shapes(*shapes, (len(x),))
-        except ValueError:
-            raise ValueError(f"r and p must be one value or one per input ({len(x)}), got "
-                             f"shapes r {shapes[0]} and p {shapes[1]}") from None
+        r, p = _per_input(len(x), r, p)
         r_exact = self.reconstruction_tolerance(r)
         if cap_only:
             # the cap at x too: the float32 std at x depends on the batch it is computed in
@@ -1218,6 +1207,18 @@ def _output_lipschitz(likelihood: str, reconstruction: str) -> float:
     if reconstruction == "mean" and likelihood == "continuous_bernoulli":
         return CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ
     return SIGMOID_LIPSCHITZ
+
+
+def _per_input(count: int, r, p) -> tuple[np.ndarray, np.ndarray]:
+    """r and p checked (finite, r > 0, p in [1/2, 1)) and broadcast to one per input, (count,);
+    ValueError naming them otherwise."""
+    shapes = np.shape(r), np.shape(p)
+    r, p = bounds.checked(r=r, p=p)
+    try:
+        return np.broadcast_to(r, (count,)), np.broadcast_to(p, (count,))
+    except ValueError:
+        raise ValueError(f"r and p must be one value or one per input ({count}), got shapes "
+                         f"r {shapes[0]} and p {shapes[1]}") from None
 
 
 def _refuse_weights_of_generators(x, y, sample_weight, class_weight) -> None:
