@@ -4,9 +4,11 @@ then takes away (BENCHMARKS.md, "The subspace clip during training").
 The default model (`from_target(1.0, 8.0)`, latent 10; MLP 256-256 or the conv VAE) on the bundled
 sample: EPOCHS epochs at Adam 1e-3, then 2 at 1e-4; after each phase the exact norm of every
 kernel over its bound and the test ELBO (1000 images), then the test ELBO after `finalize()`.
-OMEGA scales the conv kernels' per-step correction (over-relaxation; 1 is the package's step).
+OMEGA is the conv kernels' over-relaxation (`conv_relaxation`, in (0, 2); default the package's,
+`constraints.DEFAULT_CONV_RELAXATION`). The runs of BENCHMARKS.md before 2026-12-01 17:30 were
+made with OMEGA scaling the plain step by a patch (the same step), OMEGA = 4 included.
 
-    .venv/bin/python bench/subspace_clip_overshoot.py mlp|conv [EPOCHS=8] [OMEGA=1] [SEED=0]
+    .venv/bin/python bench/subspace_clip_overshoot.py mlp|conv [EPOCHS=8] [OMEGA] [SEED=0]
 """
 import os
 import sys
@@ -22,21 +24,12 @@ from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 
 arch = sys.argv[1]
-omega = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
-_step = lc._subspace_correction
-
-
-def relaxed(kernel, subspace, max_norm):
-    correction, new, top = _step(kernel, subspace, max_norm)
-    return (correction * omega if kernel.dtype.is_complex else correction), new, top
-
-
-lc._subspace_correction = relaxed
+omega = float(sys.argv[3]) if len(sys.argv) > 3 else lc.DEFAULT_CONV_RELAXATION
 x = data.load_sample("train")[0]
 xt = data.load_sample("test")[0]
 seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 keras.utils.set_random_seed(seed)
-kw = dict(hidden_units=(256, 256)) if arch == "mlp" else {}
+kw = dict(hidden_units=(256, 256)) if arch == "mlp" else dict(conv_relaxation=omega)
 m = lv.LipschitzVAE.from_target(1.0, 8.0, latent_dim=10, architecture=arch, seed=seed, **kw)
 m.compile(optimizer=keras.optimizers.Adam(1e-3))
 epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 8

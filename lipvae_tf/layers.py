@@ -60,10 +60,11 @@ def check_compute_dtype(layer: keras.layers.Layer) -> None:
 
 def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int = 1,
                        power_iterations: int = lc.DEFAULT_POWER_ITERATIONS,
-                       subspace_rank: int = lc.DEFAULT_SUBSPACE_RANK,
+                       subspace_rank: int = lc.DEFAULT_SUBSPACE_RANK, relaxation: float = 1.0,
                        **conv) -> keras.constraints.Constraint:
     """The dense kernel's constraint of this kind, or the conv one when `conv` (input_hw,
-    strides, padding) is given; ValueError naming `constraint` for an unknown kind."""
+    strides, padding) is given; ValueError naming `constraint` for an unknown kind.
+    `relaxation` is the subspace clip's (other kinds have none)."""
     for name, value in (("bjorck_iterations", bjorck_iterations), ("bjorck_every", bjorck_every),
                         ("power_iterations", power_iterations), ("subspace_rank", subspace_rank)):
         checks.positive_int(name, value)  # checked whatever the kind
@@ -79,7 +80,7 @@ def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int 
         return lc.BjorckOrthonormal(iterations=bjorck_iterations, every=bjorck_every,
                                     power_iterations=power_iterations)
     if kind == "subspace_clip":
-        return lc.SubspaceClip(1.0, rank=subspace_rank, **conv)
+        return lc.SubspaceClip(1.0, rank=subspace_rank, relaxation=relaxation, **conv)
     return lc.SpectralClip(max_norm=1.0, **conv)
 
 
@@ -256,8 +257,8 @@ class _LipschitzConvBase(_ScaledKernelLayer):
     """Conv layers whose operator norm (for the built input size) is clipped to <= 1."""
 
     _fixed_attributes = _ScaledKernelLayer._fixed_attributes | {
-        "constraint", "power_iterations", "subspace_rank", "filters", "kernel_size", "strides",
-        "padding", "input_hw"}
+        "constraint", "power_iterations", "subspace_rank", "relaxation", "filters",
+        "kernel_size", "strides", "padding", "input_hw"}
 
     paddings: tuple[str, ...] = conv_spectrum.PADDINGS
 
@@ -266,13 +267,16 @@ class _LipschitzConvBase(_ScaledKernelLayer):
                  kernel_initializer="orthogonal", bias_initializer="zeros",
                  constraint: str = lc.DEFAULT_CONV_CONSTRAINT,
                  power_iterations: int = lc.DEFAULT_POWER_ITERATIONS,
-                 subspace_rank: int = lc.DEFAULT_CONV_SUBSPACE_RANK, **kwargs):
+                 subspace_rank: int = lc.DEFAULT_CONV_SUBSPACE_RANK,
+                 relaxation: float = lc.DEFAULT_CONV_RELAXATION, **kwargs):
         super().__init__(lipschitz, use_bias, kernel_initializer, bias_initializer, **kwargs)
         self.constraint = constraint
         self.power_iterations = power_iterations
         self.subspace_rank = subspace_rank
+        self.relaxation = checks.in_interval("relaxation", relaxation, 0.0, 2.0, low_open=True,
+                                             high_open=True)
         _kernel_constraint(constraint, power_iterations=power_iterations,
-                           subspace_rank=subspace_rank, strides=(1, 1))
+                           subspace_rank=subspace_rank, relaxation=relaxation, strides=(1, 1))
         self.filters = checks.positive_int("filters", filters)
         self.kernel_size = checks.int_pair("kernel_size", kernel_size)
         self.strides = checks.int_pair("strides", strides)
@@ -307,16 +311,18 @@ class _LipschitzConvBase(_ScaledKernelLayer):
             "constraint": self.constraint,
             "power_iterations": self.power_iterations,
             "subspace_rank": self.subspace_rank,
+            "relaxation": self.relaxation,
         }
 
     @classmethod
     def from_config(cls, config: dict):
-        # configs saved before `constraint` was an argument used the exact clip ("spectral")
-        return super().from_config({"constraint": "spectral", **config})
+        # configs saved before `constraint` was an argument used the exact clip ("spectral"),
+        # and before `relaxation` was one, the subspace clip's plain step (1)
+        return super().from_config({"constraint": "spectral", "relaxation": 1.0, **config})
 
     def _conv_constraint(self, operator_hw) -> keras.constraints.Constraint:
         return _kernel_constraint(self.constraint, power_iterations=self.power_iterations,
-                                  subspace_rank=self.subspace_rank,
+                                  subspace_rank=self.subspace_rank, relaxation=self.relaxation,
                                   input_hw=operator_hw, strides=self.strides,
                                   padding=self.padding)
 
@@ -346,6 +352,9 @@ class LipschitzConv2D(_LipschitzConvBase):
             step). See `lipvae_tf.constraints`.
         power_iterations: "spectral_norm" iterations per step.
         subspace_rank: k per frequency block of "subspace_clip".
+        relaxation: omega in (0, 2), the over-relaxation of "subspace_clip"'s per-step
+            correction (`lipvae_tf.constraints.SubspaceClip`; default
+            `constraints.DEFAULT_CONV_RELAXATION`, 1.5; 1 is the plain step). Other kinds ignore it.
         **kwargs: `keras.layers.Layer` arguments (float32 or float64 compute dtype only).
 
     Input shape:

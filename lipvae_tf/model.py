@@ -66,7 +66,8 @@ STD_FLOOR = 1e-4  # added after the softplus: the posterior std never reaches 0 
 _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 # Settings that `reconfigured` can change without voiding the design record: training only.
 _SETTINGS_KEEPING_THE_DESIGN = frozenset({
-    "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint", "seed"})
+    "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint",
+    "conv_relaxation", "seed"})
 # Where save_own_variables stores the noise generator's state (resumed runs draw the same noise).
 _SEED_STATE_KEY = "seed_generator_state"
 
@@ -113,6 +114,9 @@ class LipschitzVAE(FixedConfig, keras.Model):
             bjorck_iterations: Björck steps per step when it is "bjorck".
         conv_constraint: the conv kernels' control (None: `constraint`, or for "bjorck", which
             works on matrices only, `constraints.DEFAULT_CONV_CONSTRAINT`, the subspace clip).
+        conv_relaxation: omega in (0, 2), the over-relaxation of the conv kernels' subspace clip
+            (`constraints.SubspaceClip`, default `constraints.DEFAULT_CONV_RELAXATION`; 1: the
+            plain step, which models saved before the argument load with).
         design: the `LipschitzBudget` dict the model was designed with (kept in its config).
         seed: the seed of the reparameterisation noise generator.
 
@@ -132,7 +136,8 @@ class LipschitzVAE(FixedConfig, keras.Model):
         "latent_dim", "encoder_mean_budget", "decoder_budget", "posterior_std",
         "encoder_std_budget", "std_cap", "architecture", "likelihood", "reconstruction",
         "constrain_std", "hidden_units", "conv_filters", "image_shape", "gaussian_scale",
-        "beta", "bjorck_iterations", "constraint", "conv_constraint", "design", "seed",
+        "beta", "bjorck_iterations", "constraint", "conv_constraint", "conv_relaxation",
+        "design", "seed",
         "prior", "encoder_mean_net", "encoder_std_net", "decoder_net"})
 
     def __init__(
@@ -158,6 +163,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
         design: dict | None = None,
         seed: int | None = None,
         conv_constraint: str | None = None,
+        conv_relaxation: float = constraints.DEFAULT_CONV_RELAXATION,
         **kwargs,
     ):
         if kwargs.get("dtype") is not None:
@@ -212,6 +218,8 @@ class LipschitzVAE(FixedConfig, keras.Model):
                                if constraint in constraints.MATRIX_KINDS else constraint)
         self.conv_constraint = checks.one_of("conv_constraint", conv_constraint,
                                              constraints.CONV_KINDS)
+        self.conv_relaxation = checks.in_interval("conv_relaxation", conv_relaxation, 0.0, 2.0,
+                                                  low_open=True, high_open=True)
         if design is not None and not isinstance(design, dict):
             raise TypeError(f"design must be the dict of a LipschitzBudget (to_dict()) or None, "
                             f"got {type(design).__name__}")
@@ -405,7 +413,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
     def _conv(self, filters: int, lipschitz: float, name: str, transpose: bool = False):
         kind = ll.LipschitzConv2DTranspose if transpose else ll.LipschitzConv2D
         return kind(filters, 3, strides=2, padding="same", lipschitz=lipschitz,
-                    constraint=self.conv_constraint, name=name)
+                    constraint=self.conv_constraint, relaxation=self.conv_relaxation, name=name)
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return ll.GroupSort(2, name=name)
@@ -440,9 +448,10 @@ class LipschitzVAE(FixedConfig, keras.Model):
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> LipschitzVAE:
         # configs saved before these were arguments (the zoo's): the reconstruction was
-        # sigmoid(logits), the std network constrained, the kernels trained with Björck
+        # sigmoid(logits), the std network constrained, the kernels trained with Björck, the
+        # conv kernels' subspace clip not relaxed
         config = {"reconstruction": "parameter", "constrain_std": True, "constraint": "bjorck",
-                  **config}
+                  "conv_relaxation": 1.0, **config}
         if "conv_constraint" not in config:
             # saved before conv kernels could take the subspace clip: Björck and the subspace
             # clip left them to the exact clip, whose kernels carry no state
@@ -472,6 +481,7 @@ class LipschitzVAE(FixedConfig, keras.Model):
             "bjorck_iterations": self.bjorck_iterations,
             "constraint": self.constraint,
             "conv_constraint": self.conv_constraint,
+            "conv_relaxation": self.conv_relaxation,
             "design": self.design,
             "seed": self.seed,
         }

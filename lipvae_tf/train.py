@@ -28,7 +28,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from lipvae_tf import bounds, checks, data, design, distribute, report
-from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT
+from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT, DEFAULT_CONV_RELAXATION
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 __all__ = [
@@ -77,6 +77,7 @@ class TrainConfig:
     verbose: int = 1
     strategy: str = "default"  # tf.distribute: default, mirrored or multi_worker
     constraint: str = DEFAULT_CONSTRAINT  # per-step kernel control (lipvae_tf.constraints)
+    conv_relaxation: float = DEFAULT_CONV_RELAXATION  # over-relaxation of the conv kernels' one
     checkpoint_steps: int | None = None  # also checkpoint every N steps (None: every epoch)
     reconstruction: str = "mean"  # what is certified: E[x | z] or the likelihood's parameter
     split: str = "decoder"  # how the budget is shared (lipvae_tf.design.SPLITS)
@@ -156,7 +157,8 @@ def build_model(config: TrainConfig) -> LipschitzVAE:
 def _shape_kwargs(config: TrainConfig) -> dict:
     return dict(latent_dim=config.latent_dim, architecture=config.architecture,
                 hidden_units=tuple(config.hidden_units), likelihood=config.likelihood,
-                beta=config.beta, seed=config.seed, constraint=config.constraint)
+                beta=config.beta, seed=config.seed, constraint=config.constraint,
+                conv_relaxation=config.conv_relaxation)
 
 
 def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
@@ -796,6 +798,8 @@ flags.DEFINE_enum("constraint", _DEFAULTS.constraint, list(CONSTRAINT_KINDS),
                   "block), spectral_norm (power iteration, O(mn)), bjorck (orthonormal; dense "
                   "kernels, conv ones get subspace_clip) or spectral (exact clip); finalize() "
                   "clips exactly once")
+flags.DEFINE_float("conv_relaxation", _DEFAULTS.conv_relaxation, "over-relaxation omega in "
+                   "(0, 2) of the conv kernels' subspace clip (1: the plain step)")
 
 
 def config_from_flags() -> TrainConfig:

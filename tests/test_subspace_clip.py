@@ -411,3 +411,84 @@ def test_conv_models_saved_before_the_conv_subspace_clip_load_with_their_exact_c
         "conv_constraint"] == "subspace_clip"
     with pytest.raises(ValueError, match="conv_constraint must be one of"):
         LipschitzVAE(architecture="conv", conv_constraint="bjorck")
+
+
+# ----- over-relaxation of the conv kernels' step ---------------------------------------------
+
+def test_the_relaxed_step_is_the_plain_step_scaled_by_omega():
+    """K <- K - omega (K - T(K)): the same correction, omega times (from the same subspace)."""
+    kernel = np.random.default_rng(4).normal(size=(3, 3, 4, 6)).astype(np.float32)
+    plain = _conv_clip(kernel.shape, (10, 10), (2, 2), rank=2)
+    relaxed = _conv_clip(kernel.shape, (10, 10), (2, 2), rank=2)
+    relaxed.relaxation = 1.5
+    step = kernel - plain(tf.constant(kernel)).numpy()
+    assert np.abs(step).max() > 1e-2  # it had something to clip
+    np.testing.assert_allclose(kernel - relaxed(tf.constant(kernel)).numpy(), 1.5 * step,
+                               rtol=1e-5, atol=1e-6)
+    # the state moves the same way: it does not depend on omega
+    np.testing.assert_array_equal(plain._weight("subspace").numpy(),
+                                  relaxed._weight("subspace").numpy())
+
+
+@pytest.mark.parametrize("relaxation", [1.5, 1.9])
+def test_the_relaxed_conv_step_converges_into_the_ball_faster(relaxation):
+    """The alternation of the block clip with the projection onto 3x3 kernels, over-relaxed by
+    omega in (0, 2), converges into the ball (docs/theory.md section 14, "Over-relaxation"), and
+    here in fewer steps than the plain one (measured: 1.0045 after 60 plain steps, 1.0000 after
+    200; relaxed by 1.5 the kernel is inside by step 40)."""
+    start = np.random.default_rng(3).normal(size=(3, 3, 8, 8)).astype(np.float32)
+    norms = {}
+    for omega in (1.0, relaxation):
+        clip = _conv_clip(start.shape, (12, 12), (1, 1), rank=2)
+        clip.relaxation = omega
+        kernel, history = start, []
+        for _ in range(60):
+            kernel = clip(tf.constant(kernel)).numpy()
+            history.append(_conv_norm(kernel, (12, 12), (1, 1)))
+        norms[omega] = history
+        assert np.isfinite(kernel).all()
+    assert norms[relaxation][-1] <= 1.0 + 1e-3
+    assert norms[relaxation][-1] < norms[1.0][-1]
+    assert norms[relaxation][19] < norms[1.0][19]
+
+
+def test_relaxation_is_validated_saved_and_defaults_by_age():
+    for bad in (0.0, 2.0, -1.0, float("nan"), 3):
+        with pytest.raises(ValueError, match="relaxation must be in"):
+            lc.SubspaceClip(relaxation=bad)
+        with pytest.raises(ValueError, match="relaxation must be in"):
+            ll.LipschitzConv2D(4, 3, relaxation=bad)
+        with pytest.raises(ValueError, match="conv_relaxation must be in"):
+            LipschitzVAE(architecture="conv", conv_relaxation=bad)
+    with pytest.raises(TypeError, match="relaxation"):
+        lc.SubspaceClip(relaxation="1.5")
+    clip = lc.SubspaceClip(relaxation=1.25, input_hw=(8, 8))
+    assert keras.constraints.deserialize(keras.constraints.serialize(clip)).relaxation == 1.25
+    # a constraint config saved before the argument: the plain step
+    config = clip.get_config()
+    del config["relaxation"]
+    assert lc.SubspaceClip.from_config(config).relaxation == 1.0
+
+    # the model: conv kernels relaxed by the default, dense ones not; saved in the config
+    model = _small_vae(architecture="conv", conv_filters=(4, 8))
+    conv, dense = model.encoder_mean_net.layers[0], model.encoder_mean_net.layers[-1]
+    assert model.conv_relaxation == lc.DEFAULT_CONV_RELAXATION == 1.5
+    assert conv.relaxation == conv.kernel.constraint.relaxation == 1.5
+    assert dense.kernel.constraint.relaxation == 1.0
+    assert LipschitzVAE.from_config(model.get_config()).conv_relaxation == 1.5
+    decoder = _small_vae(architecture="conv", conv_filters=(4, 8), conv_relaxation=1.2
+                         ).decoder_net
+    transposed = [layer for layer in decoder.layers
+                  if isinstance(layer, ll.LipschitzConv2DTranspose)]
+    assert transposed and {layer.kernel.constraint.relaxation for layer in transposed} == {1.2}
+    # configs saved before the argument trained with the plain step and load with it
+    config = model.get_config()
+    del config["conv_relaxation"]
+    old = LipschitzVAE.from_config(config)
+    assert old.conv_relaxation == 1.0
+    assert old.encoder_mean_net.layers[0].kernel.constraint.relaxation == 1.0
+    layer_config = conv.get_config()
+    del layer_config["relaxation"]
+    assert ll.LipschitzConv2D.from_config(layer_config).relaxation == 1.0
+    # a training setting: reconfigured keeps the design
+    assert model.reconfigured(conv_relaxation=1.0).design == model.design
