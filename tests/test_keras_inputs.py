@@ -142,6 +142,34 @@ def test_validation_data_is_checked(vae, images):
         vae.fit(x, validation_data=(x.reshape(32, -1),), verbose=0)
 
 
+def test_positional_arguments_are_checked_like_named_ones(vae, images):
+    """Keras' fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
+    validation_data, shuffle, class_weight, sample_weight) and evaluate(x, y, batch_size,
+    verbose, sample_weight): positional validation_data and sample_weight were passed on
+    unchecked (and a positional sample_weight without y dropped by Keras)."""
+    x = images[0][:32]
+    with pytest.raises(ValueError, match="validation_data must have shape"):
+        vae.fit(x, None, 32, 1, 0, None, 0.0, x.reshape(32, -1))
+    with pytest.raises(ValueError, match="sample_weight must be finite and >= 0"):
+        vae.fit(x, None, 32, 1, 0, None, 0.0, None, True, None, -np.ones(32))
+    history = vae.fit(x, None, 32, 1, 0, None, 0.0, x[:16])
+    assert "val_elbo" in history.history
+    # a positional sample_weight is kept: zero weights leave the weights unchanged
+    before = [v.numpy() for v in vae.trainable_variables]
+    vae.fit(x, None, 32, 1, 0, None, 0.0, None, True, None, np.zeros(32))
+    for old, variable in zip(before, vae.trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy())
+    weights = np.zeros(32)
+    weights[3] = 1.0
+    np.testing.assert_allclose(
+        vae.evaluate(x, None, 32, 0, weights, return_dict=True)["kl"],
+        vae.evaluate(x[3:4], return_dict=True, verbose=0)["kl"], rtol=1e-5)
+    with pytest.raises(TypeError, match="batch_size both by position and by name"):
+        vae.fit(x, None, 32, batch_size=16)
+    with pytest.raises(TypeError, match="fit\\(\\) takes at most"):
+        vae.fit(x, None, *range(20))
+
+
 def test_empty_inputs(vae, images):
     empty = images[0][:0]
     out = vae.predict(empty, verbose=0)

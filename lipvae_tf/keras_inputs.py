@@ -1,0 +1,250 @@
+"""What Keras' `fit`, `evaluate` and `predict` are given, checked before Keras traces or
+iterates it: the `KerasInputs` mixin of `LipschitzVAE`, and the per-batch unpacking of its
+train and test steps.
+
+Keras accepts arrays, tensors, `tf.data` datasets, Python generators and `keras.utils.PyDataset`
+as x, with labels and per-example weights in several forms, and drops or misreads some of them
+for a model without targets (an autoencoder): (x, None, sample_weight) loses the weights, a
+generator's bare batches break its adapter, class_weight needs labels. This module turns each
+of those into a typed error naming the argument, or into the form Keras needs, so that nothing
+is silently lost. The pixel values themselves are checked in the graph
+(`LipschitzVAE.checked_pixels`).
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import types
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lipvae_tf import checks
+
+__all__ = ["KerasInputs", "check_image_layout", "images_and_weights"]
+
+
+class KerasInputs:
+    """Keras' `fit`, `evaluate` and `predict` with their inputs checked first; a mixin placed
+    before `keras.Model` in the bases of a model with an `image_shape` (height, width,
+    channels) and one input, the images."""
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' `fit`, with the inputs checked first (`check_keras_inputs`: x and
+        validation_data, a generator's first batch) and `sample_weight` kept when no y is
+        given: Keras drops the weights of an (x, None, weights) call, so x stands in for y (an
+        autoencoder's target). A generator may yield bare image batches. The other arguments go
+        to Keras' `fit` as given (positional ones by their names in Keras' signature).
+
+        Raises:
+            TypeError / ValueError: naming x, validation_data or sample_weight, for a dict, a
+                shape other than (batch, *image_shape), integer pixels, no images at all,
+                weights that are not finite numbers >= 0, or class_weight for images without
+                labels; TypeError for an argument given twice or one `fit` does not take.
+        """
+        kwargs = _by_name(keras.Model.fit, args, kwargs)
+        sample_weight = kwargs.pop("sample_weight", None)
+        validation_data = kwargs.pop("validation_data", None)
+        _refuse_weights_of_generators(x, y, sample_weight, kwargs.get("class_weight"))
+        if kwargs.get("class_weight") is not None and y is None and not _has_labels(x):
+            raise ValueError(
+                "class_weight weights each image by its label, and x came without labels: "
+                "pass y (integer labels) or (images, labels) batches, or use sample_weight")
+        if validation_data is not None and not isinstance(validation_data, types.GeneratorType):
+            self.check_keras_inputs(
+                validation_data[0] if isinstance(validation_data, (tuple, list))
+                else validation_data, "validation_data", allow_empty=False)
+        self.check_keras_inputs(x, "x", allow_empty=False)
+        # last: peeking takes a generator's first batch, which a later refusal would lose
+        validation_data = self._checked_generator(validation_data, "validation_data")
+        x = self._checked_generator(x, "x")
+        y, given = _target_and_weights(x, y, sample_weight)
+        if validation_data is not None:
+            given["validation_data"] = validation_data
+        return super().fit(x, y, **given, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Keras' `evaluate`, with x checked first and `sample_weight` kept as in `fit`.
+
+        Raises:
+            TypeError / ValueError: naming x or sample_weight, as `fit`.
+        """
+        kwargs = _by_name(keras.Model.evaluate, args, kwargs)
+        sample_weight = kwargs.pop("sample_weight", None)
+        _refuse_weights_of_generators(x, y, sample_weight, None)
+        self.check_keras_inputs(x, "x", allow_empty=False)
+        x = self._checked_generator(x, "x")
+        y, weights = _target_and_weights(x, y, sample_weight)
+        return super().evaluate(x, y, **weights, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Keras' `predict` (the deterministic reconstruction of `call`), with x checked first;
+        an array of zero images gives an empty (0, *image_shape) float32 array (Keras' own loop
+        fails on empty input).
+
+        Raises:
+            TypeError / ValueError: naming x, as `fit`.
+        """
+        x = self._checked_generator(x, "x")
+        if self.check_keras_inputs(x, "x", allow_empty=True) == 0:
+            return keras.ops.convert_to_numpy(self(x))
+        return super().predict(x, *args, **kwargs)
+
+    def _checked_generator(self, x, name: str):
+        """A Python generator's batches with the first one's structure checked before Keras
+        starts (`check_keras_inputs`), and bare image batches passed on as (images,), which
+        Keras' generator adapter needs. Other inputs are returned as they are."""
+        if not isinstance(x, types.GeneratorType):
+            return x
+        try:
+            first = next(x)
+        except StopIteration:
+            raise ValueError(f"{name} is a generator that yields no batches") from None
+        if isinstance(first, (tuple, list)) and not first:
+            raise ValueError(f"{name} is a generator whose first batch is an empty tuple: "
+                             "yield images, or (images, labels[, sample_weight]) tuples")
+        self.check_keras_inputs(first[0] if isinstance(first, (tuple, list)) else first,
+                                f"{name} (its first batch)", allow_empty=False)
+
+        def batches():
+            for batch in itertools.chain([first], x):
+                yield tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+        return batches()
+
+    def check_keras_inputs(self, x, name: str = "x", allow_empty: bool = True) -> int | None:
+        """The structure of what `fit`, `evaluate` or `predict` get as `name`, checked before
+        Keras traces or iterates it: images (batch, *image_shape) of a floating dtype, as one
+        array or tensor, or a tf.data.Dataset whose elements are images or (images, labels[,
+        sample_weight]). Generators and keras.utils.PyDataset are checked batch by batch in the
+        graph (`checked_pixels`). Pixel values are checked there too. Returns the number of
+        images of an array or tensor (None for other inputs).
+
+        Raises:
+            TypeError: naming `name`, for a dict (this model has one input, the images) or
+                integer pixels.
+            ValueError: naming `name`, for another shape (e.g. flattened images, or a dataset
+                of unbatched images), or for zero images when allow_empty is False.
+        """
+        if x is None:
+            return None
+        if isinstance(x, Mapping):
+            raise TypeError(
+                f"{name} must be images, not a dict (keys {sorted(map(str, x))}): this model has "
+                f"one input; pass the (batch, {', '.join(map(str, self.image_shape))}) array or "
+                "a dataset of images or of (images, labels) tuples")
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            spec = spec[0] if isinstance(spec, tuple) else spec
+            if isinstance(spec, Mapping):
+                raise TypeError(f"{name} must be a dataset of images or of (images, labels) "
+                                f"tuples, not of dicts (keys {sorted(map(str, spec))})")
+            if isinstance(spec, tf.TensorSpec):
+                check_image_layout(
+                    name, self.image_shape, spec.dtype.is_floating, spec.dtype.is_integer,
+                    spec.dtype.name, None if spec.shape.rank is None else tuple(spec.shape))
+            return None
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+            return None  # a generator or PyDataset: checked batch by batch when traced
+        dtype = np.dtype(x.dtype.as_numpy_dtype if isinstance(x.dtype, tf.DType) else x.dtype)
+        check_image_layout(name, self.image_shape, np.issubdtype(dtype, np.floating),
+                                 np.issubdtype(dtype, np.integer), dtype, tuple(x.shape))
+        count = int(x.shape[0])
+        if count == 0 and not allow_empty:
+            raise ValueError(f"{name} holds no images (shape {tuple(x.shape)}): there is "
+                             "nothing to train on or to evaluate")
+        return count
+
+
+def check_image_layout(name: str, image_shape: Sequence[int], floating: bool, integer: bool,
+                       dtype, shape: tuple | None) -> None:
+    """The dtype and shape rules that every check of images shares (`check_images` and
+    `checked_pixels` of the model, `KerasInputs.check_keras_inputs`): TypeError naming `name` for
+    non-floating pixels, ValueError naming it for a shape other than (batch, *image_shape); an
+    unknown (None) size matches any, an unknown rank (shape None) is not checked."""
+    if not floating:
+        raise TypeError(f"{name} must hold floating-point images in [0, 1], got dtype {dtype}"
+                        + (" (divide integer pixels by 255)" if integer else ""))
+    if shape is not None and (
+            len(shape) != len(image_shape) + 1
+            or any(n is not None and n != m for n, m in zip(shape[1:], image_shape))):
+        raise ValueError(f"{name} must have shape (batch, "
+                         f"{', '.join(map(str, image_shape))}), got {tuple(shape)}")
+
+
+def _by_name(method, args: tuple, kwargs: dict) -> dict:
+    """The arguments after x and y of Keras' `method`, positional ones named by its signature,
+    so that a positional validation_data or sample_weight is checked like a named one."""
+    names = [name for name, parameter in inspect.signature(method).parameters.items()
+             if parameter.kind is parameter.POSITIONAL_OR_KEYWORD][3:]  # after self, x, y
+    if len(args) > len(names):
+        raise TypeError(f"{method.__name__}() takes at most {len(names) + 2} positional "
+                        f"arguments after self, got {len(args) + 2}")
+    named = dict(zip(names, args))
+    twice = sorted(set(named) & set(kwargs))
+    if twice:
+        raise TypeError(f"{method.__name__}() got {', '.join(twice)} both by position and by "
+                        "name")
+    return {**named, **kwargs}
+
+
+def _refuse_weights_of_generators(x, y, sample_weight, class_weight) -> None:
+    """Keras takes no y, sample_weight or class_weight beside a Python generator (its batches
+    carry them): refused here, before the generator is touched, naming what was given."""
+    if not isinstance(x, types.GeneratorType):
+        return
+    given = [name for name, value in (("y", y), ("sample_weight", sample_weight),
+                                      ("class_weight", class_weight)) if value is not None]
+    if given:
+        raise ValueError(f"x is a generator, which takes no {', '.join(given)}: yield "
+                         "(images, labels, sample_weight) batches instead")
+
+
+def _has_labels(x) -> bool:
+    """Whether batches of x may carry labels: a dataset of (images, labels, ...) tuples, or a
+    generator or PyDataset (not knowable before Keras iterates it); an array or tensor never."""
+    if isinstance(x, tf.data.Dataset):
+        return isinstance(x.element_spec, tuple) and len(x.element_spec) >= 2
+    return not (hasattr(x, "shape") and hasattr(x, "dtype"))
+
+
+def _target_and_weights(x, y, sample_weight) -> tuple:
+    """(y, {"sample_weight": w} or {}) for Keras' `fit` / `evaluate`: y = x when weights come
+    without y (Keras packs (x, None, w) as x alone and drops the weights); weights given as an
+    array are checked here (finite numbers >= 0), others in the graph."""
+    if sample_weight is None:
+        return y, {}
+    if isinstance(sample_weight, (list, tuple)):  # Keras' adapters take arrays, not lists
+        sample_weight = checks.real_array("sample_weight", sample_weight).astype(np.float32)
+    if hasattr(sample_weight, "shape"):
+        weights = checks.real_array("sample_weight", sample_weight)
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError("sample_weight must be finite and >= 0 (one weight per image)")
+    return (x if y is None else y), {"sample_weight": sample_weight}
+
+
+def images_and_weights(data) -> tuple:
+    """(images, per-example weights or None) of a batch given as x, (x,), (x, y) or (x, y, w).
+
+    The weights (Keras' sample_weight, or class_weight turned into them) are checked in the
+    graph: shape (batch,) or (batch, 1), finite and >= 0 (InvalidArgumentError naming
+    sample_weight otherwise)."""
+    x, _, weights = keras.utils.unpack_x_y_sample_weight(
+        tuple(data) if isinstance(data, list) else data)
+    if weights is None:
+        return x, None
+    weights = tf.convert_to_tensor(weights)
+    if not weights.dtype.is_floating and not weights.dtype.is_integer:
+        raise TypeError(f"sample_weight must be numbers, got dtype {weights.dtype.name}")
+    weights = tf.cast(weights, tf.float32)
+    if weights.shape.rank == 2 and weights.shape[-1] == 1:
+        weights = tf.squeeze(weights, -1)
+    if weights.shape.rank != 1:
+        raise ValueError(f"sample_weight must have shape (batch,) or (batch, 1), one weight "
+                         f"per image; got shape {tuple(weights.shape)}")
+    tf.debugging.assert_equal(tf.shape(weights)[0], tf.shape(x)[0], message=(
+        "sample_weight must hold one weight per image in the batch"))
+    tf.debugging.assert_all_finite(weights, "sample_weight must be finite")
+    tf.debugging.assert_non_negative(weights, message="sample_weight must be >= 0")
+    return x, weights
