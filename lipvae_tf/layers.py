@@ -316,9 +316,8 @@ class _LipschitzConvBase(_ScaledKernelLayer):
 
     @classmethod
     def from_config(cls, config: dict):
-        # configs saved before `constraint` was an argument used the exact clip ("spectral"),
-        # and before `relaxation` was one, the subspace clip's plain step (1)
-        return super().from_config({"constraint": "spectral", "relaxation": 1.0, **config})
+        # configs saved before `constraint` was an argument used the exact clip ("spectral")
+        return super().from_config({"constraint": "spectral", **config})
 
     def _conv_constraint(self, operator_hw) -> keras.constraints.Constraint:
         return _kernel_constraint(self.constraint, power_iterations=self.power_iterations,
@@ -354,7 +353,8 @@ class LipschitzConv2D(_LipschitzConvBase):
         subspace_rank: k per frequency block of "subspace_clip".
         relaxation: omega in (0, 2), the over-relaxation of "subspace_clip"'s per-step
             correction (`lipvae_tf.constraints.SubspaceClip`; default
-            `constraints.DEFAULT_CONV_RELAXATION`, 1.5; 1 is the plain step). Other kinds ignore it.
+            `constraints.DEFAULT_CONV_RELAXATION`, 1: the plain step; 1.5 trains better at
+            few epochs, BENCHMARKS.md). Other kinds ignore it.
         **kwargs: `keras.layers.Layer` arguments (float32 or float64 compute dtype only).
 
     Input shape:

@@ -122,8 +122,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         conv_constraint: the conv kernels' control (None: `constraint`, or for "bjorck", which
             works on matrices only, `constraints.DEFAULT_CONV_CONSTRAINT`, the subspace clip).
         conv_relaxation: omega in (0, 2), the over-relaxation of the conv kernels' subspace clip
-            (`constraints.SubspaceClip`, default `constraints.DEFAULT_CONV_RELAXATION`; 1: the
-            plain step, which models saved before the argument load with).
+            (`constraints.SubspaceClip`, default `constraints.DEFAULT_CONV_RELAXATION`, 1: the
+            plain step; 1.5 trains better at few epochs, not to convergence, BENCHMARKS.md).
         design: the `LipschitzBudget` dict the model was designed with (kept in its config).
         seed: the seed of the reparameterisation noise generator.
 
@@ -455,10 +455,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> LipschitzVAE:
         # configs saved before these were arguments (the zoo's): the reconstruction was
-        # sigmoid(logits), the std network constrained, the kernels trained with Björck, the
-        # conv kernels' subspace clip not relaxed
+        # sigmoid(logits), the std network constrained, the kernels trained with Björck
         config = {"reconstruction": "parameter", "constrain_std": True, "constraint": "bjorck",
-                  "conv_relaxation": 1.0, **config}
+                  **config}
         if "conv_constraint" not in config:
             # saved before conv kernels could take the subspace clip: Björck and the subspace
             # clip left them to the exact clip, whose kernels carry no state

@@ -348,8 +348,9 @@ def test_the_conv_step_stays_finite_for_huge_and_tiny_kernels_and_states():
         assert np.isfinite(state.numpy()).all() and np.abs(state.numpy()).max() < 10.0
 
 
-def test_after_fit_and_finalize_every_conv_kernel_is_inside_its_bound():
-    model = _small_vae(architecture="conv", conv_filters=(4, 8))
+@pytest.mark.parametrize("conv_relaxation", [1.0, 1.5])
+def test_after_fit_and_finalize_every_conv_kernel_is_inside_its_bound(conv_relaxation):
+    model = _small_vae(architecture="conv", conv_filters=(4, 8), conv_relaxation=conv_relaxation)
     layers = [layer for layer in lc.iter_layers(list(model.lipschitz_networks().values()))
               if isinstance(layer, (ll.LipschitzConv2D, ll.LipschitzConv2DTranspose))]
     assert len(layers) == 4
@@ -452,7 +453,7 @@ def test_the_relaxed_conv_step_converges_into_the_ball_faster(relaxation):
     assert norms[relaxation][19] < norms[1.0][19]
 
 
-def test_relaxation_is_validated_saved_and_defaults_by_age():
+def test_relaxation_is_validated_saved_and_off_by_default():
     for bad in (0.0, 2.0, -1.0, float("nan"), 3):
         with pytest.raises(ValueError, match="relaxation must be in"):
             lc.SubspaceClip(relaxation=bad)
@@ -469,26 +470,27 @@ def test_relaxation_is_validated_saved_and_defaults_by_age():
     del config["relaxation"]
     assert lc.SubspaceClip.from_config(config).relaxation == 1.0
 
-    # the model: conv kernels relaxed by the default, dense ones not; saved in the config
-    model = _small_vae(architecture="conv", conv_filters=(4, 8))
+    # the model: the plain step by default; conv kernels take conv_relaxation, dense ones
+    # keep 1; saved in the config, and configs saved before the argument get the plain step
+    assert lc.DEFAULT_CONV_RELAXATION == 1.0
+    default = _small_vae(architecture="conv", conv_filters=(4, 8))
+    assert default.conv_relaxation == 1.0
+    assert default.encoder_mean_net.layers[0].kernel.constraint.relaxation == 1.0
+    model = _small_vae(architecture="conv", conv_filters=(4, 8), conv_relaxation=1.5)
     conv, dense = model.encoder_mean_net.layers[0], model.encoder_mean_net.layers[-1]
-    assert model.conv_relaxation == lc.DEFAULT_CONV_RELAXATION == 1.5
     assert conv.relaxation == conv.kernel.constraint.relaxation == 1.5
     assert dense.kernel.constraint.relaxation == 1.0
-    assert LipschitzVAE.from_config(model.get_config()).conv_relaxation == 1.5
-    decoder = _small_vae(architecture="conv", conv_filters=(4, 8), conv_relaxation=1.2
-                         ).decoder_net
-    transposed = [layer for layer in decoder.layers
+    transposed = [layer for layer in model.decoder_net.layers
                   if isinstance(layer, ll.LipschitzConv2DTranspose)]
-    assert transposed and {layer.kernel.constraint.relaxation for layer in transposed} == {1.2}
-    # configs saved before the argument trained with the plain step and load with it
+    assert transposed and {layer.kernel.constraint.relaxation for layer in transposed} == {1.5}
+    assert LipschitzVAE.from_config(model.get_config()).conv_relaxation == 1.5
+    assert ll.LipschitzConv2D.from_config(conv.get_config()).relaxation == 1.5
     config = model.get_config()
     del config["conv_relaxation"]
-    old = LipschitzVAE.from_config(config)
-    assert old.conv_relaxation == 1.0
-    assert old.encoder_mean_net.layers[0].kernel.constraint.relaxation == 1.0
+    assert LipschitzVAE.from_config(config).conv_relaxation == 1.0
     layer_config = conv.get_config()
     del layer_config["relaxation"]
     assert ll.LipschitzConv2D.from_config(layer_config).relaxation == 1.0
     # a training setting: reconfigured keeps the design
-    assert model.reconfigured(conv_relaxation=1.0).design == model.design
+    changed = model.reconfigured(conv_relaxation=1.0)
+    assert changed.design == model.design and changed.conv_relaxation == 1.0
