@@ -62,7 +62,7 @@ class KerasInputs:
         x = self._checked_generator(x, "x")
         y, given = _target_and_weights(x, y, sample_weight)
         if validation_data is not None:
-            given["validation_data"] = validation_data
+            given["validation_data"] = _validation_with_weights(validation_data)
         return super().fit(x, y, **given, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -72,6 +72,10 @@ class KerasInputs:
             TypeError / ValueError: naming x or sample_weight, as `fit`.
         """
         kwargs = _by_name(keras.Model.evaluate, args, kwargs)
+        if kwargs.get("_use_cached_eval_dataset"):
+            # fit's own validation pass: its validation_data was checked by `fit`, and Keras
+            # iterates its cached dataset (peeking into x here would take a batch from it)
+            return super().evaluate(x, y, **kwargs)
         sample_weight = kwargs.pop("sample_weight", None)
         _refuse_weights_of_generators(x, y, sample_weight, None)
         self.check_keras_inputs(x, "x", allow_empty=False)
@@ -209,19 +213,31 @@ def _has_labels(x) -> bool:
     return not (hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
-def _target_and_weights(x, y, sample_weight) -> tuple:
+def _target_and_weights(x, y, sample_weight, name: str = "sample_weight") -> tuple:
     """(y, {"sample_weight": w} or {}) for Keras' `fit` / `evaluate`: y = x when weights come
     without y (Keras packs (x, None, w) as x alone and drops the weights); weights given as an
-    array are checked here (finite numbers >= 0), others in the graph."""
+    array are checked here (finite numbers >= 0; errors name `name`), others in the graph."""
     if sample_weight is None:
         return y, {}
     if isinstance(sample_weight, (list, tuple)):  # Keras' adapters take arrays, not lists
-        sample_weight = checks.real_array("sample_weight", sample_weight).astype(np.float32)
+        sample_weight = checks.real_array(name, sample_weight).astype(np.float32)
     if hasattr(sample_weight, "shape"):
-        weights = checks.real_array("sample_weight", sample_weight)
+        weights = checks.real_array(name, sample_weight)
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError("sample_weight must be finite and >= 0 (one weight per image)")
+            raise ValueError(f"{name} must be finite and >= 0 (one weight per image)")
     return (x if y is None else y), {"sample_weight": sample_weight}
+
+
+def _validation_with_weights(validation_data):
+    """validation_data with its weights kept: Keras packs (x, None, weights) as x alone and
+    drops the weights, so x stands in for y (the autoencoder's target), as in `fit`'s own."""
+    if (isinstance(validation_data, (tuple, list)) and len(validation_data) == 3
+            and validation_data[1] is None and validation_data[2] is not None):
+        images, _, weights = validation_data
+        target, given = _target_and_weights(images, None, weights,
+                                            "validation_data's sample_weight")
+        return images, target, given["sample_weight"]
+    return validation_data
 
 
 def images_and_weights(data) -> tuple:

@@ -124,6 +124,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         conv_relaxation: omega in (0, 2), the over-relaxation of the conv kernels' subspace clip
             (`constraints.SubspaceClip`, default `constraints.DEFAULT_CONV_RELAXATION`, 1: the
             plain step; 1.5 trains better at few epochs, not to convergence, BENCHMARKS.md).
+            It acts on conv kernels under "subspace_clip" only: an MLP, `StandardVAE`'s plain
+            layers and the other conv constraints have no such step.
         design: the `LipschitzBudget` dict the model was designed with (kept in its config).
         seed: the seed of the reparameterisation noise generator.
 

@@ -113,6 +113,8 @@ class TrainConfig:
             checks.positive_ints("hidden_units", self.hidden_units, minimum_length=1)
         checks.positive_finite("learning_rate", self.learning_rate)
         checks.non_negative_finite("beta", self.beta)
+        checks.in_interval("conv_relaxation", self.conv_relaxation, 0.0, 2.0, low_open=True,
+                           high_open=True)
         checks.seed("seed", self.seed)
         std_settings(self)  # the ValueError naming posterior_std or std_cap
         for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS)):
@@ -395,9 +397,10 @@ class ResumableBackup(keras.callbacks.Callback):
         shutil.rmtree(self.backup_dir, ignore_errors=True)
 
 
-# the settings a checkpoint of lipvae_tf 0.2.0 did not record, as they were then
+# the settings that older checkpoints (lipvae_tf 0.2.0, and before conv_relaxation) did not
+# record, as they were then
 LEGACY_FINGERPRINT = {"validation_images": None, "early_stopping_patience": None,
-                      "reduce_lr_patience": None, "min_delta": 0.0}
+                      "reduce_lr_patience": None, "min_delta": 0.0, "conv_relaxation": 1.0}
 
 
 def _metric_states(model: keras.Model) -> list[list]:
@@ -469,7 +472,8 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
                                    "validation_images": config.validation_images or None,
                                    "early_stopping_patience": config.early_stopping_patience,
                                    "reduce_lr_patience": config.reduce_lr_patience,
-                                   "min_delta": config.min_delta})
+                                   "min_delta": config.min_delta,
+                                   "conv_relaxation": config.conv_relaxation})
     # where this session took over: epoch and step (0-based) of the checkpoint, and which
     # session of the run it is (2 = the first resumption)
     resumed = None if saved is None else {"epoch": saved["epoch"], "step": saved["batch"],

@@ -57,6 +57,8 @@ def _cases(vae, tmp_path):
                              ValueError, "legacy HDF5 format"),
         "a train_limit of 0": (lambda: train.TrainConfig(train_limit=0),
                                ValueError, "train_limit must be an integer >= 1"),
+        "conv_relaxation of 2": (lambda: train.TrainConfig(conv_relaxation=2.0),
+                                 ValueError, "conv_relaxation must be in"),
         "no hidden layers": (lambda: train.TrainConfig(hidden_units=()),
                              ValueError, "hidden_units must hold at least 1"),
         "list_models(bundled_only='yes')": (lambda: zoo.list_models(bundled_only="yes"),

@@ -170,6 +170,43 @@ def test_positional_arguments_are_checked_like_named_ones(vae, images):
         vae.fit(x, None, *range(20))
 
 
+def test_a_generator_as_validation_data_is_evaluated_whole(vae, images):
+    """fit's validation pass calls evaluate, which peeked into the cached generator: one batch
+    per pass was lost, and a 2-batch generator ended in "x is a generator that yields no
+    batches" (a review's run)."""
+    x = images[0][:64]
+
+    def batches(count):
+        for i in range(count):
+            yield x[16 * i:16 * (i + 1)]
+
+    class CountBatches(keras.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            self.seen = batch + 1
+
+    for count in (2, 4):
+        counter = CountBatches()
+        history = vae.fit(batches(4), epochs=1, verbose=0, validation_data=batches(count),
+                          callbacks=[counter])
+        assert counter.seen == count and "val_elbo" in history.history
+
+
+def test_validation_weights_without_labels_are_kept(vae, images):
+    """validation_data=(x, None, w): Keras packs it as x alone and dropped w (the unweighted
+    validation KL was reported)."""
+    x = images[0][:48]
+    weights = np.zeros(48)
+    weights[3] = 1.0
+    history = vae.fit(images[0][:64], batch_size=64, verbose=0,
+                      validation_data=(x, None, weights))
+    # the weights were zero for every training image but none: compare with evaluate's
+    np.testing.assert_allclose(
+        history.history["val_kl"][0],
+        vae.evaluate(x[3:4], return_dict=True, verbose=0)["kl"], rtol=1e-5)
+    with pytest.raises(ValueError, match="validation_data's sample_weight must be finite"):
+        vae.fit(images[0][:64], verbose=0, validation_data=(x, None, -weights))
+
+
 def test_empty_inputs(vae, images):
     empty = images[0][:0]
     out = vae.predict(empty, verbose=0)

@@ -152,5 +152,9 @@ def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
     other = train.TrainConfig(**{**config.__dict__, "batch_size": 16})
     with pytest.raises(ValueError, match="batch_size: 32 there, 16 now"):
         train.fit(train.build_model(other), x, x[:8], other, str(tmp_path))
+    # the same weights, another training step: the conv kernels' over-relaxation
+    relaxed = train.TrainConfig(**{**config.__dict__, "conv_relaxation": 1.5})
+    with pytest.raises(ValueError, match="conv_relaxation: 1.0 there, 1.5 now"):
+        train.fit(train.build_model(relaxed), x, x[:8], relaxed, str(tmp_path))
     with pytest.raises(ValueError, match="save_freq must be 'epoch' or a number of steps"):
         train.ResumableBackup(str(tmp_path), save_freq=0)
