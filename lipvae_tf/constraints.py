@@ -50,7 +50,7 @@ __all__ = [
     "CONSTRAINT_KINDS", "DEFAULT_CONSTRAINT", "DEFAULT_CONV_CONSTRAINT", "MATRIX_KINDS",
     "CONV_KINDS", "DEFAULT_POWER_ITERATIONS", "DEFAULT_SUBSPACE_RANK",
     "DEFAULT_CONV_SUBSPACE_RANK", "DEFAULT_CONV_RELAXATION", "DEFAULT_EXACT_CLIP_ABOVE",
-    "DEFAULT_FINALIZE_TOL",
+    "DEFAULT_FINALIZE_TOL", "check_relaxation",
     "bjorck_orthonormalize",
     "clip_dense_spectrum", "clip_conv_spectrum", "power_iteration", "subspace_clip",
     "StatefulConstraint",
@@ -97,6 +97,14 @@ DEFAULT_CONV_SUBSPACE_RANK = 2
 # (finalized validation ELBO 1429 and 1472 over two seeds against 1484 at omega = 1), so the
 # plain step stays the default.
 DEFAULT_CONV_RELAXATION = 1.0
+
+
+def check_relaxation(name: str, value) -> float:
+    """`value` as a float if it is an over-relaxation factor omega in the open interval (0, 2),
+    where the relaxed subspace-clip step converges (docs/theory.md section 14); TypeError /
+    ValueError naming `name` otherwise."""
+    return checks.in_interval(name, value, 0.0, 2.0, low_open=True, high_open=True)
+
 # SubspaceClip clips exactly in a step whose largest Ritz value is above this multiple of the
 # bound: above the 1.36-1.38 seen under Adam at 1e-3, below SGD's 6-65
 # (docs/theory.md section 14)
@@ -534,8 +542,7 @@ class SubspaceClip(StatefulConstraint):
     ):
         self.max_norm = checks.positive_finite("max_norm", max_norm)
         self.rank = checks.positive_int("rank", rank)
-        self.relaxation = checks.in_interval("relaxation", relaxation, 0.0, 2.0,
-                                             low_open=True, high_open=True)
+        self.relaxation = check_relaxation("relaxation", relaxation)
         # a multiple of max_norm; inf: never the exact clip
         self.exact_clip_above = checks.in_interval("exact_clip_above", exact_clip_above, 1.0,
                                                    math.inf)
@@ -599,7 +606,7 @@ class SubspaceClip(StatefulConstraint):
         return stepped, tf.stack([tf.math.real(state), tf.math.imag(state)], -1), top
 
     def _relaxed(self, correction: tf.Tensor) -> tf.Tensor:
-        # omega = 1 multiplies by nothing: the step of models trained before the argument
+        # omega = 1 (the default) adds no op to the per-step graph
         if self.relaxation == 1.0:
             return correction
         return correction * tf.constant(self.relaxation, correction.dtype)

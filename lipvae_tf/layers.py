@@ -273,8 +273,7 @@ class _LipschitzConvBase(_ScaledKernelLayer):
         self.constraint = constraint
         self.power_iterations = power_iterations
         self.subspace_rank = subspace_rank
-        self.relaxation = checks.in_interval("relaxation", relaxation, 0.0, 2.0, low_open=True,
-                                             high_open=True)
+        self.relaxation = lc.check_relaxation("relaxation", relaxation)
         _kernel_constraint(constraint, power_iterations=power_iterations,
                            subspace_rank=subspace_rank, relaxation=relaxation, strides=(1, 1))
         self.filters = checks.positive_int("filters", filters)

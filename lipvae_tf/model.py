@@ -227,8 +227,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                                if constraint in constraints.MATRIX_KINDS else constraint)
         self.conv_constraint = checks.one_of("conv_constraint", conv_constraint,
                                              constraints.CONV_KINDS)
-        self.conv_relaxation = checks.in_interval("conv_relaxation", conv_relaxation, 0.0, 2.0,
-                                                  low_open=True, high_open=True)
+        self.conv_relaxation = constraints.check_relaxation("conv_relaxation", conv_relaxation)
         if design is not None and not isinstance(design, dict):
             raise TypeError(f"design must be the dict of a LipschitzBudget (to_dict()) or None, "
                             f"got {type(design).__name__}")

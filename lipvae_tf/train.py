@@ -28,7 +28,12 @@ import tensorflow as tf
 from absl import app, flags
 
 from lipvae_tf import bounds, checks, data, design, distribute, report
-from lipvae_tf.constraints import CONSTRAINT_KINDS, DEFAULT_CONSTRAINT, DEFAULT_CONV_RELAXATION
+from lipvae_tf.constraints import (
+    CONSTRAINT_KINDS,
+    DEFAULT_CONSTRAINT,
+    DEFAULT_CONV_RELAXATION,
+    check_relaxation,
+)
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 __all__ = [
@@ -113,8 +118,7 @@ class TrainConfig:
             checks.positive_ints("hidden_units", self.hidden_units, minimum_length=1)
         checks.positive_finite("learning_rate", self.learning_rate)
         checks.non_negative_finite("beta", self.beta)
-        checks.in_interval("conv_relaxation", self.conv_relaxation, 0.0, 2.0, low_open=True,
-                           high_open=True)
+        check_relaxation("conv_relaxation", self.conv_relaxation)
         checks.seed("seed", self.seed)
         std_settings(self)  # the ValueError naming posterior_std or std_cap
         for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS)):
