@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
@@ -92,6 +94,65 @@ def _cli_native_log_level() -> None:
         return
     nvidia = any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if nvidia else "3")
+    _import_tensorflow_at_the_log_level()
+
+
+# "I0000 00:00:1796158178.885496   10900 port.cc:153] ...": absl's C++ log prefix
+_NATIVE_LOG_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] ")
+_NATIVE_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+
+
+def _import_tensorflow_at_the_log_level() -> None:
+    """Imports TensorFlow with the native lines below TF_CPP_MIN_LOG_LEVEL left out.
+
+    Since TensorFlow 2.20 its C++ code logs through absl, which writes every message to stderr,
+    whatever the level, until absl::InitializeLog() is called, which TensorFlow never does while
+    it loads (abseil/abseil-cpp#1718 and #1957, not merged): a command printed five INFO lines
+    (oneDNN, "Could not find cuda drivers", CPU instructions) before its own output, at level 3.
+    So the import runs with file descriptor 2 sent to a temporary file, and the captured text is
+    written back without the lines whose severity is below the level (and absl's notice about
+    the missing initialisation, and the continuation line of the CPU-instructions message).
+    Everything else (Python warnings, errors, a traceback) is written back as it came."""
+    level_text = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
+    level = int(level_text) if level_text.isdigit() else 0
+    if level <= 0:
+        import tensorflow  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                captured.seek(0)
+                text = captured.read().decode("utf-8", "replace")
+                sys.stderr.write(_without_native_lines_below(text, level))
+                sys.stderr.flush()
+    finally:
+        os.close(saved)
+
+
+def _without_native_lines_below(text: str, level: int) -> str:
+    """`text` without absl log lines of severity < `level` (I=0, W=1, E=2, F=3) and the lines
+    that belong to them (absl's notice before them, the CPU-instructions message's second line)."""
+    if level <= 0:
+        return text
+    kept, dropped_previous = [], False
+    for line in text.splitlines(keepends=True):
+        match = _NATIVE_LOG_LINE.match(line)
+        if match:
+            dropped_previous = _NATIVE_SEVERITY[match.group(1)] < level
+        elif line.startswith("WARNING: All log messages before absl::InitializeLog()"):
+            dropped_previous = True
+        elif not (dropped_previous and line.startswith("To enable the following instructions:")):
+            dropped_previous = False
+        if not dropped_previous:
+            kept.append(line)
+    return "".join(kept)
 
 
 def _is_cli(module_name: str, script: str | None = None) -> bool:

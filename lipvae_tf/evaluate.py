@@ -322,4 +322,4 @@ def main(argv) -> None:
 if __name__ == "__main__":
     report.quiet_tensorflow_logs()
     define_flags()
-    app.run(main)
+    report.run_command(main)

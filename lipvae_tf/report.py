@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -12,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = [
-    "certificate_methods", "quiet_tensorflow_logs", "summarize", "histogram_bins",
+    "certificate_methods", "quiet_tensorflow_logs", "run_command", "summarize", "histogram_bins",
     "radius_histogram_figure", "plot_radius_histogram", "reconstructions_figure",
     "plot_reconstructions", "margin_vs_certificate_figure", "plot_margin_vs_certificate",
     "probability_vs_norm_figure", "plot_probability_vs_norm", "pareto_figure", "plot_pareto",
@@ -39,6 +41,25 @@ def quiet_tensorflow_logs() -> None:
 
     absl_logging.set_verbosity(absl_logging.ERROR)
     tf.get_logger().setLevel("ERROR")
+
+
+_HELP_FLAGS = ("--help", "-?", "--helpfull", "--helpshort", "--helpxml")
+
+
+def run_command(main: Callable[[list[str]], None]) -> None:
+    """`absl.app.run(main)` for the command-line entry points, except that asking for help
+    (--help, -?, --helpfull, ...) exits with status 0, as argparse does, where absl exits with 1
+    after printing it (so `lipvae-train --help && ...` stopped)."""
+    from absl import app
+
+    arguments = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
+    asked_for_help = any(argument in _HELP_FLAGS for argument in arguments)
+    try:
+        app.run(main)
+    except SystemExit as exit_:
+        if asked_for_help and exit_.code == 1:
+            raise SystemExit(0) from None
+        raise
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:

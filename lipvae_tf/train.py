@@ -907,7 +907,7 @@ def cli() -> None:
         # absl lists the flags of the module named by sys.argv[0] (the console script's file)
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     quiet_tensorflow_logs()
-    app.run(main)
+    report.run_command(main)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ if lipvae_tf._is_cli(__name__):  # a command, not an import: before TensorFlow l
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from lipvae_tf import attacks, checks, evaluate, export, report, train
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
@@ -528,4 +528,4 @@ def _main(argv) -> None:
 
 if __name__ == "__main__":
     train.quiet_tensorflow_logs()
-    app.run(main)
+    report.run_command(main)

@@ -1,6 +1,7 @@
 """Training entry point: report, figures, saved models, resume after interruption, the CLI."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -175,13 +176,20 @@ def test_explicit_constants_have_no_target(tmp_path):
     assert not ax.lines  # no target line
 
 
-def test_help_lists_the_flags_and_the_main_job_help_does_not_train():
+def test_help_lists_the_flags_exits_0_and_the_main_job_help_does_not_train():
+    """absl exits with status 1 after printing --help (so `lipvae-train --help && ...` stopped);
+    every command of the package exits 0, as argparse does."""
     scripts = os.path.join(os.path.dirname(sys.executable), "lipvae-train")
-    for command in ([scripts, "--help"], [sys.executable, "-m", "lipvae_tf.train", "--help"]):
+    for command in ([scripts, "--help"], [sys.executable, "-m", "lipvae_tf.train", "--help"],
+                    [scripts, "--helpfull"]):
         done = subprocess.run(command, capture_output=True, text=True, timeout=120,
                               env=_quiet_env())
-        # absl's --help exits with status 1 after printing the flags
         assert "--target_radius" in done.stdout and "--checkpoint_steps" in done.stdout, command
+        assert done.returncode == 0, command
+    for module, flag in (("lipvae_tf.evaluate", "--models"), ("lipvae_tf.zoo", "overwrite")):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                              text=True, timeout=120, env=_quiet_env())
+        assert done.returncode == 0 and flag in done.stdout, (module, done.stderr[-2000:])
     done = subprocess.run([sys.executable, "-m", "lipvae_tf", "--help"], capture_output=True,
                           text=True, timeout=120, env=_quiet_env())
     assert done.returncode == 0 and "usage: python -m lipvae_tf" in done.stdout
@@ -217,6 +225,10 @@ def test_the_command_line_prints_no_cuda_error_and_importing_the_library_sets_no
     assert "lipvae-train: error" in done.stderr  # it got past TensorFlow's device set-up
     assert not [line for line in done.stderr.splitlines()
                 if line.startswith("E0000") or "cuInit" in line], done.stderr[-2000:]
+    # TensorFlow >= 2.20 logs through absl before absl is initialised, whatever the level
+    assert not [line for line in done.stderr.splitlines()
+                if re.match(r"[IW]\d{4} ", line) or "absl::InitializeLog" in line
+                or line.startswith("To enable the following instructions")], done.stderr[-2000:]
     probe = ("import os, sys, lipvae_tf as lv; before = 'tensorflow' in sys.modules; "
              "version = lv.__version__; from lipvae_tf import train, StdCap; "
              "print(before, version, 'TF_CPP_MIN_LOG_LEVEL' in os.environ, "
@@ -226,6 +238,27 @@ def test_the_command_line_prints_no_cuda_error_and_importing_the_library_sets_no
                           timeout=120, env=env)
     assert done.stdout.split() == ["True", "0.2.0", "False", "lipvae_tf.model", "True"], (
         done.stdout + done.stderr[-2000:])
+
+
+def test_the_native_log_filter_drops_only_lines_below_the_level():
+    import lipvae_tf
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\n"
+            "I0000 00:00:1796158178.885496   10900 port.cc:153] oneDNN custom operations are on.\n"
+            "I0000 00:00:1796158221.415684   10944 cpu_feature_guard.cc:227] This TensorFlow "
+            "binary is optimized\n"
+            "To enable the following instructions: AVX2 FMA, in other operations, rebuild.\n"
+            "/x/y.py:3: DeprecationWarning: kept, it is Python's\n"
+            "W0000 00:00:1796158221.5 10944 a.cc:1] a warning\n"
+            "E0000 00:00:1796158221.6 10944 b.cc:2] failed call to cuInit\n"
+            "F0000 00:00:1796158221.7 10944 c.cc:3] fatal\n"
+            "Traceback (most recent call last):\n")
+    kept = lipvae_tf._without_native_lines_below(text, 3).splitlines()
+    assert kept == ["/x/y.py:3: DeprecationWarning: kept, it is Python's",
+                    "F0000 00:00:1796158221.7 10944 c.cc:3] fatal",
+                    "Traceback (most recent call last):"]
+    assert len(lipvae_tf._without_native_lines_below(text, 1).splitlines()) == 5  # W, E kept
+    assert lipvae_tf._without_native_lines_below(text, 0) == text
 
 
 @pytest.mark.parametrize("imports", ["import keras, lipvae_tf", "import lipvae_tf, keras"])
