@@ -50,7 +50,7 @@ __all__ = [
     "CONSTRAINT_KINDS", "DEFAULT_CONSTRAINT", "DEFAULT_CONV_CONSTRAINT", "MATRIX_KINDS",
     "CONV_KINDS", "DEFAULT_POWER_ITERATIONS", "DEFAULT_SUBSPACE_RANK",
     "DEFAULT_CONV_SUBSPACE_RANK", "DEFAULT_CONV_RELAXATION", "DEFAULT_EXACT_CLIP_ABOVE",
-    "DEFAULT_FINALIZE_TOL", "check_relaxation",
+    "DEFAULT_FINALIZE_TOL", "check_relaxation", "check_relaxation_applies", "conv_kind",
     "bjorck_orthonormalize",
     "clip_dense_spectrum", "clip_conv_spectrum", "power_iteration", "subspace_clip",
     "StatefulConstraint",
@@ -104,6 +104,26 @@ def check_relaxation(name: str, value) -> float:
     where the relaxed subspace-clip step converges (docs/theory.md section 14); TypeError /
     ValueError naming `name` otherwise."""
     return checks.in_interval(name, value, 0.0, 2.0, low_open=True, high_open=True)
+
+
+def conv_kind(constraint: str, conv_constraint: str | None = None) -> str:
+    """The conv kernels' control of a model whose dense kernels are under `constraint`:
+    `conv_constraint` if given, else `constraint` where it exists for convolutions, else
+    (for the matrix-only kinds, `MATRIX_KINDS`) `DEFAULT_CONV_CONSTRAINT`."""
+    if conv_constraint is not None:
+        return conv_constraint
+    return DEFAULT_CONV_CONSTRAINT if constraint in MATRIX_KINDS else constraint
+
+
+def check_relaxation_applies(relaxation: float, architecture: str, conv_constraint: str) -> None:
+    """ValueError if an over-relaxation other than 1 is asked for where no step uses it: it acts
+    on conv kernels under the subspace clip only (an MLP, or conv kernels under another
+    control, would have trained exactly as with 1, the setting silently ignored)."""
+    if relaxation != 1.0 and (architecture != "conv" or conv_constraint != "subspace_clip"):
+        raise ValueError(
+            f"conv_relaxation={relaxation!r} acts on the conv kernels' subspace clip only; this "
+            f"model has architecture={architecture!r} and conv constraint {conv_constraint!r}: "
+            "leave conv_relaxation at 1")
 
 # SubspaceClip clips exactly in a step whose largest Ritz value is above this multiple of the
 # bound: above the 1.36-1.38 seen under Adam at 1e-3, below SGD's 6-65

@@ -75,6 +75,10 @@ _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 _SETTINGS_KEEPING_THE_DESIGN = frozenset({
     "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint",
     "conv_relaxation", "seed"})
+# The kernel control's arguments and their defaults: a StandardVAE (plain layers) takes none.
+_KERNEL_CONTROL_DEFAULTS = {
+    "constraint": constraints.DEFAULT_CONSTRAINT, "conv_constraint": None,
+    "conv_relaxation": constraints.DEFAULT_CONV_RELAXATION, "bjorck_iterations": 1}
 # Where save_own_variables stores the noise generator's state (resumed runs draw the same noise).
 _SEED_STATE_KEY = "seed_generator_state"
 
@@ -124,8 +128,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         conv_relaxation: omega in (0, 2), the over-relaxation of the conv kernels' subspace clip
             (`constraints.SubspaceClip`, default `constraints.DEFAULT_CONV_RELAXATION`, 1: the
             plain step; 1.5 trains better at few epochs, not to convergence, BENCHMARKS.md).
-            It acts on conv kernels under "subspace_clip" only: an MLP, `StandardVAE`'s plain
-            layers and the other conv constraints have no such step.
+            It acts on conv kernels under "subspace_clip" only: anything but 1 on an MLP or
+            under another conv constraint raises ValueError (no step would use it).
         design: the `LipschitzBudget` dict the model was designed with (kept in its config).
         seed: the seed of the reparameterisation noise generator.
 
@@ -148,6 +152,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         "beta", "bjorck_iterations", "constraint", "conv_constraint", "conv_relaxation",
         "design", "seed",
         "prior", "encoder_mean_net", "encoder_std_net", "decoder_net"})
+    # whether its layers take the kernel control's arguments (_KERNEL_CONTROL_DEFAULTS)
+    has_kernel_control = True
 
     def __init__(
         self,
@@ -222,12 +228,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.bjorck_iterations = checks.positive_int("bjorck_iterations", bjorck_iterations)
         self.constraint = checks.one_of(  # the per-step kernel control
             "constraint", constraint, constraints.CONSTRAINT_KINDS)
-        if conv_constraint is None:  # the same kind where it exists for convolutions
-            conv_constraint = (constraints.DEFAULT_CONV_CONSTRAINT
-                               if constraint in constraints.MATRIX_KINDS else constraint)
-        self.conv_constraint = checks.one_of("conv_constraint", conv_constraint,
-                                             constraints.CONV_KINDS)
+        self.conv_constraint = checks.one_of(  # the same kind where it exists for convolutions
+            "conv_constraint", constraints.conv_kind(constraint, conv_constraint),
+            constraints.CONV_KINDS)
         self.conv_relaxation = constraints.check_relaxation("conv_relaxation", conv_relaxation)
+        constraints.check_relaxation_applies(self.conv_relaxation, architecture,
+                                             self.conv_constraint)
         if design is not None and not isinstance(design, dict):
             raise TypeError(f"design must be the dict of a LipschitzBudget (to_dict()) or None, "
                             f"got {type(design).__name__}")
@@ -457,8 +463,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
     def from_config(cls, config: dict, custom_objects=None) -> LipschitzVAE:
         # configs saved before these were arguments (the zoo's): the reconstruction was
         # sigmoid(logits), the std network constrained, the kernels trained with Björck
-        config = {"reconstruction": "parameter", "constrain_std": True, "constraint": "bjorck",
-                  **config}
+        config = {"reconstruction": "parameter", "constrain_std": True, **config}
+        if not cls.has_kernel_control:  # StandardVAE: saved configs carried the defaults
+            return super().from_config(
+                {k: v for k, v in config.items() if k not in _KERNEL_CONTROL_DEFAULTS},
+                custom_objects)
+        config = {"constraint": "bjorck", **config}
         if "conv_constraint" not in config:
             # saved before conv kernels could take the subspace clip: Björck and the subspace
             # clip left them to the exact clip, whose kernels carry no state
@@ -1069,12 +1079,25 @@ class StandardVAE(LipschitzVAE):
     """The baseline: same shapes, plain Dense/Conv layers with ReLU, no std cap.
 
     Its `lipschitz_constants()` are still verified upper bounds (products of kernel norms), so it
-    can be certified too; the bounds are simply loose and large.
+    can be certified too; the bounds are simply loose and large. Its layers have no kernel
+    control: `constraint`, `conv_constraint`, `conv_relaxation` and `bjorck_iterations` other
+    than their defaults raise ValueError (they would be ignored).
     """
+
+    has_kernel_control = False
 
     def __init__(self, latent_dim: int = 10, **kwargs):
         kwargs.setdefault("std_cap", None)
+        for name, default in _KERNEL_CONTROL_DEFAULTS.items():
+            if name in kwargs and kwargs[name] != default:
+                raise ValueError(f"{name}={kwargs[name]!r}: a StandardVAE has plain Keras layers "
+                                 f"without a kernel control, so {name} would be ignored; leave it "
+                                 "unset")
         super().__init__(latent_dim, **kwargs)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        return {k: v for k, v in config.items() if k not in _KERNEL_CONTROL_DEFAULTS}
 
     def _dense(self, units: int, lipschitz: float, name: str) -> keras.layers.Layer:
         return keras.layers.Dense(units, name=name)

@@ -33,6 +33,8 @@ from lipvae_tf.constraints import (
     DEFAULT_CONSTRAINT,
     DEFAULT_CONV_RELAXATION,
     check_relaxation,
+    check_relaxation_applies,
+    conv_kind,
 )
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
@@ -119,6 +121,8 @@ class TrainConfig:
         checks.positive_finite("learning_rate", self.learning_rate)
         checks.non_negative_finite("beta", self.beta)
         check_relaxation("conv_relaxation", self.conv_relaxation)
+        check_relaxation_applies(self.conv_relaxation, self.architecture,
+                                 conv_kind(self.constraint))
         checks.seed("seed", self.seed)
         std_settings(self)  # the ValueError naming posterior_std or std_cap
         for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS)):
@@ -144,7 +148,7 @@ def std_settings(config: TrainConfig) -> tuple[float | None, float | None]:
 
 def build_model(config: TrainConfig) -> LipschitzVAE:
     """From the target radius (robustness upfront) or from explicit constants."""
-    common = _shape_kwargs(config)
+    common = {**_shape_kwargs(config), **_control_kwargs(config)}
     gamma, cap = std_settings(config)
     if config.constants is not None:
         m_mu, m_sigma, m_g = config.constants
@@ -161,10 +165,15 @@ def build_model(config: TrainConfig) -> LipschitzVAE:
 
 
 def _shape_kwargs(config: TrainConfig) -> dict:
+    """The model arguments that the Lipschitz VAE and its StandardVAE baseline share."""
     return dict(latent_dim=config.latent_dim, architecture=config.architecture,
                 hidden_units=tuple(config.hidden_units), likelihood=config.likelihood,
-                beta=config.beta, seed=config.seed, constraint=config.constraint,
-                conv_relaxation=config.conv_relaxation)
+                beta=config.beta, seed=config.seed)
+
+
+def _control_kwargs(config: TrainConfig) -> dict:
+    """The kernel control's model arguments (the Lipschitz VAE's only)."""
+    return dict(constraint=config.constraint, conv_relaxation=config.conv_relaxation)
 
 
 def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
@@ -808,7 +817,7 @@ flags.DEFINE_enum("constraint", _DEFAULTS.constraint, list(CONSTRAINT_KINDS),
                   "clips exactly once")
 flags.DEFINE_float("conv_relaxation", _DEFAULTS.conv_relaxation, "over-relaxation omega in "
                    "(0, 2) of the conv kernels' subspace clip (1: the plain step; 1.5 trains "
-                   "better at few epochs)")
+                   "better at few epochs); --architecture=conv only")
 
 
 def config_from_flags() -> TrainConfig:

@@ -59,6 +59,20 @@ def _cases(vae, tmp_path):
                                ValueError, "train_limit must be an integer >= 1"),
         "conv_relaxation of 2": (lambda: train.TrainConfig(conv_relaxation=2.0),
                                  ValueError, "conv_relaxation must be in"),
+        "conv_relaxation on an MLP (TrainConfig)": (
+            lambda: train.TrainConfig(conv_relaxation=1.5), ValueError,
+            r"conv_relaxation=1.5 acts on the conv kernels' subspace clip only; this model has "
+            r"architecture='mlp'"),
+        "conv_relaxation on an MLP": (
+            lambda: lv.LipschitzVAE(2, hidden_units=(8,), conv_relaxation=0.5), ValueError,
+            "conv_relaxation=0.5 acts on the conv kernels' subspace clip only"),
+        "conv_relaxation under spectral_norm": (
+            lambda: lv.LipschitzVAE(2, architecture="conv", conv_constraint="spectral_norm",
+                                    conv_relaxation=1.5), ValueError,
+            "conv constraint 'spectral_norm': leave conv_relaxation at 1"),
+        "a kernel control on the StandardVAE": (
+            lambda: lv.StandardVAE(2, hidden_units=(8,), constraint="bjorck"), ValueError,
+            "constraint='bjorck': a StandardVAE has plain Keras layers without a kernel control"),
         "no hidden layers": (lambda: train.TrainConfig(hidden_units=()),
                              ValueError, "hidden_units must hold at least 1"),
         "list_models(bundled_only='yes')": (lambda: zoo.list_models(bundled_only="yes"),

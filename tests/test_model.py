@@ -203,6 +203,11 @@ def test_standard_vae_is_unconstrained_and_still_soundly_bounded(images, tmp_pat
     assert _jacobian_norms(baseline.encoder_mean_net, x).max() <= constants["encoder_mean"]
     baseline.save(tmp_path / "s.keras")
     assert isinstance(keras.models.load_model(tmp_path / "s.keras"), StandardVAE)
+    # no kernel control: none in its config, and the control arguments that configs saved
+    # before (the zoo's) carried load without effect
+    assert "constraint" not in baseline.get_config()
+    legacy = {**baseline.get_config(), "constraint": "bjorck", "bjorck_iterations": 1}
+    assert isinstance(StandardVAE.from_config(legacy), StandardVAE)
 
 
 @pytest.mark.parametrize("bad,error,match", [

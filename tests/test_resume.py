@@ -138,7 +138,7 @@ def test_the_data_stream_starts_at_any_epoch_and_step():
 def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
     import keras
 
-    config = train.TrainConfig(hidden_units=(8,), latent_dim=2, epochs=2, batch_size=32,
+    config = train.TrainConfig(architecture="conv", latent_dim=2, epochs=2, batch_size=32,
                                verbose=0, source="sample")
     x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
 
