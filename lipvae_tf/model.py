@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from keras.src.backend.common import global_state  # private: the flag of the legacy HDF5 save
 
 from lipvae_tf import (
     bounds,
@@ -478,6 +479,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         return super().from_config(config, custom_objects)
 
     def get_config(self) -> dict:
+        # keras.saving.save_model(model, "m.h5") writes the legacy format without model.save;
+        # Keras asks for the config under this flag there (and only there, or in legacy loads)
+        if global_state.get_global_attribute("use_legacy_config", False):
+            raise _legacy_hdf5_error("keras.saving.save_model to a .h5 path", self)
         return {
             **super().get_config(),
             "latent_dim": self.latent_dim,
@@ -711,10 +716,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 `.weights.h5` path, or `lipvae_tf.export.export_saved_model`.
         """
         if str(filepath).lower().endswith((".h5", ".hdf5")):
-            raise ValueError(
-                f"filepath {str(filepath)!r}: the legacy HDF5 format cannot hold a "
-                f"{type(self).__name__} (it would save, then fail to load with 'Unknown "
-                "layer'); save to a .keras file, or weights to a .weights.h5 file")
+            raise _legacy_hdf5_error(f"filepath {str(filepath)!r}", self)
         return super().save(filepath, *args, **kwargs)
 
     @property
@@ -1109,6 +1111,13 @@ class StandardVAE(LipschitzVAE):
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return keras.layers.Activation("relu", name=name)
+
+
+def _legacy_hdf5_error(where: str, model: keras.Model) -> ValueError:
+    return ValueError(
+        f"{where}: the legacy HDF5 format cannot hold a {type(model).__name__} (it would save, "
+        "then fail to load with 'Unknown layer'); save to a .keras file, or weights to a "
+        ".weights.h5 file")
 
 
 def _output_lipschitz(likelihood: str, reconstruction: str) -> float:

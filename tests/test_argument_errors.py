@@ -55,6 +55,10 @@ def _cases(vae, tmp_path):
         "zoo.load(None)": (lambda: zoo.load(None), TypeError, "name must be a zoo model name"),
         "legacy HDF5 save": (lambda: vae.save(str(tmp_path / "m.h5")),
                              ValueError, "legacy HDF5 format"),
+        "legacy HDF5 through keras.saving": (
+            lambda: keras.saving.save_model(vae, str(tmp_path / "k.h5")), ValueError,
+            "keras.saving.save_model to a .h5 path: the legacy HDF5 format cannot hold a "
+            "LipschitzVAE"),
         "a train_limit of 0": (lambda: train.TrainConfig(train_limit=0),
                                ValueError, "train_limit must be an integer >= 1"),
         "conv_relaxation of 2": (lambda: train.TrainConfig(conv_relaxation=2.0),
