@@ -13,6 +13,8 @@ layer class of your own. A layer without a rule raises TypeError (never a guess)
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -151,9 +153,33 @@ def applied_kernel(layer: keras.layers.Layer, name: str = "kernel") -> np.ndarra
     ).astype(np.float64)
 
 
+# Norms already measured, by the exact bytes of the kernel they were measured on (and the
+# conv's geometry): certifying with several methods, or a report, asked for the constants a dozen
+# times, and each asked for an SVD of every kernel again (39 of a 59 s command). The key is a
+# 128-bit digest of the float64 kernel, so a kernel that changed by one ulp is measured again.
+_NORM_CACHE: OrderedDict[bytes, float] = OrderedDict()
+_NORM_CACHE_SIZE = 256
+
+
+def _measured(kernel: np.ndarray, geometry: tuple, measure: Callable[[], float]) -> float:
+    """`measure()` for this float64 `kernel` and `geometry`, or the value it gave before."""
+    digest = hashlib.blake2b(np.ascontiguousarray(kernel).tobytes(), digest_size=16)
+    digest.update(repr((kernel.shape, geometry)).encode())
+    key = digest.digest()
+    if key in _NORM_CACHE:
+        _NORM_CACHE.move_to_end(key)
+        return _NORM_CACHE[key]
+    value = float(measure())
+    _NORM_CACHE[key] = value
+    if len(_NORM_CACHE) > _NORM_CACHE_SIZE:
+        _NORM_CACHE.popitem(last=False)
+    return value
+
+
 def dense_norm(kernel) -> float:
-    """Largest singular value of a rank-2 kernel, in float64."""
-    return float(np.linalg.norm(np.asarray(kernel, dtype=np.float64), 2))
+    """Largest singular value of a rank-2 kernel, in float64 (measured once per kernel value)."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return _measured(kernel, ("dense",), lambda: np.linalg.norm(kernel, 2))
 
 
 def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
@@ -161,12 +187,13 @@ def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
 
     Exact for "circular" padding, a guaranteed upper bound for "same", "valid" and "causal"
     (any zero padding of at most k - 1 per axis is a restriction of the circular conv on a grid
-    >= n + k - 1).
+    >= n + k - 1). Measured once per kernel value and geometry.
     """
     kernel = np.asarray(kernel, dtype=np.float64)
     padding = "valid" if str(padding).lower() == "causal" else padding
     grid = conv_spectrum.circular_grid(tuple(input_hw), kernel.shape[:2], tuple(strides), padding)
-    return float(conv_spectrum.operator_norm(tf.constant(kernel), grid, tuple(strides)))
+    return _measured(kernel, ("conv", grid, tuple(strides)), lambda: conv_spectrum.operator_norm(
+        tf.constant(kernel), grid, tuple(strides)))
 
 
 def activation_constant(activation) -> float:

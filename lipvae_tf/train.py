@@ -39,10 +39,12 @@ from lipvae_tf.constraints import (
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 __all__ = [
-    "TrainConfig", "std_settings", "build_model", "load_images", "split_validation",
+    "TrainConfig", "std_settings", "build_model", "load_images", "check_validation_images",
+    "split_validation",
     "ResumableEarlyStopping", "ResumableReduceLROnPlateau", "ResumableBackup",
     "FinalizedValidation", "monitored_metric",
-    "LEGACY_FINGERPRINT", "FitResult", "fit", "fit_run", "convergence_callbacks", "certify",
+    "LEGACY_FINGERPRINT", "FitResult", "fit", "checkpoint_dir", "fit_run",
+    "convergence_callbacks", "certify",
     "certificate_methods", "evaluate", "train_one", "run", "LEGACY_CERTIFICATE",
     "compare_certificates", "format_comparison", "target_radius", "reconstruction_rows",
     "config_from_flags", "main", "format_summary", "quiet_tensorflow_logs", "cli",
@@ -184,17 +186,24 @@ def load_images(config: TrainConfig, split: str) -> tuple[np.ndarray, str]:
     return images, source
 
 
+def check_validation_images(config: TrainConfig, train_images: int) -> int:
+    """`config.validation_images` if it leaves at least one batch of the `train_images` to
+    train on; ValueError naming it otherwise."""
+    count = config.validation_images
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not (
+            0 < count <= train_images - config.batch_size):
+        raise ValueError(f"validation_images must be 0 (validate on the test set) or an integer "
+                         f"in [1, {train_images} - batch_size = "
+                         f"{train_images - config.batch_size}], got {count!r}")
+    return count
+
+
 def split_validation(images: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(training images, validation images): the last `config.validation_images` of the
     permutation of the training set drawn with `config.seed` are held out (the rest keep
     their order). Raises ValueError when fewer than one batch of training images would remain.
     """
-    count = config.validation_images
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not (
-            0 < count <= len(images) - config.batch_size):
-        raise ValueError(f"validation_images must be 0 (validate on the test set) or an integer "
-                         f"in [1, {len(images)} - batch_size = "
-                         f"{len(images) - config.batch_size}], got {count!r}")
+    count = check_validation_images(config, len(images))
     order = np.random.default_rng(config.seed).permutation(len(images))
     held_out = np.sort(order[len(images) - count:])
     kept = np.sort(order[:len(images) - count])
@@ -460,8 +469,14 @@ def fit(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config: Tr
     return fit_run(model, train_x, test_x, config, run_dir, extra_callbacks).history
 
 
+def checkpoint_dir(run_dir: str) -> str:
+    """Where `fit_run` keeps the checkpoint of a run in `run_dir`."""
+    return os.path.join(run_dir, "backup")
+
+
 def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config: TrainConfig,
-            run_dir: str, extra_callbacks: tuple = ()) -> FitResult:
+            run_dir: str, extra_callbacks: tuple = (), keep_checkpoint: bool = False
+            ) -> FitResult:
     """ELBO training with progress bar, TensorBoard and checkpoints that resume exactly.
 
     Re-running with the same run_dir after an interruption resumes from the last checkpoint
@@ -471,12 +486,14 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
     state and the position in the data stream (each epoch's order is a function of the seed
     and the epoch number). It also resumes under another number of replicas. Compiles in the
     strategy the model was built under; data is fed as global batches sharded by tf.data
-    (lipvae_tf.distribute).
+    (lipvae_tf.distribute). The checkpoint is deleted at the end, unless `keep_checkpoint`:
+    then the caller deletes `checkpoint_dir(run_dir)` once the trained model is saved (a run
+    interrupted in between resumes with no epoch left to train, not from scratch).
     """
     distribute.compile_in_scope(model, lambda: keras.optimizers.Adam(config.learning_rate))
     monitor = monitored_metric(model)
     convergence = convergence_callbacks(config, monitor)
-    backup = ResumableBackup(os.path.join(run_dir, "backup"),
+    backup = ResumableBackup(checkpoint_dir(run_dir),
                              config.checkpoint_steps or "epoch", stateful=convergence)
     _, steps = distribute.training_dataset(train_x, config.batch_size, seed=config.seed)
     saved = backup.restore(model, {"batch_size": config.batch_size, "seed": config.seed,
@@ -518,7 +535,8 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
         epoch, stopped = end, bool(model.stop_training)  # (any callback may stop the run)
     best_epoch = None if early is None else early.restore_best(model)
     epochs_run = len(backup.history.get("loss", []))
-    backup.delete()
+    if not keep_checkpoint:
+        backup.delete()
     return FitResult(history=backup.history, seconds=backup.seconds(), resumed=resumed,
                      stopped_early=bool(early and early.stopped_epoch
                                         and epochs_run < config.epochs),
@@ -609,11 +627,14 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
     # validated on a held-out part of the training set when asked, else on the test set
     fit_x, validation_x = (split_validation(train_x, config) if config.validation_images
                            else (train_x, test_x))
-    fitted = fit_run(model, fit_x, validation_x, config, run_dir)
+    # the checkpoint outlives training until the model is saved: finalizing and certifying
+    # take a while, and a run interrupted there resumed from scratch (a newcomer's Ctrl-C)
+    fitted = fit_run(model, fit_x, validation_x, config, run_dir, keep_checkpoint=True)
     projection = model.finalize()  # converged projection before certifying ({} if unconstrained)
     radii = certify(model, test_x, config)
     model_path = os.path.join(config.output_dir, f"{name}.keras")
     model.save(model_path)
+    shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
     return {
         "class": type(model).__name__,
         "constants_at_start": before,
@@ -649,6 +670,11 @@ def run(config: TrainConfig) -> dict:
     os.makedirs(config.output_dir, exist_ok=True)
     train_x, train_source = load_images(config, "train")
     test_x, test_source = load_images(config, "test")
+    if config.validation_images:  # before anything is built or trained
+        check_validation_images(config, len(train_x))
+    if config.verbose:
+        print(f"data: {len(train_x)} train images ({train_source}), {len(test_x)} test images "
+              f"({test_source})", flush=True)
     model = distribute.build_in_scope(strategy, lambda: build_model(config))
     start_radii = certify(model, test_x, config)
     results = {"lipschitz_vae": train_one(model, "lipschitz_vae", train_x, test_x, config)}

@@ -125,3 +125,41 @@ def test_conv_layer_bound_scales_with_lipschitz_and_uses_kernel_in_use(constrain
     layer.kernel.assign(layer.kernel * 2.0)  # bypass the constraint: the bound must follow
     assert layer_lipschitz_bound(layer) == pytest.approx(exact_norm(op, (8, 8, 2)), rel=1e-5)
     assert layer_lipschitz_bound(layer) > 5.9
+
+
+def test_a_measured_norm_is_reused_only_for_the_same_kernel_bytes(monkeypatch):
+    """Certifying with every method asked for the constants a dozen times, each an SVD of every
+    kernel (a newcomer's profile: 39 of 59 s). The norms are remembered by the kernel's exact
+    bytes: a kernel changed by one ulp is measured again, and gets its own norm."""
+    from lipvae_tf import conv_spectrum, lipschitz
+
+    calls = {"dense": 0, "conv": 0}
+    svd_norm, fft_norm = np.linalg.norm, conv_spectrum.operator_norm
+
+    def counted_norm(*args, **kwargs):
+        calls["dense"] += 1
+        return svd_norm(*args, **kwargs)
+
+    def counted_operator_norm(*args, **kwargs):
+        calls["conv"] += 1
+        return fft_norm(*args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "norm", counted_norm)
+    monkeypatch.setattr(conv_spectrum, "operator_norm", counted_operator_norm)
+    rng = np.random.default_rng(7)
+    kernel = rng.normal(size=(40, 30)).astype(np.float32)
+    first = lipschitz.dense_norm(kernel)
+    assert lipschitz.dense_norm(kernel.copy()) == first and calls["dense"] == 1
+    bumped = kernel.copy()
+    row, col = np.unravel_index(np.argmax(np.abs(kernel)), kernel.shape)
+    bumped[row, col] = np.nextafter(bumped[row, col], np.float32(np.inf) * np.sign(
+        bumped[row, col]))  # one ulp larger in magnitude
+    assert lipschitz.dense_norm(bumped) == svd_norm(bumped.astype(np.float64), 2)
+    assert calls["dense"] == 2
+    assert lipschitz.dense_norm(kernel.T) == pytest.approx(first) and calls["dense"] == 3
+    conv = rng.normal(size=(3, 3, 2, 4))
+    a = conv_norm_bound(conv, (8, 8), (1, 1), "same")
+    assert conv_norm_bound(conv, (8, 8), (1, 1), "same") == a and calls["conv"] == 1
+    conv_norm_bound(conv, (8, 8), (1, 1), "circular")  # another grid: measured
+    conv_norm_bound(conv, (8, 8), (2, 2), "same")  # another stride: measured
+    assert calls["conv"] == 3

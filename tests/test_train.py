@@ -89,6 +89,51 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path):
     assert not os.path.exists(tmp_path / "backup")  # cleaned up after a finished run
 
 
+def test_an_interruption_after_training_resumes_with_nothing_left_to_train(tmp_path,
+                                                                            monkeypatch):
+    """A newcomer's Ctrl-C during the certification after training: the checkpoint had been
+    deleted when training ended and the model was not saved yet, so the rerun trained every
+    epoch again. Now the checkpoint lives until the model is saved: the rerun trains nothing
+    and delivers the uninterrupted run's model."""
+    config = train.TrainConfig(**(TINY | dict(baseline=False)), output_dir=str(tmp_path / "a"))
+    whole = train.run(config)["models"]["lipschitz_vae"]
+    certify = train.certify
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the first call certifies the untrained model at the start
+            raise KeyboardInterrupt("simulated Ctrl-C after training")
+        return certify(*args, **kwargs)
+
+    monkeypatch.setattr(train, "certify", interrupted)
+    config_b = train.TrainConfig(**(TINY | dict(baseline=False)), output_dir=str(tmp_path / "b"))
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config_b)
+    assert os.path.isdir(train.checkpoint_dir(str(tmp_path / "b" / "lipschitz_vae")))
+    again = train.run(config_b)["models"]["lipschitz_vae"]
+    assert again["resumed"]["epoch"] == config.epochs  # nothing left to train
+    assert again["history"] == whole["history"]
+    assert not os.path.exists(train.checkpoint_dir(str(tmp_path / "b" / "lipschitz_vae")))
+    ours, theirs = (keras.models.load_model(r["model_path"]) for r in (again, whole))
+    for a, b in zip(ours.weights, theirs.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_too_many_validation_images_are_refused_before_anything_is_built(tmp_path, monkeypatch):
+    """A newcomer's run: --validation_images=300 of 256 training images was refused 32 s in,
+    after the model was built, certified and announced as training."""
+    def never(*args, **kwargs):
+        raise AssertionError("built a model before checking validation_images")
+
+    monkeypatch.setattr(train, "build_model", never)
+    config = train.TrainConfig(**(TINY | dict(validation_images=300)), output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"validation_images must be 0 \(validate on the test "
+                                         r"set\) or an integer in \[1, 256 - batch_size = 192\], "
+                                         r"got 300"):
+        train.run(config)
+
+
 def test_explicit_constants_and_bad_configs(tmp_path):
     model = train.build_model(train.TrainConfig(constants=(2.0, 1.5, 3.0), hidden_units=(16, 16)))
     assert model.encoder_mean_budget == 2.0 and model.decoder_budget == 3.0
