@@ -76,6 +76,9 @@ _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 _SETTINGS_KEEPING_THE_DESIGN = frozenset({
     "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint",
     "conv_relaxation", "seed"})
+# certified_radius warns when a measured constant exceeds its budget by more than this
+# (relative): a finalized model is at or below it, float32 rounding included
+_ABOVE_BUDGET = 1e-4
 # The kernel control's arguments and their defaults: a StandardVAE (plain layers) takes none.
 _KERNEL_CONTROL_DEFAULTS = {
     "constraint": constraints.DEFAULT_CONSTRAINT, "conv_constraint": None,
@@ -1007,6 +1010,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             r_exact = np.where(covered, r_exact, 1.0)
         else:
             c = self.lipschitz_constants(reconstruction)
+        self._warn_if_above_budget(c, reconstruction)
         radius = bounds.radius(  # the result has the shape of s
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
             latent_dim=self.latent_dim, gamma=gamma, std_cap=std_cap,
@@ -1015,6 +1019,28 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         if absolute_rounding:  # the slack holds up to r / (M_mu M_g), which no method reaches
             radius = np.minimum(radius, r_exact / (c["encoder_mean"] * c["decoder"]))
         return np.where(covered, radius, 0.0)
+
+    def _warn_if_above_budget(self, constants: dict, reconstruction: str | None) -> None:
+        """UserWarning when the measured constants of a model with constrained kernels exceed
+        its budget: the kernels were not projected (`finalize()`), the per-step control only
+        steers (a checkpoint saved during training, e.g. by ModelCheckpoint), so the radius,
+        sound, is below what the model was designed for."""
+        if reconstruction not in (None, self.reconstruction) or not self.constrained_kernels():
+            return  # the budget speaks of the model's own reconstruction
+        budgets = {"encoder_mean": self.encoder_mean_budget, "decoder": self.decoder_budget}
+        if self.encoder_std_net is not None and self.constrain_std and self.encoder_std_budget:
+            budgets["encoder_std"] = self.encoder_std_budget
+        above = {name: (constants[name], budget) for name, budget in budgets.items()
+                 if constants[name] > budget * (1 + _ABOVE_BUDGET)}
+        if above:
+            warnings.warn(
+                "the measured Lipschitz constants are above the model's budget ("
+                + ", ".join(f"{name} {value:.6g} > {budget:.6g}"
+                            for name, (value, budget) in above.items())
+                + "): its kernels are not projected onto their bounds (the per-step control "
+                "only steers; finalize() projects exactly), so the radii, sound, are below what "
+                "the model was designed for. Call model.finalize() before certifying",
+                UserWarning, stacklevel=3)
 
     # ----- inference helpers ---------------------------------------------------------------
 
