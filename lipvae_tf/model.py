@@ -403,6 +403,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         Raises ValueError naming target_radius when the target is infeasible, and naming std_cap
         or encoder_std when given with a fixed posterior std (they apply to a learned one).
         """
+        if posterior_std is not None:  # named as the caller wrote it (the design says gamma)
+            posterior_std = checks.positive_finite("posterior_std", posterior_std)
         std_cap = design.learned_std_cap(posterior_std, std_cap, encoder_std)
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it
@@ -556,11 +558,16 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                             reconstruction)
 
     def _checked_latents(self, z) -> tf.Tensor:
-        """z as a tensor, or ValueError naming z unless its shape is (batch, latent_dim)."""
+        """z as a tensor, or ValueError naming z unless its shape is (batch, latent_dim) and,
+        for concrete values (eager calls; the traced graphs get their z from checked images),
+        every entry is finite."""
         z = tf.convert_to_tensor(z)
         if z.shape.rank is not None and (z.shape.rank != 2 or z.shape[-1] not in (None,
                                                                                  self.latent_dim)):
             raise ValueError(f"z must have shape (batch, {self.latent_dim}), got {z.shape}")
+        if tf.executing_eagerly() and z.dtype.is_floating and not np.all(
+                np.isfinite(z.numpy())):
+            raise ValueError("z must be finite latent codes; got NaN or Inf")
         return z
 
     def _output(self, logits, reconstruction: str | None = None):

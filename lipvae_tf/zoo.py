@@ -173,8 +173,16 @@ def verify(name: str) -> Path:
 
 
 def load(name: str) -> LipschitzVAE:
-    """The verified zoo model, ready to certify (its kernels were finalized before saving)."""
-    return keras.models.load_model(verify(name) / "model.keras")
+    """The verified zoo model, ready to certify (its kernels were finalized before saving),
+    compiled with Adam at the learning rate of its training so that `evaluate` and `fit` work
+    as on a model of your own (the file holds no optimizer state: fine-tuning starts a fresh
+    one). Raises what `verify` raises: ZooIntegrityError for files that fail their checksums,
+    FileNotFoundError for a listed model without bundled weights."""
+    model = keras.models.load_model(verify(name) / "model.keras")
+    settings = model_config(name).get("train", {})
+    rate = settings.get("learning_rate", train.TrainConfig().learning_rate)
+    model.compile(keras.optimizers.Adam(rate))
+    return model
 
 
 def load_saved_model(name: str):

@@ -74,6 +74,13 @@ def _cases(vae, tmp_path):
             lambda: lv.LipschitzVAE(2, architecture="conv", conv_constraint="spectral_norm",
                                     conv_relaxation=1.5), ValueError,
             "conv constraint 'spectral_norm': leave conv_relaxation at 1"),
+        "from_target(posterior_std=-1)": (
+            lambda: lv.LipschitzVAE.from_target(1.0, 8.0, posterior_std=-1), ValueError,
+            "posterior_std must be a finite number > 0, got -1"),
+        "NaN latent codes": (lambda: vae.decode_mean(np.full((2, 2), np.nan, np.float32)),
+                             ValueError, "z must be finite latent codes; got NaN or Inf"),
+        "Inf latent codes": (lambda: vae.decode(np.full((2, 2), np.inf, np.float32)),
+                             ValueError, "z must be finite latent codes"),
         "a kernel control on the StandardVAE": (
             lambda: lv.StandardVAE(2, hidden_units=(8,), constraint="bjorck"), ValueError,
             "constraint='bjorck': a StandardVAE has plain Keras layers without a kernel control"),

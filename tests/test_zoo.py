@@ -97,6 +97,11 @@ def test_load_reproduces_the_card_and_exposes_the_saved_model(zoo_copy):
                 assert recomputed[section][method][key] == pytest.approx(value, rel=1e-9)
     signatures = zoo.load_saved_model(TINY).signatures
     assert {"serving_default", "encode", "certify"} <= set(signatures)
+    # a newcomer's zoo.load(...).evaluate(x) failed: "You must call compile()"
+    loaded = zoo.load(TINY)
+    result = loaded.evaluate(images[:64], verbose=0, return_dict=True)
+    assert np.isfinite(result["elbo"]) and loaded.optimizer.learning_rate.numpy() == (
+        pytest.approx(zoo._train_config(zoo.model_config(TINY), "unused", None).learning_rate))
 
 
 def test_tampered_missing_or_unlisted_files_are_refused(zoo_copy):
