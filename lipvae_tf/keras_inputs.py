@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -57,6 +58,7 @@ class KerasInputs:
                 validation_data[0] if isinstance(validation_data, (tuple, list))
                 else validation_data, "validation_data", allow_empty=False)
         self.check_keras_inputs(x, "x", allow_empty=False)
+        _warn_if_image_targets(x, y, tuple(self.image_shape))
         # last: peeking takes a generator's first batch, which a later refusal would lose
         validation_data = self._checked_generator(validation_data, "validation_data")
         x = self._checked_generator(x, "x")
@@ -191,6 +193,16 @@ def _by_name(method, args: tuple, kwargs: dict) -> dict:
         raise TypeError(f"{method.__name__}() got {', '.join(twice)} both by position and by "
                         "name")
     return {**named, **kwargs}
+
+
+def _warn_if_image_targets(x, y, image_shape: tuple) -> None:
+    """UserWarning for a y of images other than x itself (e.g. fit(x_noisy, x_clean)): the
+    model trains on the ELBO of x alone, so a denoising target would be silently unused."""
+    if y is None or y is x or not hasattr(y, "shape") or tuple(y.shape[1:]) != image_shape:
+        return
+    warnings.warn("y holds images, and the model trains on the ELBO of x alone: y is not used "
+                  "(it serves only class_weight, as labels); a denoising target (x_noisy, "
+                  "x_clean) is not supported", UserWarning, stacklevel=3)
 
 
 def _refuse_weights_of_generators(x, y, sample_weight, class_weight) -> None:

@@ -1,6 +1,8 @@
 """LipschitzVAE under Keras' fit / evaluate / predict / compile: per-example weights, the input
 forms Keras accepts, and clear errors for the ones this model cannot use (a review's run as a
 Keras user)."""
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -224,6 +226,19 @@ def test_accepted_input_forms(vae, images):
     assert np.isfinite(vae.evaluate(tf.constant(x), return_dict=True, verbose=0)["elbo"])
     predicted = vae.predict(tf.data.Dataset.from_tensor_slices(x).batch(8), verbose=0)
     np.testing.assert_allclose(predicted, vae.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_target_of_other_images_is_flagged_as_unused(vae, images):
+    """A newcomer's denoising run, fit(x_noisy, x_clean), trained on x_noisy alone without a
+    word. fit(x, x), the autoencoder idiom, and labels stay quiet."""
+    x = images[0][:32]
+    with pytest.warns(UserWarning, match="y holds images, and the model trains on the ELBO of x "
+                                         "alone: y is not used"):
+        vae.fit(np.clip(x + 0.1, 0, 1), x, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        vae.fit(x, x, verbose=0)
+        vae.fit(x, np.arange(32), verbose=0)
 
 
 def test_generators_of_bare_batches_train_and_a_bad_first_batch_is_refused(images):
