@@ -341,8 +341,20 @@ def ncx2_radius(m_mu, m_g, r, p=0.5, *, latent_dim: int, gamma) -> np.ndarray:
         x = (r**2 / (2 * gamma**2 * m_g**2) * (1 - 8 * _U)).ravel()
         scale = (m_mu**2 / (2 * gamma**2) * (1 + 8 * _U)).ravel()
     p = p.ravel()
-    lo = np.zeros(x.shape)  # stays 0 where nothing is certified
     hi = (r / (m_g * m_mu)).ravel()  # the mean shift alone reaches r / M_g: P < 1/2 there
+    # (x, scale, p, hi) determine an input's radius, and a fixed std gives every input of a
+    # model the same ones (unless r or p vary): each distinct row is solved once (10k images of
+    # the default model took 9 s of bisection, one row takes a millisecond)
+    rows, inverse = np.unique(np.stack([x, scale, p, hi], axis=1), axis=0, return_inverse=True)
+    radii = _ncx2_bisection(*rows.T, latent_dim)
+    return radii[inverse.ravel()].reshape(shape)
+
+
+def _ncx2_bisection(x, scale, p, hi, latent_dim: int) -> np.ndarray:
+    """The largest d in [0, hi] with ncx2_cdf_lower(x, m, scale d^2) >= p, per element, by
+    bisection to 1e-12 relative from below (0 where even d = 0 fails)."""
+    lo = np.zeros(x.shape)  # stays 0 where nothing is certified
+    hi = hi.copy()
     active = np.flatnonzero(np.isfinite(x))  # r / (gamma M_g) > ~1e154 overflows: reported as 0
     # else even d = 0 fails
     active = active[ncx2_cdf_lower(x[active], latent_dim, 0.0) >= p[active]]
@@ -355,7 +367,7 @@ def ncx2_radius(m_mu, m_g, r, p=0.5, *, latent_dim: int, gamma) -> np.ndarray:
         active = active[hi[active] - lo[active] > 1e-12 * hi[active]]
         if active.size == 0:
             break
-    return lo.reshape(shape)
+    return lo
 
 
 def mean_reconstruction_radius(m_mu, m_g, r) -> np.ndarray:
