@@ -668,6 +668,11 @@ def run(config: TrainConfig) -> dict:
         config, output_dir=distribute.worker_path(config.output_dir, strategy))
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
+    earlier = [name for name in ("report.json", "lipschitz_vae.keras", "standard_vae.keras")
+               if os.path.isfile(os.path.join(config.output_dir, name))]
+    if earlier and config.verbose:  # a finished run's files: said, not silently mixed
+        print(f"note: {config.output_dir} holds an earlier run's {', '.join(earlier)}; this run "
+              "replaces the files it writes and leaves the others as they are", flush=True)
     train_x, train_source = load_images(config, "train")
     test_x, test_source = load_images(config, "test")
     if config.validation_images:  # before anything is built or trained
