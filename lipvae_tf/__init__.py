@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
+import subprocess
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
@@ -97,9 +96,29 @@ def _cli_native_log_level() -> None:
     _import_tensorflow_at_the_log_level()
 
 
-# "I0000 00:00:1796158178.885496   10900 port.cc:153] ...": absl's C++ log prefix
-_NATIVE_LOG_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] ")
-_NATIVE_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+# The filter of `_import_tensorflow_at_the_log_level`, run as its own process (python -I -S:
+# nothing imported but re and sys): it reads the import's stderr line by line and writes what it
+# keeps at once, so a crash inside the import still shows its last words. argv[1]: the level.
+# "I0000 00:00:1796158178.885496   10900 port.cc:153] ..." is absl's C++ log prefix.
+_NATIVE_LOG_FILTER = r"""
+import re, sys
+level = int(sys.argv[1])
+native = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] ")
+severity = {"I": 0, "W": 1, "E": 2, "F": 3}
+dropped, out = False, sys.stdout.buffer
+for raw in sys.stdin.buffer:
+    line = raw.decode("utf-8", "replace")
+    match = native.match(line)
+    if match:
+        dropped = severity[match.group(1)] < level
+    elif line.startswith("WARNING: All log messages before absl::InitializeLog()"):
+        dropped = True  # absl's notice, printed before its first message
+    elif not (dropped and line.startswith("To enable the following instructions:")):
+        dropped = False  # (the second line of the CPU-instructions message goes with it)
+    if not dropped:
+        out.write(raw)
+        out.flush()
+"""
 
 
 def _import_tensorflow_at_the_log_level() -> None:
@@ -109,10 +128,11 @@ def _import_tensorflow_at_the_log_level() -> None:
     whatever the level, until absl::InitializeLog() is called, which TensorFlow never does while
     it loads (abseil/abseil-cpp#1718 and #1957, not merged): a command printed five INFO lines
     (oneDNN, "Could not find cuda drivers", CPU instructions) before its own output, at level 3.
-    So the import runs with file descriptor 2 sent to a temporary file, and the captured text is
-    written back without the lines whose severity is below the level (and absl's notice about
-    the missing initialisation, and the continuation line of the CPU-instructions message).
-    Everything else (Python warnings, errors, a traceback) is written back as it came."""
+    So the import runs with file descriptor 2 sent through `_NATIVE_LOG_FILTER`, a process of
+    its own that passes every line but absl's lines below the level (and the notice about the
+    missing initialisation): Python warnings, errors, a traceback pass, and a crash inside the
+    import (a fatal "F" line, then abort) still shows its message, which a filter inside this
+    process would lose with it. Where no such process can start, TensorFlow loads unfiltered."""
     level_text = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
     level = int(level_text) if level_text.isdigit() else 0
     if level <= 0:
@@ -121,38 +141,26 @@ def _import_tensorflow_at_the_log_level() -> None:
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
+        try:
+            log_filter = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _NATIVE_LOG_FILTER, str(level)],
+                stdin=subprocess.PIPE, stdout=saved, stderr=saved)
+        except OSError:
+            import tensorflow  # noqa: F401
+            return
+        os.dup2(log_filter.stdin.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            log_filter.stdin.close()  # the filter reads to the end, then exits
             try:
-                import tensorflow  # noqa: F401
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                captured.seek(0)
-                text = captured.read().decode("utf-8", "replace")
-                sys.stderr.write(_without_native_lines_below(text, level))
-                sys.stderr.flush()
+                log_filter.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a process TensorFlow started holds the pipe
+                log_filter.kill()
     finally:
         os.close(saved)
-
-
-def _without_native_lines_below(text: str, level: int) -> str:
-    """`text` without absl log lines of severity < `level` (I=0, W=1, E=2, F=3) and the lines
-    that belong to them (absl's notice before them, the CPU-instructions message's second line)."""
-    if level <= 0:
-        return text
-    kept, dropped_previous = [], False
-    for line in text.splitlines(keepends=True):
-        match = _NATIVE_LOG_LINE.match(line)
-        if match:
-            dropped_previous = _NATIVE_SEVERITY[match.group(1)] < level
-        elif line.startswith("WARNING: All log messages before absl::InitializeLog()"):
-            dropped_previous = True
-        elif not (dropped_previous and line.startswith("To enable the following instructions:")):
-            dropped_previous = False
-        if not dropped_previous:
-            kept.append(line)
-    return "".join(kept)
 
 
 def _is_cli(module_name: str, script: str | None = None) -> bool:

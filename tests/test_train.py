@@ -12,6 +12,7 @@ import pytest
 from lipvae_tf import train
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(source="sample", train_limit=256, test_limit=64, hidden_units=(32, 32), epochs=2,
             batch_size=64, ll_samples=4, verbose=0)
 
@@ -285,8 +286,14 @@ def test_the_command_line_prints_no_cuda_error_and_importing_the_library_sets_no
         done.stdout + done.stderr[-2000:])
 
 
-def test_the_native_log_filter_drops_only_lines_below_the_level():
+def _native_log_filter(text: str, level: int) -> str:
     import lipvae_tf
+    return subprocess.run([sys.executable, "-I", "-S", "-c", lipvae_tf._NATIVE_LOG_FILTER,
+                           str(level)], input=text, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def test_the_native_log_filter_drops_only_lines_below_the_level():
     text = ("WARNING: All log messages before absl::InitializeLog() is called are written to "
             "STDERR\n"
             "I0000 00:00:1796158178.885496   10900 port.cc:153] oneDNN custom operations are on.\n"
@@ -298,12 +305,30 @@ def test_the_native_log_filter_drops_only_lines_below_the_level():
             "E0000 00:00:1796158221.6 10944 b.cc:2] failed call to cuInit\n"
             "F0000 00:00:1796158221.7 10944 c.cc:3] fatal\n"
             "Traceback (most recent call last):\n")
-    kept = lipvae_tf._without_native_lines_below(text, 3).splitlines()
-    assert kept == ["/x/y.py:3: DeprecationWarning: kept, it is Python's",
-                    "F0000 00:00:1796158221.7 10944 c.cc:3] fatal",
-                    "Traceback (most recent call last):"]
-    assert len(lipvae_tf._without_native_lines_below(text, 1).splitlines()) == 5  # W, E kept
-    assert lipvae_tf._without_native_lines_below(text, 0) == text
+    assert _native_log_filter(text, 3).splitlines() == [
+        "/x/y.py:3: DeprecationWarning: kept, it is Python's",
+        "F0000 00:00:1796158221.7 10944 c.cc:3] fatal",
+        "Traceback (most recent call last):"]
+    assert len(_native_log_filter(text, 1).splitlines()) == 5  # W, E kept too
+
+
+def test_a_crash_inside_the_filtered_import_still_shows_its_message(tmp_path):
+    """The filter runs in a process of its own: a fatal line written just before an abort inside
+    `import tensorflow` reaches the terminal (a filter inside the crashing process would die
+    with it), and the INFO line before it does not."""
+    (tmp_path / "tensorflow.py").write_text(
+        "import os\n"
+        "os.write(2, b'I0000 00:00:1796158178.885496   10900 port.cc:153] noise\\n')\n"
+        "os.write(2, b'F0000 00:00:1796158178.9 10900 cpu.cc:9] this CPU lacks AVX\\n')\n"
+        "os.abort()\n")
+    # (argv[0] "-m": the package imports as at a command's start, without TensorFlow)
+    probe = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); sys.argv[0] = '-m'; "
+             "import lipvae_tf; lipvae_tf._import_tensorflow_at_the_log_level()")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                                            "PYTHONPATH": _ROOT})
+    assert done.returncode != 0
+    assert "this CPU lacks AVX" in done.stderr and "noise" not in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("imports", ["import keras, lipvae_tf", "import lipvae_tf, keras"])
