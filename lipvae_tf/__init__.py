@@ -102,7 +102,7 @@ def _cli_native_log_level() -> None:
 # "I0000 00:00:1796158178.885496   10900 port.cc:153] ..." is absl's C++ log prefix.
 _NATIVE_LOG_FILTER = r"""
 import re, sys
-level = int(sys.argv[1])
+level = min(int(sys.argv[1]), 3)  # fatal lines always pass, as TensorFlow prints them
 native = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] ")
 severity = {"I": 0, "W": 1, "E": 2, "F": 3}
 dropped, out = False, sys.stdout.buffer
@@ -135,11 +135,15 @@ def _import_tensorflow_at_the_log_level() -> None:
     process would lose with it. Where no such process can start, TensorFlow loads unfiltered."""
     level_text = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
     level = int(level_text) if level_text.isdigit() else 0
-    if level <= 0:
+    if level <= 0 or sys.stderr is None:  # (None: run with stderr closed, nothing to filter)
         import tensorflow  # noqa: F401
         return
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2
+        import tensorflow  # noqa: F401
+        return
     try:
         try:
             log_filter = subprocess.Popen(

@@ -481,6 +481,14 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             legacy = config["constraint"]
             config["conv_constraint"] = ("spectral" if legacy in ("bjorck", "subspace_clip")
                                          else legacy)
+        try:
+            constraints.check_relaxation_applies(
+                config.get("conv_relaxation", 1.0), config.get("architecture", "mlp"),
+                constraints.conv_kind(config["constraint"], config["conv_constraint"]))
+        except ValueError:
+            # saved where no step used it (every model saved while 1.5 was the default, or one
+            # given it before it was refused there): it never acted, so 1 is the same model
+            config["conv_relaxation"] = 1.0
         return super().from_config(config, custom_objects)
 
     def get_config(self) -> dict:
@@ -553,14 +561,18 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         TFP's `ContinuousBernoulli.mean`; Loaiza-Ganem & Cunningham 2019, eq. 6); "parameter":
         sigmoid(logits). Evaluated in float64 from the float32 logits and rounded once to float32
         (within OUTPUT_ROUNDING per pixel of the exact value, which the certificate accounts for).
+        Raises ValueError naming z for another shape, or (given eagerly) NaN or Inf entries.
         """
-        return self._output(self.decoder_net(self._checked_latents(z), training=training),
-                            reconstruction)
+        return self._decoded_mean(self._checked_latents(z), training, reconstruction)
+
+    def _decoded_mean(self, z, training: bool = False, reconstruction: str | None = None):
+        """`decode_mean` of codes the model computed itself (from checked images): unchecked,
+        so a NaN from the weights surfaces as Keras reports it (TerminateOnNaN, a NaN loss)."""
+        return self._output(self.decoder_net(z, training=training), reconstruction)
 
     def _checked_latents(self, z) -> tf.Tensor:
-        """z as a tensor, or ValueError naming z unless its shape is (batch, latent_dim) and,
-        for concrete values (eager calls; the traced graphs get their z from checked images),
-        every entry is finite."""
+        """A user's z as a tensor, or ValueError naming z unless its shape is (batch,
+        latent_dim) and, for concrete values (an eager call), every entry is finite."""
         z = tf.convert_to_tensor(z)
         if z.shape.rank is not None and (z.shape.rank != 2 or z.shape[-1] not in (None,
                                                                                  self.latent_dim)):
@@ -583,8 +595,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def decode(self, z, training: bool = False) -> tfd.Distribution:
         """p(x | z) over whole images (event shape = image_shape), z of shape (batch,
-        latent_dim); ValueError naming z for another shape."""
-        logits = self.decoder_net(self._checked_latents(z), training=training)
+        latent_dim); ValueError naming z for another shape, or (given eagerly) NaN or Inf
+        entries."""
+        return self._likelihood(self._checked_latents(z), training)
+
+    def _likelihood(self, z, training: bool = False) -> tfd.Distribution:
+        """`decode` of codes the model computed itself: unchecked (see `_decoded_mean`)."""
+        logits = self.decoder_net(z, training=training)
         if self.likelihood == "bernoulli":
             pixels = tfd.Bernoulli(logits=logits, dtype=logits.dtype)
         elif self.likelihood == "continuous_bernoulli":
@@ -604,7 +621,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         `predict` returns), (batch, *image_shape) float32. The images are checked
         (`checked_pixels`)."""
         inputs = self.checked_pixels(inputs, "inputs")
-        return self.decode_mean(self.encoder_mean_net(inputs, training=training), training)
+        return self._decoded_mean(self.encoder_mean_net(inputs, training=training), training)
 
     def checked_pixels(self, x, name: str = "x") -> tf.Tensor:
         """x as a tensor, checked inside the graph as `check_images` checks NumPy arrays.
@@ -640,7 +657,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         x = self.checked_pixels(x)
         mu, sigma = self.posterior_params(x, training)
         z = self._sample_latent(mu, sigma)
-        log_likelihood = self.decode(z, training).log_prob(x)
+        log_likelihood = self._likelihood(z, training).log_prob(x)
         kl = tfd.kl_divergence(tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma), self.prior)
         return {"elbo": log_likelihood - kl, "reconstruction_log_likelihood": log_likelihood,
                 "kl": kl, "loss": -(log_likelihood - self.beta * kl)}
@@ -1066,7 +1083,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         if not sample:
             return self(x)
         mu, sigma = self.posterior_params(x)
-        return self.decode_mean(self._sample_latent(mu, sigma))
+        return self._decoded_mean(self._sample_latent(mu, sigma))
 
     def log_likelihood(self, x, samples: int = 64, batch_size: int = 256) -> np.ndarray:
         """Importance-weighted estimate of log p(x) per input (IWAE bound with `samples`)."""
@@ -1089,7 +1106,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         repeated = tf.reshape(
             tf.broadcast_to(x, tf.concat([[samples], tf.shape(x)], 0)), (-1, *self.image_shape)
         )
-        log_px = tf.reshape(self.decode(flat).log_prob(repeated), (samples, -1))
+        log_px = tf.reshape(self._likelihood(flat).log_prob(repeated), (samples, -1))
         log_w = log_px + self.prior.log_prob(z) - posterior.log_prob(z)
         return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(samples, log_w.dtype))
 

@@ -11,6 +11,7 @@ Optionally trains the standard (unconstrained) VAE the same way as a baseline.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ from lipvae_tf.constraints import (
     check_relaxation_applies,
     conv_kind,
 )
-from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
+from lipvae_tf.model import ARCHITECTURES, RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 __all__ = [
     "TrainConfig", "std_settings", "build_model", "load_images", "check_validation_images",
@@ -118,6 +119,8 @@ class TrainConfig:
                 and self.min_delta >= 0):
             raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
                              f"{self.min_delta!r}")
+        checks.one_of("architecture", self.architecture, ARCHITECTURES)
+        checks.one_of("constraint", self.constraint, CONSTRAINT_KINDS)
         if self.architecture == "mlp":  # an empty --hidden_units= is a typo, not a linear VAE
             checks.positive_ints("hidden_units", self.hidden_units, minimum_length=1)
         checks.positive_finite("learning_rate", self.learning_rate)
@@ -333,15 +336,17 @@ class ResumableBackup(keras.callbacks.Callback):
         saved = self.state()
         if saved is None:
             return None
-        # a setting that older checkpoints did not record had its default then
+        # a setting that older checkpoints did not record had its default then; the model and
+        # the data they did not record at all (not compared)
         written = {**LEGACY_FINGERPRINT, **saved["fingerprint"]}
-        different = {k: (written.get(k), v) for k, v in fingerprint.items()
-                     if written.get(k) != v}
+        different = [_difference(k, written.get(k), v) for k, v in fingerprint.items()
+                     if written.get(k) != v and not (k in UNRECORDED_BEFORE and k not in
+                                                     saved["fingerprint"])]
         if different:
             raise ValueError(
                 f"the checkpoint in {self.backup_dir} was written by another setting "
-                f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in different.items())})"
-                "; rerun with the same flags, or delete that folder to start afresh")
+                f"({', '.join(different)}); rerun with the same flags, or delete that folder to "
+                "start afresh")
         with model.distribute_strategy.scope():
             model.load_weights(os.path.join(self.backup_dir, saved["weights_file"]))
         self.epoch, self.batch_offset = saved["epoch"], saved["batch"]
@@ -425,6 +430,29 @@ LEGACY_FINGERPRINT = {"validation_images": None, "early_stopping_patience": None
                       "reduce_lr_patience": None, "min_delta": 0.0, "conv_relaxation": 1.0}
 
 
+# recorded since 2026-12-01: a checkpoint kept until the model is saved let a rerun with another
+# model (target, beta, likelihood...) or other data adopt a finished training
+UNRECORDED_BEFORE = ("model", "train_data_sha256")
+
+
+def _difference(key: str, there, now) -> str:
+    """One setting of a checkpoint's fingerprint against this run's, for the error message; for
+    the model's config, the names of the settings that differ."""
+    if key == "model" and isinstance(there, dict) and isinstance(now, dict):
+        names = sorted(k for k in set(there) | set(now) if there.get(k) != now.get(k))
+        return f"model settings {', '.join(names)}"
+    if key == "train_data_sha256":
+        return "the training images"
+    return f"{key}: {there!r} there, {now!r} now"
+
+
+def model_fingerprint(model: keras.Model) -> dict:
+    """The model's config as JSON would read it back (tuples as lists), without its name: what
+    a checkpoint's weights were trained as."""
+    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
+
+
 def _metric_states(model: keras.Model) -> list[list]:
     return [[np.asarray(v.numpy()).tolist() for v in metric.variables]
             for metric in model.metrics]
@@ -503,7 +531,10 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
                                    "early_stopping_patience": config.early_stopping_patience,
                                    "reduce_lr_patience": config.reduce_lr_patience,
                                    "min_delta": config.min_delta,
-                                   "conv_relaxation": config.conv_relaxation})
+                                   "conv_relaxation": config.conv_relaxation,
+                                   "model": model_fingerprint(model),
+                                   "train_data_sha256": hashlib.sha256(
+                                       np.ascontiguousarray(train_x).tobytes()).hexdigest()})
     # where this session took over: epoch and step (0-based) of the checkpoint, and which
     # session of the run it is (2 = the first resumption)
     resumed = None if saved is None else {"epoch": saved["epoch"], "step": saved["batch"],

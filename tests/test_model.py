@@ -215,8 +215,29 @@ def test_standard_vae_is_unconstrained_and_still_soundly_bounded(images, tmp_pat
     # no kernel control: none in its config, and the control arguments that configs saved
     # before (the zoo's) carried load without effect
     assert "constraint" not in baseline.get_config()
+    # a LipschitzVAE MLP saved with conv_relaxation=1.5 (the default for an hour on
+    # 2026-12-01, acting on no kernel) loads as the same model with 1
+    mlp = LipschitzVAE(2, hidden_units=(8,))
+    assert LipschitzVAE.from_config({**mlp.get_config(),
+                                     "conv_relaxation": 1.5}).conv_relaxation == 1.0
+    with pytest.raises(ValueError, match="conv_relaxation=1.5 acts on the conv kernels'"):
+        LipschitzVAE(2, hidden_units=(8,), conv_relaxation=1.5)  # asked for: refused
     legacy = {**baseline.get_config(), "constraint": "bjorck", "bjorck_iterations": 1}
     assert isinstance(StandardVAE.from_config(legacy), StandardVAE)
+
+
+def test_codes_the_model_computes_itself_are_not_checked_as_a_users():
+    """Only a user's latent codes are refused for NaN: with NaN weights, the model's own codes
+    give NaN reconstructions (what Keras' TerminateOnNaN and a NaN loss report), not an error
+    about a z the user never passed."""
+    model = LipschitzVAE(2, hidden_units=(8,))
+    x = np.full((2, 28, 28, 1), 0.5, np.float32)
+    model(x)
+    kernel = model.constrained_kernels()[0]  # the encoder mean's first
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    assert np.all(np.isnan(model(x).numpy()))
+    with pytest.raises(ValueError, match="z must be finite latent codes"):
+        model.decode_mean(np.full((2, 2), np.nan, np.float32))
 
 
 @pytest.mark.parametrize("bad,error,match", [

@@ -152,6 +152,13 @@ def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
     other = train.TrainConfig(**{**config.__dict__, "batch_size": 16})
     with pytest.raises(ValueError, match="batch_size: 32 there, 16 now"):
         train.fit(train.build_model(other), x, x[:8], other, str(tmp_path))
+    # another model (a checkpoint kept until the model is saved must not pass for it), or other
+    # training images of the same number
+    weaker = train.TrainConfig(**{**config.__dict__, "beta": 0.5})
+    with pytest.raises(ValueError, match=r"another setting \(model settings beta\)"):
+        train.fit(train.build_model(weaker), x, x[:8], weaker, str(tmp_path))
+    with pytest.raises(ValueError, match=r"another setting \(the training images\)"):
+        train.fit(train.build_model(config), x[::-1].copy(), x[:8], config, str(tmp_path))
     # the same weights, another training step: the conv kernels' over-relaxation
     relaxed = train.TrainConfig(**{**config.__dict__, "conv_relaxation": 1.5})
     with pytest.raises(ValueError, match="conv_relaxation: 1.0 there, 1.5 now"):
