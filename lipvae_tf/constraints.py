@@ -50,7 +50,8 @@ __all__ = [
     "CONSTRAINT_KINDS", "DEFAULT_CONSTRAINT", "DEFAULT_CONV_CONSTRAINT", "MATRIX_KINDS",
     "CONV_KINDS", "DEFAULT_POWER_ITERATIONS", "DEFAULT_SUBSPACE_RANK",
     "DEFAULT_CONV_SUBSPACE_RANK", "DEFAULT_CONV_RELAXATION", "DEFAULT_EXACT_CLIP_ABOVE",
-    "DEFAULT_FINALIZE_TOL", "check_relaxation", "check_relaxation_applies", "conv_kind",
+    "DEFAULT_FINALIZE_TOL", "check_relaxation", "relaxation_acts", "check_relaxation_applies",
+    "conv_kind",
     "bjorck_orthonormalize",
     "clip_dense_spectrum", "clip_conv_spectrum", "power_iteration", "subspace_clip",
     "StatefulConstraint",
@@ -115,11 +116,16 @@ def conv_kind(constraint: str, conv_constraint: str | None = None) -> str:
     return DEFAULT_CONV_CONSTRAINT if constraint in MATRIX_KINDS else constraint
 
 
+def relaxation_acts(architecture: str, conv_constraint: str) -> bool:
+    """Whether an over-relaxation acts on a model: on conv kernels under the subspace clip only
+    (an MLP, or conv kernels under another control, train exactly as with 1)."""
+    return architecture == "conv" and conv_constraint == "subspace_clip"
+
+
 def check_relaxation_applies(relaxation: float, architecture: str, conv_constraint: str) -> None:
-    """ValueError if an over-relaxation other than 1 is asked for where no step uses it: it acts
-    on conv kernels under the subspace clip only (an MLP, or conv kernels under another
-    control, would have trained exactly as with 1, the setting silently ignored)."""
-    if relaxation != 1.0 and (architecture != "conv" or conv_constraint != "subspace_clip"):
+    """ValueError if an over-relaxation other than 1 is asked for where no step uses it
+    (`relaxation_acts`): the setting would be silently ignored."""
+    if relaxation != 1.0 and not relaxation_acts(architecture, conv_constraint):
         raise ValueError(
             f"conv_relaxation={relaxation!r} acts on the conv kernels' subspace clip only; this "
             f"model has architecture={architecture!r} and conv constraint {conv_constraint!r}: "

@@ -481,11 +481,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             legacy = config["constraint"]
             config["conv_constraint"] = ("spectral" if legacy in ("bjorck", "subspace_clip")
                                          else legacy)
-        try:
-            constraints.check_relaxation_applies(
-                config.get("conv_relaxation", 1.0), config.get("architecture", "mlp"),
-                constraints.conv_kind(config["constraint"], config["conv_constraint"]))
-        except ValueError:
+        if not constraints.relaxation_acts(
+                config.get("architecture", "mlp"),
+                constraints.conv_kind(config["constraint"], config["conv_constraint"])):
             # saved where no step used it (every model saved while 1.5 was the default, or one
             # given it before it was refused there): it never acted, so 1 is the same model
             config["conv_relaxation"] = 1.0
