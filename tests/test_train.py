@@ -1,4 +1,5 @@
 """Training entry point: report, figures, saved models, resume after interruption, the CLI."""
+import dataclasses
 import json
 import os
 import re
@@ -133,6 +134,30 @@ def test_too_many_validation_images_are_refused_before_anything_is_built(tmp_pat
                                          r"set\) or an integer in \[1, 256 - batch_size = 192\], "
                                          r"got 300"):
         train.run(config)
+
+
+def test_an_earlier_runs_files_in_the_output_dir_are_named_before_loading_data(tmp_path,
+                                                                              monkeypatch, capsys):
+    """A run into a directory that holds a finished run's files says so (which files, and that
+    the others stay), before anything is loaded; an empty directory gets no note."""
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(train, "load_images", stop)
+    for name in ("report.json", "standard_vae.keras"):
+        (tmp_path / name).write_text("{}")
+    config = train.TrainConfig(**(TINY | dict(verbose=1)), output_dir=str(tmp_path))
+    with pytest.raises(Stop):
+        train.run(config)
+    out = capsys.readouterr().out
+    assert (f"note: {tmp_path} holds an earlier run's report.json, standard_vae.keras; this run "
+            "replaces the files it writes and leaves the others as they are") in out
+    with pytest.raises(Stop):
+        train.run(dataclasses.replace(config, output_dir=str(tmp_path / "fresh")))
+    assert "earlier run" not in capsys.readouterr().out
 
 
 def test_explicit_constants_and_bad_configs(tmp_path):
