@@ -87,7 +87,9 @@ def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int 
 class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
     """Shared parts: the fixed output scale, bias, and projecting the kernel at build time."""
 
-    _fixed_attributes = frozenset({"lipschitz", "use_bias"})
+    # the weights too: a graph traced before keeps the variable, a bound would read the new value
+    _weight_attributes = frozenset({"kernel", "bias", "power_vector", "constraint_step"})
+    _fixed_attributes = frozenset({"lipschitz", "use_bias"}) | _weight_attributes
 
     def __init__(self, lipschitz: float, use_bias: bool, kernel_initializer, bias_initializer,
                  **kwargs):
@@ -121,11 +123,14 @@ class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
                 setattr(self, name, weight)  # layer.power_vector, layer.constraint_step
             constraint.attach(**state)
         self.kernel.assign(constraint(self.kernel.value))
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias", shape=(bias_size,), initializer=self.bias_initializer
-            )
+        self.bias = self.add_weight(
+            name="bias", shape=(bias_size,), initializer=self.bias_initializer
+        ) if self.use_bias else None
+
+    def _rebuild_hint(self, name: str) -> str:
+        if name in self._weight_attributes:
+            return f"change the weight in place instead (layer.{name}.assign(value))"
+        return super()._rebuild_hint(name)
 
     def _measure_at_build(self, constraint, rank: int) -> bool:
         """Whether the fresh kernel needs `constraints.start_inside`: not after the exact clip,

@@ -146,8 +146,20 @@ def applied_value(value: float, dtype) -> float:
 
 def applied_kernel(layer: keras.layers.Layer, name: str = "kernel") -> np.ndarray:
     """The layer's weight `name` cast to the layer's compute dtype (what `call` multiplies by),
-    as float64 (exact: every float16/bfloat16/float32 value is a float64)."""
+    as float64 (exact: every float16/bfloat16/float32 value is a float64).
+
+    Raises:
+        TypeError: when `layer.<name>` is not one of the layer's own weights (e.g. a tensor
+            assigned over it): graphs traced before would keep computing with the weight, so a
+            bound measured from the new value would not be the bound of what they compute.
+    """
     kernel = getattr(layer, name)
+    if not any(kernel is weight for weight in layer.weights):
+        raise TypeError(
+            f"layer {layer.name!r}: its {name} is a {type(kernel).__name__}, not one of the "
+            f"layer's weights, so graphs traced before (fit, predict, reconstruct) may still "
+            f"compute with the weight it replaced; change a weight in place with "
+            f"layer.{name}.assign(value) instead")
     return keras.ops.convert_to_numpy(
         keras.ops.cast(keras.ops.convert_to_tensor(kernel), layer.compute_dtype)
     ).astype(np.float64)

@@ -102,6 +102,16 @@ def _settings(layer: keras.layers.Layer) -> dict:
     return config
 
 
+def _replaced_weights(layer: keras.layers.Layer) -> list[str]:
+    """Names of the layer's attributes that hold a tensor or array which is not one of its
+    weights: a value assigned over a weight (`dense.bias = tf.constant(...)`) that new traces
+    would compute with and graphs traced before would not."""
+    weights = layer.weights
+    return [name for name, value in vars(layer).items()
+            if isinstance(value, (tf.Tensor, tf.Variable, keras.Variable, np.ndarray))
+            and not any(value is weight for weight in weights)]
+
+
 @keras.saving.register_keras_serializable(package="lipvae_tf")
 class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
     """VAE with Lipschitz encoder mean (M_mu), encoder std (M_sigma, capped at ||sigma|| <= S, or
@@ -307,6 +317,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                     "traced before (fit, predict, reconstruct, the attacks) keep the old ones, so "
                     "no certificate covers both. Build a new model instead")
             for layer, config in zip(layers, configs[name]):
+                replaced = _replaced_weights(layer)
+                if replaced:
+                    raise RuntimeError(
+                        f"layer {layer.name!r} ({type(layer).__name__}) of the {name} network: "
+                        f"{', '.join(replaced)} not among its weights (a tensor assigned over a "
+                        "weight?); graphs traced before keep computing with the weight, so no "
+                        "certificate covers both. Change a weight in place (.assign(value))")
                 if _settings(layer) != config:
                     raise RuntimeError(
                         f"the settings of layer {layer.name!r} ({type(layer).__name__}) of the "

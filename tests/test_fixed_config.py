@@ -11,6 +11,7 @@ layers change after construction cannot be certified.
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import lipvae_tf as lv
 from lipvae_tf import attacks
@@ -64,12 +65,17 @@ LAYER_SETTINGS = [
 def test_every_layer_setting_that_a_bound_or_graph_reads_is_fixed(make, names):
     layer = make()
     assert "lipschitz" in names or len(names) == 1
-    for name in names:
+    weights = getattr(layer, "_weight_attributes", frozenset())
+    present = [name for name in names if name in vars(layer)]  # state only for stateful kinds
+    assert set(names) - weights <= set(present)
+    assert ("kernel" in names) == ("kernel" in present) == ("bias" in present)
+    for name in present:
         before = getattr(layer, name)
+        hint = r"\.assign\(value\)" if name in weights else "from_config"
         with pytest.raises(AttributeError,
-                           match=rf"{type(layer).__name__}\.{name} is fixed.*from_config"):
+                           match=rf"{type(layer).__name__}\.{name} is fixed.*{hint}"):
             setattr(layer, name, before)
-        assert getattr(layer, name) == before
+        assert getattr(layer, name) is before
     # attributes that nothing traced depends on stay assignable (Keras' own)
     layer.trainable = False
     assert not layer.trainable
@@ -190,3 +196,61 @@ def test_a_mode_change_keeps_every_decoder_factor_for_any_budget(decoder, start,
     np.testing.assert_allclose(changed.decoder_budget, decoder * ratio, rtol=1e-15)
     z = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
     np.testing.assert_array_equal(changed.decoder_net(z).numpy(), model.decoder_net(z).numpy())
+
+
+def test_a_tensor_assigned_over_a_kernel_is_refused_and_never_measured():
+    """An adversarial review: `decoder_out.kernel = tf.constant(kernel * 1e-3)` after
+    `reconstruct` was traced was accepted; the certificate measured the new tensor (R = 63.9 at
+    r = 0.5) while the traced `reconstruct` kept the old variable and moved by 7.1 at a
+    perturbation of norm 14. The package's layers now refuse the assignment; any layer whose
+    weight attribute is not one of its weights (a plain Keras layer, a registered one) is
+    refused where a bound would be measured from it."""
+    model = small_vae(posterior_std=0.05)
+    x = images()
+    model.reconstruct(x)
+    out = model.decoder_net.get_layer("decoder_out")
+    kernel = out.kernel
+    for name in ("kernel", "bias"):
+        with pytest.raises(AttributeError, match=rf"LipschitzDense\.{name} is fixed once set.*"
+                                                 rf"layer\.{name}\.assign\(value\)"):
+            setattr(out, name, tf.constant(getattr(out, name).numpy() * 1e-3))
+    assert out.kernel is kernel
+    # a plain Keras layer takes the tensor (Dense keeps its bias in a plain attribute): the
+    # model refuses to certify until the weight is back
+    baseline = lv.StandardVAE(4, hidden_units=(16,), image_shape=SHAPE)
+    baseline.reconstruct(x)
+    dense = next(layer for layer in baseline.encoder_std_net.layers
+                 if isinstance(layer, keras.layers.Dense))
+    bias = dense.bias
+    dense.bias = tf.constant(bias.numpy() + 3.0)
+    for certify in (lambda: baseline.certified_radius(x, 0.5, 0.5), baseline.lipschitz_constants):
+        with pytest.raises(RuntimeError, match=rf"layer {dense.name!r} \(Dense\) of the "
+                                               r"encoder_std network: bias not among its weights"):
+            certify()
+    dense.bias = bias
+    assert np.all(np.isfinite(baseline.certified_radius(x, 0.5, 0.5)))
+    # a user's layer with a registered rule keeps its kernel in a plain attribute: a tensor
+    # over it is not measured
+    layer = _PlainKernel()
+    keras.Sequential([keras.Input((3,)), layer])
+    assert lv.layer_lipschitz_bound(layer) == pytest.approx(2.0)
+    layer.kernel = tf.constant(layer.kernel.numpy() * 1e-3)
+    with pytest.raises(TypeError, match=r"layer '_*plain_kernel.*': its kernel is a .*Tensor, not "
+                                        r"one of the layer's weights.*kernel\.assign\(value\)"):
+        lv.layer_lipschitz_bound(layer)
+
+
+class _PlainKernel(keras.layers.Layer):
+    """y = x W, W = 2 I, kept in a plain attribute, with a bound rule registered below."""
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1],) * 2,
+                                      initializer=keras.initializers.Identity(2.0))
+
+    def call(self, inputs):
+        return inputs @ self.kernel
+
+
+@lv.register_lipschitz_bound(_PlainKernel)
+def _plain_kernel_bound(layer):
+    return lv.lipschitz.dense_norm(lv.lipschitz.applied_kernel(layer))
