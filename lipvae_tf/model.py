@@ -449,7 +449,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def _conv(self, filters: int, lipschitz: float, name: str, transpose: bool = False):
         kind = ll.LipschitzConv2DTranspose if transpose else ll.LipschitzConv2D
-        return kind(filters, 3, strides=2, padding="same", lipschitz=lipschitz,
+        return kind(filters, towers.CONV_KERNEL_SIZE, strides=2, padding="same",
+                    lipschitz=lipschitz,
                     constraint=self.conv_constraint, relaxation=self.conv_relaxation, name=name)
 
     def _activation(self, name: str) -> keras.layers.Layer:

@@ -21,8 +21,8 @@ from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 
 __all__ = [
-    "NOMINAL_SLACK", "LayerKind", "nominal_slack", "layer_factor", "check_conv_shape", "encoder",
-    "decoder", "plain_dense", "plain_conv",
+    "NOMINAL_SLACK", "CONV_KERNEL_SIZE", "LayerKind", "nominal_slack", "layer_factor",
+    "check_conv_shape", "encoder", "decoder", "plain_dense", "plain_conv",
 ]
 
 # Layers are built at (1 - NOMINAL_SLACK) x the budget, so that the verified bounds (measured
@@ -48,13 +48,22 @@ def layer_factor(budget: float, linear_layers: int) -> float:
     return (budget * (1 - nominal_slack(linear_layers))) ** (1 / linear_layers)
 
 
+# every convolution of the conv towers: CONV_KERNEL_SIZE x CONV_KERNEL_SIZE, stride 2, "same"
+CONV_KERNEL_SIZE = 3
+
+
 def check_conv_shape(image_shape: Sequence[int], conv_filters: Sequence[int]) -> None:
-    """Raises ValueError naming image_shape unless the conv tower's halvings divide it."""
+    """Raises ValueError naming image_shape unless the conv tower's halvings divide it and its
+    last convolution still sees at least CONV_KERNEL_SIZE pixels per axis (the layers refuse
+    smaller inputs: the CPU convolution computes garbage there, `layers.LipschitzConv2D`)."""
     shrink = 2 ** len(conv_filters)
-    if image_shape[0] % shrink or image_shape[1] % shrink:
+    smallest = CONV_KERNEL_SIZE * shrink // 2  # the last conv sees image_shape / (shrink / 2)
+    if (image_shape[0] % shrink or image_shape[1] % shrink
+            or min(image_shape[0], image_shape[1]) < smallest):
         raise ValueError(
-            f"architecture='conv' halves the image {len(conv_filters)} times: "
-            f"image_shape height and width must be multiples of {shrink}, got {tuple(image_shape)}"
+            f"architecture='conv' halves the image {len(conv_filters)} times with "
+            f"{CONV_KERNEL_SIZE} x {CONV_KERNEL_SIZE} kernels: image_shape height and width must "
+            f"be multiples of {shrink} and at least {smallest}, got {tuple(image_shape)}"
         )
 
 
@@ -118,4 +127,5 @@ def plain_dense(units: int, lipschitz: float, name: str) -> keras.layers.Layer:
 
 def plain_conv(filters: int, lipschitz: float, name: str) -> keras.layers.Layer:
     """An unconstrained stride-2 3x3 convolution (the factor is ignored)."""
-    return ll.EmptyBatchSafeConv2D(filters, 3, strides=2, padding="same", name=name)
+    return ll.EmptyBatchSafeConv2D(filters, CONV_KERNEL_SIZE, strides=2, padding="same",
+                                   name=name)

@@ -86,6 +86,13 @@ def _cases(vae, tmp_path):
             "constraint='bjorck': a StandardVAE has plain Keras layers without a kernel control"),
         "no hidden layers": (lambda: train.TrainConfig(hidden_units=()),
                              ValueError, "hidden_units must hold at least 1"),
+        "a conv image too small for the last convolution": (
+            lambda: lv.LipschitzVAE(2, architecture="conv", image_shape=(4, 196, 1)), ValueError,
+            r"image_shape height and width must be multiples of 4 and at least 6, got "
+            r"\(4, 196, 1\)"),
+        "a conv image the halvings do not divide": (
+            lambda: lv.StandardVAE(2, architecture="conv", image_shape=(30, 30, 1)), ValueError,
+            r"halves the image 2 times with 3 x 3 kernels: image_shape .* multiples of 4"),
         "list_models(bundled_only='yes')": (lambda: zoo.list_models(bundled_only="yes"),
                                             TypeError, "bundled_only must be a bool"),
     }
