@@ -65,7 +65,14 @@ class KerasInputs:
         y, given = _target_and_weights(x, y, sample_weight)
         if validation_data is not None:
             given["validation_data"] = _validation_with_weights(validation_data)
-        return super().fit(x, y, **given, **kwargs)
+        try:
+            return super().fit(x, y, **given, **kwargs)
+        except BaseException:
+            # a fit that failed (a bad batch in the trace, an interruption) leaves Keras' traced
+            # train function half made, and every later fit failed ("Creating variables on a
+            # non-first call"); the next fit traces afresh instead
+            self.train_function = None
+            raise
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Keras' `evaluate`, with x checked first and `sample_weight` kept as in `fit`.
@@ -123,9 +130,10 @@ class KerasInputs:
         """The structure of what `fit`, `evaluate` or `predict` get as `name`, checked before
         Keras traces or iterates it: images (batch, *image_shape) of a floating dtype, as one
         array or tensor, or a tf.data.Dataset whose elements are images or (images, labels[,
-        sample_weight]). Generators and keras.utils.PyDataset are checked batch by batch in the
-        graph (`checked_pixels`). Pixel values are checked there too. Returns the number of
-        images of an array or tensor (None for other inputs).
+        sample_weight]); of a keras.utils.PyDataset, its first batch. Later batches (and a
+        generator's, whose first batch `fit` checks) and pixel values are checked in the graph
+        (`checked_pixels`). Returns the number of images of an array or tensor (None for other
+        inputs).
 
         Raises:
             TypeError: naming `name`, for a dict (this model has one input, the images) or
@@ -151,8 +159,17 @@ class KerasInputs:
                     name, self.image_shape, spec.dtype.is_floating, spec.dtype.is_integer,
                     spec.dtype.name, None if spec.shape.rank is None else tuple(spec.shape))
             return None
+        if isinstance(x, keras.utils.PyDataset):
+            # its first batch, by index (nothing is consumed), like a generator's: a bad one
+            # reaching Keras' trace fails deep inside it; later batches are checked in the graph
+            if x.num_batches != 0:
+                first = x[0]
+                if isinstance(first, (tuple, list)) and first:
+                    first = first[0]
+                self.check_keras_inputs(first, f"{name} (its first batch)", allow_empty=False)
+            return None
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-            return None  # a generator or PyDataset: checked batch by batch when traced
+            return None  # a generator: its first batch checked by _checked_generator
         dtype = np.dtype(x.dtype.as_numpy_dtype if isinstance(x.dtype, tf.DType) else x.dtype)
         check_image_layout(name, self.image_shape, np.issubdtype(dtype, np.floating),
                                  np.issubdtype(dtype, np.integer), dtype, tuple(x.shape))

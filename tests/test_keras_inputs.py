@@ -264,6 +264,51 @@ def test_generators_of_bare_batches_train_and_a_bad_first_batch_is_refused(image
     assert len(list(batches)) == 4  # nothing was consumed
 
 
+class _Batches(keras.utils.PyDataset):
+    """Four batches of 32 of `x`, the one at `bad_at` made by `bad` (a keras.utils.PyDataset)."""
+
+    def __init__(self, x, bad_at=None, bad=None):
+        super().__init__()
+        self.x, self.bad_at, self.bad = x, bad_at, bad
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        batch = self.x[32 * index:32 * index + 32]
+        return self.bad(batch) if index == self.bad_at else batch
+
+
+def test_a_py_datasets_first_batch_is_checked_and_a_failed_fit_leaves_the_model_usable(images):
+    """A newcomer's run: a PyDataset of uint8 batches got a clear TypeError, but from inside
+    Keras' trace, after which every fit failed ("Creating variables on a non-first call to a
+    function decorated with tf.function"); a PyDataset of dicts got "Expected any non-tensor
+    type, but got a tensor instead" from train_step. The first batch is now checked before
+    Keras starts, and a failed fit leaves the next one to trace afresh."""
+    x = images[0][:128]
+    model = LipschitzVAE.from_target(1.0, 8.0, **TINY)
+    model.compile(keras.optimizers.Adam(1e-3))
+    bad_first = {
+        "uint8": (TypeError, r"x \(its first batch\) must hold floating-point images",
+                  lambda b: (255 * b).astype("uint8")),
+        "flattened": (ValueError, r"x \(its first batch\) must have shape",
+                      lambda b: b.reshape(len(b), -1)),
+        "dict": (TypeError, r"x \(its first batch\) must be images, not a dict",
+                 lambda b: {"images": b}),
+        "dict in a tuple": (TypeError, r"x \(its first batch\) must be images, not a dict",
+                            lambda b: ({"images": b},)),
+    }
+    for error, message, bad in bad_first.values():
+        with pytest.raises(error, match=message):
+            model.fit(_Batches(x, 0, bad), verbose=0)
+    # a bad later batch fails in the graph (pixels outside [0, 1]); the model still trains
+    with pytest.raises(tf.errors.InvalidArgumentError, match="pixel values in \\[0, 1\\]"):
+        model.fit(_Batches(x, 2, lambda b: 255 * b), verbose=0)
+    history = model.fit(_Batches(x), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.optimizer.iterations.numpy() == 4 + 2  # two steps of the failed fit
+
+
 def test_class_weight_needs_labels_and_weights_may_be_a_list(vae, images):
     x = images[0][:64]
     with pytest.raises(ValueError, match="class_weight weights each image by its label"):
