@@ -1144,7 +1144,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")
 class StandardVAE(LipschitzVAE):
-    """The baseline: same shapes, plain Dense/Conv layers with ReLU, no std cap.
+    """The baseline: same shapes, plain Dense/Conv layers with ReLU, a learned std without a
+    cap unless `std_cap` is given; no `from_target` (TypeError).
 
     Its `lipschitz_constants()` are still verified upper bounds (products of kernel norms), so it
     can be certified too; the bounds are simply loose and large. Its layers have no kernel
@@ -1162,6 +1163,19 @@ class StandardVAE(LipschitzVAE):
                                  f"without a kernel control, so {name} would be ignored; leave it "
                                  "unset")
         super().__init__(latent_dim, **kwargs)
+
+    @classmethod
+    def from_target(cls, *args, **kwargs):
+        """Refused: a StandardVAE's plain layers take no Lipschitz budget, so a design record
+        would claim a radius that its measured constants do not give.
+
+        Raises:
+            TypeError: always.
+        """
+        raise TypeError("StandardVAE.from_target: a StandardVAE's plain layers take no "
+                        "Lipschitz budget, so no target radius can be designed into it; use "
+                        "LipschitzVAE.from_target(...) for a certified model, or "
+                        "StandardVAE(...) for the baseline")
 
     def get_config(self) -> dict:
         config = super().get_config()

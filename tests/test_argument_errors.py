@@ -86,6 +86,9 @@ def _cases(vae, tmp_path):
             "constraint='bjorck': a StandardVAE has plain Keras layers without a kernel control"),
         "no hidden layers": (lambda: train.TrainConfig(hidden_units=()),
                              ValueError, "hidden_units must hold at least 1"),
+        "StandardVAE.from_target": (
+            lambda: lv.StandardVAE.from_target(1.0, 8.0), TypeError,
+            r"StandardVAE.from_target: a StandardVAE's plain layers take no Lipschitz budget"),
         "a conv image too small for the last convolution": (
             lambda: lv.LipschitzVAE(2, architecture="conv", image_shape=(4, 196, 1)), ValueError,
             r"image_shape height and width must be multiples of 4 and at least 6, got "
