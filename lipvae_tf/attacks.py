@@ -507,8 +507,8 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
             break
         attack_at(np.where(low[rows] > 0, np.sqrt(low[rows] * high[rows]), 0.5 * high[rows]),
                   rows)
-    if shown[0] < most_calls:  # settled early: close the bar
-        bar.update(most_calls, [("inputs", 0)])
+    if shown[0] < most_calls:  # settled early: close the bar (Progbar would print 0 as 0.0000e+00)
+        bar.update(most_calls)
     return MarginEstimate(margin=low, upper=high, probability_upper=prob_at_high,
                           confidence=confidence, samples=samples, r=r, p=p)
 

@@ -1,7 +1,7 @@
 """Robustness evaluation of trained VAEs: certificates against attacks (docs/theory.md,
 section 8: empirical margins and the certificate audit).
 
-    python -m lipvae_tf.evaluate \
+    python -m lipvae_tf.evaluate \\
         --models=lip=runs/a/lipschitz_vae.keras,std=runs/a/standard_vae.keras
 
 Per model: certified radii (every method), the estimated margin of `attacks.estimate_margin`
@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from lipvae_tf import attacks, bounds, data, report
+from lipvae_tf import attacks, bounds, checks, data, report
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 __all__ = [
@@ -66,6 +66,24 @@ class EvalConfig:
     ll_samples: int = 64
     output_dir: str = "runs/evaluation"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Every setting checked before a model is loaded or an image read (ValueError /
+        TypeError naming the setting)."""
+        checks.one_of("dataset", self.dataset, data.NAMES)
+        checks.one_of("source", self.source, data.SOURCES)
+        checks.positive_finite("r", self.r)
+        checks.probability_level("p", self.p)
+        checks.in_interval("confidence", self.confidence, 0, 1, low_open=True, high_open=True)
+        for name, minimum in (("num_inputs", 1), ("samples", 1), ("bisection_steps", 0),
+                              ("restarts", 1), ("steps", 0), ("ll_samples", 1)):
+            checks.positive_int(name, getattr(self, name), minimum=minimum)
+        if self.test_limit is not None:
+            checks.positive_int("test_limit", self.test_limit)
+        for norm in self.attack_norms:
+            checks.positive_finite("attack_norms", norm)
+        checks.positive_finite("grid_radius", self.grid_radius)
+        checks.seed("seed", self.seed)
 
 
 def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:

@@ -120,6 +120,8 @@ class TrainConfig:
                 and self.min_delta >= 0):
             raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
                              f"{self.min_delta!r}")
+        checks.one_of("dataset", self.dataset, data.NAMES)
+        checks.one_of("source", self.source, data.SOURCES)
         checks.one_of("architecture", self.architecture, ARCHITECTURES)
         checks.one_of("constraint", self.constraint, CONSTRAINT_KINDS)
         if self.architecture == "mlp":  # an empty --hidden_units= is a typo, not a linear VAE

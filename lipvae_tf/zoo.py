@@ -150,10 +150,14 @@ def verify(name: str) -> Path:
         if shipped:
             raise ZooIntegrityError(f"zoo model {name!r}: manifest.json is missing, though the "
                                     f"folder holds {shipped[0]}; rebuild or re-download it")
-        reason = model_config(name).get("weights", "not built yet")
+        config = model_config(name)
+        reason = config.get("weights", "not built yet")
+        source = config.get("train", {}).get("source")
+        needs = (" (it reads the data with TFDS, which downloads it when it is not prepared "
+                 "yet: that needs internet access)" if source == "tfds" else "")
         raise FileNotFoundError(
             f"zoo model {name!r} has no bundled weights ({reason}); build them with "
-            f"`python -m lipvae_tf.zoo build {name}`")
+            f"`python -m lipvae_tf.zoo build {name}`{needs}")
     manifest = _read_json(manifest_path, ("sha256",))["sha256"]
     if not isinstance(manifest, dict):
         raise ZooIntegrityError(f"{manifest_path}: 'sha256' is not a table of files")

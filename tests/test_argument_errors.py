@@ -7,7 +7,7 @@ import pytest
 from absl import flags
 
 import lipvae_tf as lv
-from lipvae_tf import attacks, export, train, zoo
+from lipvae_tf import attacks, evaluate, export, train, zoo
 
 IMAGES = np.zeros((2, 28, 28, 1), "float32")
 
@@ -86,6 +86,20 @@ def _cases(vae, tmp_path):
             "constraint='bjorck': a StandardVAE has plain Keras layers without a kernel control"),
         "no hidden layers": (lambda: train.TrainConfig(hidden_units=()),
                              ValueError, "hidden_units must hold at least 1"),
+        "an unknown dataset (TrainConfig)": (
+            lambda: train.TrainConfig(dataset="cifar10"), ValueError,
+            r"dataset must be one of \('fashion_mnist', 'mnist'\), got 'cifar10'"),
+        "an unknown data source (TrainConfig)": (
+            lambda: train.TrainConfig(source="web"), ValueError, r"source must be one of"),
+        "evaluate's p = 1, before any model is loaded": (
+            lambda: evaluate.EvalConfig(models={"a": "/no/such.keras"}, p=1.0), ValueError,
+            r"p must be a probability in \[1/2, 1\), got 1.0"),
+        "evaluate's restarts = 0": (
+            lambda: evaluate.EvalConfig(models={"a": "m.keras"}, restarts=0), ValueError,
+            "restarts must be an integer >= 1"),
+        "evaluate's attack norm 0": (
+            lambda: evaluate.EvalConfig(models={"a": "m.keras"}, attack_norms=(1.0, 0.0)),
+            ValueError, "attack_norms must be a finite number > 0"),
         "StandardVAE.from_target": (
             lambda: lv.StandardVAE.from_target(1.0, 8.0), TypeError,
             r"StandardVAE.from_target: a StandardVAE's plain layers take no Lipschitz budget"),
