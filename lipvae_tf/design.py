@@ -136,6 +136,9 @@ def design_budget(
         p: probability level in [1/2, 1). latent_dim: m.
         method: one of bounds.METHODS; "best" takes the largest sound certificate.
         std_cap: S (learned std). gamma: a fixed posterior std instead (std_cap then unused).
+            The default here is a learned std capped at DEFAULT_STD_CAP (as for
+            `LipschitzVAE(...)`); `LipschitzVAE.from_target` passes gamma =
+            DEFAULT_POSTERIOR_STD by default (and covers the float32 rounding as applied).
         encoder_mean, encoder_std, decoder: fix those constants (decoder: of the reconstruction g).
         split: "decoder" (default; see the module docstring) or "equal".
         min_lipschitz: smallest constant a maximised network may get.
