@@ -922,7 +922,9 @@ def main(argv) -> None:
     try:
         result = run(config_from_flags())
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback
-        sys.exit(f"lipvae-train: error: {err}")
+        program = ("lipvae-train" if os.path.basename(sys.argv[0]) == "lipvae-train"
+                   else "python -m lipvae_tf.train")  # the command as it was typed
+        sys.exit(f"{program}: error: {err}")
     print(format_summary(result))
 
 

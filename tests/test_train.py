@@ -267,19 +267,22 @@ def test_help_lists_the_flags_exits_0_and_the_main_job_help_does_not_train():
     assert "main job:" not in done.stdout  # it did not start training
 
 
+_ERROR = "python -m lipvae_tf.train: error"  # the command as typed
+
+
 def test_a_command_line_error_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "lipvae_tf.train", "--target_radius=500",
                            "--source=sample", f"--output_dir={tmp_path}"], capture_output=True,
                           text=True, timeout=120, env=_quiet_env())
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("lipvae-train: error")]
+    errors = [line for line in done.stderr.splitlines() if line.startswith(_ERROR)]
     assert len(errors) == 1 and "target_radius=500" in errors[0], done.stderr[-2000:]
     # a bad setting is refused before any training
     done = subprocess.run([sys.executable, "-m", "lipvae_tf.train", "--ll_samples=0",
                            "--source=sample", f"--output_dir={tmp_path / 'bad'}"],
                           capture_output=True, text=True, timeout=120, env=_quiet_env())
-    errors = [line for line in done.stderr.splitlines() if line.startswith("lipvae-train: error")]
-    assert errors == ["lipvae-train: error: ll_samples must be an integer >= 1, got 0"], (
+    errors = [line for line in done.stderr.splitlines() if line.startswith(_ERROR)]
+    assert errors == [f"{_ERROR}: ll_samples must be an integer >= 1, got 0"], (
         done.stderr[-2000:])
     assert "training" not in done.stdout and not (tmp_path / "bad").exists()
 
@@ -293,7 +296,7 @@ def test_the_command_line_prints_no_cuda_error_and_importing_the_library_sets_no
     done = subprocess.run([sys.executable, "-m", "lipvae_tf.train", "--target_radius=500",
                            "--source=sample", f"--output_dir={tmp_path}"], capture_output=True,
                           text=True, timeout=120, env=env)
-    assert "lipvae-train: error" in done.stderr  # it got past TensorFlow's device set-up
+    assert _ERROR in done.stderr  # it got past TensorFlow's device set-up
     assert not [line for line in done.stderr.splitlines()
                 if line.startswith("E0000") or "cuInit" in line], done.stderr[-2000:]
     # TensorFlow >= 2.20 logs through absl before absl is initialised, whatever the level
