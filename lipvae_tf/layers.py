@@ -27,7 +27,8 @@ from lipvae_tf._fixed_config import FixedConfig
 
 __all__ = [
     "CERTIFIED_DTYPES", "check_compute_dtype", "LipschitzDense", "LipschitzConv2D",
-    "LipschitzConv2DTranspose", "EmptyBatchSafeConv2D", "sort_neighbour_pairs", "GroupSort",
+    "LipschitzConv2DTranspose", "EmptyBatchSafeConv2D", "EmptyBatchSafeConv2DTranspose",
+    "sort_neighbour_pairs", "GroupSort",
     "MaxMin", "Scale", "Shift", "StdCap",
 ]
 
@@ -441,10 +442,19 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
 
     def call(self, inputs):
         self._check_built_size(inputs)
+        # an empty batch (a replica's share of a short last batch) skips the convolution: TF's
+        # CPU gradient of conv_transpose returns the output's shape for it (the oneDNN fault of
+        # EmptyBatchSafeConv2D), which broke the gradient of every layer before this one
+        return _unless_empty(inputs, self._convolve, lambda: self._empty_output(inputs))
+
+    def _convolve(self, inputs):
         outputs = ops.conv_transpose(
             inputs, self.kernel, strides=self.strides, padding=self.padding
         )
         return self._finish(outputs)
+
+    def _empty_output(self, inputs):
+        return tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         h, w = self._spatial_input(input_shape)
@@ -464,6 +474,22 @@ class EmptyBatchSafeConv2D(keras.layers.Conv2D):
 
     def call(self, inputs):
         return _unless_empty(inputs, lambda x: keras.layers.Conv2D.call(self, x),
+                             lambda: tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]),
+                                              self.compute_dtype))
+
+
+@_register
+class EmptyBatchSafeConv2DTranspose(keras.layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose` whose empty batch skips the convolution.
+
+    Otherwise identical (same arguments, weights and bound rule). TF's CPU gradient of a
+    transposed conv with respect to its input has the output's shape for an empty batch (the
+    oneDNN fault of `EmptyBatchSafeConv2D`), which broke a mirrored fit whose last batch left a
+    replica nothing.
+    """
+
+    def call(self, inputs):
+        return _unless_empty(inputs, lambda x: keras.layers.Conv2DTranspose.call(self, x),
                              lambda: tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]),
                                               self.compute_dtype))
 

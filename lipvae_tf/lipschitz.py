@@ -314,7 +314,8 @@ def _keras_conv_input_shape(layer) -> tuple:
 
 @register_lipschitz_bound(
     keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose, ll.EmptyBatchSafeConv2D,  # the same map, empty batches aside
+    keras.layers.Conv2DTranspose,
+    ll.EmptyBatchSafeConv2D, ll.EmptyBatchSafeConv2DTranspose,  # the same maps, empty batches aside
 )
 def _keras_conv(layer) -> float:
     """Keras Conv1D/Conv2D and their transposes (channels_last, undilated, ungrouped).

@@ -1187,7 +1187,7 @@ class StandardVAE(LipschitzVAE):
     def _conv(self, filters: int, lipschitz: float, name: str, transpose: bool = False):
         if not transpose:
             return towers.plain_conv(filters, lipschitz, name)
-        return keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=name)
+        return towers.plain_conv_transpose(filters, lipschitz, name)
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return keras.layers.Activation("relu", name=name)

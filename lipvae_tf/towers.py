@@ -22,7 +22,7 @@ from lipvae_tf import lipschitz as lp
 
 __all__ = [
     "NOMINAL_SLACK", "CONV_KERNEL_SIZE", "LayerKind", "nominal_slack", "layer_factor",
-    "check_conv_shape", "encoder", "decoder", "plain_dense", "plain_conv",
+    "check_conv_shape", "encoder", "decoder", "plain_dense", "plain_conv", "plain_conv_transpose",
 ]
 
 # Layers are built at (1 - NOMINAL_SLACK) x the budget, so that the verified bounds (measured
@@ -123,6 +123,12 @@ def decoder(budget: float, *, image_shape: Sequence[int], latent_dim: int, archi
 def plain_dense(units: int, lipschitz: float, name: str) -> keras.layers.Layer:
     """An unconstrained Dense layer (the factor is ignored: its norm is measured instead)."""
     return keras.layers.Dense(units, name=name)
+
+
+def plain_conv_transpose(filters: int, lipschitz: float, name: str) -> keras.layers.Layer:
+    """An unconstrained stride-2 transposed convolution (the factor is ignored)."""
+    return ll.EmptyBatchSafeConv2DTranspose(filters, CONV_KERNEL_SIZE, strides=2, padding="same",
+                                            name=name)
 
 
 def plain_conv(filters: int, lipschitz: float, name: str) -> keras.layers.Layer:
