@@ -762,7 +762,10 @@ def _converge_bjorck(kernel: np.ndarray, c: BjorckOrthonormal, tol: float, max_i
         if np.linalg.norm(gram - eye) <= tol * 0.1:  # Frobenius >= spectral error
             break
         if iteration == max_iter:
-            raise RuntimeError(f"Björck did not converge to tol={tol} in {max_iter} iterations")
+            raise RuntimeError(
+                f"Björck did not converge to tol={tol} in {max_iter} iterations (smallest "
+                f"singular value {singular.min():.3g} x {c.scale:.6g}: a rank-deficient kernel "
+                "cannot be orthonormalised)")
         w = bjorck_orthonormalize(tf.constant(w), 1, c.beta).numpy()
     final = _shrink_until_inside(w * c.scale, c.scale, _spectral_norm64)
     return final, iteration
@@ -800,23 +803,37 @@ def finalize_constraints(model_or_layers, tol: float = DEFAULT_FINALIZE_TOL,
     """Converged projection of every constrained kernel, in float64, written back in place.
 
     Björck kernels iterate until ||W^T W - I||_F <= tol / 10; clipped kernels (`SpectralClip`, and
-    `SpectralNormClip` and `SubspaceClip`, whose estimates are not trusted here) are clipped exactly
-    (dense: float64 SVD; conv: clip and re-measure until inside). Each float32 result is then
-    re-measured and shrunk if rounding left it above its target, so the largest singular value is
-    <= target.
-    Returns {variable path: iterations used}.
+    `SpectralNormClip` and `SubspaceClip`, whose estimates are not trusted here) are clipped
+    (dense: exactly, by a float64 SVD; conv: at (1 - tol) x the bound, re-measured until inside).
+    Each float32 result is then re-measured and shrunk if rounding left it above its target, so
+    the largest singular value is <= target. Every kernel is computed before any is written, so
+    a failure leaves the model as it was.
+
+    Returns:
+        {variable path: iterations used}.
+
+    Raises:
+        ValueError: tol outside (0, 1) (a conv kernel would be clipped to 0 or below), or
+            max_iterations < 1.
+        RuntimeError: naming the kernel, when Björck does not converge (e.g. a rank-deficient
+            kernel, whose zero singular values stay zero); no kernel is changed then.
     """
-    tol = checks.positive_finite("tol", tol)
+    tol = checks.in_interval("tol", tol, 0, 1, low_open=True, high_open=True)
     max_iterations = checks.positive_int("max_iterations", max_iterations)
-    report = {}
+    projected = []
     for kernel in constrained_kernels(model_or_layers):
         constraint = kernel.constraint
-        if isinstance(constraint, BjorckOrthonormal):
-            value, used = _converge_bjorck(kernel.numpy(), constraint, tol, max_iterations)
-        elif isinstance(constraint, SpectralClip):
-            value, used = _converge_clip(kernel.numpy(), constraint, tol, max_iterations)
-        else:  # SpectralNormClip, SubspaceClip: their estimates steered training
-            value, used = _converge_clip(kernel.numpy(), constraint.exact(), tol, max_iterations)
+        try:
+            if isinstance(constraint, BjorckOrthonormal):
+                value, used = _converge_bjorck(kernel.numpy(), constraint, tol, max_iterations)
+            elif isinstance(constraint, SpectralClip):
+                value, used = _converge_clip(kernel.numpy(), constraint, tol, max_iterations)
+            else:  # SpectralNormClip, SubspaceClip: their estimates steered training
+                value, used = _converge_clip(kernel.numpy(), constraint.exact(), tol,
+                                             max_iterations)
+        except RuntimeError as err:
+            raise RuntimeError(f"{kernel.path}: {err}; no kernel was changed") from err
+        projected.append((kernel, value, used))
+    for kernel, value, _ in projected:
         kernel.assign(value)
-        report[kernel.path] = used
-    return report
+    return {kernel.path: used for kernel, _, used in projected}

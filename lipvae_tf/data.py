@@ -18,7 +18,9 @@ import contextlib
 import gzip
 import hashlib
 import logging
+import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,7 @@ _IDX_DTYPES = {
 }
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_IDX_MAX_DIMS = 32  # what every NumPy version takes (the IDX header could say 255)
 
 _log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ def _read_bytes(path: Path) -> bytes:
         return raw
     try:
         return gzip.decompress(raw)
-    except (OSError, EOFError, ValueError) as err:
+    except (OSError, EOFError, ValueError, zlib.error) as err:
         raise ValueError(f"{path}: damaged gzip data ({err})") from err
 
 
@@ -102,13 +105,16 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"{path}: bad IDX magic number 0x{data[:4].hex()}, expected 0x0000TTNN with type code "
             f"TT in {{{', '.join(f'{c:02x}' for c in _IDX_DTYPES)}}}"
         )
+    if not 1 <= ndim <= _IDX_MAX_DIMS:
+        raise ValueError(f"{path}: an IDX file of {ndim} dimensions; expected 1 to "
+                         f"{_IDX_MAX_DIMS}")
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise ValueError(
             f"{path}: truncated IDX header ({len(data)} bytes, expected {header_size})")
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
     dtype = _IDX_DTYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     found = len(data) - header_size
     if found != expected:
         raise ValueError(
@@ -162,6 +168,8 @@ def load_idx(directory: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
             f"{label_path}: expected uint8 labels of shape (N,), got {labels.dtype} of shape "
             f"{labels.shape}"
         )
+    if not len(images):
+        raise ValueError(f"{image_path}: holds no images (shape {images.shape})")
     if len(labels) != len(images):
         raise ValueError(
             f"{label_path}: has {len(labels)} labels, expected {len(images)} "

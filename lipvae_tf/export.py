@@ -90,6 +90,13 @@ def _check_target(target: str, overwrite: bool) -> None:
         raise FileExistsError(
             f"{target} is not empty: pass overwrite=True to replace it, or a new version"
         )
+    if (os.path.isdir(target) and os.listdir(target)
+            and not os.path.isfile(os.path.join(target, "saved_model.pb"))):
+        # overwrite replaces an earlier export, never a folder of something else (a review
+        # passed a project folder and lost its files)
+        raise FileExistsError(
+            f"{target} is not empty and holds no saved_model.pb: overwrite=True replaces an "
+            "earlier SavedModel only; pick a new or empty folder")
 
 
 def _umask() -> int:
@@ -116,8 +123,9 @@ def export_saved_model(
     path: the SavedModel folder, or with `version=N` the TF Serving model base folder, written to
     `path/N/` (`saved_model.pb` inside). method: the certificate of the `certify` signature, one of
     bounds.METHODS ("ncx2" only for a fixed posterior std). A non-empty target folder is an error
-    unless overwrite=True. The SavedModel is written to a hidden sibling folder first and renamed
-    into place, so a TF Serving instance watching `path` never sees half a version.
+    unless overwrite=True and it holds an earlier SavedModel (saved_model.pb). The SavedModel is
+    written to a hidden sibling folder first and renamed into place, so a TF Serving instance
+    watching `path` never sees half a version.
 
     finalize: run `model.finalize()` (the converged projection, in place; it leaves a finalized
     model unchanged) before measuring the constants. Either way the frozen constants are
@@ -219,7 +227,9 @@ def _design_met(model: LipschitzVAE, constants: dict) -> bool | None:
         inside = inside and constants["encoder_std"] <= design_record["encoder_std"]
     same_noise = (design_record.get("gamma") == model.posterior_std
                   and design_record.get("std_cap") == model.std_cap)
-    return bool(inside and same_noise)
+    # the radius depends on m (the chi-square quantiles): a record of another latent_dim
+    same_latent = design_record.get("latent_dim") == model.latent_dim
+    return bool(inside and same_noise and same_latent)
 
 
 def _certified_weights(model: LipschitzVAE) -> list:

@@ -152,6 +152,7 @@ def applied_kernel(layer: keras.layers.Layer, name: str = "kernel") -> np.ndarra
         TypeError: when `layer.<name>` is not one of the layer's own weights (e.g. a tensor
             assigned over it): graphs traced before would keep computing with the weight, so a
             bound measured from the new value would not be the bound of what they compute.
+        ValueError: naming the layer, when the weight holds NaN or Inf.
     """
     kernel = getattr(layer, name)
     if not any(kernel is weight for weight in layer.weights):
@@ -160,9 +161,13 @@ def applied_kernel(layer: keras.layers.Layer, name: str = "kernel") -> np.ndarra
             f"layer's weights, so graphs traced before (fit, predict, reconstruct) may still "
             f"compute with the weight it replaced; change a weight in place with "
             f"layer.{name}.assign(value) instead")
-    return keras.ops.convert_to_numpy(
+    value = keras.ops.convert_to_numpy(
         keras.ops.cast(keras.ops.convert_to_tensor(kernel), layer.compute_dtype)
     ).astype(np.float64)
+    if not np.all(np.isfinite(value)):  # an SVD of it fails without naming the layer
+        raise ValueError(f"layer {layer.name!r}: its {name} holds NaN or Inf values (a diverged "
+                         "training?), so it has no Lipschitz bound")
+    return value
 
 
 # Norms already measured, by the exact bytes of the kernel they were measured on (and the

@@ -434,8 +434,9 @@ LEGACY_FINGERPRINT = {"validation_images": None, "early_stopping_patience": None
 
 
 # recorded since 2026-12-01: a checkpoint kept until the model is saved let a rerun with another
-# model (target, beta, likelihood...) or other data adopt a finished training
-UNRECORDED_BEFORE = ("model", "train_data_sha256")
+# model (target, beta, likelihood...) or other data adopt a finished training; the validation
+# images since 2026-12-02 (a resumed run compared the new data's ELBO with the old data's best)
+UNRECORDED_BEFORE = ("model", "train_data_sha256", "validation_data_sha256")
 
 
 def _difference(key: str, there, now) -> str:
@@ -446,7 +447,13 @@ def _difference(key: str, there, now) -> str:
         return f"model settings {', '.join(names)}"
     if key == "train_data_sha256":
         return "the training images"
+    if key == "validation_data_sha256":
+        return "the validation images"
     return f"{key}: {there!r} there, {now!r} now"
+
+
+def _sha256(images: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
 
 
 def model_fingerprint(model: keras.Model) -> dict:
@@ -536,8 +543,14 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
                                    "min_delta": config.min_delta,
                                    "conv_relaxation": config.conv_relaxation,
                                    "model": model_fingerprint(model),
-                                   "train_data_sha256": hashlib.sha256(
-                                       np.ascontiguousarray(train_x).tobytes()).hexdigest()})
+                                   "train_data_sha256": _sha256(train_x),
+                                   # early stopping and the learning-rate drops follow it
+                                   "validation_data_sha256": _sha256(test_x)})
+    if saved is not None and saved["epoch"] > config.epochs:
+        raise ValueError(
+            f"the checkpoint in {checkpoint_dir(run_dir)} holds {saved['epoch']} trained epochs, "
+            f"more than epochs={config.epochs}: rerun with epochs >= {saved['epoch']}, or delete "
+            "that folder to train afresh")
     # where this session took over: epoch and step (0-based) of the checkpoint, and which
     # session of the run it is (2 = the first resumption)
     resumed = None if saved is None else {"epoch": saved["epoch"], "step": saved["batch"],

@@ -78,6 +78,26 @@ def test_finalize_converges_to_tolerance_from_far_away():
         assert values.min() >= 1 - 1e-6
 
 
+def test_finalize_refuses_a_tolerance_emptying_conv_kernels_and_changes_nothing_on_failure():
+    """A review: finalize_constraints(tol=1.0) clipped a conv kernel to 0 (its conv clip aims
+    at (1 - tol) x the bound), and a Björck kernel that cannot converge (rank-deficient) raised
+    after earlier kernels had been rewritten in place, without naming the kernel."""
+    conv = keras.Sequential([keras.Input((8, 8, 2)), ll.LipschitzConv2D(4, 3, strides=2)])
+    for tol in (1.0, 1.5, 0.0):
+        with pytest.raises(ValueError, match=r"tol must be in \(0, 1\)"):
+            lc.finalize_constraints(conv, tol=tol)
+    model = _mlp("bjorck", kernel_initializer="glorot_uniform")
+    first, _, last = _kernels(model)
+    first.assign(first * 1.7)  # needs a projection
+    last.assign(np.zeros(last.shape, "float32"))  # rank 0: never orthonormal
+    before = [k.numpy() for k in _kernels(model)]
+    with pytest.raises(RuntimeError, match=rf"{last.path}: Björck did not converge.*smallest "
+                                           r"singular value 0.*no kernel was changed"):
+        lc.finalize_constraints(model, max_iterations=30)
+    for old, kernel in zip(before, _kernels(model)):
+        np.testing.assert_array_equal(old, kernel.numpy())
+
+
 def test_finalize_after_fit_respects_scale_and_spectral_clip():
     model = _mlp("spectral", lipschitz=3.0)
     model.layers[0].kernel.assign(model.layers[0].kernel * 4.0)  # far outside

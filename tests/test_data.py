@@ -133,6 +133,29 @@ def test_truncated_file_names_the_file_and_expected_size(tmp_path, gz):
             data.read_idx(path)
 
 
+def test_damaged_headers_and_streams_name_the_file(tmp_path):
+    """A review: a corrupted deflate block raised zlib.error, dimensions whose product wraps
+    in int64 (65536^4) or 255 dimensions got NumPy's reshape errors, an empty split
+    "need at least one array to concatenate"; none named the file."""
+    path = tmp_path / "damaged.idx"
+    stream = bytearray(gzip.compress(idx_bytes(np.ones((3, 28, 28), np.uint8))))
+    stream[10] ^= 0xFF
+    path.write_bytes(bytes(stream))
+    with pytest.raises(ValueError, match=r"damaged\.idx: damaged gzip data"):
+        data.read_idx(path)
+    path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, 4) + struct.pack(">4I", *(65536,) * 4))
+    with pytest.raises(ValueError, match=r"damaged\.idx: IDX data of shape \(65536, 65536, "
+                                         r"65536, 65536\) needs 18446744073709551616 bytes"):
+        data.read_idx(path)
+    path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, 255) + bytes(4 * 255))
+    with pytest.raises(ValueError, match=r"damaged\.idx: an IDX file of 255 dimensions"):
+        data.read_idx(path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8), gz=False)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(0, np.uint8), gz=False)
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: holds no images"):
+        data.load_idx(tmp_path, "test")
+
+
 def test_trailing_bytes_are_refused(tmp_path):
     path = tmp_path / "long.idx"
     path.write_bytes(idx_bytes(np.ones((2, 28, 28), np.uint8)) + b"\0")

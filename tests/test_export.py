@@ -191,6 +191,22 @@ def test_metadata_says_when_the_model_is_outside_its_design(exported, tmp_path):
     assert card["lipschitz_constants"]["decoder"] > card["design"]["decoder"]
 
 
+def test_a_design_record_of_another_latent_dim_is_not_met(exported):
+    """A review: a model of latent_dim 64 built with the design record of latent_dim 4 (its
+    constants inside the record's) certified 0 where the record claims 0.5, and its metadata
+    said design_met true: the radius depends on m through the chi-square quantiles."""
+    model = exported["default"]["model"]
+    record = model.design
+    other = LipschitzVAE(64, encoder_mean=record["encoder_mean"], decoder=record["decoder"],
+                            posterior_std=record["gamma"], hidden_units=(16,),
+                            image_shape=model.image_shape, design=record)
+    constants = other.lipschitz_constants()
+    assert constants["encoder_mean"] <= record["encoder_mean"]
+    assert constants["decoder"] <= record["decoder"]
+    assert export._design_met(model, model.lipschitz_constants()) is True
+    assert export._design_met(other, constants) is False
+
+
 def test_saved_model_cli_lists_the_signatures(exported):
     e = exported["mlp"]
     assert os.path.isfile(os.path.join(e["base"], "1", "saved_model.pb"))  # TF Serving layout
@@ -311,7 +327,13 @@ def test_export_refuses_bad_arguments_and_overwrites_only_when_asked(exported, i
 
     target = tmp_path / "again"
     target.mkdir()
-    (target / "old.txt").write_text("an earlier export")
+    (target / "old.txt").write_text("a project's file")
+    # overwrite replaces an earlier export only (a review lost a project folder's files)
+    with pytest.raises(FileExistsError, match="holds no saved_model.pb: overwrite=True replaces "
+                                              "an earlier SavedModel only"):
+        export.export_saved_model(model, target, overwrite=True)
+    assert os.listdir(target) == ["old.txt"]
+    (target / "saved_model.pb").write_bytes(b"an earlier export")
     directory = export.export_saved_model(model, target, method="paper", overwrite=True)
     assert sorted(os.listdir(directory)) == ["assets", "assets.extra", "fingerprint.pb",
                                              "saved_model.pb", "variables"]

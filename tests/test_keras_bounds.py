@@ -153,3 +153,15 @@ def test_registered_rule_bounds_a_users_layer_and_its_plain_subclasses():
 def test_register_rejects_non_layer_classes(args):
     with pytest.raises(TypeError, match="register_lipschitz_bound"):
         lp.register_lipschitz_bound(*args)
+
+
+def test_a_kernel_with_nan_or_inf_has_no_bound_and_the_error_names_the_layer():
+    """A review: a NaN kernel made certified_radius raise numpy's "SVD did not converge"."""
+    for bad in (np.nan, np.inf):
+        layer = keras.layers.Dense(3, name="diverged")
+        keras.Sequential([keras.Input((4,)), layer])
+        kernel = layer.kernel.numpy()
+        kernel[1, 2] = bad
+        layer.kernel.assign(kernel)
+        with pytest.raises(ValueError, match="layer 'diverged': its kernel holds NaN or Inf"):
+            lp.layer_lipschitz_bound(layer)

@@ -91,6 +91,29 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path):
     assert not os.path.exists(tmp_path / "backup")  # cleaned up after a finished run
 
 
+def test_a_checkpoint_of_other_validation_images_or_more_epochs_is_not_adopted(tmp_path):
+    """A review: a rerun on other validation images resumed and compared their ELBO with the
+    old images' best (early stopping restored epoch 1 where a fresh run restores epoch 3), and
+    a rerun with fewer epochs than the checkpoint returned the longer training unannounced."""
+    config = train.TrainConfig(**(TINY | dict(epochs=2, baseline=False)),
+                               output_dir=str(tmp_path))
+    x = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
+    validation = x[:32]
+    train.fit_run(train.build_model(config), x, validation, config, str(tmp_path),
+                  keep_checkpoint=True)
+    with pytest.raises(ValueError, match=r"written by another setting \(the validation images\)"):
+        train.fit_run(train.build_model(config), x, np.full_like(validation, 0.5),
+                      dataclasses.replace(config, epochs=3), str(tmp_path))
+    with pytest.raises(ValueError, match=r"holds 2 trained epochs, more than epochs=1: rerun with "
+                                         r"epochs >= 2"):
+        train.fit_run(train.build_model(config), x, validation,
+                      dataclasses.replace(config, epochs=1), str(tmp_path))
+    # the same run with more epochs continues it
+    longer = train.fit_run(train.build_model(config), x, validation,
+                           dataclasses.replace(config, epochs=3), str(tmp_path))
+    assert longer.resumed["epoch"] == 2 and len(longer.history["loss"]) == 3
+
+
 def test_an_interruption_after_training_resumes_with_nothing_left_to_train(tmp_path,
                                                                             monkeypatch):
     """A newcomer's Ctrl-C during the certification after training: the checkpoint had been
