@@ -388,7 +388,7 @@ class LipschitzConv2D(_LipschitzConvBase):
 
     def call(self, inputs):
         self._check_built_size(inputs)
-        return _unless_empty(inputs, self._convolve, lambda: self._empty_output(inputs))
+        return _unless_empty(self, inputs, self._convolve, inputs.dtype)
 
     def _convolve(self, inputs):
         if self.padding == "circular":
@@ -397,9 +397,6 @@ class LipschitzConv2D(_LipschitzConvBase):
         else:
             outputs = ops.conv(inputs, self.kernel, strides=self.strides, padding=self.padding)
         return self._finish(outputs)
-
-    def _empty_output(self, inputs):
-        return tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         h, w = self._spatial_input(input_shape)
@@ -445,16 +442,13 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
         # an empty batch (a replica's share of a short last batch) skips the convolution: TF's
         # CPU gradient of conv_transpose returns the output's shape for it (the oneDNN fault of
         # EmptyBatchSafeConv2D), which broke the gradient of every layer before this one
-        return _unless_empty(inputs, self._convolve, lambda: self._empty_output(inputs))
+        return _unless_empty(self, inputs, self._convolve, inputs.dtype)
 
     def _convolve(self, inputs):
         outputs = ops.conv_transpose(
             inputs, self.kernel, strides=self.strides, padding=self.padding
         )
         return self._finish(outputs)
-
-    def _empty_output(self, inputs):
-        return tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         h, w = self._spatial_input(input_shape)
@@ -473,9 +467,8 @@ class EmptyBatchSafeConv2D(keras.layers.Conv2D):
     """
 
     def call(self, inputs):
-        return _unless_empty(inputs, lambda x: keras.layers.Conv2D.call(self, x),
-                             lambda: tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]),
-                                              self.compute_dtype))
+        return _unless_empty(self, inputs, lambda x: keras.layers.Conv2D.call(self, x),
+                             self.compute_dtype)
 
 
 @_register
@@ -489,13 +482,16 @@ class EmptyBatchSafeConv2DTranspose(keras.layers.Conv2DTranspose):
     """
 
     def call(self, inputs):
-        return _unless_empty(inputs, lambda x: keras.layers.Conv2DTranspose.call(self, x),
-                             lambda: tf.zeros((0, *self.compute_output_shape(inputs.shape)[1:]),
-                                              self.compute_dtype))
+        return _unless_empty(self, inputs, lambda x: keras.layers.Conv2DTranspose.call(self, x),
+                             self.compute_dtype)
 
 
-def _unless_empty(inputs, convolve, empty):
-    """convolve(inputs), or empty() for a batch of size 0 (statically when the size is known)."""
+def _unless_empty(layer: keras.layers.Layer, inputs, convolve, dtype):
+    """convolve(inputs), or for a batch of size 0 (statically when the size is known) an empty
+    output of the layer's output shape and `dtype`."""
+    def empty():
+        return tf.zeros((0, *layer.compute_output_shape(inputs.shape)[1:]), dtype)
+
     batch = inputs.shape[0]
     if batch is not None:
         return convolve(inputs) if batch else empty()
