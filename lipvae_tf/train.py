@@ -328,11 +328,14 @@ class ResumableBackup(keras.callbacks.Callback):
             return None
         return saved
 
-    def restore(self, model: keras.Model, fingerprint: dict) -> dict | None:
+    def restore(self, model: keras.Model, fingerprint: dict,
+                epochs: int | None = None) -> dict | None:
         """Loads the checkpoint into `model` (compiled, optimizer built); its training state.
 
         fingerprint: what the checkpoint must have been written with (batch size, seed, data
         size...); a checkpoint of another setting raises a ValueError naming the difference.
+        epochs: the run's epochs; a checkpoint holding more raises a ValueError (it would return
+        the longer training). Both refusals come before anything is loaded into `model`.
         """
         self.fingerprint = fingerprint
         self.steps_per_epoch = fingerprint.get("steps_per_epoch")
@@ -350,6 +353,11 @@ class ResumableBackup(keras.callbacks.Callback):
                 f"the checkpoint in {self.backup_dir} was written by another setting "
                 f"({', '.join(different)}); rerun with the same flags, or delete that folder to "
                 "start afresh")
+        if epochs is not None and saved["epoch"] > epochs:
+            raise ValueError(
+                f"the checkpoint in {self.backup_dir} holds {saved['epoch']} trained epochs, more "
+                f"than epochs={epochs}: rerun with epochs >= {saved['epoch']}, or delete that "
+                "folder to train afresh")
         with model.distribute_strategy.scope():
             model.load_weights(os.path.join(self.backup_dir, saved["weights_file"]))
         self.epoch, self.batch_offset = saved["epoch"], saved["batch"]
@@ -545,12 +553,8 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
                                    "model": model_fingerprint(model),
                                    "train_data_sha256": _sha256(train_x),
                                    # early stopping and the learning-rate drops follow it
-                                   "validation_data_sha256": _sha256(test_x)})
-    if saved is not None and saved["epoch"] > config.epochs:
-        raise ValueError(
-            f"the checkpoint in {checkpoint_dir(run_dir)} holds {saved['epoch']} trained epochs, "
-            f"more than epochs={config.epochs}: rerun with epochs >= {saved['epoch']}, or delete "
-            "that folder to train afresh")
+                                   "validation_data_sha256": _sha256(test_x)},
+                           epochs=config.epochs)
     # where this session took over: epoch and step (0-based) of the checkpoint, and which
     # session of the run it is (2 = the first resumption)
     resumed = None if saved is None else {"epoch": saved["epoch"], "step": saved["batch"],
