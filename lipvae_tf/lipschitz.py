@@ -28,9 +28,9 @@ from lipvae_tf import layers as ll
 
 __all__ = [
     "ROUNDOFF_MARGIN", "ROUNDING_ULPS", "ACTIVATION_CONSTANTS", "register_lipschitz_bound",
-    "unit_roundoff", "rounding_margin", "applied_value", "applied_kernel", "dense_norm",
-    "conv_norm_bound", "activation_constant", "layer_lipschitz_bound", "network_lipschitz_bound",
-    "numpy_dtype", "scaled_bound", "chain_layers",
+    "unit_roundoff", "rounding_margin", "applied_value", "is_own_weight", "applied_kernel",
+    "dense_norm", "conv_norm_bound", "activation_constant", "layer_lipschitz_bound",
+    "network_lipschitz_bound", "numpy_dtype", "scaled_bound", "chain_layers",
 ]
 
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
@@ -144,6 +144,12 @@ def applied_value(value: float, dtype) -> float:
     return float(keras.ops.convert_to_numpy(keras.ops.cast(value, dtype)).astype(np.float64))
 
 
+def is_own_weight(layer: keras.layers.Layer, value) -> bool:
+    """Whether `value` is one of `layer.weights` itself (identity, not equal values): a tensor
+    assigned over a weight is not, and graphs traced before it still compute with the weight."""
+    return any(value is weight for weight in layer.weights)
+
+
 def applied_kernel(layer: keras.layers.Layer, name: str = "kernel") -> np.ndarray:
     """The layer's weight `name` cast to the layer's compute dtype (what `call` multiplies by),
     as float64 (exact: every float16/bfloat16/float32 value is a float64).
@@ -155,7 +161,7 @@ def applied_kernel(layer: keras.layers.Layer, name: str = "kernel") -> np.ndarra
         ValueError: naming the layer, when the weight holds NaN or Inf.
     """
     kernel = getattr(layer, name)
-    if not any(kernel is weight for weight in layer.weights):
+    if not is_own_weight(layer, kernel):
         raise TypeError(
             f"layer {layer.name!r}: its {name} is a {type(kernel).__name__}, not one of the "
             f"layer's weights, so graphs traced before (fit, predict, reconstruct) may still "

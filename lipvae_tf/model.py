@@ -106,10 +106,9 @@ def _replaced_weights(layer: keras.layers.Layer) -> list[str]:
     """Names of the layer's attributes that hold a tensor or array which is not one of its
     weights: a value assigned over a weight (`dense.bias = tf.constant(...)`) that new traces
     would compute with and graphs traced before would not."""
-    weights = layer.weights
     return [name for name, value in vars(layer).items()
             if isinstance(value, (tf.Tensor, tf.Variable, keras.Variable, np.ndarray))
-            and not any(value is weight for weight in weights)]
+            and not lp.is_own_weight(layer, value)]
 
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")
