@@ -59,9 +59,18 @@ def build(recipe: str, target: float, r: float) -> tuple[LipschitzVAE, dict]:
         return StandardVAE(seed=0, **SHAPE), dict(method="best")
     if recipe in ("paper", "v0.1"):
         methods = ("paper",) if recipe == "paper" else ("paper", "markov", "chi2")
-        # v0.1's "best" was the max of these three: its budget is the largest of their budgets
-        budget = max((design.design_budget(target, r, P, latent_dim=10, method=m, split="equal")
-                      for m in methods), key=lambda b: b.decoder)
+        # v0.1's "best" was the max of these three: its budget is the largest of the budgets of
+        # those that can reach the target (chi2's std term alone exceeds R* = 2 and r = 4)
+        budgets = []
+        for method in methods:
+            try:
+                budgets.append(design.design_budget(target, r, P, latent_dim=10, method=method,
+                                                    split="equal"))
+            except ValueError as error:
+                print(f"{recipe}: method {method!r} cannot reach R*={target}, r={r}: {error}")
+        if not budgets:
+            raise ValueError(f"{recipe}: no method reaches R*={target}, r={r}")
+        budget = max(budgets, key=lambda b: b.decoder)
         model = LipschitzVAE(encoder_mean=budget.encoder_mean, encoder_std=budget.encoder_std,
                              decoder=budget.decoder, std_cap=budget.std_cap,
                              reconstruction="parameter", design=budget.to_dict(), seed=0,
