@@ -6,8 +6,9 @@ import math
 import numpy as np
 
 __all__ = [
-    "positive_finite", "positive_int", "positive_ints", "flag", "int_pair", "probability_level",
-    "real_array", "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
+    "positive_finite", "positive_float32", "positive_int", "positive_ints", "flag", "int_pair",
+    "probability_level", "real_array", "non_negative_finite", "in_interval", "one_of",
+    "SEED_LIMIT", "seed",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
@@ -20,6 +21,23 @@ def positive_finite(name: str, value) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return float(value)
+
+
+# the range of float32's positive normal numbers: a value outside it becomes 0, a subnormal (which
+# CPUs may flush to 0) or inf when a float32 graph applies it
+_FLOAT32_NORMAL = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+
+
+def positive_float32(name: str, value) -> float:
+    """`value` as a float, or a TypeError/ValueError naming `name` unless float32 represents it
+    as a positive normal number (between 1.18e-38 and 3.40e38): a factor that a float32 graph
+    applies, which would otherwise silently become 0 or inf there."""
+    value = positive_finite(name, value)
+    low, high = _FLOAT32_NORMAL
+    if not low <= value <= high:
+        raise ValueError(f"{name} must lie between {low:.6g} and {high:.6g}, the positive normal "
+                         f"float32 numbers (the model computes in float32), got {value}")
+    return value
 
 
 def positive_int(name: str, value, minimum: int = 1) -> int:

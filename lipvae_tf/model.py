@@ -213,13 +213,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         # predict on a GPU and the jit_compile setter all consult this)
         self.supports_jit = False
         self.latent_dim = checks.positive_int("latent_dim", latent_dim)
-        self.encoder_mean_budget = checks.positive_finite("encoder_mean", encoder_mean)
-        self.decoder_budget = checks.positive_finite("decoder", decoder)
+        self.encoder_mean_budget = checks.positive_float32("encoder_mean", encoder_mean)
+        self.decoder_budget = checks.positive_float32("decoder", decoder)
         self.posterior_std = (None if posterior_std is None
-                              else checks.positive_finite("posterior_std", posterior_std))
+                              else checks.positive_float32("posterior_std", posterior_std))
         if self.posterior_std is None:
-            self.encoder_std_budget = checks.positive_finite("encoder_std", encoder_std)
-            self.std_cap = None if std_cap is None else checks.positive_finite("std_cap", std_cap)
+            self.encoder_std_budget = checks.positive_float32("encoder_std", encoder_std)
+            self.std_cap = None if std_cap is None else checks.positive_float32("std_cap", std_cap)
         else:
             self.encoder_std_budget, self.std_cap = 0.0, None
         self.architecture = checks.one_of("architecture", architecture, ARCHITECTURES)
@@ -236,7 +236,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.image_shape = checks.positive_ints("image_shape", image_shape)
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
-        self.gaussian_scale = checks.positive_finite("gaussian_scale", gaussian_scale)
+        self.gaussian_scale = checks.positive_float32("gaussian_scale", gaussian_scale)
         self.beta = checks.non_negative_finite("beta", beta)
         self.bjorck_iterations = checks.positive_int("bjorck_iterations", bjorck_iterations)
         self.constraint = checks.one_of(  # the per-step kernel control
@@ -420,7 +420,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         or encoder_std when given with a fixed posterior std (they apply to a learned one).
         """
         if posterior_std is not None:  # named as the caller wrote it (the design says gamma)
-            posterior_std = checks.positive_finite("posterior_std", posterior_std)
+            posterior_std = checks.positive_float32("posterior_std", posterior_std)
         std_cap = design.learned_std_cap(posterior_std, std_cap, encoder_std)
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it

@@ -77,6 +77,20 @@ def _cases(vae, tmp_path):
         "from_target(posterior_std=-1)": (
             lambda: lv.LipschitzVAE.from_target(1.0, 8.0, posterior_std=-1), ValueError,
             "posterior_std must be a finite number > 0, got -1"),
+        "from_target(posterior_std=1e-46), 0 in float32": (
+            lambda: lv.LipschitzVAE.from_target(1.0, 8.0, posterior_std=1e-46), ValueError,
+            r"posterior_std must lie between 1.17549e-38 and 3.40282e\+38, the positive normal "
+            r"float32 numbers \(the model computes in float32\), got 1e-46"),
+        "std_cap=1e-40, subnormal in float32": (
+            lambda: lv.LipschitzVAE(2, hidden_units=(8,), std_cap=1e-40), ValueError,
+            "std_cap must lie between 1.17549e-38"),
+        "posterior_std=1e39, inf in float32": (
+            lambda: lv.LipschitzVAE(2, hidden_units=(8,), posterior_std=1e39), ValueError,
+            "posterior_std must lie between"),
+        "gaussian_scale=1e39": (
+            lambda: lv.LipschitzVAE(2, hidden_units=(8,), likelihood="gaussian",
+                                    gaussian_scale=1e39), ValueError,
+            "gaussian_scale must lie between"),
         "NaN latent codes": (lambda: vae.decode_mean(np.full((2, 2), np.nan, np.float32)),
                              ValueError, "z must be finite latent codes; got NaN or Inf"),
         "Inf latent codes": (lambda: vae.decode(np.full((2, 2), np.inf, np.float32)),
