@@ -16,9 +16,11 @@ g is the model's certified reconstruction (`model.reconstruction`: "mean", E[x |
 sigmoid(logits)); `serving_default` and `certify` both follow it, and the metadata says which.
 `certify` evaluates the certificate `method` in the graph (lipvae_tf.graph_bounds: the formulas of
 lipvae_tf.bounds in float64, same rounding) with the Lipschitz constants frozen at export time, so
-it equals `model.certified_radius(x, r, p, method)` to float64 round-off. r and p are float64, not
-float32: rounding p = 0.9 to float32 gives 0.89999998, a lower level, and r = 8.1 gives 8.1000004, a
-larger tolerance; both would certify a slightly larger radius than the one asked for. JSON numbers
+it equals `model.certified_radius(x, r, p, method)` to float64 round-off (up to 1e-12 relative
+for p <= 0.999; more near p = 1, where the two sides' CDF lower bounds differ:
+lipvae_tf.graph_bounds gives the measured values, each sound). r and p are float64, not float32:
+rounding p = 0.9 to float32 gives 0.89999998, a lower level, and r = 8.1 gives 8.1000004, a larger
+tolerance; both would certify a slightly larger radius than the one asked for. JSON numbers
 are parsed by TF Serving into the signature's dtype, so REST clients are not affected. The radius is
 float64 for the same reason (rounding it to float32 could round up). `metadata` returns, for each
 row of its unused input, the values frozen at export: TF Serving's REST API refuses a signature
