@@ -11,7 +11,8 @@ Derivations: docs/theory.md.
 References:
 - B. Barrett, A. Camuto, M. Willetts, T. Rainforth, "Certifiably Robust Variational
   Autoencoders", AISTATS 2022 (PMLR 151), section 3: the Markov certificate R1 and the
-  chi-square certificate R2, https://arxiv.org/abs/2102.07559
+  chi-square certificate R2, https://proceedings.mlr.press/v151/barrett22a.html
+  (https://arxiv.org/abs/2102.07559)
 - T. Inglot, "Inequalities for quantiles of the chi-square distribution", Probability and
   Mathematical Statistics 30(2), 2010, pp. 339-351: the tail bound of `inglot_log_tail`.
 - N. L. Johnson, S. Kotz, N. Balakrishnan, "Continuous Univariate Distributions", vol. 2, 2nd
@@ -73,7 +74,24 @@ def checked(**values) -> list[np.ndarray]:
 
     Besides finiteness, signs and p in [1/2, 1): the constants, s, r and r / m_g (when both are
     given) at most MAGNITUDE_LIMIT = 1e75, and the divisors M_mu, M_g and gamma at least 1e-75,
-    so that the certificates' products stay finite (_shared_numerics)."""
+    so that the certificates' products stay finite (_shared_numerics; docs/theory.md section 5,
+    "Magnitudes").
+
+    Args:
+        **values: the arguments by name, each a real number or array_like of them. The name
+            sets the rule: m_mu, m_g, r, gamma and std_cap must be > 0; m_sigma, s and s_max
+            >= 0; p in [1/2, 1). Every argument but p must be finite and <= 1e75, the divisors
+            m_mu, m_g and gamma >= 1e-75, and r / m_g <= 1e75 when both are given. Other names
+            are checked for finiteness and magnitude only.
+
+    Returns:
+        A list of float64 arrays, one per argument in the order given, broadcast to one shape.
+
+    Raises:
+        TypeError: if a value is not real (a string, a bool, an object; `checks.real_array`).
+        ValueError: naming the first argument that breaks its rule, or if the arguments do not
+            broadcast to one shape.
+    """
     arrays = {}
     for name, value in values.items():
         arrays[name] = checks.real_array(name, value)
@@ -114,7 +132,31 @@ def _budget(m_g, r, p):
 
 
 def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
-    """The published closed form R1 (Barrett et al. 2022), r^2/2 replaced by (1 - p) r^2."""
+    """The published closed form R1 (Barrett et al. 2022), r^2/2 replaced by (1 - p) r^2.
+
+    R1 = (sqrt(A (1 - p) r^2 / M_g^2 - 4 M_mu^2 s^2) - 2 M_sigma s) / A, A = M_mu^2 + M_sigma^2:
+    the positive root of M_mu^2 d^2 + (M_sigma d + 2 s)^2 = (1 - p) r^2 / M_g^2, the paper's
+    bound of E||z' - z||^2 turned into probability p by Markov's inequality (Barrett et al. 2022,
+    section 3; docs/theory.md section 1, which shows it is never above `markov_radius`). The
+    result is rounded down.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
+            docs/theory.md section 7): array_like, > 0.
+        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
+        p: the probability level: array_like, in [1/2, 1).
+
+    Returns:
+        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
+        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where the certificate certifies nothing.
+
+    Raises:
+        TypeError, ValueError: for arguments that `checked` refuses, naming the argument.
+    """
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     a = m_mu**2 + m_sigma**2
     # the sign of `inside` decides: rounded down (8 roundoffs per side cover its few operations)
@@ -126,7 +168,27 @@ def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
 def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     """Largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= (1 - p) r^2 / M_g^2 (closed form).
 
-    The exact second moment of z' - z under independent noise; never below the paper's R1.
+    The exact second moment of z' - z under independent noise; never below the paper's R1
+    (docs/theory.md section 1). With a fixed std sigma = gamma * 1, pass m_sigma = 0 and
+    s = gamma sqrt(m): the moment is then exact (docs/theory.md section 5; `radius` does this).
+    The positive root is computed in rationalised form and rounded down.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
+            docs/theory.md section 7): array_like, > 0.
+        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
+        p: the probability level: array_like, in [1/2, 1).
+
+    Returns:
+        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
+        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where the certificate certifies nothing.
+
+    Raises:
+        TypeError, ValueError: for arguments that `checked` refuses, naming the argument.
     """
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     a = m_mu**2 + m_sigma**2
@@ -140,7 +202,20 @@ def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
 
 
 def inglot_log_tail(u, m) -> np.ndarray:
-    """log of Inglot's (2010) bound on P(chi2_m >= u), valid for u > m - 2 (+inf elsewhere)."""
+    """log of Inglot's (2010) bound on P(chi2_m >= u), valid for u > m - 2 (+inf elsewhere).
+
+    The bound is C_m u^(m/2) e^(-u/2) / (u - m + 2) with C_m = pi^(-1/2) e^(m/2) m^(-(m-1)/2)
+    (Inglot 2010; docs/theory.md section 2). It holds for m >= 2 only; m is not checked here
+    (`chi2_radius` refuses m < 2).
+
+    Args:
+        u: array_like of real thresholds of the chi-square variable. +inf gives -inf (a tail of
+            0); NaN and u <= m - 2 give +inf (no bound).
+        m: the degrees of freedom (the latent dimension), an int >= 2.
+
+    Returns:
+        float64 array of u's shape: the natural log of the bound.
+    """
     u = np.asarray(u, np.float64)
     log_c = -0.5 * math.log(math.pi) + 0.5 * (m - (m - 1) * math.log(m))
     valid = u > m - 2
@@ -166,7 +241,31 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
     (pass gamma; m_sigma and s are then ignored): u(d) = (r/M_g - M_mu d)^2 / (2 gamma^2).
     A d is certified when u(d) > m - 2 and the tail bound at u(d) is <= 1 - p. The bound at d
     covers every d' <= d, so the bisection's lower end is always a sound radius; for m >= 2 the
-    tail bound decreases in u, so the certified set is an interval and bisection finds its end.
+    tail bound decreases in u, so the certified set is an interval and bisection finds its end
+    (to 1e-12 relative). Barrett et al. 2022, section 3 (R2), with Inglot's (2010) tail bound
+    (`inglot_log_tail`); derivation and the bisection's soundness: docs/theory.md section 2.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
+            docs/theory.md section 7): array_like, > 0.
+        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
+        p: the probability level: array_like, in [1/2, 1).
+        latent_dim: m, the latent dimension, an int >= 2 (Inglot's bound fails for m = 1).
+        gamma: None for a learned std, or the fixed posterior std gamma (finite, > 0), a scalar
+            or an array broadcast to the shape of the other arguments.
+
+    Returns:
+        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
+        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where the certificate certifies nothing.
+
+    Raises:
+        TypeError: if latent_dim is not an int, or an argument is not real (`checked`).
+        ValueError: if latent_dim < 2, gamma is not finite and > 0 or does not broadcast to the
+            other arguments' shape, or for arguments that `checked` refuses.
     """
     # minimum 2: for m = 1 Inglot's bound tends to 0 as u -> 0 while the true tail tends to 1.
     latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
@@ -270,11 +369,25 @@ def _ncx2_cdf_block(half_m, y, mu, i_lo, i_hi, j_lo, j_hi):
 def ncx2_cdf_lower(x, m, lam) -> np.ndarray:
     """A guaranteed lower bound on the noncentral chi-square CDF P(chi2'_m(lam) <= x).
 
-    Poisson mixture F = sum_j Poisson(j; lam/2) P(m/2 + j, x/2), rearranged into one sum of positive
-    terms (docs/theory.md section 3). Leaving terms out and rounding every term down can only lower
-    it, so it never exceeds the true CDF; it is within ~2e-11 of it for lam <= 1e4. Arrays
-    broadcast; x and lam may be +inf. Beyond _MAX_TERMS terms it uses the (sound, looser) Cantelli
-    bound.
+    Poisson mixture F = sum_j Poisson(j; lam/2) P(m/2 + j, x/2) (Johnson, Kotz & Balakrishnan
+    1995, chapter 29), rearranged with DLMF 8.7.1 into one sum of positive terms (docs/theory.md
+    section 3, "A guaranteed lower bound on the CDF"). Leaving terms out and rounding every term
+    down can only lower it, so it never exceeds the true CDF; it is within ~2e-11 of it for
+    lam <= 1e4. Arrays broadcast; x and lam may be +inf. Beyond _MAX_TERMS terms (x/2 or lam/2
+    above ~2.7e7) it uses the (sound, looser) Cantelli bound (docs/theory.md section 3).
+
+    Args:
+        x: array_like of real CDF arguments, >= 0; +inf gives 1 (for a finite lam).
+        m: the degrees of freedom: an int >= 1, or an integer array of them.
+        lam: array_like of real noncentralities, >= 0; +inf gives 0.
+
+    Returns:
+        float64 array of the broadcast shape of x, m and lam, in [0, 1].
+
+    Raises:
+        TypeError: if a scalar m is not an int (a float or a bool).
+        ValueError: if x or lam holds NaN or negative values, if m < 1, if an array m is not of
+            an integer dtype, or if the shapes do not broadcast.
     """
     x, lam = np.asarray(x, np.float64), np.asarray(lam, np.float64)
     for name, value in (("x", x), ("lam", lam)):
@@ -331,7 +444,24 @@ def ncx2_radius(m_mu, m_g, r, p=0.5, *, latent_dim: int, gamma) -> np.ndarray:
     certified when ncx2_cdf_lower(r^2 / (2 gamma^2 M_g^2), m, lam(d)) >= p. The largest such d is
     found to 1e-12 relative; the lower end of the bracket is always a verified point. Needs no
     m_sigma or s (the std does not move), hence the short signature; radius("ncx2", ...) takes the
-    uniform one and refuses gamma=None.
+    uniform one and refuses gamma=None. Beyond Barrett et al. 2022: docs/theory.md section 3.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: array_like, > 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
+        p: the probability level: array_like, in [1/2, 1).
+        latent_dim: m, the latent dimension, an int >= 1.
+        gamma: the fixed posterior std gamma: array_like, > 0.
+
+    Returns:
+        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
+        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where even d = 0 is not certified.
+
+    Raises:
+        TypeError: if latent_dim is not an int, or an argument is not real (`checked`).
+        ValueError: if latent_dim < 1, or for arguments that `checked` refuses.
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_g, r, p, gamma = checked(m_mu=m_mu, m_g=m_g, r=r, p=p, gamma=gamma)
@@ -375,6 +505,18 @@ def mean_reconstruction_radius(m_mu, m_g, r) -> np.ndarray:
 
     A deterministic certificate for the mean reconstruction g(mu(x)), not for the sampled f(x); so
     it is not one of METHODS and not part of best_radius (every stochastic radius is below it).
+    docs/theory.md section 4. Rounded down by 4 unit roundoffs.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: array_like, > 0.
+        r: the tolerance, an l2 distance in pixel space: array_like, > 0.
+
+    Returns:
+        float64 array of the broadcast shape: R, an l2 norm in pixel space.
+
+    Raises:
+        TypeError, ValueError: for arguments that `checked` refuses, naming the argument.
     """
     m_mu, m_g, r = checked(m_mu=m_mu, m_g=m_g, r=r)
     return r / (m_g * m_mu) * (1 - 4 * _U)  # two roundings: never above the exact quotient
@@ -403,7 +545,20 @@ def chi2_quantile_upper(latent_dim: int, p) -> np.ndarray:
 
     Found by bisection on `ncx2_cdf_lower(q, m, 0)` (a guaranteed lower bound of the chi-square
     CDF), so P(chi2_m <= q) >= ncx2_cdf_lower(q, m, 0) >= p; q is within ~1e-11 relative of the
-    exact quantile. p broadcasts; values are cached per (m, p).
+    exact quantile. p broadcasts; values are cached per (m, p). Where that lower bound cannot
+    verify p (p within ~1e-9 of 1), q is Cantelli's m + sqrt(2 m p / (1 - p)), rounded up.
+    docs/theory.md section 9.2.
+
+    Args:
+        latent_dim: m, the degrees of freedom, an int >= 1.
+        p: array_like of probability levels in [1/2, 1).
+
+    Returns:
+        float64 array of p's shape: q for each p.
+
+    Raises:
+        TypeError: if latent_dim is not an int, or p is not real.
+        ValueError: if latent_dim < 1, or p is not finite or not in [1/2, 1).
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     (p,) = checked(p=p)
@@ -465,6 +620,29 @@ def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap,
     the noise dominates, the second (far) better when the mean shift does. Never below
     `markov_radius`, which it includes. cap_only=True bounds sigma(x') by S alone (min(...)
     replaced by S; m_sigma unused, `markov_radius` left out): see `radius`.
+    docs/theory.md section 9.1 (eq. (9.0) for min(s + M_sigma d, S)).
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
+            docs/theory.md section 7): array_like, > 0.
+        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
+        p: the probability level: array_like, in [1/2, 1).
+        std_cap: S, a bound of ||sigma(x')||_2 for every input x' (the cap as the float32
+            graph applies it, `StdCap.output_norm_bound`), > 0 and >= s. Required.
+        cap_only: if True, sigma(x') is bounded by S alone, never by s + M_sigma d (m_sigma is
+            then validated but unused): see `radius`.
+
+    Returns:
+        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
+        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where the certificate certifies nothing.
+
+    Raises:
+        TypeError: for an argument that is not real (`checked`).
+        ValueError: if std_cap is None, if s > std_cap, or for arguments that `checked` refuses.
     """
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     std_cap, _ = _validated_cap(std_cap, s, None)
@@ -490,6 +668,31 @@ def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_
     bound of chi2_m's p-quantile (`chi2_quantile_upper`), d is certified when
     M_mu d + sqrt(q V(d)) <= t (docs/theory.md section 9.2). cap_only=True: V = S^2 + s_max^2
     for every d (m_sigma unused; see `radius`).
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
+            docs/theory.md section 7): array_like, > 0.
+        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
+        p: the probability level: array_like, in [1/2, 1).
+        latent_dim: m, the latent dimension, an int >= 1.
+        std_cap: S, a bound of ||sigma(x')||_2 for every input x' (the cap as the float32
+            graph applies it, `StdCap.output_norm_bound`), > 0 and >= s. Required.
+        cap_only: if True, sigma(x') is bounded by S alone, never by s + M_sigma d (m_sigma is
+            then validated but unused): see `radius`.
+        s_max: max_i sigma_i(x), >= 0 and <= s, array_like (None: s, always an upper bound).
+
+    Returns:
+        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
+        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where the certificate certifies nothing.
+
+    Raises:
+        TypeError: if latent_dim is not an int, or an argument is not real (`checked`).
+        ValueError: if latent_dim < 1, std_cap is None, s > std_cap or s_max > s, or for
+            arguments that `checked` refuses.
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
@@ -509,6 +712,32 @@ def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
     and s = gamma sqrt(m). The noncentral one is the exact worst case, so it dominates the others
     up to its ~1e-12 rounding margin; the max keeps the rest as a cross-check. cap_only=True
     (a learned std with a cap): the two capped forms with sigma(x') bounded by S alone.
+    The chi-square form enters only for latent_dim >= 2. With gamma given, std_cap is ignored
+    here (`radius` refuses that pair). docs/theory.md sections 1-3, 5 and 9.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
+            docs/theory.md section 7): array_like, > 0.
+        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
+        p: the probability level: array_like, in [1/2, 1).
+        latent_dim: m, the latent dimension, an int (>= 1; >= 2 for the chi-square form).
+        gamma: None for a learned std, or the fixed posterior std gamma, > 0.
+        std_cap: None, or S for a learned std under a cap (see `capped_markov_radius`).
+        s_max: max_i sigma_i(x) for the capped chi-square form (None: s).
+        cap_only: the capped forms with sigma(x') bounded by S alone; needs gamma None and
+            std_cap.
+
+    Returns:
+        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
+        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where the certificate certifies nothing.
+
+    Raises:
+        TypeError, ValueError: as the certificates it takes raise them (`checked`, latent_dim);
+            ValueError also for cap_only=True with gamma given or std_cap None.
     """
     if cap_only:
         if gamma is not None or std_cap is None:
@@ -553,6 +782,15 @@ def check_method(method: str, *, gamma=None, std_cap=None, cap_only: bool = Fals
     """Whether `radius` accepts `method` for this std (fixed gamma, or learned with or without
     a cap std_cap) and `cap_only`, checked without any certificate work; returns cap_only.
 
+    Args:
+        method: the certificate's name, one of METHODS.
+        gamma: the fixed posterior std, or None for a learned std (only None-ness is used).
+        std_cap: the std cap S, or None (only None-ness is used).
+        cap_only: whether the perturbed input's std is bounded by the cap alone, a bool.
+
+    Returns:
+        cap_only, as a bool.
+
     Raises:
         ValueError: for an unknown method, "ncx2" with a learned std, a capped method without
             std_cap, std_cap with a fixed std, or cap_only with an uncapped method or no cap.
@@ -590,6 +828,37 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
     jump by more than M_sigma d (`LipschitzVAE.certified_radius(absolute_rounding=True)`,
     docs/theory.md section 15); only "markov_cap", "chi2_cap" and "best" (their maximum) apply,
     and they need std_cap. The result has the broadcast shape of all the arguments.
+    docs/theory.md section 5 for the signature; each method's own function for its formula.
+
+    Args:
+        method: one of METHODS: "paper" (`paper_markov_radius`), "markov" (`markov_radius`),
+            "chi2" (`chi2_radius`), "ncx2" (`ncx2_radius`), "markov_cap"
+            (`capped_markov_radius`), "chi2_cap" (`capped_chi2_radius`), "best"
+            (`best_radius`).
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
+            docs/theory.md section 7): array_like, > 0.
+        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
+        p: the probability level: array_like, in [1/2, 1).
+        latent_dim: m, the latent dimension, an int >= 1 ("chi2" needs >= 2).
+        gamma: None for a learned std, or the fixed posterior std gamma, > 0.
+        std_cap: None, or S, > 0 and >= s, for a learned std under a cap.
+        s_max: None (s), or max_i sigma_i(x), >= 0 and <= s.
+        cap_only: a bool, see above.
+
+    Returns:
+        float64 array of the broadcast shape of all the array arguments: the certified radius
+        R, an l2 norm in pixel space (every ||delta||_2 < R keeps
+        P(||f(x + delta) - f(x)||_2 <= r) >= p); 0 where nothing is certified.
+
+    Raises:
+        ValueError: for a method that does not apply (`check_method`), latent_dim < 1 (< 2 for
+            "chi2"), s > std_cap or s_max > s (the capped methods), or arguments that `checked`
+            refuses.
+        TypeError: if cap_only is not a bool, latent_dim is not an int, or an argument is not
+            real.
     """
     cap_only = check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
