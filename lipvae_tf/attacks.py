@@ -48,7 +48,16 @@ _COUNT_STREAM = 2**20
 
 @dataclasses.dataclass
 class AttackResult:
-    """Per input: the perturbation, its l2 norm, and the attack's objective at it."""
+    """Per input: the perturbation, its l2 norm, and the attack's objective at it.
+
+    Attributes:
+        delta: float32 array of the attacked images' shape (batch, *image_shape): the
+            perturbation, with x + delta in [0, 1].
+        norm: float64 array (batch,): ||delta||_2, an l2 norm in pixel space.
+        objective: float64 array (batch,): the attack's objective at delta. For
+            `maximum_damage_attack` the estimated E||f(x + delta) - f(x)||_2 (l2, pixel space);
+            for `latent_attack` KL(q(z|x + delta) || q(z|x_target)) in nats.
+    """
 
     delta: np.ndarray
     norm: np.ndarray
@@ -58,7 +67,23 @@ class AttackResult:
 @dataclasses.dataclass
 class MarginEstimate:
     """Per input: the margin the attack could not break (`margin`) and the smallest radius at
-    which it broke r-robustness with the stated confidence (`upper`; inf if never broken)."""
+    which it broke r-robustness with the stated confidence (`upper`; inf if never broken).
+
+    docs/theory.md section 8, "The estimated margin".
+
+    Attributes:
+        margin: float64 array (batch,): the largest radius tried (an l2 norm in pixel space) at
+            which the attack did not break r-robustness; 0 if it broke it at radius 0.
+        upper: float64 array (batch,): the smallest radius tried at which it did (the
+            Clopper-Pearson upper bound of P(||f(x + delta) - f(x)||_2 <= r) was <= p); inf if
+            never. Certified radius <= true margin <= upper, with probability >= confidence.
+        probability_upper: float64 array (batch,): that upper bound at `upper`; NaN if never
+            broken.
+        confidence: the one-sided confidence level of the bounds, in (0, 1).
+        samples: the number of noise pairs behind each bound.
+        r: the reconstruction tolerance (l2, pixel space).
+        p: the probability level, in [1/2, 1).
+    """
 
     margin: np.ndarray
     upper: np.ndarray
@@ -76,6 +101,18 @@ def project_ball_box(delta: tf.Tensor, x: tf.Tensor, radius: tf.Tensor) -> tf.Te
 
     KKT: the projection is clip(t * delta, -x, 1 - x) for the largest t in (0, 1] whose norm is
     <= radius; the norm grows with t, so t is found by bisection (always keeping a feasible t).
+    docs/theory.md section 8, "The attack". The radius is lowered by 1e-6 relative before the
+    projection, so every result lies strictly inside the ball.
+
+    Args:
+        delta: float tensor (batch, ...): the perturbations.
+        x: tensor of delta's dtype, one image per perturbation (same number of elements per
+            row), pixels in [0, 1].
+        radius: the l2 radius (pixel space), a scalar or one per row (batch,), >= 0.
+
+    Returns:
+        A tensor of delta's shape and dtype: each row projected, with ||d||_2 <= radius and
+        0 <= x + d <= 1.
     """
     flat = tf.reshape(delta, (tf.shape(delta)[0], -1))
     low, high = -tf.reshape(x, tf.shape(flat)), 1.0 - tf.reshape(x, tf.shape(flat))
@@ -138,7 +175,22 @@ def _checked_model(model):
 
 def reconstruction_distance(model, x, x_prime, noise, noise_prime) -> tf.Tensor:
     """||g(mu(x) + sigma(x) eps) - g(mu(x') + sigma(x') eps')||_2 per noise sample and input;
-    noise tensors are (samples, batch, latent_dim); the result is (samples, batch)."""
+    noise tensors are (samples, batch, latent_dim); the result is (samples, batch).
+
+    g is `model.decode_mean`, the reconstruction the certificate is about (docs/theory.md
+    section 7). The images are not checked here.
+
+    Args:
+        model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
+            `posterior_params`, `decode_mean` and `latent_dim`).
+        x: float32 tensor (batch, *image_shape).
+        x_prime: float32 tensor of x's shape.
+        noise: float32 tensor (samples, batch, latent_dim): eps, standard normal.
+        noise_prime: float32 tensor (samples, batch, latent_dim): eps', independent of eps.
+
+    Returns:
+        float32 tensor (samples, batch): the l2 distances in pixel space.
+    """
     mu, sigma = model.posterior_params(x)
     mu_p, sigma_p = model.posterior_params(x_prime)
     samples, batch = tf.shape(noise)[0], tf.shape(noise)[1]
@@ -156,11 +208,35 @@ def maximum_damage_attack(model, x, radius, *, restarts: int = 5, steps: int = 4
     Projected normalised-gradient ascent on reparameterised samples (fresh noise every step),
     from delta = 0 and `restarts - 1` uniform random starts in the ball; per input, the restart
     with the largest damage on `eval_samples` common noise samples wins. `radius` is a scalar or
-    one value per input. Returns delta, ||delta|| and that damage.
+    one value per input. Returns delta, ||delta|| and that damage. Step lengths decay from
+    radius/4 to radius/100 on a cosine schedule (docs/theory.md section 8, "The attack";
+    projected gradient ascent after Madry et al. 2018).
+
+    Args:
+        model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
+            `posterior_params`, `decode_mean` and `latent_dim`).
+        x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
+            (NumPy array or tensor; converted to float32).
+        radius: the l2 budget of delta (pixel space), a scalar or an array (batch,), finite
+            and >= 0.
+        restarts: the number of starts per input (the first at delta = 0), >= 1.
+        steps: gradient steps per start, >= 0.
+        samples: noise pairs per step for the gradient's estimate, >= 1.
+        eval_samples: noise pairs, common to all restarts, that pick the best restart, >= 1.
+        seed: the seed of the stateless random ops, an int in [0, 2^31).
+        batch_size: inputs attacked at once, >= 1.
+
+    Returns:
+        An `AttackResult`: delta float32 (batch, *image_shape), its norm float64 (batch,), and
+        as objective the damage E||f(x + delta) - f(x)||_2 (float64 (batch,), l2 in pixel space)
+        estimated on the eval_samples pairs.
 
     Raises:
         TypeError / ValueError: naming the argument, before any model call: restarts, samples,
-            eval_samples, batch_size >= 1, steps >= 0, seed in [0, 2^31), radius finite >= 0.
+            eval_samples, batch_size >= 1, steps >= 0, seed in [0, 2^31), radius finite >= 0
+            (a scalar or of shape (batch,)).
+        TypeError: if `model` lacks what the attacks use, or x is not floating point.
+        ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
     """
     restarts = checks.positive_int("restarts", restarts)
     steps = checks.positive_int("steps", steps, minimum=0)
@@ -217,11 +293,37 @@ def latent_attack(model, x, x_target, *, radius=None, penalty: float | None = No
     Normalised-gradient steps with cosine decay (from radius/4, or from `step_size` with a
     penalty); the best iterate per input is kept. The objective reported is the KL.
     The attack is deterministic; `seed` is checked and kept for a uniform signature.
+    With a penalty, delta stays in the pixel box and in the ball of the box's diameter sqrt(D).
+
+    Args:
+        model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
+            `posterior_params`, `decode_mean` and `latent_dim`).
+        x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
+            (NumPy array or tensor; converted to float32).
+        x_target: float images of x's shape, pixels in [0, 1]: the posteriors to reach.
+        radius: the hard l2 cap on delta (pixel space), a scalar or an array (batch,), finite
+            and >= 0; or None with a penalty.
+        penalty: the weight lambda of lambda * ||delta||_2 added to the KL (nats per unit of
+            l2 norm), finite and > 0; or None with a radius.
+        steps: descent steps, >= 1.
+        step_size: the first step length under a penalty (with a radius the first step is
+            radius/4), finite and > 0.
+        seed: an int in [0, 2^31), checked and unused.
+        batch_size: inputs attacked at once, >= 1.
+
+    Returns:
+        An `AttackResult`: the best delta per input (float32, x's shape), its norm float64
+        (batch,), and as objective KL(q(z|x + delta) || q(z|x_target)) in nats, float64
+        (batch,).
 
     Raises:
         TypeError / ValueError: naming the argument, before any model call (steps,
             batch_size >= 1, step_size and penalty finite > 0, seed in [0, 2^31), radius
             finite >= 0, exactly one of radius / penalty, x_target of x's shape).
+        TypeError: if `model` lacks what the attacks use, or x or x_target is not floating
+            point.
+        ValueError: if x or x_target has the wrong shape, non-finite values or pixels outside
+            [0, 1].
     """
     if (radius is None) == (penalty is None):
         raise ValueError("give exactly one of radius (hard norm cap) or penalty (soft)")
@@ -281,7 +383,23 @@ def _latent_batch(model, x, x_target, radius, lengths, lam, steps):
 
 def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
     """A uniformly random direction of norm `radius` per input, projected onto the pixel box
-    (the baseline an attack must beat)."""
+    (the baseline an attack must beat).
+
+    Args:
+        x: images (batch, ...), converted to float32; not checked (pixels should lie in
+            [0, 1]).
+        radius: the l2 norm (pixel space), a scalar or an array (batch,), finite and >= 0.
+        seed: the seed of the stateless random direction, an int in [0, 2^31).
+
+    Returns:
+        float32 array of x's shape: the perturbations, each of l2 norm <= radius (less where
+        the box or the projection's 1e-6 margin cuts it) and with x + delta in [0, 1].
+
+    Raises:
+        TypeError: if seed is not an int or radius not real.
+        ValueError: if seed is outside [0, 2^31), or radius is not finite and >= 0 or not a
+            scalar or of shape (batch,).
+    """
     seed = checks.seed("seed", seed)
     x = np.asarray(x, np.float32)
     radii = _radii("radius", radius, len(x))
@@ -291,7 +409,27 @@ def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
 
 
 def expected_damage(model, x, delta, samples: int = 64, seed: int = 0) -> np.ndarray:
-    """E||f(x + delta) - f(x)||_2 per input, from `samples` independent noise pairs."""
+    """E||f(x + delta) - f(x)||_2 per input, from `samples` independent noise pairs.
+
+    Args:
+        model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
+            `posterior_params`, `decode_mean` and `latent_dim`).
+        x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
+            (NumPy array or tensor; converted to float32).
+        delta: perturbations of exactly x's shape, finite (x + delta is not checked).
+        samples: the number of noise pairs, >= 1.
+        seed: the seed of the stateless noise, an int in [0, 2^31).
+
+    Returns:
+        float64 array (batch,): the mean l2 distance (pixel space) over the noise pairs.
+
+    Raises:
+        TypeError: if samples or seed is not an int.
+        ValueError: if samples < 1, seed is outside [0, 2^31), or delta does not have x's shape
+            or is not finite.
+        TypeError: if `model` lacks what the attacks use, or x is not floating point.
+        ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
+    """
     samples = checks.positive_int("samples", samples)
     seed = checks.seed("seed", seed)
     x = _checked_model(model).check_images(x)
@@ -341,6 +479,20 @@ def clopper_pearson_upper(successes, trials, confidence: float) -> np.ndarray:
     U solves I_U(k + 1, n - k) = confidence (regularised incomplete beta); U = 1 when k = n.
     Found by 60 bisection steps on tf.math.betainc (float64), then raised by 1e-12, which is far
     above the quantile's round-off (~1e-14), so the returned U is never below the exact one.
+    Clopper & Pearson 1934; docs/theory.md section 8, "The probability at a delta".
+
+    Args:
+        successes: k, array_like of integers in [0, trials].
+        trials: n, integers >= 1, broadcast to the shape of successes.
+        confidence: the one-sided confidence level, in (0, 1).
+
+    Returns:
+        float64 array of successes' shape: U, in (0, 1].
+
+    Raises:
+        TypeError: if confidence is not a real number.
+        ValueError: if confidence is not in (0, 1), successes are not integers in [0, trials],
+            trials < 1, or trials does not broadcast to the shape of successes.
     """
     k, n, confidence = _binomial_args(successes, trials, confidence)
     low, high = np.zeros_like(k), np.ones_like(k)
@@ -353,7 +505,24 @@ def clopper_pearson_upper(successes, trials, confidence: float) -> np.ndarray:
 
 
 def clopper_pearson_lower(successes, trials, confidence: float) -> np.ndarray:
-    """One-sided Clopper-Pearson lower bound L: P(true probability >= L) >= confidence."""
+    """One-sided Clopper-Pearson lower bound L: P(true probability >= L) >= confidence.
+
+    L = 1 - U(n - k, n), U the `clopper_pearson_upper` bound of the failures (Clopper & Pearson
+    1934).
+
+    Args:
+        successes: k, array_like of integers in [0, trials].
+        trials: n, integers >= 1, broadcast to the shape of successes.
+        confidence: the one-sided confidence level, in (0, 1).
+
+    Returns:
+        float64 array of successes' shape: L, in [0, 1).
+
+    Raises:
+        TypeError: if confidence is not a real number.
+        ValueError: if confidence is not in (0, 1), successes are not integers in [0, trials],
+            trials < 1, or trials does not broadcast to the shape of successes.
+    """
     k, n, confidence = _binomial_args(successes, trials, confidence)
     return np.maximum(1.0 - clopper_pearson_upper(n - k, n, confidence), 0.0)
 
@@ -373,9 +542,29 @@ def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
     """Per input, how many of `samples` independent noise pairs give
     ||f(x + delta) - f(x)||_2 <= r (the successes of a binomial experiment).
 
+    The noise is drawn from a stream of `seed` that the attacks never use, so the noise that
+    judges a delta is independent of the noise that found it. r is compared as the largest
+    float32 <= r (docs/theory.md section 8, "The probability at a delta").
+
+    Args:
+        model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
+            `posterior_params`, `decode_mean` and `latent_dim`).
+        x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
+            (NumPy array or tensor; converted to float32).
+        delta: perturbations of exactly x's shape, finite (x + delta is not checked).
+        r: the reconstruction tolerance, an l2 distance in pixel space, finite and > 0.
+        samples: the number of independent noise pairs per input, >= 1.
+        seed: the seed of the stateless noise, an int in [0, 2^31).
+        chunk: noise pairs evaluated at once, >= 1.
+
+    Returns:
+        int64 array (batch,): the counts, each in [0, samples].
+
     Raises:
         TypeError / ValueError: naming the argument, before any model call (r finite > 0,
-            samples and chunk >= 1, seed in [0, 2^31), delta of x's shape).
+            samples and chunk >= 1, seed in [0, 2^31), delta of x's shape and finite).
+        TypeError: if `model` lacks what the attacks use, or x is not floating point.
+        ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
     """
     r = checks.positive_finite("r", r)
     samples = checks.positive_int("samples", samples)
@@ -428,13 +617,37 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
     verbose: a progress bar (keras.utils.Progbar on stdout) over the attack calls, with the
     number of inputs still attacked and their median radius: True shows it, False hides it,
     None (default) shows it only in interactive use (a terminal, an IPython or Jupyter session).
-    The results do not depend on it.
+    The results do not depend on it. docs/theory.md section 8, "The estimated margin".
+
+    Args:
+        model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
+            `posterior_params`, `decode_mean` and `latent_dim`).
+        x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
+            (NumPy array or tensor; converted to float32).
+        r: the reconstruction tolerance, an l2 distance in pixel space, finite and > 0.
+        p: the probability level, in [1/2, 1).
+        confidence: the one-sided Clopper-Pearson confidence, in (0, 1).
+        samples: noise pairs behind each probability bound, >= 1.
+        bisection_steps: bisection steps after the bracket, >= 0.
+        initial_radius: the first radius of the doubling bracket (l2, pixel space), finite > 0.
+        max_radius: the largest radius tried (l2, pixel space), finite > 0; None: sqrt(D), D
+            the number of pixels per image.
+        restarts, steps, attack_samples: `maximum_damage_attack`'s restarts (>= 1), steps
+            (>= 0) and samples (>= 1).
+        seed: an int in [0, 2^31); the attacks' and the counts' seeds are derived from it.
+        verbose: True, False or None, see above.
+
+    Returns:
+        A `MarginEstimate` with margin, upper and probability_upper as float64 arrays (batch,)
+        (radii as l2 norms in pixel space); empty arrays for an empty x.
 
     Raises:
         TypeError / ValueError: naming the argument, before the first attack: r, initial_radius
             and max_radius finite > 0; p in [1/2, 1); confidence in (0, 1); samples, restarts,
             attack_samples >= 1; steps, bisection_steps >= 0; seed in [0, 2^31); verbose
             True, False or None.
+        TypeError: if `model` lacks what the attacks use, or x is not floating point.
+        ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
     """
     r = checks.positive_finite("r", r)
     p = checks.probability_level("p", p)
@@ -538,12 +751,35 @@ def audit_certificate(model, x, radius, r: float, p: float = 0.5, *, fraction: f
     Clopper-Pearson upper bound of P(||f(x + delta) - f(x)||_2 <= r) at the attack's delta.
 
     A sound certificate keeps every bound above p (up to the 1 - confidence chance per input);
-    a bound <= p is a certificate proven wrong at that confidence.
+    a bound <= p is a certificate proven wrong at that confidence. docs/theory.md section 8,
+    "The audit".
+
+    Args:
+        model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
+            `posterior_params`, `decode_mean` and `latent_dim`).
+        x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
+            (NumPy array or tensor; converted to float32).
+        radius: the certified radii (l2, pixel space), a scalar or an array (batch,), finite
+            and >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space, finite and > 0.
+        p: the probability level of the certificate, in [1/2, 1).
+        fraction: the attack's radius as a fraction of `radius`, in (0, 1].
+        confidence: the one-sided Clopper-Pearson confidence, in (0, 1).
+        samples: noise pairs behind each bound, >= 1.
+        restarts, steps, attack_samples: `maximum_damage_attack`'s restarts (>= 1), steps
+            (>= 0) and samples (>= 1).
+        seed: an int in [0, 2^31 - 1): the attack uses seed, the counts seed + 1.
+
+    Returns:
+        float64 array (batch,): the Clopper-Pearson upper bound of
+        P(||f(x + delta) - f(x)||_2 <= r) at the attack's delta, in (0, 1].
 
     Raises:
         TypeError / ValueError: naming the argument, before the attack: r finite > 0, p in
             [1/2, 1), fraction in (0, 1], confidence in (0, 1), samples, restarts,
             attack_samples >= 1, steps >= 0, seed in [0, 2^31 - 1), radius finite >= 0.
+        TypeError: if `model` lacks what the attacks use, or x is not floating point.
+        ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
     """
     r = checks.positive_finite("r", r)
     checks.probability_level("p", p)
