@@ -48,7 +48,23 @@ class LipschitzBudget:
 
     encoder_std is None for a std network left unconstrained (only its cap S is certified), 0 for
     a fixed posterior std gamma. decoder is the constant of the reconstruction g itself (output
-    map included); the model divides it by the output map's constant for its logits.
+    map included); the model divides it by the output map's constant for its logits
+    (docs/theory.md section 7).
+
+    Attributes:
+        encoder_mean: M_mu, the encoder mean's Lipschitz constant.
+        encoder_std: M_sigma; None (unconstrained std network) or 0 (fixed std).
+        decoder: M_g, the reconstruction g's Lipschitz constant.
+        std_cap: S, the nominal cap on ||sigma(x)||_2 of a learned std; None with a fixed std.
+        gamma: the fixed posterior std; None with a learned std.
+        target_radius: R*, the radius asked for (l2, pixel space).
+        r: the reconstruction tolerance (l2, pixel space), as passed (before any r_slack).
+        p: the probability level, in [1/2, 1).
+        latent_dim: m.
+        method: the certificate (one of `bounds.METHODS`).
+        certified_radius: what `method` certifies for every input at the worst-case std (l2,
+            pixel space), >= target_radius.
+        split: how the budget was split, one of SPLITS.
     """
 
     encoder_mean: float
@@ -65,6 +81,7 @@ class LipschitzBudget:
     split: str = "equal"
 
     def to_dict(self) -> dict:
+        """The fields as a dict (`dataclasses.asdict`), e.g. for JSON."""
         return dataclasses.asdict(self)
 
 
@@ -77,7 +94,29 @@ def budget_radius(
     Learned std: evaluated at s = s_max = std_cap (the worst case, as radii shrink in both).
     encoder_std None (unconstrained std network): only the capped certificates apply ("best" is
     then their maximum); at s = S they do not depend on M_sigma. Fixed std: `bounds.radius` uses
-    gamma itself (M_sigma = 0, s = gamma sqrt(m)) and ignores s, m_sigma.
+    gamma itself (M_sigma = 0, s = gamma sqrt(m)) and ignores s, m_sigma. Certificates decrease
+    in every constant and in s, so this is a lower bound of every input's radius
+    (docs/theory.md section 7, "Robustness upfront", and section 11).
+
+    Args:
+        encoder_mean: M_mu, > 0.
+        encoder_std: M_sigma, >= 0; None for an unconstrained std network (learned std only).
+        decoder: M_g of the reconstruction g, > 0.
+        r: the reconstruction tolerance (l2, pixel space), > 0.
+        p: the probability level, in [1/2, 1).
+        latent_dim: m, an int >= 1.
+        method: one of `bounds.METHODS`.
+        std_cap: S, > 0: required for a learned std (gamma None), unused with gamma.
+        gamma: the fixed posterior std, > 0; None for a learned std.
+
+    Returns:
+        The radius as a float (l2, pixel space); 0.0 if nothing is certified.
+
+    Raises:
+        ValueError: if encoder_std is None (with gamma None) and `method` is not a capped method
+            or "best", or for what `bounds.radius` refuses (e.g. "ncx2" without gamma).
+        TypeError: for what `bounds.radius` refuses as a type (e.g. std_cap None with a learned
+            std and an uncapped method: its `s` is then None).
     """
     if gamma is not None:
         return float(bounds.radius(method, encoder_mean, 0.0, decoder, 0.0, r, p,
@@ -100,7 +139,19 @@ def learned_std_cap(posterior_std: float | None, std_cap: float | None,
                     encoder_std: float | None = None) -> float | None:
     """The cap S of a learned posterior std (std_cap, or DEFAULT_STD_CAP when None), or None
     with a fixed posterior std. Raises ValueError naming std_cap or encoder_std when given with a
-    fixed posterior std: they apply to a learned one, and are refused rather than left unused."""
+    fixed posterior std: they apply to a learned one, and are refused rather than left unused.
+
+    Args:
+        posterior_std: the fixed posterior std gamma, or None for a learned std.
+        std_cap: the cap asked for, or None (the default cap for a learned std). Not validated.
+        encoder_std: the std network's constant asked for, or None. Not validated.
+
+    Returns:
+        std_cap (DEFAULT_STD_CAP when None) for a learned std; None for a fixed one.
+
+    Raises:
+        ValueError: if std_cap or encoder_std is not None while posterior_std is not None.
+    """
     if posterior_std is None:
         return DEFAULT_STD_CAP if std_cap is None else std_cap
     for name, value in (("std_cap", std_cap), ("encoder_std", encoder_std)):
@@ -131,27 +182,44 @@ def design_budget(
 ) -> LipschitzBudget:
     """The Lipschitz budget that certifies every input at >= target_radius with `method`.
 
+    The free constants are set to the largest common value M >= min_lipschitz whose
+    certificate at the worst-case std (s = s_max = S, or the fixed gamma) still reaches R*,
+    found by bisection on log M (to 1e-12 relative), keeping the certified end: every
+    certificate decreases in the constants (docs/theory.md section 7, "Robustness upfront";
+    the splits: section 11).
+
     Args:
-        target_radius: R*, l2 in pixel space. r: reconstruction tolerance (l2, pixel space).
-        p: probability level in [1/2, 1). latent_dim: m.
+        target_radius: R*, l2 in pixel space, finite > 0.
+        r: reconstruction tolerance (l2, pixel space), finite > 0.
+        p: probability level in [1/2, 1).
+        latent_dim: m, an int >= 1.
         method: one of bounds.METHODS; "best" takes the largest sound certificate.
-        std_cap: S (learned std). gamma: a fixed posterior std instead (std_cap then unused).
+        std_cap: S (learned std), finite > 0. gamma: a fixed posterior std instead, finite > 0
+            (std_cap, std_cap_applied and encoder_std are then unused: encoder_std becomes 0).
             The default here is a learned std capped at DEFAULT_STD_CAP (as for
             `LipschitzVAE(...)`); `LipschitzVAE.from_target` passes gamma =
             DEFAULT_POSTERIOR_STD by default (and covers the float32 rounding as applied).
-        encoder_mean, encoder_std, decoder: fix those constants (decoder: of the reconstruction g).
+        encoder_mean, encoder_std, decoder: fix those constants (decoder: of the reconstruction g),
+            each finite > 0, or None to leave it free. Under split="decoder" a free encoder_mean
+            is DEFAULT_ENCODER_MEAN, and a free encoder_std is left unconstrained (None in the
+            budget) when `method` is capped or "best"; otherwise it is free (takes M).
         split: "decoder" (default; see the module docstring) or "equal".
-        min_lipschitz: smallest constant a maximised network may get.
-        r_slack: certify for r - r_slack (a model whose reconstruction is rounded: see
-            LipschitzVAE.reconstruction_tolerance). std_cap_applied: certify with this cap (>=
-            std_cap: the cap as the float32 graph applies it, StdCap.output_norm_bound).
+        min_lipschitz: smallest constant a maximised network may get, finite > 0.
+        r_slack: certify for r - r_slack, in [0, r) (a model whose reconstruction is rounded:
+            see LipschitzVAE.reconstruction_tolerance). std_cap_applied: certify with this cap,
+            finite > 0 (the larger of it and std_cap is used: the cap as the float32 graph
+            applies it, StdCap.output_norm_bound).
 
     Returns:
-        A LipschitzBudget whose certified_radius (at the worst-case std) is >= target_radius.
+        A LipschitzBudget whose certified_radius (at the worst-case std, with r - r_slack and
+        the applied cap) is >= target_radius; its std_cap and r are the nominal ones passed.
 
     Raises:
         ValueError naming the argument for bad values, and naming target_radius when no
-        constant >= min_lipschitz reaches it.
+        constant >= min_lipschitz reaches it, or when the certificate reaches it for constants
+        beyond 1e12 (any constants).
+        TypeError naming the argument for a value of the wrong type (checks.positive_finite,
+        checks.positive_int).
     """
     target_radius = checks.positive_finite("target_radius", target_radius)
     r = checks.positive_finite("r", r)
