@@ -94,6 +94,19 @@ def read_idx(path: str | Path) -> np.ndarray:
     The header is a 4-byte magic number (0, 0, type code, number of dimensions) followed by one
     big-endian uint32 per dimension; the data follow, big-endian, and must fill the dimensions
     exactly. Anything else raises a ValueError naming the file.
+
+    Args:
+        path: the IDX file, gzipped (detected by its magic number) or plain.
+
+    Returns:
+        A native-endian array of the header's shape (1 to 32 dimensions) and of its type code's
+        dtype: uint8, int8, int16, int32, float32 or float64.
+
+    Raises:
+        ValueError: for damaged gzip data, a bad magic number or type code, a number of
+            dimensions outside 1..32, a truncated header, or data that do not fill the
+            dimensions exactly.
+        OSError: if the file cannot be read (FileNotFoundError when it does not exist).
     """
     path = Path(path)
     data = _read_bytes(path)
@@ -130,6 +143,16 @@ def idx_paths(directory: str | Path, split: str) -> tuple[Path, Path]:
     .gz.
 
     The returned paths may not exist; the .gz name is returned then (the usual distribution form).
+
+    Args:
+        directory: the folder to look in.
+        split: "train" or "test" (files `train-*` or `t10k-*`).
+
+    Returns:
+        (images path, labels path).
+
+    Raises:
+        ValueError: if split is not one of SPLITS.
     """
     checks.one_of("split", split, SPLITS)
     directory = Path(directory)
@@ -151,6 +174,18 @@ def load_idx(directory: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
 
     Checks what a (Fashion-)MNIST pair must satisfy: uint8 images of 28 x 28, one uint8 label in
     0..9 per image. A missing file raises FileNotFoundError, a wrong one ValueError.
+
+    Args:
+        directory: the folder of the IDX files (see `idx_paths`).
+        split: "train" or "test".
+
+    Returns:
+        (images, labels): uint8 (N, 28, 28) with N >= 1, and uint8 (N,) in 0..9.
+
+    Raises:
+        FileNotFoundError: if the images or labels file is missing (plain and .gz).
+        ValueError: if split is not one of SPLITS, a file is not valid IDX (`read_idx`), or the
+            pair breaks the rules above (dtype, shape, no images, counts, labels >= 10).
     """
     image_path, label_path = idx_paths(directory, split)
     for path in (image_path, label_path):
@@ -226,6 +261,16 @@ def load_sample(split: str) -> tuple[np.ndarray, np.ndarray]:
     labels.
 
     For quick experiments and tests that must not depend on anything outside the package.
+
+    Args:
+        split: "train" or "test".
+
+    Returns:
+        (images, labels): float32 (N, 28, 28, 1) in [0, 1], and int64 (N,).
+
+    Raises:
+        ValueError: if split is not one of SPLITS, or the sample does not match SAMPLE_SHA256.
+        FileNotFoundError: if the sample file is missing.
     """
     images, labels = _sample_uint8(split)
     return (images[..., None].astype(np.float32) / 255.0), labels.astype(np.int64)
@@ -326,6 +371,22 @@ def resolve_source(
     With source="auto" the first available of prepared TFDS data, IDX files and the bundled sample
     wins. A forced source that is not available raises FileNotFoundError (except "tfds", which
     `load_dataset` will try to download).
+
+    Args:
+        name: "fashion_mnist" or "mnist".
+        split: "train" or "test".
+        source: "auto", "tfds", "idx" or "sample" (Fashion-MNIST only).
+        data_dir: the TFDS data directory (None: TFDS' default).
+        idx_dir: the folder of IDX files (None: Debian's copy for Fashion-MNIST, none for MNIST).
+
+    Returns:
+        "tfds", "idx:<directory>" or "sample".
+
+    Raises:
+        ValueError: if name, split or source is not one of NAMES, SPLITS, SOURCES, if source is
+            "sample" with name "mnist", or if the bundled sample does not match SAMPLE_SHA256.
+        FileNotFoundError: if a forced "idx" or "sample" source is missing, or (source "auto",
+            MNIST) no offline copy exists.
     """
     checks.one_of("name", name, NAMES)
     checks.one_of("split", split, SPLITS)
@@ -414,6 +475,29 @@ def load_dataset(
     limit: keep the first `limit` examples (before shuffling). shuffle: reshuffled every epoch,
     the same sequence of orders for the same `seed` (and TF global seed).
     batch_size: batches, the last one possibly smaller. with_labels: yield (image, int64 label).
+
+    Args:
+        name: "fashion_mnist" or "mnist".
+        split: "train" or "test".
+        source: "auto", "tfds", "idx" or "sample".
+        data_dir: the TFDS data directory.
+        idx_dir: the folder of IDX files.
+        batch_size: None (single examples) or an int >= 1.
+        shuffle: a bool.
+        seed: the shuffle seed, an int >= 0.
+        limit: None (everything) or an int >= 1.
+        with_labels: a bool.
+
+    Returns:
+        A prefetched `tf.data.Dataset` of float32 images (28, 28, 1) in [0, 1], or of
+        (image, int64 scalar label) pairs with with_labels; batched to (batch, 28, 28, 1) and
+        (batch,) when batch_size is given.
+
+    Raises:
+        TypeError: if limit, batch_size or seed is not an int, or shuffle or with_labels not a
+            bool.
+        ValueError: if limit or batch_size < 1, seed < 0, or for what `resolve_source` refuses.
+        FileNotFoundError: as `resolve_source`, or if source="tfds" must download and cannot.
     """
     limit = _check_optional_positive("limit", limit)
     batch_size = _check_optional_positive("batch_size", batch_size)
@@ -434,7 +518,18 @@ def load_arrays(name: str, split: str, *, source: str = "auto", data_dir: str | 
                 idx_dir: str | Path | None = None, limit: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray, str]:
     """A whole split as numpy: float32 images (N, 28, 28, 1) in [0, 1], int64 labels, and the
-    source they came from (as `resolve_source` names it)."""
+    source they came from (as `resolve_source` names it).
+
+    Args:
+        name, split, source, data_dir, idx_dir, limit: as for `load_dataset`.
+
+    Returns:
+        (images, labels, source): float32 (N, 28, 28, 1) in [0, 1], int64 (N,), and
+        "tfds", "idx:<directory>" or "sample".
+
+    Raises:
+        TypeError, ValueError, FileNotFoundError: as `load_dataset` raises them.
+    """
     options = dict(source=source, data_dir=data_dir, idx_dir=idx_dir)
     resolved = resolve_source(name, split, **options)
     batches = list(load_dataset(name, split, limit=limit, batch_size=4096, with_labels=True,
