@@ -90,7 +90,18 @@ def _folders(root: Path | None = None) -> dict[str, Path]:
 
 def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> list[str]:
     """Names of the zoo models (optionally of one dataset, or only those with weights). A model
-    whose config.json is unreadable is left out with a warning naming the file."""
+    whose config.json is unreadable is left out with a warning naming the file.
+
+    Args:
+        dataset: None (every dataset) or a dataset name, e.g. "fashion_mnist".
+        bundled_only: if True, only the models with bundled weights (a manifest.json).
+
+    Returns:
+        The names, in the order of their folders' paths under ZOO_DIR.
+
+    Raises:
+        TypeError: if bundled_only is not a bool.
+    """
     bundled_only = checks.flag("bundled_only", bundled_only)
     names = []
     for name, folder in _folders().items():
@@ -109,7 +120,18 @@ def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> li
 
 def model_dir(name: str) -> Path:
     """The folder of a zoo model, or a KeyError listing the known names (a TypeError for a
-    name that is not a string)."""
+    name that is not a string).
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+
+    Returns:
+        The model's folder, `ZOO_DIR/<dataset>/<model>`.
+
+    Raises:
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+    """
     if not isinstance(name, str):
         raise TypeError(f"name must be a zoo model name (a str), got {type(name).__name__}; "
                         "zoo.list_models() names them")
@@ -121,11 +143,33 @@ def model_dir(name: str) -> Path:
 
 def model_config(name: str) -> dict:
     """The model's config.json: training and evaluation settings (ZooIntegrityError when it is
-    unreadable)."""
+    unreadable).
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+
+    Returns:
+        The config as a dict, holding at least "name" and "dataset".
+
+    Raises:
+        TypeError, KeyError: as `model_dir`.
+        ZooIntegrityError: if config.json is unreadable or lacks "name" or "dataset".
+    """
     return _read_json(model_dir(name) / "config.json", ("name", "dataset"))
 
 
 def sha256_file(path: Path) -> str:
+    """The hex sha256 digest of the file's bytes, read in 1 MiB blocks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        64 lowercase hex digits.
+
+    Raises:
+        OSError: if the file cannot be read.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -142,7 +186,21 @@ def _bundled_files(folder: Path) -> list[str]:
 
 
 def verify(name: str) -> Path:
-    """Check every file of the manifest against its sha256; the model's folder if all match."""
+    """Check every file of the manifest against its sha256; the model's folder if all match.
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+
+    Returns:
+        The model's folder.
+
+    Raises:
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
+            model files, a file is unlisted, listed but missing, or fails its sha256.
+        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+    """
     folder = model_dir(name)
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
@@ -181,7 +239,21 @@ def load(name: str) -> LipschitzVAE:
     compiled with Adam at the learning rate of its training so that `evaluate` and `fit` work
     as on a model of your own (the file holds no optimizer state: fine-tuning starts a fresh
     one). Raises what `verify` raises: ZooIntegrityError for files that fail their checksums,
-    FileNotFoundError for a listed model without bundled weights."""
+    FileNotFoundError for a listed model without bundled weights.
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+
+    Returns:
+        The compiled model (a `LipschitzVAE`, or a `StandardVAE` for a standard model).
+
+    Raises:
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
+            model files, a file is unlisted, listed but missing, or fails its sha256.
+        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+    """
     model = keras.models.load_model(verify(name) / "model.keras")
     settings = model_config(name).get("train", {})
     rate = settings.get("learning_rate", train.TrainConfig().learning_rate)
@@ -190,17 +262,60 @@ def load(name: str) -> LipschitzVAE:
 
 
 def load_saved_model(name: str):
-    """The verified SavedModel (`tf.saved_model.load`), with the TF Serving signatures."""
+    """The verified SavedModel (`tf.saved_model.load`), with the TF Serving signatures.
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+
+    Returns:
+        The loaded SavedModel of version 1, with the signatures of `export.SIGNATURES`.
+
+    Raises:
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
+            model files, a file is unlisted, listed but missing, or fails its sha256.
+        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+    """
     return tf.saved_model.load(str(verify(name) / SAVED_MODEL / "1"))
 
 
 def saved_model_path(name: str) -> Path:
-    """The TF Serving model base folder (holding version 1) of a verified zoo model."""
+    """The TF Serving model base folder (holding version 1) of a verified zoo model.
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+
+    Returns:
+        `<model folder>/saved_model`.
+
+    Raises:
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
+            model files, a file is unlisted, listed but missing, or fails its sha256.
+        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+    """
     return verify(name) / SAVED_MODEL
 
 
 def model_card(name: str) -> dict:
-    """The verified metric card."""
+    """The verified metric card.
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+
+    Returns:
+        card.json as a dict (evaluation numbers, training command, data checksums).
+
+    Raises:
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
+            model files, a file is unlisted, listed but missing, or fails its sha256.
+        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+        ZooIntegrityError: also if card.json is unreadable.
+    """
     return _read_json(verify(name) / "card.json")
 
 
@@ -227,6 +342,23 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
     `epochs` overrides the config (for quick trials; the card records what was used).
     A model that already has weights (a manifest) is replaced only with overwrite=True: the
     bundled models are tracked by git, and a quick trial must not silently replace them.
+    Writes model.keras, saved_model/1, card.json and manifest.json into the model's folder; a
+    finished training of the same config in `<run_root>/<name>` is reused.
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+        epochs: None (the config's), or the number of epochs to train.
+        run_root: the folder of the training runs.
+        overwrite: a bool: replace existing weights.
+
+    Returns:
+        The card (the dict written to card.json).
+
+    Raises:
+        TypeError: if overwrite is not a bool, or name is not a str.
+        KeyError: if no zoo model has that name.
+        FileExistsError: if the model has weights and overwrite is False.
+        ZooIntegrityError: if config.json is unreadable.
     """
     overwrite = checks.flag("overwrite", overwrite)
     folder = model_dir(name)
@@ -328,13 +460,35 @@ def _trained(name: str, model, train_x: np.ndarray, test_x: np.ndarray,
 
 def certified_by_reconstruction(model, images: np.ndarray, r: float, p: float,
                                 modes=RECONSTRUCTIONS) -> dict:
-    """{mode: summary of the `best` certified radius of `images` for that reconstruction}."""
+    """{mode: summary of the `best` certified radius of `images` for that reconstruction}.
+
+    Args:
+        model: a `LipschitzVAE`.
+        images: float32 (N, *image_shape), pixels in [0, 1].
+        r: the reconstruction tolerance (l2, pixel space), > 0.
+        p: the probability level, in [1/2, 1).
+        modes: the reconstruction modes (default: `lipvae_tf.model.RECONSTRUCTIONS`).
+
+    Returns:
+        {mode: `report.summarize` of the radii (l2, pixel space)}.
+
+    Raises:
+        TypeError, ValueError: as `LipschitzVAE.certified_radius` raises them.
+    """
     return {mode: report.summarize(model.certified_radius(images, r, p, reconstruction=mode))
             for mode in modes}
 
 
 def reconstruction_errors(model, images: np.ndarray) -> np.ndarray:
-    """||x - g(mu(x))||_2 per image (pixel space), g the model's certified reconstruction."""
+    """||x - g(mu(x))||_2 per image (pixel space), g the model's certified reconstruction.
+
+    Args:
+        model: a `LipschitzVAE` (its `predict` returns g(mu(x))).
+        images: float32 (N, *image_shape), pixels in [0, 1].
+
+    Returns:
+        array (N,) of the images' float dtype: the l2 errors in pixel space.
+    """
     reconstructed = model.predict(images, batch_size=1000, verbose=0)
     return np.linalg.norm((reconstructed - images).reshape(len(images), -1), axis=1)
 
@@ -344,7 +498,19 @@ def audit_reconstructions(model_path: str | Path, images: np.ndarray, r: float,
     """The audit of the `best` certificate for each reconstruction mode: an attack at 0.99 x
     the certificate (confidence 0.999, attacks.audit_certificate) on `images`; violations
     (upper confidence bound of the probability <= p), the smallest upper bound and the median
-    certificate, per mode."""
+    certificate, per mode. Images certified at radius 0 are not attacked.
+    docs/theory.md section 8, "The audit".
+
+    Args:
+        model_path: a saved `LipschitzVAE` (.keras file).
+        images: float32 (N, *image_shape), pixels in [0, 1].
+        r: the reconstruction tolerance (l2, pixel space), > 0.
+        p: the probability level, in [1/2, 1).
+
+    Returns:
+        {mode: {"violations": int, "audited_images": int, "min_probability_upper": float or
+        None (no image audited), "certified_median": float (l2, pixel space)}}.
+    """
     audits = {}
     trained = keras.models.load_model(model_path, compile=False)
     for mode in RECONSTRUCTIONS:
@@ -363,7 +529,17 @@ def audit_reconstructions(model_path: str | Path, images: np.ndarray, r: float,
 
 
 def write_manifest(folder: Path) -> Path:
-    """manifest.json with the sha256 of every bundled file of the model folder."""
+    """manifest.json with the sha256 of every bundled file of the model folder.
+
+    Args:
+        folder: the model's folder.
+
+    Returns:
+        The path of the manifest written.
+
+    Raises:
+        OSError: if a file cannot be read or the manifest cannot be written.
+    """
     path = folder / "manifest.json"
     path.write_text(json.dumps(
         {"sha256": {f: sha256_file(folder / f) for f in _bundled_files(folder)}},
@@ -374,7 +550,23 @@ def write_manifest(folder: Path) -> Path:
 def certified_quantiles(name: str, images: np.ndarray) -> dict:
     """The card's certified-radius summaries recomputed from the loaded model: per method
     ("certified_radius") and, for `best`, per reconstruction mode
-    ("certified_radius_by_reconstruction", empty for the standard VAE)."""
+    ("certified_radius_by_reconstruction", empty for the standard VAE).
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+        images: float32 (N, *image_shape), pixels in [0, 1], e.g. the test images.
+
+    Returns:
+        {"certified_radius": {method: summary}, "certified_radius_by_reconstruction":
+        {mode: summary}}, each summary a `report.summarize` dict (l2, pixel space).
+
+    Raises:
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
+            model files, a file is unlisted, listed but missing, or fails its sha256.
+        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+    """
     model, card = load(name), model_card(name)
     r, p = card["certificate"]["r"], card["certificate"]["p"]
     return {
@@ -407,6 +599,19 @@ def cards_table(names: list[str] | None = None) -> str:
     (min / median) and the median for each mode; margins, tightness and violations come from
     the attacks on 50 test images; log p(x) is IWAE-64 on the test set (nats); the l2 error is
     ||x - g(mu(x))||_2 in pixel space.
+
+    Args:
+        names: the models, or None for every model with bundled weights.
+
+    Returns:
+        The table as one Markdown string.
+
+    Raises:
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
+            model files, a file is unlisted, listed but missing, or fails its sha256.
+        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
     """
     cols = ["model", "R*, r", "recon.", "posterior std", "constants (mu, sigma, g)",
             "cert. min / median",
@@ -442,7 +647,23 @@ def cards_table(names: list[str] | None = None) -> str:
 def plot_curves(path: str | Path, names: list[str] | None = None) -> str:
     """The validation-ELBO curve of each bundled model (default: all), best epoch marked, as a
     PNG at `path`; the path. The curve is the one early stopping followed: the finalized
-    model's (`val_finalized_elbo`, panel titled "finalized") where the card has it."""
+    model's (`val_finalized_elbo`, panel titled "finalized") where the card has it.
+
+    Args:
+        path: the PNG file to write.
+        names: the models, or None for every model with bundled weights.
+
+    Returns:
+        path, as a str.
+
+    Raises:
+        ValueError: if no card of these models has a learning curve.
+        TypeError: if name is not a str.
+        KeyError: if no zoo model has that name.
+        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
+            model files, a file is unlisted, listed but missing, or fails its sha256.
+        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+    """
     curves = {}
     for name in names or list_models(bundled_only=True):
         card = model_card(name)
@@ -466,6 +687,17 @@ flags.DEFINE_bool("overwrite", False, "build: replace a model's existing weights
 
 
 def main(argv) -> None:
+    """The `python -m lipvae_tf.zoo` command (see the module docstring), run by absl.
+
+    Args:
+        argv: the command line: the program, then a command of list, card, table, curves,
+            build, verify or export, then a model name for card, build, verify and export.
+
+    Raises:
+        SystemExit: with a one-line message for a bad command line, or when the command fails
+            with FileExistsError, FileNotFoundError, KeyError or ValueError (ZooIntegrityError
+            included).
+    """
     try:
         _main(argv)
     except (FileExistsError, FileNotFoundError, KeyError, ValueError) as err:
