@@ -24,7 +24,14 @@ __all__ = [
 
 def certificate_methods(model) -> list[str]:
     """The methods of bounds.METHODS that apply to `model` (a LipschitzVAE): "ncx2" needs a
-    fixed posterior std, the capped ones a std cap."""
+    fixed posterior std, the capped ones a std cap.
+
+    Args:
+        model: a `LipschitzVAE` (its `posterior_std` and `std_cap` are read).
+
+    Returns:
+        The method names, in the order of bounds.METHODS.
+    """
     from lipvae_tf import bounds
 
     capped = getattr(bounds, "CAPPED_METHODS", ())
@@ -49,7 +56,14 @@ _HELP_FLAGS = ("--help", "-?", "--helpfull", "--helpshort", "--helpxml")
 def run_command(main: Callable[[list[str]], None]) -> None:
     """`absl.app.run(main)` for the command-line entry points, except that asking for help
     (--help, -?, --helpfull, ...) exits with status 0, as argparse does, where absl exits with 1
-    after printing it (so `lipvae-train --help && ...` stopped)."""
+    after printing it (so `lipvae-train --help && ...` stopped).
+
+    Args:
+        main: the command's main function, called by absl with the remaining argv.
+
+    Raises:
+        SystemExit: as absl raises it, with status 0 instead of 1 after a help flag.
+    """
     from absl import app
 
     arguments = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
@@ -63,7 +77,18 @@ def run_command(main: Callable[[list[str]], None]) -> None:
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:
-    """min / 5% / median / mean / 95% / max of a vector of radii (floats, for JSON)."""
+    """min / 5% / median / mean / 95% / max of a vector of radii (floats, for JSON).
+
+    Args:
+        values: array_like of real numbers, at least one (e.g. radii, l2 in pixel space).
+
+    Returns:
+        {"min", "q05", "median", "mean", "q95", "max"}: Python floats, in the values' units
+        (quantiles by NumPy's default linear interpolation).
+
+    Raises:
+        IndexError: if values is empty (from np.quantile).
+    """
     values = np.asarray(values, np.float64)
     quantiles = np.quantile(values, [0.0, 0.05, 0.5, 0.95, 1.0])
     return {"min": float(quantiles[0]), "q05": float(quantiles[1]), "median": float(quantiles[2]),
@@ -75,7 +100,16 @@ def histogram_bins(values: np.ndarray, count: int = 40) -> np.ndarray:
     equal (or equal to 1e-6 relative, e.g. every std at its cap) get bins that start at their
     value and span 2% of it, so their bar is drawn where they are and never reaches below them
     (centred on it, a bar of radii at 1.00002 straddled the target line at 1 and read as missed:
-    a newcomer's run)."""
+    a newcomer's run).
+
+    Args:
+        values: array_like of real numbers; non-finite ones are ignored.
+        count: the number of bins.
+
+    Returns:
+        float64 array (count + 1,) of increasing bin edges; [0, 1] split evenly when no value
+        is finite.
+    """
     finite = np.asarray(values, np.float64)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -90,7 +124,16 @@ def histogram_bins(values: np.ndarray, count: int = 40) -> np.ndarray:
 
 def radius_histogram_figure(radii: dict[str, np.ndarray], target: float | None) -> Figure:
     """The figure of `plot_radius_histogram` (one series per method, shared bins that show the
-    radii even when they are all equal; the target line only when a target was asked for)."""
+    radii even when they are all equal; the target line only when a target was asked for).
+
+    Args:
+        radii: {method: certified radii (N,), l2 in pixel space}; non-finite ones are counted
+            in the legend, not drawn.
+        target: R* (l2, pixel space) for a dashed line, or None.
+
+    Returns:
+        A matplotlib `Figure` (not attached to pyplot).
+    """
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     arrays = {m: np.asarray(v, np.float64).ravel() for m, v in radii.items()}
@@ -115,13 +158,30 @@ def radius_histogram_figure(radii: dict[str, np.ndarray], target: float | None) 
 
 def plot_radius_histogram(radii: dict[str, np.ndarray], target: float | None, path: str) -> str:
     """Histogram of the certified radii of the test inputs, one series per method; the target
-    R* as a dashed line when one was asked for (None: explicit constants, no target)."""
+    R* as a dashed line when one was asked for (None: explicit constants, no target).
+
+    Args:
+        radii, target: as for `radius_histogram_figure`.
+        path: the PNG file to write.
+
+    Returns:
+        path.
+    """
     return _save(radius_histogram_figure(radii, target), path)
 
 
 def reconstructions_figure(rows: dict[str, np.ndarray], title: str | None = None) -> Figure:
     """Grid of images: one row per entry (e.g. originals, Lipschitz VAE, standard VAE), the
-    entry's key as the row's label; `title` above the grid."""
+    entry's key as the row's label; `title` above the grid.
+
+    Args:
+        rows: {label: images (n, H, W) or (n, H, W, 1), pixels in [0, 1]}; the shortest row
+            sets the number of columns.
+        title: a title above the grid, or None.
+
+    Returns:
+        A matplotlib `Figure`.
+    """
     count = min(len(images) for images in rows.values())
     fig = Figure(figsize=(count * 0.9 + 1.2, len(rows) * 1.05 + (0.3 if title else 0.0)))
     axes = fig.subplots(len(rows), count, squeeze=False)
@@ -139,7 +199,15 @@ def reconstructions_figure(rows: dict[str, np.ndarray], title: str | None = None
 
 def plot_reconstructions(rows: dict[str, np.ndarray], path: str, title: str | None = None
                          ) -> str:
-    """Writes `reconstructions_figure` to `path` (PNG); returns the path."""
+    """Writes `reconstructions_figure` to `path` (PNG); returns the path.
+
+    Args:
+        rows, title: as for `reconstructions_figure`.
+        path: the PNG file to write.
+
+    Returns:
+        path.
+    """
     return _save(reconstructions_figure(rows, title), path)
 
 def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
@@ -149,6 +217,13 @@ def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, np.ndarray]
     zero certificate or margin, a margin never broken: inf) are drawn as crosses at the edge of
     the axes (a third of the smallest positive value, three times the largest), counted in the
     legend: every input is drawn.
+
+    Args:
+        points: {name: (certified radii (N,), estimated margins (N,))}, both l2 in pixel space,
+            one pair per input (a margin may be inf: never broken).
+
+    Returns:
+        A matplotlib `Figure`.
     """
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
@@ -181,12 +256,30 @@ def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, np.ndarray]
 
 def plot_margin_vs_certificate(points: dict[str, tuple[np.ndarray, np.ndarray]], path: str
                                ) -> str:
-    """Writes `margin_vs_certificate_figure` to `path` (PNG); returns the path."""
+    """Writes `margin_vs_certificate_figure` to `path` (PNG); returns the path.
+
+    Args:
+        points: as for `margin_vs_certificate_figure`.
+        path: the PNG file to write.
+
+    Returns:
+        path.
+    """
     return _save(margin_vs_certificate_figure(points), path)
 
 def probability_vs_norm_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], p: float,
                                r: float) -> Figure:
-    """Mean estimated P(||f(x + delta) - f(x)|| <= r) under the attack, against ||delta||."""
+    """Mean estimated P(||f(x + delta) - f(x)|| <= r) under the attack, against ||delta||.
+
+    Args:
+        curves: {name: (attack norms ||delta||_2 (K,), l2 in pixel space, mean estimated
+            probabilities (K,) in [0, 1])}.
+        p: the probability level, drawn as a dashed line.
+        r: the reconstruction tolerance (l2, pixel space), for the axis label.
+
+    Returns:
+        A matplotlib `Figure`.
+    """
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for name, (norms, probability) in curves.items():
@@ -202,11 +295,27 @@ def probability_vs_norm_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]],
 
 def plot_probability_vs_norm(curves: dict[str, tuple[np.ndarray, np.ndarray]], p: float, r: float,
                              path: str) -> str:
-    """Writes `probability_vs_norm_figure` to `path` (PNG); returns the path."""
+    """Writes `probability_vs_norm_figure` to `path` (PNG); returns the path.
+
+    Args:
+        curves, p, r: as for `probability_vs_norm_figure`.
+        path: the PNG file to write.
+
+    Returns:
+        path.
+    """
     return _save(probability_vs_norm_figure(curves, p, r), path)
 
 def pareto_figure(points: dict[str, tuple[float, float]]) -> Figure:
-    """Test log-likelihood (y) against mean estimated margin (x), one labelled point per model."""
+    """Test log-likelihood (y) against mean estimated margin (x), one labelled point per model.
+
+    Args:
+        points: {model name: (mean estimated margin, l2 in pixel space; test log-likelihood
+            (IWAE) in nats)}.
+
+    Returns:
+        A matplotlib `Figure`.
+    """
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for name, (margin, log_likelihood) in points.items():
@@ -220,7 +329,15 @@ def pareto_figure(points: dict[str, tuple[float, float]]) -> Figure:
 
 
 def plot_pareto(points: dict[str, tuple[float, float]], path: str) -> str:
-    """Writes `pareto_figure` to `path` (PNG); returns the path."""
+    """Writes `pareto_figure` to `path` (PNG); returns the path.
+
+    Args:
+        points: as for `pareto_figure`.
+        path: the PNG file to write.
+
+    Returns:
+        path.
+    """
     return _save(pareto_figure(points), path)
 
 
@@ -229,6 +346,13 @@ def learning_curves_figure(curves: dict[str, tuple[list[float], int | None]]) ->
 
     curves: name -> (validation ELBO per epoch, best epoch 1-based or None). Each model on its
     own panel: their scales differ by thousands of nats (the standard VAE against the others).
+
+    Args:
+        curves: {name: (validation ELBO per epoch in nats, as a list; best epoch, 1-based, or
+            None)}, at least one; up to 4 panels per row.
+
+    Returns:
+        A matplotlib `Figure`.
     """
     fig = Figure(figsize=(4 * min(len(curves), 4), 3 * -(-len(curves) // 4)))
     axes = np.atleast_1d(fig.subplots(-(-len(curves) // 4), min(len(curves), 4))).ravel()
@@ -256,7 +380,15 @@ def learning_curves_figure(curves: dict[str, tuple[list[float], int | None]]) ->
 
 
 def plot_learning_curves(curves: dict[str, tuple[list[float], int | None]], path: str) -> str:
-    """Writes `learning_curves_figure` to `path` (PNG); returns the path."""
+    """Writes `learning_curves_figure` to `path` (PNG); returns the path.
+
+    Args:
+        curves: as for `learning_curves_figure`.
+        path: the PNG file to write.
+
+    Returns:
+        path.
+    """
     return _save(learning_curves_figure(curves), path)
 
 
@@ -267,7 +399,19 @@ def _save(fig, path: str) -> str:
 
 
 def write_json(report: dict, path: str) -> str:
-    """Writes the report with sorted keys (numpy scalars converted)."""
+    """Writes the report with sorted keys (numpy scalars converted).
+
+    Args:
+        report: a JSON-serialisable dict; NumPy scalars and arrays are converted to Python
+            numbers and lists. The parent folders of `path` are created.
+        path: the JSON file to write.
+
+    Returns:
+        path.
+
+    Raises:
+        TypeError: for a value that is neither JSON-serialisable nor a NumPy scalar or array.
+    """
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2, sort_keys=True, default=_jsonable)
