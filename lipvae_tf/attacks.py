@@ -386,8 +386,7 @@ def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
     (the baseline an attack must beat).
 
     Args:
-        x: images (batch, ...), converted to float32; not checked (pixels should lie in
-            [0, 1]).
+        x: images (batch, ...), real values in [0, 1], converted to float32.
         radius: the l2 norm (pixel space), a scalar or an array (batch,), finite and >= 0.
         seed: the seed of the stateless random direction, an int in [0, 2^31).
 
@@ -396,12 +395,18 @@ def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
         the box or the projection's 1e-6 margin cuts it) and with x + delta in [0, 1].
 
     Raises:
-        TypeError: if seed is not an int or radius not real.
-        ValueError: if seed is outside [0, 2^31), or radius is not finite and >= 0 or not a
-            scalar or of shape (batch,).
+        TypeError: if seed is not an int, or radius or x not real.
+        ValueError: if seed is outside [0, 2^31), radius is not finite and >= 0 or not a
+            scalar or of shape (batch,), or x has no batch axis, non-finite values or pixels
+            outside [0, 1].
     """
     seed = checks.seed("seed", seed)
-    x = np.asarray(x, np.float32)
+    x = checks.real_array("x", x)
+    if x.ndim < 2 or not np.all(np.isfinite(x)) or (x.size and (x.min() < 0 or x.max() > 1)):
+        raise ValueError(f"x must be a batch (batch, ...) of finite pixel values in [0, 1], got "
+                         f"shape {x.shape}" + (f", range [{x.min():.4g}, {x.max():.4g}]"
+                                               if x.size else ""))
+    x = x.astype(np.float32)
     radii = _radii("radius", radius, len(x))
     direction = _unit(tf.random.stateless_normal(x.shape, seed=(seed, 17)))
     return project_ball_box(direction * _per_row(tf.constant(radii), len(x.shape)),
@@ -416,7 +421,7 @@ def expected_damage(model, x, delta, samples: int = 64, seed: int = 0) -> np.nda
             `posterior_params`, `decode_mean` and `latent_dim`).
         x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
             (NumPy array or tensor; converted to float32).
-        delta: perturbations of exactly x's shape, finite (x + delta is not checked).
+        delta: perturbations of exactly x's shape, finite, with x + delta in [0, 1].
         samples: the number of noise pairs, >= 1.
         seed: the seed of the stateless noise, an int in [0, 2^31).
 
@@ -427,15 +432,17 @@ def expected_damage(model, x, delta, samples: int = 64, seed: int = 0) -> np.nda
         TypeError: if samples or seed is not an int.
         ValueError: if samples < 1, seed is outside [0, 2^31), or delta does not have x's shape
             or is not finite.
-        TypeError: if `model` lacks what the attacks use, or x is not floating point.
-        ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
+        TypeError: if `model` lacks what the attacks use, x is not floating point or delta not
+            real.
+        ValueError: if x or x + delta has the wrong shape, non-finite values or pixels outside
+            [0, 1].
     """
     samples = checks.positive_int("samples", samples)
     seed = checks.seed("seed", seed)
     x = _checked_model(model).check_images(x)
-    delta = _delta_like(delta, x)
+    perturbed = _perturbed(model, x, delta)
     noise = tf.random.stateless_normal((2, samples, len(x), model.latent_dim), seed=(seed, 23))
-    distance = reconstruction_distance(model, tf.constant(x + delta), tf.constant(x),
+    distance = reconstruction_distance(model, tf.constant(perturbed), tf.constant(x),
                                        noise[0], noise[1])
     return tf.reduce_mean(distance, axis=0).numpy().astype(np.float64)
 
@@ -461,14 +468,15 @@ def _radii(name: str, radius, count: int) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def _delta_like(delta, x: np.ndarray) -> np.ndarray:
-    """delta as float32 of exactly x's shape (no silent broadcasting), finite."""
-    delta = np.asarray(delta, dtype=np.float32)
+def _perturbed(model, x: np.ndarray, delta) -> np.ndarray:
+    """x + delta (float32), for a delta of exactly x's shape (no silent broadcasting), finite,
+    whose perturbed images stay in [0, 1] (the attacks' deltas do: `project_ball_box`)."""
+    delta = checks.real_array("delta", delta).astype(np.float32)
     if delta.shape != x.shape:
         raise ValueError(f"delta must have the shape of x {x.shape}, got {delta.shape}")
     if not np.all(np.isfinite(delta)):
         raise ValueError("delta must be finite")
-    return delta
+    return model.check_images(x + delta, "x + delta")
 
 
 # ----- statistics -----------------------------------------------------------------------------
@@ -551,7 +559,7 @@ def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
             `posterior_params`, `decode_mean` and `latent_dim`).
         x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
             (NumPy array or tensor; converted to float32).
-        delta: perturbations of exactly x's shape, finite (x + delta is not checked).
+        delta: perturbations of exactly x's shape, finite, with x + delta in [0, 1].
         r: the reconstruction tolerance, an l2 distance in pixel space, finite and > 0.
         samples: the number of independent noise pairs per input, >= 1.
         seed: the seed of the stateless noise, an int in [0, 2^31).
@@ -562,20 +570,20 @@ def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
 
     Raises:
         TypeError / ValueError: naming the argument, before any model call (r finite > 0,
-            samples and chunk >= 1, seed in [0, 2^31), delta of x's shape and finite).
+            samples and chunk >= 1, seed in [0, 2^31), delta real, of x's shape and finite).
         TypeError: if `model` lacks what the attacks use, or x is not floating point.
-        ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
+        ValueError: if x or x + delta has the wrong shape, non-finite values or pixels outside
+            [0, 1].
     """
     r = checks.positive_finite("r", r)
     samples = checks.positive_int("samples", samples)
     seed = checks.seed("seed", seed)
     chunk = checks.positive_int("chunk", chunk)
     x = _checked_model(model).check_images(x)
-    delta = _delta_like(delta, x)
+    perturbed = tf.constant(_perturbed(model, x, delta))
     counts = np.zeros(len(x), np.int64)
     if not len(x):
         return counts
-    perturbed = tf.constant(np.asarray(x + delta, np.float32))
     for i, start in enumerate(range(0, samples, chunk)):
         size = min(chunk, samples - start)
         counts += _count_batch(model, perturbed, tf.constant(x), tf.constant(_float32_at_most(r)),

@@ -205,8 +205,7 @@ def inglot_log_tail(u, m) -> np.ndarray:
     """log of Inglot's (2010) bound on P(chi2_m >= u), valid for u > m - 2 (+inf elsewhere).
 
     The bound is C_m u^(m/2) e^(-u/2) / (u - m + 2) with C_m = pi^(-1/2) e^(m/2) m^(-(m-1)/2)
-    (Inglot 2010; docs/theory.md section 2). It holds for m >= 2 only; m is not checked here
-    (`chi2_radius` refuses m < 2).
+    (Inglot 2010; docs/theory.md section 2). It holds for m >= 2 only: m = 1 raises.
 
     Args:
         u: array_like of real thresholds of the chi-square variable. +inf gives -inf (a tail of
@@ -215,7 +214,12 @@ def inglot_log_tail(u, m) -> np.ndarray:
 
     Returns:
         float64 array of u's shape: the natural log of the bound.
+
+    Raises:
+        TypeError / ValueError: naming m unless it is an int >= 2 (for m = 1 the bound tends to
+            0 as u -> 0 while the true tail tends to 1).
     """
+    m = checks.positive_int("m", m, minimum=2)
     u = np.asarray(u, np.float64)
     log_c = -0.5 * math.log(math.pi) + 0.5 * (m - (m - 1) * math.log(m))
     valid = u > m - 2
@@ -254,8 +258,8 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
         r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
         p: the probability level: array_like, in [1/2, 1).
         latent_dim: m, the latent dimension, an int >= 2 (Inglot's bound fails for m = 1).
-        gamma: None for a learned std, or the fixed posterior std gamma (finite, > 0), a scalar
-            or an array broadcast to the shape of the other arguments.
+        gamma: None for a learned std, or the fixed posterior std gamma: array_like, > 0,
+            broadcast with the other arguments (`checked`'s rules for a divisor).
 
     Returns:
         float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
@@ -264,16 +268,16 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
 
     Raises:
         TypeError: if latent_dim is not an int, or an argument is not real (`checked`).
-        ValueError: if latent_dim < 2, gamma is not finite and > 0 or does not broadcast to the
-            other arguments' shape, or for arguments that `checked` refuses.
+        ValueError: if latent_dim < 2, or for arguments (gamma included) that `checked`
+            refuses.
     """
     # minimum 2: for m = 1 Inglot's bound tends to 0 as u -> 0 while the true tail tends to 1.
     latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
-    m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
-    if gamma is not None:
-        gamma = np.broadcast_to(np.asarray(gamma, np.float64), m_mu.shape)
-        if not np.all(np.isfinite(gamma)) or np.any(gamma <= 0):
-            raise ValueError(f"gamma must be finite and > 0, got {gamma}")
+    if gamma is None:
+        m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
+    else:
+        m_mu, m_sigma, m_g, s, r, p, gamma = checked(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s,
+                                                     r=r, p=p, gamma=gamma)
     log_level = np.log1p(-p)
 
     def certified(d):
@@ -644,6 +648,7 @@ def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap,
         TypeError: for an argument that is not real (`checked`).
         ValueError: if std_cap is None, if s > std_cap, or for arguments that `checked` refuses.
     """
+    cap_only = checks.flag("cap_only", cap_only)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     std_cap, _ = _validated_cap(std_cap, s, None)
     slack = _budget(m_g, r, p) * (1 - 8 * _U) - (std_cap**2 + s**2) * (1 + 8 * _U)
@@ -694,6 +699,7 @@ def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_
         ValueError: if latent_dim < 1, std_cap is None, s > std_cap or s_max > s, or for
             arguments that `checked` refuses.
     """
+    cap_only = checks.flag("cap_only", cap_only)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     std_cap, s_max = _validated_cap(std_cap, s, s_max)
@@ -712,8 +718,7 @@ def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
     and s = gamma sqrt(m). The noncentral one is the exact worst case, so it dominates the others
     up to its ~1e-12 rounding margin; the max keeps the rest as a cross-check. cap_only=True
     (a learned std with a cap): the two capped forms with sigma(x') bounded by S alone.
-    The chi-square form enters only for latent_dim >= 2. With gamma given, std_cap is ignored
-    here (`radius` refuses that pair). docs/theory.md sections 1-3, 5 and 9.
+    The chi-square form enters only for latent_dim >= 2. docs/theory.md sections 1-3, 5 and 9.
 
     Args:
         m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
@@ -737,11 +742,10 @@ def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
 
     Raises:
         TypeError, ValueError: as the certificates it takes raise them (`checked`, latent_dim);
-            ValueError also for cap_only=True with gamma given or std_cap None.
+            ValueError also for std_cap with gamma (a fixed std has no cap) and for cap_only=True
+            without std_cap; TypeError for a cap_only that is not a bool (`check_method`).
     """
-    if cap_only:
-        if gamma is not None or std_cap is None:
-            raise ValueError("cap_only=True needs a learned std (gamma None) and its std_cap")
+    if check_method("best", gamma=gamma, std_cap=std_cap, cap_only=cap_only):
         return np.maximum(
             capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap, cap_only=True),
             capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,

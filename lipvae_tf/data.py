@@ -530,9 +530,12 @@ def load_arrays(name: str, split: str, *, source: str = "auto", data_dir: str | 
     Raises:
         TypeError, ValueError, FileNotFoundError: as `load_dataset` raises them.
     """
-    options = dict(source=source, data_dir=data_dir, idx_dir=idx_dir)
-    resolved = resolve_source(name, split, **options)
-    batches = list(load_dataset(name, split, limit=limit, batch_size=4096, with_labels=True,
-                                **options).as_numpy_iterator())
+    limit = _check_optional_positive("limit", limit)
+    # resolved once: the source reported is the one read ("auto" probes TFDS, which could
+    # answer differently a second time)
+    resolved = resolve_source(name, split, source=source, data_dir=data_dir, idx_dir=idx_dir)
+    ds = _raw_dataset(name, split, resolved, data_dir, download=source == "tfds", limit=limit)
+    batches = list(ds.map(_image_and_label, num_parallel_calls=tf.data.AUTOTUNE)
+                   .batch(4096).as_numpy_iterator())
     return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
             resolved)

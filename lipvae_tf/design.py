@@ -113,14 +113,17 @@ def budget_radius(
         The radius as a float (l2, pixel space); 0.0 if nothing is certified.
 
     Raises:
-        ValueError: if encoder_std is None (with gamma None) and `method` is not a capped method
-            or "best", or for what `bounds.radius` refuses (e.g. "ncx2" without gamma).
-        TypeError: for what `bounds.radius` refuses as a type (e.g. std_cap None with a learned
-            std and an uncapped method: its `s` is then None).
+        ValueError: if std_cap is None with a learned std (gamma None), if encoder_std is None
+            (with gamma None) and `method` is not a capped method or "best", or for what
+            `bounds.radius` refuses (e.g. "ncx2" without gamma).
+        TypeError: for what `bounds.radius` refuses as a type.
     """
     if gamma is not None:
         return float(bounds.radius(method, encoder_mean, 0.0, decoder, 0.0, r, p,
                                    latent_dim=latent_dim, gamma=gamma))
+    if std_cap is None:
+        raise ValueError("std_cap is required for a learned std (gamma None): the budget is "
+                         "certified at the worst-case std, s = std_cap")
     common = dict(latent_dim=latent_dim, std_cap=std_cap, s_max=std_cap)
     if encoder_std is None:
         if method not in (*bounds.CAPPED_METHODS, "best"):
@@ -195,7 +198,8 @@ def design_budget(
         latent_dim: m, an int >= 1.
         method: one of bounds.METHODS; "best" takes the largest sound certificate.
         std_cap: S (learned std), finite > 0. gamma: a fixed posterior std instead, finite > 0
-            (std_cap, std_cap_applied and encoder_std are then unused: encoder_std becomes 0).
+            (std_cap is then unused; encoder_std and std_cap_applied must be None: the
+            budget's encoder_std is 0).
             The default here is a learned std capped at DEFAULT_STD_CAP (as for
             `LipschitzVAE(...)`); `LipschitzVAE.from_target` passes gamma =
             DEFAULT_POSTERIOR_STD by default (and covers the float32 rounding as applied).
@@ -215,7 +219,8 @@ def design_budget(
         the applied cap) is >= target_radius; its std_cap and r are the nominal ones passed.
 
     Raises:
-        ValueError naming the argument for bad values, and naming target_radius when no
+        ValueError naming the argument for bad values (encoder_std or std_cap_applied given
+        with gamma among them), and naming target_radius when no
         constant >= min_lipschitz reaches it, or when the certificate reaches it for constants
         beyond 1e12 (any constants).
         TypeError naming the argument for a value of the wrong type (checks.positive_finite,
@@ -226,8 +231,8 @@ def design_budget(
     p = checks.probability_level("p", p)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     min_lipschitz = checks.positive_finite("min_lipschitz", min_lipschitz)
-    r_slack = float(r_slack)
-    if not 0 <= r_slack < r:
+    r_slack = checks.non_negative_finite("r_slack", r_slack)
+    if not r_slack < r:
         raise ValueError(f"r_slack must be in [0, r={r}), got {r_slack}")
     checks.one_of("method", method, bounds.METHODS)
     checks.one_of("split", split, SPLITS)
@@ -237,6 +242,10 @@ def design_budget(
     std_free = encoder_std is None
     if gamma is not None:
         gamma = checks.positive_finite("gamma", gamma)
+        for name, value in (("encoder_std", encoder_std), ("std_cap_applied", std_cap_applied)):
+            if value is not None:  # refused rather than left unused (as learned_std_cap does)
+                raise ValueError(f"{name}={value!r} applies to a learned std; a fixed posterior "
+                                 f"std gamma={gamma} has none (leave {name} None)")
         std_cap, encoder_std, std_free = None, 0.0, False
     else:
         std_cap = checks.positive_finite("std_cap", std_cap)

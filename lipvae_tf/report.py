@@ -87,9 +87,11 @@ def summarize(values: np.ndarray) -> dict[str, float]:
         (quantiles by NumPy's default linear interpolation).
 
     Raises:
-        IndexError: if values is empty (from np.quantile).
+        ValueError: if values is empty.
     """
     values = np.asarray(values, np.float64)
+    if not values.size:
+        raise ValueError("values must hold at least one number to summarize, got none")
     quantiles = np.quantile(values, [0.0, 0.05, 0.5, 0.95, 1.0])
     return {"min": float(quantiles[0]), "q05": float(quantiles[1]), "median": float(quantiles[2]),
             "mean": float(values.mean()), "q95": float(quantiles[3]), "max": float(quantiles[4])}
@@ -348,12 +350,26 @@ def learning_curves_figure(curves: dict[str, tuple[list[float], int | None]]) ->
     own panel: their scales differ by thousands of nats (the standard VAE against the others).
 
     Args:
-        curves: {name: (validation ELBO per epoch in nats, as a list; best epoch, 1-based, or
-            None)}, at least one; up to 4 panels per row.
+        curves: {name: (validation ELBO per epoch in nats, a sequence or array of at least
+            one; best epoch, 1-based, or None)}, at least one; up to 4 panels per row.
 
     Returns:
         A matplotlib `Figure`.
+
+    Raises:
+        ValueError: for no curves, an empty curve, or a best epoch outside [1, epochs].
     """
+    if not curves:
+        raise ValueError("curves must hold at least one model's curve")
+    curves = {name: ([float(v) for v in np.ravel(values)], best)
+              for name, (values, best) in curves.items()}
+    for name, (values, best) in curves.items():
+        if not values:
+            raise ValueError(f"the curve of {name!r} is empty")
+        if best is not None and not (isinstance(best, (int, np.integer))
+                                     and 1 <= best <= len(values)):
+            raise ValueError(f"the best epoch of {name!r} must be an int in [1, {len(values)}] "
+                             f"(1-based) or None, got {best!r}")
     fig = Figure(figsize=(4 * min(len(curves), 4), 3 * -(-len(curves) // 4)))
     axes = np.atleast_1d(fig.subplots(-(-len(curves) // 4), min(len(curves), 4))).ravel()
     for ax, (name, (values, best)) in zip(axes, curves.items()):

@@ -7,7 +7,7 @@ import pytest
 from absl import flags
 
 import lipvae_tf as lv
-from lipvae_tf import attacks, evaluate, export, train, zoo
+from lipvae_tf import attacks, bounds, design, evaluate, export, report, train, zoo
 
 IMAGES = np.zeros((2, 28, 28, 1), "float32")
 
@@ -124,6 +124,48 @@ def _cases(vae, tmp_path):
         "a conv image the halvings do not divide": (
             lambda: lv.StandardVAE(2, architecture="conv", image_shape=(30, 30, 1)), ValueError,
             r"halves the image 2 times with 3 x 3 kernels: image_shape .* multiples of 4"),
+        # a docstring review's findings (2026-12-02): each was accepted, or failed elsewhere
+        "Inglot's tail bound at m = 1": (lambda: bounds.inglot_log_tail(0.5, 1), ValueError,
+                                         "m must be an integer >= 2, got 1"),
+        "chi2_radius with gamma = 1e-200": (
+            lambda: bounds.chi2_radius(1.0, 0.0, 2.0, 0.0, 4.0, latent_dim=10, gamma=1e-200),
+            ValueError, r"gamma must be >= 1e-75"),
+        "best_radius with a fixed std and a cap": (
+            lambda: bounds.best_radius(1.0, 0.0, 2.0, 0.0, 4.0, latent_dim=10, gamma=0.05,
+                                       std_cap=0.1),
+            ValueError, r"std_cap does not apply to a fixed encoder std \(gamma\)"),
+        "best_radius with cap_only='yes'": (
+            lambda: bounds.best_radius(1.0, 0.0, 2.0, 0.05, 4.0, latent_dim=10, std_cap=0.1,
+                                       cap_only="yes"),
+            TypeError, "cap_only must be a bool, got str"),
+        "capped_markov_radius with cap_only=1": (
+            lambda: bounds.capped_markov_radius(1.0, 0.0, 2.0, 0.05, 4.0, std_cap=0.1,
+                                                cap_only=1),
+            TypeError, "cap_only must be a bool, got int"),
+        "budget_radius of a learned std without a cap": (
+            lambda: design.budget_radius(1.0, 1.0, 2.0, r=8.0, p=0.5, latent_dim=10,
+                                         method="markov"),
+            ValueError, r"std_cap is required for a learned std \(gamma None\)"),
+        "design_budget with a fixed std and encoder_std": (
+            lambda: design.design_budget(1.0, 8.0, latent_dim=10, gamma=0.05, encoder_std=123.0),
+            ValueError, "encoder_std=123.0 applies to a learned std; a fixed posterior std"),
+        "design_budget with r_slack as a string": (
+            lambda: design.design_budget(1.0, 8.0, latent_dim=10, r_slack="0.1"),
+            TypeError, "r_slack must be a real number"),
+        "expected_damage with x + delta above 1": (
+            lambda: attacks.expected_damage(vae, IMAGES + 0.5, np.full_like(IMAGES, 0.6)),
+            ValueError, r"x \+ delta must hold pixel values in \[0, 1\], got range"),
+        "robust_counts with x + delta below 0": (
+            lambda: attacks.robust_counts(vae, IMAGES, np.full_like(IMAGES, -0.1), 8.0, 4),
+            ValueError, r"x \+ delta must hold pixel values in \[0, 1\]"),
+        "random_perturbation of pixels outside [0, 1]": (
+            lambda: attacks.random_perturbation(IMAGES + 2.0, 1.0), ValueError,
+            r"x must be a batch \(batch, ...\) of finite pixel values in \[0, 1\]"),
+        "summarize of no values": (lambda: report.summarize([]), ValueError,
+                                   "values must hold at least one number"),
+        "a learning curve's best epoch 0": (
+            lambda: report.learning_curves_figure({"a": ([1.0, 2.0], 0)}), ValueError,
+            r"the best epoch of 'a' must be an int in \[1, 2\]"),
         "list_models(bundled_only='yes')": (lambda: zoo.list_models(bundled_only="yes"),
                                             TypeError, "bundled_only must be a bool"),
     }

@@ -456,3 +456,17 @@ def test_ncx2_radius_solves_each_distinct_input_once_with_the_same_result(monkey
     assert max(sizes) == 3  # three distinct rows, not six
     assert bounds.ncx2_radius(1.0, 7.8, np.full((2, 3), 8.0), 0.5, latent_dim=10,
                               gamma=0.05).shape == (2, 3)
+
+
+@pytest.mark.parametrize("method", ["chi2", "best", "ncx2", "markov"])
+def test_an_array_of_gammas_certifies_each_gamma_as_a_scalar_would(method):
+    """radius promises the broadcast shape of all its arguments: chi2 (and best, which takes it)
+    refused an array gamma with scalar constants ("cannot broadcast a non-scalar to a scalar")."""
+    gammas = np.array([0.05, 0.1, 0.3])
+    together = bounds.radius(method, 1.0, 0.0, 2.0, 0.0, 4.0, 0.5, latent_dim=10, gamma=gammas)
+    alone = [float(bounds.radius(method, 1.0, 0.0, 2.0, 0.0, 4.0, 0.5, latent_dim=10, gamma=g))
+             for g in gammas]
+    assert together.shape == (3,)
+    # a vector bisection runs until its widest bracket closes: the others may go a step further
+    np.testing.assert_allclose(together, alone, rtol=2e-12)
+    assert together[0] > together[1] > together[2] > 0  # more noise, a smaller radius

@@ -238,6 +238,19 @@ def test_auto_falls_back_to_the_sample(no_debian, empty_tfds_dir):
     np.testing.assert_array_equal(batch, data.load_sample("test")[0])
 
 
+def test_load_arrays_reports_the_source_it_read_resolving_it_once(monkeypatch, no_debian,
+                                                                  empty_tfds_dir):
+    """"auto" probes TFDS; load_arrays resolved it twice (once for the report, once for the
+    read), so a probe that answered differently the second time reported a source it did not
+    read."""
+    answers = iter(["sample", "idx:/nowhere"])  # a second probe would name another source
+    monkeypatch.setattr(data, "resolve_source", lambda *args, **kwargs: next(answers))
+    images, labels, source = data.load_arrays("fashion_mnist", "test", data_dir=empty_tfds_dir)
+    assert source == "sample"
+    np.testing.assert_array_equal(images, data.load_sample("test")[0])
+    np.testing.assert_array_equal(labels, data.load_sample("test")[1])
+
+
 def test_auto_uses_the_debian_directory_when_present(monkeypatch, tmp_path, empty_tfds_dir):
     written = write_idx_dir(tmp_path / "debian")
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "debian")

@@ -100,9 +100,14 @@ def test_probability_vs_norm_and_pareto_draw_their_values():
     assert ax.dataLim.x0 <= 1.5 <= ax.dataLim.x1 and ax.dataLim.y0 <= -80 <= ax.dataLim.y1
 
 
-def test_learning_curves_draw_every_epoch_and_mark_the_best():
+@pytest.mark.parametrize("as_array", [False, True])
+def test_learning_curves_draw_every_epoch_and_mark_the_best(as_array):
     curves = {"a": ([10.0, 20.0, 25.0, 24.0], 3), "b": ([5.0, 5.0], None)}
-    fig = report.learning_curves_figure(curves)
+    # a NumPy curve (e.g. a Keras History's values through np.asarray) draws the same figure:
+    # its slice + [best value] once added elementwise and set the scale from the wrong numbers
+    given = {name: (np.asarray(values) if as_array else values, best)
+             for name, (values, best) in curves.items()}
+    fig = report.learning_curves_figure(given)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 2
     for ax, (values, best) in zip(visible, curves.values()):
