@@ -283,7 +283,8 @@ def design_budget(
             f"std_cap={std_cap}, gamma={gamma}, split={split!r}, fixed constants "
             f"{ {k: v for k, v in constants_at(math.nan).items() if v == v} } and "
             f"constants >= min_lipschitz={min_lipschitz}: the certificate reaches only "
-            f"{achieved:.6g} (lower encoder_mean, std_cap or r / target_radius)"
+            f"{achieved:.6g}: raise r, or lower target_radius, p, encoder_mean or the "
+            f"posterior's std ({'posterior_std' if gamma is not None else 'std_cap'})"
         )
     return LipschitzBudget(**constants_at(scale), std_cap=std_cap, gamma=gamma,
                            target_radius=target_radius, r=r, p=float(p), latent_dim=latent_dim,

@@ -59,17 +59,22 @@ class ZooIntegrityError(ValueError):
     """A zoo file is missing from its manifest, absent, or does not match its sha256."""
 
 
+# what a user can do about a damaged bundled model (the zoo has no download: its files ship with
+# the package)
+_RESTORE = ("restore the package's copy (git checkout -- zoo/, or reinstall lipvae_tf) or rebuild "
+            "it with `python -m lipvae_tf.zoo build NAME --overwrite`")
+
+
 def _read_json(path: Path, keys: tuple[str, ...] = ()) -> dict:
     """A zoo JSON file as a dict holding `keys`, or ZooIntegrityError naming the file."""
     try:
         value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ZooIntegrityError(f"{path}: unreadable ({error}); rebuild or re-download the "
-                                "model") from error
+        raise ZooIntegrityError(f"{path}: unreadable ({error}); {_RESTORE}") from error
     missing = [key for key in keys if not isinstance(value, dict) or key not in value]
     if missing:
         raise ZooIntegrityError(f"{path}: no {', '.join(map(repr, missing))} (corrupted or "
-                                "tampered); rebuild or re-download the model")
+                                f"tampered); {_RESTORE}")
     return value
 
 
@@ -207,7 +212,7 @@ def verify(name: str) -> Path:
         shipped = [f for f in _bundled_files(folder) if f != "config.json"]
         if shipped:
             raise ZooIntegrityError(f"zoo model {name!r}: manifest.json is missing, though the "
-                                    f"folder holds {shipped[0]}; rebuild or re-download it")
+                                    f"folder holds {shipped[0]}; {_RESTORE}")
         config = model_config(name)
         reason = config.get("weights", "not built yet")
         source = config.get("train", {}).get("source")
@@ -230,7 +235,7 @@ def verify(name: str) -> Path:
         if sha256_file(path) != expected:
             raise ZooIntegrityError(
                 f"zoo model {name!r}: {relative} does not match its sha256 in manifest.json "
-                "(corrupted or tampered); rebuild or re-download it")
+                f"(corrupted or tampered); {_RESTORE}")
     return folder
 
 
