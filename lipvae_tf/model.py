@@ -662,8 +662,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             x = tf.ensure_shape(x, expected)
         # NaN fails both comparisons, +-Inf one of them
         inside = tf.reduce_all((x >= 0) & (x <= 1))
+        # the range found is in the message (images left in 0-255 read "0 255"); NaN shows too
         with tf.control_dependencies([tf.debugging.Assert(inside, [
-                f"{name} must hold finite pixel values in [0, 1] (no NaN or Inf)"])]):
+                f"{name} must hold finite pixel values in [0, 1] (divide 0-255 pixels by 255); "
+                f"got min and max", tf.reduce_min(x), tf.reduce_max(x)])]):
             return tf.identity(x)
 
     def elbo_terms(self, x, training: bool = False) -> dict:
