@@ -226,6 +226,7 @@ def run(config: EvalConfig) -> dict:
     os.makedirs(config.output_dir, exist_ok=True)
     models = load_models(config.models)
     test_x, test_y, source = load_test_set(config)
+    print(f"data: {len(test_x)} test images from {source}", flush=True)
     if config.num_inputs > len(test_x):
         raise ValueError(f"num_inputs={config.num_inputs} is more than the {len(test_x)} test "
                          "images")
@@ -259,7 +260,8 @@ def run(config: EvalConfig) -> dict:
 
 
 def format_table(result: dict) -> str:
-    """A Markdown table: certificates per method, estimated margin, tightness, log-likelihood."""
+    """A Markdown table: certificates per method, estimated margin, tightness, log-likelihood;
+    after a line naming the test data, before a line explaining the columns."""
     methods = bounds.METHODS
     cols = ["model", *[f"cert. {m}" for m in methods], "R1 ref.", "est. margin", "cert./margin",
             "violations", "test log p(x)"]
@@ -273,6 +275,13 @@ def format_table(result: dict) -> str:
             f"{v['estimated_margin']['median']:.4f}", f"{v['tightness_median']:.3f}",
             "n/a" if v["certificate_violations"] is None else str(v["certificate_violations"]),
             f"{v['test_log_likelihood_iwae']:.1f}"]) + " |")
+    data = result.get("data") or {}
+    if data:
+        lines.insert(0, f"data: {data['test_images']} test images from {data['test_source']}")
+    lines.append("cert. <method>: median certified radius (l2, pixel space); R1 ref.: the "
+                 "published R1 (Barrett et al. 2022) at the model's constants, 0 where it "
+                 "certifies nothing; est. margin: median radius at which the attack broke "
+                 "r-robustness")
     return "\n".join(lines)
 
 

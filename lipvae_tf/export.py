@@ -209,7 +209,8 @@ def _metadata(model: LipschitzVAE, method: str, constants: dict,
                         "outputs": {"certified_radius": "float64 (None,), NaN for invalid r, p "
                                                         "or pixels"}},
             "metadata": {"inputs": {"ignored": "float32 (None,)"},
-                         "outputs": "this file's values, one row per input row"},
+                         "outputs": "this file's values, one row per input row (design_met as "
+                                    "the string 'true', 'false' or 'none')"},
         },
     }
 
@@ -329,6 +330,12 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
             "method": tf.constant(method),
             "lipvae_tf_version": tf.constant(metadata["lipvae_tf_version"]),
             "format_version": tf.constant(FORMAT_VERSION, tf.int64),
+            # as in assets.extra: whether the design record's radius holds for these weights
+            # ("true", "false", or "none" without a record), so that a Serving client sees it
+            "design_met": tf.constant({True: "true", False: "false", None: "none"}[
+                metadata["design_met"]]),
+            "design_target_radius": tf.constant(
+                (model.design or {}).get("target_radius") or nan, tf.float64),
         }
         rows = tf.shape(ignored)[:1]
         return {name: tf.broadcast_to(value, tf.concat([rows, tf.shape(value)], 0))

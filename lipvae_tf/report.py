@@ -3,6 +3,7 @@ files) and the JSON file."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -97,20 +98,25 @@ def summarize(values: np.ndarray) -> dict[str, float]:
             "mean": float(values.mean()), "q95": float(quantiles[3]), "max": float(quantiles[4])}
 
 
-def histogram_bins(values: np.ndarray, count: int = 40) -> np.ndarray:
+def histogram_bins(values: np.ndarray, count: int = 40, edge: float | None = None
+                   ) -> np.ndarray:
     """`count` shared bins over the finite `values`, never of zero width: values that are all
     equal (or equal to 1e-6 relative, e.g. every std at its cap) get bins that start at their
     value and span 2% of it, so their bar is drawn where they are and never reaches below them
     (centred on it, a bar of radii at 1.00002 straddled the target line at 1 and read as missed:
-    a newcomer's run).
+    a newcomer's run). With `edge` (e.g. the target R*), spread values get bins of the same
+    width shifted so that `edge` is one of their edges: no bar straddles it, and values >= edge
+    are drawn right of it (the last of linspace(min, max) bins ended at radii of 1.00002, left
+    of the target line at 1: another newcomer's run).
 
     Args:
         values: array_like of real numbers; non-finite ones are ignored.
-        count: the number of bins.
+        count: the number of bins (one or two more with `edge`).
+        edge: None, or a value that must be a bin edge.
 
     Returns:
-        float64 array (count + 1,) of increasing bin edges; [0, 1] split evenly when no value
-        is finite.
+        float64 array of increasing bin edges (count + 1 of them, up to count + 3 with `edge`);
+        [0, 1] split evenly when no value is finite.
     """
     finite = np.asarray(values, np.float64)
     finite = finite[np.isfinite(finite)]
@@ -121,7 +127,12 @@ def histogram_bins(values: np.ndarray, count: int = 40) -> np.ndarray:
     if high - low <= 1e-6 * scale:
         # from 1e-9 below the value (drawn bars carry round-off; the bar must contain it)
         return np.linspace(low - 1e-9 * scale, low + 0.02 * scale, count + 1)
-    return np.linspace(low, high, count + 1)
+    if edge is None:
+        return np.linspace(low, high, count + 1)
+    width = (high - low) / count
+    first = math.floor((low - edge) / width)
+    last = math.floor((high - edge) / width) + 1  # high < edge + last * width: inside a bin
+    return edge + width * np.arange(first, last + 1, dtype=np.float64)
 
 
 def radius_histogram_figure(radii: dict[str, np.ndarray], target: float | None) -> Figure:
@@ -136,25 +147,30 @@ def radius_histogram_figure(radii: dict[str, np.ndarray], target: float | None) 
     Returns:
         A matplotlib `Figure` (not attached to pyplot).
     """
-    fig = Figure(figsize=(7, 4))
+    fig = Figure(figsize=(9, 4))
     ax = fig.subplots()
     arrays = {m: np.asarray(v, np.float64).ravel() for m, v in radii.items()}
+    # each series its own hatching: methods that certify the same radii (e.g. best and ncx2)
+    # draw the same bars, and both stay visible
+    hatches = ("", "//", "\\\\", "..", "xx", "--", "++")
     shown = [v[np.isfinite(v)] for v in arrays.values()]
-    bins = histogram_bins(np.concatenate(shown) if shown else np.zeros(0))
-    for method, values in arrays.items():
+    bins = histogram_bins(np.concatenate(shown) if shown else np.zeros(0), edge=target)
+    for index, (method, values) in enumerate(arrays.items()):
         finite = values[np.isfinite(values)]
         label = method
         if finite.size and np.ptp(finite) <= 1e-6 * max(abs(finite).max(), 1e-12):
             label = f"{method} (all {finite.size} at {finite.mean():.7g})"
         if finite.size < values.size:
             label += f" ({values.size - finite.size} not finite, not shown)"
-        ax.hist(finite, bins=bins, alpha=0.55, label=label)
+        ax.hist(finite, bins=bins, alpha=0.55, label=label,
+                hatch=hatches[index % len(hatches)])
     if target is not None:
         ax.axvline(target, color="black", linestyle="--", label=f"target R* = {target:g}")
     ax.set_xlabel("certified radius (l2, pixel space)")
     ax.set_ylabel("test inputs")
     ax.set_title("Certified radius per test input")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the bars
+    fig.tight_layout()
     return fig
 
 

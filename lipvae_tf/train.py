@@ -37,7 +37,13 @@ from lipvae_tf.constraints import (
     check_relaxation_applies,
     conv_kind,
 )
-from lipvae_tf.model import ARCHITECTURES, RECONSTRUCTIONS, LipschitzVAE, StandardVAE
+from lipvae_tf.model import (
+    ARCHITECTURES,
+    LIKELIHOODS,
+    RECONSTRUCTIONS,
+    LipschitzVAE,
+    StandardVAE,
+)
 
 __all__ = [
     "TrainConfig", "std_settings", "build_model", "load_images", "check_validation_images",
@@ -133,8 +139,15 @@ class TrainConfig:
                                  conv_kind(self.constraint))
         checks.seed("seed", self.seed)
         std_settings(self)  # the ValueError naming posterior_std or std_cap
-        for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS)):
+        for name, allowed in (("reconstruction", RECONSTRUCTIONS), ("split", design.SPLITS),
+                              ("method", bounds.METHODS), ("likelihood", LIKELIHOODS),
+                              ("strategy", distribute.STRATEGIES)):
             checks.one_of(name, getattr(self, name), allowed)
+        # the certificate's settings, before the data are loaded (they failed only after)
+        if self.target_radius is not None:
+            checks.positive_finite("target_radius", self.target_radius)
+        checks.positive_finite("r", self.r)
+        checks.probability_level("p", self.p)
 
 
 def std_settings(config: TrainConfig) -> tuple[float | None, float | None]:
@@ -555,15 +568,16 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
                                    # early stopping and the learning-rate drops follow it
                                    "validation_data_sha256": _sha256(test_x)},
                            epochs=config.epochs)
-    # where this session took over: epoch and step (0-based) of the checkpoint, and which
-    # session of the run it is (2 = the first resumption)
+    # where this session took over: "epoch" = epochs completed (Keras' 0-based initial_epoch),
+    # "step" = steps done of the next epoch, and which session of the run it is (2 = the first
+    # resumption); the console names the epoch 1-based, as Keras' progress bar does
     resumed = None if saved is None else {"epoch": saved["epoch"], "step": saved["batch"],
                                           "session": len(saved["sessions"]) + 1}
     backup.sessions = [*backup.sessions, {"start_epoch": backup.epoch,
                                           "start_batch": backup.batch_offset}]
     if resumed and config.verbose:
-        print(f"resuming {run_dir} from its checkpoint: epoch {backup.epoch + 1}, "
-              f"step {backup.batch_offset} of {steps}", flush=True)
+        print(f"resuming {run_dir} from its checkpoint: {backup.epoch} epochs done, then "
+              f"epoch {backup.epoch + 1} from step {backup.batch_offset} of {steps}", flush=True)
     validation = distribute.evaluation_dataset(test_x, config.batch_size)
     # the finalized validation first (the others read its value), the convergence callbacks
     # before the checkpoint, which saves their state
@@ -999,6 +1013,9 @@ def cli() -> None:
     for flag in flags.FLAGS.get_flags_for_module(__name__):
         # absl lists the flags of the module named by sys.argv[0] (the console script's file)
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    main_module = sys.modules["__main__"]
+    if main_module.__doc__ is None:  # absl's --help prints __main__'s docstring: the script's
+        main_module.__doc__ = __doc__  # wrapper has none (only "USAGE:" was printed)
     quiet_tensorflow_logs()
     report.run_command(main)
 

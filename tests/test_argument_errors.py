@@ -100,6 +100,13 @@ def _cases(vae, tmp_path):
             "constraint='bjorck': a StandardVAE has plain Keras layers without a kernel control"),
         "no hidden layers": (lambda: train.TrainConfig(hidden_units=()),
                              ValueError, "hidden_units must hold at least 1"),
+        # refused before the data are loaded (a newcomer's run: after 60000 images were read)
+        "TrainConfig(p=0.3)": (lambda: train.TrainConfig(p=0.3), ValueError,
+                               r"p must be a probability in \[1/2, 1\), got 0.3"),
+        "TrainConfig(target_radius=0)": (lambda: train.TrainConfig(target_radius=0), ValueError,
+                                         "target_radius must be a finite number > 0, got 0"),
+        "TrainConfig(method='chi')": (lambda: train.TrainConfig(method="chi"), ValueError,
+                                      "method must be one of"),
         "an unknown dataset (TrainConfig)": (
             lambda: train.TrainConfig(dataset="cifar10"), ValueError,
             r"dataset must be one of \('fashion_mnist', 'mnist'\), got 'cifar10'"),

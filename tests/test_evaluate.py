@@ -56,7 +56,13 @@ def test_evaluation_writes_report_and_figures(saved_models, tmp_path):
     assert set(result["figures"]) == {"margin_vs_certificate", "probability_vs_norm", "pareto",
                                       "adversarial_grid_lip", "adversarial_grid_std"}
     table = evaluate.format_table(result)
-    assert table.count("\n") == 3 and "| lip |" in table
+    lines = table.splitlines()
+    # the data it read named first (a newcomer compared a sample-trained model's numbers on the
+    # IDX test set with the main job's), the columns explained last
+    assert lines[0] == "data: 64 test images from sample"
+    assert lines[1].startswith("| model |") and "| lip |" in table and len(lines) == 6
+    assert lines[-1].startswith("cert. <method>: median certified radius")
+    assert "R1 ref.: the published R1" in lines[-1]
 
 
 def test_model_list_parsing_and_errors(saved_models, tmp_path):

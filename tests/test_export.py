@@ -176,6 +176,11 @@ def test_metadata_holds_the_frozen_constants(exported, served):
         assert card["latent_dim"] == model.latent_dim and row["lipvae_tf_version"] == \
             card["lipvae_tf_version"]
         assert card["design"] == model.design and card["design_met"] is True
+        # the Serving client sees it too (a newcomer's run: only assets.extra had it)
+        assert row["design_met"] == ("true" if model.design else "none")
+        designed = (model.design or {}).get("target_radius")
+        assert (row["design_target_radius"] == designed if designed
+                else math.isnan(row["design_target_radius"]))
 
 
 def test_metadata_says_when_the_model_is_outside_its_design(exported, tmp_path):

@@ -34,6 +34,8 @@ def test_radius_histogram_shows_every_radius(values):
         assert max(right for _, right, _ in series) >= values.max()
     limits = ax.dataLim
     assert limits.x0 <= values.min() and limits.x1 >= values.max() and limits.y1 > 0
+    # identical series (here markov = best) stay distinguishable: each its own hatching
+    assert len({container.patches[0].get_hatch() for container in ax.containers}) == 2
     assert not ax.lines  # no target asked for: no target line
     assert "target" not in " ".join(t.get_text() for t in ax.get_legend().get_texts())
 
@@ -45,6 +47,21 @@ def test_equal_radii_above_the_target_are_drawn_right_of_its_line():
     series = _bars(ax)[0]
     assert sum(height for _, _, height in series) == 1000
     assert min(left for left, _, _ in series) >= 1.0
+
+
+def test_no_bar_straddles_the_target_line_when_the_radii_spread():
+    """A newcomer's run: with radii from 0.3 to 1.000022 (paper to best), the last of
+    linspace(min, max) bins ended at 1.000022, so the bar of the radii above R* = 1 was drawn
+    left of the target line."""
+    rng = np.random.default_rng(0)
+    radii = {"paper": 0.3 + 0.01 * rng.random(200), "best": np.full(200, CAPPED),
+             "chi2": np.linspace(0.5, 0.999, 200)}
+    ax = report.radius_histogram_figure(radii, target=1.0).axes[0]
+    for series, values in zip(_bars(ax), radii.values()):
+        assert sum(height for _, _, height in series) == len(values)
+        assert all(right <= 1.0 or left >= 1.0 for left, right, _ in series)
+    best = _bars(ax)[1]
+    assert min(left for left, _, _ in best) >= 1.0 and max(r for _, r, _ in best) >= CAPPED
 
 
 def test_radius_histogram_draws_the_target_when_one_was_asked_for_and_skips_non_finite():

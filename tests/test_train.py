@@ -280,6 +280,8 @@ def test_help_lists_the_flags_exits_0_and_the_main_job_help_does_not_train():
                               env=_quiet_env())
         assert "--target_radius" in done.stdout and "--checkpoint_steps" in done.stdout, command
         assert done.returncode == 0, command
+        # what the command does, not only "USAGE: lipvae-train [flags]" (a newcomer's run)
+        assert "Train a certified LipschitzVAE (robustness stated upfront)" in done.stdout, command
     for module, flag in (("lipvae_tf.evaluate", "--models"), ("lipvae_tf.zoo", "overwrite")):
         done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                               text=True, timeout=120, env=_quiet_env())
