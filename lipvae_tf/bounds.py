@@ -63,6 +63,37 @@ __all__ = [
 
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
 
+# The arguments and the result that the certificates share, written once and put into each
+# docstring where it says <certificate arguments> / <certified radius> (`_shared_docs`).
+_SHARED_DOCS = {
+    "<certificate arguments>": (
+        "m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.\n"
+        "m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.\n"
+        "m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,\n"
+        "    docs/theory.md section 7): array_like, > 0.\n"
+        "s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.\n"
+        "r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.\n"
+        "p: the probability level: array_like, in [1/2, 1)."),
+    "<certified radius>": (
+        "float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in\n"
+        "pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0\n"
+        "where the certificate certifies nothing."),
+}
+
+
+def _shared_docs(function):
+    """`function` with the `_SHARED_DOCS` placeholders of its docstring filled in, each line
+    indented as the placeholder is (python -OO strips docstrings: nothing to fill)."""
+    if function.__doc__ is None:
+        return function
+    lines = []
+    for line in function.__doc__.splitlines():
+        text = _SHARED_DOCS.get(line.strip())
+        indent = line[:len(line) - len(line.lstrip())]
+        lines += [indent + part for part in text.splitlines()] if text else [line]
+    function.__doc__ = "\n".join(lines)
+    return function
+
 
 _POSITIVE = ("m_mu", "m_g", "r", "gamma", "std_cap")
 _NON_NEGATIVE = ("m_sigma", "s", "s_max")
@@ -131,6 +162,7 @@ def _budget(m_g, r, p):
     return (1 - p) * r**2 / m_g**2
 
 
+@_shared_docs
 def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     """The published closed form R1 (Barrett et al. 2022), r^2/2 replaced by (1 - p) r^2.
 
@@ -141,18 +173,10 @@ def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     result is rounded down.
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
-            docs/theory.md section 7): array_like, > 0.
-        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
-        p: the probability level: array_like, in [1/2, 1).
+        <certificate arguments>
 
     Returns:
-        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
-        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where the certificate certifies nothing.
+        <certified radius>
 
     Raises:
         TypeError, ValueError: for arguments that `checked` refuses, naming the argument.
@@ -165,6 +189,7 @@ def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     return np.where(inside > 0, np.maximum(radius, 0), 0.0)
 
 
+@_shared_docs
 def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     """Largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= (1 - p) r^2 / M_g^2 (closed form).
 
@@ -174,18 +199,10 @@ def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     The positive root is computed in rationalised form and rounded down.
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
-            docs/theory.md section 7): array_like, > 0.
-        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
-        p: the probability level: array_like, in [1/2, 1).
+        <certificate arguments>
 
     Returns:
-        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
-        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where the certificate certifies nothing.
+        <certified radius>
 
     Raises:
         TypeError, ValueError: for arguments that `checked` refuses, naming the argument.
@@ -238,6 +255,7 @@ def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
         return reach**2 / (m_sigma * d + 2 * s) ** 2
 
 
+@_shared_docs
 def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None) -> np.ndarray:
     """Inglot chi-square certificate R2, solved by bisection (not on a grid).
 
@@ -250,21 +268,13 @@ def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None)
     (`inglot_log_tail`); derivation and the bisection's soundness: docs/theory.md section 2.
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
-            docs/theory.md section 7): array_like, > 0.
-        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
-        p: the probability level: array_like, in [1/2, 1).
+        <certificate arguments>
         latent_dim: m, the latent dimension, an int >= 2 (Inglot's bound fails for m = 1).
         gamma: None for a learned std, or the fixed posterior std gamma: array_like, > 0,
             broadcast with the other arguments (`checked`'s rules for a divisor).
 
     Returns:
-        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
-        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where the certificate certifies nothing.
+        <certified radius>
 
     Raises:
         TypeError: if latent_dim is not an int, or an argument is not real (`checked`).
@@ -614,6 +624,7 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap,
     return np.maximum(capped, np.where(fits(start), lo, 0.0))
 
 
+@_shared_docs
 def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap,
                          cap_only: bool = False) -> np.ndarray:
     """The larger of two Markov certificates that use the std cap S (docs/theory.md section 9.1).
@@ -627,22 +638,14 @@ def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap,
     docs/theory.md section 9.1 (eq. (9.0) for min(s + M_sigma d, S)).
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
-            docs/theory.md section 7): array_like, > 0.
-        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
-        p: the probability level: array_like, in [1/2, 1).
+        <certificate arguments>
         std_cap: S, a bound of ||sigma(x')||_2 for every input x' (the cap as the float32
             graph applies it, `StdCap.output_norm_bound`), > 0 and >= s. Required.
         cap_only: if True, sigma(x') is bounded by S alone, never by s + M_sigma d (m_sigma is
             then validated but unused): see `radius`.
 
     Returns:
-        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
-        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where the certificate certifies nothing.
+        <certified radius>
 
     Raises:
         TypeError: for an argument that is not real (`checked`).
@@ -662,6 +665,7 @@ def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap,
     return np.maximum.reduce([whole, triangle, markov_radius(m_mu, m_sigma, m_g, s, r, p)])
 
 
+@_shared_docs
 def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_cap,
                        s_max=None, cap_only: bool = False) -> np.ndarray:
     """Chi-square certificate with the std cap, solved to 1e-12 relative (not on a grid).
@@ -675,13 +679,7 @@ def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_
     for every d (m_sigma unused; see `radius`).
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
-            docs/theory.md section 7): array_like, > 0.
-        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
-        p: the probability level: array_like, in [1/2, 1).
+        <certificate arguments>
         latent_dim: m, the latent dimension, an int >= 1.
         std_cap: S, a bound of ||sigma(x')||_2 for every input x' (the cap as the float32
             graph applies it, `StdCap.output_norm_bound`), > 0 and >= s. Required.
@@ -690,9 +688,7 @@ def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_
         s_max: max_i sigma_i(x), >= 0 and <= s, array_like (None: s, always an upper bound).
 
     Returns:
-        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
-        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where the certificate certifies nothing.
+        <certified radius>
 
     Raises:
         TypeError: if latent_dim is not an int, or an argument is not real (`checked`).
@@ -708,6 +704,7 @@ def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_
     return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, std_cap, cap_only)
 
 
+@_shared_docs
 def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
                 std_cap=None, s_max=None, cap_only: bool = False) -> np.ndarray:
     """The largest of the sound certificates that apply.
@@ -721,13 +718,7 @@ def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
     The chi-square form enters only for latent_dim >= 2. docs/theory.md sections 1-3, 5 and 9.
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
-            docs/theory.md section 7): array_like, > 0.
-        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
-        p: the probability level: array_like, in [1/2, 1).
+        <certificate arguments>
         latent_dim: m, the latent dimension, an int (>= 1; >= 2 for the chi-square form).
         gamma: None for a learned std, or the fixed posterior std gamma, > 0.
         std_cap: None, or S for a learned std under a cap (see `capped_markov_radius`).
@@ -736,9 +727,7 @@ def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
             std_cap.
 
     Returns:
-        float64 array of the arguments' broadcast shape: the certified radius R, an l2 norm in
-        pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where the certificate certifies nothing.
+        <certified radius>
 
     Raises:
         TypeError, ValueError: as the certificates it takes raise them (`checked`, latent_dim);
@@ -816,6 +805,7 @@ def check_method(method: str, *, gamma=None, std_cap=None, cap_only: bool = Fals
     return cap_only
 
 
+@_shared_docs
 def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
            gamma=None, std_cap=None, s_max=None, cap_only: bool = False) -> np.ndarray:
     """The certificate `method` (one of METHODS) with one uniform signature.
@@ -839,13 +829,7 @@ def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
             "chi2" (`chi2_radius`), "ncx2" (`ncx2_radius`), "markov_cap"
             (`capped_markov_radius`), "chi2_cap" (`capped_chi2_radius`), "best"
             (`best_radius`).
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: array_like, > 0.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: array_like, >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g (decoder and output map,
-            docs/theory.md section 7): array_like, > 0.
-        s: ||sigma(x)||_2, the l2 norm of the encoder std at the input: array_like, >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: array_like, > 0.
-        p: the probability level: array_like, in [1/2, 1).
+        <certificate arguments>
         latent_dim: m, the latent dimension, an int >= 1 ("chi2" needs >= 2).
         gamma: None for a learned std, or the fixed posterior std gamma, > 0.
         std_cap: None, or S, > 0 and >= s, for a learned std under a cap.

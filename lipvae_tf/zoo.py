@@ -253,11 +253,8 @@ def load(name: str) -> LipschitzVAE:
         The compiled model (a `LipschitzVAE`, or a `StandardVAE` for a standard model).
 
     Raises:
-        TypeError: if name is not a str.
-        KeyError: if no zoo model has that name.
-        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
-            model files, a file is unlisted, listed but missing, or fails its sha256.
-        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them,
+            before the model is loaded.
     """
     model = keras.models.load_model(verify(name) / "model.keras")
     settings = model_config(name).get("train", {})
@@ -276,11 +273,8 @@ def load_saved_model(name: str):
         The loaded SavedModel of version 1, with the signatures of `export.SIGNATURES`.
 
     Raises:
-        TypeError: if name is not a str.
-        KeyError: if no zoo model has that name.
-        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
-            model files, a file is unlisted, listed but missing, or fails its sha256.
-        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them,
+            before the SavedModel is loaded.
     """
     return tf.saved_model.load(str(verify(name) / SAVED_MODEL / "1"))
 
@@ -295,11 +289,7 @@ def saved_model_path(name: str) -> Path:
         `<model folder>/saved_model`.
 
     Raises:
-        TypeError: if name is not a str.
-        KeyError: if no zoo model has that name.
-        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
-            model files, a file is unlisted, listed but missing, or fails its sha256.
-        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
     """
     return verify(name) / SAVED_MODEL
 
@@ -314,11 +304,7 @@ def model_card(name: str) -> dict:
         card.json as a dict (evaluation numbers, training command, data checksums).
 
     Raises:
-        TypeError: if name is not a str.
-        KeyError: if no zoo model has that name.
-        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
-            model files, a file is unlisted, listed but missing, or fails its sha256.
-        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
         ZooIntegrityError: also if card.json is unreadable.
     """
     return _read_json(verify(name) / "card.json")
@@ -566,11 +552,7 @@ def certified_quantiles(name: str, images: np.ndarray) -> dict:
         {mode: summary}}, each summary a `report.summarize` dict (l2, pixel space).
 
     Raises:
-        TypeError: if name is not a str.
-        KeyError: if no zoo model has that name.
-        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
-            model files, a file is unlisted, listed but missing, or fails its sha256.
-        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
     """
     model, card = load(name), model_card(name)
     r, p = card["certificate"]["r"], card["certificate"]["p"]
@@ -612,11 +594,7 @@ def cards_table(names: list[str] | None = None) -> str:
         The table as one Markdown string.
 
     Raises:
-        TypeError: if name is not a str.
-        KeyError: if no zoo model has that name.
-        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
-            model files, a file is unlisted, listed but missing, or fails its sha256.
-        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
     """
     cols = ["model", "R*, r", "recon.", "posterior std", "constants (mu, sigma, g)",
             "cert. min / median",
@@ -663,11 +641,7 @@ def plot_curves(path: str | Path, names: list[str] | None = None) -> str:
 
     Raises:
         ValueError: if no card of these models has a learning curve.
-        TypeError: if name is not a str.
-        KeyError: if no zoo model has that name.
-        ZooIntegrityError: if manifest.json is unreadable or missing while the folder holds
-            model files, a file is unlisted, listed but missing, or fails its sha256.
-        FileNotFoundError: if the model has no bundled weights (no manifest, no model files).
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
     """
     curves = {}
     for name in names or list_models(bundled_only=True):
