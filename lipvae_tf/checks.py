@@ -7,8 +7,8 @@ import numpy as np
 
 __all__ = [
     "positive_finite", "positive_float32", "positive_int", "positive_ints", "flag", "int_pair",
-    "probability_level", "real_array", "non_negative_finite", "in_interval", "one_of",
-    "SEED_LIMIT", "seed",
+    "probability_level", "real_array", "pixel_values", "non_negative_finite", "in_interval",
+    "one_of", "SEED_LIMIT", "seed",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
@@ -100,6 +100,17 @@ def real_array(name: str, value) -> np.ndarray:
         raise TypeError(f"{name} must be a real number or an array of them, got "
                         f"{type(value).__name__} of dtype {raw.dtype}")
     return raw.astype(np.float64)
+
+
+def pixel_values(name: str, array: np.ndarray) -> np.ndarray:
+    """`array` unchanged, or a ValueError naming `name` unless its values are finite and in
+    [0, 1] (the message gives the range found)."""
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    if array.size and (array.min() < 0 or array.max() > 1):
+        raise ValueError(f"{name} must hold pixel values in [0, 1], got range "
+                         f"[{array.min():.4g}, {array.max():.4g}]")
+    return array
 
 
 def non_negative_finite(name: str, value) -> float:

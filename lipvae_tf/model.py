@@ -1133,14 +1133,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         keras_inputs.check_image_layout(
             name, self.image_shape, np.issubdtype(array.dtype, np.floating),
             np.issubdtype(array.dtype, np.integer), array.dtype, array.shape)
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} contains NaN or Inf values")
-        if array.size and (array.min() < 0 or array.max() > 1):
-            raise ValueError(
-                f"{name} must hold pixel values in [0, 1], got range "
-                f"[{array.min():.4g}, {array.max():.4g}]"
-            )
-        return array.astype(np.float32)
+        return checks.pixel_values(name, array).astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="lipvae_tf")

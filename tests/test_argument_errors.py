@@ -167,7 +167,7 @@ def _cases(vae, tmp_path):
             ValueError, r"x \+ delta must hold pixel values in \[0, 1\]"),
         "random_perturbation of pixels outside [0, 1]": (
             lambda: attacks.random_perturbation(IMAGES + 2.0, 1.0), ValueError,
-            r"x must be a batch \(batch, ...\) of finite pixel values in \[0, 1\]"),
+            r"x must hold pixel values in \[0, 1\], got range \[2, 2\]"),
         "summarize of no values": (lambda: report.summarize([]), ValueError,
                                    "values must hold at least one number"),
         "a learning curve's best epoch 0": (
