@@ -394,9 +394,7 @@ def rest_request(images, signature_name: str = "serving_default", *, r=None,
         raise TypeError(f"images must hold floating-point pixels in [0, 1], got {array.dtype}")
     if array.ndim != 4:
         raise ValueError(f"images must have shape (batch, H, W, C), got {array.shape}")
-    if not np.all(np.isfinite(array)) or (array.size and (array.min() < 0 or array.max() > 1)):
-        raise ValueError("images must hold finite pixel values in [0, 1]")
-    array = array.astype(np.float32)
+    array = checks.pixel_values("images", array).astype(np.float32)
     instances = [{"images": image.tolist()} for image in array]
     if signature_name == "certify":
         if r is None or p is None:
