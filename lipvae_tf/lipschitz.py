@@ -288,10 +288,22 @@ def _keras_activation(layer: keras.layers.Activation) -> float:
 
 
 def _keras_checks(layer) -> None:
+    """Keras features that make `layer.kernel` a tensor computed in the graph, not a weight."""
     if getattr(layer, "quantization_mode", None):
         raise TypeError(
             f"layer {layer.name!r} of type {type(layer).__name__} is quantized "
             f"({layer.quantization_mode}): no verified bound for quantized kernels"
+        )
+    if getattr(layer, "lora_enabled", False):
+        # the graph computes kernel + (alpha / rank) A B in the compute dtype: a product and a
+        # sum whose rounding no rule here bounds (and before this check the error said, wrongly,
+        # that a tensor had been assigned over the kernel)
+        raise TypeError(
+            f"layer {layer.name!r} of type {type(layer).__name__} has LoRA enabled (rank "
+            f"{layer.lora_rank}): its kernel is computed in the graph as kernel + "
+            f"(lora_alpha / lora_rank) x lora_kernel_a @ lora_kernel_b, whose rounding has no "
+            f"verified bound; certify a copy without LoRA whose kernel is assigned "
+            f"layer.kernel.numpy()"
         )
 
 

@@ -165,3 +165,27 @@ def test_a_kernel_with_nan_or_inf_has_no_bound_and_the_error_names_the_layer():
         layer.kernel.assign(kernel)
         with pytest.raises(ValueError, match="layer 'diverged': its kernel holds NaN or Inf"):
             lp.layer_lipschitz_bound(layer)
+
+
+@pytest.mark.parametrize("make,input_shape", [
+    (lambda: keras.layers.Dense(3, name="adapted"), (4,)),
+    (lambda: keras.layers.Conv1D(2, 3, name="adapted"), (6, 2)),
+    (lambda: keras.layers.Conv2D(2, 3, name="adapted"), (5, 5, 2)),
+])
+def test_a_lora_layer_is_refused_by_name_not_mistaken_for_a_replaced_kernel(make, input_shape):
+    """Found by a review: with LoRA enabled, `layer.kernel` is kernel + (alpha / rank) A B
+    computed in the graph, and the error said a tensor had been assigned over the kernel."""
+    layer = make()
+    keras.Sequential([keras.Input(input_shape), layer])
+    layer.enable_lora(2)
+    layer.lora_kernel_b.assign(np.ones(layer.lora_kernel_b.shape, "float32"))
+    with pytest.raises(TypeError, match="layer 'adapted' .* has LoRA enabled \\(rank 2\\)"):
+        lp.layer_lipschitz_bound(layer)
+
+
+def test_a_quantized_layer_is_refused_by_name():
+    layer = keras.layers.Dense(4, name="small")
+    keras.Sequential([keras.Input((8,)), layer])
+    layer.quantize("int8")
+    with pytest.raises(TypeError, match="layer 'small' of type Dense is quantized \\(int8\\)"):
+        lp.layer_lipschitz_bound(layer)
