@@ -1,12 +1,16 @@
-"""Constants of the certificates' float64 arithmetic, shared by the NumPy certificates
-(`lipvae_tf.bounds`) and their TensorFlow graph twins (`lipvae_tf.graph_bounds`).
+"""What the NumPy certificates (`lipvae_tf.bounds`) and their TensorFlow graph twins
+(`lipvae_tf.graph_bounds`) share: the constants of their float64 arithmetic, the fixed std's
+constants and the list of certificates that `best` takes the maximum of.
 
-One definition for both makes "the same rounding and the same truncation in both" structural:
-graph_bounds must reproduce bounds operation by operation (docs/theory.md section 3). Internal.
+One definition for both makes "the same rounding, the same truncation and the same candidates in
+both" structural: graph_bounds must reproduce bounds operation by operation (docs/theory.md
+section 3). Internal.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,3 +33,48 @@ STIRLING_FROM = 8  # smaller z are shifted: lgamma(z) = lgamma(z + k) - log(z (z
 # summation windows leave out Poisson mass <= e^-POISSON_TAIL per side (accuracy, not soundness)
 POISSON_TAIL = 46.0
 MAX_TERMS = 100_000  # longer windows (x/2 or lam/2 above ~2.7e7) use the Cantelli bound instead
+
+
+def fixed_std(gamma: float, latent_dim: int) -> tuple[float, float]:
+    """(M_sigma, s) of a fixed std sigma = gamma * 1 (a checked Python float gamma): it never
+    moves, and ||sigma|| = gamma sqrt(m), rounded up (radii fall as s grows)."""
+    return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * UNIT_ROUNDOFF)
+
+
+class CertificateForms(NamedTuple):
+    """One implementation's certificates (bounds: NumPy; graph_bounds: TensorFlow), each called
+    as the `bounds` function of the same name; `chi2` as (m_mu, m_sigma, m_g, s, r, p,
+    latent_dim, gamma)."""
+    chi2: Callable
+    paper_markov_radius: Callable
+    markov_radius: Callable
+    capped_markov_radius: Callable
+    capped_chi2_radius: Callable
+    ncx2_radius: Callable
+
+
+def best_candidates(forms: CertificateForms, zero, m_mu, m_sigma, m_g, s, r, p, *,
+                    latent_dim: int, gamma, std_cap, s_max) -> list:
+    """The certificates `best_radius` takes the maximum of (docs/theory.md sections 1-3, 5, 9):
+    chi-square (for latent_dim >= 2; else `zero`, the radius 0 in the forms' type), then for a
+    learned std the paper and tighter Markov forms and, with a cap S, the capped Markov and
+    chi-square forms; for a fixed std gamma the Markov forms with M_sigma = 0 and
+    s = gamma sqrt(m), and the noncentral chi-square form. Not reduced: each caller takes the
+    maximum in its own arithmetic."""
+    candidates = [forms.chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma)
+                  if latent_dim >= 2 else zero]  # Inglot's chi-square bound needs m >= 2
+    if gamma is None:
+        candidates += [forms.paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
+                       forms.markov_radius(m_mu, m_sigma, m_g, s, r, p)]
+        if std_cap is not None:
+            candidates += [
+                forms.capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap),
+                forms.capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                         std_cap=std_cap, s_max=s_max),
+            ]
+    else:
+        fixed_sigma, fixed_s = fixed_std(gamma, latent_dim)
+        candidates += [forms.paper_markov_radius(m_mu, fixed_sigma, m_g, fixed_s, r, p),
+                       forms.markov_radius(m_mu, fixed_sigma, m_g, fixed_s, r, p),
+                       forms.ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)]
+    return candidates

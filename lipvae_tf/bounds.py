@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from lipvae_tf import _shared_numerics as numerics
 from lipvae_tf import checks
 from lipvae_tf._shared_numerics import (
     HALF_LOG_2PI as _HALF_LOG_2PI,
@@ -704,6 +705,17 @@ def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_
     return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, std_cap, cap_only)
 
 
+def _chi2_form(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma):
+    return chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)
+
+
+# what best_radius takes the maximum of, as graph_bounds takes it (numerics.best_candidates)
+_FORMS = numerics.CertificateForms(
+    chi2=_chi2_form, paper_markov_radius=paper_markov_radius, markov_radius=markov_radius,
+    capped_markov_radius=capped_markov_radius, capped_chi2_radius=capped_chi2_radius,
+    ncx2_radius=ncx2_radius)
+
+
 @_shared_docs
 def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
                 std_cap=None, s_max=None, cap_only: bool = False) -> np.ndarray:
@@ -739,31 +751,18 @@ def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
             capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap, cap_only=True),
             capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
                                std_cap=std_cap, s_max=s_max, cap_only=True))
-    candidates = [np.zeros(np.shape(m_mu))]  # Inglot's chi-square bound needs m >= 2
-    if latent_dim >= 2:
-        candidates = [chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
-                                  gamma=gamma)]
-    if gamma is None:
-        candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
-                       markov_radius(m_mu, m_sigma, m_g, s, r, p)]
-        if std_cap is not None:
-            candidates += [
-                capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap),
-                capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
-                                   std_cap=std_cap, s_max=s_max),
-            ]
-    else:
-        m_sigma, s = _fixed_std(gamma, latent_dim)
-        candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
-                       markov_radius(m_mu, m_sigma, m_g, s, r, p),
-                       ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)]
+    if gamma is not None:
+        (gamma,) = checked(gamma=gamma)
+    candidates = numerics.best_candidates(
+        _FORMS, np.zeros(np.shape(m_mu)), m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+        gamma=gamma, std_cap=std_cap, s_max=s_max)
     return np.maximum.reduce(np.broadcast_arrays(*candidates))
 
 
 def _fixed_std(gamma, latent_dim):
-    """(M_sigma, s) of a fixed std sigma = gamma * 1: it never moves; ||sigma|| = gamma sqrt(m)."""
+    """`numerics.fixed_std` of a gamma checked here: (0, gamma sqrt(m)), s rounded up."""
     (gamma,) = checked(gamma=gamma)
-    return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * _U)  # rounded up: radii fall as s grows
+    return numerics.fixed_std(gamma, latent_dim)
 
 
 METHODS = ("paper", "markov", "chi2", "ncx2", "markov_cap", "chi2_cap", "best")

@@ -266,11 +266,6 @@ def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float)
     return tf.reshape(tf.gather(radii, index), shape)
 
 
-def _fixed_std(gamma: float, latent_dim: int) -> tuple[float, float]:
-    """bounds._fixed_std: (M_sigma, s) = (0, gamma sqrt(m)), s rounded up."""
-    return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * _U)
-
-
 # ---- certificates that use the std cap (bounds.capped_markov_radius, capped_chi2_radius) ---------
 
 def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
@@ -338,6 +333,14 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
     return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), std_cap)
 
 
+# what _best takes the maximum of, as bounds.best_radius takes it (numerics.best_candidates);
+# chi2 is bound per call to the elements it ignores
+_FORMS = numerics.CertificateForms(
+    chi2=None, paper_markov_radius=paper_markov_radius, markov_radius=markov_radius,
+    capped_markov_radius=capped_markov_radius, capped_chi2_radius=capped_chi2_radius,
+    ncx2_radius=ncx2_radius)
+
+
 def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
                 gamma: float | None = None, std_cap: float | None = None,
                 s_max=None) -> tf.Tensor:
@@ -348,23 +351,10 @@ def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
 def _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None, std_cap=None,
           s_max=None):
     s, r, p = _broadcast(s, r, p)
-    candidates = [tf.zeros_like(s)]  # Inglot's chi-square bound needs m >= 2
-    if latent_dim >= 2:
-        candidates = [_chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore)]
-    if gamma is None:
-        candidates += [paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
-                       markov_radius(m_mu, m_sigma, m_g, s, r, p)]
-        if std_cap is not None:
-            candidates += [
-                capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap),
-                capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
-                                   std_cap=std_cap, s_max=s_max),
-            ]
-    else:
-        fixed_sigma, fixed_s = _fixed_std(gamma, latent_dim)
-        candidates += [paper_markov_radius(m_mu, fixed_sigma, m_g, fixed_s, r, p),
-                       markov_radius(m_mu, fixed_sigma, m_g, fixed_s, r, p),
-                       ncx2_radius(m_mu, m_g, r, p, latent_dim=latent_dim, gamma=gamma)]
+    forms = _FORMS._replace(chi2=lambda *args: _chi2(*args, ignore))
+    candidates = numerics.best_candidates(
+        forms, tf.zeros_like(s), m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+        gamma=gamma, std_cap=std_cap, s_max=s_max)
     shape = tf.shape(candidates[0])
     best = tf.broadcast_to(candidates[0], shape)
     for candidate in candidates[1:]:
@@ -422,7 +412,7 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
     r = tf.where(valid, r, tf.ones_like(r))
     p = tf.where(valid, p, tf.fill(shape, _t(0.5)))
     if gamma is not None and method in ("paper", "markov"):
-        m_sigma, s = _fixed_std(gamma, latent_dim)
+        m_sigma, s = numerics.fixed_std(gamma, latent_dim)
     if method == "paper":
         result = paper_markov_radius(m_mu, m_sigma, m_g, s, r, p)
     elif method == "markov":
