@@ -6,12 +6,21 @@ import math
 import numpy as np
 
 __all__ = [
-    "positive_finite", "positive_float32", "positive_int", "positive_ints", "flag", "int_pair",
-    "probability_level", "real_array", "pixel_values", "non_negative_finite", "in_interval",
-    "one_of", "SEED_LIMIT", "seed",
+    "finite_real", "positive_finite", "positive_float32", "positive_int", "positive_ints",
+    "flag", "int_pair", "probability_level", "real_array", "pixel_values",
+    "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
+
+
+def finite_real(name: str, value) -> float:
+    """`value` as a float (Python or NumPy scalars alike), or a TypeError naming `name` unless
+    it is a real number (bools are not), a ValueError unless it is finite."""
+    value = _real(name, value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
 
 
 def positive_finite(name: str, value) -> float:

@@ -619,11 +619,7 @@ class Scale(FixedConfig, keras.layers.Layer):
     def __init__(self, factor: float, **kwargs):
         super().__init__(**kwargs)
         check_compute_dtype(self)
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
-            raise TypeError(f"factor must be a real number, got {type(factor).__name__}")
-        if factor != factor or abs(factor) == float("inf"):
-            raise ValueError(f"factor must be finite, got {factor}")
-        self.factor = float(factor)
+        self.factor = checks.finite_real("factor", factor)
 
     def call(self, inputs):
         check_compute_dtype(self)

@@ -220,12 +220,30 @@ def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
 
 
 def activation_constant(activation) -> float:
-    """Lipschitz constant of a Keras activation (function or name); TypeError if unknown."""
-    name = activation if isinstance(activation, str) else keras.activations.serialize(activation)
-    if isinstance(name, dict):
-        name = name.get("config", name.get("class_name"))
-    if name not in ACTIVATION_CONSTANTS:
-        raise TypeError(f"no Lipschitz constant known for activation {name!r}")
+    """Lipschitz constant of a Keras activation: a name in ACTIVATION_CONSTANTS, or Keras' own
+    function of that name (`keras.activations.get(name)` itself).
+
+    Raises:
+        TypeError: for any other activation, including a function of the user's that carries a
+            known name (a function named "relu" may compute 5 relu(x): the name proves nothing).
+    """
+    if isinstance(activation, str):
+        name = activation
+    else:
+        try:  # a lambda's serialisation reads its source, which may not exist (OSError)
+            name = keras.activations.serialize(activation)
+        except Exception:  # noqa: BLE001 - whatever Keras raises, the answer is "unknown"
+            name = None
+        if isinstance(name, dict):
+            name = name.get("config", name.get("class_name"))
+    if not isinstance(name, str) or name not in ACTIVATION_CONSTANTS:
+        raise TypeError(f"no Lipschitz constant known for activation "
+                        f"{name if isinstance(name, str) else activation!r}")
+    if not isinstance(activation, str) and activation is not keras.activations.get(name):
+        raise TypeError(
+            f"activation {activation!r} is named {name!r} but is not keras.activations."
+            f"{name}: no Lipschitz constant is known for a function of the user's (register a "
+            f"rule for a layer that applies it, `register_lipschitz_bound`)")
     return ACTIVATION_CONSTANTS[name]
 
 
@@ -273,7 +291,9 @@ def _rounded_isometry(layer: keras.layers.Layer) -> float:
     keras.layers.Identity, ll.GroupSort, ll.MaxMin,
 )
 def _exact_isometry(layer: keras.layers.Layer) -> float:
-    """Layers that only move or permute values (exact in every dtype): constant 1."""
+    """Layers that only move or permute values (exact in every dtype): constant 1. Dropout is
+    the identity at inference (training=False), which is what certificates evaluate; while
+    training it scales the kept values by 1 / (1 - rate), which this bound does not cover."""
     return 1.0
 
 

@@ -122,10 +122,11 @@ class TrainConfig:
                     value < smallest):
                 raise ValueError(f"{name} must be an integer >= {smallest}"
                                  f"{' (or unset)' if optional else ''}, got {value!r}")
-        if not (isinstance(self.min_delta, (int, float)) and np.isfinite(self.min_delta)
-                and self.min_delta >= 0):
+        try:  # NumPy scalars too, not bools (True passed as 1 before)
+            checks.non_negative_finite("min_delta", self.min_delta)
+        except (TypeError, ValueError):
             raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
-                             f"{self.min_delta!r}")
+                             f"{self.min_delta!r}") from None
         checks.one_of("dataset", self.dataset, data.NAMES)
         checks.one_of("source", self.source, data.SOURCES)
         checks.one_of("architecture", self.architecture, ARCHITECTURES)
@@ -158,10 +159,11 @@ def std_settings(config: TrainConfig) -> tuple[float | None, float | None]:
     if gamma == "auto":
         gamma = None if config.constants is not None else design.DEFAULT_POSTERIOR_STD
     elif gamma is not None:
-        if isinstance(gamma, (bool, str)) or not isinstance(gamma, (int, float)) or not (
-                np.isfinite(gamma) and gamma > 0):
+        try:  # NumPy scalars too (np.float32(0.05) was refused)
+            checks.positive_finite("posterior_std", gamma)
+        except (TypeError, ValueError):
             raise ValueError(f"posterior_std must be 'auto', None (a learned std) or a finite "
-                             f"number > 0, got {config.posterior_std!r}")
+                             f"number > 0, got {config.posterior_std!r}") from None
     if cap is not None:
         cap = checks.positive_finite("std_cap", cap)
     return gamma, design.learned_std_cap(gamma, cap)

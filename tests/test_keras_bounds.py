@@ -189,3 +189,49 @@ def test_a_quantized_layer_is_refused_by_name():
     layer.quantize("int8")
     with pytest.raises(TypeError, match="layer 'small' of type Dense is quantized \\(int8\\)"):
         lp.layer_lipschitz_bound(layer)
+
+
+def _elu_alpha_3(x):
+    return keras.activations.elu(x, alpha=3.0)  # slope 3 just below 0
+
+
+def _relu_times_5(x):
+    return 5.0 * keras.activations.relu(x)
+
+
+_elu_alpha_3.__name__, _relu_times_5.__name__ = "elu", "relu"  # names Keras knows
+
+
+@pytest.mark.parametrize("function,slope", [(_elu_alpha_3, 3.0), (_relu_times_5, 5.0)])
+@pytest.mark.parametrize("where", ["Activation", "Dense"])
+def test_a_users_function_named_like_a_keras_activation_is_refused(function, slope, where):
+    """A review (soundness): the constant was looked up by the function's name, so a function
+    of the user's named "elu" got elu's 1 while the model's measured ratio was 3."""
+    dense = keras.layers.Dense(4, kernel_initializer="identity", use_bias=False,
+                               activation=function if where == "Dense" else None)
+    layers = [dense] + ([keras.layers.Activation(function)] if where == "Activation" else [])
+    model = keras.Sequential([keras.Input((4,)), *layers])
+    x = np.full((1, 4), 1e-3 if function is _relu_times_5 else -1e-3, "float32")
+    ratio = float(np.linalg.norm(model(x) - model(x * 2)) / np.linalg.norm(x))
+    assert ratio == pytest.approx(slope, rel=1e-2)  # what the model computes
+    with pytest.raises(TypeError, match=f"is named '{function.__name__}' but is not keras"):
+        lp.network_lipschitz_bound(model)
+
+
+@pytest.mark.parametrize("activation", [lambda x: x, keras.layers.ReLU(), "selu"])
+def test_an_activation_without_a_known_constant_is_a_type_error(activation):
+    """A lambda's serialisation raised a raw OSError (no source code), a layer object a
+    TypeError about an unhashable dict."""
+    layer = keras.layers.Dense(3, activation=activation)
+    keras.Sequential([keras.Input((4,)), layer])
+    with pytest.raises(TypeError, match="no Lipschitz constant known for activation"):
+        lp.layer_lipschitz_bound(layer)
+
+
+@pytest.mark.parametrize("name", sorted(lp.ACTIVATION_CONSTANTS))
+def test_keras_own_activations_keep_their_constants(name):
+    by_name = keras.layers.Dense(3, activation=name)
+    by_function = keras.layers.Dense(3, activation=keras.activations.get(name))
+    for layer in (by_name, by_function):
+        keras.Sequential([keras.Input((4,)), layer])
+        assert lp.activation_constant(layer.activation) == lp.ACTIVATION_CONSTANTS[name]

@@ -239,10 +239,22 @@ def test_non_chain_functional_model_is_refused():
     (lambda: ll.GroupSort(1), ValueError, "group_size"),
     (lambda: ll.StdCap(-0.1), ValueError, "max_norm"),
     (lambda: ll.Scale("2"), TypeError, "factor"),
+    (lambda: ll.Scale(True), TypeError, "factor must be a real number, got bool"),
+    (lambda: ll.Scale(np.float32("nan")), ValueError, "factor must be finite"),
 ])
 def test_bad_layer_arguments(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def test_numpy_scalars_are_real_numbers_for_every_layer_argument():
+    """A review: Scale(np.float32(0.5)) raised "factor must be a real number, got float32",
+    while the other layers took NumPy scalars."""
+    assert ll.Scale(np.float32(0.5)).factor == 0.5
+    assert ll.Scale(np.int64(-2)).factor == -2.0
+    assert ll.Shift(np.float64(0.25)).offset == 0.25
+    assert ll.StdCap(np.float32(0.5)).max_norm == 0.5
+    assert ll.LipschitzDense(np.int64(4), lipschitz=np.float32(2.0)).lipschitz == 2.0
 
 
 def test_bad_input_shapes_are_named():

@@ -439,10 +439,16 @@ def test_convergence_settings_are_checked_and_become_keras_callbacks():
             ("min_delta", -1.0, "min_delta must be a finite number of nats >= 0"),
             ("min_delta", float("nan"), "min_delta must be a finite number of nats >= 0"),
             ("min_delta", float("inf"), "min_delta must be a finite number of nats >= 0"),
+            ("min_delta", True, "min_delta must be a finite number of nats >= 0, got True"),
+            ("posterior_std", True, "posterior_std must be 'auto', None"),
+            ("posterior_std", -0.05, "posterior_std must be 'auto', None"),
             ("reconstruction", "median", "reconstruction must be one of"),
             ("split", "half", "split must be one of")):
         with pytest.raises(ValueError, match=match):
             train.TrainConfig(**{field: bad})
+    # NumPy scalars are numbers (np.float32(0.05) was refused as a posterior_std)
+    config = train.TrainConfig(posterior_std=np.float32(0.05), min_delta=np.float64(0.5))
+    assert train.std_settings(config)[0] == np.float32(0.05)
 
 
 def test_early_stopping_ends_the_run_and_restores_the_best_epoch(tmp_path):
