@@ -458,8 +458,10 @@ class SpectralNormClip(StatefulConstraint):
     convolution of one image (conv). The vector is layer state (`state_spec`), updated in the
     compiled train step.
 
-    s never exceeds the true norm, so a kernel may end a step slightly outside the ball: nothing
-    relies on it. `finalize_constraints` clips exactly (SVD; frequency blocks), certificates
+    s never exceeds the true norm, so a kernel may end a step outside the ball by the estimate's
+    error: up to 1.27x the bound in the first SGD steps from a random start and 1.19x under Adam
+    (a review, 2026-12-02), <= 2 % once the vector has warmed up (docs/theory.md section 13).
+    Nothing relies on it. `finalize_constraints` clips exactly (SVD; frequency blocks), certificates
     measure exact norms. Kernels are allowed to be contractions (no orthonormality is imposed).
     """
 
