@@ -16,7 +16,9 @@ class FixedConfig:
     assigned once (in `__init__`, or in `build` for shapes found there) and never again.
 
     Raises:
-        AttributeError: naming the attribute, on a second assignment.
+        AttributeError: naming the attribute, on a second assignment, and on `del` of a set one
+            (a review: `del vae.posterior_std` cleared it, and the next assignment then passed
+            as the first).
     """
 
     _fixed_attributes: frozenset[str] = frozenset()
@@ -27,11 +29,19 @@ class FixedConfig:
                 f"({owner}.from_config({{**layer.get_config(), {name!r}: value}})) and copy the "
                 "weights (set_weights)")
 
+    def _refusal(self, name: str, what: str) -> AttributeError:
+        return AttributeError(
+            f"{type(self).__name__}.{name} is fixed once set{what}: graphs traced before (fit, "
+            "predict, reconstruct, the attacks) would keep the old value while what is "
+            "computed afresh (certificates, Lipschitz bounds, the config) would read the new "
+            f"one; {self._rebuild_hint(name)}")
+
     def __setattr__(self, name: str, value) -> None:
         if name in self._fixed_attributes and name in self.__dict__:
-            raise AttributeError(
-                f"{type(self).__name__}.{name} is fixed once set: graphs traced before (fit, "
-                "predict, reconstruct, the attacks) would keep the old value while what is "
-                "computed afresh (certificates, Lipschitz bounds, the config) would read the new "
-                f"one; {self._rebuild_hint(name)}")
+            raise self._refusal(name, "")
         super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._fixed_attributes and name in self.__dict__:
+            raise self._refusal(name, " and cannot be deleted")
+        super().__delattr__(name)

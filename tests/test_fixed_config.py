@@ -40,6 +40,12 @@ def test_every_model_setting_is_fixed_after_construction(name):
     with pytest.raises(AttributeError, match=rf"LipschitzVAE\.{name} is fixed.*reconfigured"):
         setattr(model, name, 0.5)
     assert getattr(model, name) is before
+    # nor deleted and set again (a review: `del vae.posterior_std; vae.posterior_std = 0.0005`
+    # certified with the new std while the traced graphs sampled with the old one)
+    with pytest.raises(AttributeError, match=rf"LipschitzVAE\.{name} is fixed once set and "
+                                             r"cannot be deleted"):
+        delattr(model, name)
+    assert getattr(model, name) is before
 
 
 def built(layer: keras.layers.Layer, shape) -> keras.layers.Layer:
@@ -75,6 +81,9 @@ def test_every_layer_setting_that_a_bound_or_graph_reads_is_fixed(make, names):
         with pytest.raises(AttributeError,
                            match=rf"{type(layer).__name__}\.{name} is fixed.*{hint}"):
             setattr(layer, name, before)
+        with pytest.raises(AttributeError, match=rf"{type(layer).__name__}\.{name} is fixed "
+                                                 r"once set and cannot be deleted"):
+            delattr(layer, name)
         assert getattr(layer, name) is before
     # attributes that nothing traced depends on stay assignable (Keras' own)
     layer.trainable = False
