@@ -219,31 +219,45 @@ def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
         tf.constant(kernel), grid, tuple(strides)))
 
 
+def _known_functions() -> dict[Callable, str]:
+    """The functions whose constant is known, by identity: Keras' activations, and the
+    TensorFlow and keras.ops functions that compute the same map with their defaults."""
+    known = {keras.activations.get(name): name for name in ACTIVATION_CONSTANTS}
+    ops = keras.ops
+    known.update({
+        tf.nn.relu: "relu", tf.nn.relu6: "relu6", tf.nn.elu: "elu", tf.math.tanh: "tanh",
+        tf.math.sigmoid: "sigmoid", tf.nn.softplus: "softplus", tf.nn.silu: "silu",
+        tf.nn.leaky_relu: "leaky_relu",  # alpha 0.2
+        ops.relu: "relu", ops.relu6: "relu6", ops.elu: "elu", ops.tanh: "tanh",
+        ops.sigmoid: "sigmoid", ops.softplus: "softplus", ops.silu: "silu",
+        ops.leaky_relu: "leaky_relu", ops.hard_sigmoid: "hard_sigmoid",
+    })
+    return known
+
+
 def activation_constant(activation) -> float:
-    """Lipschitz constant of a Keras activation: a name in ACTIVATION_CONSTANTS, or Keras' own
-    function of that name (`keras.activations.get(name)` itself).
+    """Lipschitz constant sup |f'| of a Keras activation: a name in ACTIVATION_CONSTANTS, or one
+    of the functions that compute it (Keras' own, `keras.activations.get(name)`, and the same
+    maps in `tf.nn` / `keras.ops` with their default arguments), recognised by identity.
 
     Raises:
         TypeError: for any other activation, including a function of the user's that carries a
             known name (a function named "relu" may compute 5 relu(x): the name proves nothing).
     """
     if isinstance(activation, str):
-        name = activation
-    else:
-        try:  # a lambda's serialisation reads its source, which may not exist (OSError)
-            name = keras.activations.serialize(activation)
-        except Exception:  # noqa: BLE001 - whatever Keras raises, the answer is "unknown"
-            name = None
-        if isinstance(name, dict):
-            name = name.get("config", name.get("class_name"))
-    if not isinstance(name, str) or name not in ACTIVATION_CONSTANTS:
-        raise TypeError(f"no Lipschitz constant known for activation "
-                        f"{name if isinstance(name, str) else activation!r}")
-    if not isinstance(activation, str) and activation is not keras.activations.get(name):
+        if activation not in ACTIVATION_CONSTANTS:
+            raise TypeError(f"no Lipschitz constant known for activation {activation!r}")
+        return ACTIVATION_CONSTANTS[activation]
+    try:
+        name = _known_functions().get(activation)
+    except TypeError:  # unhashable
+        name = None
+    if name is None:
         raise TypeError(
-            f"activation {activation!r} is named {name!r} but is not keras.activations."
-            f"{name}: no Lipschitz constant is known for a function of the user's (register a "
-            f"rule for a layer that applies it, `register_lipschitz_bound`)")
+            f"no Lipschitz constant known for activation {activation!r}: only Keras' own "
+            f"activations ({', '.join(sorted(ACTIVATION_CONSTANTS))}) and the tf.nn / keras.ops "
+            f"functions of those maps are known, by identity, not by name (register a rule "
+            f"for a layer that applies your function, `register_lipschitz_bound`)")
     return ACTIVATION_CONSTANTS[name]
 
 

@@ -214,7 +214,7 @@ def test_a_users_function_named_like_a_keras_activation_is_refused(function, slo
     x = np.full((1, 4), 1e-3 if function is _relu_times_5 else -1e-3, "float32")
     ratio = float(np.linalg.norm(model(x) - model(x * 2)) / np.linalg.norm(x))
     assert ratio == pytest.approx(slope, rel=1e-2)  # what the model computes
-    with pytest.raises(TypeError, match=f"is named '{function.__name__}' but is not keras"):
+    with pytest.raises(TypeError, match="no Lipschitz constant known .* by identity, not by name"):
         lp.network_lipschitz_bound(model)
 
 
@@ -235,3 +235,19 @@ def test_keras_own_activations_keep_their_constants(name):
     for layer in (by_name, by_function):
         keras.Sequential([keras.Input((4,)), layer])
         assert lp.activation_constant(layer.activation) == lp.ACTIVATION_CONSTANTS[name]
+
+
+@pytest.mark.parametrize("function,name", [
+    (tf.nn.relu, "relu"), (tf.nn.elu, "elu"), (tf.math.tanh, "tanh"), (tf.nn.silu, "silu"),
+    (tf.math.sigmoid, "sigmoid"), (tf.nn.leaky_relu, "leaky_relu"), (keras.ops.relu, "relu"),
+    (keras.ops.hard_sigmoid, "hard_sigmoid"), (keras.ops.softplus, "softplus"),
+])
+def test_the_same_maps_from_tf_nn_and_keras_ops_are_known(function, name):
+    """Recognised by identity, they keep the constant of the Keras activation they compute,
+    and the slope measured on a fine grid is below it."""
+    assert lp.activation_constant(function) == lp.ACTIVATION_CONSTANTS[name]
+    grid = np.linspace(-8, 8, 200_001)  # float64: the slopes, not float32 round-off
+    values = np.asarray(function(tf.constant(grid)), dtype=np.float64)
+    slopes = np.abs(np.diff(values) / np.diff(grid))
+    assert slopes.max() <= lp.ACTIVATION_CONSTANTS[name] * (1 + 1e-10)  # float64 differences
+    assert slopes.max() >= lp.ACTIVATION_CONSTANTS[name] * 0.99  # the constant is attained
