@@ -235,6 +235,7 @@ def test_keras_own_activations_keep_their_constants(name):
     for layer in (by_name, by_function):
         keras.Sequential([keras.Input((4,)), layer])
         assert lp.activation_constant(layer.activation) == lp.ACTIVATION_CONSTANTS[name]
+    _check_slope(keras.activations.get(name), lp.ACTIVATION_CONSTANTS[name])
 
 
 @pytest.mark.parametrize("function,name", [
@@ -246,8 +247,12 @@ def test_the_same_maps_from_tf_nn_and_keras_ops_are_known(function, name):
     """Recognised by identity, they keep the constant of the Keras activation they compute,
     and the slope measured on a fine grid is below it."""
     assert lp.activation_constant(function) == lp.ACTIVATION_CONSTANTS[name]
+    _check_slope(function, lp.ACTIVATION_CONSTANTS[name])
+
+
+def _check_slope(function, constant):
     grid = np.linspace(-8, 8, 200_001)  # float64: the slopes, not float32 round-off
     values = np.asarray(function(tf.constant(grid)), dtype=np.float64)
     slopes = np.abs(np.diff(values) / np.diff(grid))
-    assert slopes.max() <= lp.ACTIVATION_CONSTANTS[name] * (1 + 1e-10)  # float64 differences
-    assert slopes.max() >= lp.ACTIVATION_CONSTANTS[name] * 0.99  # the constant is attained
+    assert slopes.max() <= constant * (1 + 1e-10)  # float64 differences
+    assert slopes.max() >= constant * 0.99  # the constant is attained
