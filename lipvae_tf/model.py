@@ -135,7 +135,11 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         constrain_std: False leaves a capped std network without a Lipschitz constraint (the
             cap-aware certificates need only S). beta: the KL weight of the ELBO.
         constraint: the per-step kernel control (`lipvae_tf.constraints.CONSTRAINT_KINDS`);
-            bjorck_iterations: Björck steps per step when it is "bjorck".
+            bjorck_iterations: Björck steps per step when it is "bjorck". Under "bjorck" with a
+            large per-layer budget (e.g. reconstruction "parameter" at R* <= 1) full
+            Fashion-MNIST training under Adam 1e-3 fell after epoch 5 (test ELBO up to 392 nats
+            below the last epoch's training average; BENCHMARKS.md, "Pareto: `new-param` at the
+            other settings"); the default subspace clip did not.
         conv_constraint: the conv kernels' control (None: `constraint`, or for "bjorck", which
             works on matrices only, `constraints.DEFAULT_CONV_CONSTRAINT`, the subspace clip).
         conv_relaxation: omega in (0, 2), the over-relaxation of the conv kernels' subspace clip
