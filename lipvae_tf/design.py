@@ -182,6 +182,7 @@ def design_budget(
     min_lipschitz: float = DEFAULT_MIN_LIPSCHITZ,
     r_slack: float = 0.0,
     std_cap_applied: float | None = None,
+    gamma_applied: float | None = None,
 ) -> LipschitzBudget:
     """The Lipschitz budget that certifies every input at >= target_radius with `method`.
 
@@ -202,7 +203,7 @@ def design_budget(
             budget's encoder_std is 0).
             The default here is a learned std capped at DEFAULT_STD_CAP (as for
             `LipschitzVAE(...)`); `LipschitzVAE.from_target` passes gamma =
-            DEFAULT_POSTERIOR_STD by default (and covers the float32 rounding as applied).
+            DEFAULT_POSTERIOR_STD by default, and gamma_applied.
         encoder_mean, encoder_std, decoder: fix those constants (decoder: of the reconstruction g),
             each finite > 0, or None to leave it free. Under split="decoder" a free encoder_mean
             is DEFAULT_ENCODER_MEAN, and a free encoder_std is left unconstrained (None in the
@@ -212,15 +213,18 @@ def design_budget(
         r_slack: certify for r - r_slack, in [0, r) (a model whose reconstruction is rounded:
             see LipschitzVAE.reconstruction_tolerance). std_cap_applied: certify with this cap,
             finite > 0 (the larger of it and std_cap is used: the cap as the float32 graph
-            applies it, StdCap.output_norm_bound).
+            applies it, StdCap.output_norm_bound). gamma_applied: likewise for a fixed std,
+            certify with the larger of it and gamma (the std as the graph applies it,
+            `LipschitzVAE.posterior_std_bound`: float32(0.05) = 0.05 + 7.5e-10).
 
     Returns:
         A LipschitzBudget whose certified_radius (at the worst-case std, with r - r_slack and
-        the applied cap) is >= target_radius; its std_cap and r are the nominal ones passed.
+        the applied cap or gamma) is >= target_radius; its std_cap, gamma and r are the nominal
+        ones passed.
 
     Raises:
         ValueError naming the argument for bad values (encoder_std or std_cap_applied given
-        with gamma among them), and naming target_radius when no
+        with gamma, gamma_applied without it, among them), and naming target_radius when no
         constant >= min_lipschitz reaches it, or when the certificate reaches it for constants
         beyond 1e12 (any constants).
         TypeError naming the argument for a value of the wrong type (checks.positive_finite,
@@ -247,7 +251,14 @@ def design_budget(
                 raise ValueError(f"{name}={value!r} applies to a learned std; a fixed posterior "
                                  f"std gamma={gamma} has none (leave {name} None)")
         std_cap, encoder_std, std_free = None, 0.0, False
+        certified_gamma = gamma
+        if gamma_applied is not None:
+            certified_gamma = max(gamma, checks.positive_finite("gamma_applied", gamma_applied))
     else:
+        if gamma_applied is not None:
+            raise ValueError(f"gamma_applied={gamma_applied!r} applies to a fixed posterior std; "
+                             "a learned one has none (leave it None, or pass gamma)")
+        certified_gamma = None
         std_cap = checks.positive_finite("std_cap", std_cap)
         if encoder_std is not None:
             checks.positive_finite("encoder_std", encoder_std)
@@ -259,7 +270,7 @@ def design_budget(
     if std_cap is not None and std_cap_applied is not None:
         certified_cap = max(std_cap, checks.positive_finite("std_cap_applied", std_cap_applied))
     common = dict(r=r - r_slack, p=float(p), latent_dim=latent_dim, method=method,
-                  std_cap=certified_cap, gamma=gamma)
+                  std_cap=certified_cap, gamma=certified_gamma)
 
     def constants_at(scale: float) -> dict:
         if split == "decoder":

@@ -47,7 +47,8 @@ from lipvae_tf._fixed_config import FixedConfig
 __all__ = [
     "LIKELIHOODS", "ARCHITECTURES", "RECONSTRUCTIONS", "SIGMOID_LIPSCHITZ",
     "CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ", "OUTPUT_ROUNDING", "NOISE_TAIL",
-    "reconstruction_rounding_slack", "STD_FLOOR", "LipschitzVAE", "StandardVAE",
+    "reconstruction_rounding_slack", "applied_posterior_std", "STD_FLOOR", "LipschitzVAE",
+    "StandardVAE",
 ]
 
 tfd = tfp.distributions
@@ -70,6 +71,16 @@ def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
     """2 sqrt(D) OUTPUT_ROUNDING: how far (l2) two float32 reconstructions of D pixels can move
     beyond the exact ones; a certificate for r - this slack covers the float32 outputs."""
     return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
+
+
+def applied_posterior_std(gamma: float) -> float:
+    """A fixed posterior std gamma as the graph applies it, as a float64 upper bound:
+    `posterior_params` fills sigma with gamma cast to the compute dtype, and float32(gamma) can
+    exceed gamma (float32(0.05) = 0.05 + 7.5e-10); tf.cast of a Python float goes through
+    float32 even for float64, so the larger of both dtypes' values covers either."""
+    return max(float(tf.cast(gamma, dtype).numpy()) for dtype in (tf.float32, tf.float64))
+
+
 STD_FLOOR = 1e-4  # added after the softplus: the posterior std never reaches 0 (log sigma in KL)
 _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 # Settings that `reconfigured` can change without voiding the design record: training only.
@@ -436,6 +447,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             gamma=posterior_std, split=split, encoder_mean=encoder_mean,
             encoder_std=encoder_std, decoder=decoder, min_lipschitz=min_lipschitz,
             r_slack=r_slack, std_cap_applied=applied,
+            gamma_applied=None if posterior_std is None else applied_posterior_std(posterior_std),
         )
         constrained = budget.encoder_std is not None
         return cls(
@@ -839,17 +851,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         return cap.output_norm_bound(self.latent_dim)
 
     def posterior_std_bound(self) -> float | None:
-        """The fixed posterior std gamma as the graph applies it (float64): `posterior_params`
-        fills sigma with gamma cast to the compute dtype, and float32(gamma) can exceed gamma
-        (float32(0.05) = 0.05 + 7.5e-10). The certificates decrease in gamma (for a fixed mean
+        """The fixed posterior std gamma as the graph applies it (`applied_posterior_std`,
+        float64). The certificates decrease in gamma (for a fixed mean
         shift inside the ball, the noise's probability of staying in it falls as the noise
         scales up: Anderson 1955), so they use this value. None for a learned std."""
         if self.posterior_std is None:
             return None
-        # the expression of posterior_params; tf.cast of a Python float goes through float32
-        # even for float64, so the larger of both dtypes' values covers either
-        return max(float(tf.cast(self.posterior_std, dtype).numpy())
-                   for dtype in (tf.float32, tf.float64))
+        return applied_posterior_std(self.posterior_std)
 
     def reconstruction_tolerance(self, r):
         """The tolerance the exact-arithmetic certificate must meet so that the float32

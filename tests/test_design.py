@@ -110,3 +110,27 @@ def test_a_deep_tower_still_certifies_its_target(posterior_std):
     assert constants["encoder_mean"] <= model.design["encoder_mean"]
     assert constants["decoder"] <= model.design["decoder"]
     assert model.certified_radius(x, 8.0, 0.5).min() >= 1.0
+
+
+@pytest.mark.parametrize("target", [0.5, 1.0, 2.0])
+def test_the_design_certifies_the_target_at_the_fixed_std_the_graph_applies(target):
+    """float32(0.05) = 0.05 + 7.5e-10: designed at the nominal gamma, the budget certified
+    R* - 1.3e-9 at the std the graph uses (the certificate falls as gamma grows)."""
+    from lipvae_tf import bounds
+    from lipvae_tf.model import LipschitzVAE, applied_posterior_std
+
+    model = LipschitzVAE.from_target(target, 8.0, 0.5, latent_dim=10, hidden_units=(16,))
+    budget = model.design
+    applied = model.posterior_std_bound()
+    assert applied == applied_posterior_std(0.05) > 0.05 == budget["gamma"]
+    radius = bounds.radius("best", budget["encoder_mean"], 0.0, budget["decoder"], 0.0,
+                           model.reconstruction_tolerance(8.0), 0.5, latent_dim=10,
+                           gamma=applied)
+    assert radius >= target
+    # and design_budget does so for any gamma_applied it is given, refusing it for a learned std
+    direct = design.design_budget(target, 8.0, latent_dim=10, gamma=0.05, gamma_applied=0.051)
+    assert direct.gamma == 0.05
+    assert design.budget_radius(direct.encoder_mean, 0.0, direct.decoder, r=8.0, p=0.5,
+                                latent_dim=10, method="best", gamma=0.051) >= target
+    with pytest.raises(ValueError, match="gamma_applied=0.05 applies to a fixed posterior std"):
+        design.design_budget(target, 8.0, latent_dim=10, gamma_applied=0.05)
