@@ -559,9 +559,10 @@ def chi2_quantile_upper(latent_dim: int, p) -> np.ndarray:
     """A verified upper bound q of the p-quantile of chi2_m: P(chi2_m <= q) >= p.
 
     Found by bisection on `ncx2_cdf_lower(q, m, 0)` (a guaranteed lower bound of the chi-square
-    CDF), so P(chi2_m <= q) >= ncx2_cdf_lower(q, m, 0) >= p; q is within ~1e-11 relative of the
-    exact quantile. p broadcasts; values are cached per (m, p). Where that lower bound cannot
-    verify p (p within ~1e-9 of 1), q is Cantelli's m + sqrt(2 m p / (1 - p)), rounded up.
+    CDF), so P(chi2_m <= q) >= ncx2_cdf_lower(q, m, 0) >= p; q is within ~2e-11 relative of the
+    exact quantile for p <= 0.999 (1e-8 at p = 1 - 1e-6). p broadcasts; values are cached per
+    (m, p). Where that lower bound cannot verify p (p within ~1e-9 of 1), q is Cantelli's
+    m + sqrt(2 m p / (1 - p)), rounded up.
     docs/theory.md section 9.2.
 
     Args:
