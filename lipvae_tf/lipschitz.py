@@ -13,6 +13,7 @@ layer class of your own. A layer without a rule raises TypeError (never a guess)
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -219,6 +220,7 @@ def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
         tf.constant(kernel), grid, tuple(strides)))
 
 
+@functools.cache  # built once: every Keras layer's bound asks
 def _known_functions() -> dict[Callable, str]:
     """The functions whose constant is known, by identity: Keras' activations, and the
     TensorFlow and keras.ops functions that compute the same map with their defaults."""
