@@ -41,6 +41,14 @@ def fixed_std(gamma: float, latent_dim: int) -> tuple[float, float]:
     return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * UNIT_ROUNDOFF)
 
 
+def norm_rounding_factor(terms: int) -> float:
+    """1 + (terms + 4) u: a float64 l2 norm of `terms` values (sqrt of a sum of squares, in any
+    summation order: the squares and sum err by <= terms u, the root by u / 2; Higham 2002,
+    section 3.1), multiplied by this factor in float64 (one more rounding), is never below the
+    exact norm."""
+    return 1.0 + (terms + 4) * UNIT_ROUNDOFF
+
+
 class CertificateForms(NamedTuple):
     """One implementation's certificates (bounds: NumPy; graph_bounds: TensorFlow), each called
     as the `bounds` function of the same name; `chi2` as (m_mu, m_sigma, m_g, s, r, p,

@@ -57,6 +57,7 @@ import tensorflow as tf
 
 from lipvae_tf import bounds, checks, constraints, graph_bounds
 from lipvae_tf import model as model_lib
+from lipvae_tf._shared_numerics import fixed_std, norm_rounding_factor
 from lipvae_tf.model import LipschitzVAE
 
 __all__ = [
@@ -293,11 +294,13 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
         with tf.control_dependencies([weights_checked]):
             images = tf.identity(images)
         s_max = None
-        if model.encoder_std_net is None:  # as model.std_norms: gamma sqrt(m) for every input
-            s = tf.fill(tf.shape(images)[:1], tf.constant(gamma * np.sqrt(latent_dim), tf.float64))
-        else:  # as model._std_statistics_batch: in float64
+        if model.encoder_std_net is None:  # as model.std_statistics: gamma sqrt(m), rounded up
+            s = tf.fill(tf.shape(images)[:1],
+                        tf.constant(fixed_std(gamma, latent_dim)[1], tf.float64))
+        else:  # as model.std_statistics: in float64, the norm rounded up
             sigma = tf.cast(model.encoder_std_net(images, training=False), tf.float64)
-            s, s_max = tf.norm(sigma, axis=-1), tf.reduce_max(sigma, axis=-1)
+            s = tf.norm(sigma, axis=-1) * norm_rounding_factor(latent_dim)
+            s_max = tf.reduce_max(sigma, axis=-1)
         checks_ = [tf.debugging.assert_equal(
             tf.shape(v), tf.shape(s), message=f"certify: {name} needs one value per image")
             for name, v in (("r", r), ("p", p))]

@@ -41,6 +41,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import keras
@@ -151,8 +152,8 @@ def chain_errors(network) -> list[LayerError]:
 
 def chain_lipschitz(terms: list[LayerError]) -> float:
     """The chain's Lipschitz bound from its terms: the product `network_lipschitz_bound`
-    computes, in the same order (so the same float)."""
-    return math.prod(term.lipschitz for term in terms)
+    computes, in the same order and rounded up the same way (so the same float)."""
+    return functools.reduce(lp.product_rounded_up, (term.lipschitz for term in terms), 1.0)
 
 
 def reparameterisation_error(mu_size, shift, latent_dim: int, dtype) -> np.ndarray:

@@ -13,8 +13,10 @@ layer class of your own. A layer without a rule raises TypeError (never a guess)
 """
 from __future__ import annotations
 
+import fractions
 import functools
 import hashlib
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -31,7 +33,7 @@ __all__ = [
     "ROUNDOFF_MARGIN", "ROUNDING_ULPS", "ACTIVATION_CONSTANTS", "register_lipschitz_bound",
     "unit_roundoff", "rounding_margin", "applied_value", "is_own_weight", "applied_kernel",
     "dense_norm", "conv_norm_bound", "activation_constant", "layer_lipschitz_bound",
-    "network_lipschitz_bound", "numpy_dtype", "scaled_bound", "chain_layers",
+    "network_lipschitz_bound", "product_rounded_up", "numpy_dtype", "scaled_bound", "chain_layers",
 ]
 
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
@@ -469,7 +471,8 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
         model_or_layers: a Sequential or chain-like Functional model, or layers in order.
 
     Returns:
-        The product of `layer_lipschitz_bound` over the chain.
+        The product of `layer_lipschitz_bound` over the chain, each multiplication rounded up
+        (`product_rounded_up`).
 
     Raises:
         TypeError: for a subclassed or branching model, or a layer without a known bound.
@@ -484,5 +487,14 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
         model_or_layers = chain_layers(model_or_layers)
     bound = 1.0
     for layer in model_or_layers:
-        bound *= layer_lipschitz_bound(layer)
+        bound = product_rounded_up(bound, layer_lipschitz_bound(layer))
     return bound
+
+
+def product_rounded_up(a: float, b: float) -> float:
+    """a x b for non-negative float64 a, b, never below the exact product: the rounded product
+    (IEEE 754, within half an ulp), moved up one ulp when it is below the exact one."""
+    product = a * b
+    if fractions.Fraction(product) < fractions.Fraction(a) * fractions.Fraction(b):
+        return math.nextafter(product, math.inf)
+    return product

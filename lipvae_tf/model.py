@@ -43,6 +43,7 @@ from lipvae_tf import (
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf._fixed_config import FixedConfig
+from lipvae_tf._shared_numerics import fixed_std, norm_rounding_factor
 
 __all__ = [
     "LIKELIHOODS", "ARCHITECTURES", "RECONSTRUCTIONS", "SIGMOID_LIPSCHITZ",
@@ -57,8 +58,9 @@ LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
 ARCHITECTURES = ("mlp", "conv")
 RECONSTRUCTIONS = ("mean", "parameter")
 SIGMOID_LIPSCHITZ = 0.25
-# dE[x]/d eta = Var(x) <= 1/12 for the continuous Bernoulli with logit eta (maximal at eta = 0)
-CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ = 1.0 / 12.0
+# dE[x]/d eta = Var(x) <= 1/12 for the continuous Bernoulli with logit eta (maximal at eta = 0);
+# 1/12 has no float64 value, and the nearest one is below it: the next one up
+CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ = math.nextafter(1.0 / 12.0, 1.0)
 # The reconstruction is computed in float64 from the float32 logits and rounded once to float32:
 # per pixel within 2^-25 (rounding to nearest in [0, 1]) plus float64 error (< 1e-13), so < 2^-24.
 OUTPUT_ROUNDING = 2.0**-24
@@ -834,8 +836,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             "encoder_mean": lp.network_lipschitz_bound(self.encoder_mean_net),
             "encoder_std": (0.0 if self.encoder_std_net is None
                             else lp.network_lipschitz_bound(self.encoder_std_net)),
-            "decoder": (lp.network_lipschitz_bound(self.decoder_net)
-                        * self.output_lipschitz(reconstruction)),
+            "decoder": lp.product_rounded_up(lp.network_lipschitz_bound(self.decoder_net),
+                                             self.output_lipschitz(reconstruction)),
         }
 
     def std_cap_bound(self) -> float | None:
@@ -922,7 +924,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         # M_mu and M_g as `lipschitz_constants` gives them, from the same layer bounds
         m_mu = forward_error.chain_lipschitz(encoder_terms)
         output = self.output_lipschitz(reconstruction)  # also checks `reconstruction`
-        m_g = forward_error.chain_lipschitz(decoder_terms) * output
+        m_g = lp.product_rounded_up(forward_error.chain_lipschitz(decoder_terms), output)
         m_sigma = (0.0 if self.encoder_std_net is None
                    else lp.network_lipschitz_bound(self.encoder_std_net))
         constants = {"encoder_mean": m_mu, "encoder_std": m_sigma, "decoder": m_g}
@@ -977,11 +979,14 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def std_statistics(self, x, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """(s(x), s_max(x)) = (||sigma(x)||_2, max_i sigma_i(x)) per input, float64 (batch,),
-        computed in float64 from the float32 stds."""
+        computed in float64 from the float32 stds, s rounded up (never below the exact norm of
+        those stds: `norm_rounding_factor`). A fixed std: gamma as applied, s = gamma sqrt(m)
+        rounded up (`fixed_std`)."""
         x = self.check_images(x)
         if self.encoder_std_net is None:
             gamma = self.posterior_std_bound()
-            return np.full(len(x), gamma * np.sqrt(self.latent_dim)), np.full(len(x), gamma)
+            s = fixed_std(gamma, self.latent_dim)[1]
+            return np.full(len(x), s), np.full(len(x), gamma)
         if not len(x):
             return np.zeros(0), np.zeros(0)
         self._check_networks_unchanged()
@@ -998,11 +1003,14 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         if statistics is None:
             net = self.encoder_std_net
 
+            rounded_up = norm_rounding_factor(self.latent_dim)
+
             @tf.function(reduce_retracing=True)
             def statistics(x):
-                # in float64: no float32 round-off in s (the outputs themselves are float32)
+                # in float64: no float32 round-off in s (the outputs themselves are float32),
+                # and the float64 norm's own rounding covered
                 sigma = tf.cast(net(x), tf.float64)
-                return tf.norm(sigma, axis=-1), tf.reduce_max(sigma, axis=-1)
+                return tf.norm(sigma, axis=-1) * rounded_up, tf.reduce_max(sigma, axis=-1)
 
             self.__dict__["_std_statistics"] = statistics
         return statistics

@@ -5,6 +5,8 @@ non-tiny differences and Jacobian norms (tf.GradientTape) never exceed the repor
 inputs chosen to reach it (identity kernels, factors whose float32 value is above the real one:
 float32(1/3), float32(1/7), float32(0.1)). StdCap's `output_norm_bound` is the cap as applied.
 """
+from fractions import Fraction
+
 import keras
 import numpy as np
 import pytest
@@ -244,3 +246,42 @@ def test_a_fixed_posterior_std_is_certified_as_the_graph_applies_it():
     nominal = bounds.radius("ncx2", c["encoder_mean"], c["encoder_std"], c["decoder"], s,
                             r_exact, 0.5, gamma=0.05, **kwargs)
     assert np.all(radius == as_applied) and np.all(radius < nominal)
+
+
+@pytest.mark.parametrize("first, second", [(1 / 3, 1 / 3), (1 / 7, 0.1), (3.0, 0.3)])
+def test_a_networks_bound_is_the_exact_product_of_its_layers_bounds_rounded_up(first, second):
+    """The float64 product of the layers' bounds rounds to nearest, and for these factors below
+    the exact product (a plain `*` gave a network bound under it); `product_rounded_up` never
+    does, and moves an inexact product by one ulp only."""
+    layers = [ll.Scale(first), ll.Scale(second)]
+    model = keras.Sequential([keras.Input((2,)), *layers])
+    exact = Fraction(lp.layer_lipschitz_bound(layers[0])) * Fraction(
+        lp.layer_lipschitz_bound(layers[1]))
+    assert Fraction(float(exact)) < exact  # the case the old code got wrong
+    bound = lp.network_lipschitz_bound(model)
+    assert exact <= Fraction(bound) <= exact + Fraction(np.spacing(bound))
+    # an exact product is left as it is
+    assert lp.product_rounded_up(0.5, 3.0) == 1.5 and lp.product_rounded_up(0.0, 0.1) == 0.0
+
+
+def test_the_measured_std_norm_is_never_below_the_exact_norm_of_the_float32_stds():
+    """s(x) enters every certificate as an upper bound: the float64 norm of the float32 stds
+    rounds to nearest (below the exact norm for about half the inputs, which the old code
+    returned as it was); `std_statistics` rounds it up. A fixed std: gamma sqrt(m) as well."""
+    from lipvae_tf.model import LipschitzVAE
+    keras.utils.set_random_seed(3)
+    kwargs = dict(hidden_units=(16,), image_shape=(4, 4, 1), encoder_mean=2.0, decoder=2.0)
+    model = LipschitzVAE(10, std_cap=0.1, **kwargs)
+    x = np.random.default_rng(2).uniform(size=(300, 4, 4, 1)).astype(np.float32)
+    s, s_max = model.std_statistics(x)
+    sigma = model.encoder_std_net(tf.constant(x)).numpy()
+    for row, norm, largest in zip(sigma, s, s_max):
+        exact_square = sum(Fraction(float(v)) ** 2 for v in row)
+        assert Fraction(norm) ** 2 >= exact_square
+        assert largest == float(row.max())
+    np.testing.assert_allclose(s, np.linalg.norm(sigma.astype(np.float64), axis=1), rtol=1e-14)
+    for latent_dim in (3, 7, 10):  # sqrt(3), sqrt(7): irrational
+        fixed = LipschitzVAE(latent_dim, posterior_std=0.05, **kwargs)
+        s, _ = fixed.std_statistics(x[:2])
+        gamma = fixed.posterior_std_bound()
+        assert np.all([Fraction(v) ** 2 >= Fraction(gamma) ** 2 * latent_dim for v in s])

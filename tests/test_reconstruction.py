@@ -1,5 +1,7 @@
 """The certified reconstruction E[x | z] ("mean") or sigmoid(logits) ("parameter"), the new
 recipe's certificates on trained and bundled weights, and audits that can fail."""
+from fractions import Fraction
+
 import keras
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from operators import max_ratio_by_attack
 
 from lipvae_tf import attacks, data, zoo
 from lipvae_tf import layers as ll
+from lipvae_tf import lipschitz as lp
 from lipvae_tf.model import CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ, LipschitzVAE
 
 tfd = tfp.distributions
@@ -36,6 +39,9 @@ def test_continuous_bernoulli_mean_is_one_twelfth_lipschitz_in_its_logit():
     assert slopes.max() <= CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ * (1 + 1e-6)
     assert slopes.max() >= CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ * (1 - 1e-6)  # tight at 0
     assert np.all(slopes > 0)
+    # the constant bounds 1/12 itself: float64's nearest value, 1/12 - 4.6e-18, is below it
+    assert Fraction(CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ) >= Fraction(1, 12)
+    assert CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ == np.nextafter(1 / 12, 1)
     # lambda = 0.9 has mean 0.670, not 0.9: the mean is not the shape parameter
     lam_09 = tfd.ContinuousBernoulli(probs=tf.constant(0.9, tf.float64),
                                      dtype=tf.float64).mean().numpy()
@@ -62,6 +68,9 @@ def test_decode_mean_is_the_certified_reconstruction_of_the_mode(likelihood, rec
     else:
         exact = 1 / (1 + np.exp(-logits))
         assert model.output_lipschitz() == 0.25
+    # M_g: the logits network's bound times the output map's constant, never rounded below
+    assert Fraction(model.lipschitz_constants()["decoder"]) >= Fraction(
+        lp.network_lipschitz_bound(model.decoder_net)) * Fraction(model.output_lipschitz())
     # rounded once from float64: within OUTPUT_ROUNDING (2^-24) of the exact value per pixel
     assert np.max(np.abs(g - exact)) <= 2.0**-24
     np.testing.assert_array_equal(model.predict(np.full((2, 28, 28, 1), 0.5, np.float32),
