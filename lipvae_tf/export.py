@@ -56,6 +56,7 @@ import numpy as np
 import tensorflow as tf
 
 from lipvae_tf import bounds, checks, constraints, graph_bounds
+from lipvae_tf import lipschitz as lp
 from lipvae_tf import model as model_lib
 from lipvae_tf._shared_numerics import fixed_std, norm_rounding_factor
 from lipvae_tf.model import LipschitzVAE
@@ -297,10 +298,14 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
         if model.encoder_std_net is None:  # as model.std_statistics: gamma sqrt(m), rounded up
             s = tf.fill(tf.shape(images)[:1],
                         tf.constant(fixed_std(gamma, latent_dim)[1], tf.float64))
-        else:  # as model.std_statistics: in float64, the norm rounded up
+        else:  # as model.std_statistics: in float64, with the margin, the norm rounded up
             sigma = tf.cast(model.encoder_std_net(images, training=False), tf.float64)
-            s = tf.norm(sigma, axis=-1) * norm_rounding_factor(latent_dim)
-            s_max = tf.reduce_max(sigma, axis=-1)
+            margin = lp.output_rounding_factor(model.encoder_std_net)
+            s = tf.norm(sigma, axis=-1) * lp.product_rounded_up(
+                margin, norm_rounding_factor(latent_dim))
+            s_max = tf.reduce_max(sigma, axis=-1) * margin
+            if std_cap is not None:
+                s, s_max = tf.minimum(s, std_cap), tf.minimum(s_max, std_cap)
         checks_ = [tf.debugging.assert_equal(
             tf.shape(v), tf.shape(s), message=f"certify: {name} needs one value per image")
             for name, v in (("r", r), ("p", p))]

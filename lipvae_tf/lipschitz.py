@@ -33,7 +33,8 @@ __all__ = [
     "ROUNDOFF_MARGIN", "ROUNDING_ULPS", "ACTIVATION_CONSTANTS", "register_lipschitz_bound",
     "unit_roundoff", "rounding_margin", "applied_value", "is_own_weight", "applied_kernel",
     "dense_norm", "conv_norm_bound", "activation_constant", "layer_lipschitz_bound",
-    "network_lipschitz_bound", "product_rounded_up", "numpy_dtype", "scaled_bound", "chain_layers",
+    "network_lipschitz_bound", "product_rounded_up", "output_rounding_factor",
+    "numpy_dtype", "scaled_bound", "chain_layers",
 ]
 
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
@@ -489,6 +490,22 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
     for layer in model_or_layers:
         bound = product_rounded_up(bound, layer_lipschitz_bound(layer))
     return bound
+
+
+def output_rounding_factor(model_or_layers: keras.Model | Iterable[keras.layers.Layer]
+                           ) -> float:
+    """prod (1 + `rounding_margin`) over the chain's layers that round (all but the exact
+    isometries: Flatten, Reshape, GroupSort, ...): the relative margin by which a value the
+    chain computes in its compute dtype is taken as a bound of the exact map's value, the same
+    margin its `network_lipschitz_bound` carries (docs/theory.md section 12; relative, so it
+    shares that section's caveat about absolute rounding)."""
+    if isinstance(model_or_layers, keras.Model):
+        model_or_layers = chain_layers(model_or_layers)
+    factor = 1.0
+    for layer in model_or_layers:
+        if _rule_for(layer) is not _exact_isometry:
+            factor = product_rounded_up(factor, 1 + rounding_margin(layer.compute_dtype))
+    return factor
 
 
 def product_rounded_up(a: float, b: float) -> float:

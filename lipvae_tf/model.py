@@ -979,9 +979,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def std_statistics(self, x, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """(s(x), s_max(x)) = (||sigma(x)||_2, max_i sigma_i(x)) per input, float64 (batch,),
-        computed in float64 from the float32 stds, s rounded up (never below the exact norm of
-        those stds: `norm_rounding_factor`). A fixed std: gamma as applied, s = gamma sqrt(m)
-        rounded up (`fixed_std`)."""
+        computed in float64 from the float32 stds, both raised by the std network's relative
+        rounding margin (`lipschitz.output_rounding_factor`: bounds of the exact map's stds, as
+        the constants are bounds of its Lipschitz constants) and s rounded up (never below the
+        exact norm: `norm_rounding_factor`), then at most the cap as applied (`std_cap_bound`),
+        which bounds the exact and the float32 stds alike. A fixed std: gamma as applied,
+        s = gamma sqrt(m) rounded up (`fixed_std`)."""
         x = self.check_images(x)
         if self.encoder_std_net is None:
             gamma = self.posterior_std_bound()
@@ -1003,14 +1006,21 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         if statistics is None:
             net = self.encoder_std_net
 
-            rounded_up = norm_rounding_factor(self.latent_dim)
+            margin = lp.output_rounding_factor(net)
+            rounded_up = lp.product_rounded_up(margin, norm_rounding_factor(self.latent_dim))
+            # a cap bounds both maps' stds by itself: the exact map's by S, the graph's by S as
+            # applied (`std_cap_bound`, >= S), so the margin never lifts s above it
+            cap = self.std_cap_bound()
+            cap = math.inf if cap is None else cap
 
             @tf.function(reduce_retracing=True)
             def statistics(x):
                 # in float64: no float32 round-off in s (the outputs themselves are float32),
-                # and the float64 norm's own rounding covered
+                # the float64 norm's own rounding covered (s_max x margin rounds by <= 1/2 ulp,
+                # far inside the margin's own 1e-10)
                 sigma = tf.cast(net(x), tf.float64)
-                return tf.norm(sigma, axis=-1) * rounded_up, tf.reduce_max(sigma, axis=-1)
+                return (tf.minimum(tf.norm(sigma, axis=-1) * rounded_up, cap),
+                        tf.minimum(tf.reduce_max(sigma, axis=-1) * margin, cap))
 
             self.__dict__["_std_statistics"] = statistics
         return statistics
@@ -1022,6 +1032,11 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         """Per input (shape (batch,), l2 in pixel space), a radius R such that every
         ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p, f the reconstruction of
         `reconstruction` (default: the model's mode), independent noise in both.
+
+        x is taken as the model takes it, in float32 (`check_images`), and R is an l2 distance
+        between float32 images: a perturbation formed in float64 and rounded to float32 on the
+        way in is covered for ||delta||_2 < R - sqrt(D) 2^-24 (D pixels; each pixel in [0, 1]
+        rounds by <= 2^-25, docs/theory.md section 7).
 
         Uses verified bounds of the constants of the weights in use, the measured s(x) and
         s_max(x), and (unless use_std_cap=False, the certificates of lipvae_tf <= 0.1) the

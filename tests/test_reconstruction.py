@@ -198,8 +198,10 @@ def test_a_std_network_changed_after_certifying_is_refused_and_a_rebuilt_one_mea
         with pytest.raises(RuntimeError, match="layers changed"):
             certify()
     s = wide.std_norms(x)
-    np.testing.assert_allclose(s, np.linalg.norm(wide.encode(x).stddev().numpy(), axis=1),
-                               rtol=1e-6)
+    # the measured norm with the std network's relative rounding margin (about 3e-6 here)
+    margin = lp.output_rounding_factor(wide.encoder_std_net)
+    np.testing.assert_allclose(
+        s, np.linalg.norm(wide.encode(x).stddev().numpy(), axis=1) * margin, rtol=1e-6)
     assert np.all(s > 1.0) and np.all(wide.certified_radius(x, R, P) < TARGET)
 
 
