@@ -1005,7 +1005,6 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         statistics = self.__dict__.get("_std_statistics")  # plain attribute: not tracked
         if statistics is None:
             net = self.encoder_std_net
-
             margin = lp.output_rounding_factor(net)
             rounded_up = lp.product_rounded_up(margin, norm_rounding_factor(self.latent_dim))
             # a cap bounds both maps' stds by itself: the exact map's by S, the graph's by S as
