@@ -947,10 +947,14 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                                                        tf.constant(x[rows]))
             mu_centre, mu_error = forward_error.chain_forward_error(
                 encoder_terms, norms, deviation=reach[rows])
+            # another batch's mu at x: its layers' inputs are within the centre errors of
+            # this batch's, so their norms can be larger by twice those errors; the chain's
+            # error bound at deviation 0 takes that in (section 15), the centre bound does not
+            _, mu_any_batch = forward_error.chain_forward_error(encoder_terms, norms)
             mu_size, perturbed = norms[:, -1], m_mu * reach[rows]
-            # another batch's mu at x lies within mu_centre of the exact one, so its norm
-            # within 2 mu_centre of this batch's
-            latent_centre = mu_centre + sampling(mu_size + 2 * mu_centre, rows)
+            # so that mu lies within mu_any_batch of the exact one, its norm within
+            # mu_centre + mu_any_batch of this batch's
+            latent_centre = mu_any_batch + sampling(mu_size + mu_centre + mu_any_batch, rows)
             latent_error = mu_error + sampling(mu_size + mu_centre + perturbed + mu_error, rows)
             norms, _ = forward_error.activation_norms(self.decoder_net, mu)
             # the exact latents' distance from the decoder's centre, mu as computed at x

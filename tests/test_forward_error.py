@@ -338,3 +338,26 @@ def test_a_conv_bias_counts_at_every_output_position(kind):
     bound = fe.chain_forward_error(fe.chain_errors(net), norms)[0][0]
     assert error <= bound
     assert error >= 0.95 * bound, (error, bound)
+
+
+def test_the_error_bound_at_deviation_zero_covers_another_batchs_computation():
+    """mu at x computed in another batch (the sampling batch) has layer inputs up to twice the
+    centre errors away from the measured ones: its error bound is the centre recursion run on
+    norms n_k + 2 c_k, which the chain's error bound at deviation 0 gives and the centre bound
+    alone (what the absolute certificate used before 2026-12-02) falls short of."""
+    keras.utils.set_random_seed(0)
+    net = _chain("dense")
+    for layer in net.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(np.full(layer.bias.shape, 1e3, np.float32))
+    x = np.random.default_rng(1).uniform(size=(8, *net.input_shape[1:])).astype("float32")
+    terms = fe.chain_errors(net)
+    norms, _ = fe.activation_norms(net, tf.constant(x))
+    centre, any_batch = fe.chain_forward_error(terms, norms)
+    # the centre bound at each layer's input, then the recursion on the inflated norms
+    inflated, centres = norms.copy(), np.zeros(len(x))
+    for k, term in enumerate(terms):
+        inflated[:, k] = norms[:, k] + 2 * centres
+        centres = term.lipschitz * centres + term.slope * norms[:, k] + term.offset
+    other_batch, _ = fe.chain_forward_error(terms, inflated)
+    assert np.all(any_batch >= other_batch) and np.all(any_batch > centre)
