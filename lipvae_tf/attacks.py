@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from lipvae_tf import checks
+from lipvae_tf._shared_numerics import norm_rounding_factor
 
 __all__ = [
     "AttackResult", "MarginEstimate", "project_ball_box", "reconstruction_distance",
@@ -191,13 +192,20 @@ def reconstruction_distance(model, x, x_prime, noise, noise_prime) -> tf.Tensor:
     Returns:
         float32 tensor (samples, batch): the l2 distances in pixel space.
     """
+    first, second = _reconstruction_pairs(model, x, x_prime, noise, noise_prime)
+    return tf.norm(first - second, axis=-1)
+
+
+def _reconstruction_pairs(model, x, x_prime, noise, noise_prime) -> tuple[tf.Tensor, tf.Tensor]:
+    """The float32 reconstructions g(mu(x) + sigma(x) eps) and g(mu(x') + sigma(x') eps'),
+    each (samples, batch, pixels)."""
     mu, sigma = model.posterior_params(x)
     mu_p, sigma_p = model.posterior_params(x_prime)
     samples, batch = tf.shape(noise)[0], tf.shape(noise)[1]
     z = tf.reshape(mu + sigma * noise, (-1, model.latent_dim))
     z_p = tf.reshape(mu_p + sigma_p * noise_prime, (-1, model.latent_dim))
-    diff = tf.reshape(model.decode_mean(z) - model.decode_mean(z_p), (samples, batch, -1))
-    return tf.norm(diff, axis=-1)
+    return (tf.reshape(model.decode_mean(z), (samples, batch, -1)),
+            tf.reshape(model.decode_mean(z_p), (samples, batch, -1)))
 
 
 def maximum_damage_attack(model, x, radius, *, restarts: int = 5, steps: int = 40,
@@ -549,8 +557,10 @@ def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
     ||f(x + delta) - f(x)||_2 <= r (the successes of a binomial experiment).
 
     The noise is drawn from a stream of `seed` that the attacks never use, so the noise that
-    judges a delta is independent of the noise that found it. r is compared as the largest
-    float32 <= r (docs/theory.md section 8, "The probability at a delta").
+    judges a delta is independent of the noise that found it. The distance between the two
+    float32 reconstructions is computed in float64 (their difference exactly) and rounded up,
+    so a pair counts only when it really is within r (docs/theory.md section 8, "The
+    probability at a delta").
 
     Args:
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
@@ -579,28 +589,26 @@ def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
     chunk = checks.positive_int("chunk", chunk)
     x = _checked_model(model).check_images(x)
     perturbed = tf.constant(_perturbed(model, x, delta))
+    rounded_up = tf.constant(norm_rounding_factor(math.prod(x.shape[1:])), tf.float64)
     counts = np.zeros(len(x), np.int64)
     if not len(x):
         return counts
     for i, start in enumerate(range(0, samples, chunk)):
         size = min(chunk, samples - start)
-        counts += _count_batch(model, perturbed, tf.constant(x), tf.constant(_float32_at_most(r)),
-                               size, tf.constant([seed, _COUNT_STREAM + i], tf.int32)).numpy()
+        counts += _count_batch(model, perturbed, tf.constant(x), tf.constant(r, tf.float64),
+                               size, tf.constant([seed, _COUNT_STREAM + i], tf.int32),
+                               rounded_up).numpy()
     return counts
 
 
-def _float32_at_most(value: float) -> np.float32:
-    """The largest float32 <= value: the distances are float32, and r rounded to the nearest
-    float32 can exceed r (float32(0.1) = 0.1 + 1.5e-9), which would count a distance just
-    above r as a success and make the audit lenient."""
-    rounded = np.float32(value)
-    return np.nextafter(rounded, np.float32(-np.inf)) if float(rounded) > value else rounded
-
-
 @tf.function(reduce_retracing=True)
-def _count_batch(model, perturbed, x, r, size, seed):
+def _count_batch(model, perturbed, x, r, size, seed, rounded_up):
     noise = tf.random.stateless_normal((2, size, tf.shape(x)[0], model.latent_dim), seed=seed)
-    distance = reconstruction_distance(model, perturbed, x, noise[0], noise[1])
+    first, second = _reconstruction_pairs(model, perturbed, x, noise[0], noise[1])
+    # a float32 norm can round a distance above r down to r (the audit would be lenient): the
+    # difference of two float32 values is exact in float64, its norm rounded up
+    difference = tf.cast(first, tf.float64) - tf.cast(second, tf.float64)
+    distance = tf.norm(difference, axis=-1) * rounded_up
     return tf.reduce_sum(tf.cast(distance <= r, tf.int64), axis=0)
 
 

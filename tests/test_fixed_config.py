@@ -8,6 +8,8 @@ std, a changed `Shift.offset` (the certificate's s(x) stale, the SavedModel's fr
 Now every such reassignment raises, `reconfigured` builds the changed model, and a network whose
 layers change after construction cannot be certified.
 """
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -182,13 +184,43 @@ def test_a_plain_keras_layer_whose_settings_changed_is_not_certified(tmp_path):
             certify()
 
 
-@pytest.mark.parametrize("value", [0.1, 1 / 3, 8.0, 2.0 ** -20 * 3, 7.3e-3, 1e30])
-def test_the_audit_compares_distances_with_r_rounded_down_to_float32(value):
-    """The review: r went to the counting graph as float32(r), up to 6e-8 relative above r."""
-    rounded = attacks._float32_at_most(value)
-    assert rounded.dtype == np.float32
-    assert float(rounded) <= value
-    assert float(np.nextafter(rounded, np.float32(np.inf))) > value
+class _TwoImageModel:
+    """Reconstructs `image` from inputs brighter than 1/2 and zeros otherwise, with no noise:
+    the distance between x and a darkened x + delta is ||image||, deterministically."""
+
+    latent_dim = 1
+
+    def __init__(self, image: np.ndarray):
+        self.image = tf.constant(image.reshape(1, 2, 2, -1))
+
+    def check_images(self, x, name="x"):
+        return np.asarray(x, np.float32)
+
+    def posterior_params(self, x):
+        mu = tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), axis=1, keepdims=True)
+        return mu, tf.zeros_like(mu)
+
+    def decode_mean(self, z):
+        bright = tf.cast(z > 0.5, tf.float32)[:, :, None, None]
+        return bright * self.image
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_audit_counts_a_pair_only_when_its_distance_really_is_within_r(seed):
+    """Two reviews: r went to the counting graph as float32(r), up to 6e-8 relative above r;
+    then the distance itself was a float32 norm, which can round a distance above r down to r.
+    Here r is that float32 norm and the exact distance exceeds it: no pair may count."""
+    rng = np.random.default_rng(seed)
+    for _ in range(1000):  # an image whose float32 norm is below its exact norm
+        image = rng.uniform(0.1, 1, size=(2, 2, 3)).astype(np.float32)
+        float32_norm = float(tf.norm(tf.constant(image.reshape(-1))).numpy())
+        exact = math.sqrt(sum(float(v) ** 2 for v in image.reshape(-1).astype(np.float64)))
+        if exact > float32_norm:
+            break
+    x = np.full((1, 2, 2, 3), 0.75, np.float32)
+    model = _TwoImageModel(image)
+    assert attacks.robust_counts(model, x, np.full_like(x, -0.5), float32_norm, 50)[0] == 0
+    assert attacks.robust_counts(model, x, np.full_like(x, -0.5), exact * (1 + 1e-12), 50)[0] == 50
 
 
 @pytest.mark.parametrize("decoder", [0.37, 1.0, 2.6180339887, 7.826, 13.3])
