@@ -805,21 +805,30 @@ def compare_certificates(model: LipschitzVAE, images: np.ndarray, config: TrainC
         "r": config.r, "p": config.p, "images": len(images),
         "lipvae_tf_0.1": {**LEGACY_CERTIFICATE, "radius": old},
         "current": {"method": config.method, "reconstruction": model.reconstruction,
-                    "use_std_cap": model.std_cap is not None, "radius": new},
+                    "use_std_cap": model.std_cap is not None,
+                    "posterior_std": model.posterior_std, "radius": new},
         "median_ratio": (new["median"] / old["median"] if old["median"] > 0 else float("inf")),
     }
 
 
 def format_comparison(comparison: dict) -> str:
-    """One line: lipvae_tf 0.1's certificate against the current one, median and min."""
+    """One line: lipvae_tf 0.1's certificate against the current one, median and min. The
+    reconstruction each certifies is named (lambda = sigmoid(logits) is 1/4-Lipschitz in the
+    logits, E[x|z] 1/12: for the continuous Bernoulli most of the ratio is that choice)."""
     old, new = comparison["lipvae_tf_0.1"], comparison["current"]
-    mode = {"mean": "E[x|z]", "parameter": "lambda"}
+    mode = {"mean": "E[x|z] certified", "parameter": "lambda = sigmoid(logits) certified"}
+    fixed = new.get("posterior_std")
+    # a fixed std has no cap to leave out; a learned std's cap is what 0.1 did not use
+    legacy_std = "" if fixed is not None else ", no std cap"
+    current_std = (f", fixed std {fixed:g}" if fixed is not None
+                   else ", std cap" if new["use_std_cap"] else "")
     return (f"certificate on the same weights (r = {comparison['r']:g}, p = {comparison['p']:g}):"
-            f" lipvae_tf 0.1 ({old['method']}, {mode[old['reconstruction']]}, no std cap) median "
-            f"{old['radius']['median']:.4f} min {old['radius']['min']:.4f} -> now "
-            f"({new['method']}, {mode.get(new['reconstruction'], new['reconstruction'])}"
-            f"{', std cap' if new['use_std_cap'] else ''}) median {new['radius']['median']:.4f} "
-            f"min {new['radius']['min']:.4f} ({comparison['median_ratio']:.2f}x the median)")
+            f" lipvae_tf 0.1's choices ({old['method']}, {mode[old['reconstruction']]}"
+            f"{legacy_std}) median {old['radius']['median']:.4f} min "
+            f"{old['radius']['min']:.4f} -> now ({new['method']}, "
+            f"{mode.get(new['reconstruction'], new['reconstruction'])}{current_std}) median "
+            f"{new['radius']['median']:.4f} min {new['radius']['min']:.4f} "
+            f"({comparison['median_ratio']:.2f}x the median)")
 
 
 def target_radius(config: TrainConfig) -> float | None:

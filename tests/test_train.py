@@ -49,7 +49,8 @@ def test_run_writes_a_report_that_meets_its_target(tmp_path):
         "method": "best", "reconstruction": "parameter", "use_std_cap": False, "radius": None}
     # the default: a fixed posterior std (no cap to use), certified by the exact ncx2 bound
     assert comparison["current"] | {"radius": None} == {
-        "method": "best", "reconstruction": "mean", "use_std_cap": False, "radius": None}
+        "method": "best", "reconstruction": "mean", "use_std_cap": False,
+        "posterior_std": 0.05, "radius": None}
     assert "fixed posterior std gamma = 0.05" in summary
     assert lipschitz["certified_radius"]["best"] == lipschitz["certified_radius"]["ncx2"]
     assert comparison["current"]["radius"] == lipschitz["certified_radius"]["best"]
@@ -67,6 +68,9 @@ def test_run_writes_a_report_that_meets_its_target(tmp_path):
     assert len(lines) == 1, summary
     assert (f"median {old['median']:.4f} min {old['min']:.4f}" in lines[0]
             and f"median {new['median']:.4f} min {new['min']:.4f}" in lines[0]), lines[0]
+    # each side names what it certifies; a fixed std has no cap to leave out
+    assert ("lambda = sigmoid(logits) certified)" in lines[0]
+            and "E[x|z] certified, fixed std 0.05)" in lines[0]), lines[0]
     # the figure shows the certified reconstruction g(mu(x)) in the model's mode (predict)
     rows = train.reconstruction_rows({"lipschitz_vae": model}, test_x[:3])
     (label, images), = [(k, v) for k, v in rows.items() if k.startswith("Lipschitz VAE")]
