@@ -1168,6 +1168,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
     def check_images(self, x, name: str = "x") -> np.ndarray:
         """x as float32 (batch, *image_shape) in [0, 1], or a TypeError/ValueError naming `name`."""
         array = np.asarray(x.numpy() if isinstance(x, tf.Tensor) else x)
+        if array.dtype == object:  # None, a dict, other objects: not an array of pixels
+            raise TypeError(f"{name} must be an array of floating-point images (NumPy array, "
+                            f"tensor or nested lists of numbers), got {type(x).__name__}")
         keras_inputs.check_image_layout(
             name, self.image_shape, np.issubdtype(array.dtype, np.floating),
             np.issubdtype(array.dtype, np.integer), array.dtype, array.shape)

@@ -175,6 +175,12 @@ def _cases(vae, tmp_path):
             r"the best epoch of 'a' must be an int in \[1, 2\]"),
         "list_models(bundled_only='yes')": (lambda: zoo.list_models(bundled_only="yes"),
                                             TypeError, "bundled_only must be a bool"),
+        # a newcomer's run: these said "got dtype object"
+        "certified_radius(None)": (lambda: vae.certified_radius(None, 8.0), TypeError,
+                                   "x must be an array of floating-point images .* got NoneType"),
+        "certified_radius of a dict": (
+            lambda: vae.certified_radius({"images": IMAGES}, 8.0), TypeError,
+            "x must be an array of floating-point images .* got dict"),
     }
 
 
