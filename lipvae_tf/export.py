@@ -56,9 +56,8 @@ import numpy as np
 import tensorflow as tf
 
 from lipvae_tf import bounds, checks, constraints, graph_bounds
-from lipvae_tf import lipschitz as lp
 from lipvae_tf import model as model_lib
-from lipvae_tf._shared_numerics import fixed_std, norm_rounding_factor
+from lipvae_tf._shared_numerics import fixed_std
 from lipvae_tf.model import LipschitzVAE
 
 __all__ = [
@@ -267,6 +266,8 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
     fingerprint_at_export = _weights_fingerprint(certified_weights).numpy()
     # as model.reconstruction_tolerance: r less the float32 rounding of the reconstruction
     rounding_slack = model_lib.reconstruction_rounding_slack(model.image_shape)
+    # as model.std_statistics, by the same map (its constants measured here, not in the graph)
+    std_statistics = None if model.encoder_std_net is None else model._std_statistics_map()
     images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
     row_spec = {name: tf.TensorSpec((None,), tf.float64, name=name) for name in ("r", "p")}
 
@@ -298,14 +299,8 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
         if model.encoder_std_net is None:  # as model.std_statistics: gamma sqrt(m), rounded up
             s = tf.fill(tf.shape(images)[:1],
                         tf.constant(fixed_std(gamma, latent_dim)[1], tf.float64))
-        else:  # as model.std_statistics: in float64, with the margin, the norm rounded up
-            sigma = tf.cast(model.encoder_std_net(images, training=False), tf.float64)
-            margin = lp.output_rounding_factor(model.encoder_std_net)
-            s = tf.norm(sigma, axis=-1) * lp.product_rounded_up(
-                margin, norm_rounding_factor(latent_dim))
-            s_max = tf.reduce_max(sigma, axis=-1) * margin
-            if std_cap is not None:
-                s, s_max = tf.minimum(s, std_cap), tf.minimum(s_max, std_cap)
+        else:
+            s, s_max = std_statistics(model.encoder_std_net(images, training=False))
         checks_ = [tf.debugging.assert_equal(
             tf.shape(v), tf.shape(s), message=f"certify: {name} needs one value per image")
             for name, v in (("r", r), ("p", p))]

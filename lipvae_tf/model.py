@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -1008,25 +1008,36 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         settings are fixed (FixedConfig, `_check_networks_unchanged`)."""
         statistics = self.__dict__.get("_std_statistics")  # plain attribute: not tracked
         if statistics is None:
-            net = self.encoder_std_net
-            margin = lp.output_rounding_factor(net)
-            rounded_up = lp.product_rounded_up(margin, norm_rounding_factor(self.latent_dim))
-            # a cap bounds both maps' stds by itself: the exact map's by S, the graph's by S as
-            # applied (`std_cap_bound`, >= S), so the margin never lifts s above it
-            cap = self.std_cap_bound()
-            cap = math.inf if cap is None else cap
+            net, of_sigma = self.encoder_std_net, self._std_statistics_map()
 
             @tf.function(reduce_retracing=True)
             def statistics(x):
-                # in float64: no float32 round-off in s (the outputs themselves are float32),
-                # the float64 norm's own rounding covered (s_max x margin rounds by <= 1/2 ulp,
-                # far inside the margin's own 1e-10)
-                sigma = tf.cast(net(x), tf.float64)
-                return (tf.minimum(tf.norm(sigma, axis=-1) * rounded_up, cap),
-                        tf.minimum(tf.reduce_max(sigma, axis=-1) * margin, cap))
+                return of_sigma(net(x))
 
             self.__dict__["_std_statistics"] = statistics
         return statistics
+
+    def _std_statistics_map(self) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+        """`std_statistics` as a graph map from the std network's output sigma (batch, m) to
+        (s, s_max), float64 tensors (batch,), its constants measured now (eagerly: the cap as
+        applied is read from the layer). Traced into `std_statistics` and into the exported
+        `certify`, so both compute the same bounds."""
+        margin = lp.output_rounding_factor(self.encoder_std_net)
+        rounded_up = lp.product_rounded_up(margin, norm_rounding_factor(self.latent_dim))
+        # a cap bounds both maps' stds by itself: the exact map's by S, the graph's by S as
+        # applied (`std_cap_bound`, >= S), so the margin never lifts s above it
+        cap = self.std_cap_bound()
+        cap = math.inf if cap is None else cap
+
+        def of_sigma(sigma: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            # in float64: no float32 round-off in s (the outputs themselves are float32), the
+            # float64 norm's own rounding covered (s_max x margin rounds by <= 1/2 ulp, far
+            # inside the margin's own 1e-10)
+            sigma = tf.cast(sigma, tf.float64)
+            return (tf.minimum(tf.norm(sigma, axis=-1) * rounded_up, cap),
+                    tf.minimum(tf.reduce_max(sigma, axis=-1) * margin, cap))
+
+        return of_sigma
 
     def certified_radius(self, x, r: float, p: float = 0.5, method: str = "best", *,
                          reconstruction: str | None = None,
