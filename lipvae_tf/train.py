@@ -997,6 +997,12 @@ def format_summary(result: dict) -> str:
         lines.append(f"{name:<16}{radius['min']:>11.4f}{radius['median']:>14.4f}"
                      f"{model['test']['log_likelihood_iwae']:>15.1f}{model['test']['elbo']:>11.1f}"
                      f"{model['train_seconds']:>9.1f}")
+    uncertified = [name for name, model in result["models"].items()
+                   if model["certified_radius"][config["method"]]["median"] == 0]
+    if uncertified:
+        lines.append(f"{', '.join(uncertified)}: a certified radius of 0 certifies nothing (its "
+                     f"Lipschitz bounds are too large for r = {config['r']:g}, "
+                     f"p = {config['p']:g})")
     lv = result["models"]["lipschitz_vae"]["certified_radius"]
     lines.append("median certified radius per method (Lipschitz VAE): " + ", ".join(
         f"{m} {v['median']:.4f}" for m, v in lv.items()))

@@ -43,6 +43,12 @@ def test_run_writes_a_report_that_meets_its_target(tmp_path):
     assert os.listdir(tmp_path / "lipschitz_vae" / "logs")  # TensorBoard wrote events
     summary = train.format_summary(result)
     assert "lipschitz_vae" in summary and "standard_vae" in summary and "True" in summary
+    # a median radius of 0 is said to certify nothing (the zoo table shows such a model as n/a)
+    assert on_disk["models"]["standard_vae"]["certified_radius"]["best"]["median"] > 0
+    assert "certifies nothing" not in summary
+    standard = result["models"]["standard_vae"]["certified_radius"]["best"]
+    standard["median"] = standard["min"] = 0.0
+    assert "standard_vae: a certified radius of 0 certifies nothing" in train.format_summary(result)
     # lipvae_tf 0.1's certificate and the current one on the same weights: one line, in the report
     comparison = on_disk["certificate_comparison"]
     assert comparison["lipvae_tf_0.1"] | {"radius": None} == {
