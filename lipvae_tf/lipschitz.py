@@ -130,7 +130,9 @@ def rounding_margin(dtype) -> float:
 
     ROUNDOFF_MARGIN (float64 SVD/FFT round-off) plus ROUNDING_ULPS x u(dtype) for the layer's
     correctly rounded elementwise steps (float32: 4.8e-7). Constants are already taken as
-    applied (`applied_value`, `applied_kernel`), so this margin only covers rounding.
+    applied (`applied_value`, `applied_kernel`), so this margin only covers rounding. A long
+    dot product's accumulation error (up to gamma_n sum_i |x_i w_i|, absolute) is not covered,
+    even between x and 0 (docs/theory.md section 12); `lipvae_tf.forward_error` bounds it.
     """
     return ROUNDOFF_MARGIN + ROUNDING_ULPS * unit_roundoff(dtype)
 

@@ -361,3 +361,32 @@ def test_the_error_bound_at_deviation_zero_covers_another_batchs_computation():
         centres = term.lipschitz * centres + term.slope * norms[:, k] + term.offset
     other_batch, _ = fe.chain_forward_error(terms, inflated)
     assert np.all(any_batch >= other_batch) and np.all(any_batch > centre)
+
+
+def test_a_long_dot_product_rounds_beyond_the_relative_margin_and_the_forward_error_covers_it():
+    """784 terms per output, each product just above half an ulp of the running sum: round to
+    nearest adds up to an ulp per term, so even the pair (x, 0), whose difference is the value
+    itself, moves by ~n u relative, far beyond the layer bound's relative margin of 8 u (an
+    adversarial review, 2026-12-02: 4.6e-5 relative at batch 1, 95x the margin; docs/theory.md
+    section 12 says so). The default certificate is one of the exact map; the forward error of
+    absolute_rounding=True (section 15) covers this, in whatever batch the graph sums it."""
+    n = 784
+    column = np.full(n, 2.0**-12 * (1 + 2.0**-8), np.float32)
+    column[0] = 1.0
+    layer = ll.LipschitzDense(1, lipschitz=1.0, use_bias=False, constraint="spectral")
+    net = keras.Sequential([keras.Input((n,)), layer])
+    layer.kernel.assign(column[:, None])
+    bound = lv.layer_lipschitz_bound(layer)
+    exact = float(np.dot(column.astype(np.float64), column.astype(np.float64)))
+    excess = []
+    for batch in (1, 7, 64):
+        x = np.repeat(column[None, :], batch, 0)
+        computed = net(x).numpy().astype(np.float64)[:, 0]
+        assert net(np.zeros_like(x)).numpy().max() == 0.0
+        excess.append(computed.max() / float(np.linalg.norm(column.astype(np.float64))) / bound)
+        norms, _ = fe.activation_norms(net, tf.constant(x))
+        error_bound = fe.chain_forward_error(fe.chain_errors(net), norms)[0]
+        assert np.all(np.abs(computed - exact) <= error_bound), (computed - exact, error_bound)
+    # the ratio ||f(x) - f(0)|| / ||x|| of the float32 graph beyond the layer's bound: the limit
+    # the theory states (8 u = 4.8e-7 of margin; the rounding here is 10-100x that)
+    assert max(excess) - 1 > 4e-6, excess
