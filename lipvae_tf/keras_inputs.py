@@ -136,13 +136,15 @@ class KerasInputs:
         inputs).
 
         Raises:
-            TypeError: naming `name`, for a dict (this model has one input, the images) or
-                integer pixels.
+            TypeError: naming `name`, for None, a dict (this model has one input, the images)
+                or integer pixels.
             ValueError: naming `name`, for another shape (e.g. flattened images, or a dataset
                 of unbatched images), or for zero images when allow_empty is False.
         """
         if x is None:
-            return None
+            raise TypeError(f"{name} must be images, got None: pass the (batch, "
+                            f"{', '.join(map(str, self.image_shape))}) array or a dataset of "
+                            "images or of (images, labels) tuples")
         if isinstance(x, Mapping):
             raise TypeError(
                 f"{name} must be images, not a dict (keys {sorted(map(str, x))}): this model has "
@@ -283,6 +285,14 @@ def images_and_weights(data) -> tuple:
     if not weights.dtype.is_floating and not weights.dtype.is_integer:
         raise TypeError(f"sample_weight must be numbers, got dtype {weights.dtype.name}")
     weights = tf.cast(weights, tf.float32)
+    if weights.shape.rank is None:
+        # Keras relaxes a retraced step's weights to an unknown rank (a fit with (batch,) weights
+        # after one with (batch, 1), or weights from tf.py_function): checked when the step runs
+        tf.debugging.assert_less_equal(tf.rank(weights), 2, message=(
+            "sample_weight must have shape (batch,) or (batch, 1), one weight per image"))
+        tf.debugging.assert_equal(tf.size(weights), tf.shape(weights)[0], message=(
+            "sample_weight must have shape (batch,) or (batch, 1), one weight per image"))
+        weights = tf.reshape(weights, [-1])
     if weights.shape.rank == 2 and weights.shape[-1] == 1:
         weights = tf.squeeze(weights, -1)
     if weights.shape.rank != 1:

@@ -805,7 +805,11 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             terms = self.elbo_terms(x, training=True)
             losses = terms["loss"] if sample_weight is None else terms["loss"] * sample_weight
             loss = tf.reduce_sum(losses) / tf.cast(global_batch, losses.dtype)
-        gradients = tape.gradient(loss, self.trainable_variables)
+            # a LossScaleOptimizer (or an optimizer's loss_scale_factor) divides the gradients
+            # by its scale in `apply`: the loss is scaled here, as Keras' own train_step does
+            # (without it every step was 1/32768 of the optimizer's, a practitioner's review)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
         # after the summed update, each replica projects its identical copy of every kernel
         self.optimizer.apply(gradients, self.trainable_variables)  # constraints applied after
         return self._record(terms, sample_weight)

@@ -359,3 +359,61 @@ def test_certified_radius_checks_its_arguments_before_any_work(images, monkeypat
                                ({"p": 1.0}, "p must be in")):
         with pytest.raises(ValueError, match=message):
             model.certified_radius(x, **{"r": 8.0, **arguments})
+
+
+def test_weights_of_unknown_rank_are_checked_when_the_step_runs(vae, images):
+    """A fit with (batch, 1) weights after one with (batch,) retraces with weights of unknown
+    rank, as weights from tf.py_function have: the shape check moves into the graph (it raised
+    'Cannot iterate over a shape with unknown rank' while writing its own message)."""
+    x = images[0][:64]
+    vae.fit(x, sample_weight=np.ones(64, "float32"), batch_size=32, verbose=0)
+    vae.fit(x, sample_weight=np.ones((64, 1), "float32"), batch_size=32, verbose=0)
+    vae.evaluate(x, sample_weight=np.ones(64, "float32"), verbose=0)
+    vae.evaluate(x, sample_weight=np.ones((64, 1), "float32"), verbose=0)
+
+    def unknown_rank(weights):
+        return tf.py_function(lambda w: w, [weights], tf.float32)
+
+    def dataset(weights):
+        return tf.data.Dataset.from_tensor_slices((x, np.zeros(64), weights)).batch(16).map(
+            lambda images, labels, w: (images, labels, unknown_rank(w)))
+
+    fresh = LipschitzVAE.from_target(1.0, 8.0, **TINY)
+    fresh.compile(keras.optimizers.SGD(1e-2))
+    assert dataset(np.ones(64, "float32")).element_spec[2].shape.rank is None
+    before = [v.numpy() for v in fresh.trainable_variables]
+    fresh.fit(dataset(np.zeros((64, 1), "float32")), verbose=0)  # zero weights: no change
+    for old, variable in zip(before, fresh.trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sample_weight must have shape"):
+        fresh.fit(dataset(np.ones((64, 2), "float32")), verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sample_weight must be >= 0"):
+        fresh.fit(dataset(-np.ones(64, "float32")), verbose=0)
+
+
+def test_a_loss_scale_optimizer_makes_the_same_step_as_the_optimizer_it_wraps(images):
+    """Keras' LossScaleOptimizer divides the gradients by its scale in `apply`; the train step
+    scales the loss first, as Keras' own does (each step was 1/32768 of the SGD step)."""
+    x = images[0][:32]
+
+    def one_step(optimizer):
+        keras.utils.set_random_seed(0)
+        model = LipschitzVAE.from_target(1.0, 8.0, **TINY)
+        model.compile(optimizer)
+        before = [v.numpy() for v in model.trainable_variables]
+        model.train_on_batch(x)
+        return [v.numpy() - old for old, v in zip(before, model.trainable_variables)]
+
+    plain = one_step(keras.optimizers.SGD(1e-3))
+    scaled = one_step(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1e-3)))
+    factor = one_step(keras.optimizers.SGD(1e-3, loss_scale_factor=64.0))
+    assert max(np.abs(step).max() for step in plain) > 1e-5
+    for step, other, third in zip(plain, scaled, factor):
+        np.testing.assert_allclose(other, step, rtol=1e-3, atol=1e-7)
+        np.testing.assert_allclose(third, step, rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
+def test_no_images_at_all_is_a_type_error_naming_x(vae, method):
+    with pytest.raises(TypeError, match="x must be images, got None"):
+        getattr(vae, method)(None, verbose=0)
