@@ -75,6 +75,15 @@ def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
     return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
 
 
+def _checked_image_shape(image_shape) -> tuple[int, ...]:
+    """(height, width, channels), positive integers, or the ValueError / TypeError naming
+    image_shape."""
+    shape = checks.positive_ints("image_shape", image_shape)
+    if len(shape) != 3:
+        raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
+    return shape
+
+
 def applied_posterior_std(gamma: float) -> float:
     """A fixed posterior std gamma as the graph applies it, as a float64 upper bound:
     `posterior_params` fills sigma with gamma cast to the compute dtype, and float32(gamma) can
@@ -250,9 +259,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.hidden_units = checks.positive_ints("hidden_units", hidden_units)
         self.conv_filters = checks.positive_ints(
             "conv_filters", conv_filters, minimum_length=1 if architecture == "conv" else 0)
-        self.image_shape = checks.positive_ints("image_shape", image_shape)
-        if len(self.image_shape) != 3:
-            raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}")
+        self.image_shape = _checked_image_shape(image_shape)
         self.gaussian_scale = checks.positive_float32("gaussian_scale", gaussian_scale)
         self.beta = checks.non_negative_finite("beta", beta)
         self.bjorck_iterations = checks.positive_int("bjorck_iterations", bjorck_iterations)
@@ -363,7 +370,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         Raises:
             TypeError: for a name the constructor does not take. ValueError: when the changes
                 alter the weights' shapes or number (e.g. hidden_units, posterior_std between
-                fixed and learned), or for a bad value, naming it.
+                fixed and learned), for std_cap or encoder_std on a model with a fixed std
+                (they would be ignored), or for a bad value, naming it.
         """
         config = self.get_config()
         unknown = sorted(set(changes) - set(config))
@@ -371,6 +379,17 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             raise TypeError(f"reconfigured() got settings a {type(self).__name__} does not have: "
                             f"{', '.join(unknown)}; its settings: {', '.join(sorted(config))}")
         config.update(changes)
+        if config["posterior_std"] is not None:
+            # the constructor ignores both for a fixed std (its defaults are set): a change to
+            # either would be dropped silently
+            ignored = [name for name in ("std_cap", "encoder_std") if name in changes
+                       and not (name == "std_cap" and changes[name] is None)]
+            if ignored:
+                raise ValueError(
+                    f"{' and '.join(ignored)} apply to a learned posterior std, and this model "
+                    f"has a fixed one (posterior_std={config['posterior_std']:g}): a learned "
+                    "std has other weights, so build that model with from_target or the "
+                    "constructor")
         if "design" not in changes and not set(changes) <= _SETTINGS_KEEPING_THE_DESIGN:
             # the budget was designed for the old settings: its certified radius is no claim
             # about the new model (whose certificates are measured, as always)
@@ -441,7 +460,11 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         std_cap = design.learned_std_cap(posterior_std, std_cap, encoder_std)
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it
-        r_slack = reconstruction_rounding_slack(kwargs.get("image_shape", (28, 28, 1)))
+        image_shape = _checked_image_shape(kwargs.get("image_shape", (28, 28, 1)))
+        r_slack = reconstruction_rounding_slack(image_shape)
+        if checks.positive_finite("r", r) <= r_slack:
+            raise ValueError(f"r must be > {r_slack:.3g} (the float32 rounding of the "
+                             f"reconstruction), got {r}")
         applied = (None if posterior_std is not None or std_cap is None
                    else ll.StdCap(std_cap).output_norm_bound(latent_dim))
         budget = design.design_budget(
@@ -594,7 +617,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         TFP's `ContinuousBernoulli.mean`; Loaiza-Ganem & Cunningham 2019, eq. 6); "parameter":
         sigmoid(logits). Evaluated in float64 from the float32 logits and rounded once to float32
         (within OUTPUT_ROUNDING per pixel of the exact value, which the certificate accounts for).
-        Raises ValueError naming z for another shape, or (given eagerly) NaN or Inf entries.
+        Raises ValueError naming z for another shape, or (given eagerly) NaN or Inf entries;
+        TypeError naming z for a dtype that is not real numbers (complex, bool).
         """
         return self._decoded_mean(self._checked_latents(z), training, reconstruction)
 
@@ -605,8 +629,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def _checked_latents(self, z) -> tf.Tensor:
         """A user's z as a tensor, or ValueError naming z unless its shape is (batch,
-        latent_dim) and, for concrete values (an eager call), every entry is finite."""
+        latent_dim) and, for concrete values (an eager call), every entry is finite; TypeError
+        naming z unless it holds real numbers (a complex z lost its imaginary part in the
+        layers' cast, a bool one became 0 and 1)."""
         z = tf.convert_to_tensor(z)
+        if not (z.dtype.is_floating or z.dtype.is_integer) or z.dtype == tf.bool:
+            raise TypeError(f"z must hold real numbers (latent codes), got dtype {z.dtype.name}")
         if z.shape.rank is not None and (z.shape.rank != 2 or z.shape[-1] not in (None,
                                                                                  self.latent_dim)):
             raise ValueError(f"z must have shape (batch, {self.latent_dim}), got {z.shape}")
@@ -629,7 +657,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
     def decode(self, z, training: bool = False) -> tfd.Distribution:
         """p(x | z) over whole images (event shape = image_shape), z of shape (batch,
         latent_dim); ValueError naming z for another shape, or (given eagerly) NaN or Inf
-        entries."""
+        entries; TypeError naming z for complex or bool codes."""
         return self._likelihood(self._checked_latents(z), training)
 
     def _likelihood(self, z, training: bool = False) -> tfd.Distribution:

@@ -77,6 +77,15 @@ def _cases(vae, tmp_path):
         "from_target(posterior_std=-1)": (
             lambda: lv.LipschitzVAE.from_target(1.0, 8.0, posterior_std=-1), ValueError,
             "posterior_std must be a finite number > 0, got -1"),
+        "from_target(image_shape=(28, 28, -1)), checked before it is used": (
+            lambda: lv.LipschitzVAE.from_target(1.0, 8.0, image_shape=(28, 28, -1)),
+            ValueError, "image_shape must be an integer >= 1, got -1"),
+        "from_target(image_shape='abc')": (
+            lambda: lv.LipschitzVAE.from_target(1.0, 8.0, image_shape="abc"), TypeError,
+            "image_shape must be a sequence of integers >= 1"),
+        "from_target(r below the reconstruction's rounding), naming r": (
+            lambda: lv.LipschitzVAE.from_target(1.0, 1e-6), ValueError,
+            r"r must be > 3.34e-06 \(the float32 rounding of the reconstruction\), got 1e-06"),
         "from_target(posterior_std=1e-46), 0 in float32": (
             lambda: lv.LipschitzVAE.from_target(1.0, 8.0, posterior_std=1e-46), ValueError,
             r"posterior_std must lie between 1.17549e-38 and 3.40282e\+38, the positive normal "
@@ -95,6 +104,11 @@ def _cases(vae, tmp_path):
                              ValueError, "z must be finite latent codes; got NaN or Inf"),
         "Inf latent codes": (lambda: vae.decode(np.full((2, 2), np.inf, np.float32)),
                              ValueError, "z must be finite latent codes"),
+        "complex latent codes (the imaginary part was dropped)": (
+            lambda: vae.decode_mean(np.full((2, 2), 50j)), TypeError,
+            "z must hold real numbers \\(latent codes\\), got dtype complex128"),
+        "bool latent codes": (lambda: vae.decode(np.ones((2, 2), bool)), TypeError,
+                              "z must hold real numbers"),
         "a kernel control on the StandardVAE": (
             lambda: lv.StandardVAE(2, hidden_units=(8,), constraint="bjorck"), ValueError,
             "constraint='bjorck': a StandardVAE has plain Keras layers without a kernel control"),
