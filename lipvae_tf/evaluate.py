@@ -331,7 +331,11 @@ def parse_models(entries: list[str]) -> dict[str, str]:
 def config_from_flags() -> EvalConfig:
     values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(EvalConfig)}
     values["models"] = parse_models(values["models"])
-    values["attack_norms"] = tuple(float(n) for n in values["attack_norms"])
+    try:
+        values["attack_norms"] = tuple(float(n) for n in values["attack_norms"])
+    except ValueError:
+        raise ValueError(f"attack_norms must be numbers separated by commas, got "
+                         f"{','.join(values['attack_norms'])!r}") from None
     return EvalConfig(**values)
 
 

@@ -213,6 +213,12 @@ def check_validation_images(config: TrainConfig, train_images: int) -> int:
     count = config.validation_images
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not (
             0 < count <= train_images - config.batch_size):
+        if train_images <= config.batch_size:
+            raise ValueError(
+                f"validation_images={count!r} leaves no batch to train on: the {train_images} "
+                f"training images are not more than batch_size={config.batch_size}; use "
+                f"validation_images=0 (validate on the test set), more images or a smaller "
+                f"batch_size")
         raise ValueError(f"validation_images must be 0 (validate on the test set) or an integer "
                          f"in [1, {train_images} - batch_size = "
                          f"{train_images - config.batch_size}], got {count!r}")

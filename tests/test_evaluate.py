@@ -85,3 +85,13 @@ def test_command_line_requires_models():
                                text=True, timeout=120)
     assert completed.returncode != 0
     assert "--models" in completed.stderr
+
+
+def test_a_bad_attack_norm_is_one_line_naming_the_flag(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "lipvae_tf.evaluate", "--models=m.keras", "--attack_norms=1,x",
+         f"--output_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode != 0
+    assert ("error: attack_norms must be numbers separated by commas, got '1,x'"
+            in completed.stderr), completed.stderr
+    assert "Traceback" not in completed.stderr

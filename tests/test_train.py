@@ -167,6 +167,12 @@ def test_too_many_validation_images_are_refused_before_anything_is_built(tmp_pat
                                          r"set\) or an integer in \[1, 256 - batch_size = 192\], "
                                          r"got 300"):
         train.run(config)
+    # no batch is left whatever the count: said so, not as the empty range [1, -28]
+    small = dataclasses.replace(config, validation_images=10, batch_size=300)
+    with pytest.raises(ValueError, match=r"validation_images=10 leaves no batch to train on: "
+                                         r"the 256 training images are not more than "
+                                         r"batch_size=300"):
+        train.run(small)
 
 
 def test_an_earlier_runs_files_in_the_output_dir_are_named_before_loading_data(tmp_path,
