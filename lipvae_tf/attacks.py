@@ -629,8 +629,9 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
     is positive).
 
     verbose: a progress bar (keras.utils.Progbar on stdout) over the attack calls, with the
-    number of inputs still attacked and their median radius: True shows it, False hides it,
-    None (default) shows it only in interactive use (a terminal, an IPython or Jupyter session).
+    number of inputs still attacked and the median radius being tried (not the margin): True
+    shows it, False hides it, None (default) shows it only in interactive use (a terminal, an
+    IPython or Jupyter session).
     The results do not depend on it. docs/theory.md section 8, "The estimated margin".
 
     Args:
@@ -692,7 +693,7 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
     # at most: radius 0, the doubling bracket, the bisection (fewer when every input is settled)
     most_calls = 1 + _doubling_steps(min(initial_radius, max_radius), max_radius) + bisection_steps
     bar = keras.utils.Progbar(most_calls, unit_name="attack", verbose=1 if show else 0,
-                              stateful_metrics=["inputs", "median radius"])
+                              stateful_metrics=["inputs", "radius tried (median)"])
     shown = [0]  # attack calls shown so far
 
     def broken(radius: np.ndarray, rows: np.ndarray):
@@ -705,7 +706,7 @@ def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0
         upper = clopper_pearson_upper(counts, samples, confidence)
         shown[0] = min(call, most_calls)
         bar.update(shown[0], [("inputs", len(rows)),
-                              ("median radius", float(np.median(radius)))])
+                              ("radius tried (median)", float(np.median(radius)))])
         return upper <= p, upper
 
     low = np.zeros(n)

@@ -36,7 +36,8 @@ from lipvae_tf import checks
 __all__ = [
     "STRATEGIES", "local_devices", "make_strategy", "build_in_scope", "compile_in_scope",
     "training_dataset", "evaluation_dataset", "replica_batch_sizes", "global_batch_size",
-    "replica_normal", "in_multi_worker_mode", "step_logs", "is_chief", "worker_path",
+    "replica_normal", "in_multi_worker_mode", "worker_description", "step_logs", "is_chief",
+    "worker_path",
 ]
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -204,6 +205,19 @@ def in_multi_worker_mode(strategy: tf.distribute.Strategy | None = None) -> bool
         return False
     spec = strategy.cluster_resolver.cluster_spec()
     return sum(spec.num_tasks(job) for job in spec.jobs if job in ("chief", "worker")) > 1
+
+
+def worker_description(strategy: tf.distribute.Strategy) -> str | None:
+    """One line saying which worker of a multi-worker `strategy` this process is, and that it
+    waits for the others (a worker whose peer never starts waited silently), or None outside
+    multi-worker mode."""
+    if not in_multi_worker_mode(strategy):
+        return None
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec()
+    tasks = sum(spec.num_tasks(job) for job in spec.jobs if job in ("chief", "worker"))
+    return (f"multi_worker: {resolver.task_type} {resolver.task_id} of {tasks} tasks "
+            f"(TF_CONFIG); building the model waits until every task has started")
 
 
 def step_logs(logs: dict) -> dict:

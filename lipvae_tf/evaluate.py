@@ -226,10 +226,12 @@ def run(config: EvalConfig) -> dict:
     os.makedirs(config.output_dir, exist_ok=True)
     models = load_models(config.models)
     test_x, test_y, source = load_test_set(config)
-    print(f"data: {len(test_x)} test images from {source}", flush=True)
     if config.num_inputs > len(test_x):
         raise ValueError(f"num_inputs={config.num_inputs} is more than the {len(test_x)} test "
                          "images")
+    # progress only: the table at the end names the data again, on its first line
+    print(f"evaluating {len(models)} model(s) on {len(test_x)} test images from {source} "
+          f"(attacks on the first {config.num_inputs})", flush=True)
     results = {}
     for name, model in models.items():
         print(f"evaluating {name} ({config.models[name]})", flush=True)
@@ -244,7 +246,7 @@ def run(config: EvalConfig) -> dict:
              for n, v in results.items()}, config.p, config.r,
             os.path.join(out, "probability_vs_norm.png")),
         "pareto": report.plot_pareto(
-            {n: (v["estimated_margin"]["mean"], v["test_log_likelihood_iwae"])
+            {n: (v["estimated_margin"]["median"], v["test_log_likelihood_iwae"])
              for n, v in results.items()}, os.path.join(out, "pareto.png")),
     }
     for name, model in models.items():

@@ -325,10 +325,11 @@ def plot_probability_vs_norm(curves: dict[str, tuple[np.ndarray, np.ndarray]], p
     return _save(probability_vs_norm_figure(curves, p, r), path)
 
 def pareto_figure(points: dict[str, tuple[float, float]]) -> Figure:
-    """Test log-likelihood (y) against mean estimated margin (x), one labelled point per model.
+    """Test log-likelihood (y) against median estimated margin (x), one labelled point per model
+    (the median, as the evaluation's table shows it).
 
     Args:
-        points: {model name: (mean estimated margin, l2 in pixel space; test log-likelihood
+        points: {model name: (median estimated margin, l2 in pixel space; test log-likelihood
             (IWAE) in nats)}.
 
     Returns:
@@ -340,7 +341,7 @@ def pareto_figure(points: dict[str, tuple[float, float]]) -> Figure:
         ax.scatter([margin], [log_likelihood], s=30)
         ax.annotate(name, (margin, log_likelihood), textcoords="offset points", xytext=(4, 4),
                     fontsize=8)
-    ax.set_xlabel("mean estimated margin")
+    ax.set_xlabel("median estimated margin (l2, pixel space)")
     ax.set_ylabel("test log-likelihood (IWAE)")
     ax.set_title("Robustness vs reconstruction quality")
     return fig

@@ -737,6 +737,9 @@ def run(config: TrainConfig) -> dict:
     """
     # first: a MultiWorkerMirroredStrategy must be created before any other TensorFlow work
     strategy = distribute.make_strategy(config.strategy)
+    waiting = distribute.worker_description(strategy)
+    if waiting and config.verbose:
+        print(waiting, flush=True)
     config = dataclasses.replace(
         config, output_dir=distribute.worker_path(config.output_dir, strategy))
     keras.utils.set_random_seed(config.seed)

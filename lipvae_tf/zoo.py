@@ -59,22 +59,25 @@ class ZooIntegrityError(ValueError):
     """A zoo file is missing from its manifest, absent, or does not match its sha256."""
 
 
-# what a user can do about a damaged bundled model (the zoo has no download: its files ship with
-# the package)
-_RESTORE = ("restore the package's copy (git checkout -- zoo/, or reinstall lipvae_tf) or rebuild "
-            "it with `python -m lipvae_tf.zoo build NAME --overwrite`")
+def _restore(folder: Path, name: str | None) -> str:
+    """What a user can do about a damaged bundled model: the zoo has no download, and its
+    weights ship with the repository, not with the pip package (MANIFEST.in)."""
+    return (f"restore the repository's copy (git checkout -- {folder}) or rebuild it with "
+            f"`python -m lipvae_tf.zoo build {name or '<its name>'} --overwrite`")
 
 
-def _read_json(path: Path, keys: tuple[str, ...] = ()) -> dict:
-    """A zoo JSON file as a dict holding `keys`, or ZooIntegrityError naming the file."""
+def _read_json(path: Path, keys: tuple[str, ...] = (), name: str | None = None) -> dict:
+    """A zoo JSON file (in a model's folder) as a dict holding `keys`, or ZooIntegrityError
+    naming the file."""
     try:
         value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ZooIntegrityError(f"{path}: unreadable ({error}); {_RESTORE}") from error
+        raise ZooIntegrityError(
+            f"{path}: unreadable ({error}); {_restore(path.parent, name)}") from error
     missing = [key for key in keys if not isinstance(value, dict) or key not in value]
     if missing:
         raise ZooIntegrityError(f"{path}: no {', '.join(map(repr, missing))} (corrupted or "
-                                f"tampered); {_RESTORE}")
+                                f"tampered); {_restore(path.parent, name)}")
     return value
 
 
@@ -160,7 +163,7 @@ def model_config(name: str) -> dict:
         TypeError, KeyError: as `model_dir`.
         ZooIntegrityError: if config.json is unreadable or lacks "name" or "dataset".
     """
-    return _read_json(model_dir(name) / "config.json", ("name", "dataset"))
+    return _read_json(model_dir(name) / "config.json", ("name", "dataset"), name)
 
 
 def sha256_file(path: Path) -> str:
@@ -212,7 +215,7 @@ def verify(name: str) -> Path:
         shipped = [f for f in _bundled_files(folder) if f != "config.json"]
         if shipped:
             raise ZooIntegrityError(f"zoo model {name!r}: manifest.json is missing, though the "
-                                    f"folder holds {shipped[0]}; {_RESTORE}")
+                                    f"folder holds {shipped[0]}; {_restore(folder, name)}")
         config = model_config(name)
         reason = config.get("weights", "not built yet")
         source = config.get("train", {}).get("source")
@@ -221,7 +224,7 @@ def verify(name: str) -> Path:
         raise FileNotFoundError(
             f"zoo model {name!r} has no bundled weights ({reason}); build them with "
             f"`python -m lipvae_tf.zoo build {name}`{needs}")
-    manifest = _read_json(manifest_path, ("sha256",))["sha256"]
+    manifest = _read_json(manifest_path, ("sha256",), name)["sha256"]
     if not isinstance(manifest, dict):
         raise ZooIntegrityError(f"{manifest_path}: 'sha256' is not a table of files")
     unlisted = set(_bundled_files(folder)) - set(manifest)
@@ -235,7 +238,7 @@ def verify(name: str) -> Path:
         if sha256_file(path) != expected:
             raise ZooIntegrityError(
                 f"zoo model {name!r}: {relative} does not match its sha256 in manifest.json "
-                f"(corrupted or tampered); {_RESTORE}")
+                f"(corrupted or tampered); {_restore(folder, name)}")
     return folder
 
 
@@ -307,7 +310,7 @@ def model_card(name: str) -> dict:
         TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
         ZooIntegrityError: also if card.json is unreadable.
     """
-    return _read_json(verify(name) / "card.json")
+    return _read_json(verify(name) / "card.json", name=name)
 
 
 # ----- building -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ CONFIG = train.TrainConfig(hidden_units=(32,), latent_dim=4, target_radius=1.0, 
 
 
 def main(out_prefix: str, run_dir: str) -> None:
+    print(distribute.worker_description(STRATEGY), flush=True)  # what train.run prints
     train_x = data.load_sample("train")[0][:256]
     test_x = data.load_sample("test")[0][:64]
     keras.utils.set_random_seed(CONFIG.seed)

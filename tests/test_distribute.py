@@ -199,6 +199,11 @@ def test_two_workers_end_with_identical_constrained_kernels(tmp_path):
             log.close()
     tails = [(tmp_path / f"{name}.log").read_text()[-3000:] for name in names]
     assert codes == [0, 0, 0], tails
+    for index, name in enumerate(names[:2]):  # each worker says who it is and that it waits
+        assert (f"multi_worker: worker {index} of 2 tasks (TF_CONFIG); building the model waits "
+                "until every task has started") in (tmp_path / f"{name}.log").read_text()
+    # one process without TF_CONFIG is not in multi-worker mode: nothing to wait for
+    assert "multi_worker:" not in (tmp_path / "single.log").read_text()
     results = [json.loads((tmp_path / f"{name}.json").read_text()) for name in names[:2]]
     kernels = [np.load(tmp_path / f"{name}.npz") for name in names[:2]]
     assert [r["replicas"] for r in results] == [2, 2]

@@ -2,6 +2,7 @@
 by a process that does not import lipvae_tf."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,8 +114,10 @@ def test_tampered_missing_or_unlisted_files_are_refused(zoo_copy):
         handle.seek(1000)
         handle.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(zoo.ZooIntegrityError,
-                       match=r"model.keras does not match its sha256 .*restore the package's copy "
-                             r"\(git checkout -- zoo/, or reinstall lipvae_tf\) or rebuild it"):
+                       match=rf"model.keras does not match its sha256 .*restore the "
+                             rf"repository's copy \(git checkout -- {re.escape(str(folder))}\) "
+                             rf"or rebuild it with `python -m lipvae_tf.zoo build {TINY} "
+                             rf"--overwrite`"):
         zoo.load(TINY)
     (folder / "model.keras").unlink()
     with pytest.raises(zoo.ZooIntegrityError, match="model.keras is missing"):
