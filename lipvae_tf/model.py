@@ -709,9 +709,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         # NaN fails both comparisons, +-Inf one of them
         inside = tf.reduce_all((x >= 0) & (x <= 1))
         # the range found is in the message (images left in 0-255 read "0 255"); NaN shows too
-        with tf.control_dependencies([tf.debugging.Assert(inside, [
+        # (one formatted string: Assert's list of values printed "got min and max] [0] [2]")
+        with tf.control_dependencies([tf.debugging.Assert(inside, [tf.strings.format(
                 f"{name} must hold finite pixel values in [0, 1] (divide 0-255 pixels by 255); "
-                f"got min and max", tf.reduce_min(x), tf.reduce_max(x)])]):
+                "got min {} and max {}", (tf.reduce_min(x), tf.reduce_max(x)))])]):
             return tf.identity(x)
 
     def elbo_terms(self, x, training: bool = False) -> dict:
