@@ -400,10 +400,13 @@ def learning_curves_figure(curves: dict[str, tuple[list[float], int | None]]) ->
         shown = np.asarray(values[len(values) // 5:] + ([] if best is None
                                                          else [values[best - 1]]), np.float64)
         shown = shown[np.isfinite(shown)]
+        title = name
         if shown.size:
             spread = max(float(shown.max() - shown.min()), 1.0)
             ax.set_ylim(shown.min() - 0.1 * spread, shown.max() + 0.1 * spread)
-        ax.set_title(name, fontsize=9)
+            if np.nanmin(values) < shown.min() - 0.1 * spread:  # said, not silently cut off
+                title += " (early epochs below the axis)"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation ELBO (nats)")
         ax.legend(fontsize=7, loc="lower right")

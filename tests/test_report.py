@@ -138,5 +138,13 @@ def test_learning_curves_draw_every_epoch_and_mark_the_best(as_array):
             np.testing.assert_array_equal(marks, [[best, values[best - 1]]])
         low, high = ax.get_ylim()
         assert low < min(values[len(values) // 5:]) and max(values) < high
+        assert ax.get_title() in curves  # nothing cut off, nothing said
         if best is not None:
             assert low < values[best - 1] < high
+
+
+def test_learning_curves_say_when_early_epochs_fall_below_the_axis():
+    """The scale follows the plateau; a newcomer read the clipped first epochs as missing."""
+    fig = report.learning_curves_figure({"m": ([-500.0, 100.0, 101.0, 102.0, 103.0, 104.0], 6)})
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] > -500 and ax.get_title() == "m (early epochs below the axis)"
