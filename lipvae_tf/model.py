@@ -822,18 +822,41 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         # (1,)-shaped under multi-worker: Keras' step-output reduction fails on scalars there
         return distribute.step_logs({n: t.result() for n, t in self.trackers.items()})
 
+    @staticmethod
+    def _replica_loss(terms: dict, x, sample_weight) -> tf.Tensor:
+        """This replica's share of the weighted batch-mean negative ELBO.
+
+        Keras' TF optimizer sums the replicas' gradients (all-reduce SUM), so each replica's
+        loss is its sum over the global batch size: the sum is the gradient of the global mean
+        for any number of replicas, even uneven splits (1 replica: the plain batch mean).
+        Per-example weights (sample_weight, or class_weight, which Keras turns into them)
+        multiply each example's loss before that sum, as Keras' "sum_over_batch_size"."""
+        global_batch = distribute.global_batch_size(tf.shape(x)[0])
+        losses = terms["loss"] if sample_weight is None else terms["loss"] * sample_weight
+        return tf.reduce_sum(losses) / tf.cast(global_batch, losses.dtype)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras' loss hook for a custom `train_step`: the negative ELBO (nats per image) of the
+        images x, averaged over the batch with `sample_weight` (shape (batch,) or (batch, 1)),
+        one reparameterised sample per image; under tf.distribute, this replica's share (its
+        sum over the global batch size), as Keras' own losses are scaled. The loss `fit`
+        minimises (`train_step` computes the same value). y and y_pred are not used: the ELBO
+        samples z itself and compares the likelihood with x.
+
+        Raises:
+            TypeError: without x (compute_loss(y=..., y_pred=...) as for a supervised model).
+        """
+        if x is None:
+            raise TypeError("compute_loss needs x=, the images: the loss is the negative ELBO "
+                            "of x (y and y_pred are not used)")
+        x, weights = keras_inputs.images_and_weights((x, None, sample_weight))
+        return self._replica_loss(self.elbo_terms(x, training=training), x, weights)
+
     def train_step(self, data):
         x, sample_weight = keras_inputs.images_and_weights(data)
-        # Keras' TF optimizer sums the replicas' gradients (all-reduce SUM), so each replica's
-        # loss is its sum over the global batch size: the sum is the gradient of the global mean
-        # for any number of replicas, even uneven splits (1 replica: the plain batch mean).
-        # Per-example weights (sample_weight, or class_weight, which Keras turns into them)
-        # multiply each example's loss before that sum, as Keras' "sum_over_batch_size".
-        global_batch = distribute.global_batch_size(tf.shape(x)[0])
         with tf.GradientTape() as tape:
             terms = self.elbo_terms(x, training=True)
-            losses = terms["loss"] if sample_weight is None else terms["loss"] * sample_weight
-            loss = tf.reduce_sum(losses) / tf.cast(global_batch, losses.dtype)
+            loss = self._replica_loss(terms, x, sample_weight)
             # a LossScaleOptimizer (or an optimizer's loss_scale_factor) divides the gradients
             # by its scale in `apply`: the loss is scaled here, as Keras' own train_step does
             # (without it every step was 1/32768 of the optimizer's, a practitioner's review)
