@@ -5,8 +5,7 @@ a relative margin for the rounding of the elementwise steps. Rounding is also an
 of the order of u times the size of the values: a bias of 2^23 quantises a float32
 pre-activation to integers, however small the input's perturbation, and a dot product of n terms
 can drift by about n u of its value even between x and 0 (docs/theory.md section 12). This module
-bounds
-that error, for a chain of layers and every input near a measured one:
+bounds that error, for a chain of layers and every input near a measured one:
 
     ||f_computed(x') - f(x')||_2 <= E,   for every x' with ||x' - x||_2 <= deviation,
 
