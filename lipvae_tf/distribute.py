@@ -203,8 +203,13 @@ def in_multi_worker_mode(strategy: tf.distribute.Strategy | None = None) -> bool
     strategy = tf.distribute.get_strategy() if strategy is None else strategy
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
+    return _training_tasks(strategy) > 1
+
+
+def _training_tasks(strategy: tf.distribute.MultiWorkerMirroredStrategy) -> int:
+    """The chief and worker tasks of a multi-worker strategy's cluster."""
     spec = strategy.cluster_resolver.cluster_spec()
-    return sum(spec.num_tasks(job) for job in spec.jobs if job in ("chief", "worker")) > 1
+    return sum(spec.num_tasks(job) for job in spec.jobs if job in ("chief", "worker"))
 
 
 def worker_description(strategy: tf.distribute.Strategy) -> str | None:
@@ -214,9 +219,8 @@ def worker_description(strategy: tf.distribute.Strategy) -> str | None:
     if not in_multi_worker_mode(strategy):
         return None
     resolver = strategy.cluster_resolver
-    spec = resolver.cluster_spec()
-    tasks = sum(spec.num_tasks(job) for job in spec.jobs if job in ("chief", "worker"))
-    return (f"multi_worker: {resolver.task_type} {resolver.task_id} of {tasks} tasks "
+    return (f"multi_worker: {resolver.task_type} {resolver.task_id} of "
+            f"{_training_tasks(strategy)} tasks "
             f"(TF_CONFIG); building the model waits until every task has started")
 
 

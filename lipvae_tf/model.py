@@ -75,6 +75,17 @@ def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
     return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
 
 
+def _checked_above_rounding(r, image_shape: Sequence[int]) -> tuple[np.ndarray, float]:
+    """(r as a float64 array, the slack `reconstruction_rounding_slack(image_shape)`), or the
+    ValueError naming r unless every r is finite and above that slack."""
+    (r,) = bounds.checked(r=r)  # finite and > 0, or the ValueError naming r
+    slack = reconstruction_rounding_slack(image_shape)
+    if np.any(r <= slack):
+        raise ValueError(f"r must be > {slack:.3g} (the float32 rounding of the "
+                         f"reconstruction), got {np.min(r)}")
+    return r, slack
+
+
 def _checked_image_shape(image_shape) -> tuple[int, ...]:
     """(height, width, channels), positive integers, or the ValueError / TypeError naming
     image_shape."""
@@ -460,11 +471,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         std_cap = design.learned_std_cap(posterior_std, std_cap, encoder_std)
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it
-        image_shape = _checked_image_shape(kwargs.get("image_shape", (28, 28, 1)))
-        r_slack = reconstruction_rounding_slack(image_shape)
-        if checks.positive_finite("r", r) <= r_slack:
-            raise ValueError(f"r must be > {r_slack:.3g} (the float32 rounding of the "
-                             f"reconstruction), got {r}")
+        _, r_slack = _checked_above_rounding(
+            r, _checked_image_shape(kwargs.get("image_shape", (28, 28, 1))))
         applied = (None if posterior_std is not None or std_cap is None
                    else ll.StdCap(std_cap).output_norm_bound(latent_dim))
         budget = design.design_budget(
@@ -922,11 +930,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         reconstructions, each within OUTPUT_ROUNDING per pixel of the exact g(z), move by <= r:
         r - 2 sqrt(D) OUTPUT_ROUNDING (D pixels), rounded down. r: scalar or array (float64).
         Raises ValueError naming r unless every r is finite and above that slack."""
-        (r,) = bounds.checked(r=r)  # finite and > 0, or the ValueError naming r
-        slack = reconstruction_rounding_slack(self.image_shape)
-        if np.any(r <= slack):
-            raise ValueError(f"r must be > {slack:.3g} (the float32 rounding of the "
-                             f"reconstruction), got {np.min(r)}")
+        r, slack = _checked_above_rounding(r, self.image_shape)
         return (r - slack) * (1 - 2.0**-52)
 
     def absolute_rounding_slack(self, x, r, p=0.5, reconstruction: str | None = None
