@@ -7,7 +7,7 @@ import numpy as np
 
 __all__ = [
     "finite_real", "positive_finite", "positive_float32", "positive_int", "positive_ints",
-    "flag", "int_pair", "probability_level", "real_array", "pixel_values",
+    "flag", "int_pair", "probability_level", "real_array", "pixel_values", "pixel_range",
     "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
 ]
 
@@ -113,13 +113,23 @@ def real_array(name: str, value) -> np.ndarray:
 
 def pixel_values(name: str, array: np.ndarray) -> np.ndarray:
     """`array` unchanged, or a ValueError naming `name` unless its values are finite and in
-    [0, 1] (the message gives the range found)."""
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    if array.size and (array.min() < 0 or array.max() > 1):
-        raise ValueError(f"{name} must hold pixel values in [0, 1], got range "
-                         f"[{array.min():.4g}, {array.max():.4g}]")
+    [0, 1] (`pixel_range`)."""
+    if array.size:
+        pixel_range(name, bool(np.all(np.isfinite(array))), float(array.min()),
+                    float(array.max()))
     return array
+
+
+def pixel_range(name: str, finite: bool, lowest: float, highest: float) -> None:
+    """A ValueError naming `name` unless its pixels are finite (`finite`) and their range
+    [lowest, highest] lies in [0, 1]; the message gives the range found, and how to fix 0-255
+    pixels."""
+    if not finite:
+        raise ValueError(f"{name} contains NaN or Inf values")
+    if lowest < 0 or highest > 1:
+        hint = " (divide 0-255 pixels by 255)" if lowest >= 0 and highest <= 255 else ""
+        raise ValueError(f"{name} must hold pixel values in [0, 1], got range "
+                         f"[{lowest:.4g}, {highest:.4g}]{hint}")
 
 
 def non_negative_finite(name: str, value) -> float:

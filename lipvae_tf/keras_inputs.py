@@ -7,8 +7,8 @@ as x, with labels and per-example weights in several forms, and drops or misread
 for a model without targets (an autoencoder): (x, None, sample_weight) loses the weights, a
 generator's bare batches break its adapter, class_weight needs labels. This module turns each
 of those into a typed error naming the argument, or into the form Keras needs, so that nothing
-is silently lost. The pixel values themselves are checked in the graph
-(`LipschitzVAE.checked_pixels`).
+is silently lost. The pixel values of arrays and tensors are checked here too; those of datasets,
+generators and `PyDataset`s in the graph (`LipschitzVAE.checked_pixels`).
 """
 from __future__ import annotations
 
@@ -130,16 +130,17 @@ class KerasInputs:
         """The structure of what `fit`, `evaluate` or `predict` get as `name`, checked before
         Keras traces or iterates it: images (batch, *image_shape) of a floating dtype, as one
         array or tensor, or a tf.data.Dataset whose elements are images or (images, labels[,
-        sample_weight]); of a keras.utils.PyDataset, its first batch. Later batches (and a
-        generator's, whose first batch `fit` checks) and pixel values are checked in the graph
-        (`checked_pixels`). Returns the number of images of an array or tensor (None for other
-        inputs).
+        sample_weight]); of a keras.utils.PyDataset, its first batch; an array's or tensor's
+        pixel values. Later batches (and a generator's, whose first batch `fit` checks) and the
+        pixel values of datasets and batches are checked in the graph (`checked_pixels`).
+        Returns the number of images of an array or tensor (None for other inputs).
 
         Raises:
             TypeError: naming `name`, for None, a dict (this model has one input, the images)
                 or integer pixels.
             ValueError: naming `name`, for another shape (e.g. flattened images, or a dataset
-                of unbatched images), or for zero images when allow_empty is False.
+                of unbatched images), for NaN, Inf or pixels outside [0, 1] in an array or
+                tensor (or a first batch), or for zero images when allow_empty is False.
         """
         if x is None:
             raise TypeError(f"{name} must be images, got None: pass the (batch, "
@@ -175,6 +176,9 @@ class KerasInputs:
         dtype = np.dtype(x.dtype.as_numpy_dtype if isinstance(x.dtype, tf.DType) else x.dtype)
         check_image_layout(name, self.image_shape, np.issubdtype(dtype, np.floating),
                                  np.issubdtype(dtype, np.integer), dtype, tuple(x.shape))
+        # the pixel values of an array or eager tensor too: a one-line ValueError before Keras
+        # starts, not the graph's InvalidArgumentError after its trace
+        checks.pixel_values(name, np.asarray(x))
         count = int(x.shape[0])
         if count == 0 and not allow_empty:
             raise ValueError(f"{name} holds no images (shape {tuple(x.shape)}): there is "

@@ -696,18 +696,28 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         """x as a tensor, checked inside the graph as `check_images` checks NumPy arrays.
 
         Raises:
-            TypeError: (when traced) for non-floating pixels, e.g. uint8 (divide by 255).
-            ValueError: (when traced) for a shape other than (batch, *image_shape).
-            tf.errors.InvalidArgumentError: (when run) for a shape other than (batch,
+            TypeError: (when traced, or eagerly) for non-floating pixels, e.g. uint8 (divide by
+                255).
+            ValueError: (when traced, or eagerly) for a shape other than (batch, *image_shape);
+                eagerly (`model(x)`, `encode(x)` on a tensor or array), naming `name`, for NaN,
+                Inf or a pixel outside [0, 1] (`checks.pixel_range`).
+            tf.errors.InvalidArgumentError: (when run in a graph) for a shape other than (batch,
                 *image_shape) in a graph traced for any shape; naming `name`, for NaN, Inf or a
-                pixel outside [0, 1]: `fit`, `evaluate`, `predict`, `encode` and the SavedModel's
-                `serving_default` and `encode` refuse such images instead of training on them
-                or answering for them.
+                pixel outside [0, 1]: `fit`, `evaluate` and `predict` on a dataset or generator
+                (their arrays are checked before, `KerasInputs.check_keras_inputs`) and the
+                SavedModel's `serving_default` and `encode` refuse such images instead of
+                training on them or answering for them.
         """
         x = tf.convert_to_tensor(x)
         keras_inputs.check_image_layout(
             name, self.image_shape, x.dtype.is_floating, x.dtype.is_integer, x.dtype.name,
             None if x.shape.rank is None else tuple(x.shape))
+        if tf.executing_eagerly():
+            # a one-line ValueError, not the Assert's InvalidArgumentError with its traceback
+            if tf.size(x) > 0:
+                checks.pixel_range(name, bool(tf.reduce_all(tf.math.is_finite(x))),
+                                   float(tf.reduce_min(x)), float(tf.reduce_max(x)))
+            return x
         expected = (None, *self.image_shape)
         if x.shape.rank is None or not x.shape[1:].is_fully_defined():
             # a trace relaxed to any shape (Keras' predict after a call of another shape): the
