@@ -267,7 +267,7 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
     # as model.reconstruction_tolerance: r less the float32 rounding of the reconstruction
     rounding_slack = model_lib.reconstruction_rounding_slack(model.image_shape)
     # as model.std_statistics, by the same map (its constants measured here, not in the graph)
-    std_statistics = None if model.encoder_std_net is None else model._std_statistics_map()
+    std_statistics = None if model.encoder_std_net is None else model.std_statistics_map()
     images_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="images")
     row_spec = {name: tf.TensorSpec((None,), tf.float64, name=name) for name in ("r", "p")}
 

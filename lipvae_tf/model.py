@@ -1078,7 +1078,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         settings are fixed (FixedConfig, `_check_networks_unchanged`)."""
         statistics = self.__dict__.get("_std_statistics")  # plain attribute: not tracked
         if statistics is None:
-            net, of_sigma = self.encoder_std_net, self._std_statistics_map()
+            net, of_sigma = self.encoder_std_net, self.std_statistics_map()
 
             @tf.function(reduce_retracing=True)
             def statistics(x):
@@ -1087,11 +1087,20 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             self.__dict__["_std_statistics"] = statistics
         return statistics
 
-    def _std_statistics_map(self) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    def std_statistics_map(self) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
         """`std_statistics` as a graph map from the std network's output sigma (batch, m) to
         (s, s_max), float64 tensors (batch,), its constants measured now (eagerly: the cap as
         applied is read from the layer). Traced into `std_statistics` and into the exported
-        `certify`, so both compute the same bounds."""
+        `certify` (`export.export_saved_model`), so both compute the same bounds. For a model with
+        a std network (`encoder_std_net`); call it again after the weights change.
+
+        Raises:
+            ValueError: for a model with a fixed posterior std (no std network to map).
+        """
+        if self.encoder_std_net is None:
+            raise ValueError(f"std_statistics_map maps the std network's outputs, and this model "
+                             f"has a fixed posterior std ({self.posterior_std}): its s(x) is "
+                             "std_statistics(x)")
         margin = lp.output_rounding_factor(self.encoder_std_net)
         rounded_up = lp.product_rounded_up(margin, norm_rounding_factor(self.latent_dim))
         # a cap bounds both maps' stds by itself: the exact map's by S, the graph's by S as

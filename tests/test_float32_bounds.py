@@ -359,3 +359,14 @@ def test_a_float64_perturbation_is_covered_up_to_the_input_rounding():
     lengthening = np.linalg.norm(as_fed, axis=1) - np.linalg.norm(delta, axis=1)
     assert np.all(lengthening <= np.sqrt(d) * ulp * (1 + 1e-9))
     assert lengthening[-1] > 0.99 * np.sqrt(d) * ulp  # the slack is reached, not loose
+
+
+def test_the_std_statistics_map_is_for_a_std_network_only():
+    """The map that `certify` traces (`std_statistics_map`) is public for the exporter; a model
+    with a fixed posterior std has no std network to map and says so (instead of failing on a
+    None network inside the rounding factor)."""
+    from lipvae_tf.model import LipschitzVAE
+
+    fixed = LipschitzVAE.from_target(1.0, 8.0, latent_dim=2, hidden_units=(8,))
+    with pytest.raises(ValueError, match="fixed posterior std"):
+        fixed.std_statistics_map()
