@@ -13,9 +13,13 @@ f the exact map, f_computed the float32 graph. A certificate that lowers r by th
 reconstructions it compares covers everything the graph computes.
 
 Model of the arithmetic (Higham 2002, chapter 3): every operation is correctly rounded,
-|fl(t) - t| <= u |t| + eta (u the unit round-off of the compute dtype, eta half its smallest
-subnormal); a dot product of n terms, in any order and with or without fused multiply-adds, is
-off by at most gamma_n sum_i |x_i w_i| + n eta, gamma_n = n u / (1 - n u). TF's CPU kernels
+|fl(t) - t| <= u |t| + eta (u the unit round-off of the compute dtype, eta its smallest normal
+number: TF's CPU kernels flush subnormal results to zero, an error of up to eta, 2^24 times the
+half-subnormal of gradual underflow; and they read subnormal operands as zero, so a kernel or
+bias entry below eta is applied as 0, covered as a perturbation of the weights); a dot product
+of n terms, in any order and with or without fused multiply-adds, is off by at most
+gamma_n sum_i |x_i w_i| + (1 + gamma_n) 2n eta (n products and n - 1 additions, each of which
+may flush), gamma_n = n u / (1 - n u). TF's CPU kernels
 evaluate matrix products (Eigen) and convolutions (oneDNN, direct algorithm) as dot products.
 Under TensorFloat-32 (NVIDIA Ampere and later, TF's default there) the factors are first rounded
 to 10-bit mantissas, so each product is off by a further theta = 2^-10 + 2^-22 relative
@@ -25,11 +29,15 @@ error laws and are not covered.
 One layer y = fl(fl(fl(h W) c) + b) (a LipschitzDense; a conv with W its operator, n taps per
 output) with ||h_computed|| <= H adds at most
 
-    local(H) = c H (g A + (2u + u^2)(||W|| + g A)) + u ||b|| + sqrt(outputs) (n + 2) eta,
+    local(H) = c H (g A + D + (2u + u^2)(||W|| + g A + D)) + u ||b|| + ||b - flush(b)||
+               + sqrt(outputs) ((1 + u)^2 c (1 + gamma_n) 2n + 2) eta,
 
 g = gamma_n + (1 + gamma_n) theta, A = || |W| ||_2 the norm of the entrywise absolute kernel (for
-a conv: of the convolution with |K|); permutations and reshapes (GroupSort, MaxMin, Flatten,
-Reshape) add nothing. Through a chain of layers with bounds L_k the errors add up as
+a conv: of the convolution with |K|), D the operator-norm bound of the kernel's subnormal part
+(`lipschitz.subnormal_part_norm`, 0 for every trained kernel so far) and flush(b) the bias with
+its subnormal entries 0 (the bias image's, for a conv); permutations and reshapes (GroupSort,
+MaxMin, Flatten, Reshape) add nothing. A Scale by f adds u |f| H + sqrt(outputs) eta.
+Through a chain of layers with bounds L_k the errors add up as
 e_{k+1} <= L_k e_k + local_k(H_k), with H_k bounded from the activation norms measured at x, the
 exact maps' Lipschitz bounds times the deviation, and the errors themselves.
 
@@ -53,7 +61,8 @@ from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 
 __all__ = ["LayerError", "product_roundoff", "layer_error", "chain_errors", "activation_norms",
-           "chain_forward_error", "chain_lipschitz", "reparameterisation_error"]
+           "chain_forward_error", "chain_lipschitz", "reparameterisation_error",
+           "flushed_input_error"]
 
 # only move or permute values: no rounding at all
 _EXACT = (ll.GroupSort, ll.MaxMin, keras.layers.Flatten, keras.layers.Reshape,
@@ -86,13 +95,18 @@ def product_roundoff(dtype) -> float:
 
 
 def _eta(dtype) -> float:
-    """Half the smallest subnormal: the absolute error of a rounding in the underflow range."""
-    return float(np.finfo(lp.numpy_dtype(dtype)).smallest_subnormal) / 2
+    """The absolute error of one rounding in the underflow range: the smallest normal number,
+    since TF's CPU kernels flush subnormal results to zero (half the smallest subnormal, the
+    error of gradual underflow, is 2^-24 of it and holds only without flush-to-zero)."""
+    return float(np.finfo(lp.numpy_dtype(dtype)).tiny)
 
 
-def _linear_error(layer, norm: float, absolute_norm: float, taps: int, outputs: int) -> LayerError:
+def _linear_error(layer, norm: float, absolute_norm: float, subnormal_norm: float, taps: int,
+                  outputs: int) -> LayerError:
     """The terms of a linear layer whose operator (kernel, or convolution) has norm `norm`; its
-    Lipschitz bound is the one `lipschitz.layer_lipschitz_bound` computes from that norm."""
+    Lipschitz bound is the one `lipschitz.layer_lipschitz_bound` computes from that norm.
+    subnormal_norm: D, the operator-norm bound of the kernel's subnormal part (which a CPU with
+    denormals-are-zero reads as 0)."""
     dtype = layer.compute_dtype
     u, eta = lp.unit_roundoff(dtype), _eta(dtype)
     if taps * u >= 0.5:
@@ -101,15 +115,31 @@ def _linear_error(layer, norm: float, absolute_norm: float, taps: int, outputs: 
     gamma = taps * u / (1 - taps * u)
     g = gamma + (1 + gamma) * product_roundoff(dtype)
     c = lp.applied_value(layer.lipschitz, dtype)
-    bias = 0.0
+    bias = flushed_bias = 0.0
     if layer.bias is not None:
         # the bias vector is added at each of the outputs / len(b) positions (a convolution's
         # pixels; 1 for a dense layer): the added image has norm sqrt(positions) ||b||
         b = lp.applied_kernel(layer, "bias")
-        bias = math.sqrt(outputs / b.size) * float(np.linalg.norm(b))
-    slope = c * (g * absolute_norm + (2 * u + u * u) * (norm + g * absolute_norm))
-    offset = u * bias + math.sqrt(outputs) * (taps + 2) * eta
+        positions = math.sqrt(outputs / b.size)
+        bias = positions * float(np.linalg.norm(b))
+        flushed_bias = positions * lp.subnormal_part_norm(b)
+    d = subnormal_norm
+    slope = c * (g * absolute_norm + d + (2 * u + u * u) * (norm + g * absolute_norm + d))
+    # per output: the dot product's 2 taps flushes (n products, n - 1 additions), scaled by c;
+    # then the product by c and the bias addition, one flush each
+    underflow = ((1 + u) ** 2 * c * (1 + gamma) * 2 * taps + 2) * eta
+    offset = u * bias + flushed_bias + math.sqrt(outputs) * underflow
     return LayerError(lp.scaled_bound(layer, norm), slope * _SAFE, offset * _SAFE)
+
+
+def _outputs_per_example(layer: keras.layers.Layer) -> int:
+    """The number of values of one example that `layer` outputs (it must be built in a model)."""
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):
+        raise ValueError(f"layer {layer.name!r} has no known output shape: build it in a model "
+                         "before bounding its forward error") from None
+    return math.prod(int(n) for n in shape[1:])
 
 
 def layer_error(layer: keras.layers.Layer) -> LayerError:
@@ -124,7 +154,7 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
     if isinstance(layer, ll.LipschitzDense):
         kernel = lp.applied_kernel(layer)
         return _linear_error(layer, lp.dense_norm(kernel), lp.dense_norm(np.abs(kernel)),
-                             kernel.shape[0], kernel.shape[1])
+                             lp.subnormal_part_norm(kernel), kernel.shape[0], kernel.shape[1])
     if isinstance(layer, (ll.LipschitzConv2D, ll.LipschitzConv2DTranspose)):
         kernel = lp.applied_kernel(layer)
         transposed = isinstance(layer, ll.LipschitzConv2DTranspose)
@@ -136,12 +166,15 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
         taps = kh * kw * (c_out if transposed else c_in)  # terms summed per output, at most
         outputs = math.prod(layer.compute_output_shape((1, *layer.input_hw,
                                                         c_out if transposed else c_in))[1:])
-        return _linear_error(layer, norms[0], norms[1], taps, outputs)
+        subnormal = math.sqrt(kh * kw) * lp.subnormal_part_norm(kernel)
+        return _linear_error(layer, norms[0], norms[1], subnormal, taps, outputs)
     if isinstance(layer, ll.Scale):
+        # fl(h f): u |h f| + eta per value (a flushed product)
         dtype = layer.compute_dtype
         factor = abs(lp.applied_value(layer.factor, dtype))
+        offset = math.sqrt(_outputs_per_example(layer)) * _eta(dtype)
         return LayerError(lp.layer_lipschitz_bound(layer),
-                          lp.unit_roundoff(dtype) * factor * _SAFE, 0.0)
+                          lp.unit_roundoff(dtype) * factor * _SAFE, offset * _SAFE)
     raise TypeError(f"no forward-error bound for layer {layer.name!r} of type "
                     f"{type(layer).__name__}")
 
@@ -160,9 +193,17 @@ def chain_lipschitz(terms: list[LayerError]) -> float:
 def reparameterisation_error(mu_size, shift, latent_dim: int, dtype) -> np.ndarray:
     """Bound of ||fl(mu + fl(sigma eps)) - (mu + sigma eps)||_2 for ||mu_computed|| <= mu_size and
     ||sigma eps|| <= shift (arrays broadcast): u ||sigma eps|| + u (||mu|| + (1 + u) ||sigma eps||)
-    plus the underflow terms (docs/theory.md section 15)."""
+    plus the underflow terms, one flushed value per operation and coordinate (docs/theory.md
+    section 15)."""
     u = lp.unit_roundoff(dtype)
     return u * shift + u * (mu_size + (1 + u) * shift) + 2 * math.sqrt(latent_dim) * _eta(dtype)
+
+
+def flushed_input_error(values: int, dtype) -> float:
+    """Bound of ||x_read - x||_2 for an input of `values` values that a CPU with
+    denormals-are-zero reads (its subnormal entries as 0): sqrt(values) times the smallest
+    normal number."""
+    return math.sqrt(values) * _eta(dtype)
 
 
 def activation_norms(network, inputs) -> tuple[np.ndarray, tf.Tensor]:
@@ -180,7 +221,7 @@ def activation_norms(network, inputs) -> tuple[np.ndarray, tf.Tensor]:
 
 
 def chain_forward_error(terms: list[LayerError], norms: np.ndarray, deviation=0.0,
-                        input_error=0.0) -> tuple[np.ndarray, np.ndarray]:
+                        input_error=0.0, read_error=0.0) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of the output error at the measured inputs and at every input near them.
 
     Args:
@@ -189,6 +230,9 @@ def chain_forward_error(terms: list[LayerError], norms: np.ndarray, deviation=0.
         deviation: (batch,) or scalar, d: the exact inputs x' considered have ||x' - c|| <= d.
         input_error: (batch,) or scalar: ||computed input - x'||, when the input the chain
             receives is itself a computed approximation of x'.
+        read_error: scalar: ||input as the first layer reads it - input||, at c and at x'
+            alike (`flushed_input_error`: a CPU with denormals-are-zero reads subnormal
+            entries as 0).
 
     Returns:
         (centre error, error): bounds of ||f_computed(c) - f(c)|| and of
@@ -196,8 +240,9 @@ def chain_forward_error(terms: list[LayerError], norms: np.ndarray, deviation=0.
         overflows.
     """
     norms = np.asarray(norms, np.float64)
-    centre = np.zeros(norms.shape[:1])
-    error = np.broadcast_to(np.asarray(input_error, np.float64), norms.shape[:1]).copy()
+    centre = np.full(norms.shape[:1], float(read_error))
+    error = np.broadcast_to(np.asarray(input_error, np.float64) + read_error,
+                            norms.shape[:1]).copy()
     reach = np.broadcast_to(np.asarray(deviation, np.float64), norms.shape[:1]).copy()
     with np.errstate(over="ignore", invalid="ignore"):
         for k, term in enumerate(terms):

@@ -96,7 +96,8 @@ class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
                  **kwargs):
         super().__init__(**kwargs)
         check_compute_dtype(self)
-        self.lipschitz = checks.positive_finite("lipschitz", lipschitz)
+        # a normal float32: a subnormal factor is read as 0 by CPUs with denormals-are-zero
+        self.lipschitz = checks.positive_float32("lipschitz", lipschitz)
         self.use_bias = checks.flag("use_bias", use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -167,7 +168,8 @@ class LipschitzDense(_ScaledKernelLayer):
 
     Args:
         units: output features n, a positive int.
-        lipschitz: the fixed, non-trainable output factor (> 0, finite).
+        lipschitz: the fixed, non-trainable output factor (> 0, a normal float32: 1.18e-38 to
+            3.40e38).
         constraint: the per-step kernel control (`lipvae_tf.constraints.CONSTRAINT_KINDS`):
             "subspace_clip" (default: the singular values above 1 on a `subspace_rank`-dimensional
             subspace tracked by subspace iteration, kept in the non-trainable weight `subspace`;
@@ -345,7 +347,8 @@ class LipschitzConv2D(_LipschitzConvBase):
         padding: "same"/"valid" (zero padding; certified by a guaranteed upper bound: the
             circular operator on a large enough grid) or "circular" (periodic; the operator norm
             is computed exactly). Sedghi et al. 2019; docs/theory.md section 7.
-        lipschitz: the fixed, non-trainable output factor (> 0, finite).
+        lipschitz: the fixed, non-trainable output factor (> 0, a normal float32: 1.18e-38 to
+            3.40e38).
         use_bias, kernel_initializer, bias_initializer: as for `LipschitzDense`.
         constraint: "subspace_clip" (default: the singular values above 1 of each frequency block
             of the operator, on a `subspace_rank`-dimensional subspace per block kept in the
@@ -606,12 +609,14 @@ class Scale(FixedConfig, keras.layers.Layer):
     the compute dtype, e.g. float32(1/3) > 1/3, is what `layer_lipschitz_bound` reports).
 
     Args:
-        factor: a finite real number.
+        factor: a finite real number, 0 or of a magnitude float32 holds as a normal number
+            (1.18e-38 to 3.40e38).
 
     Input shape: any. Output shape: the same.
 
     Raises:
-        TypeError naming `factor` for a non-number, ValueError for a non-finite one.
+        TypeError naming `factor` for a non-number, ValueError for a non-finite one or one
+        outside float32's normal range.
     """
 
     _fixed_attributes = frozenset({"factor"})
@@ -620,6 +625,8 @@ class Scale(FixedConfig, keras.layers.Layer):
         super().__init__(**kwargs)
         check_compute_dtype(self)
         self.factor = checks.finite_real("factor", factor)
+        if self.factor != 0:  # 0 or a normal float32 (a subnormal one is read as 0 on CPUs)
+            checks.positive_float32("|factor|", abs(self.factor))
 
     def call(self, inputs):
         check_compute_dtype(self)
@@ -688,8 +695,9 @@ class StdCap(FixedConfig, keras.layers.Layer):
         """Upper bound (float64) of ||y||_2 for ANY output row y of `features` values that
         `call` can produce in the layer's compute dtype, for any input (non-finite included).
 
-        Derivation (u = unit round-off of the compute dtype, 2^-24 for float32; eta = half the
-        smallest subnormal, the absolute error of a rounding in the underflow range; n =
+        Derivation (u = unit round-off of the compute dtype, 2^-24 for float32; eta = the
+        smallest normal number, the absolute error of a rounding in the underflow range when
+        subnormal results are flushed to zero, as TF's CPU kernels do; n =
         features; T = ||x||^2 in exact arithmetic; every step below is one correctly rounded
         operation, |fl(t) - t| <= u|t| + eta, and additions have no eta term):
           c  = fl(max_norm)                       the cap as applied (float32(0.1) > 0.1)
@@ -722,7 +730,10 @@ class StdCap(FixedConfig, keras.layers.Layer):
         n = checks.positive_int("features", features)
         check_compute_dtype(self)
         info = np.finfo(np.dtype(self.compute_dtype))
-        u, eta = float(info.eps) / 2, float(info.smallest_subnormal) / 2
+        # eta: flush-to-zero drops a square below the smallest normal (2^24 times the
+        # half-subnormal of gradual underflow, which a review showed too small: caps below 1e-18
+        # were exceeded)
+        u, eta = float(info.eps) / 2, float(info.tiny)
         cap = float(ops.convert_to_numpy(ops.cast(self.max_norm, self.compute_dtype)))
         delta = n * eta / (cap * cap * (1 - u))
         if delta >= 0.5:

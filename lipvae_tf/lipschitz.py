@@ -34,7 +34,7 @@ __all__ = [
     "unit_roundoff", "rounding_margin", "applied_value", "is_own_weight", "applied_kernel",
     "dense_norm", "conv_norm_bound", "activation_constant", "layer_lipschitz_bound",
     "network_lipschitz_bound", "product_rounded_up", "output_rounding_factor",
-    "numpy_dtype", "scaled_bound", "chain_layers",
+    "numpy_dtype", "scaled_bound", "chain_layers", "FLOAT32_TINY", "subnormal_part_norm",
 ]
 
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
@@ -205,10 +205,31 @@ def _measured(kernel: np.ndarray, geometry: tuple, measure: Callable[[], float])
     return value
 
 
-def dense_norm(kernel) -> float:
-    """Largest singular value of a rank-2 kernel, in float64 (measured once per kernel value)."""
+# float32's smallest normal number. TF's CPU kernels run with flush-to-zero and
+# denormals-are-zero set: a subnormal result is written as 0 and a subnormal operand (a kernel
+# entry, a bias, a pixel) is read as 0, so the graph may compute with a kernel whose subnormal
+# entries are 0 (docs/theory.md section 12).
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def subnormal_part_norm(kernel) -> float:
+    """||K - flush(K)||_F, flush(K) the kernel with its float32-subnormal entries (0 < |k| <
+    `FLOAT32_TINY`) set to 0, as a CPU with denormals-are-zero reads it; 0 for a kernel without
+    such entries (every trained kernel so far). The operator norms below add it (dense) or
+    sqrt(kh kw) times it (conv: the conv with a kernel D has norm <= sum over taps ||D_ij||_2
+    <= sqrt(kh kw) ||D||_F), so they bound the map with K and the map with flush(K)."""
     kernel = np.asarray(kernel, dtype=np.float64)
-    return _measured(kernel, ("dense",), lambda: np.linalg.norm(kernel, 2))
+    part = np.where(np.abs(kernel) < FLOAT32_TINY, kernel, 0.0)
+    return float(np.linalg.norm(part.ravel())) * (1 + 1e-15) if np.any(part) else 0.0
+
+
+def dense_norm(kernel) -> float:
+    """Largest singular value of a rank-2 kernel, in float64 (measured once per kernel value),
+    plus `subnormal_part_norm` (the norm of the kernel a denormals-are-zero CPU multiplies by is
+    <= that sum)."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    return _measured(kernel, ("dense",), lambda: np.linalg.norm(kernel, 2)
+                     + subnormal_part_norm(kernel))
 
 
 def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
@@ -216,13 +237,15 @@ def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
 
     Exact for "circular" padding, a guaranteed upper bound for "same", "valid" and "causal"
     (any zero padding of at most k - 1 per axis is a restriction of the circular conv on a grid
-    >= n + k - 1). Measured once per kernel value and geometry.
+    >= n + k - 1), plus sqrt(kh kw) `subnormal_part_norm` (the kernel with its subnormal entries
+    read as 0). Measured once per kernel value and geometry.
     """
     kernel = np.asarray(kernel, dtype=np.float64)
     padding = "valid" if str(padding).lower() == "causal" else padding
     grid = conv_spectrum.circular_grid(tuple(input_hw), kernel.shape[:2], tuple(strides), padding)
+    taps = math.sqrt(kernel.shape[0] * kernel.shape[1])
     return _measured(kernel, ("conv", grid, tuple(strides)), lambda: conv_spectrum.operator_norm(
-        tf.constant(kernel), grid, tuple(strides)))
+        tf.constant(kernel), grid, tuple(strides)) + taps * subnormal_part_norm(kernel))
 
 
 @functools.cache  # built once: every Keras layer's bound asks

@@ -1006,6 +1006,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         # ||sigma eps|| <= max_i sigma_i ||eps||
         shift = np.broadcast_to(std_top * noise, (len(x),))
 
+        # a subnormal pixel is read as 0 (denormals-are-zero): an input error at x and at x'
+        pixels = forward_error.flushed_input_error(math.prod(self.image_shape), dtype)
+
         def sampling(mu_size, rows):  # ||fl(mu + fl(sigma eps)) - (mu + sigma eps)||
             return forward_error.reparameterisation_error(mu_size, shift[rows], self.latent_dim,
                                                           dtype)
@@ -1016,11 +1019,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             norms, mu = forward_error.activation_norms(self.encoder_mean_net,
                                                        tf.constant(x[rows]))
             mu_centre, mu_error = forward_error.chain_forward_error(
-                encoder_terms, norms, deviation=reach[rows])
+                encoder_terms, norms, deviation=reach[rows], read_error=pixels)
             # another batch's mu at x: its layers' inputs are within the centre errors of
             # this batch's, so their norms can be larger by twice those errors; the chain's
             # error bound at deviation 0 takes that in (section 15), the centre bound does not
-            _, mu_any_batch = forward_error.chain_forward_error(encoder_terms, norms)
+            _, mu_any_batch = forward_error.chain_forward_error(encoder_terms, norms,
+                                                                read_error=pixels)
             mu_size, perturbed = norms[:, -1], m_mu * reach[rows]
             # so that mu lies within mu_any_batch of the exact one, its norm within
             # mu_centre + mu_any_batch of this batch's

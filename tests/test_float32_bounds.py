@@ -370,3 +370,17 @@ def test_the_std_statistics_map_is_for_a_std_network_only():
     fixed = LipschitzVAE.from_target(1.0, 8.0, latent_dim=2, hidden_units=(8,))
     with pytest.raises(ValueError, match="fixed posterior std"):
         fixed.std_statistics_map()
+
+
+def test_the_std_cap_bound_holds_under_flush_to_zero():
+    """An adversarial review (2026-12-02): with the half-subnormal of gradual underflow as the
+    error of a rounding, a cap of 1.1e-19 had the bound 1.1e-19 while the layer returned rows of
+    norm 3.2e-19 (squares of 1e-19 flush to 0, so the norm is 0 and the cap is not applied).
+    With the smallest normal number such a cap is refused, and caps it accepts hold."""
+    with pytest.raises(ValueError, match="too small for float32"):
+        ll.StdCap(1.1e-19).output_norm_bound(10)
+    for cap, value in [(1e-17, 1e-19), (1e-17, 3e-18), (1e-16, 1e-19)]:
+        layer = ll.StdCap(cap)
+        x = tf.constant(np.full((1, 10), value, np.float32))
+        for y in (layer(x), tf.function(layer)(x)):
+            assert np.linalg.norm(y.numpy().astype(np.float64)) <= layer.output_norm_bound(10)

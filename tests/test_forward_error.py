@@ -390,3 +390,76 @@ def test_a_long_dot_product_rounds_beyond_the_relative_margin_and_the_forward_er
     # the ratio ||f(x) - f(0)|| / ||x|| of the float32 graph beyond the layer's bound: the limit
     # the theory states (8 u = 4.8e-7 of margin; the rounding here is 10-100x that)
     assert max(excess) - 1 > 4e-6, excess
+
+
+def _flush_to_zero_model():
+    """An adversarial review (2026-12-02): TF's CPU kernels flush subnormal results to zero, so
+    a product below 2^-126 errs by up to 2^-126, 2^24 times the half-subnormal that gradual
+    underflow allows. A decoder kernel of 2^-126 followed by one of 2^126 has an ordinary exact
+    map (M_g 1/12), but in float32 z_i 2^-126 is flushed to 0 for |z_i| < 1: with mu = 1 and a
+    std of 0.01 the reconstruction jumps whenever the noise takes a coordinate across 1."""
+    m = 4
+    model = LipschitzVAE(m, hidden_units=(32, 32), posterior_std=0.01, decoder=1.0 / 12, seed=0)
+    head = model.encoder_mean_net.layers[-1]
+    head.kernel.assign(head.kernel * 1e-6)
+    head.bias.assign(tf.ones(m))
+    first, second, last = _dense_layers(model.decoder_net)
+    kernel = np.zeros((m, 32), np.float32)
+    kernel[np.arange(m), 2 * np.arange(m)] = np.float32(2.0**-126)
+    first.kernel.assign(kernel)
+    first.bias.assign(tf.zeros(32))
+    second.kernel.assign(np.eye(32, dtype=np.float32) * np.float32(2.0**126))
+    second.bias.assign(tf.zeros(32))
+    last.bias.assign(tf.zeros(784))
+    return model, np.full((1, 28, 28, 1), 0.5, np.float32)
+
+
+def test_the_absolute_certificate_covers_flush_to_zero():
+    r, p, draws = 0.05, 0.5, 4000
+    model, x = _flush_to_zero_model()
+    assert model.certified_radius(x, r, p)[0] > 1e5  # the exact map's certificate
+    # the float32 graph: 1e-20 * 1e-20 and the decoder's products below 2^-126 give 0
+    assert tf.constant(1e-20) * tf.constant(1e-20) == 0
+    z = tf.constant(np.full((1, 4), 0.999, np.float32))
+    assert float(tf.norm(model.decoder_net(z))) == 0.0
+    pair = tf.constant(np.repeat(x, draws, 0))
+    first = model._reconstruct_batch(pair, True).numpy().reshape(draws, -1).astype(np.float64)
+    second = model._reconstruct_batch(pair, True).numpy().reshape(draws, -1).astype(np.float64)
+    kept = int(np.sum(np.linalg.norm(first - second, axis=1) <= r))
+    # the reconstructions of x itself move by more than r (the check can fail) ...
+    assert stats.beta.ppf(0.999, kept + 1, draws - kept) < p
+    # ... and the absolute certificate, with eta = 2^-126, certifies nothing (599319 with the
+    # half-subnormal 2^-150: its slack was 1.25e-5)
+    assert model.certified_radius(x, r, p, absolute_rounding=True)[0] == 0.0
+    slack, _ = model.absolute_rounding_slack(x, model.reconstruction_tolerance(r), p)
+    assert slack[0] > r
+
+
+def test_subnormal_weights_and_inputs_count_as_read_as_zero():
+    """A CPU with denormals-are-zero reads a subnormal kernel entry, bias or pixel as 0: the
+    operator norms cover both kernels, and the forward error counts the difference."""
+    from lipvae_tf import lipschitz as lp
+
+    tiny = np.finfo(np.float32).tiny
+    kernel = np.array([[1.0, 1.0], [1.0, 0.5 * tiny]], np.float64)
+    flushed = kernel.copy()
+    flushed[1, 1] = 0.0
+    assert lp.subnormal_part_norm(kernel) == pytest.approx(0.5 * tiny, rel=1e-12)
+    assert lp.dense_norm(kernel) >= np.linalg.norm(flushed, 2)
+    assert lp.subnormal_part_norm(np.eye(3)) == 0.0  # normal kernels are measured as before
+    layer = ll.LipschitzDense(2, lipschitz=1.0, kernel_initializer="zeros",
+                              bias_initializer="zeros")
+    keras.Sequential([keras.Input((2,)), layer])
+    normal = fe.layer_error(layer)
+    layer.kernel.assign(kernel.astype(np.float32))
+    layer.bias.assign(np.array([0.0, 0.25 * tiny], np.float32))
+    error = fe.layer_error(layer)
+    assert error.slope >= normal.slope + 0.5 * tiny * (1 - 1e-9)  # the kernel's flushed entry
+    assert error.offset >= 0.25 * tiny  # the bias's flushed entry
+    # a pixel of 1e-40 is read as 0, at x and at x'
+    assert fe.flushed_input_error(784, "float32") == pytest.approx(28 * tiny)
+    assert float(tf.constant(1e-40, tf.float32) * tf.constant(1.0)) == 0.0
+    with pytest.raises(ValueError, match="lipschitz must lie between"):
+        ll.LipschitzDense(2, lipschitz=1e-40)
+    with pytest.raises(ValueError, match=r"\|factor\| must lie between"):
+        ll.Scale(1e-40)
