@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 import math
+import types
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -303,9 +304,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.decoder_net = self._decoder(self.decoder_budget / self.output_lipschitz())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in _METRICS}
         # the layers of each network as built, and their settings; plain attributes (not
-        # tracked by Keras)
-        self.__dict__["_built_layers"] = self._network_layers()
-        self.__dict__["_built_configs"] = self._network_configs()
+        # tracked by Keras), read-only mappings, which Keras' weight loader does not walk: as
+        # dicts it found the layers again under "_built_layers/container", and a layer whose
+        # weights did not fit the file was reported as "expected 3 variables, but received 0"
+        # instead of by its shapes (a practitioner's review, 2026-12-02)
+        self.__dict__["_built_layers"] = types.MappingProxyType(self._network_layers())
+        self.__dict__["_built_configs"] = types.MappingProxyType(self._network_configs())
         self.built = True
 
     def _rebuild_hint(self, name: str) -> str:
@@ -553,7 +557,31 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             # saved where no step used it (every model saved while 1.5 was the default, or one
             # given it before it was refused there): it never acted, so 1 is the same model
             config["conv_relaxation"] = 1.0
-        return super().from_config(config, custom_objects)
+        frozen = config.pop("frozen", None)
+        model = super().from_config(config, custom_objects)
+        model._freeze(frozen or {})
+        return model
+
+    def _frozen(self) -> dict[str, dict]:
+        """The `trainable` flags of the networks that have a frozen part: {network name:
+        {"network": flag, "layers": [flag per layer]}} (empty when nothing is frozen)."""
+        return {name: {"network": net.trainable,
+                       "layers": [layer.trainable for layer in net.layers]}
+                for name, net in self.lipschitz_networks().items()
+                if not (net.trainable and all(layer.trainable for layer in net.layers))}
+
+    def _freeze(self, frozen: dict[str, dict]) -> None:
+        """Sets the flags `_frozen` recorded (the networks are rebuilt by `__init__`, so Keras'
+        per-layer `trainable` in the saved config would otherwise be lost, and the optimizer
+        state with it: its variables follow the trainable weights)."""
+        networks = self.lipschitz_networks()
+        for name, flags in frozen.items():
+            if name not in networks or len(flags["layers"]) != len(networks[name].layers):
+                raise ValueError(f"frozen: the saved flags of network {name!r} do not fit this "
+                                 f"model's networks ({sorted(networks)})")
+            networks[name].trainable = bool(flags["network"])
+            for layer, flag in zip(networks[name].layers, flags["layers"]):
+                layer.trainable = bool(flag)
 
     def get_config(self) -> dict:
         # keras.saving.save_model(model, "m.h5") writes the legacy format without model.save;
@@ -583,6 +611,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             "conv_relaxation": self.conv_relaxation,
             "design": self.design,
             "seed": self.seed,
+            # a frozen network or layer (fine-tuning): restored by from_config
+            **({"frozen": frozen} if (frozen := self._frozen()) else {}),
         }
 
     def save_own_variables(self, store) -> None:
@@ -590,6 +620,26 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         checkpoint (`save_weights`, `BackupAndRestore`, `.keras`) continues the same noise."""
         super().save_own_variables(store)
         store[_SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_weights(self, filepath, skip_mismatch: bool = False, **kwargs) -> None:
+        """Keras' `load_weights`, with a message that says what went wrong when the file comes
+        from a model built with other settings (Keras' own reads "expected 3 variables, but
+        received 0" for a layer of a nested network whose shapes differ).
+
+        Raises:
+            ValueError: naming the settings to compare, when the file does not fit.
+        """
+        try:
+            super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+        except ValueError as error:
+            if "could not be loaded" not in str(error):
+                raise
+            raise ValueError(
+                f"the weights in {str(filepath)!r} do not fit this model: they were saved from "
+                "a model built with other settings (compare latent_dim, hidden_units, "
+                "conv_filters, architecture, image_shape, posterior_std, std_cap, constraint); "
+                "build this model as that one was built (a .keras file carries its settings: "
+                f"keras.models.load_model). Keras said: {error}") from error
 
     def load_own_variables(self, store) -> None:
         """The inverse of `save_own_variables`. A file written before the noise state was saved
