@@ -28,7 +28,8 @@ __all__ = ["KerasInputs", "check_image_layout", "images_and_weights"]
 
 
 class KerasInputs:
-    """Keras' `fit`, `evaluate` and `predict` with their inputs checked first; a mixin placed
+    """Keras' `fit`, `evaluate`, `predict` and their `*_on_batch` forms with their inputs
+    checked first; a mixin placed
     before `keras.Model` in the bases of a model with an `image_shape` (height, width,
     channels) and one input, the images."""
 
@@ -104,6 +105,48 @@ class KerasInputs:
         if self.check_keras_inputs(x, "x", allow_empty=True) == 0:
             return keras.ops.convert_to_numpy(self(x))
         return super().predict(x, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """Keras' `train_on_batch` on one batch of images, checked as `fit` checks an array
+        (before, a dict gave TF's "Expected any non-tensor type", zero images a step on
+        nothing, flattened images an EnsureShape error that named no argument), with
+        sample_weight kept when no y is given.
+
+        Raises:
+            TypeError / ValueError: naming x or sample_weight, as `fit`; ValueError for
+                class_weight (it needs labels, and a batch of images has none unless y is
+                given).
+        """
+        self.check_keras_inputs(x, "x", allow_empty=False)
+        if class_weight is not None and y is None:
+            raise ValueError("class_weight weights each image by its label, and x came without "
+                             "labels: pass y (integer labels), or use sample_weight")
+        y, weights = _target_and_weights(x, y, sample_weight)
+        return super().train_on_batch(x, y, class_weight=class_weight,
+                                      return_dict=return_dict, **weights)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Keras' `test_on_batch`, with x checked first and sample_weight kept as in
+        `train_on_batch`.
+
+        Raises:
+            TypeError / ValueError: naming x or sample_weight, as `fit`.
+        """
+        self.check_keras_inputs(x, "x", allow_empty=False)
+        y, weights = _target_and_weights(x, y, sample_weight)
+        return super().test_on_batch(x, y, return_dict=return_dict, **weights)
+
+    def predict_on_batch(self, x):
+        """Keras' `predict_on_batch`, with x checked first; zero images give an empty
+        (0, *image_shape) float32 array, as `predict`.
+
+        Raises:
+            TypeError / ValueError: naming x, as `fit`.
+        """
+        if self.check_keras_inputs(x, "x", allow_empty=True) == 0:
+            return keras.ops.convert_to_numpy(self(x))
+        return super().predict_on_batch(x)
 
     def _checked_generator(self, x, name: str):
         """A Python generator's batches with the first one's structure checked before Keras

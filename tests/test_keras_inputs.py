@@ -458,3 +458,41 @@ def test_compute_loss_is_the_loss_fit_minimises(images):
     assert value == pytest.approx(float(model.elbo_terms(x)["loss"][4]), rel=1e-6)
     with pytest.raises(TypeError, match="compute_loss needs x=, the images"):
         model.compute_loss(y=x, y_pred=x)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m, x: m.train_on_batch({"a": x}), TypeError, "x must be images, not a dict"),
+    (lambda m, x: m.train_on_batch(x, class_weight={0: 1.0}), ValueError,
+     "class_weight weights each image by its label"),
+    (lambda m, x: m.train_on_batch(x[:0]), ValueError, "x holds no images"),
+    (lambda m, x: m.train_on_batch(x.reshape(len(x), -1)), ValueError, "x must have shape"),
+    (lambda m, x: m.train_on_batch(x, sample_weight=-np.ones(len(x))), ValueError,
+     "sample_weight must be finite and >= 0"),
+    (lambda m, x: m.test_on_batch(255 * x), ValueError, r"x must hold pixel values in \[0, 1\]"),
+    (lambda m, x: m.predict_on_batch(x.reshape(len(x), -1)), ValueError, "x must have shape"),
+])
+def test_the_on_batch_calls_check_their_inputs_as_fit_does(vae, images, call, error, match):
+    """A practitioner's review (2026-12-02): train_on_batch on a dict raised TF's "Expected any
+    non-tensor type", on zero images took a step on nothing (iterations 1), on flattened images
+    an EnsureShape error naming no argument; class_weight without labels an IndexError."""
+    x = images[0][:16]
+    vae.predict(x, verbose=0)  # a first trace: Keras then relaxes shapes, as in a user's loop
+    with pytest.raises(error, match=match):
+        call(vae, x)
+    assert int(vae.optimizer.iterations.numpy()) == 0
+
+
+def test_the_on_batch_calls_train_and_evaluate_as_fit_does(images):
+    x = images[0][:16]
+    weights = np.linspace(0.0, 2.0, 16)
+    vae, twin = (LipschitzVAE.from_target(1.0, 8.0, seed=3, **TINY) for _ in range(2))
+    for model in (vae, twin):
+        model.compile(keras.optimizers.SGD(1e-2))
+    twin.set_weights(vae.get_weights())
+    vae.train_on_batch(x, sample_weight=weights)
+    twin.fit(x, sample_weight=weights, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(vae.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert vae.predict_on_batch(x[:0]).shape == (0, *vae.image_shape)
+    np.testing.assert_array_equal(vae.predict_on_batch(x), vae.predict(x, verbose=0))
+    assert set(vae.test_on_batch(x, sample_weight=weights, return_dict=True)) >= {"elbo", "kl"}
