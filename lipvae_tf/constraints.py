@@ -819,12 +819,17 @@ def finalize_constraints(model_or_layers, tol: float = DEFAULT_FINALIZE_TOL,
             max_iterations < 1.
         RuntimeError: naming the kernel, when Björck does not converge (e.g. a rank-deficient
             kernel, whose zero singular values stay zero); no kernel is changed then.
+        ValueError: naming the kernel, when it holds NaN or Inf; no kernel is changed then.
     """
     tol = checks.in_interval("tol", tol, 0, 1, low_open=True, high_open=True)
     max_iterations = checks.positive_int("max_iterations", max_iterations)
     projected = []
     for kernel in constrained_kernels(model_or_layers):
         constraint = kernel.constraint
+        if not np.all(np.isfinite(kernel.numpy())):
+            # before the SVD, whose LinAlgError ("SVD did not converge") names nothing
+            raise ValueError(f"{kernel.path} holds NaN or Inf values (a diverged training?), so "
+                             "it cannot be projected; no kernel was changed")
         try:
             if isinstance(constraint, BjorckOrthonormal):
                 value, used = _converge_bjorck(kernel.numpy(), constraint, tol, max_iterations)

@@ -546,8 +546,16 @@ def sort_neighbour_pairs(inputs: tf.Tensor) -> tf.Tensor:
     return sort(inputs)
 
 
+class _ShapePreserving:
+    """Elementwise or per-feature layers: the output has the input's shape (Keras'
+    `compute_output_shape`, which `TimeDistributed` and symbolic calls need)."""
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
 @_register
-class GroupSort(FixedConfig, keras.layers.Layer):
+class GroupSort(_ShapePreserving, FixedConfig, keras.layers.Layer):
     """Sorts each consecutive group of `group_size` features (last axis), descending.
 
     Piecewise a permutation: 1-Lipschitz and gradient-norm preserving (Anil et al. 2019).
@@ -588,7 +596,7 @@ class GroupSort(FixedConfig, keras.layers.Layer):
 
 
 @_register
-class MaxMin(keras.layers.Layer):
+class MaxMin(_ShapePreserving, keras.layers.Layer):
     """Pairs feature i with feature i + n/2 (last axis): [max(a, b), min(a, b)]. 1-Lipschitz.
 
     Input shape: (..., n), n even. Output shape: the same. Raises ValueError for an odd n.
@@ -604,7 +612,7 @@ class MaxMin(keras.layers.Layer):
 
 
 @_register
-class Scale(FixedConfig, keras.layers.Layer):
+class Scale(_ShapePreserving, FixedConfig, keras.layers.Layer):
     """Multiplies by a fixed factor; Lipschitz constant |factor| (as applied: the factor cast to
     the compute dtype, e.g. float32(1/3) > 1/3, is what `layer_lipschitz_bound` reports).
 
@@ -637,7 +645,7 @@ class Scale(FixedConfig, keras.layers.Layer):
 
 
 @_register
-class Shift(FixedConfig, keras.layers.Layer):
+class Shift(_ShapePreserving, FixedConfig, keras.layers.Layer):
     """Adds a fixed offset (a translation: an isometry); keeps softplus std outputs above 0.
 
     Args:
@@ -665,7 +673,7 @@ class Shift(FixedConfig, keras.layers.Layer):
 
 
 @_register
-class StdCap(FixedConfig, keras.layers.Layer):
+class StdCap(_ShapePreserving, FixedConfig, keras.layers.Layer):
     """Projects each example (all non-batch axes) onto the l2 ball of radius max_norm.
 
     A projection onto a convex set is 1-Lipschitz; it caps ||sigma(x)|| <= S for every input

@@ -448,9 +448,9 @@ def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
 
     Raises:
         TypeError: for a layer whose constant is not known (rather than guessing), naming its
-            class.
-        ValueError: for a layer that is not built, or a convolution whose input size is
-            unknown.
+            class; for a registered rule that returns something other than a real number.
+        ValueError: for a layer that is not built, a convolution whose input size is
+            unknown, or a registered rule that returns a negative or non-finite bound.
     """
     if isinstance(layer, keras.Model):
         return network_lipschitz_bound(layer)
@@ -458,13 +458,26 @@ def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
         raise TypeError(f"layer must be a keras.layers.Layer, got {type(layer).__name__}")
     rule = _rule_for(layer)  # the TypeError for an unknown layer first
     try:
-        return float(rule(layer))
+        value = rule(layer)
     except AttributeError:  # a rule reads weights (kernel, bias) that an unbuilt layer lacks
         if layer.built:
             raise
         raise ValueError(f"layer {layer.name!r} is not built: its bound is measured from its "
                          "weights; build it (call it on an input, or layer.build(input_shape)) "
                          "first") from None
+    # a rule registered by a user returns anything: a bound is a real number >= 0, finite
+    # (a negative one made a network's bound negative, NaN or inf an error naming nothing)
+    rule_name = getattr(rule, "__qualname__", repr(rule))
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"the Lipschitz rule {rule_name} for layer {layer.name!r} "
+                        f"({type(layer).__name__}) returned {type(value).__name__} {value!r}, "
+                        "not a real number")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"the Lipschitz rule {rule_name} for layer {layer.name!r} "
+                         f"({type(layer).__name__}) returned {value}: a bound must be finite "
+                         "and >= 0")
+    return value
 
 
 def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -911,6 +911,15 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         minimises (`train_step` computes the same value). y and y_pred are not used: the ELBO
         samples z itself and compares the likelihood with x.
 
+        In a training loop of your own (a custom `train_step`, or `tf.GradientTape` from Keras'
+        guide): the per-step Lipschitz control is the kernels' constraint, which a Keras
+        optimizer applies after each `apply` / `apply_gradients`; an update written by hand
+        (`variable.assign_sub(lr * gradient)`) skips it. Either way, call `finalize()` after
+        training (the control only steers; `finalize()` projects exactly), also after `fit`
+        with an optimizer's `use_ema=True`, whose averaged weights, swapped in at the end, were
+        never projected. Certificates stay sound without it (they measure the weights), but
+        fall below the designed radius.
+
         Raises:
             TypeError: without x (compute_loss(y=..., y_pred=...) as for a supervised model).
         """

@@ -628,6 +628,11 @@ class FinalizedValidation(keras.callbacks.Callback):
     evaluated and put back bit for bit, so training continues from the same weights (the
     evaluation's noise draws advance the model's seed generator, which the checkpoint holds).
 
+    Keras calls callbacks in list order and each sees the logs as the ones before it left
+    them: place this one before every callback that monitors `val_finalized_elbo`
+    (`EarlyStopping`, `ReduceLROnPlateau`, `ModelCheckpoint`); after them they find no such
+    metric (EarlyStopping then warns every epoch and never stops).
+
     Args:
         validation_data: what `keras.Model.evaluate` takes (here a batched `tf.data.Dataset`).
     """

@@ -98,6 +98,22 @@ def test_finalize_refuses_a_tolerance_emptying_conv_kernels_and_changes_nothing_
         np.testing.assert_array_equal(old, kernel.numpy())
 
 
+@pytest.mark.parametrize("kind", ["bjorck", "subspace_clip", "spectral_norm"])
+def test_finalize_names_a_diverged_kernel_and_changes_nothing(kind):
+    """A practitioner's review (2026-12-02): a NaN kernel made finalize() raise NumPy's
+    LinAlgError "SVD did not converge", naming nothing."""
+    model = _mlp(kind, kernel_initializer="glorot_uniform")
+    first, middle, _ = _kernels(model)
+    first.assign(first * 1.7)  # needs a projection
+    middle.assign(np.full(middle.shape, np.nan, "float32"))
+    before = [k.numpy() for k in _kernels(model)]
+    with pytest.raises(ValueError, match=rf"{middle.path} holds NaN or Inf values.*no kernel "
+                                         "was changed"):
+        lc.finalize_constraints(model)
+    for old, kernel in zip(before, _kernels(model)):
+        np.testing.assert_array_equal(old, kernel.numpy())
+
+
 def test_finalize_after_fit_respects_scale_and_spectral_clip():
     model = _mlp("spectral", lipschitz=3.0)
     model.layers[0].kernel.assign(model.layers[0].kernel * 4.0)  # far outside

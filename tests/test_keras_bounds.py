@@ -149,6 +149,31 @@ def test_registered_rule_bounds_a_users_layer_and_its_plain_subclasses():
         lp.layer_lipschitz_bound(model.layers[0]) * lp.layer_lipschitz_bound(model.layers[1]))
 
 
+@pytest.mark.parametrize("returned, error, match", [
+    (-1.0, ValueError, "returned -1.0: a bound must be finite and >= 0"),
+    (float("nan"), ValueError, "returned nan"), (float("inf"), ValueError, "returned inf"),
+    ("abc", TypeError, "returned str 'abc', not a real number"),
+    (None, TypeError, "returned NoneType"), (True, TypeError, "returned bool"),
+])
+def test_a_registered_rule_must_return_a_bound(monkeypatch, returned, error, match):
+    """A practitioner's review (2026-12-02): a rule returning -1 made a network's bound
+    -1.32 without a word; NaN, inf and a string raised errors naming neither layer nor rule."""
+    monkeypatch.setattr(lp, "_RULES", dict(lp._RULES))
+
+    class Odd(keras.layers.Layer):
+        def call(self, x):
+            return x
+
+    @lp.register_lipschitz_bound(Odd)
+    def odd_rule(layer):
+        return returned
+
+    model = keras.Sequential([keras.Input((3,)), Odd(name="odd")])
+    with pytest.raises(error, match=match) as raised:
+        lp.network_lipschitz_bound(model)
+    assert "odd_rule" in str(raised.value) and "'odd'" in str(raised.value)
+
+
 @pytest.mark.parametrize("args", [(), (int,), (keras.layers.Dense, "Conv2D")])
 def test_register_rejects_non_layer_classes(args):
     with pytest.raises(TypeError, match="register_lipschitz_bound"):

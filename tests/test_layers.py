@@ -427,3 +427,17 @@ def test_a_fresh_conv_vae_certifies_its_target():
                                      latent_dim=4)
     x = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype("float32")
     assert model.certified_radius(x, 8.0, 0.5).min() >= 1.0
+
+
+@pytest.mark.parametrize("layer", [
+    ll.GroupSort(2), ll.GroupSort(4), ll.MaxMin(), ll.Scale(0.5), ll.Shift(0.1), ll.StdCap(0.1)],
+    ids=lambda layer: type(layer).__name__)
+def test_shape_preserving_layers_report_their_output_shape(layer):
+    """A practitioner's review (2026-12-02): these layers raised NotImplementedError from
+    compute_output_shape, so keras.layers.TimeDistributed(GroupSort(2)) failed when called."""
+    x = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float32")
+    assert layer.compute_output_shape((None, 3, 8)) == (None, 3, 8)
+    wrapped = keras.Sequential([keras.Input((3, 8)), keras.layers.TimeDistributed(layer)])
+    y = wrapped(x)
+    assert tuple(y.shape) == x.shape
+    np.testing.assert_array_equal(y.numpy()[:, 1], layer(x[:, 1]).numpy())
