@@ -119,6 +119,10 @@ _KERNEL_CONTROL_DEFAULTS = {
     "conv_relaxation": constraints.DEFAULT_CONV_RELAXATION, "bjorck_iterations": 1}
 # Where save_own_variables stores the noise generator's state (resumed runs draw the same noise).
 _SEED_STATE_KEY = "seed_generator_state"
+# ... and the fixed factors of the layers (settings, not weights), which load_own_variables
+# compares: weights loaded into a model with another budget would compute another map
+_FACTORS_KEY = "layer_factors"
+_FACTOR_ATTRIBUTES = ("lipschitz", "factor", "offset", "max_norm")
 
 
 def _settings(layer: keras.layers.Layer) -> dict:
@@ -617,9 +621,21 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def save_own_variables(self, store) -> None:
         """Keras' own variables plus the state of the reparameterisation noise generator, so a
-        checkpoint (`save_weights`, `BackupAndRestore`, `.keras`) continues the same noise."""
+        checkpoint (`save_weights`, `BackupAndRestore`, `.keras`) continues the same noise, and
+        the layers' fixed factors, which `load_own_variables` compares with the loading
+        model's."""
         super().save_own_variables(store)
         store[_SEED_STATE_KEY] = self.seed_generator.state
+        store[_FACTORS_KEY] = self._layer_factors()
+
+    def _layer_factors(self) -> np.ndarray:
+        """The fixed numbers of every layer of the three networks, in order (the layer factors
+        `lipschitz`, a Scale's factor, a Shift's offset, the std cap; NaN where a layer has
+        none), and the fixed posterior std: settings that weights alone do not carry."""
+        values = [getattr(layer, name, math.nan) for net in self.lipschitz_networks().values()
+                  for layer in net.layers for name in _FACTOR_ATTRIBUTES]
+        values.append(math.nan if self.posterior_std is None else self.posterior_std)
+        return np.asarray(values, np.float64)
 
     def load_weights(self, filepath, skip_mismatch: bool = False, **kwargs) -> None:
         """Keras' `load_weights`, with a message that says what went wrong when the file comes
@@ -643,8 +659,19 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def load_own_variables(self, store) -> None:
         """The inverse of `save_own_variables`. A file written before the noise state was saved
-        (no such entry) leaves the generator as it is."""
-        keys = [key for key in store.keys() if key != _SEED_STATE_KEY]
+        (no such entry) leaves the generator as it is; one whose layer factors differ from this
+        model's (a practitioner's review, 2026-12-02: weights of an R* = 1 model loaded into an
+        R* = 2 one without a word, their reconstructions 0.12 apart) raises ValueError."""
+        keys = [key for key in store.keys() if key not in (_SEED_STATE_KEY, _FACTORS_KEY)]
+        if _FACTORS_KEY in store.keys():  # files written before hold no factors
+            saved, ours = np.asarray(store[_FACTORS_KEY], np.float64), self._layer_factors()
+            if saved.shape != ours.shape or not np.array_equal(saved, ours, equal_nan=True):
+                raise ValueError(
+                    "these weights were saved from a model with other layer factors (another "
+                    "Lipschitz budget, reconstruction mode, std cap or posterior std): loaded "
+                    "here they would compute another map than the one trained. Build the model "
+                    "with the settings of the one that saved them (a .keras file carries them: "
+                    "keras.models.load_model)")
         own = self._trainable_variables + self._non_trainable_variables
         if len(keys) != len(own):
             raise ValueError(f"model {self.name!r} expected {len(own)} own variables (plus the "

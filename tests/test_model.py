@@ -110,6 +110,13 @@ def test_weights_of_another_model_are_refused_with_a_message_that_says_so(tmp_pa
     same.load_weights(tmp_path / "a.weights.h5")
     for a, b in zip(saved.get_weights(), same.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # the same shapes, other layer factors (settings, not weights): another map, refused
+    for settings in (dict(target_radius=2 * TARGET), dict(reconstruction="parameter"),
+                     dict(posterior_std=0.1)):
+        args = dict(target_radius=TARGET, latent_dim=2, hidden_units=(16, 16)) | settings
+        other = LipschitzVAE.from_target(args.pop("target_radius"), R, P, **args)
+        with pytest.raises(ValueError, match="other layer factors"):
+            other.load_weights(tmp_path / "a.weights.h5")
 
 
 def test_fixed_std_model_uses_the_noncentral_certificate(images):
