@@ -227,7 +227,7 @@ def test_the_same_audit_catches_a_broken_model(models, images, tmp_path, name):
 
 
 def test_the_margin_estimate_holds_its_confidence_over_all_of_its_tests(monkeypatch):
-    """An input is tested up to K = 21 times (radius 0, 11 doublings, 10 bisections at 28 x 28),
+    """An input is tested up to K = 17 times (radius 0, 6 doublings, 10 bisections at 28 x 28),
     and one false break below the true margin makes `upper` too small. An adversarial review
     (2026-12-02) gave a model whose law of f(x + delta) does not depend on delta (true margin
     inf) and found `upper` finite for 5 % of inputs at confidence 0.99: each test ran at 0.99.

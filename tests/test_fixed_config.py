@@ -165,6 +165,25 @@ def test_a_network_whose_layers_changed_after_construction_is_not_certified():
             certify()
 
 
+def test_a_fixed_std_model_whose_encoder_changed_is_not_certified_on_any_path():
+    """An adversarial review (2026-12-02): with a fixed posterior std no step of
+    certified_radius(..., absolute_rounding=True) checked the networks, and a popped and
+    replaced encoder layer (the traced graph keeps the old one) was certified 142.5 while 0 of
+    2000 pairs of reconstructions stayed within r."""
+    from lipvae_tf import layers as ll
+
+    model = small_vae(posterior_std=0.05)
+    x = images()
+    model.reconstruct(x)
+    model.encoder_mean_net.pop()
+    model.encoder_mean_net.add(ll.LipschitzDense(model.latent_dim, lipschitz=1e-3))
+    for certify in (lambda: model.certified_radius(x, 0.5, 0.5),
+                    lambda: model.certified_radius(x, 0.5, 0.5, absolute_rounding=True),
+                    lambda: model.absolute_rounding_slack(x, 0.5, 0.5)):
+        with pytest.raises(RuntimeError, match="encoder_mean network's layers changed"):
+            certify()
+
+
 def test_a_plain_keras_layer_whose_settings_changed_is_not_certified(tmp_path):
     """The package's layers refuse a changed setting (FixedConfig); a plain Keras layer in a
     network (the std network's softplus, an unconstrained std network's Dense) does not, and
