@@ -72,11 +72,18 @@ _SAFE = 1 + 1e-12  # float64 evaluation of the bounds below, rounded up
 
 @dataclasses.dataclass(frozen=True)
 class LayerError:
-    """A layer's share of the forward error: Lipschitz bound L and local(H) = slope H + offset."""
+    """A layer's share of the forward error: Lipschitz bound L and local(H) = slope H + offset;
+    and peak(H) = peak_slope H + peak_offset, a bound of the magnitude of every value the layer
+    computes (products, partial sums, outputs) from an input of norm <= H, which must stay
+    below `limit`, the compute dtype's largest finite number: above it a value may overflow to
+    inf (and inf - inf is NaN), which no rounding bound covers."""
 
     lipschitz: float
     slope: float
     offset: float
+    peak_slope: float = 0.0
+    peak_offset: float = 0.0
+    limit: float = math.inf
 
 
 def _tensor_float_32() -> bool:
@@ -129,7 +136,18 @@ def _linear_error(layer, norm: float, absolute_norm: float, subnormal_norm: floa
     # then the product by c and the bias addition, one flush each
     underflow = ((1 + u) ** 2 * c * (1 + gamma) * 2 * taps + 2) * eta
     offset = u * bias + flushed_bias + math.sqrt(outputs) * underflow
-    return LayerError(lp.scaled_bound(layer, norm), slope * _SAFE, offset * _SAFE)
+    # a partial sum of outputs j is <= (1 + g) sum_i |h_i w_ij| <= (1 + g) H ||w_j|| <= (1 + g) A H,
+    # then times c and plus b_j, each rounded (the flushes are below eta)
+    largest_bias = float(np.max(np.abs(b))) if layer.bias is not None else 0.0
+    peak_slope = c * absolute_norm * (1 + g) * (1 + u) ** 2
+    peak_offset = (largest_bias + 2 * taps * eta) * (1 + u)
+    return LayerError(lp.scaled_bound(layer, norm), slope * _SAFE, offset * _SAFE,
+                      peak_slope * _SAFE, peak_offset * _SAFE, _largest(dtype))
+
+
+def _largest(dtype) -> float:
+    """The compute dtype's largest finite number."""
+    return float(np.finfo(lp.numpy_dtype(dtype)).max)
 
 
 def _outputs_per_example(layer: keras.layers.Layer) -> int:
@@ -174,7 +192,9 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
         factor = abs(lp.applied_value(layer.factor, dtype))
         offset = math.sqrt(_outputs_per_example(layer)) * _eta(dtype)
         return LayerError(lp.layer_lipschitz_bound(layer),
-                          lp.unit_roundoff(dtype) * factor * _SAFE, offset * _SAFE)
+                          lp.unit_roundoff(dtype) * factor * _SAFE, offset * _SAFE,
+                          factor * (1 + lp.unit_roundoff(dtype)) * _SAFE, _eta(dtype),
+                          _largest(dtype))
     raise TypeError(f"no forward-error bound for layer {layer.name!r} of type "
                     f"{type(layer).__name__}")
 
@@ -196,7 +216,10 @@ def reparameterisation_error(mu_size, shift, latent_dim: int, dtype) -> np.ndarr
     plus the underflow terms, one flushed value per operation and coordinate (docs/theory.md
     section 15)."""
     u = lp.unit_roundoff(dtype)
-    return u * shift + u * (mu_size + (1 + u) * shift) + 2 * math.sqrt(latent_dim) * _eta(dtype)
+    error = u * shift + u * (mu_size + (1 + u) * shift) + 2 * math.sqrt(latent_dim) * _eta(dtype)
+    # |mu_i + sigma_i eps_i| <= ||mu|| + ||sigma eps||, rounded twice: inf where it may overflow
+    peak = (np.asarray(mu_size, np.float64) + shift) * (1 + u) ** 2 * _SAFE
+    return np.where(peak < _largest(dtype), error, np.inf)
 
 
 def flushed_input_error(values: int, dtype) -> float:
@@ -248,8 +271,13 @@ def chain_forward_error(terms: list[LayerError], norms: np.ndarray, deviation=0.
         for k, term in enumerate(terms):
             # ||computed input of layer k at x'|| <= its norm at c + (c's error + reach + error)
             size = norms[:, k] + centre + reach + error
-            centre = term.lipschitz * centre + term.slope * norms[:, k] + term.offset
-            error = term.lipschitz * error + term.slope * size + term.offset
+            # a value that may overflow (inf, then NaN) has no error bound: inf
+            centre_fits = term.peak_slope * (norms[:, k] + centre) + term.peak_offset < term.limit
+            fits = term.peak_slope * size + term.peak_offset < term.limit
+            centre = np.where(centre_fits, term.lipschitz * centre + term.slope * norms[:, k]
+                              + term.offset, np.inf)
+            error = np.where(fits, term.lipschitz * error + term.slope * size + term.offset,
+                             np.inf)
             reach = term.lipschitz * reach
     return (np.where(np.isfinite(centre), centre * _SAFE, np.inf),
             np.where(np.isfinite(error), error * _SAFE, np.inf))

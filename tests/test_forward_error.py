@@ -463,3 +463,35 @@ def test_subnormal_weights_and_inputs_count_as_read_as_zero():
         ll.LipschitzDense(2, lipschitz=1e-40)
     with pytest.raises(ValueError, match=r"\|factor\| must lie between"):
         ll.Scale(1e-40)
+
+
+def test_the_absolute_certificate_covers_overflow():
+    """An adversarial review (2026-12-02): the round-off model |fl(t) - t| <= u |t| + eta has no
+    overflow case. An encoder layer of kernel +-1e38 on a background pixel and biases +-3e38
+    (the next layer sums the two units: the exact mu is 0 everywhere) overflows to inf, then
+    inf - inf = NaN, once the pixel exceeds 0.44, inside the absolute certificate of 0.749;
+    every reconstruction there is NaN. Values that may overflow now have no error bound."""
+    m = 2
+    model = LipschitzVAE(m, posterior_std=0.05, hidden_units=(32, 32), seed=0)
+    x = np.zeros((1, 28, 28, 1), np.float32)
+    first, second, last = _dense_layers(model.encoder_mean_net)
+    kernel = np.zeros(first.kernel.shape, np.float32)
+    kernel[0, :2] = 1e38, -1e38
+    bias = np.zeros(first.bias.shape, np.float32)
+    bias[:2] = 3e38, -3e38
+    first.kernel.assign(kernel)
+    first.bias.assign(bias)
+    kernel = np.zeros(second.kernel.shape, np.float32)
+    kernel[:2, 0] = 2e-38
+    second.kernel.assign(kernel)
+    second.bias.assign(np.zeros(second.bias.shape, np.float32))
+    last.kernel.assign(np.eye(*last.kernel.shape, dtype=np.float32))
+    last.bias.assign(np.zeros(m, np.float32))
+    moved = x.copy()
+    moved[0, 0, 0, 0] = 0.45
+    assert np.all(np.isnan(model.encoder_mean_net(moved).numpy()))  # the check can fail
+    with pytest.warns(UserWarning, match="above the model's budget"):
+        assert model.certified_radius(x, 3.0, 0.5)[0] > 0.45  # the exact map's certificate
+        assert model.certified_radius(x, 3.0, 0.5, absolute_rounding=True)[0] < 0.45
+    slack, _ = model.absolute_rounding_slack(x, 3.0, 0.5)
+    assert np.isinf(slack[0])
