@@ -39,7 +39,9 @@ its subnormal entries 0 (the bias image's, for a conv); permutations and reshape
 MaxMin, Flatten, Reshape) add nothing. A Scale by f adds u |f| H + sqrt(outputs) eta.
 Through a chain of layers with bounds L_k the errors add up as
 e_{k+1} <= L_k e_k + local_k(H_k), with H_k bounded from the activation norms measured at x, the
-exact maps' Lipschitz bounds times the deviation, and the errors themselves.
+exact maps' Lipschitz bounds times the deviation, and the errors themselves. Where a value the
+layer computes may reach the dtype's largest finite number (peak(H) = c A (1 + g)(1 + u)^2 H +
+(max |b| + 2n eta)(1 + u)), it may overflow to inf and then NaN: the bound is inf there.
 
 References:
 - N. J. Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., SIAM 2002, sections
@@ -136,8 +138,8 @@ def _linear_error(layer, norm: float, absolute_norm: float, subnormal_norm: floa
     # then the product by c and the bias addition, one flush each
     underflow = ((1 + u) ** 2 * c * (1 + gamma) * 2 * taps + 2) * eta
     offset = u * bias + flushed_bias + math.sqrt(outputs) * underflow
-    # a partial sum of outputs j is <= (1 + g) sum_i |h_i w_ij| <= (1 + g) H ||w_j|| <= (1 + g) A H,
-    # then times c and plus b_j, each rounded (the flushes are below eta)
+    # a partial sum of output j is <= (1 + g) sum_i |h_i w_ij| <= (1 + g) H ||w_j|| <= (1 + g) A H
+    # (a row of the operator has norm <= A), then times c and plus b_j, each rounded
     largest_bias = float(np.max(np.abs(b))) if layer.bias is not None else 0.0
     peak_slope = c * absolute_norm * (1 + g) * (1 + u) ** 2
     peak_offset = (largest_bias + 2 * taps * eta) * (1 + u)
