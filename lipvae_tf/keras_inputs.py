@@ -50,10 +50,7 @@ class KerasInputs:
         sample_weight = kwargs.pop("sample_weight", None)
         validation_data = kwargs.pop("validation_data", None)
         _refuse_weights_of_generators(x, y, sample_weight, kwargs.get("class_weight"))
-        if kwargs.get("class_weight") is not None and y is None and not _has_labels(x):
-            raise ValueError(
-                "class_weight weights each image by its label, and x came without labels: "
-                "pass y (integer labels) or (images, labels) batches, or use sample_weight")
+        _refuse_class_weight_without_labels(x, y, kwargs.get("class_weight"))
         if validation_data is not None and not isinstance(validation_data, types.GeneratorType):
             self.check_keras_inputs(
                 validation_data[0] if isinstance(validation_data, (tuple, list))
@@ -119,9 +116,7 @@ class KerasInputs:
                 given).
         """
         self.check_keras_inputs(x, "x", allow_empty=False)
-        if class_weight is not None and y is None:
-            raise ValueError("class_weight weights each image by its label, and x came without "
-                             "labels: pass y (integer labels), or use sample_weight")
+        _refuse_class_weight_without_labels(x, y, class_weight)
         y, weights = _target_and_weights(x, y, sample_weight)
         return super().train_on_batch(x, y, class_weight=class_weight,
                                       return_dict=return_dict, **weights)
@@ -281,6 +276,15 @@ def _refuse_weights_of_generators(x, y, sample_weight, class_weight) -> None:
     if given:
         raise ValueError(f"x is a generator, which takes no {', '.join(given)}: yield "
                          "(images, labels, sample_weight) batches instead")
+
+
+def _refuse_class_weight_without_labels(x, y, class_weight) -> None:
+    """ValueError for class_weight beside images that carry no labels (no y, and x an array,
+    tensor or dataset of bare images): Keras would weight by labels that do not exist."""
+    if class_weight is not None and y is None and not _has_labels(x):
+        raise ValueError(
+            "class_weight weights each image by its label, and x came without labels: "
+            "pass y (integer labels) or (images, labels) batches, or use sample_weight")
 
 
 def _has_labels(x) -> bool:
