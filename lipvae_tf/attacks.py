@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from numpy.typing import ArrayLike
 
 from lipvae_tf import checks
 from lipvae_tf._shared_numerics import norm_rounding_factor
@@ -175,7 +176,8 @@ def _checked_model(model):
     return model
 
 
-def reconstruction_distance(model, x, x_prime, noise, noise_prime) -> tf.Tensor:
+def reconstruction_distance(model: keras.Model, x: ArrayLike, x_prime: ArrayLike, noise: ArrayLike,
+                            noise_prime: ArrayLike) -> tf.Tensor:
     """||g(mu(x) + sigma(x) eps) - g(mu(x') + sigma(x') eps')||_2 per noise sample and input;
     noise tensors are (samples, batch, latent_dim); the result is (samples, batch).
 
@@ -209,8 +211,8 @@ def _reconstruction_pairs(model, x, x_prime, noise, noise_prime) -> tuple[tf.Ten
             tf.reshape(model.decode_mean(z_p), (samples, batch, -1)))
 
 
-def maximum_damage_attack(model, x, radius, *, restarts: int = 5, steps: int = 40,
-                          samples: int = 16, eval_samples: int = 64, seed: int = 0,
+def maximum_damage_attack(model: keras.Model, x: ArrayLike, radius: ArrayLike, *, restarts: int = 5,
+                          steps: int = 40, samples: int = 16, eval_samples: int = 64, seed: int = 0,
                           batch_size: int = 256) -> AttackResult:
     """Maximise E||f(x + delta) - f(x)||_2 over ||delta||_2 <= radius, x + delta in [0, 1].
 
@@ -292,9 +294,9 @@ def _max_damage_batch(model, x, radius, restarts, steps, samples, eval_samples, 
     return tf.gather(delta, pick), tf.gather(damage, pick)
 
 
-def latent_attack(model, x, x_target, *, radius=None, penalty: float | None = None,
-                  steps: int = 100, step_size: float = 0.5, seed: int = 0,
-                  batch_size: int = 256) -> AttackResult:
+def latent_attack(model: keras.Model, x: ArrayLike, x_target: ArrayLike, *,
+                  radius: ArrayLike | None = None, penalty: float | None = None, steps: int = 100,
+                  step_size: float = 0.5, seed: int = 0, batch_size: int = 256) -> AttackResult:
     """Minimise KL(q(z|x+delta) || q(z|x_target)) (Gondim-Ribeiro et al. 2018), x + delta in
     [0, 1], either under ||delta||_2 <= radius (hard cap, projected descent from delta = 0) or
     with the soft penalty `penalty` * ||delta||_2 (no cap). Give exactly one of the two.
@@ -390,7 +392,7 @@ def _latent_batch(model, x, x_target, radius, lengths, lam, steps):
     return best_delta, best_kl
 
 
-def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
+def random_perturbation(x: ArrayLike, radius: ArrayLike, seed: int = 0) -> np.ndarray:
     """A uniformly random direction of norm `radius` per input, projected onto the pixel box
     (the baseline an attack must beat).
 
@@ -420,7 +422,8 @@ def random_perturbation(x, radius, seed: int = 0) -> np.ndarray:
                             tf.constant(x), tf.constant(radii)).numpy()
 
 
-def expected_damage(model, x, delta, samples: int = 64, seed: int = 0) -> np.ndarray:
+def expected_damage(model: keras.Model, x: ArrayLike, delta: ArrayLike, samples: int = 64,
+                    seed: int = 0) -> np.ndarray:
     """E||f(x + delta) - f(x)||_2 per input, from `samples` independent noise pairs.
 
     Args:
@@ -488,7 +491,7 @@ def _perturbed(model, x: np.ndarray, delta) -> np.ndarray:
 
 # ----- statistics -----------------------------------------------------------------------------
 
-def clopper_pearson_upper(successes, trials, confidence: float) -> np.ndarray:
+def clopper_pearson_upper(successes: ArrayLike, trials: ArrayLike, confidence: float) -> np.ndarray:
     """One-sided Clopper-Pearson upper bound U: P(true probability <= U) >= confidence.
 
     U solves I_U(k + 1, n - k) = confidence (regularised incomplete beta); U = 1 when k = n.
@@ -519,7 +522,7 @@ def clopper_pearson_upper(successes, trials, confidence: float) -> np.ndarray:
     return np.where(k >= n, 1.0, np.minimum(high + 1e-12, 1.0))
 
 
-def clopper_pearson_lower(successes, trials, confidence: float) -> np.ndarray:
+def clopper_pearson_lower(successes: ArrayLike, trials: ArrayLike, confidence: float) -> np.ndarray:
     """One-sided Clopper-Pearson lower bound L: P(true probability >= L) >= confidence.
 
     L = 1 - U(n - k, n), U the `clopper_pearson_upper` bound of the failures (Clopper & Pearson
@@ -552,8 +555,8 @@ def _binomial_args(successes, trials, confidence):
     return k, n, confidence
 
 
-def robust_counts(model, x, delta, r: float, samples: int, seed: int = 0,
-                  chunk: int = 500) -> np.ndarray:
+def robust_counts(model: keras.Model, x: ArrayLike, delta: ArrayLike, r: float, samples: int,
+                  seed: int = 0, chunk: int = 500) -> np.ndarray:
     """Per input, how many of `samples` independent noise pairs give
     ||f(x + delta) - f(x)||_2 <= r (the successes of a binomial experiment).
 
@@ -615,10 +618,10 @@ def _count_batch(model, perturbed, x, r, size, seed, rounded_up):
 
 # ----- the estimated margin -------------------------------------------------------------------
 
-def estimate_margin(model, x, r: float, p: float = 0.5, *, confidence: float = 0.99,
-                    samples: int = 2000, bisection_steps: int = 10, initial_radius: float = 1.0,
-                    max_radius: float | None = None, restarts: int = 5, steps: int = 40,
-                    attack_samples: int = 16, seed: int = 0,
+def estimate_margin(model: keras.Model, x: ArrayLike, r: float, p: float = 0.5, *,
+                    confidence: float = 0.99, samples: int = 2000, bisection_steps: int = 10,
+                    initial_radius: float = 1.0, max_radius: float | None = None, restarts: int = 5,
+                    steps: int = 40, attack_samples: int = 16, seed: int = 0,
                     verbose: bool | None = None) -> MarginEstimate:
     """Per input, the largest radius at which the maximum-damage attack cannot push
     P(||f(x + delta) - f(x)||_2 <= r) to p or below.
@@ -768,9 +771,10 @@ def _interactive() -> bool:
     return hasattr(sys, "ps1") or bool(getattr(sys.stdout, "isatty", lambda: False)())
 
 
-def audit_certificate(model, x, radius, r: float, p: float = 0.5, *, fraction: float = 0.99,
-                      confidence: float = 0.999, samples: int = 4000, restarts: int = 5,
-                      steps: int = 60, attack_samples: int = 16, seed: int = 0) -> np.ndarray:
+def audit_certificate(model: keras.Model, x: ArrayLike, radius: ArrayLike, r: float, p: float = 0.5,
+                      *, fraction: float = 0.99, confidence: float = 0.999, samples: int = 4000,
+                      restarts: int = 5, steps: int = 60, attack_samples: int = 16,
+                      seed: int = 0) -> np.ndarray:
     """Attack every input at `fraction` x its certified `radius` and return the one-sided
     Clopper-Pearson upper bound of P(||f(x + delta) - f(x)||_2 <= r) at the attack's delta.
 

@@ -27,6 +27,7 @@ import functools
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lipvae_tf import _shared_numerics as numerics
 from lipvae_tf import checks
@@ -164,7 +165,8 @@ def _budget(m_g, r, p):
 
 
 @_shared_docs
-def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
+def paper_markov_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike,
+                        r: ArrayLike, p: ArrayLike = 0.5) -> np.ndarray:
     """The published closed form R1 (Barrett et al. 2022), r^2/2 replaced by (1 - p) r^2.
 
     R1 = (sqrt(A (1 - p) r^2 / M_g^2 - 4 M_mu^2 s^2) - 2 M_sigma s) / A, A = M_mu^2 + M_sigma^2:
@@ -191,7 +193,8 @@ def paper_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
 
 
 @_shared_docs
-def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
+def markov_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike, r: ArrayLike,
+                  p: ArrayLike = 0.5) -> np.ndarray:
     """Largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= (1 - p) r^2 / M_g^2 (closed form).
 
     The exact second moment of z' - z under independent noise; never below the paper's R1
@@ -219,7 +222,7 @@ def markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5) -> np.ndarray:
     return np.where(slack > 0, radius, 0.0)
 
 
-def inglot_log_tail(u, m) -> np.ndarray:
+def inglot_log_tail(u: ArrayLike, m: ArrayLike) -> np.ndarray:
     """log of Inglot's (2010) bound on P(chi2_m >= u), valid for u > m - 2 (+inf elsewhere).
 
     The bound is C_m u^(m/2) e^(-u/2) / (u - m + 2) with C_m = pi^(-1/2) e^(m/2) m^(-(m-1)/2)
@@ -257,7 +260,9 @@ def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
 
 
 @_shared_docs
-def chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None) -> np.ndarray:
+def chi2_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike, r: ArrayLike,
+                p: ArrayLike = 0.5, *, latent_dim: int,
+                gamma: ArrayLike | None = None) -> np.ndarray:
     """Inglot chi-square certificate R2, solved by bisection (not on a grid).
 
     Learned std: u(d) = (r/M_g - M_mu d)^2 / (M_sigma d + 2 s)^2. Fixed std sigma = gamma * 1
@@ -381,7 +386,7 @@ def _ncx2_cdf_block(half_m, y, mu, i_lo, i_hi, j_lo, j_hi):
     return np.where((count_i > 0) & (count_j > 0), total, 0.0)
 
 
-def ncx2_cdf_lower(x, m, lam) -> np.ndarray:
+def ncx2_cdf_lower(x: ArrayLike, m: ArrayLike, lam: ArrayLike) -> np.ndarray:
     """A guaranteed lower bound on the noncentral chi-square CDF P(chi2'_m(lam) <= x).
 
     Poisson mixture F = sum_j Poisson(j; lam/2) P(m/2 + j, x/2) (Johnson, Kotz & Balakrishnan
@@ -451,7 +456,8 @@ def ncx2_cdf_lower(x, m, lam) -> np.ndarray:
     return np.clip(result, 0.0, 1.0).reshape(shape)
 
 
-def ncx2_radius(m_mu, m_g, r, p=0.5, *, latent_dim: int, gamma) -> np.ndarray:
+def ncx2_radius(m_mu: ArrayLike, m_g: ArrayLike, r: ArrayLike, p: ArrayLike = 0.5, *,
+                latent_dim: int, gamma: ArrayLike) -> np.ndarray:
     """Exact worst-case certificate for a fixed encoder std sigma = gamma * 1, by bisection.
 
     z' - z = mu' - mu + gamma (eps' - eps), so ||z' - z||^2 / (2 gamma^2) is noncentral chi2_m with
@@ -515,7 +521,7 @@ def _ncx2_bisection(x, scale, p, hi, latent_dim: int) -> np.ndarray:
     return lo
 
 
-def mean_reconstruction_radius(m_mu, m_g, r) -> np.ndarray:
+def mean_reconstruction_radius(m_mu: ArrayLike, m_g: ArrayLike, r: ArrayLike) -> np.ndarray:
     """r / (M_g M_mu): every ||delta|| <= R keeps ||g(mu(x + delta)) - g(mu(x))|| <= r.
 
     A deterministic certificate for the mean reconstruction g(mu(x)), not for the sampled f(x); so
@@ -555,7 +561,7 @@ def _chi2_quantile_upper_scalar(latent_dim: int, p: float) -> float:
     return float(hi)
 
 
-def chi2_quantile_upper(latent_dim: int, p) -> np.ndarray:
+def chi2_quantile_upper(latent_dim: int, p: ArrayLike) -> np.ndarray:
     """A verified upper bound q of the p-quantile of chi2_m: P(chi2_m <= q) >= p.
 
     Found by bisection on `ncx2_cdf_lower(q, m, 0)` (a guaranteed lower bound of the chi-square
@@ -627,7 +633,8 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap,
 
 
 @_shared_docs
-def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap,
+def capped_markov_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike,
+                         r: ArrayLike, p: ArrayLike = 0.5, *, std_cap: ArrayLike,
                          cap_only: bool = False) -> np.ndarray:
     """The larger of two Markov certificates that use the std cap S (docs/theory.md section 9.1).
 
@@ -668,8 +675,9 @@ def capped_markov_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, std_cap,
 
 
 @_shared_docs
-def capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, std_cap,
-                       s_max=None, cap_only: bool = False) -> np.ndarray:
+def capped_chi2_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike,
+                       r: ArrayLike, p: ArrayLike = 0.5, *, latent_dim: int, std_cap: ArrayLike,
+                       s_max: ArrayLike | None = None, cap_only: bool = False) -> np.ndarray:
     """Chi-square certificate with the std cap, solved to 1e-12 relative (not on a grid).
 
     The noise sigma(x') eps' - sigma(x) eps has independent N(0, v_i) coordinates with
@@ -718,8 +726,10 @@ _FORMS = numerics.CertificateForms(
 
 
 @_shared_docs
-def best_radius(m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int, gamma=None,
-                std_cap=None, s_max=None, cap_only: bool = False) -> np.ndarray:
+def best_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike, r: ArrayLike,
+                p: ArrayLike = 0.5, *, latent_dim: int, gamma: ArrayLike | None = None,
+                std_cap: ArrayLike | None = None, s_max: ArrayLike | None = None,
+                cap_only: bool = False) -> np.ndarray:
     """The largest of the sound certificates that apply.
 
     Learned std (gamma None): chi-square, paper and tighter Markov, and with a std cap S the
@@ -771,7 +781,8 @@ CAPPED_METHODS = ("markov_cap", "chi2_cap")  # need std_cap: ||sigma(x')|| <= S 
 CAP_ONLY_METHODS = (*CAPPED_METHODS, "best")  # those radius(..., cap_only=True) accepts
 
 
-def check_method(method: str, *, gamma=None, std_cap=None, cap_only: bool = False) -> bool:
+def check_method(method: str, *, gamma: ArrayLike | None = None, std_cap: ArrayLike | None = None,
+                 cap_only: bool = False) -> bool:
     """Whether `radius` accepts `method` for this std (fixed gamma, or learned with or without
     a cap std_cap) and `cap_only`, checked without any certificate work; returns cap_only.
 
@@ -806,8 +817,10 @@ def check_method(method: str, *, gamma=None, std_cap=None, cap_only: bool = Fals
 
 
 @_shared_docs
-def radius(method: str, m_mu, m_sigma, m_g, s, r, p=0.5, *, latent_dim: int,
-           gamma=None, std_cap=None, s_max=None, cap_only: bool = False) -> np.ndarray:
+def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike,
+           r: ArrayLike, p: ArrayLike = 0.5, *, latent_dim: int, gamma: ArrayLike | None = None,
+           std_cap: ArrayLike | None = None, s_max: ArrayLike | None = None,
+           cap_only: bool = False) -> np.ndarray:
     """The certificate `method` (one of METHODS) with one uniform signature.
 
     gamma None: a learned std with constants m_sigma and s = ||sigma(x)||; "ncx2" does not apply

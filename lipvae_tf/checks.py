@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +16,7 @@ __all__ = [
 _REAL = (int, float, np.floating, np.integer)
 
 
-def finite_real(name: str, value) -> float:
+def finite_real(name: str, value: Any) -> float:
     """`value` as a float (Python or NumPy scalars alike), or a TypeError naming `name` unless
     it is a real number (bools are not), a ValueError unless it is finite."""
     value = _real(name, value)
@@ -23,7 +25,7 @@ def finite_real(name: str, value) -> float:
     return value
 
 
-def positive_finite(name: str, value) -> float:
+def positive_finite(name: str, value: Any) -> float:
     """`value` as a float, or a TypeError/ValueError naming `name` unless it is finite and > 0."""
     if isinstance(value, bool) or not isinstance(value, _REAL):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -37,7 +39,7 @@ def positive_finite(name: str, value) -> float:
 _FLOAT32_NORMAL = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
 
 
-def positive_float32(name: str, value) -> float:
+def positive_float32(name: str, value: Any) -> float:
     """`value` as a float, or a TypeError/ValueError naming `name` unless float32 represents it
     as a positive normal number (between 1.18e-38 and 3.40e38): a factor that a float32 graph
     applies, which would otherwise silently become 0 or inf there."""
@@ -49,7 +51,7 @@ def positive_float32(name: str, value) -> float:
     return value
 
 
-def positive_int(name: str, value, minimum: int = 1) -> int:
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
     """`value` as an int, or a TypeError/ValueError naming `name` unless it is >= minimum."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
@@ -58,7 +60,7 @@ def positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def positive_ints(name: str, value, minimum_length: int = 0) -> tuple[int, ...]:
+def positive_ints(name: str, value: Any, minimum_length: int = 0) -> tuple[int, ...]:
     """A sequence of ints >= 1 as a tuple, with at least `minimum_length` of them, or a
     TypeError/ValueError naming `name`."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -71,14 +73,14 @@ def positive_ints(name: str, value, minimum_length: int = 0) -> tuple[int, ...]:
     return values
 
 
-def flag(name: str, value) -> bool:
+def flag(name: str, value: Any) -> bool:
     """`value` if it is a bool, else a TypeError naming `name` (a truthy string is no flag)."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
 
 
-def int_pair(name: str, value) -> tuple[int, int]:
+def int_pair(name: str, value: Any) -> tuple[int, int]:
     """An int or a pair of ints, each >= 1, as a pair."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2 or not all(
@@ -88,7 +90,7 @@ def int_pair(name: str, value) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def probability_level(name: str, value) -> float:
+def probability_level(name: str, value: Any) -> float:
     """`value` as a float, or a ValueError naming `name` unless it is a real number in [1/2, 1)."""
     if isinstance(value, bool) or not isinstance(value, _REAL) or not 0.5 <= value < 1:
         raise ValueError(f"{name} must be a probability in [1/2, 1), got {value!r}")
@@ -101,7 +103,7 @@ def _real(name: str, value) -> float:
     return float(value)
 
 
-def real_array(name: str, value) -> np.ndarray:
+def real_array(name: str, value: Any) -> np.ndarray:
     """`value` as a float64 array, or a TypeError naming `name` unless it holds real numbers (no
     strings, which NumPy would parse: '8' became 8.0, no bools, no objects)."""
     raw = np.asarray(value)
@@ -132,7 +134,7 @@ def pixel_range(name: str, finite: bool, lowest: float, highest: float) -> None:
                          f"[{lowest:.4g}, {highest:.4g}]{hint}")
 
 
-def non_negative_finite(name: str, value) -> float:
+def non_negative_finite(name: str, value: Any) -> float:
     """`value` as a float, or a TypeError/ValueError naming `name` unless it is finite and >= 0."""
     value = _real(name, value)
     if not math.isfinite(value) or value < 0:
@@ -140,7 +142,7 @@ def non_negative_finite(name: str, value) -> float:
     return value
 
 
-def in_interval(name: str, value, low: float, high: float, *, low_open: bool = False,
+def in_interval(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
                 high_open: bool = False) -> float:
     """`value` as a float if it lies in the interval from `low` to `high` (each end closed
     unless `low_open` / `high_open`).
@@ -167,7 +169,7 @@ def in_interval(name: str, value, low: float, high: float, *, low_open: bool = F
     return value
 
 
-def one_of(name: str, value, options):
+def one_of(name: str, value: Any, options: Iterable[Any]):
     """`value` if it is one of `options`, else a ValueError naming `name` and the options.
 
     Args:
@@ -196,7 +198,7 @@ def one_of(name: str, value, options):
 SEED_LIMIT = 2**31  # seeds travel as int32 (stateless TF random ops)
 
 
-def seed(name: str, value) -> int:
+def seed(name: str, value: Any) -> int:
     """`value` as an int in [0, 2^31), the range of an int32 stateless seed component.
 
     Raises:

@@ -38,7 +38,8 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -100,7 +101,7 @@ DEFAULT_CONV_SUBSPACE_RANK = 2
 DEFAULT_CONV_RELAXATION = 1.0
 
 
-def check_relaxation(name: str, value) -> float:
+def check_relaxation(name: str, value: Any) -> float:
     """`value` as a float if it is an over-relaxation factor omega in the open interval (0, 2),
     where the relaxed subspace-clip step converges (docs/theory.md section 14); TypeError /
     ValueError naming `name` otherwise."""
@@ -368,7 +369,8 @@ class StatefulConstraint(keras.constraints.Constraint):
     updates its identical copy from the identical kernel) and hands them over with `attach`.
     """
 
-    def state_spec(self, kernel_shape) -> dict[str, tuple[tuple[int, ...], str, object]]:
+    def state_spec(self, kernel_shape: Sequence[int]
+                   ) -> dict[str, tuple[tuple[int, ...], str, object]]:
         """{weight name: (shape, dtype, initializer)} of the state for a kernel of this shape."""
         return {}
 
@@ -420,7 +422,7 @@ class BjorckOrthonormal(StatefulConstraint):
         self.every = checks.positive_int("every", every)
         self.power_iterations = checks.positive_int("power_iterations", power_iterations)
 
-    def state_spec(self, kernel_shape) -> dict:
+    def state_spec(self, kernel_shape: Sequence[int]) -> dict:
         if self.every == 1:
             return {}
         return {"power_vector": _power_vector_spec(kernel_shape, None),
@@ -487,7 +489,7 @@ class SpectralNormClip(StatefulConstraint):
     def _grid(self, kernel_shape) -> tuple[int, int] | None:
         return None if len(kernel_shape) == 2 else self._exact.conv_grid(kernel_shape)
 
-    def state_spec(self, kernel_shape) -> dict:
+    def state_spec(self, kernel_shape: Sequence[int]) -> dict:
         _check_rank(kernel_shape, (2, 4), "SpectralNormClip")
         return {"power_vector": _power_vector_spec(kernel_shape, self._grid(kernel_shape))}
 
@@ -593,7 +595,7 @@ class SubspaceClip(StatefulConstraint):
         _, indices, _ = self._half(kernel_shape)
         return len(indices), self.strides[0] * self.strides[1] * c_in, c_out
 
-    def state_spec(self, kernel_shape) -> dict:
+    def state_spec(self, kernel_shape: Sequence[int]) -> dict:
         _check_rank(kernel_shape, (2, 4), "SubspaceClip")
         # any start of full rank works; the global Keras seed decides it
         start = keras.initializers.RandomNormal(stddev=1.0)
@@ -666,7 +668,7 @@ class SpectralClip(keras.constraints.Constraint):
         self.strides = checks.int_pair("strides", strides)
         self.padding = checks.one_of("padding", str(padding).lower(), conv_spectrum.PADDINGS)
 
-    def conv_grid(self, kernel_shape) -> tuple[int, int]:
+    def conv_grid(self, kernel_shape: Sequence[int]) -> tuple[int, int]:
         """The frequency grid on which this constraint measures a conv kernel."""
         if self.input_hw is None:
             raise ValueError(
@@ -692,7 +694,8 @@ class SpectralClip(keras.constraints.Constraint):
         }
 
 
-def iter_layers(model_or_layers) -> Iterable[keras.layers.Layer]:
+def iter_layers(model_or_layers: keras.layers.Layer | Iterable[keras.layers.Layer]
+                ) -> Iterable[keras.layers.Layer]:
     """Every leaf layer of a model, a layer or an iterable of them (nested models included);
     a TypeError naming the argument for anything else (e.g. None)."""
     if isinstance(model_or_layers, keras.layers.Layer):
@@ -791,7 +794,7 @@ def _converge_clip(kernel: np.ndarray, c: SpectralClip, tol: float, max_iter: in
     return _shrink_until_inside(w, c.max_norm, measure), iteration
 
 
-def constrained_kernels(model_or_layers) -> list:
+def constrained_kernels(model_or_layers: keras.Model | Iterable[keras.layers.Layer]) -> list:
     """The kernel variables that `finalize_constraints` projects: every leaf layer's `kernel`
     whose constraint is one of this module's Lipschitz controls (`BjorckOrthonormal`,
     `SpectralClip`, `SpectralNormClip`, `SubspaceClip`), in layer order."""
@@ -800,8 +803,8 @@ def constrained_kernels(model_or_layers) -> list:
             if isinstance(getattr(getattr(layer, "kernel", None), "constraint", None), controls)]
 
 
-def finalize_constraints(model_or_layers, tol: float = DEFAULT_FINALIZE_TOL,
-                         max_iterations: int = 500) -> dict:
+def finalize_constraints(model_or_layers: keras.Model | Iterable[keras.layers.Layer],
+                         tol: float = DEFAULT_FINALIZE_TOL, max_iterations: int = 500) -> dict:
     """Converged projection of every constrained kernel, in float64, written back in place.
 
     Björck kernels iterate until ||W^T W - I||_F <= tol / 10; clipped kernels (`SpectralClip`, and

@@ -30,6 +30,7 @@ from typing import TypeVar
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike, DTypeLike
 
 from lipvae_tf import checks
 
@@ -113,8 +114,9 @@ def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def training_dataset(images, global_batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                     start_epoch: int = 0, start_batch: int = 0) -> tuple[tf.data.Dataset, int]:
+def training_dataset(images: ArrayLike, global_batch_size: int, *, seed: int = 0,
+                     shuffle: bool = True, start_epoch: int = 0,
+                     start_batch: int = 0) -> tuple[tf.data.Dataset, int]:
     """An endless stream of global batches of `images`, and the steps that make one epoch.
 
     Epoch e is the permutation stateless_shuffle(seed, e) cut into ceil(n / global_batch_size)
@@ -152,14 +154,14 @@ def training_dataset(images, global_batch_size: int, *, seed: int = 0, shuffle: 
     return _shard_by_data(dataset.prefetch(tf.data.AUTOTUNE)), steps
 
 
-def evaluation_dataset(images, global_batch_size: int) -> tf.data.Dataset:
+def evaluation_dataset(images: ArrayLike, global_batch_size: int) -> tf.data.Dataset:
     """One ordered pass over `images` in global batches, sharded with AutoShardPolicy.DATA."""
     array = _check_images(images, global_batch_size)
     dataset = tf.data.Dataset.from_tensor_slices(array).batch(int(global_batch_size))
     return _shard_by_data(dataset.prefetch(tf.data.AUTOTUNE))
 
 
-def replica_batch_sizes(batch_size) -> tf.Tensor:
+def replica_batch_sizes(batch_size: int | tf.Tensor) -> tf.Tensor:
     """The batch size of every replica in sync, in replica order (float32, shape (replicas,)).
 
     Inside `strategy.run` this is an all-reduce; in a cross-replica or default context it is
@@ -173,12 +175,13 @@ def replica_batch_sizes(batch_size) -> tf.Tensor:
     return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
 
 
-def global_batch_size(batch_size) -> tf.Tensor:
+def global_batch_size(batch_size: int | tf.Tensor) -> tf.Tensor:
     """The number of examples all replicas in sync hold together (float32 scalar)."""
     return tf.reduce_sum(replica_batch_sizes(batch_size))
 
 
-def replica_normal(shape, dtype, seed) -> tf.Tensor:
+def replica_normal(shape: Sequence[int] | tf.Tensor, dtype: DTypeLike | tf.DType,
+                   seed: tf.Tensor) -> tf.Tensor:
     """Standard normal noise of `shape` whose rows (axis 0: examples) are this replica's rows of
     one draw for the whole global batch.
 

@@ -54,6 +54,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from lipvae_tf import bounds, checks, constraints, graph_bounds
 from lipvae_tf import model as model_lib
@@ -380,7 +381,7 @@ def _per_instance(name: str, value, n: int) -> list[float]:
     return [float(v) for v in array]
 
 
-def rest_request(images, signature_name: str = "serving_default", *, r=None,
+def rest_request(images: ArrayLike, signature_name: str = "serving_default", *, r=None,
                  p=None) -> dict[str, Any]:
     """A TF Serving REST predict body in row format for `POST /v1/models/NAME:predict`.
 

@@ -58,6 +58,7 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike, DTypeLike
 
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
@@ -95,7 +96,7 @@ def _tensor_float_32() -> bool:
             and tf.config.experimental.tensor_float_32_execution_enabled())
 
 
-def product_roundoff(dtype) -> float:
+def product_roundoff(dtype: DTypeLike | tf.DType) -> float:
     """theta: the relative error of one product of a matrix product or convolution beyond the
     accumulation's (0, or 2^-10 + 2^-22 when float32 products may run in TensorFloat-32)."""
     if tf.as_dtype(dtype) == tf.float32 and _tensor_float_32():
@@ -201,7 +202,7 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
                     f"{type(layer).__name__}")
 
 
-def chain_errors(network) -> list[LayerError]:
+def chain_errors(network: keras.Model) -> list[LayerError]:
     """`layer_error` of every layer of a chain (Sequential or chain-like Functional), in order."""
     return [layer_error(layer) for layer in lp.chain_layers(network)]
 
@@ -212,7 +213,8 @@ def chain_lipschitz(terms: list[LayerError]) -> float:
     return functools.reduce(lp.product_rounded_up, (term.lipschitz for term in terms), 1.0)
 
 
-def reparameterisation_error(mu_size, shift, latent_dim: int, dtype) -> np.ndarray:
+def reparameterisation_error(mu_size: ArrayLike, shift: ArrayLike, latent_dim: int,
+                             dtype: DTypeLike | tf.DType) -> np.ndarray:
     """Bound of ||fl(mu + fl(sigma eps)) - (mu + sigma eps)||_2 for ||mu_computed|| <= mu_size and
     ||sigma eps|| <= shift (arrays broadcast): u ||sigma eps|| + u (||mu|| + (1 + u) ||sigma eps||)
     plus the underflow terms, one flushed value per operation and coordinate (docs/theory.md
@@ -224,14 +226,14 @@ def reparameterisation_error(mu_size, shift, latent_dim: int, dtype) -> np.ndarr
     return np.where(peak < _largest(dtype), error, np.inf)
 
 
-def flushed_input_error(values: int, dtype) -> float:
+def flushed_input_error(values: int, dtype: DTypeLike | tf.DType) -> float:
     """Bound of ||x_read - x||_2 for an input of `values` values that a CPU with
     denormals-are-zero reads (its subnormal entries as 0): sqrt(values) times the smallest
     normal number."""
     return math.sqrt(values) * _eta(dtype)
 
 
-def activation_norms(network, inputs) -> tuple[np.ndarray, tf.Tensor]:
+def activation_norms(network: keras.Model, inputs: ArrayLike) -> tuple[np.ndarray, tf.Tensor]:
     """(norms, outputs): the l2 norm (per example, float64, rounded up; (batch, layers + 1)) of
     the computed input of every layer of the chain and of its output, running the layers one by
     one, and the outputs so computed (the centre of the next chain)."""
@@ -245,8 +247,9 @@ def activation_norms(network, inputs) -> tuple[np.ndarray, tf.Tensor]:
     return np.stack(norms, axis=1), values
 
 
-def chain_forward_error(terms: list[LayerError], norms: np.ndarray, deviation=0.0,
-                        input_error=0.0, read_error=0.0) -> tuple[np.ndarray, np.ndarray]:
+def chain_forward_error(terms: list[LayerError], norms: np.ndarray, deviation: ArrayLike = 0.0,
+                        input_error: ArrayLike = 0.0,
+                        read_error: ArrayLike = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of the output error at the measured inputs and at every input near them.
 
     Args:

@@ -19,12 +19,13 @@ import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import keras
 import ml_dtypes
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike, DTypeLike
 
 from lipvae_tf import conv_spectrum
 from lipvae_tf import layers as ll
@@ -120,12 +121,12 @@ def _rule_for(layer: keras.layers.Layer) -> Callable[[keras.layers.Layer], float
 
 # ----- measurements ---------------------------------------------------------------------------
 
-def unit_roundoff(dtype) -> float:
+def unit_roundoff(dtype: DTypeLike | tf.DType) -> float:
     """u = eps / 2 of a floating dtype (float32: 2^-24): one correct rounding is off by <= u."""
     return float(ml_dtypes.finfo(numpy_dtype(dtype)).eps) / 2
 
 
-def rounding_margin(dtype) -> float:
+def rounding_margin(dtype: DTypeLike | tf.DType) -> float:
     """Relative margin a bound carries for a layer computing in `dtype`.
 
     ROUNDOFF_MARGIN (float64 SVD/FFT round-off) plus ROUNDING_ULPS x u(dtype) for the layer's
@@ -137,7 +138,7 @@ def rounding_margin(dtype) -> float:
     return ROUNDOFF_MARGIN + ROUNDING_ULPS * unit_roundoff(dtype)
 
 
-def numpy_dtype(dtype) -> np.dtype:
+def numpy_dtype(dtype: DTypeLike | tf.DType) -> np.dtype:
     """The NumPy dtype of a Keras dtype name or object (bfloat16 through TensorFlow's)."""
     name = keras.backend.standardize_dtype(dtype)
     if name == "bfloat16":
@@ -145,12 +146,12 @@ def numpy_dtype(dtype) -> np.dtype:
     return np.dtype(name)
 
 
-def applied_value(value: float, dtype) -> float:
+def applied_value(value: float, dtype: DTypeLike | tf.DType) -> float:
     """A Python scalar as a layer applies it: cast to `dtype` (e.g. float32(1/3)), as float64."""
     return float(keras.ops.convert_to_numpy(keras.ops.cast(value, dtype)).astype(np.float64))
 
 
-def is_own_weight(layer: keras.layers.Layer, value) -> bool:
+def is_own_weight(layer: keras.layers.Layer, value: Any) -> bool:
     """Whether `value` is one of `layer.weights` itself (identity, not equal values): a tensor
     assigned over a weight is not, and graphs traced before it still compute with the weight."""
     return any(value is weight for weight in layer.weights)
@@ -212,7 +213,7 @@ def _measured(kernel: np.ndarray, geometry: tuple, measure: Callable[[], float])
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
-def subnormal_part_norm(kernel) -> float:
+def subnormal_part_norm(kernel: ArrayLike) -> float:
     """||K - flush(K)||_F, flush(K) the kernel with its float32-subnormal entries (0 < |k| <
     `FLOAT32_TINY`) set to 0, as a CPU with denormals-are-zero reads it; 0 for a kernel without
     such entries (every trained kernel so far). The operator norms below add it (dense) or
@@ -223,7 +224,7 @@ def subnormal_part_norm(kernel) -> float:
     return float(np.linalg.norm(part.ravel())) * (1 + 1e-15) if np.any(part) else 0.0
 
 
-def dense_norm(kernel) -> float:
+def dense_norm(kernel: ArrayLike) -> float:
     """Largest singular value of a rank-2 kernel, in float64 (measured once per kernel value),
     plus `subnormal_part_norm` (the norm of the kernel a denormals-are-zero CPU multiplies by is
     <= that sum)."""
@@ -232,7 +233,8 @@ def dense_norm(kernel) -> float:
                      + subnormal_part_norm(kernel))
 
 
-def conv_norm_bound(kernel, input_hw, strides, padding: str) -> float:
+def conv_norm_bound(kernel: ArrayLike, input_hw: tuple[int, int], strides: tuple[int, int],
+                    padding: str) -> float:
     """Operator norm of a conv with this (kh, kw, c_in, c_out) kernel on inputs of size input_hw.
 
     Exact for "circular" padding, a guaranteed upper bound for "same", "valid" and "causal"
@@ -265,7 +267,7 @@ def _known_functions() -> dict[Callable, str]:
     return known
 
 
-def activation_constant(activation) -> float:
+def activation_constant(activation: str | Callable | None) -> float:
     """Lipschitz constant sup |f'| of a Keras activation: a name in ACTIVATION_CONSTANTS, or one
     of the functions that compute it (Keras' own, `keras.activations.get(name)`, and the same
     maps in `tf.nn` / `keras.ops` with their default arguments), recognised by identity.

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from keras.src.backend.common import global_state  # private: the flag of the legacy HDF5 save
+from numpy.typing import ArrayLike
 
 from lipvae_tf import (
     bounds,
@@ -683,19 +684,21 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     # ----- the probabilistic model ---------------------------------------------------------
 
-    def posterior_params(self, x, training: bool = False):
+    def posterior_params(self, x: ArrayLike, training: bool = False
+                         ) -> tuple[tf.Tensor, tf.Tensor]:
         """(mu(x), sigma(x)), each (batch, latent_dim)."""
         mu = self.encoder_mean_net(x, training=training)
         if self.encoder_std_net is None:
             return mu, tf.fill(tf.shape(mu), tf.cast(self.posterior_std, mu.dtype))
         return mu, self.encoder_std_net(x, training=training)
 
-    def encode(self, x, training: bool = False) -> tfd.MultivariateNormalDiag:
+    def encode(self, x: ArrayLike, training: bool = False) -> tfd.MultivariateNormalDiag:
         """q(z | x) = N(mu(x), diag(sigma(x)^2)); x is checked as in `call`."""
         mu, sigma = self.posterior_params(self.checked_pixels(x), training)
         return tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
 
-    def decode_mean(self, z, training: bool = False, reconstruction: str | None = None):
+    def decode_mean(self, z: ArrayLike, training: bool = False,
+                    reconstruction: str | None = None) -> tf.Tensor:
         """g(z), the reconstruction the certificate is about: (batch, *image_shape) float32.
 
         "mean": E[x | z] of the likelihood (for the continuous Bernoulli 1/(1 - e^-eta) - 1/eta,
@@ -739,7 +742,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             value = tf.sigmoid(wide)
         return tf.cast(value, logits.dtype)
 
-    def decode(self, z, training: bool = False) -> tfd.Distribution:
+    def decode(self, z: ArrayLike, training: bool = False) -> tfd.Distribution:
         """p(x | z) over whole images (event shape = image_shape), z of shape (batch,
         latent_dim); ValueError naming z for another shape, or (given eagerly) NaN or Inf
         entries; TypeError naming z for complex or bool codes."""
@@ -769,7 +772,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         inputs = self.checked_pixels(inputs, "inputs")
         return self._decoded_mean(self.encoder_mean_net(inputs, training=training), training)
 
-    def checked_pixels(self, x, name: str = "x") -> tf.Tensor:
+    def checked_pixels(self, x: ArrayLike, name: str = "x") -> tf.Tensor:
         """x as a tensor, checked inside the graph as `check_images` checks NumPy arrays.
 
         Raises:
@@ -810,7 +813,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 "got min {} and max {}", (tf.reduce_min(x), tf.reduce_max(x)))])]):
             return tf.identity(x)
 
-    def elbo_terms(self, x, training: bool = False) -> dict:
+    def elbo_terms(self, x: ArrayLike, training: bool = False) -> dict:
         """Per-example ELBO, reconstruction log-likelihood, KL (one reparameterised sample);
         x is checked as in `call`."""
         x = self.checked_pixels(x)
@@ -1021,7 +1024,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             return None
         return applied_posterior_std(self.posterior_std)
 
-    def reconstruction_tolerance(self, r):
+    def reconstruction_tolerance(self, r: ArrayLike) -> np.ndarray:
         """The tolerance the exact-arithmetic certificate must meet so that the float32
         reconstructions, each within OUTPUT_ROUNDING per pixel of the exact g(z), move by <= r:
         r - 2 sqrt(D) OUTPUT_ROUNDING (D pixels), rounded down. r: scalar or array (float64).
@@ -1029,8 +1032,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         r, slack = _checked_above_rounding(r, self.image_shape)
         return (r - slack) * (1 - 2.0**-52)
 
-    def absolute_rounding_slack(self, x, r, p=0.5, reconstruction: str | None = None
-                                ) -> tuple[np.ndarray, np.ndarray]:
+    def absolute_rounding_slack(self, x: ArrayLike, r: ArrayLike, p: ArrayLike = 0.5,
+                                reconstruction: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per input, how far the float32 graph's round-off can move the two reconstructions a
         certificate compares (at x, and at any x' within the largest radius any certificate for
         r can reach), beyond the exact map of the weights in use: (slack, p') of shape (batch,).
@@ -1141,11 +1144,11 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         """Converged projection of every constrained kernel (call before certifying)."""
         return constraints.finalize_constraints(list(self.lipschitz_networks().values()), tol=tol)
 
-    def std_norms(self, x, batch_size: int = 1024) -> np.ndarray:
+    def std_norms(self, x: ArrayLike, batch_size: int = 1024) -> np.ndarray:
         """s(x) = ||sigma(x)||_2 per input (float64), shape (batch,)."""
         return self.std_statistics(x, batch_size)[0]
 
-    def std_statistics(self, x, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def std_statistics(self, x: ArrayLike, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """(s(x), s_max(x)) = (||sigma(x)||_2, max_i sigma_i(x)) per input, float64 (batch,),
         computed in float64 from the float32 stds, both raised by the std network's relative
         rounding margin (`lipschitz.output_rounding_factor`: bounds of the exact map's stds, as
@@ -1212,7 +1215,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
         return of_sigma
 
-    def certified_radius(self, x, r: float, p: float = 0.5, method: str = "best", *,
+    def certified_radius(self, x: ArrayLike, r: float, p: float = 0.5, method: str = "best", *,
                          reconstruction: str | None = None,
                          use_std_cap: bool = True,
                          absolute_rounding: bool = False) -> np.ndarray:
@@ -1307,7 +1310,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     # ----- inference helpers ---------------------------------------------------------------
 
-    def reconstruct(self, x, sample: bool = True, batch_size: int = 1024) -> np.ndarray:
+    def reconstruct(self, x: ArrayLike, sample: bool = True, batch_size: int = 1024) -> np.ndarray:
         """f(x) = g(mu + sigma * eps) (one sample per input), or g(mu(x)) with sample=False;
         g follows the model's reconstruction mode. (batch, *image_shape) float32."""
         x = self.check_images(x)
@@ -1324,7 +1327,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         mu, sigma = self.posterior_params(x)
         return self._decoded_mean(self._sample_latent(mu, sigma))
 
-    def log_likelihood(self, x, samples: int = 64, batch_size: int = 256) -> np.ndarray:
+    def log_likelihood(self, x: ArrayLike, samples: int = 64, batch_size: int = 256) -> np.ndarray:
         """Importance-weighted estimate of log p(x) per input (IWAE bound with `samples`)."""
         x = self.check_images(x)
         samples = checks.positive_int("samples", samples)
@@ -1349,7 +1352,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         log_w = log_px + self.prior.log_prob(z) - posterior.log_prob(z)
         return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(samples, log_w.dtype))
 
-    def check_images(self, x, name: str = "x") -> np.ndarray:
+    def check_images(self, x: ArrayLike, name: str = "x") -> np.ndarray:
         """x as float32 (batch, *image_shape) in [0, 1], or a TypeError/ValueError naming `name`."""
         array = np.asarray(x.numpy() if isinstance(x, tf.Tensor) else x)
         if array.dtype == object:  # None, a dict, other objects: not an array of pixels

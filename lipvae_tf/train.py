@@ -972,7 +972,7 @@ def config_from_flags() -> TrainConfig:
     return TrainConfig(**values)
 
 
-def main(argv) -> None:
+def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:

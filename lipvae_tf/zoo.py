@@ -27,6 +27,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lipvae_tf
@@ -452,8 +453,8 @@ def _trained(name: str, model, train_x: np.ndarray, test_x: np.ndarray,
     return model, trained
 
 
-def certified_by_reconstruction(model, images: np.ndarray, r: float, p: float,
-                                modes=RECONSTRUCTIONS) -> dict:
+def certified_by_reconstruction(model: keras.Model, images: np.ndarray, r: float, p: float,
+                                modes: Sequence[str] = RECONSTRUCTIONS) -> dict:
     """{mode: summary of the `best` certified radius of `images` for that reconstruction}.
 
     Args:
@@ -473,7 +474,7 @@ def certified_by_reconstruction(model, images: np.ndarray, r: float, p: float,
             for mode in modes}
 
 
-def reconstruction_errors(model, images: np.ndarray) -> np.ndarray:
+def reconstruction_errors(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """||x - g(mu(x))||_2 per image (pixel space), g the model's certified reconstruction.
 
     Args:
@@ -668,7 +669,7 @@ flags.DEFINE_bool("overwrite", False, "build: replace a model's existing weights
                   "replace an existing --output folder")
 
 
-def main(argv) -> None:
+def main(argv: list[str]) -> None:
     """The `python -m lipvae_tf.zoo` command (see the module docstring), run by absl.
 
     Args:
