@@ -168,17 +168,20 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
 
     Raises:
         TypeError: for a layer whose rounding is not analysed here (only this package's linear
-            layers and the exact reshaping and sorting layers are).
+            layers and the exact reshaping and sorting layers are, and a subclass only when it
+            computes as its class, `lipschitz.computes_as`).
     """
-    if isinstance(layer, _EXACT):
+    # each analysis below is of one class's computation: a subclass that overrides any of its
+    # methods (a call, a _convolve or _finish of its own) computes something else
+    if any(lp.computes_as(layer, kind) for kind in _EXACT):
         return LayerError(lp.layer_lipschitz_bound(layer), 0.0, 0.0)
-    if isinstance(layer, ll.LipschitzDense):
+    if lp.computes_as(layer, ll.LipschitzDense):
         kernel = lp.applied_kernel(layer)
         return _linear_error(layer, lp.dense_norm(kernel), lp.dense_norm(np.abs(kernel)),
                              lp.subnormal_part_norm(kernel), kernel.shape[0], kernel.shape[1])
-    if isinstance(layer, (ll.LipschitzConv2D, ll.LipschitzConv2DTranspose)):
+    transposed = lp.computes_as(layer, ll.LipschitzConv2DTranspose)
+    if transposed or lp.computes_as(layer, ll.LipschitzConv2D):
         kernel = lp.applied_kernel(layer)
-        transposed = isinstance(layer, ll.LipschitzConv2DTranspose)
         # the operator norm (of the conv, or of the conv a transposed conv is the adjoint of)
         hw = layer.output_hw if transposed else layer.input_hw
         norms = [lp.conv_norm_bound(k, hw, layer.strides, layer.padding)
@@ -189,7 +192,7 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
                                                         c_out if transposed else c_in))[1:])
         subnormal = math.sqrt(kh * kw) * lp.subnormal_part_norm(kernel)
         return _linear_error(layer, norms[0], norms[1], subnormal, taps, outputs)
-    if isinstance(layer, ll.Scale):
+    if lp.computes_as(layer, ll.Scale):
         # fl(h f): u |h f| + eta per value (a flushed product)
         dtype = layer.compute_dtype
         factor = abs(lp.applied_value(layer.factor, dtype))
@@ -199,7 +202,9 @@ def layer_error(layer: keras.layers.Layer) -> LayerError:
                           factor * (1 + lp.unit_roundoff(dtype)) * _SAFE, _eta(dtype),
                           _largest(dtype))
     raise TypeError(f"no forward-error bound for layer {layer.name!r} of type "
-                    f"{type(layer).__name__}")
+                    f"{type(layer).__name__} (only this package's linear layers and the exact "
+                    "reshaping and sorting layers are analysed, and only as those classes "
+                    "compute: not a subclass that overrides their methods)")
 
 
 def chain_errors(network: keras.Model) -> list[LayerError]:

@@ -28,7 +28,7 @@ from lipvae_tf._fixed_config import FixedConfig
 __all__ = [
     "CERTIFIED_DTYPES", "check_compute_dtype", "LipschitzDense", "LipschitzConv2D",
     "LipschitzConv2DTranspose", "EmptyBatchSafeConv2D", "EmptyBatchSafeConv2DTranspose",
-    "sort_neighbour_pairs", "GroupSort",
+    "sort_neighbour_pairs", "GroupSort", "refuse_faulty_cpu_convolution",
     "MaxMin", "Scale", "Shift", "StdCap",
 ]
 
@@ -377,13 +377,9 @@ class LipschitzConv2D(_LipschitzConvBase):
 
     def build(self, input_shape) -> None:
         self.input_hw = self._spatial_input(input_shape)
-        if any(n < k for n, k in zip(self.input_hw, self.kernel_size)):
-            # measured on TF 2.21's CPU convolution (oneDNN): float32 "same" with strides (1, 2)
-            # on a 7 x 1 input and a 3 x 5 kernel returns values of 1e34 (uninitialised memory),
-            # "valid" too; the certified bound would not hold for what is computed
-            raise ValueError(
-                f"{type(self).__name__} needs inputs at least as large as its kernel: input "
-                f"spatial size {self.input_hw}, kernel_size {self.kernel_size}")
+        output_hw = tuple(self.compute_output_shape((None, *self.input_hw, 1))[1:3])
+        refuse_faulty_cpu_convolution(self, self.input_hw, int(input_shape[-1]),
+                                      self.kernel_size, self.strides, output_hw)
         if self.padding == "circular":
             conv_spectrum.circular_grid(self.input_hw, self.kernel_size, self.strides, "circular")
         kernel_shape = (*self.kernel_size, input_shape[-1], self.filters)
@@ -406,6 +402,37 @@ class LipschitzConv2D(_LipschitzConvBase):
         if self.padding == "valid":
             h, w = h - self.kernel_size[0] + 1, w - self.kernel_size[1] + 1
         return (input_shape[0], -(-h // self.strides[0]), -(-w // self.strides[1]), self.filters)
+
+
+def refuse_faulty_cpu_convolution(layer: keras.layers.Layer, input_hw: tuple[int, int],
+                                  in_channels: int, kernel_size: tuple[int, int],
+                                  strides: tuple[int, int], output_hw: tuple[int, int]) -> None:
+    """Refuse a convolution shape on which TF's CPU convolution (oneDNN) computes wrong values:
+    the certified bound would then not hold for what is computed. Measured on TF 2.21 against
+    a float64 reference (3000 random shapes; an attacker's review, 2026-12-02):
+
+    - a kernel larger than the input (float32 "same" with strides (1, 2) on a 7 x 1 input and a
+      3 x 5 kernel returns values of 1e34, uninitialised memory; "valid" too);
+    - strides (1, s > 1), one input channel and an output width of 1, with a batch of more than
+      one image: 18 of 51 such shapes came out wrong, by up to 108 % of the output's size (one
+      image alone is right, so a certificate tested one image at a time looked fine). A Keras
+      Conv1D is this 2-D convolution with height 1.
+
+    Raises:
+        ValueError: naming the layer, its shape and what to change.
+    """
+    if any(n < k for n, k in zip(input_hw, kernel_size)):
+        raise ValueError(
+            f"{type(layer).__name__} {layer.name!r} needs inputs at least as large as its "
+            f"kernel: input spatial size {tuple(input_hw)}, kernel_size {tuple(kernel_size)} "
+            "(TF's CPU convolution computes garbage on such shapes)")
+    if strides[0] == 1 and strides[1] > 1 and in_channels == 1 and output_hw[1] == 1:
+        raise ValueError(
+            f"{type(layer).__name__} {layer.name!r}: strides {tuple(strides)} on one input "
+            f"channel with an output width of 1 (input {tuple(input_hw)}, kernel_size "
+            f"{tuple(kernel_size)}) is a shape on which TF's CPU convolution (oneDNN) computes "
+            "wrong values for batches of more than one image; use strides (s, s), a padding "
+            "or input size that gives an output width > 1, or more input channels")
 
 
 @_register

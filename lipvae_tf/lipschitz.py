@@ -16,6 +16,7 @@ from __future__ import annotations
 import fractions
 import functools
 import hashlib
+import inspect
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ import keras
 import ml_dtypes
 import numpy as np
 import tensorflow as tf
+from keras.src.models.functional import Functional  # the class of every Functional model
 from numpy.typing import ArrayLike, DTypeLike
 
 from lipvae_tf import conv_spectrum
@@ -36,6 +38,7 @@ __all__ = [
     "dense_norm", "conv_norm_bound", "activation_constant", "layer_lipschitz_bound",
     "network_lipschitz_bound", "product_rounded_up", "output_rounding_factor",
     "numpy_dtype", "scaled_bound", "chain_layers", "FLOAT32_TINY", "subnormal_part_norm",
+    "overridden_computation", "computes_as",
 ]
 
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
@@ -63,9 +66,11 @@ def register_lipschitz_bound(*layer_classes: type) -> Callable[[LayerT], LayerT]
 
     The rule receives a built layer and must return an upper bound of its l2 Lipschitz constant
     as the layer computes (use `applied_kernel`, `applied_value` and `rounding_margin`). A rule
-    also covers subclasses that keep the registered class's `call`; a subclass that overrides
-    `call` computes something else and needs its own rule. A later registration for the same
-    class replaces the earlier one.
+    also covers subclasses that compute as the registered class (`computes_as`: they override
+    none of its methods but `__init__`, `get_config`, `from_config`, `__repr__`); a subclass
+    that overrides `call` or anything `call` relies on (Keras' `convolution_op`, this package's
+    `_convolve`, ...) computes something else and needs its own rule. A later registration for
+    the same class replaces the earlier one.
 
     Example:
         @register_lipschitz_bound(MyScale)
@@ -100,17 +105,65 @@ def register_lipschitz_bound(*layer_classes: type) -> Callable[[LayerT], LayerT]
     return decorator
 
 
+# Overriding these changes how an object is made or described, not the map it computes.
+_DESCRIPTIVE_METHODS = frozenset({"__init__", "get_config", "from_config", "__repr__"})
+# Every class has its own of these; they say nothing about what it computes.
+_PER_CLASS_ATTRIBUTES = frozenset({"__dict__", "__weakref__", "__doc__", "__module__",
+                                   "__annotations__", "__qualname__"})
+# Keras puts these on every layer and model instance (wrappers of the class's own build and
+# quantize, and the compiled loss).
+_KERAS_INSTANCE_ATTRIBUTES = frozenset({"build", "quantize", "loss"})
+
+
+@functools.cache
+def _class_overrides(kind: type, base: type) -> frozenset[str]:
+    return frozenset(
+        name for name in dir(base)
+        if name not in _DESCRIPTIVE_METHODS and name not in _PER_CLASS_ATTRIBUTES
+        and inspect.getattr_static(kind, name, None) is not inspect.getattr_static(base, name)
+    )
+
+
+def overridden_computation(obj: Any, base: type) -> tuple[str, ...]:
+    """The attributes of `base` that `obj` (an instance of `base` or of a subclass) replaces,
+    sorted: methods, properties and class attributes its class resolves to something other
+    than `base`'s (wherever in the MRO the replacement sits), and callables set on the
+    instance itself. `__init__`, `get_config`, `from_config` and `__repr__` do not count; every
+    other replacement may change the map `obj` computes, which a bound derived for `base`
+    (or a forward-error analysis of it) then does not cover: a Keras weight-standardised
+    Conv2D overrides only `convolution_op`, not `call`.
+
+    Raises:
+        TypeError: if `obj` is not an instance of `base`.
+    """
+    if not isinstance(obj, base):
+        raise TypeError(f"expected an instance of {base.__name__}, got {type(obj).__name__}")
+    names = set(_class_overrides(type(obj), base))
+    names.update(name for name, value in vars(obj).items()
+                 if callable(value) and name not in _KERAS_INSTANCE_ATTRIBUTES
+                 and hasattr(base, name))
+    return tuple(sorted(names))
+
+
+def computes_as(obj: Any, base: type) -> bool:
+    """True when `obj` is an instance of `base` that computes exactly as `base` does: it
+    replaces none of `base`'s methods or attributes (`overridden_computation` is empty)."""
+    return isinstance(obj, base) and not overridden_computation(obj, base)
+
+
 def _rule_for(layer: keras.layers.Layer) -> Callable[[keras.layers.Layer], float]:
     kind = type(layer)
     for cls in kind.__mro__:
         rule = _RULES.get(cls)
         if rule is None:
             continue
-        if cls is not kind and getattr(kind, "call", None) is not getattr(cls, "call", None):
+        replaced = overridden_computation(layer, cls)
+        if replaced:
             raise TypeError(
                 f"no verified Lipschitz bound for layer {layer.name!r} of type {kind.__name__}: "
-                f"it overrides call() of {cls.__name__}, whose bound does not apply; register "
-                f"one with lipvae_tf.lipschitz.register_lipschitz_bound({kind.__name__})"
+                f"it overrides {', '.join(f'{name}()' for name in replaced)} of "
+                f"{cls.__name__}, whose bound does not apply; register one with "
+                f"lipvae_tf.lipschitz.register_lipschitz_bound({kind.__name__})"
             )
         return rule
     raise TypeError(
@@ -392,13 +445,25 @@ def _keras_spatial(layer, shape, what: str) -> tuple[int, ...]:
 
 
 def _keras_conv_input_shape(layer) -> tuple:
+    """The input shape a Keras convolution is bounded for: that of its model's input. A Keras
+    conv runs on any spatial size, and its norm depends on the size, so a layer shared by
+    models of different input sizes has no single bound (LipschitzConv2D refuses other sizes
+    at call; a plain Keras conv cannot, see `_keras_conv`)."""
     try:
-        return tuple(layer.input.shape)
-    except (AttributeError, ValueError) as error:
+        shapes = {tuple(node.input_tensors[0].shape) for node in layer._inbound_nodes}
+        shapes.add(tuple(layer.input.shape))
+    except (AttributeError, IndexError, ValueError) as error:
         raise ValueError(
             f"layer {layer.name!r}: the operator norm of a convolution depends on its input "
             f"size, which is unknown (call the layer in a model with a known input shape)"
         ) from error
+    if len({shape[1:] for shape in shapes}) > 1:
+        raise ValueError(
+            f"layer {layer.name!r} is called on inputs of several sizes "
+            f"({', '.join(str(shape[1:]) for shape in sorted(shapes, key=str))}): the operator "
+            "norm of a convolution depends on its input size, so no one bound covers them; "
+            "give each model its own layer")
+    return tuple(layer.input.shape)
 
 
 @register_lipschitz_bound(
@@ -411,6 +476,9 @@ def _keras_conv(layer) -> float:
 
     A transposed conv has the norm of the conv it is the adjoint of: that conv runs on the
     transposed layer's output grid with the same kernel. 1-D layers are 2-D ones of height 1.
+    The bound is for the input size of the model the layer is in (`_keras_conv_input_shape`):
+    a model built by a first call and then run eagerly on another size computes a map this
+    bound does not cover (Keras does not record such calls; LipschitzConv2D refuses them).
     """
     _keras_checks(layer)
     transposed = isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose))
@@ -421,13 +489,16 @@ def _keras_conv(layer) -> float:
             f"undilated, ungrouped convolutions have a verified bound here"
         )
     input_shape = _keras_conv_input_shape(layer)
-    if transposed:
-        hw = _keras_spatial(layer, layer.compute_output_shape(input_shape), "output")
-    else:
-        hw = _keras_spatial(layer, input_shape, "input")
+    output_hw = _keras_spatial(layer, layer.compute_output_shape(input_shape), "output")
+    input_hw = _keras_spatial(layer, input_shape, "input")
+    hw = output_hw if transposed else input_hw
     kernel, strides = applied_kernel(layer), tuple(layer.strides)
-    if kernel.ndim == 3:  # 1-D: height 1
-        kernel, hw, strides = kernel[None], (1, *hw), (1, *strides)
+    if kernel.ndim == 3:  # 1-D: height 1, as TF computes it
+        kernel, strides = kernel[None], (1, *strides)
+        hw, input_hw, output_hw = (1, *hw), (1, *input_hw), (1, *output_hw)
+    if not transposed:
+        ll.refuse_faulty_cpu_convolution(layer, input_hw, int(input_shape[-1]),
+                                         kernel.shape[:2], strides, output_hw)
     bound = conv_norm_bound(kernel, hw, strides, layer.padding)
     return bound * activation_constant(layer.activation) * (
         1 + rounding_margin(layer.compute_dtype))
@@ -483,7 +554,25 @@ def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
 
 
 def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers of a model that is a plain chain, in order; TypeError otherwise."""
+    """The layers of a model that is a plain chain, in order.
+
+    Raises:
+        TypeError: for a model that is not a Sequential or Functional chain of single-input
+            layers, or whose class overrides what Sequential / Functional compute (a `call`
+            of its own: its layers in order are then not the map it computes).
+    """
+    base = keras.Sequential if isinstance(model, keras.Sequential) else Functional
+    if not isinstance(model, base):
+        raise TypeError(f"model {model.name!r} of type {type(model).__name__} is subclassed: "
+                        "bound its sub-networks (Sequential / Functional chains or lists of "
+                        "layers) instead")
+    replaced = overridden_computation(model, base)
+    if replaced:
+        raise TypeError(
+            f"model {model.name!r} of type {type(model).__name__} overrides "
+            f"{', '.join(f'{name}()' for name in replaced)} of {base.__name__}: its layers "
+            "in order are not the map it computes, so their bounds do not bound it"
+        )
     if isinstance(model, keras.Sequential):
         return list(model.layers)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -516,15 +605,10 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
         (`product_rounded_up`).
 
     Raises:
-        TypeError: for a subclassed or branching model, or a layer without a known bound.
+        TypeError: for a subclassed or branching model, a model overriding what Sequential /
+            Functional compute (`chain_layers`), or a layer without a known bound.
     """
     if isinstance(model_or_layers, keras.Model):
-        functional = getattr(model_or_layers, "inputs", None) is not None
-        if not (functional or isinstance(model_or_layers, keras.Sequential)):
-            raise TypeError(
-                f"model {model_or_layers.name!r} is subclassed: bound its sub-networks "
-                f"(Sequential / Functional chains or lists of layers) instead"
-            )
         model_or_layers = chain_layers(model_or_layers)
     bound = 1.0
     for layer in model_or_layers:

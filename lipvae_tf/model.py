@@ -1010,9 +1010,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             return None
         self._check_networks_unchanged()
         cap = self.encoder_std_net.layers[-1]
-        if not isinstance(cap, ll.StdCap):
+        if not lp.computes_as(cap, ll.StdCap):  # a subclass's own call may not cap
             raise ValueError("the std network's last layer must be its StdCap (the certificate "
-                             f"relies on it), got {type(cap).__name__}")
+                             f"relies on it), got {type(cap).__name__}"
+                             + ("" if not isinstance(cap, ll.StdCap) else
+                                " overriding " + ", ".join(lp.overridden_computation(
+                                    cap, ll.StdCap))))
         return cap.output_norm_bound(self.latent_dim)
 
     def posterior_std_bound(self) -> float | None:

@@ -7,6 +7,9 @@ import pytest
 import tensorflow as tf
 from operators import dense_matrix
 
+import lipvae_tf as lv
+from lipvae_tf import forward_error as fe
+from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 
 
@@ -281,3 +284,123 @@ def _check_slope(function, constant):
     slopes = np.abs(np.diff(values) / np.diff(grid))
     assert slopes.max() <= constant * (1 + 1e-10)  # float64 differences
     assert slopes.max() >= constant * 0.99  # the constant is attained
+
+
+class _StandardisedConv2D(keras.layers.Conv2D):
+    """Keras' documented weight-standardised convolution: only `convolution_op` is its own."""
+
+    def convolution_op(self, inputs, kernel):
+        mean, variance = keras.ops.moments(kernel, axes=[0, 1, 2], keepdims=True)
+        return super().convolution_op(inputs, (kernel - mean) / keras.ops.sqrt(variance + 1e-10))
+
+
+class _Dense10(ll.LipschitzDense):
+    def _finish(self, outputs):
+        return super()._finish(10.0 * outputs)
+
+
+class _Conv5(ll.LipschitzConv2D):
+    def _convolve(self, inputs):
+        return 5.0 * super()._convolve(inputs)
+
+
+class _Boosted(keras.Sequential):
+    def call(self, inputs, training=None, mask=None):
+        return 100.0 * super().call(inputs, training=training, mask=mask)
+
+
+class _BoostedFunctional(keras.Model):
+    def __init__(self):
+        inputs = keras.Input((4,))
+        super().__init__(inputs, ll.LipschitzDense(4)(inputs))
+
+    def call(self, inputs, training=None, mask=None):
+        return 100.0 * super().call(inputs, training=training, mask=mask)
+
+
+class _Renamed(ll.LipschitzDense):
+    """Overrides only how it is made and described: computes as LipschitzDense."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(units, name=kwargs.pop("name", "renamed"), **kwargs)
+
+    def get_config(self):
+        return super().get_config()
+
+
+@pytest.mark.parametrize("make, shape, replaced", [
+    (lambda: _StandardisedConv2D(2, 3, use_bias=False), (8, 8, 1), "convolution_op"),
+    (lambda: _Dense10(4), (4,), "_finish"),
+    (lambda: _Conv5(2, 3), (6, 6, 1), "_convolve"),
+], ids=["keras-weight-standardised-conv", "dense-finish", "conv-convolve"])
+def test_a_subclass_that_replaces_any_computing_method_has_no_bound(make, shape, replaced):
+    """An attacker's review (2026-12-02): the registry only checked that a subclass kept
+    `call`, so Keras' weight-standardised Conv2D (its own `convolution_op`) was bounded at 0.02
+    from its raw kernel while computing with a standardised one of norm about 4, and a
+    LipschitzVAE built on it claimed a radius of 2374 that an attack broke at 5."""
+    layer = make()
+    keras.Sequential([keras.Input(shape), layer])
+    assert replaced in lp.overridden_computation(layer, type(layer).__mro__[1])
+    with pytest.raises(TypeError, match=f"{type(layer).__name__}.*overrides {replaced}"):
+        lp.layer_lipschitz_bound(layer)
+    with pytest.raises(TypeError, match=type(layer).__name__):
+        fe.layer_error(layer)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _Boosted([keras.Input((4,)), ll.LipschitzDense(4)]), _BoostedFunctional,
+], ids=["sequential", "functional"])
+def test_a_model_whose_call_is_its_own_is_not_bounded_as_its_layers(make):
+    model = make()
+    with pytest.raises(TypeError, match="overrides call.*not the map it computes"):
+        lp.network_lipschitz_bound(model)
+    with pytest.raises(TypeError, match="overrides call"):
+        fe.chain_errors(model)
+
+
+def test_a_subclass_that_only_renames_or_reconfigures_keeps_its_bound():
+    plain, renamed = ll.LipschitzDense(4), _Renamed(4)
+    for layer in (plain, renamed):
+        keras.Sequential([keras.Input((4,)), layer])
+    renamed.kernel.assign(plain.kernel)
+    assert lp.overridden_computation(renamed, ll.LipschitzDense) == ()
+    assert lp.layer_lipschitz_bound(renamed) == lp.layer_lipschitz_bound(plain)
+    assert fe.layer_error(renamed) == fe.layer_error(plain)
+
+
+def test_a_call_set_on_the_instance_is_an_override():
+    layer = ll.LipschitzDense(4)
+    keras.Sequential([keras.Input((4,)), layer])
+    layer.call = lambda inputs: 10.0 * inputs
+    assert lp.overridden_computation(layer, ll.LipschitzDense) == ("call",)
+    with pytest.raises(TypeError, match="overrides call"):
+        lp.layer_lipschitz_bound(layer)
+
+
+def test_a_vae_whose_std_cap_is_a_subclass_claiming_its_own_bound_is_refused():
+    class LooseCap(ll.StdCap):  # keeps call: only the S the certificate reads is its own
+        def output_norm_bound(self, latent_dim):
+            return 1e-3 * super().output_norm_bound(latent_dim)
+
+    vae = lv.LipschitzVAE(4, encoder_mean=1.0, decoder=1.0, std_cap=0.1)
+    vae.build((None, 28, 28, 1))
+    cap = vae.encoder_std_net.layers[-1]
+    vae.encoder_std_net.layers[-1].__class__ = LooseCap
+    with pytest.raises((ValueError, TypeError), match="LooseCap"):
+        vae.certified_radius(np.zeros((1, 28, 28, 1), "float32"), 8.0)
+    cap.__class__ = ll.StdCap
+
+
+def test_a_keras_conv_shared_by_models_of_different_input_sizes_has_no_bound():
+    """An attacker's review (2026-12-02): a Conv2D shared by a 3 x 3 and a 16 x 16 model was
+    bounded on the first model's grid (3.0) while the second computed a map of norm 3.96."""
+    conv = keras.layers.Conv2D(1, 2, padding="same", use_bias=False)
+    small = keras.Sequential([keras.Input((3, 3, 1)), conv])
+    conv.kernel.assign(np.array([[1., -1.], [-1., 1.]], "float32").reshape(2, 2, 1, 1))
+    assert lp.network_lipschitz_bound(small) >= _exact(conv, (3, 3, 1))
+    big = keras.Sequential([keras.Input((16, 16, 1)), conv])
+    assert _exact(conv, (16, 16, 1)) > 3.9
+    for model in (small, big):
+        with pytest.raises(ValueError, match="several sizes") as error:
+            lp.network_lipschitz_bound(model)
+        assert "(3, 3, 1)" in str(error.value) and "(16, 16, 1)" in str(error.value)

@@ -358,7 +358,60 @@ def test_a_conv_layer_refuses_an_input_smaller_than_its_kernel(padding):
     layer = ll.LipschitzConv2D(5, (3, 5), strides=(1, 2), padding=padding)
     with pytest.raises(ValueError, match=r"at least as large as its kernel.*\(7, 1\).*\(3, 5\)"):
         layer.build((None, 7, 1, 1))
-    ll.LipschitzConv2D(5, (3, 5), strides=(1, 2), padding=padding).build((None, 7, 5, 1))
+    ll.LipschitzConv2D(5, (3, 5), strides=(1, 2), padding=padding).build((None, 7, 5, 2))
+
+
+def _reference_convolution(x, kernel, strides):
+    """float64 "valid" convolution (cross-correlation, as TF's), one output at a time."""
+    (batch, height, width, _), (kh, kw, _, filters) = x.shape, kernel.shape
+    out = np.zeros((batch, (height - kh) // strides[0] + 1, (width - kw) // strides[1] + 1,
+                    filters))
+    for i in range(out.shape[1]):
+        for j in range(out.shape[2]):
+            patch = x[:, i * strides[0]:i * strides[0] + kh, j * strides[1]:j * strides[1] + kw]
+            out[:, i, j] = patch.reshape(batch, -1) @ kernel.reshape(-1, filters)
+    return out
+
+
+@pytest.mark.parametrize("make, input_shape", [
+    (lambda: ll.LipschitzConv2D(3, (2, 3), strides=(1, 3), padding="valid"), (7, 5, 1)),
+    (lambda: ll.LipschitzConv2D(2, (1, 2), strides=(1, 3), padding="circular"), (5, 3, 1)),
+    (lambda: keras.layers.Conv2D(2, (4, 2), strides=(1, 3)), (5, 2, 1)),
+    (lambda: keras.layers.Conv1D(3, 3, strides=2), (4, 1)),
+    (lambda: keras.layers.Conv2D(1, (3, 5), strides=(1, 2), padding="same"), (7, 1, 1)),
+], ids=["lipschitz-valid", "lipschitz-circular", "keras-conv2d", "keras-conv1d",
+        "keras-kernel-larger-than-input"])
+def test_shapes_on_which_the_cpu_convolution_is_wrong_are_refused(make, input_shape):
+    """An attacker's review (2026-12-02): with strides (1, s > 1), one input channel and an
+    output width of 1, TF's CPU convolution got 18 of 51 random shapes wrong for batches of
+    more than one image (by up to 108 % of the output), so the verified bound (about 1) did not
+    hold for what was computed. A Keras conv with a kernel larger than its input (garbage,
+    1e34) was bounded too. Both are refused, by the layer at build or by the Keras rule."""
+    with pytest.raises(ValueError, match="TF's CPU convolution"):
+        network_lipschitz_bound(keras.Sequential([keras.Input(input_shape), make()]))
+
+
+def test_the_refused_cpu_convolution_fault_is_real_and_its_neighbours_are_right():
+    """The refusal guards a real fault: on the refused shape TF disagrees with a float64
+    reference for some batch; the nearest accepted shapes (two input channels, equal strides)
+    agree to float32 accuracy on the same data."""
+    rng = np.random.default_rng(1)
+    def worst_error(input_shape, kernel_shape, strides):
+        worst = 0.0
+        for _ in range(20):
+            x = rng.uniform(size=(8, *input_shape)).astype("float32")
+            kernel = rng.normal(size=kernel_shape).astype("float32")
+            computed = tf.nn.conv2d(x, kernel, (1, *strides, 1), "VALID").numpy()
+            exact = _reference_convolution(x.astype("float64"), kernel.astype("float64"),
+                                           strides)
+            worst = max(worst, np.abs(computed - exact).max() / (1 + np.abs(exact).max()))
+        return worst
+    assert worst_error((7, 5, 2), (2, 3, 2, 3), (1, 3)) < 1e-5
+    assert worst_error((7, 5, 1), (2, 3, 1, 3), (3, 3)) < 1e-5
+    faulty = worst_error((7, 5, 1), (2, 3, 1, 3), (1, 3))
+    if faulty < 1e-5:  # a TF whose CPU convolution is fixed: the refusal is then only cautious
+        pytest.xfail(f"TF's CPU convolution is right on the refused shape here ({faulty:.1e})")
+    assert faulty > 1e-2
 
 
 @pytest.mark.parametrize("constraint", ["subspace_clip", "spectral_norm", "bjorck"])
