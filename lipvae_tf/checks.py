@@ -131,7 +131,14 @@ def pixel_range(name: str, finite: bool, lowest: float, highest: float) -> None:
     if lowest < 0 or highest > 1:
         hint = " (divide 0-255 pixels by 255)" if lowest >= 0 and highest <= 255 else ""
         raise ValueError(f"{name} must hold pixel values in [0, 1], got range "
-                         f"[{lowest:.4g}, {highest:.4g}]{hint}")
+                         f"[{_shown(lowest)}, {_shown(highest)}]{hint}")
+
+
+def _shown(value: float) -> str:
+    """Four significant digits, or every digit when four would round a value outside [0, 1]
+    into it (1 + 1e-12 was shown as 1, hiding what was refused)."""
+    short = f"{value:.4g}"
+    return short if (0 <= float(short) <= 1) == (0 <= value <= 1) else repr(value)
 
 
 def non_negative_finite(name: str, value: Any) -> float:

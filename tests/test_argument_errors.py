@@ -182,6 +182,12 @@ def _cases(vae, tmp_path):
         "random_perturbation of pixels outside [0, 1]": (
             lambda: attacks.random_perturbation(IMAGES + 2.0, 1.0), ValueError,
             r"x must hold pixel values in \[0, 1\], got range \[2, 2\]"),
+        # an attacker's review (2026-12-02): this said "got range [1e-12, 1]"
+        "a float64 pixel just above 1": (
+            lambda: attacks.random_perturbation(
+                np.concatenate([np.full((1, 28, 28, 1), 1 + 1e-12), np.full((1, 28, 28, 1),
+                                                                        1e-12)]), 1.0),
+            ValueError, r"got range \[1e-12, 1.000000000001\]"),
         "summarize of no values": (lambda: report.summarize([]), ValueError,
                                    "values must hold at least one number"),
         "a learning curve's best epoch 0": (
