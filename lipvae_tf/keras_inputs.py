@@ -17,6 +17,7 @@ import itertools
 import types
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -24,7 +25,7 @@ import tensorflow as tf
 
 from lipvae_tf import checks
 
-__all__ = ["KerasInputs", "check_image_layout", "images_and_weights"]
+__all__ = ["KerasInputs", "check_image_layout", "images_and_weights", "nested_list_as_array"]
 
 
 class KerasInputs:
@@ -47,8 +48,14 @@ class KerasInputs:
                 labels; TypeError for an argument given twice or one `fit` does not take.
         """
         kwargs = _by_name(keras.Model.fit, args, kwargs)
+        x = nested_list_as_array(x, "x")
         sample_weight = kwargs.pop("sample_weight", None)
         validation_data = kwargs.pop("validation_data", None)
+        if isinstance(validation_data, tuple) and validation_data:
+            validation_data = (nested_list_as_array(validation_data[0], "validation_data[0]"),
+                               *validation_data[1:])
+        else:
+            validation_data = nested_list_as_array(validation_data, "validation_data")
         _refuse_weights_of_generators(x, y, sample_weight, kwargs.get("class_weight"))
         _refuse_class_weight_without_labels(x, y, kwargs.get("class_weight"))
         if validation_data is not None and not isinstance(validation_data, types.GeneratorType):
@@ -83,6 +90,7 @@ class KerasInputs:
             # fit's own validation pass: its validation_data was checked by `fit`, and Keras
             # iterates its cached dataset (peeking into x here would take a batch from it)
             return super().evaluate(x, y, **kwargs)
+        x = nested_list_as_array(x, "x")
         sample_weight = kwargs.pop("sample_weight", None)
         _refuse_weights_of_generators(x, y, sample_weight, None)
         self.check_keras_inputs(x, "x", allow_empty=False)
@@ -98,7 +106,7 @@ class KerasInputs:
         Raises:
             TypeError / ValueError: naming x, as `fit`.
         """
-        x = self._checked_generator(x, "x")
+        x = self._checked_generator(nested_list_as_array(x, "x"), "x")
         if self.check_keras_inputs(x, "x", allow_empty=True) == 0:
             return keras.ops.convert_to_numpy(self(x))
         return super().predict(x, *args, **kwargs)
@@ -115,6 +123,7 @@ class KerasInputs:
                 class_weight (it needs labels, and a batch of images has none unless y is
                 given).
         """
+        x = nested_list_as_array(x, "x")
         self.check_keras_inputs(x, "x", allow_empty=False)
         _refuse_class_weight_without_labels(x, y, class_weight)
         y, weights = _target_and_weights(x, y, sample_weight)
@@ -128,6 +137,7 @@ class KerasInputs:
         Raises:
             TypeError / ValueError: naming x or sample_weight, as `fit`.
         """
+        x = nested_list_as_array(x, "x")
         self.check_keras_inputs(x, "x", allow_empty=False)
         y, weights = _target_and_weights(x, y, sample_weight)
         return super().test_on_batch(x, y, return_dict=return_dict, **weights)
@@ -139,6 +149,7 @@ class KerasInputs:
         Raises:
             TypeError / ValueError: naming x, as `fit`.
         """
+        x = nested_list_as_array(x, "x")
         if self.check_keras_inputs(x, "x", allow_empty=True) == 0:
             return keras.ops.convert_to_numpy(self(x))
         return super().predict_on_batch(x)
@@ -224,6 +235,29 @@ class KerasInputs:
         return count
 
 
+def nested_list_as_array(x: Any, name: str) -> Any:
+    """A list of images (nested Python lists of numbers) as one numpy array, which is what this
+    one-input model takes (Keras reads a list as one array per model input, and failed with a
+    42 KB message); anything else is returned as it is.
+
+    Raises:
+        ValueError: naming `name`, for a ragged list (images of different shapes).
+        TypeError: naming `name`, for a list of something other than numbers.
+    """
+    if not isinstance(x, list):
+        return x
+    try:
+        array = np.asarray(x)
+    except ValueError as error:  # numpy refuses ragged nesting
+        raise ValueError(f"{name} is a list that is not one array of images (ragged nesting: "
+                         f"{error}); pass a (batch, height, width, channels) array") from None
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
+                                     or array.dtype == bool):
+        raise TypeError(f"{name} is a list of {array.dtype} values, not of pixel values; pass "
+                        "a (batch, height, width, channels) array")
+    return array
+
+
 def check_image_layout(name: str, image_shape: Sequence[int], floating: bool, integer: bool,
                        dtype, shape: tuple | None) -> None:
     """The dtype and shape rules that every check of images shares (`check_images` and
@@ -280,11 +314,22 @@ def _refuse_weights_of_generators(x, y, sample_weight, class_weight) -> None:
 
 def _refuse_class_weight_without_labels(x, y, class_weight) -> None:
     """ValueError for class_weight beside images that carry no labels (no y, and x an array,
-    tensor or dataset of bare images): Keras would weight by labels that do not exist."""
+    tensor or dataset of bare images): Keras would weight by labels that do not exist; a
+    TypeError / ValueError naming class_weight[label] for a weight that is not a finite
+    number >= 0."""
     if class_weight is not None and y is None and not _has_labels(x):
         raise ValueError(
             "class_weight weights each image by its label, and x came without labels: "
             "pass y (integer labels) or (images, labels) batches, or use sample_weight")
+    if class_weight is None:
+        return
+    # Keras turns the weights into per-example weights in the graph, where a negative one
+    # failed as an InvalidArgumentError naming sample_weight
+    if not isinstance(class_weight, Mapping):
+        raise TypeError("class_weight must be a dict {class index: weight}, got "
+                        f"{type(class_weight).__name__}")
+    for label, weight in class_weight.items():
+        checks.non_negative_finite(f"class_weight[{label!r}]", weight)
 
 
 def _has_labels(x) -> bool:

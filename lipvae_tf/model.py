@@ -477,6 +477,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         """
         if posterior_std is not None:  # named as the caller wrote it (the design says gamma)
             posterior_std = checks.positive_float32("posterior_std", posterior_std)
+        if std_cap is not None:  # named as the caller wrote it (StdCap says max_norm)
+            std_cap = checks.positive_float32("std_cap", std_cap)
         std_cap = design.learned_std_cap(posterior_std, std_cap, encoder_std)
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it

@@ -182,6 +182,13 @@ def _cases(vae, tmp_path):
         "random_perturbation of pixels outside [0, 1]": (
             lambda: attacks.random_perturbation(IMAGES + 2.0, 1.0), ValueError,
             r"x must hold pixel values in \[0, 1\], got range \[2, 2\]"),
+        # a newcomer's run (2026-12-02): these named StdCap's max_norm
+        "from_target(std_cap=-1)": (
+            lambda: lv.LipschitzVAE.from_target(1.0, 8.0, posterior_std=None, std_cap=-1),
+            ValueError, "std_cap must be a finite number > 0, got -1"),
+        "from_target(std_cap='a')": (
+            lambda: lv.LipschitzVAE.from_target(1.0, 8.0, posterior_std=None, std_cap="a"),
+            TypeError, "std_cap must be a real number"),
         # an attacker's review (2026-12-02): this said "got range [1e-12, 1]"
         "a float64 pixel just above 1": (
             lambda: attacks.random_perturbation(

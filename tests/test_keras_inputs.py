@@ -496,3 +496,33 @@ def test_the_on_batch_calls_train_and_evaluate_as_fit_does(images):
     assert vae.predict_on_batch(x[:0]).shape == (0, *vae.image_shape)
     np.testing.assert_array_equal(vae.predict_on_batch(x), vae.predict(x, verbose=0))
     assert set(vae.test_on_batch(x, sample_weight=weights, return_dict=True)) >= {"elbo", "kl"}
+
+
+def test_a_nested_list_of_images_is_one_array(vae, images):
+    """A newcomer's run (2026-12-02): fit, evaluate and predict of x.tolist() failed with a
+    42 KB Keras message (a list is one array per model input), while reconstruct and
+    certified_radius took it."""
+    x = images[0][:8]
+    as_list = x.tolist()
+    np.testing.assert_array_equal(vae.predict(as_list, verbose=0), vae.predict(x, verbose=0))
+    np.testing.assert_array_equal(vae.predict_on_batch(as_list), vae.predict_on_batch(x))
+    vae.evaluate(as_list, verbose=0)
+    vae.fit(as_list, epochs=1, batch_size=8, verbose=0, validation_data=(as_list,))
+    vae.train_on_batch(as_list)
+    vae.test_on_batch(as_list)
+    with pytest.raises(ValueError, match="x is a list that is not one array of images"):
+        vae.predict([x[0].tolist(), x[0, :27].tolist()], verbose=0)
+    with pytest.raises(TypeError, match="x is a list of <U"):
+        vae.fit([["a"]], verbose=0)
+    with pytest.raises(TypeError, match="x must hold floating-point images.*divide integer"):
+        vae.predict((x * 255).astype(int).tolist(), verbose=0)
+
+
+@pytest.mark.parametrize("weight, error", [(-1.0, ValueError), (float("nan"), ValueError),
+                                           ("a", TypeError)])
+def test_a_bad_class_weight_is_refused_before_training(vae, images, weight, error):
+    """A newcomer's run (2026-12-02): {0: -1.0} failed in the graph as an InvalidArgumentError
+    naming sample_weight."""
+    with pytest.raises(error, match=r"class_weight\[0\]"):
+        vae.fit(images[0][:16], np.arange(16) % 10,
+                class_weight={0: weight, **{c: 1.0 for c in range(1, 10)}}, verbose=0)
