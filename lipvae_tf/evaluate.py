@@ -15,6 +15,7 @@ import dataclasses
 import os
 import sys
 import time
+import zipfile
 
 import lipvae_tf
 
@@ -94,12 +95,29 @@ def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:
     for name, path in paths.items():
         if not os.path.isfile(path):
             raise FileNotFoundError(f"model {name!r}: no file at {path}")
+        _check_keras_archive(name, path)
         model = keras.models.load_model(path)
         if not isinstance(model, LipschitzVAE):
             raise TypeError(f"model {name!r} at {path} is a {type(model).__name__}, "
                             "not a lipvae_tf LipschitzVAE/StandardVAE")
         models[name] = model
     return models
+
+
+def _check_keras_archive(name: str, path: str) -> None:
+    """ValueError naming the model unless `path` is a zip with a config.json and weights (what
+    `model.save("....keras")` writes): Keras answered an empty or corrupt file, which exists,
+    with "File not found"."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"model {name!r}: {path} is not a valid .keras archive ({error}); "
+                         "save models with model.save('name.keras')") from None
+    missing = sorted({"config.json", "model.weights.h5"} - members)
+    if missing:
+        raise ValueError(f"model {name!r}: {path} is not a valid .keras archive: it lacks "
+                         f"{', '.join(missing)}")
 
 
 def load_test_set(config: EvalConfig) -> tuple[np.ndarray, np.ndarray, str]:
@@ -149,7 +167,10 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
     _progress(f"  probability against attack norm ({len(config.attack_norms) + 1} norms)")
     curve = probability_curve(model, attacked, config)
     if log_likelihood_mean is None:
-        log_likelihood_mean = float(model.log_likelihood(test_x, samples=config.ll_samples).mean())
+        _progress(f"  test log-likelihood (IWAE, {config.ll_samples} samples, "
+                  f"{len(test_x)} images)")
+        log_likelihood_mean = float(model.log_likelihood(
+            test_x, samples=config.ll_samples, verbose=1 if _VERBOSE else 0).mean())
     paper_ref = reference_r1(model, model.std_norms(attacked), config.r, config.p)
     unbroken = ~np.isfinite(estimate.upper)
     tight = (estimate.margin > 0) & (best > 0)
@@ -274,7 +295,7 @@ def format_table(result: dict) -> str:
         ref = v["paper_r1_reference_constants"]
         lines.append("| " + " | ".join([
             name, *cert, "n/a" if ref is None else f"{ref['median']:.4f}",
-            f"{v['estimated_margin']['median']:.4f}", f"{v['tightness_median']:.3f}",
+            _margin_cell(v), f"{v['tightness_median']:.3f}",
             "n/a" if v["certificate_violations"] is None else str(v["certificate_violations"]),
             f"{v['test_log_likelihood_iwae']:.1f}"]) + " |")
     data = result.get("data") or {}
@@ -282,9 +303,18 @@ def format_table(result: dict) -> str:
         lines.insert(0, f"data: {data['test_images']} test images from {data['test_source']}")
     lines.append("cert. <method>: median certified radius (l2, pixel space); R1 ref.: the "
                  "published R1 (Barrett et al. 2022) at the model's constants, 0 where it "
-                 "certifies nothing; est. margin: median radius at which the attack broke "
-                 "r-robustness")
+                 "certifies nothing; est. margin: median of the largest radius at which the "
+                 "attack did not break r-robustness (>= and a count: inputs it never broke, "
+                 "whose margin is only the largest radius tried)")
     return "\n".join(lines)
+
+
+def _margin_cell(v: dict) -> str:
+    """The median estimated margin, marked as a lower bound when inputs went unbroken (their
+    margin is the largest radius tried, e.g. sqrt(784) = 28 for Fashion-MNIST)."""
+    cell = f"{v['estimated_margin']['median']:.4f}"
+    unbroken = v.get("unbroken_inputs", 0)
+    return f">= {cell} ({unbroken} unbroken)" if unbroken else cell
 
 
 # ----- command line -------------------------------------------------------------------------

@@ -690,7 +690,8 @@ certificate_methods = report.certificate_methods
 def evaluate(model: LipschitzVAE, test_x: np.ndarray, config: TrainConfig) -> dict:
     """Test ELBO terms (mean over the test set) and the importance-weighted log-likelihood."""
     metrics = model.evaluate(test_x, batch_size=config.batch_size, verbose=0, return_dict=True)
-    log_likelihood = model.log_likelihood(test_x, samples=config.ll_samples)
+    log_likelihood = model.log_likelihood(test_x, samples=config.ll_samples,
+                                          verbose=1 if config.verbose else 0)
     return {**{k: float(v) for k, v in metrics.items()},
             "log_likelihood_iwae": float(log_likelihood.mean()), "iwae_samples": config.ll_samples}
 

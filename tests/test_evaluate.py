@@ -3,12 +3,13 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
 import pytest
 
-from lipvae_tf import data, evaluate
+from lipvae_tf import bounds, data, evaluate
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 SHAPE = dict(latent_dim=4, hidden_units=(32,), seed=0)
@@ -95,3 +96,34 @@ def test_a_bad_attack_norm_is_one_line_naming_the_flag(tmp_path):
     assert ("error: attack_norms must be numbers separated by commas, got '1,x'"
             in completed.stderr), completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip", "zip-without-config"])
+def test_a_corrupt_keras_file_is_named_as_such(tmp_path, content):
+    """A newcomer's run (2026-12-02): an empty or corrupt .keras file, which exists, was
+    answered with Keras' "File not found"."""
+    path = tmp_path / "bad.keras"
+    if content == "zip-without-config":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("model.weights.h5", b"")
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"model 'bad': .*bad.keras is not a valid .keras "
+                                         r"archive"):
+        evaluate.load_models({"bad": str(path)})
+
+
+def test_the_table_marks_a_margin_the_attack_never_broke():
+    """A newcomer's run (2026-12-02): the table showed an unbroken input's margin as 28.0000
+    (sqrt(784), the largest radius tried) while its footer called it the radius at which the
+    attack broke; evaluation.json said "unbroken_inputs"."""
+    summary = {"median": 28.0, "min": 1.0}
+    model = {"certified_radius": {m: summary for m in bounds.METHODS},
+             "paper_r1_reference_constants": None, "estimated_margin": summary,
+             "tightness_median": 0.1, "certificate_violations": 0,
+             "test_log_likelihood_iwae": 100.0, "unbroken_inputs": 3}
+    table = evaluate.format_table({"models": {"a": model, "b": {**model,
+                                                                "unbroken_inputs": 0}}})
+    assert "| >= 28.0000 (3 unbroken) |" in table
+    assert "| b |" in table and "| 28.0000 |" in table.split("| b |")[1]
+    assert "inputs it never broke" in table.splitlines()[-1]

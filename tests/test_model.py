@@ -398,3 +398,17 @@ def test_infeasible_target_is_a_clear_error():
         LipschitzVAE(0)
     with pytest.raises(ValueError, match="architecture"):
         LipschitzVAE(10, architecture="rnn")
+
+
+def test_log_likelihood_shows_progress_on_request(capsys):
+    """A newcomer's run (2026-12-02): the evaluate command sat silent for about 18 s while it
+    computed the log-likelihood of 10k images."""
+    vae = LipschitzVAE(latent_dim=2, hidden_units=(8,))
+    x = np.full((5, 28, 28, 1), 0.5, "float32")
+    quiet = vae.log_likelihood(x, samples=2, batch_size=2, verbose=0)
+    assert capsys.readouterr().out == ""
+    assert quiet.shape == (5,) and quiet.dtype == np.float64
+    vae.log_likelihood(x, samples=2, batch_size=2, verbose=1)
+    assert "5/5" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="verbose"):
+        vae.log_likelihood(x, verbose=2)
