@@ -23,6 +23,7 @@ relative to a run without a strategy.
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -38,7 +39,7 @@ __all__ = [
     "STRATEGIES", "local_devices", "make_strategy", "build_in_scope", "compile_in_scope",
     "training_dataset", "evaluation_dataset", "replica_batch_sizes", "global_batch_size",
     "replica_normal", "in_multi_worker_mode", "worker_description", "step_logs", "is_chief",
-    "worker_path",
+    "worker_path", "check_tf_config",
 ]
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -71,7 +72,37 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None
         if not devices:
             raise ValueError("devices must name at least one device")
         return tf.distribute.MirroredStrategy(devices=devices)
+    check_tf_config(os.environ.get("TF_CONFIG", ""))
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def check_tf_config(text: str) -> None:
+    """The TF_CONFIG environment variable's value, checked before TF parses it (a malformed one
+    gave a bare "Expecting value: line 1 column 1 (char 0)" naming no variable): empty (a single
+    local worker), or a JSON object whose "cluster" is an object of job lists and whose "task"
+    is an object with "type" and "index" (https://www.tensorflow.org/guide/distributed_training).
+
+    Raises:
+        ValueError: naming TF_CONFIG, its value (shortened) and what is wrong.
+    """
+    if not text.strip():
+        return
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}): {shown!r}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task', got "
+                         f"{type(config).__name__}: {shown!r}")
+    cluster, task = config.get("cluster"), config.get("task")
+    if cluster is not None and not (isinstance(cluster, dict) and all(
+            isinstance(hosts, (list, dict)) for hosts in cluster.values())):
+        raise ValueError(f"TF_CONFIG's 'cluster' must map job names to lists of 'host:port', "
+                         f"got {shown!r}")
+    if task is not None and not (isinstance(task, dict) and "type" in task and "index" in task):
+        raise ValueError(f"TF_CONFIG's 'task' must be an object with 'type' and 'index', got "
+                         f"{shown!r}")
 
 
 def build_in_scope(strategy: tf.distribute.Strategy, build: Callable[[], _Model]) -> _Model:

@@ -44,14 +44,18 @@ from lipvae_tf import attacks, checks, evaluate, export, report, train
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 __all__ = [
-    "ZOO_DIR", "FILES", "SAVED_MODEL", "ZooIntegrityError", "list_models", "model_dir",
+    "ZOO_DIR", "BUNDLED_ZOO_DIR", "zoo_dir", "FILES", "SAVED_MODEL", "ZooIntegrityError",
+    "list_models", "model_dir",
     "model_config", "sha256_file", "verify", "load", "load_saved_model", "saved_model_path",
     "model_card", "build", "AUDIT_IMAGES", "certified_by_reconstruction", "reconstruction_errors",
     "audit_reconstructions", "write_manifest", "certified_quantiles", "cards_table", "plot_curves",
     "main",
 ]
 
-ZOO_DIR = Path(os.environ.get("LIPVAE_ZOO_DIR", Path(__file__).resolve().parents[1] / "zoo"))
+BUNDLED_ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
+# None: `zoo_dir()` reads $LIPVAE_ZOO_DIR when it is used (it was read once, at import, so a
+# variable set later in the same process was ignored); a path set here takes precedence.
+ZOO_DIR: Path | None = None
 FILES = ("model.keras", "card.json", "config.json")
 SAVED_MODEL = "saved_model"
 
@@ -82,10 +86,29 @@ def _read_json(path: Path, keys: tuple[str, ...] = (), name: str | None = None) 
     return value
 
 
+def zoo_dir() -> Path:
+    """The zoo folder in use: `ZOO_DIR` if set, else $LIPVAE_ZOO_DIR as it is now, else the
+    repository's `zoo/`.
+
+    Raises:
+        FileNotFoundError: naming the folder and where it came from, when it does not exist (an
+            empty list of models said nothing about a mistyped LIPVAE_ZOO_DIR).
+    """
+    if ZOO_DIR is not None:
+        root, source = Path(ZOO_DIR), "lipvae_tf.zoo.ZOO_DIR"
+    elif os.environ.get("LIPVAE_ZOO_DIR"):
+        root, source = Path(os.environ["LIPVAE_ZOO_DIR"]), "LIPVAE_ZOO_DIR"
+    else:
+        root, source = BUNDLED_ZOO_DIR, "the repository's zoo/"
+    if not root.is_dir():
+        raise FileNotFoundError(f"the zoo folder {root} (from {source}) does not exist")
+    return root
+
+
 def _folders(root: Path | None = None) -> dict[str, Path]:
     """{name: folder}; a folder whose config.json is unreadable is listed under the name its
     path gives (<dataset>_<folder>), so that only that model fails, with ZooIntegrityError."""
-    root = Path(root or ZOO_DIR)
+    root = Path(root) if root is not None else zoo_dir()
     folders = {}
     for folder in sorted(root.glob("*/*")):
         if (folder / "config.json").is_file():
@@ -106,10 +129,11 @@ def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> li
         bundled_only: if True, only the models with bundled weights (a manifest.json).
 
     Returns:
-        The names, in the order of their folders' paths under ZOO_DIR.
+        The names, in the order of their folders' paths under `zoo_dir()`.
 
     Raises:
         TypeError: if bundled_only is not a bool.
+        FileNotFoundError: if the zoo folder does not exist (`zoo_dir`).
     """
     bundled_only = checks.flag("bundled_only", bundled_only)
     names = []
@@ -135,7 +159,7 @@ def model_dir(name: str) -> Path:
         name: the zoo model's name (`list_models`), a str.
 
     Returns:
-        The model's folder, `ZOO_DIR/<dataset>/<model>`.
+        The model's folder, `zoo_dir()/<dataset>/<model>`.
 
     Raises:
         TypeError: if name is not a str.
@@ -390,7 +414,8 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
     card = {
         "name": name, "dataset": cfg.dataset, "kind": config["kind"],
         "description": config["description"],
-        "training_command": f"python -m lipvae_tf.zoo build {name}",
+        "training_command": f"python -m lipvae_tf.zoo build {name}"
+                            + ("" if epochs is None else f" --override_epochs={epochs}"),
         "data": {"train_source": train_source, "test_source": test_source,
                  "train_images": len(train_x), "test_images": len(test_x),
                  "train_sha256": _data_checksum(train_x), "test_sha256": _data_checksum(test_x)},

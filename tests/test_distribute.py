@@ -60,6 +60,23 @@ def test_make_strategy_names_and_errors():
     assert distribute.is_chief(mirrored) and distribute.worker_path("out", mirrored) == "out"
 
 
+@pytest.mark.parametrize("value, match", [
+    ("not json", "TF_CONFIG is not valid JSON"), ("[1, 2]", "TF_CONFIG must be a JSON object"),
+    ('{"cluster": {"worker": "a:1"}}', "TF_CONFIG's 'cluster' must map job names to lists"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker"}}',
+     "TF_CONFIG's 'task' must be an object with 'type' and 'index'"),
+])
+def test_a_malformed_tf_config_is_named(monkeypatch, value, match):
+    """A newcomer's run (2026-12-02): TF_CONFIG='not json' stopped the multi_worker command
+    with a bare "Expecting value: line 1 column 1 (char 0)"."""
+    monkeypatch.setenv("TF_CONFIG", value)
+    with pytest.raises(ValueError, match=match):
+        distribute.make_strategy("multi_worker")
+    distribute.check_tf_config("")
+    distribute.check_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, '
+                               '"task": {"type": "worker", "index": 0}}')
+
+
 def test_compile_in_scope_refuses_a_model_built_outside_the_strategy():
     mirrored = distribute.make_strategy("mirrored", devices=["/cpu:0"])
     outside = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])

@@ -35,7 +35,8 @@ def tiny_zoo(tmp_path_factory):
     original = zoo.ZOO_DIR
     zoo.ZOO_DIR = root
     try:
-        card = zoo.build(TINY, run_root=str(tmp_path_factory.mktemp("runs")))
+        # the config says 3 epochs as well: the override only shows in the card's command
+        card = zoo.build(TINY, epochs=3, run_root=str(tmp_path_factory.mktemp("runs")))
     finally:
         zoo.ZOO_DIR = original
     return root, card
@@ -61,7 +62,8 @@ def test_build_writes_weights_saved_model_card_and_manifest(tiny_zoo):
     manifest = json.loads((folder / "manifest.json").read_text())["sha256"]
     assert {"model.keras", "card.json", "config.json",
             "saved_model/1/saved_model.pb"} <= set(manifest)
-    assert card["training_command"] == f"python -m lipvae_tf.zoo build {TINY}"
+    # a newcomer's run (2026-12-02): the command left out the --override_epochs it was built with
+    assert card["training_command"] == f"python -m lipvae_tf.zoo build {TINY} --override_epochs=3"
     assert card["data"]["train_images"] == 640 and len(card["data"]["test_sha256"]) == 64
     assert card["certified_radius"]["best"]["min"] >= 1.0  # designed for R* = 1
     # convergence: no epoch beats the first by min_delta, so the early stopping (patience of
@@ -343,3 +345,18 @@ def test_a_bad_zoo_command_line_says_what_is_wrong(argv, message):
         zoo.main(argv)
     assert str(exited.value).startswith("python -m lipvae_tf.zoo: error: ")
     assert message in str(exited.value)
+
+
+def test_the_zoo_folder_is_read_when_used_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    """A newcomer's run (2026-12-02): LIPVAE_ZOO_DIR was read once at import, and a folder that
+    does not exist gave an empty list and "known: none" without a word about the folder."""
+    monkeypatch.setattr(zoo, "ZOO_DIR", None)
+    monkeypatch.setenv("LIPVAE_ZOO_DIR", str(tmp_path))
+    assert zoo.zoo_dir() == tmp_path and zoo.list_models() == []
+    monkeypatch.setenv("LIPVAE_ZOO_DIR", str(tmp_path / "typo"))
+    for call in (zoo.list_models, lambda: zoo.model_dir(TINY), lambda: zoo.load(TINY)):
+        with pytest.raises(FileNotFoundError, match=r"zoo folder .*typo \(from LIPVAE_ZOO_DIR\) "
+                                                    "does not exist"):
+            call()
+    monkeypatch.delenv("LIPVAE_ZOO_DIR")
+    assert zoo.zoo_dir() == zoo.BUNDLED_ZOO_DIR
