@@ -138,7 +138,8 @@ def export_saved_model(
     Returns the SavedModel folder.
     """
     if not isinstance(model, LipschitzVAE):
-        raise TypeError(f"model must be a lipvae_tf LipschitzVAE, got {type(model).__name__}")
+        raise TypeError("model must be a lipvae_tf LipschitzVAE or StandardVAE, got "
+                        f"{type(model).__name__}")
     checks.one_of("method", method, bounds.METHODS)
     finalize, overwrite = checks.flag("finalize", finalize), checks.flag("overwrite", overwrite)
     if method == "ncx2" and model.posterior_std is None:
@@ -359,9 +360,40 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
 
 
 def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata of an exported SavedModel folder (no TensorFlow needed)."""
-    with open(os.path.join(os.fspath(export_dir), METADATA_FILE), encoding="utf-8") as f:
-        return json.load(f)
+    """The JSON metadata that `export_saved_model` writes beside the SavedModel (no TensorFlow
+    needed): the frozen values of the `metadata` signature (constants, std cap as applied,
+    reconstruction mode, certificate method, image shape, versions).
+
+    Args:
+        export_dir: the folder `export_saved_model` returned (with TF Serving's layout,
+            `<base>/<version>`).
+
+    Returns:
+        The parsed JSON object, a dict.
+
+    Raises:
+        FileNotFoundError: naming the folder when it holds no metadata: it does not exist, or
+            it is not an `export_saved_model` folder (Keras' `model.export` writes none).
+        ValueError: naming the file when it is not valid JSON or not a JSON object (corrupted
+            or tampered).
+    """
+    folder = os.fspath(export_dir)
+    path = os.path.join(folder, METADATA_FILE)
+    if not os.path.isfile(path):
+        kind = ("a SavedModel without the package's metadata (written by model.export or "
+                "tf.saved_model.save, not lipvae_tf.export.export_saved_model)"
+                if os.path.isfile(os.path.join(folder, "saved_model.pb"))
+                else "not an exported model folder")
+        raise FileNotFoundError(f"{folder} has no {METADATA_FILE}: it is {kind}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): corrupted or tampered") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} holds a JSON {type(metadata).__name__}, not the metadata "
+                         "object: corrupted or tampered")
+    return metadata
 
 
 def metadata_request() -> dict[str, Any]:

@@ -48,6 +48,7 @@ class KerasInputs:
                 labels; TypeError for an argument given twice or one `fit` does not take.
         """
         kwargs = _by_name(keras.Model.fit, args, kwargs)
+        _check_loop_arguments(kwargs)
         x = nested_list_as_array(x, "x")
         sample_weight = kwargs.pop("sample_weight", None)
         validation_data = kwargs.pop("validation_data", None)
@@ -233,6 +234,20 @@ class KerasInputs:
             raise ValueError(f"{name} holds no images (shape {tuple(x.shape)}): there is "
                              "nothing to train on or to evaluate")
         return count
+
+
+def _check_loop_arguments(kwargs: dict) -> None:
+    """fit's batch_size (None or an int >= 1), epochs (an int >= 1) and initial_epoch (an int
+    >= 0, below epochs), checked before Keras starts: batch_size=0 trained (on batches Keras
+    chose) and epochs=-1 returned an empty history, both without a word."""
+    if kwargs.get("batch_size") is not None:
+        checks.positive_int("batch_size", kwargs["batch_size"])
+    epochs = checks.positive_int("epochs", kwargs.get("epochs", 1))
+    initial = kwargs.get("initial_epoch", 0)
+    if isinstance(initial, bool) or not isinstance(initial, (int, np.integer)) or not (
+            0 <= initial < epochs):
+        raise ValueError(f"initial_epoch must be an integer in [0, epochs = {epochs}), got "
+                         f"{initial!r}")
 
 
 def nested_list_as_array(x: Any, name: str) -> Any:

@@ -406,6 +406,22 @@ def _keras_activation(layer: keras.layers.Activation) -> float:
     return constant * (1 + rounding_margin(layer.compute_dtype))
 
 
+@register_lipschitz_bound(keras.layers.ReLU, keras.layers.LeakyReLU)
+def _keras_relu(layer) -> float:
+    """Keras' ReLU layer max(x, 0) capped at max_value, with slope negative_slope below its
+    threshold, and LeakyReLU (slope negative_slope below 0): constant max(1, |slope|). A
+    threshold t != 0 makes ReLU jump from negative_slope x 0 = 0 to t at x = t: no Lipschitz
+    constant at all."""
+    threshold = float(getattr(layer, "threshold", 0.0))
+    if threshold != 0:
+        raise ValueError(f"layer {layer.name!r}: ReLU with threshold {threshold} is "
+                         "discontinuous at the threshold, so it has no Lipschitz constant")
+    slope = abs(applied_value(layer.negative_slope, layer.compute_dtype))
+    if slope == 0:
+        return 1.0  # max(x, 0) and min(., max_value): exact in every dtype
+    return max(1.0, slope) * (1 + rounding_margin(layer.compute_dtype))
+
+
 def _keras_checks(layer) -> None:
     """Keras features that make `layer.kernel` a tensor computed in the graph, not a weight."""
     if getattr(layer, "quantization_mode", None):

@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 import math
+import os
 import types
 import warnings
 from collections.abc import Callable, Sequence
@@ -695,7 +696,23 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         return mu, self.encoder_std_net(x, training=training)
 
     def encode(self, x: ArrayLike, training: bool = False) -> tfd.MultivariateNormalDiag:
-        """q(z | x) = N(mu(x), diag(sigma(x)^2)); x is checked as in `call`."""
+        """The approximate posterior q(z | x) = N(mu(x), diag(sigma(x)^2)) (Kingma & Welling
+        2014, section 3): sigma(x) is the std network's (capped) output, or the fixed
+        posterior std gamma for every coordinate.
+
+        Args:
+            x: images (batch, *image_shape), floating pixels in [0, 1].
+            training: Keras' training flag (the networks have no dropout or batch norm, so it
+                changes nothing today).
+
+        Returns:
+            A `tfd.MultivariateNormalDiag` with batch shape (batch,) and event shape
+            (latent_dim,): `.mean()` is mu(x), `.stddev()` is sigma(x) (latent units, float32).
+
+        Raises:
+            TypeError / ValueError: naming x, as `call` (dtype, shape, NaN/Inf, pixels outside
+                [0, 1]; eager inputs raise before the graph, tensors inside it).
+        """
         mu, sigma = self.posterior_params(self.checked_pixels(x), training)
         return tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)
 
@@ -887,12 +904,24 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def export(self, filepath, format: str = "tf_saved_model", verbose: bool = True,
-               input_signature=None, **kwargs):
+               input_signature=None, overwrite: bool = False, **kwargs):
         """Keras' `export` (a SavedModel serving `call`: the deterministic reconstruction),
         with the images' input signature (None, *image_shape) float32 by default: the model is
         built at construction, so Keras has seen no call to take the signature from.
         `lipvae_tf.export.export_saved_model` writes the package's serving contract instead
-        (reconstructions, latents, the `certify` signature, metadata)."""
+        (reconstructions, latents, the `certify` signature, metadata).
+
+        Raises:
+            FileExistsError: when `filepath` is an existing file or a folder that is not empty,
+                unless overwrite=True (Keras wrote over it silently, while
+                `export_saved_model` refuses the same).
+        """
+        overwrite = checks.flag("overwrite", overwrite)
+        target = os.fspath(filepath)
+        if not overwrite and os.path.lexists(target) and not (
+                os.path.isdir(target) and not os.listdir(target)):
+            raise FileExistsError(f"{target} exists and is not an empty folder: pass "
+                                  "overwrite=True to write over it, or another path")
         if input_signature is None:
             input_signature = [tf.TensorSpec((None, *self.image_shape), tf.float32)]
         return super().export(filepath, format=format, verbose=verbose,
@@ -995,6 +1024,20 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         the continuous Bernoulli mean, x 1/4 for a sigmoid. M_sigma is 0 for a fixed posterior
         std; for an unconstrained std network (constrain_std=False) it is still the product of
         its layers' measured norms, sound but large (the capped certificates use the cap).
+
+        Args:
+            reconstruction: None (the model's mode), "mean" or "parameter".
+
+        Returns:
+            {"encoder_mean": M_mu, "encoder_std": M_sigma, "decoder": M_g}, floats: l2
+            Lipschitz constants, M_mu and M_sigma from pixel space to latent space, M_g from
+            latent space to the certified reconstruction's pixels (`lipschitz.
+            network_lipschitz_bound`, docs/theory.md sections 7 and 12).
+
+        Raises:
+            ValueError: naming reconstruction for an unknown mode, or when a network's layers
+                changed after construction.
+            TypeError: for a layer without a verified bound (`lipschitz.layer_lipschitz_bound`).
         """
         self._check_networks_unchanged()
         return {
@@ -1146,7 +1189,23 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         return constraints.constrained_kernels(list(self.lipschitz_networks().values()))
 
     def finalize(self, tol: float = constraints.DEFAULT_FINALIZE_TOL) -> dict:
-        """Converged projection of every constrained kernel (call before certifying)."""
+        """Converged projection of every constrained kernel, written back in place: call it
+        once after training, before certifying or exporting (`constraints.
+        finalize_constraints`: Björck kernels iterated to orthonormality, clipped kernels
+        clipped exactly by a float64 SVD or, for convolutions, by their FFT blocks). A
+        certificate is sound without it (it measures the kernels in use), but tighter after.
+
+        Args:
+            tol: the projection's tolerance in (0, 1): Björck stops at ||W^T W - I||_F <=
+                tol / 10; conv kernels are clipped at (1 - tol) x their bound.
+
+        Returns:
+            {kernel variable path: iterations used}, e.g. {"encoder_mean/dense_0/kernel": 1}.
+
+        Raises:
+            ValueError: tol outside (0, 1), or a kernel holding NaN or Inf (no kernel changed).
+            RuntimeError: naming the kernel when Björck does not converge (no kernel changed).
+        """
         return constraints.finalize_constraints(list(self.lipschitz_networks().values()), tol=tol)
 
     def std_norms(self, x: ArrayLike, batch_size: int = 1024) -> np.ndarray:

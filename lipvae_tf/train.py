@@ -127,6 +127,7 @@ class TrainConfig:
         except (TypeError, ValueError):
             raise ValueError(f"min_delta must be a finite number of nats >= 0, got "
                              f"{self.min_delta!r}") from None
+        checks.one_of("verbose", self.verbose, (0, 1, 2))  # Keras' fit: silent, bar, lines
         checks.one_of("dataset", self.dataset, data.NAMES)
         checks.one_of("source", self.source, data.SOURCES)
         checks.one_of("architecture", self.architecture, ARCHITECTURES)

@@ -59,6 +59,9 @@ def _cases(vae, tmp_path):
             lambda: keras.saving.save_model(vae, str(tmp_path / "k.h5")), ValueError,
             "keras.saving.save_model to a .h5 path: the legacy HDF5 format cannot hold a "
             "LipschitzVAE"),
+        # a newcomer's run (2026-12-02): --verbose=7 was accepted
+        "a verbose of 7": (lambda: train.TrainConfig(verbose=7), ValueError,
+                           r"verbose must be one of \(0, 1, 2\), got 7"),
         "a train_limit of 0": (lambda: train.TrainConfig(train_limit=0),
                                ValueError, "train_limit must be an integer >= 1"),
         "conv_relaxation of 2": (lambda: train.TrainConfig(conv_relaxation=2.0),

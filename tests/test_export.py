@@ -436,3 +436,23 @@ def test_graph_bounds_validate_the_frozen_constants():
         graph_bounds.radius("markov", 1.0, 1.0, -1.0, 0.1, 8.0, 0.5, latent_dim=10)
     with pytest.raises(ValueError, match="latent_dim"):
         graph_bounds.radius("chi2", 1.0, 1.0, 1.0, 0.1, 8.0, 0.5, latent_dim=1)
+
+
+def test_read_metadata_names_what_the_folder_is(tmp_path):
+    """A newcomer's run (2026-12-02): read_metadata of a `vae.export()` folder raised a raw
+    FileNotFoundError for assets.extra/lipvae_tf_metadata.json."""
+    with pytest.raises(FileNotFoundError, match="not an exported model folder"):
+        export.read_metadata(tmp_path / "nothing")
+    keras_export = tmp_path / "keras_export"
+    keras_export.mkdir()
+    (keras_export / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="written by model.export"):
+        export.read_metadata(keras_export)
+    (keras_export / "assets.extra").mkdir()
+    metadata = keras_export / export.METADATA_FILE
+    for content, match in (("{", "is not valid JSON"), ("[1]", "holds a JSON list")):
+        metadata.write_text(content)
+        with pytest.raises(ValueError, match=match):
+            export.read_metadata(keras_export)
+    metadata.write_text('{"method": "best"}')
+    assert export.read_metadata(keras_export) == {"method": "best"}

@@ -404,3 +404,30 @@ def test_a_keras_conv_shared_by_models_of_different_input_sizes_has_no_bound():
         with pytest.raises(ValueError, match="several sizes") as error:
             lp.network_lipschitz_bound(model)
         assert "(3, 3, 1)" in str(error.value) and "(16, 16, 1)" in str(error.value)
+
+
+@pytest.mark.parametrize("make, constant", [
+    (keras.layers.ReLU, 1.0), (lambda: keras.layers.ReLU(max_value=6.0), 1.0),
+    (lambda: keras.layers.ReLU(negative_slope=0.3), 1.0),
+    (lambda: keras.layers.LeakyReLU(negative_slope=0.2), 1.0),
+    (lambda: keras.layers.LeakyReLU(negative_slope=3.0), 3.0),
+])
+def test_keras_relu_layers_have_their_slope_bound(make, constant):
+    """A newcomer's run (2026-12-02): keras.layers.Dense was bounded but the ReLU layer raised
+    "no verified Lipschitz bound"."""
+    layer = make()
+    model = keras.Sequential([keras.Input((64,)), layer])
+    bound = lp.network_lipschitz_bound(model)
+    assert constant <= bound <= constant * (1 + 1e-6)
+    rng = np.random.default_rng(0)
+    a, b = (rng.normal(scale=4.0, size=(256, 64)).astype("float32") for _ in range(2))
+    b[:, ::2] = a[:, ::2] - 1e-3  # pairs across the kink and the cap
+    moved = np.linalg.norm(model(a).numpy().astype("float64") - model(b).numpy(), axis=1)
+    assert np.all(moved <= bound * np.linalg.norm(a.astype("float64") - b, axis=1))
+    assert moved.max() / np.linalg.norm(a.astype("float64") - b, axis=1).max() > 0.1 * constant
+
+
+def test_a_relu_with_a_threshold_is_refused():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.ReLU(threshold=0.5)])
+    with pytest.raises(ValueError, match="threshold 0.5 is discontinuous"):
+        lp.network_lipschitz_bound(model)

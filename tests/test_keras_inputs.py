@@ -341,6 +341,13 @@ def test_keras_export_serves_call(vae, images, tmp_path):
     vae.export(str(tmp_path / "served"), verbose=False)
     served = tf.saved_model.load(str(tmp_path / "served"))
     np.testing.assert_array_equal(served.serve(tf.constant(x)).numpy(), vae(x).numpy())
+    # a newcomer's run (2026-12-02): a second export wrote over the first without a word,
+    # while export_saved_model refuses the same
+    with pytest.raises(FileExistsError, match="served exists.*overwrite=True"):
+        vae.export(str(tmp_path / "served"), verbose=False)
+    vae.export(str(tmp_path / "served"), verbose=False, overwrite=True)
+    (tmp_path / "empty").mkdir()
+    vae.export(str(tmp_path / "empty"), verbose=False)
 
 
 def test_certified_radius_checks_its_arguments_before_any_work(images, monkeypatch):
@@ -526,3 +533,18 @@ def test_a_bad_class_weight_is_refused_before_training(vae, images, weight, erro
     with pytest.raises(error, match=r"class_weight\[0\]"):
         vae.fit(images[0][:16], np.arange(16) % 10,
                 class_weight={0: weight, **{c: 1.0 for c in range(1, 10)}}, verbose=0)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(batch_size=0), ValueError, "batch_size must be an integer >= 1, got 0"),
+    (dict(batch_size=2.5), TypeError, "batch_size must be an integer"),
+    (dict(epochs=-1), ValueError, "epochs must be an integer >= 1, got -1"),
+    (dict(epochs=0), ValueError, "epochs must be an integer >= 1, got 0"),
+    (dict(epochs=2, initial_epoch=2), ValueError, r"initial_epoch must be an integer in \[0, "),
+])
+def test_fit_refuses_loop_arguments_that_train_nothing_or_anything(vae, images, kwargs, error,
+                                                                   match):
+    """A newcomer's run (2026-12-02): fit(batch_size=0) trained, fit(epochs=-1) returned an
+    empty history, both silently."""
+    with pytest.raises(error, match=match):
+        vae.fit(images[0][:16], verbose=0, **kwargs)
