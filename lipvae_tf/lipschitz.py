@@ -417,6 +417,9 @@ def _keras_relu(layer) -> float:
         raise ValueError(f"layer {layer.name!r}: ReLU with threshold {threshold} is "
                          "discontinuous at the threshold, so it has no Lipschitz constant")
     slope = abs(applied_value(layer.negative_slope, layer.compute_dtype))
+    if not math.isfinite(slope):  # max(1.0, nan) is 1.0
+        raise ValueError(f"layer {layer.name!r}: negative_slope {layer.negative_slope} as "
+                         f"applied in {layer.compute_dtype} is not a finite number")
     if slope == 0:
         return 1.0  # max(x, 0) and min(., max_value): exact in every dtype
     return max(1.0, slope) * (1 + rounding_margin(layer.compute_dtype))

@@ -427,7 +427,11 @@ def test_keras_relu_layers_have_their_slope_bound(make, constant):
     assert moved.max() / np.linalg.norm(a.astype("float64") - b, axis=1).max() > 0.1 * constant
 
 
-def test_a_relu_with_a_threshold_is_refused():
+def test_a_relu_with_a_threshold_or_a_nan_slope_is_refused():
     model = keras.Sequential([keras.Input((4,)), keras.layers.ReLU(threshold=0.5)])
     with pytest.raises(ValueError, match="threshold 0.5 is discontinuous"):
         lp.network_lipschitz_bound(model)
+    for layer in (keras.layers.ReLU(negative_slope=float("nan")),
+                  keras.layers.LeakyReLU(negative_slope=float("nan"))):
+        with pytest.raises(ValueError, match="negative_slope nan .* not a finite number"):
+            lp.network_lipschitz_bound(keras.Sequential([keras.Input((4,)), layer]))
