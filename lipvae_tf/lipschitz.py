@@ -16,10 +16,9 @@ from __future__ import annotations
 import fractions
 import functools
 import hashlib
-import inspect
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import keras
@@ -105,43 +104,68 @@ def register_lipschitz_bound(*layer_classes: type) -> Callable[[LayerT], LayerT]
     return decorator
 
 
-# Overriding these changes how an object is made or described, not the map it computes.
-_DESCRIPTIVE_METHODS = frozenset({"__init__", "get_config", "from_config", "__repr__"})
-# Every class has its own of these; they say nothing about what it computes.
-_PER_CLASS_ATTRIBUTES = frozenset({"__dict__", "__weakref__", "__doc__", "__module__",
-                                   "__annotations__", "__qualname__"})
-# Keras puts these on every layer and model instance (wrappers of the class's own build and
-# quantize, and the compiled loss).
-_KERAS_INSTANCE_ATTRIBUTES = frozenset({"build", "quantize", "loss"})
+# Overriding these changes how an object is made, described, saved or built, not the map it
+# computes (a bound is measured from the weights in use and the sizes the layer checks at call).
+_HARMLESS_OVERRIDES = frozenset({
+    "__init__", "__repr__", "__str__", "__eq__", "__hash__", "__init_subclass__", "get_config",
+    "from_config", "build", "build_from_config", "get_build_config", "compute_output_spec",
+    "save_own_variables", "load_own_variables",
+})
+# Keras puts these on layer and model instances (wrappers of the class's own build and
+# quantize; the compiled loss, traced step functions and trackers of a model).
+_KERAS_INSTANCE_ATTRIBUTES = frozenset({
+    "build", "quantize", "loss", "_compile_loss", "_functional", "_loss_tracker",
+    "predict_function", "train_function", "test_function", "make_predict_function",
+})
+_CLASS_DICT = type.__dict__["__dict__"]  # a class's own namespace, whatever its metaclass says
 
 
-@functools.cache
-def _class_overrides(kind: type, base: type) -> frozenset[str]:
-    return frozenset(
-        name for name in dir(base)
-        if name not in _DESCRIPTIVE_METHODS and name not in _PER_CLASS_ATTRIBUTES
-        and inspect.getattr_static(kind, name, None) is not inspect.getattr_static(base, name)
-    )
+def _namespace(cls: type) -> Mapping[str, Any]:
+    return _CLASS_DICT.__get__(cls)
+
+
+def _is_code(name: str, value: Any) -> bool:
+    """Methods, properties and other descriptors, and callables: what can compute. Plain data
+    (a class's own `__firstlineno__`, `supports_masking`, Keras' export names) cannot, nor can
+    the `__dict__` and `__weakref__` slots Python gives every class of its own."""
+    if name in ("__dict__", "__weakref__") and type(value) is type(_CLASS_DICT):
+        return False
+    return callable(value) or hasattr(type(value), "__get__")
 
 
 def overridden_computation(obj: Any, base: type) -> tuple[str, ...]:
-    """The attributes of `base` that `obj` (an instance of `base` or of a subclass) replaces,
-    sorted: methods, properties and class attributes its class resolves to something other
-    than `base`'s (wherever in the MRO the replacement sits), and callables set on the
-    instance itself. `__init__`, `get_config`, `from_config` and `__repr__` do not count; every
-    other replacement may change the map `obj` computes, which a bound derived for `base`
-    (or a forward-error analysis of it) then does not cover: a Keras weight-standardised
-    Conv2D overrides only `convolution_op`, not `call`.
+    """The attributes with which `obj` (an instance of `base` or of a subclass) may compute
+    something other than `base` does, sorted: every method, property or other descriptor that
+    a class of `obj`'s type adds to `base`'s (wherever in the MRO it sits) under a name `base`
+    has, every property it adds under any name (it may shadow an instance attribute `base`
+    reads, such as `kernel` or `lipschitz`), a metaclass of its own ("__class__": it may hide
+    the class's namespace from lookups), and callables set on the instance under a name `base`
+    has. Overrides of construction, description, saving and building (`__init__`,
+    `get_config`, `build`, ...) do not count. A Keras weight-standardised Conv2D overrides
+    only `convolution_op`, not `call`, and computes with another kernel: a bound derived for
+    `base` (or a forward-error analysis of it) does not cover any of these. Nothing is cached:
+    a class changed after a first check is checked as it is now.
 
     Raises:
         TypeError: if `obj` is not an instance of `base`.
     """
     if not isinstance(obj, base):
         raise TypeError(f"expected an instance of {base.__name__}, got {type(obj).__name__}")
-    names = set(_class_overrides(type(obj), base))
+    kind = type(obj)
+    names = set()
+    if type(kind) is not type(base):
+        names.add("__class__")
+    known = set().union(*(_namespace(cls) for cls in base.__mro__))
+    for cls in kind.__mro__:
+        if cls in base.__mro__:
+            continue
+        for name, value in _namespace(cls).items():
+            if name in _HARMLESS_OVERRIDES or not _is_code(name, value):
+                continue
+            if name in known or isinstance(value, property) or hasattr(type(value), "__set__"):
+                names.add(name)
     names.update(name for name, value in vars(obj).items()
-                 if callable(value) and name not in _KERAS_INSTANCE_ATTRIBUTES
-                 and hasattr(base, name))
+                 if callable(value) and name not in _KERAS_INSTANCE_ATTRIBUTES and name in known)
     return tuple(sorted(names))
 
 
@@ -161,7 +185,7 @@ def _rule_for(layer: keras.layers.Layer) -> Callable[[keras.layers.Layer], float
         if replaced:
             raise TypeError(
                 f"no verified Lipschitz bound for layer {layer.name!r} of type {kind.__name__}: "
-                f"it overrides {', '.join(f'{name}()' for name in replaced)} of "
+                f"it overrides {', '.join(replaced)} of "
                 f"{cls.__name__}, whose bound does not apply; register one with "
                 f"lipvae_tf.lipschitz.register_lipschitz_bound({kind.__name__})"
             )
@@ -201,7 +225,9 @@ def numpy_dtype(dtype: DTypeLike | tf.DType) -> np.dtype:
 
 def applied_value(value: float, dtype: DTypeLike | tf.DType) -> float:
     """A Python scalar as a layer applies it: cast to `dtype` (e.g. float32(1/3)), as float64."""
-    return float(keras.ops.convert_to_numpy(keras.ops.cast(value, dtype)).astype(np.float64))
+    applied = keras.ops.cast(value, dtype)
+    # then to float64, exactly (NumPy cannot convert a bfloat16 tensor itself)
+    return float(keras.ops.convert_to_numpy(keras.ops.cast(applied, "float64")))
 
 
 def is_own_weight(layer: keras.layers.Layer, value: Any) -> bool:
@@ -350,17 +376,20 @@ def activation_constant(activation: str | Callable | None) -> float:
 
 @register_lipschitz_bound(ll.LipschitzDense)
 def _lipschitz_dense(layer: ll.LipschitzDense) -> float:
+    ll.check_compute_dtype(layer)  # refused at build; a policy set afterwards is refused here
     return scaled_bound(layer, dense_norm(applied_kernel(layer)))
 
 
 @register_lipschitz_bound(ll.LipschitzConv2D)
 def _lipschitz_conv(layer: ll.LipschitzConv2D) -> float:
+    ll.check_compute_dtype(layer)
     norm = conv_norm_bound(applied_kernel(layer), layer.input_hw, layer.strides, layer.padding)
     return scaled_bound(layer, norm)
 
 
 @register_lipschitz_bound(ll.LipschitzConv2DTranspose)
 def _lipschitz_conv_transpose(layer: ll.LipschitzConv2DTranspose) -> float:
+    ll.check_compute_dtype(layer)
     # The adjoint conv maps the output grid back to the input grid with the same kernel.
     norm = conv_norm_bound(applied_kernel(layer), layer.output_hw, layer.strides, layer.padding)
     return scaled_bound(layer, norm)
@@ -385,8 +414,19 @@ def _rounded_isometry(layer: keras.layers.Layer) -> float:
     return 1.0 + rounding_margin(layer.compute_dtype)
 
 
+@register_lipschitz_bound(keras.layers.Dropout)
+def _dropout(layer: keras.layers.Dropout) -> float:
+    """The identity at inference (training=False), which is what certificates evaluate; a
+    layer called with training=True in a Functional model drops and scales on every call."""
+    if any(node.arguments.kwargs.get("training") is True for node in layer._inbound_nodes):
+        raise ValueError(f"layer {layer.name!r} is called with training=True: it computes "
+                         "dropout on every call (x 1 / (1 - rate) on the kept values), which "
+                         "the bound of the inference-time identity does not cover")
+    return _exact_isometry(layer)
+
+
 @register_lipschitz_bound(
-    keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Reshape, keras.layers.Dropout,
+    keras.layers.InputLayer, keras.layers.Flatten, keras.layers.Reshape,
     keras.layers.Identity, ll.GroupSort, ll.MaxMin,
 )
 def _exact_isometry(layer: keras.layers.Layer) -> float:
@@ -412,6 +452,10 @@ def _keras_relu(layer) -> float:
     threshold, and LeakyReLU (slope negative_slope below 0): constant max(1, |slope|). A
     threshold t != 0 makes ReLU jump from negative_slope x 0 = 0 to t at x = t: no Lipschitz
     constant at all."""
+    max_value = getattr(layer, "max_value", None)
+    if max_value is not None and not math.isfinite(float(max_value)):
+        raise ValueError(f"layer {layer.name!r}: max_value {max_value} is not a finite number "
+                         "(NaN caps every output to NaN)")
     threshold = float(getattr(layer, "threshold", 0.0))
     if threshold != 0:
         raise ValueError(f"layer {layer.name!r}: ReLU with threshold {threshold} is "
@@ -589,7 +633,7 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
     if replaced:
         raise TypeError(
             f"model {model.name!r} of type {type(model).__name__} overrides "
-            f"{', '.join(f'{name}()' for name in replaced)} of {base.__name__}: its layers "
+            f"{', '.join(replaced)} of {base.__name__}: its layers "
             "in order are not the map it computes, so their bounds do not bound it"
         )
     if isinstance(model, keras.Sequential):
@@ -600,13 +644,22 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if len(layer._inbound_nodes) != 1 or layer.input is not tensor:
+        # the layer's call in this model (a layer shared with another model, or a nested
+        # model, has other nodes too: its own input, the other model's call)
+        nodes = [node for node in layer._inbound_nodes
+                 if len(node.input_tensors) == 1 and node.input_tensors[0] is tensor]
+        if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
             raise TypeError(
                 f"model {model.name!r} is not a chain of layers at {layer.name!r}: bound its "
                 f"branches yourself and combine them"
             )
+        if nodes[0].arguments.kwargs.get("training") is True:
+            # e.g. Monte Carlo dropout: the bounds are of the inference-time maps
+            raise ValueError(
+                f"model {model.name!r} calls {layer.name!r} with training=True, so every call "
+                "computes its training-time map (dropout on), which the bounds do not cover")
         chain.append(layer)
-        tensor = layer.output
+        tensor = nodes[0].output_tensors[0]
     if tensor is not model.outputs[0]:
         raise TypeError(f"model {model.name!r}: its output is not the end of its layer chain")
     return chain
@@ -646,7 +699,7 @@ def output_rounding_factor(model_or_layers: keras.Model | Iterable[keras.layers.
         model_or_layers = chain_layers(model_or_layers)
     factor = 1.0
     for layer in model_or_layers:
-        if _rule_for(layer) is not _exact_isometry:
+        if _rule_for(layer) not in (_exact_isometry, _dropout):
             factor = product_rounded_up(factor, 1 + rounding_margin(layer.compute_dtype))
     return factor
 

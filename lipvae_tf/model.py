@@ -139,6 +139,7 @@ def _settings(layer: keras.layers.Layer) -> dict:
         return value
     config = clean(layer.get_config())
     config.pop("trainable", None)  # freezing a layer does not change what it computes
+    config["__class__"] = type(layer)  # a class swapped after tracing computes otherwise
     return config
 
 

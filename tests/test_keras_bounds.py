@@ -386,8 +386,15 @@ def test_a_vae_whose_std_cap_is_a_subclass_claiming_its_own_bound_is_refused():
     vae.build((None, 28, 28, 1))
     cap = vae.encoder_std_net.layers[-1]
     vae.encoder_std_net.layers[-1].__class__ = LooseCap
-    with pytest.raises((ValueError, TypeError), match="LooseCap"):
+    # refused as a changed layer (its class is part of its settings), and by
+    # std_cap_bound's own check that the cap computes as StdCap
+    with pytest.raises(RuntimeError, match="LooseCap"):
         vae.certified_radius(np.zeros((1, 28, 28, 1), "float32"), 8.0)
+    vae.__dict__["_built_configs"] = {  # as if it had been built with the subclass
+        name: [lv.model._settings(layer) for layer in layers]
+        for name, layers in vae.__dict__["_built_layers"].items()}
+    with pytest.raises(ValueError, match="LooseCap overriding output_norm_bound"):
+        vae.std_cap_bound()
     cap.__class__ = ll.StdCap
 
 
@@ -435,3 +442,132 @@ def test_a_relu_with_a_threshold_or_a_nan_slope_is_refused():
                   keras.layers.LeakyReLU(negative_slope=float("nan"))):
         with pytest.raises(ValueError, match="negative_slope nan .* not a finite number"):
             lp.network_lipschitz_bound(keras.Sequential([keras.Input((4,)), layer]))
+
+
+def _jacobian_norm(model, shape):
+    x = tf.random.uniform((1, *shape), seed=1)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = model(x)
+    jacobian = tape.jacobian(y, x).numpy().astype("float64")
+    return float(np.linalg.norm(jacobian.reshape(int(np.prod(y.shape)), -1), 2))
+
+
+def test_overrides_hidden_by_a_metaclass_a_later_patch_or_a_property_are_found():
+    """An attacker's review (2026-12-03) of the subclass check: a metaclass with a `__dict__`
+    property hid a `call` override from inspect.getattr_static (bound 1.0, map 100); a class
+    patched after its first (cached) check was never checked again (bound 1.0, map 100); a
+    property named like an instance attribute (`lipschitz`) was not among the base's names."""
+    class Meta(type(ll.LipschitzDense)):
+        __dict__ = property(lambda cls: type.__dict__["__dict__"].__get__(cls))
+
+    class Hidden(ll.LipschitzDense, metaclass=Meta):
+        def call(self, inputs):
+            return 100.0 * super().call(inputs)
+
+    class Later(ll.LipschitzDense):
+        pass
+
+    class Shadowing(ll.LipschitzDense):
+        @property
+        def lipschitz(self):
+            return 50.0 if tf.inside_function() else 1.0
+
+        @lipschitz.setter
+        def lipschitz(self, value):
+            pass
+
+    layers = {kind: kind(4, kernel_initializer="identity") for kind in (Hidden, Later, Shadowing)}
+    for layer in layers.values():
+        keras.Sequential([keras.Input((4,)), layer])
+    assert lp.layer_lipschitz_bound(layers[Later]) < 1.01
+    Later.call = lambda self, inputs: 100.0 * ll.LipschitzDense.call(self, inputs)
+    for kind, replaced in ((Hidden, "__class__, call"), (Later, "call"),
+                           (Shadowing, "lipschitz")):
+        with pytest.raises(TypeError, match=f"overrides {replaced} of LipschitzDense"):
+            lp.layer_lipschitz_bound(layers[kind])
+    assert _jacobian_norm(keras.Sequential([keras.Input((4,)), layers[Hidden]]), (4,)) > 99
+
+
+def test_subclasses_that_only_add_data_or_wrap_building_keep_their_bound():
+    """The same review: Python 3.13 gives every class its own __firstlineno__ and
+    __static_attributes__, which made every subclass look overriding; a build or
+    compute_output_spec that calls super(), a new method, and plain class data (Keras'
+    supports_masking, FixedConfig's _fixed_attributes) do not change the map either."""
+    class Plain(ll.LipschitzDense):
+        __firstlineno__ = 3
+        __static_attributes__ = ("extra",)
+        supports_masking = True
+        _fixed_attributes = ll.LipschitzDense._fixed_attributes | {"extra"}
+
+        def build(self, input_shape):
+            super().build(input_shape)
+
+        def compute_output_spec(self, *args, **kwargs):
+            return super().compute_output_spec(*args, **kwargs)
+
+        def describe(self):
+            return "plain"
+
+    layer = Plain(4)
+    keras.Sequential([keras.Input((4,)), layer])
+    assert lp.overridden_computation(layer, ll.LipschitzDense) == ()
+    assert lp.layer_lipschitz_bound(layer) < 1.01
+
+
+def test_nested_and_shared_functional_models_are_chains():
+    """The same review: a Functional model nested in another, and a layer shared by a decoder
+    and an autoencoder, were refused ("not a chain")."""
+    inner_input = keras.Input((4,))
+    inner = keras.Model(inner_input, ll.LipschitzDense(4, lipschitz=2.0)(inner_input))
+    outer_input = keras.Input((4,))
+    outer = keras.Model(outer_input, ll.LipschitzDense(4, lipschitz=3.0)(inner(outer_input)))
+    assert lp.network_lipschitz_bound(outer) == pytest.approx(6.0, rel=1e-5)
+    shared = ll.LipschitzDense(4, lipschitz=5.0)
+    decoder_input = keras.Input((4,))
+    decoder = keras.Model(decoder_input, shared(decoder_input))
+    autoencoder_input = keras.Input((4,))
+    autoencoder = keras.Model(autoencoder_input,
+                              shared(ll.LipschitzDense(4)(autoencoder_input)))
+    assert lp.network_lipschitz_bound(decoder) == pytest.approx(5.0, rel=1e-5)
+    assert lp.network_lipschitz_bound(autoencoder) == pytest.approx(5.0, rel=1e-5)
+    twice_input = keras.Input((4,))
+    twice = keras.Model(twice_input, shared(shared(twice_input)))
+    with pytest.raises(TypeError, match="not the end of its layer chain"):
+        lp.network_lipschitz_bound(twice)
+
+
+def test_dropout_called_with_training_true_is_refused():
+    """The same review: Dropout(0.9)(x, training=True) in a Functional model (Monte Carlo
+    dropout) was bounded by 1 while every call scaled the kept values by 10."""
+    inputs = keras.Input((4,))
+    dropout = keras.layers.Dropout(0.9)
+    model = keras.Model(inputs, dropout(inputs, training=True))
+    with pytest.raises(ValueError, match="training=True"):
+        lp.network_lipschitz_bound(model)
+    with pytest.raises(ValueError, match="training=True"):
+        lp.layer_lipschitz_bound(dropout)
+    plain = keras.Model(inputs, keras.layers.Dropout(0.9)(inputs))
+    assert lp.network_lipschitz_bound(plain) == 1.0
+
+
+def test_a_lipschitz_layer_under_a_policy_set_after_build_is_refused():
+    """The same review: a LipschitzDense whose dtype policy was set to float16 after build was
+    bounded from its float16 kernel (0.0 for entries of 2e-8, which float16 flushes)."""
+    layer = ll.LipschitzDense(4)
+    keras.Sequential([keras.Input((4,)), layer])
+    layer.dtype_policy = "float16"
+    with pytest.raises(ValueError, match="would compute in float16"):
+        lp.layer_lipschitz_bound(layer)
+
+
+def test_bfloat16_relu_and_nan_max_value():
+    """The same review: every ReLU under bfloat16 failed with NumPy's "object __array__ method
+    not producing an array"; ReLU(max_value=nan), whose outputs are NaN, was bounded by 1."""
+    layer = keras.layers.LeakyReLU(negative_slope=0.3, dtype="bfloat16")
+    keras.Sequential([keras.Input((4,)), layer])
+    assert lp.layer_lipschitz_bound(layer) == pytest.approx(1.0, rel=0.05)
+    assert lp.applied_value(0.3, "bfloat16") == 0.30078125
+    with pytest.raises(ValueError, match="max_value nan"):
+        lp.network_lipschitz_bound(keras.Sequential([keras.Input((4,)),
+                                                     keras.layers.ReLU(max_value=float("nan"))]))
