@@ -12,8 +12,10 @@ generators and `PyDataset`s in the graph (`LipschitzVAE.checked_pixels`).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
+import re
 import types
 import warnings
 from collections.abc import Mapping, Sequence
@@ -72,7 +74,8 @@ class KerasInputs:
         if validation_data is not None:
             given["validation_data"] = _validation_with_weights(validation_data)
         try:
-            return super().fit(x, y, **given, **kwargs)
+            with _graph_checks_as_value_errors(kwargs.get("class_weight")):
+                return super().fit(x, y, **given, **kwargs)
         except BaseException:
             # a fit that failed (a bad batch in the trace, an interruption) leaves Keras' traced
             # train function half made, and every later fit failed ("Creating variables on a
@@ -93,11 +96,13 @@ class KerasInputs:
             return super().evaluate(x, y, **kwargs)
         x = nested_list_as_array(x, "x")
         sample_weight = kwargs.pop("sample_weight", None)
+        _check_batch_size(kwargs.get("batch_size"))
         _refuse_weights_of_generators(x, y, sample_weight, None)
         self.check_keras_inputs(x, "x", allow_empty=False)
         x = self._checked_generator(x, "x")
         y, weights = _target_and_weights(x, y, sample_weight)
-        return super().evaluate(x, y, **weights, **kwargs)
+        with _graph_checks_as_value_errors(None):
+            return super().evaluate(x, y, **weights, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         """Keras' `predict` (the deterministic reconstruction of `call`), with x checked first;
@@ -107,10 +112,13 @@ class KerasInputs:
         Raises:
             TypeError / ValueError: naming x, as `fit`.
         """
+        kwargs = _by_name(keras.Model.predict, args, kwargs, after=2)
+        _check_batch_size(kwargs.get("batch_size"))
         x = self._checked_generator(nested_list_as_array(x, "x"), "x")
         if self.check_keras_inputs(x, "x", allow_empty=True) == 0:
             return keras.ops.convert_to_numpy(self(x))
-        return super().predict(x, *args, **kwargs)
+        with _graph_checks_as_value_errors(None):
+            return super().predict(x, **kwargs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
@@ -236,12 +244,41 @@ class KerasInputs:
         return count
 
 
+def _check_batch_size(batch_size) -> None:
+    """None or an int >= 1 (Keras took 0 and used batches of 32 without a word)."""
+    if batch_size is not None:
+        checks.positive_int("batch_size", batch_size)
+
+
+@contextlib.contextmanager
+def _graph_checks_as_value_errors(class_weight):
+    """The checks that run in the graph (pixels and weights of a dataset's later batches,
+    `checked_pixels`, `_checked_weights`) as a one-line ValueError with their own message,
+    instead of TF's InvalidArgumentError with a page of graph trace before it; and a label
+    without a class weight (Keras' gather fails on it) as a ValueError naming class_weight."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        text = str(error)
+        found = re.search(r"^assertion failed: \[(.*)$", text, re.MULTILINE)
+        if found:
+            message = found.group(1).split("] [")[0].rstrip("] ").rstrip(".")
+            raise ValueError(f"{message} (checked in the graph, in a batch of the data)"
+                             ) from None
+        label = re.search(r"GatherV2.*?indices\[\d+\] = (-?\d+) is not in \[0, (\d+)\)", text,
+                          re.DOTALL)
+        if class_weight is not None and label:
+            raise ValueError(f"class_weight has weights for labels 0 to {int(label.group(2)) - 1}"
+                             f", and a batch holds label {label.group(1)}: give every label "
+                             "a weight") from None
+        raise
+
+
 def _check_loop_arguments(kwargs: dict) -> None:
     """fit's batch_size (None or an int >= 1), epochs (an int >= 1) and initial_epoch (an int
     >= 0, below epochs), checked before Keras starts: batch_size=0 trained (on batches Keras
     chose) and epochs=-1 returned an empty history, both without a word."""
-    if kwargs.get("batch_size") is not None:
-        checks.positive_int("batch_size", kwargs["batch_size"])
+    _check_batch_size(kwargs.get("batch_size"))
     epochs = checks.positive_int("epochs", kwargs.get("epochs", 1))
     initial = kwargs.get("initial_epoch", 0)
     if isinstance(initial, bool) or not isinstance(initial, (int, np.integer)) or not (
@@ -289,14 +326,15 @@ def check_image_layout(name: str, image_shape: Sequence[int], floating: bool, in
                          f"{', '.join(map(str, image_shape))}), got {tuple(shape)}")
 
 
-def _by_name(method, args: tuple, kwargs: dict) -> dict:
-    """The arguments after x and y of Keras' `method`, positional ones named by its signature,
-    so that a positional validation_data or sample_weight is checked like a named one."""
+def _by_name(method, args: tuple, kwargs: dict, after: int = 3) -> dict:
+    """The arguments after x and y (`after` = 3 counts self, x, y; 2 for predict's self, x) of
+    Keras' `method`, positional ones named by its signature, so that a positional
+    validation_data or sample_weight is checked like a named one."""
     names = [name for name, parameter in inspect.signature(method).parameters.items()
-             if parameter.kind is parameter.POSITIONAL_OR_KEYWORD][3:]  # after self, x, y
+             if parameter.kind is parameter.POSITIONAL_OR_KEYWORD][after:]
     if len(args) > len(names):
-        raise TypeError(f"{method.__name__}() takes at most {len(names) + 2} positional "
-                        f"arguments after self, got {len(args) + 2}")
+        raise TypeError(f"{method.__name__}() takes at most {len(names) + after - 1} "
+                        f"positional arguments after self, got {len(args) + after - 1}")
     named = dict(zip(names, args))
     twice = sorted(set(named) & set(kwargs))
     if twice:
@@ -345,6 +383,21 @@ def _refuse_class_weight_without_labels(x, y, class_weight) -> None:
                         f"{type(class_weight).__name__}")
     for label, weight in class_weight.items():
         checks.non_negative_finite(f"class_weight[{label!r}]", weight)
+    # Keras matches labels to integer keys 0 .. n - 1 (a dataset's labels index a table of the
+    # weights): string keys matched nothing and every image kept weight 1, without a word
+    keys = list(class_weight)
+    if any(isinstance(key, bool) or not isinstance(key, (int, np.integer)) for key in keys) or (
+            sorted(int(key) for key in keys) != list(range(len(keys)))):
+        raise ValueError(f"class_weight must have the integer labels 0 to n - 1 as keys, got "
+                         f"{sorted(keys, key=str)!r}")
+    if y is not None and hasattr(y, "shape") and np.ndim(y) <= 2 and (
+            np.ndim(y) < 2 or np.shape(y)[-1] == 1):
+        labels = np.unique(np.asarray(y))
+        missing = [label for label in labels.tolist() if label not in range(len(keys))]
+        if missing:
+            raise ValueError(f"class_weight has weights for labels 0 to {len(keys) - 1}, and y "
+                             f"holds labels {missing[:10]}: give every label a weight (Keras "
+                             "gave the others weight 1 without a word)")
 
 
 def _has_labels(x) -> bool:
