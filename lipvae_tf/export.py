@@ -380,10 +380,16 @@ def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
     folder = os.fspath(export_dir)
     path = os.path.join(folder, METADATA_FILE)
     if not os.path.isfile(path):
-        kind = ("a SavedModel without the package's metadata (written by model.export or "
-                "tf.saved_model.save, not lipvae_tf.export.export_saved_model)"
-                if os.path.isfile(os.path.join(folder, "saved_model.pb"))
-                else "not an exported model folder")
+        versions = sorted(int(name) for name in _listing(folder) if name.isdigit()
+                           and os.path.isfile(os.path.join(folder, name, METADATA_FILE)))
+        if versions:
+            kind = (f"the base folder of a versioned export (TF Serving's layout): read "
+                    f"{os.path.join(folder, str(versions[-1]))} (versions {versions})")
+        elif os.path.isfile(os.path.join(folder, "saved_model.pb")):
+            kind = ("a SavedModel without the package's metadata (written by model.export or "
+                    "tf.saved_model.save, not lipvae_tf.export.export_saved_model)")
+        else:
+            kind = "not an exported model folder"
         raise FileNotFoundError(f"{folder} has no {METADATA_FILE}: it is {kind}")
     try:
         with open(path, encoding="utf-8") as f:
@@ -394,6 +400,10 @@ def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} holds a JSON {type(metadata).__name__}, not the metadata "
                          "object: corrupted or tampered")
     return metadata
+
+
+def _listing(folder: str) -> list[str]:
+    return os.listdir(folder) if os.path.isdir(folder) else []
 
 
 def metadata_request() -> dict[str, Any]:

@@ -216,6 +216,12 @@ class KerasInputs:
                 raise TypeError(f"{name} must be a dataset of images or of (images, labels) "
                                 f"tuples, not of dicts (keys {sorted(map(str, spec))})")
             if isinstance(spec, tf.TensorSpec):
+                if spec.shape.rank == len(self.image_shape):
+                    raise ValueError(
+                        f"{name} is a dataset of single images (element shape "
+                        f"{tuple(spec.shape)}): batch it, e.g. dataset.batch(64), so that "
+                        f"its elements have shape (batch, "
+                        f"{', '.join(map(str, self.image_shape))})")
                 check_image_layout(
                     name, self.image_shape, spec.dtype.is_floating, spec.dtype.is_integer,
                     spec.dtype.name, None if spec.shape.rank is None else tuple(spec.shape))
@@ -290,7 +296,8 @@ def _check_loop_arguments(kwargs: dict) -> None:
 def nested_list_as_array(x: Any, name: str) -> Any:
     """A list of images (nested Python lists of numbers) as one numpy array, which is what this
     one-input model takes (Keras reads a list as one array per model input, and failed with a
-    42 KB message); anything else is returned as it is.
+    42 KB message), and [images] (Keras' list of one input array) as images; anything else is
+    returned as it is.
 
     Raises:
         ValueError: naming `name`, for a ragged list (images of different shapes).
@@ -298,6 +305,13 @@ def nested_list_as_array(x: Any, name: str) -> Any:
     """
     if not isinstance(x, list):
         return x
+    if x and all(hasattr(item, "shape") and hasattr(item, "dtype") for item in x):
+        # Keras' form for a model's inputs, one array each: this model has one
+        if len(x) == 1:
+            return x[0]
+        raise TypeError(f"{name} is a list of {len(x)} arrays, Keras' form for a model with "
+                        f"{len(x)} inputs; this model has one input, the images: pass one "
+                        "(batch, height, width, channels) array")
     try:
         array = np.asarray(x)
     except ValueError as error:  # numpy refuses ragged nesting

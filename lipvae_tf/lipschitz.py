@@ -674,7 +674,7 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
 
     Returns:
         The product of `layer_lipschitz_bound` over the chain, each multiplication rounded up
-        (`product_rounded_up`).
+        (`product_rounded_up`); 1.0 for an empty chain (the identity).
 
     Raises:
         TypeError: for a subclassed or branching model, a model overriding what Sequential /
@@ -682,6 +682,12 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
     """
     if isinstance(model_or_layers, keras.Model):
         model_or_layers = chain_layers(model_or_layers)
+    elif isinstance(model_or_layers, keras.layers.Layer) or isinstance(
+            model_or_layers, (str, bytes)) or not isinstance(model_or_layers, Iterable):
+        raise TypeError("model_or_layers must be a Keras model or an iterable of layers, got "
+                        f"{type(model_or_layers).__name__}"
+                        + (" (bound one layer with layer_lipschitz_bound)"
+                           if isinstance(model_or_layers, keras.layers.Layer) else ""))
     bound = 1.0
     for layer in model_or_layers:
         bound = product_rounded_up(bound, layer_lipschitz_bound(layer))

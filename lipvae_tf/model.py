@@ -473,9 +473,31 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         unconstrained under split "decoder" unless encoder_std is given: the certificate then
         assumes only the cap (the cap-aware bounds, section 9).
 
-        kwargs go to the constructor (e.g. reconstruction="parameter", architecture="conv").
-        Raises ValueError naming target_radius when the target is infeasible, and naming std_cap
-        or encoder_std when given with a fixed posterior std (they apply to a learned one).
+        Args:
+            target_radius: R*, the certified radius every input must get: an l2 distance in
+                pixel space (pixels in [0, 1]; a 28 x 28 image has diameter 28).
+            r: the r-robustness tolerance: how far (l2, pixel space) the sampled reconstruction
+                may move, > 0.
+            p: the probability, in [1/2, 1), with which it must stay within r.
+            latent_dim: the number of latent coordinates.
+            method: the certificate the budget is designed for (`bounds.METHODS`).
+            posterior_std: gamma, the fixed posterior std (latent units); None learns it.
+            std_cap: S, the cap on ||sigma(x)||_2 of a learned std (latent units).
+            split: how the budget is spread (`design.SPLITS`); encoder_mean, encoder_std and
+                decoder fix a constant each instead.
+            min_lipschitz: the smallest constant a network may be given.
+            **kwargs: constructor arguments (e.g. reconstruction="parameter",
+                architecture="conv", hidden_units=(512, 512)).
+
+        Returns:
+            A built, untrained model whose `design` records the budget; train it with `fit`,
+            then `finalize()` before certifying.
+
+        Raises:
+            ValueError: naming target_radius when the target is infeasible; naming r, p,
+                latent_dim, method, split, std_cap or encoder_std for a bad value (std_cap and
+                encoder_std apply to a learned std only).
+            TypeError: naming the argument for a value of the wrong type.
         """
         if posterior_std is not None:  # named as the caller wrote it (the design says gamma)
             posterior_std = checks.positive_float32("posterior_std", posterior_std)
@@ -1305,8 +1327,17 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         on the batch it is computed in), so it needs a std cap and a capped method or "best".
         Without it, the exact map of the weights in use with relative rounding
         margins (section 12), which can overstate robustness for weights whose values dwarf
-        their differences (e.g. biases of 2^23). Raises ValueError for a bad method, r, p or
-        images, or absolute_rounding=True with a learned std and no cap (or an uncapped method).
+        their differences (e.g. biases of 2^23).
+
+        Returns:
+            float64 array (batch,): the radii, l2 in pixel space; 0 where nothing is certified.
+
+        Raises:
+            ValueError: for a bad method, r (<= the reconstruction's rounding), p (outside
+                [1/2, 1)) or images (shape, NaN/Inf, pixels outside [0, 1]), or
+                absolute_rounding=True with a learned std and no cap (or an uncapped method).
+            TypeError: naming x for integer or non-numeric images, or the argument of a flag
+                that is not a bool.
         """
         use_std_cap = checks.flag("use_std_cap", use_std_cap)
         absolute_rounding = checks.flag("absolute_rounding", absolute_rounding)
@@ -1377,7 +1408,21 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def reconstruct(self, x: ArrayLike, sample: bool = True, batch_size: int = 1024) -> np.ndarray:
         """f(x) = g(mu + sigma * eps) (one sample per input), or g(mu(x)) with sample=False;
-        g follows the model's reconstruction mode. (batch, *image_shape) float32."""
+        g follows the model's reconstruction mode (the map `certified_radius` certifies).
+
+        Args:
+            x: images (batch, *image_shape), floating pixels in [0, 1] (array, tensor or nested
+                lists).
+            sample: draw eps ~ N(0, I) (True), or decode the posterior mean (False).
+            batch_size: images per graph call, >= 1.
+
+        Returns:
+            float32 array (batch, *image_shape), pixel values in [0, 1].
+
+        Raises:
+            TypeError / ValueError: naming x for bad images (`check_images`), naming sample
+                or batch_size for a value of the wrong type or range.
+        """
         x = self.check_images(x)
         sample = checks.flag("sample", sample)
         batch_size = checks.positive_int("batch_size", batch_size)
@@ -1403,8 +1448,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 lists).
             samples: K >= 1 importance samples per image.
             batch_size: images per evaluation (memory grows with samples x batch_size).
-            verbose: 1 shows a Keras progress bar over the images (10k images at K = 64 take
-                about 20 s on 2 CPU cores), 0 is silent.
+            verbose: as Keras' `predict`: 1 or "auto" shows a progress bar over the images
+                (10k images at K = 64 take about 20 s on 2 CPU cores), 2 one line at the end,
+                0 nothing.
 
         Returns:
             float64 array (batch,), in nats (the likelihood's density of the pixel values:
@@ -1412,14 +1458,15 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
         Raises:
             TypeError / ValueError: naming x for bad images (`check_images`), naming samples,
-                batch_size or verbose for a value that is not a positive int (0 or 1 for
-                verbose).
+                batch_size or verbose for a value that is not a positive int (0, 1, 2 or
+                "auto" for verbose).
         """
         x = self.check_images(x)
         samples = checks.positive_int("samples", samples)
         batch_size = checks.positive_int("batch_size", batch_size)
+        verbose = checks.one_of("verbose", verbose, (0, 1, 2, "auto"))
         bar = keras.utils.Progbar(len(x), unit_name="image",
-                                  verbose=checks.one_of("verbose", verbose, (0, 1)))
+                                  verbose=1 if verbose == "auto" else verbose)
         values = []
         for start in range(0, len(x), batch_size):
             values.append(self._iwae_batch(tf.constant(x[start:start + batch_size]),

@@ -4,6 +4,7 @@ certificates (graph_bounds) equal the NumPy ones (bounds)."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -456,3 +457,9 @@ def test_read_metadata_names_what_the_folder_is(tmp_path):
             export.read_metadata(keras_export)
     metadata.write_text('{"method": "best"}')
     assert export.read_metadata(keras_export) == {"method": "best"}
+    # the base folder of a versioned export (a newcomer's run, 2026-12-03)
+    base = tmp_path / "versioned"
+    shutil.copytree(keras_export, base / "3")
+    with pytest.raises(FileNotFoundError, match=r"base folder of a versioned export.*read "
+                                                r".*versioned/3 \(versions \[3\]\)"):
+        export.read_metadata(base)

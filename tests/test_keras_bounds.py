@@ -571,3 +571,13 @@ def test_bfloat16_relu_and_nan_max_value():
     with pytest.raises(ValueError, match="max_value nan"):
         lp.network_lipschitz_bound(keras.Sequential([keras.Input((4,)),
                                                      keras.layers.ReLU(max_value=float("nan"))]))
+
+
+def test_network_bound_names_its_argument_and_an_empty_chain_is_the_identity():
+    """A newcomer's run (2026-12-03): a string was refused as "layer must be a
+    keras.layers.Layer", naming an argument the function does not have."""
+    for value in ("model", 3, keras.layers.Dense(3)):
+        with pytest.raises(TypeError, match="model_or_layers must be a Keras model or an "
+                                            "iterable of layers"):
+            lp.network_lipschitz_bound(value)
+    assert lp.network_lipschitz_bound([]) == 1.0

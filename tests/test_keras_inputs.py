@@ -115,7 +115,8 @@ def _bad_inputs(x):
         "flattened": (x.reshape(len(x), -1), ValueError, r"x must have shape \(batch, 28, 28, 1\)"),
         "no channel axis": (x[..., 0], ValueError, "x must have shape"),
         "unbatched dataset": (tf.data.Dataset.from_tensor_slices(x), ValueError,
-                              r"got \(28, 28, 1\)"),
+                              r"single images \(element shape \(28, 28, 1\)\): batch it"),
+        "a list of two arrays": ([x, x], TypeError, "x is a list of 2 arrays"),
         "dict": ({"images": x}, TypeError, "x must be images, not a dict"),
         "dataset of dicts": (tf.data.Dataset.from_tensor_slices({"images": x}).batch(8),
                              TypeError, "not of dicts"),
@@ -518,6 +519,8 @@ def test_a_nested_list_of_images_is_one_array(vae, images):
     vae.fit(as_list, epochs=1, batch_size=8, verbose=0, validation_data=(as_list,))
     vae.train_on_batch(as_list)
     vae.test_on_batch(as_list)
+    # Keras' list of one input array (a newcomer's run, 2026-12-03: shape (1, 8, 28, 28, 1))
+    np.testing.assert_array_equal(vae.predict([x], verbose=0), vae.predict(x, verbose=0))
     with pytest.raises(ValueError, match="x is a list that is not one array of images"):
         vae.predict([x[0].tolist(), x[0, :27].tolist()], verbose=0)
     with pytest.raises(TypeError, match="x is a list of <U"):

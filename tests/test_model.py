@@ -410,5 +410,7 @@ def test_log_likelihood_shows_progress_on_request(capsys):
     assert quiet.shape == (5,) and quiet.dtype == np.float64
     vae.log_likelihood(x, samples=2, batch_size=2, verbose=1)
     assert "5/5" in capsys.readouterr().out
+    vae.log_likelihood(x, samples=2, batch_size=2, verbose="auto")
+    assert "5/5" in capsys.readouterr().out
     with pytest.raises(ValueError, match="verbose"):
-        vae.log_likelihood(x, verbose=2)
+        vae.log_likelihood(x, verbose=3)
