@@ -756,14 +756,15 @@ def run(config: TrainConfig) -> dict:
     if earlier and config.verbose:  # a finished run's files: said, not silently mixed
         print(f"note: {config.output_dir} holds an earlier run's {', '.join(earlier)}; this run "
               "replaces the files it writes and leaves the others as they are", flush=True)
+    # the design first: an infeasible target was reported only after all the data had loaded
+    model = distribute.build_in_scope(strategy, lambda: build_model(config))
     train_x, train_source = load_images(config, "train")
     test_x, test_source = load_images(config, "test")
-    if config.validation_images:  # before anything is built or trained
+    if config.validation_images:  # before anything is trained
         check_validation_images(config, len(train_x))
     if config.verbose:
         print(f"data: {len(train_x)} train images ({train_source}), {len(test_x)} test images "
               f"({test_source})", flush=True)
-    model = distribute.build_in_scope(strategy, lambda: build_model(config))
     start_radii = certify(model, test_x, config)
     results = {"lipschitz_vae": train_one(model, "lipschitz_vae", train_x, test_x, config)}
     results["lipschitz_vae"]["certified_radius_at_start"] = {

@@ -523,3 +523,12 @@ def test_early_stopping_follows_the_finalized_model_and_training_keeps_its_kerne
     callbacks = train.convergence_callbacks(train.TrainConfig(early_stopping_patience=2),
                                             "val_finalized_elbo")
     assert callbacks[0].monitor == "val_finalized_elbo"
+
+
+def test_an_infeasible_target_is_refused_before_the_data_loads(tmp_path):
+    """A newcomer's run (2026-12-03): --target_radius=100 loaded all 60000 images before it
+    said the target was infeasible; here the data folder does not even exist."""
+    config = train.TrainConfig(target_radius=100.0, source="idx", idx_dir=str(tmp_path / "no"),
+                               output_dir=str(tmp_path / "run"), verbose=0)
+    with pytest.raises(ValueError, match="target_radius"):
+        train.run(config)
