@@ -60,7 +60,7 @@ class KerasInputs:
         else:
             validation_data = nested_list_as_array(validation_data, "validation_data")
         _refuse_weights_of_generators(x, y, sample_weight, kwargs.get("class_weight"))
-        _refuse_class_weight_without_labels(x, y, kwargs.get("class_weight"))
+        _check_class_weight(x, y, kwargs.get("class_weight"))
         if validation_data is not None and not isinstance(validation_data, types.GeneratorType):
             self.check_keras_inputs(
                 validation_data[0] if isinstance(validation_data, (tuple, list))
@@ -134,7 +134,7 @@ class KerasInputs:
         """
         x = nested_list_as_array(x, "x")
         self.check_keras_inputs(x, "x", allow_empty=False)
-        _refuse_class_weight_without_labels(x, y, class_weight)
+        _check_class_weight(x, y, class_weight)
         y, weights = _target_and_weights(x, y, sample_weight)
         return super().train_on_batch(x, y, class_weight=class_weight,
                                       return_dict=return_dict, **weights)
@@ -379,7 +379,7 @@ def _refuse_weights_of_generators(x, y, sample_weight, class_weight) -> None:
                          "(images, labels, sample_weight) batches instead")
 
 
-def _refuse_class_weight_without_labels(x, y, class_weight) -> None:
+def _check_class_weight(x, y, class_weight) -> None:
     """ValueError for class_weight beside images that carry no labels (no y, and x an array,
     tensor or dataset of bare images): Keras would weight by labels that do not exist; a
     TypeError / ValueError naming class_weight[label] for a weight that is not a finite
