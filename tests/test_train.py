@@ -155,13 +155,17 @@ def test_an_interruption_after_training_resumes_with_nothing_left_to_train(tmp_p
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_too_many_validation_images_are_refused_before_anything_is_built(tmp_path, monkeypatch):
+def test_too_many_validation_images_are_refused_before_anything_is_trained(tmp_path,
+                                                                           monkeypatch):
     """A newcomer's run: --validation_images=300 of 256 training images was refused 32 s in,
-    after the model was built, certified and announced as training."""
+    after the model was built, certified and announced as training. (The model, its budget
+    design, is built first, in well under a second: an infeasible target is refused before the
+    data loads.)"""
     def never(*args, **kwargs):
-        raise AssertionError("built a model before checking validation_images")
+        raise AssertionError("certified or trained before checking validation_images")
 
-    monkeypatch.setattr(train, "build_model", never)
+    monkeypatch.setattr(train, "certify", never)
+    monkeypatch.setattr(train, "train_one", never)
     config = train.TrainConfig(**(TINY | dict(validation_images=300)), output_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"validation_images must be 0 \(validate on the test "
                                          r"set\) or an integer in \[1, 256 - batch_size = 192\], "
