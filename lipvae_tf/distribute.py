@@ -80,7 +80,8 @@ def check_tf_config(text: str) -> None:
     """The TF_CONFIG environment variable's value, checked before TF parses it (a malformed one
     gave a bare "Expecting value: line 1 column 1 (char 0)" naming no variable): empty (a single
     local worker), or a JSON object whose "cluster" is an object of job lists and whose "task"
-    is an object with "type" and "index" (https://www.tensorflow.org/guide/distributed_training).
+    is an object ("type" and "index"; TF's resolver tolerates either missing)
+    (https://www.tensorflow.org/guide/distributed_training).
 
     Raises:
         ValueError: naming TF_CONFIG, its value (shortened) and what is wrong.
@@ -100,8 +101,8 @@ def check_tf_config(text: str) -> None:
             isinstance(hosts, (list, dict)) for hosts in cluster.values())):
         raise ValueError(f"TF_CONFIG's 'cluster' must map job names to lists of 'host:port', "
                          f"got {shown!r}")
-    if task is not None and not (isinstance(task, dict) and "type" in task and "index" in task):
-        raise ValueError(f"TF_CONFIG's 'task' must be an object with 'type' and 'index', got "
+    if task is not None and not isinstance(task, dict):
+        raise ValueError(f"TF_CONFIG's 'task' must be an object (with 'type' and 'index'), got "
                          f"{shown!r}")
 
 

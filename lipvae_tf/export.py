@@ -380,11 +380,12 @@ def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
     folder = os.fspath(export_dir)
     path = os.path.join(folder, METADATA_FILE)
     if not os.path.isfile(path):
-        versions = sorted(int(name) for name in _listing(folder) if name.isdigit()
-                           and os.path.isfile(os.path.join(folder, name, METADATA_FILE)))
+        versions = sorted((name for name in _listing(folder) if name.isdigit()
+                           and os.path.isfile(os.path.join(folder, name, METADATA_FILE))),
+                          key=int)  # the folders' own names ("0007" stays "0007")
         if versions:
             kind = (f"the base folder of a versioned export (TF Serving's layout): read "
-                    f"{os.path.join(folder, str(versions[-1]))} (versions {versions})")
+                    f"{os.path.join(folder, versions[-1])} (versions {', '.join(versions)})")
         elif os.path.isfile(os.path.join(folder, "saved_model.pb")):
             kind = ("a SavedModel without the package's metadata (written by model.export or "
                     "tf.saved_model.save, not lipvae_tf.export.export_saved_model)")

@@ -54,11 +54,10 @@ class KerasInputs:
         x = nested_list_as_array(x, "x")
         sample_weight = kwargs.pop("sample_weight", None)
         validation_data = kwargs.pop("validation_data", None)
-        if isinstance(validation_data, tuple) and validation_data:
+        if isinstance(validation_data, (tuple, list)) and validation_data:
+            # Keras reads a list here as the tuple (x_val, y_val[, weights])
             validation_data = (nested_list_as_array(validation_data[0], "validation_data[0]"),
                                *validation_data[1:])
-        else:
-            validation_data = nested_list_as_array(validation_data, "validation_data")
         _refuse_weights_of_generators(x, y, sample_weight, kwargs.get("class_weight"))
         _check_class_weight(x, y, kwargs.get("class_weight"))
         if validation_data is not None and not isinstance(validation_data, types.GeneratorType):
@@ -266,30 +265,35 @@ def _graph_checks_as_value_errors(class_weight):
         yield
     except tf.errors.InvalidArgumentError as error:
         text = str(error)
-        found = re.search(r"^assertion failed: \[(.*)$", text, re.MULTILINE)
+        # one device: "assertion failed: [...]" on a line of its own; several (a
+        # MirroredStrategy): after "(0) INVALID_ARGUMENT:"
+        found = re.search(r"assertion failed: \[(.*)$", text, re.MULTILINE)
         if found:
             message = found.group(1).split("] [")[0].rstrip("] ").rstrip(".")
             raise ValueError(f"{message} (checked in the graph, in a batch of the data)"
                              ) from None
-        label = re.search(r"GatherV2.*?indices\[\d+\] = (-?\d+) is not in \[0, (\d+)\)", text,
-                          re.DOTALL)
-        if class_weight is not None and label:
-            raise ValueError(f"class_weight has weights for labels 0 to {int(label.group(2)) - 1}"
+        label = re.search(r"indices\[\d+\] = (-?\d+) is not in \[0, (\d+)\)", text)
+        # Keras looks a dataset's labels up in a table of the class weights, one per key 0 to
+        # n - 1: an index past a table of that very size is a label without a weight
+        if (class_weight is not None and label and "GatherV2" in text
+                and int(label.group(2)) == len(class_weight)):
+            raise ValueError(f"class_weight has weights for labels 0 to {len(class_weight) - 1}"
                              f", and a batch holds label {label.group(1)}: give every label "
-                             "a weight") from None
+                             "a weight (for a dataset Keras needs one per label)") from None
         raise
 
 
 def _check_loop_arguments(kwargs: dict) -> None:
     """fit's batch_size (None or an int >= 1), epochs (an int >= 1) and initial_epoch (an int
-    >= 0, below epochs), checked before Keras starts: batch_size=0 trained (on batches Keras
+    in [0, epochs]), checked before Keras starts: batch_size=0 trained (on batches Keras
     chose) and epochs=-1 returned an empty history, both without a word."""
     _check_batch_size(kwargs.get("batch_size"))
     epochs = checks.positive_int("epochs", kwargs.get("epochs", 1))
     initial = kwargs.get("initial_epoch", 0)
+    # initial_epoch == epochs is a finished run resumed: Keras trains nothing, as it should
     if isinstance(initial, bool) or not isinstance(initial, (int, np.integer)) or not (
-            0 <= initial < epochs):
-        raise ValueError(f"initial_epoch must be an integer in [0, epochs = {epochs}), got "
+            0 <= initial <= epochs):
+        raise ValueError(f"initial_epoch must be an integer in [0, epochs = {epochs}], got "
                          f"{initial!r}")
 
 
@@ -311,7 +315,7 @@ def nested_list_as_array(x: Any, name: str) -> Any:
             return x[0]
         raise TypeError(f"{name} is a list of {len(x)} arrays, Keras' form for a model with "
                         f"{len(x)} inputs; this model has one input, the images: pass one "
-                        "(batch, height, width, channels) array")
+                        "(batch, height, width, channels) array (np.stack a list of images)")
     try:
         array = np.asarray(x)
     except ValueError as error:  # numpy refuses ragged nesting
@@ -383,7 +387,7 @@ def _check_class_weight(x, y, class_weight) -> None:
     """ValueError for class_weight beside images that carry no labels (no y, and x an array,
     tensor or dataset of bare images): Keras would weight by labels that do not exist; a
     TypeError / ValueError naming class_weight[label] for a weight that is not a finite
-    number >= 0."""
+    number >= 0, and a TypeError for a key that is not an integer label."""
     if class_weight is not None and y is None and not _has_labels(x):
         raise ValueError(
             "class_weight weights each image by its label, and x came without labels: "
@@ -397,21 +401,15 @@ def _check_class_weight(x, y, class_weight) -> None:
                         f"{type(class_weight).__name__}")
     for label, weight in class_weight.items():
         checks.non_negative_finite(f"class_weight[{label!r}]", weight)
-    # Keras matches labels to integer keys 0 .. n - 1 (a dataset's labels index a table of the
-    # weights): string keys matched nothing and every image kept weight 1, without a word
-    keys = list(class_weight)
-    if any(isinstance(key, bool) or not isinstance(key, (int, np.integer)) for key in keys) or (
-            sorted(int(key) for key in keys) != list(range(len(keys)))):
-        raise ValueError(f"class_weight must have the integer labels 0 to n - 1 as keys, got "
-                         f"{sorted(keys, key=str)!r}")
-    if y is not None and hasattr(y, "shape") and np.ndim(y) <= 2 and (
-            np.ndim(y) < 2 or np.shape(y)[-1] == 1):
-        labels = np.unique(np.asarray(y))
-        missing = [label for label in labels.tolist() if label not in range(len(keys))]
-        if missing:
-            raise ValueError(f"class_weight has weights for labels 0 to {len(keys) - 1}, and y "
-                             f"holds labels {missing[:10]}: give every label a weight (Keras "
-                             "gave the others weight 1 without a word)")
+    # Keras looks each label up as an integer key (labels without a key keep weight 1; for a
+    # dataset it needs the keys 0 to n - 1 and says so): a key that is no integer, such as
+    # the string "3", matched nothing, and every image kept weight 1 without a word
+    for key in class_weight:
+        integral = isinstance(key, (int, np.integer)) or (
+            isinstance(key, (float, np.floating)) and float(key).is_integer())
+        if isinstance(key, bool) or not integral:
+            raise TypeError(f"class_weight's keys must be integer labels, got {key!r} "
+                            f"({type(key).__name__}): Keras matches no label to it")
 
 
 def _has_labels(x) -> bool:

@@ -1448,7 +1448,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 lists).
             samples: K >= 1 importance samples per image.
             batch_size: images per evaluation (memory grows with samples x batch_size).
-            verbose: as Keras' `predict`: 1 or "auto" shows a progress bar over the images
+            verbose: as Keras' `predict`: 1, True or "auto" shows a progress bar over the images
                 (10k images at K = 64 take about 20 s on 2 CPU cores), 2 one line at the end,
                 0 nothing.
 
@@ -1464,9 +1464,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         x = self.check_images(x)
         samples = checks.positive_int("samples", samples)
         batch_size = checks.positive_int("batch_size", batch_size)
-        verbose = checks.one_of("verbose", verbose, (0, 1, 2, "auto"))
+        verbose = checks.one_of("verbose", verbose, (0, 1, 2, "auto", False, True))
         bar = keras.utils.Progbar(len(x), unit_name="image",
-                                  verbose=1 if verbose == "auto" else verbose)
+                                  verbose=1 if verbose == "auto" else int(verbose))
         values = []
         for start in range(0, len(x), batch_size):
             values.append(self._iwae_batch(tf.constant(x[start:start + batch_size]),

@@ -97,11 +97,12 @@ def zoo_dir() -> Path:
     if ZOO_DIR is not None:
         root, source = Path(ZOO_DIR), "lipvae_tf.zoo.ZOO_DIR"
     elif os.environ.get("LIPVAE_ZOO_DIR"):
-        root, source = Path(os.environ["LIPVAE_ZOO_DIR"]), "LIPVAE_ZOO_DIR"
+        root, source = Path(os.environ["LIPVAE_ZOO_DIR"]).expanduser(), "LIPVAE_ZOO_DIR"
     else:
         root, source = BUNDLED_ZOO_DIR, "the repository's zoo/"
     if not root.is_dir():
-        raise FileNotFoundError(f"the zoo folder {root} (from {source}) does not exist")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise FileNotFoundError(f"the zoo folder {root} (from {source}) {what}")
     return root
 
 

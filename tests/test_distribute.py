@@ -63,8 +63,8 @@ def test_make_strategy_names_and_errors():
 @pytest.mark.parametrize("value, match", [
     ("not json", "TF_CONFIG is not valid JSON"), ("[1, 2]", "TF_CONFIG must be a JSON object"),
     ('{"cluster": {"worker": "a:1"}}', "TF_CONFIG's 'cluster' must map job names to lists"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker"}}',
-     "TF_CONFIG's 'task' must be an object with 'type' and 'index'"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": "worker"}',
+     "TF_CONFIG's 'task' must be an object"),
 ])
 def test_a_malformed_tf_config_is_named(monkeypatch, value, match):
     """A newcomer's run (2026-12-02): TF_CONFIG='not json' stopped the multi_worker command

@@ -460,6 +460,7 @@ def test_read_metadata_names_what_the_folder_is(tmp_path):
     # the base folder of a versioned export (a newcomer's run, 2026-12-03)
     base = tmp_path / "versioned"
     shutil.copytree(keras_export, base / "3")
+    shutil.copytree(keras_export, base / "0012")  # named as its folder, not as int("0012")
     with pytest.raises(FileNotFoundError, match=r"base folder of a versioned export.*read "
-                                                r".*versioned/3 \(versions \[3\]\)"):
+                                                r".*versioned/0012 \(versions 3, 0012\)"):
         export.read_metadata(base)

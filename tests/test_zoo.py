@@ -358,5 +358,12 @@ def test_the_zoo_folder_is_read_when_used_and_a_missing_one_is_named(tmp_path, m
         with pytest.raises(FileNotFoundError, match=r"zoo folder .*typo \(from LIPVAE_ZOO_DIR\) "
                                                     "does not exist"):
             call()
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("LIPVAE_ZOO_DIR", str(tmp_path / "a_file"))
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        zoo.zoo_dir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("LIPVAE_ZOO_DIR", "~")
+    assert zoo.zoo_dir() == tmp_path
     monkeypatch.delenv("LIPVAE_ZOO_DIR")
     assert zoo.zoo_dir() == zoo.BUNDLED_ZOO_DIR
