@@ -1078,12 +1078,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             return None
         self._check_networks_unchanged()
         cap = self.encoder_std_net.layers[-1]
-        if not lp.computes_as(cap, ll.StdCap):  # a subclass's own call may not cap
+        # a subclass that overrides call or output_norm_bound may not cap, or not at S
+        replaced = lp.overridden_computation(cap, ll.StdCap) if isinstance(cap, ll.StdCap) else ()
+        if replaced or not isinstance(cap, ll.StdCap):
             raise ValueError("the std network's last layer must be its StdCap (the certificate "
                              f"relies on it), got {type(cap).__name__}"
-                             + ("" if not isinstance(cap, ll.StdCap) else
-                                " overriding " + ", ".join(lp.overridden_computation(
-                                    cap, ll.StdCap))))
+                             + (f" overriding {', '.join(replaced)}" if replaced else ""))
         return cap.output_norm_bound(self.latent_dim)
 
     def posterior_std_bound(self) -> float | None:
