@@ -9,8 +9,8 @@ import numpy as np
 
 __all__ = [
     "finite_real", "positive_finite", "positive_float32", "positive_int", "positive_ints",
-    "flag", "int_pair", "probability_level", "real_array", "pixel_values", "pixel_range",
-    "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
+    "flag", "int_pair", "probability_level", "as_array", "real_array", "pixel_values",
+    "pixel_range", "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
@@ -103,10 +103,23 @@ def _real(name: str, value) -> float:
     return float(value)
 
 
+def as_array(name: str, value: Any) -> np.ndarray:
+    """`value` (an array, a tensor with `.numpy()`, nested lists) as a NumPy array, or a
+    ValueError naming `name` for ragged nesting (NumPy's own message names no argument)."""
+    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+        value = value.numpy()
+    try:
+        return np.asarray(value)
+    except ValueError as error:  # ragged nesting: "setting an array element with a sequence"
+        raise ValueError(f"{name} is nested lists that are not one array (ragged nesting: "
+                         f"{error})") from None
+
+
 def real_array(name: str, value: Any) -> np.ndarray:
     """`value` as a float64 array, or a TypeError naming `name` unless it holds real numbers (no
-    strings, which NumPy would parse: '8' became 8.0, no bools, no objects)."""
-    raw = np.asarray(value)
+    strings, which NumPy would parse: '8' became 8.0, no bools, no objects), a ValueError for
+    ragged nesting."""
+    raw = as_array(name, value)
     if raw.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be a real number or an array of them, got "
                         f"{type(value).__name__} of dtype {raw.dtype}")

@@ -131,7 +131,7 @@ def compile_in_scope(model: keras.Model, make_optimizer: Callable[[], keras.opti
 
 
 def _check_images(images, global_batch_size: int) -> np.ndarray:
-    array = np.asarray(images)
+    array = checks.as_array("images", images)
     if array.ndim < 1 or len(array) == 0:
         raise ValueError(f"images must be a non-empty array of examples, got shape {array.shape}")
     if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, (int, np.integer)) \

@@ -436,7 +436,7 @@ def rest_request(images: ArrayLike, signature_name: str = "serving_default", *, 
     if signature_name not in ("serving_default", "encode", "certify"):
         raise ValueError(f"signature_name must be 'serving_default', 'encode' or 'certify', got "
                          f"{signature_name!r}")
-    array = np.asarray(images.numpy() if isinstance(images, tf.Tensor) else images)
+    array = checks.as_array("images", images)
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"images must hold floating-point pixels in [0, 1], got {array.dtype}")
     if array.ndim != 4:

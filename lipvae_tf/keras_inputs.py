@@ -316,11 +316,7 @@ def nested_list_as_array(x: Any, name: str) -> Any:
         raise TypeError(f"{name} is a list of {len(x)} arrays, Keras' form for a model with "
                         f"{len(x)} inputs; this model has one input, the images: pass one "
                         "(batch, height, width, channels) array (np.stack a list of images)")
-    try:
-        array = np.asarray(x)
-    except ValueError as error:  # numpy refuses ragged nesting
-        raise ValueError(f"{name} is a list that is not one array of images (ragged nesting: "
-                         f"{error}); pass a (batch, height, width, channels) array") from None
+    array = checks.as_array(name, x)
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
                                      or array.dtype == bool):
         raise TypeError(f"{name} is a list of {array.dtype} values, not of pixel values; pass "

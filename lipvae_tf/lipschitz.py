@@ -518,7 +518,9 @@ def _keras_conv_input_shape(layer) -> tuple:
     except (AttributeError, IndexError, ValueError) as error:
         raise ValueError(
             f"layer {layer.name!r}: the operator norm of a convolution depends on its input "
-            f"size, which is unknown (call the layer in a model with a known input shape)"
+            f"size, which only a call in a model fixes (build() does not: the layer runs on "
+            f"any size); call it in a model with a known input shape, e.g. keras.Sequential("
+            f"[keras.Input(shape), layer])"
         ) from error
     if len({shape[1:] for shape in shapes}) > 1:
         raise ValueError(
@@ -560,7 +562,11 @@ def _keras_conv(layer) -> float:
         kernel, strides = kernel[None], (1, *strides)
         hw, input_hw, output_hw = (1, *hw), (1, *input_hw), (1, *output_hw)
     if not transposed:
-        ll.refuse_faulty_cpu_convolution(layer, input_hw, int(input_shape[-1]),
+        # causal: Keras pads k - 1 zeros on the left and runs a "valid" convolution, which
+        # then sees an input at least as long as the kernel
+        run_hw = ((1, input_hw[1] + kernel.shape[1] - 1) if layer.padding == "causal"
+                  else input_hw)
+        ll.refuse_faulty_cpu_convolution(layer, run_hw, int(input_shape[-1]),
                                          kernel.shape[:2], strides, output_hw)
     bound = conv_norm_bound(kernel, hw, strides, layer.padding)
     return bound * activation_constant(layer.activation) * (

@@ -125,6 +125,13 @@ _SEED_STATE_KEY = "seed_generator_state"
 # compares: weights loaded into a model with another budget would compute another map
 _FACTORS_KEY = "layer_factors"
 _FACTOR_ATTRIBUTES = ("lipschitz", "factor", "offset", "max_norm")
+# What a subclass may override and keep its certificate: training, reporting and saving, and the
+# tower builders (the certificate measures the layers they build one by one)
+_NON_COMPUTING_OVERRIDES = frozenset({
+    "train_step", "test_step", "compute_loss", "compute_metrics", "metrics", "reset_metrics",
+    "get_metrics_result", "compile", "fit", "evaluate", "get_compile_config",
+    "compile_from_config", "summary", "save", "save_weights", "load_weights", "export",
+    "from_target", "_dense", "_conv", "_activation"})
 
 
 def _settings(layer: keras.layers.Layer) -> dict:
@@ -347,6 +354,32 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 budget = float(np.nextafter(budget, direction))
                 candidates.append(budget)
         return min(candidates, key=lambda budget: abs(budget / output_lipschitz - logits))
+
+    def _check_certifiable(self) -> None:
+        """Raises TypeError when a subclass overrides a method with which the model computes
+        (`_check_computes_as_its_class`), RuntimeError when its networks changed
+        (`_check_networks_unchanged`): the certificate speaks for neither."""
+        self._check_computes_as_its_class()
+        self._check_networks_unchanged()
+
+    def _check_computes_as_its_class(self) -> None:
+        """Raises TypeError when this model's class overrides a method of the package's class
+        (LipschitzVAE, or StandardVAE) with which it may compute something else: sampling,
+        posterior, decoding, `call`, `reconstruct`, `predict` (`lipschitz.
+        overridden_computation`). The certificate assumes the package's noise, std and output
+        map: an adversarial review's subclass sampled at 3 sigma and kept its radius (P = 0.36 at
+        delta = 0 for p = 1/2). Overrides of training, reporting and saving (`train_step`,
+        `compute_loss`, `metrics`, ...) and of the tower builders (`_dense`, `_conv`,
+        `_activation`, whose layers are measured one by one) are allowed."""
+        base = StandardVAE if isinstance(self, StandardVAE) else LipschitzVAE
+        replaced = [name for name in lp.overridden_computation(self, base)
+                    if name not in _NON_COMPUTING_OVERRIDES]
+        if replaced:
+            raise TypeError(
+                f"{type(self).__name__} overrides {', '.join(replaced)} of {base.__name__}: "
+                "the certificate assumes the package's sampling, std and reconstruction, so it "
+                f"does not cover this model. Override only training and reporting methods "
+                f"({', '.join(sorted(n for n in _NON_COMPUTING_OVERRIDES if n[0] != '_'))})")
 
     def _check_networks_unchanged(self) -> None:
         """Raises RuntimeError when a network's layers were added, removed or replaced since
@@ -1058,11 +1091,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             network_lipschitz_bound`, docs/theory.md sections 7 and 12).
 
         Raises:
-            ValueError: naming reconstruction for an unknown mode, or when a network's layers
-                changed after construction.
-            TypeError: for a layer without a verified bound (`lipschitz.layer_lipschitz_bound`).
+            ValueError: naming reconstruction for an unknown mode.
+            RuntimeError: when a network's layers or their settings changed after construction.
+            TypeError: for a layer without a verified bound (`lipschitz.layer_lipschitz_bound`),
+                or a subclass that overrides how the model samples, encodes or decodes.
         """
-        self._check_networks_unchanged()
+        self._check_certifiable()
         return {
             "encoder_mean": lp.network_lipschitz_bound(self.encoder_mean_net),
             "encoder_std": (0.0 if self.encoder_std_net is None
@@ -1076,7 +1110,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         float32 rounding of the cap included (`StdCap.output_norm_bound`); None without a cap."""
         if self.encoder_std_net is None or self.std_cap is None:
             return None
-        self._check_networks_unchanged()
+        self._check_certifiable()
         cap = self.encoder_std_net.layers[-1]
         # a subclass that overrides call or output_norm_bound may not cap, or not at S
         replaced = lp.overridden_computation(cap, ll.StdCap) if isinstance(cap, ll.StdCap) else ()
@@ -1145,7 +1179,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         # networks changed after tracing: graphs traced before keep the old layers (without
         # this check, a fixed-std model reached no other one on this path: an adversarial
         # review certified 142.5 on a popped-and-replaced encoder layer, 0 of 2000 pairs kept)
-        self._check_networks_unchanged()
+        self._check_certifiable()
         # max_i sigma_i at every input: the fixed std as applied, or a learned std's cap, the
         # only bound of what its float32 network computes at a perturbed input (ValueError
         # without one, before any work)
@@ -1250,7 +1284,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             return np.full(len(x), s), np.full(len(x), gamma)
         if not len(x):
             return np.zeros(0), np.zeros(0)
-        self._check_networks_unchanged()
+        self._check_certifiable()
         statistics = self._std_statistics_function()
         pieces = [statistics(tf.constant(x[i:i + batch_size]))
                   for i in range(0, len(x), batch_size)]
@@ -1337,7 +1371,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 [1/2, 1)) or images (shape, NaN/Inf, pixels outside [0, 1]), or
                 absolute_rounding=True with a learned std and no cap (or an uncapped method).
             TypeError: naming x for integer or non-numeric images, or the argument of a flag
-                that is not a bool.
+                that is not a bool; for a subclass that overrides how the model samples,
+                encodes or decodes (the certificate assumes the package's; training and
+                reporting methods may be overridden).
+            RuntimeError: when a network's layers or their settings changed after construction.
         """
         use_std_cap = checks.flag("use_std_cap", use_std_cap)
         absolute_rounding = checks.flag("absolute_rounding", absolute_rounding)
@@ -1491,7 +1528,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def check_images(self, x: ArrayLike, name: str = "x") -> np.ndarray:
         """x as float32 (batch, *image_shape) in [0, 1], or a TypeError/ValueError naming `name`."""
-        array = np.asarray(x.numpy() if isinstance(x, tf.Tensor) else x)
+        array = checks.as_array(name, x)
         if array.dtype == object:  # None, a dict, other objects: not an array of pixels
             raise TypeError(f"{name} must be an array of floating-point images (NumPy array, "
                             f"tensor or nested lists of numbers), got {type(x).__name__}")
@@ -1568,7 +1605,8 @@ def _output_lipschitz(likelihood: str, reconstruction: str) -> float:
 def _per_input(count: int, r, p) -> tuple[np.ndarray, np.ndarray]:
     """r and p checked (finite, r > 0, p in [1/2, 1)) and broadcast to one per input, (count,);
     ValueError naming them otherwise."""
-    shapes = np.shape(r), np.shape(p)
+    r, p = checks.real_array("r", r), checks.real_array("p", p)
+    shapes = r.shape, p.shape
     r, p = bounds.checked(r=r, p=p)
     try:
         return np.broadcast_to(r, (count,)), np.broadcast_to(p, (count,))

@@ -10,6 +10,12 @@ import lipvae_tf as lv
 from lipvae_tf import attacks, bounds, design, evaluate, export, report, train, zoo
 
 IMAGES = np.zeros((2, 28, 28, 1), "float32")
+RAGGED = [IMAGES[0].tolist(), [1.0]]
+
+
+def _built_by_hand(layer):
+    layer.build((None, 5, 5, 1))
+    return layer
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +217,26 @@ def _cases(vae, tmp_path):
         "certified_radius of a dict": (
             lambda: vae.certified_radius({"images": IMAGES}, 8.0), TypeError,
             "x must be an array of floating-point images .* got dict"),
+        # an adversarial review (2026-12-03): ragged nesting gave NumPy's message, no name
+        "certified_radius of ragged lists": (
+            lambda: vae.certified_radius(RAGGED, 8.0), ValueError,
+            "x is nested lists that are not one array"),
+        "reconstruct of ragged lists": (lambda: vae.reconstruct(RAGGED), ValueError,
+                                        "x is nested lists that are not one array"),
+        "log_likelihood of ragged lists": (lambda: vae.log_likelihood(RAGGED), ValueError,
+                                           "x is nested lists that are not one array"),
+        "estimate_margin of ragged lists": (
+            lambda: attacks.estimate_margin(vae, RAGGED, 8.0), ValueError,
+            "x is nested lists that are not one array"),
+        "fit on ragged lists": (lambda: vae.fit(RAGGED, verbose=0), ValueError,
+                                "x is nested lists that are not one array"),
+        "REST body of ragged lists": (lambda: export.rest_request(RAGGED), ValueError,
+                                      "images is nested lists that are not one array"),
+        "bound of a Keras conv built by hand": (
+            lambda: lv.layer_lipschitz_bound(_built_by_hand(keras.layers.Conv2D(2, 3))),
+            ValueError, r"only a call in a model fixes \(build\(\) does not"),
+        "ragged r": (lambda: vae.certified_radius(IMAGES, [[8.0], [8.0, 8.0]]), ValueError,
+                     "r is nested lists that are not one array"),
     }
 
 

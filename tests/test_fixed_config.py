@@ -319,3 +319,85 @@ class _PlainKernel(keras.layers.Layer):
 @lv.register_lipschitz_bound(_PlainKernel)
 def _plain_kernel_bound(layer):
     return lv.lipschitz.dense_norm(lv.lipschitz.applied_kernel(layer))
+
+
+class _TemperedVAE(lv.LipschitzVAE):
+    """An adversarial review's subclass (2026-12-03): samples the posterior at 3 sigma."""
+
+    def _sample_latent(self, mu, sigma):
+        return super()._sample_latent(mu, 3.0 * sigma)
+
+
+class _TrainingOnlyVAE(lv.LipschitzVAE):
+    """Overrides what Keras users override around a model: the step, the loss, the metrics."""
+
+    def train_step(self, data):
+        return super().train_step(data)
+
+    def compute_loss(self, *args, **kwargs):
+        return super().compute_loss(*args, **kwargs)
+
+    @property
+    def metrics(self):
+        return super().metrics
+
+
+def _linear_vae(kind: type) -> lv.LipschitzVAE:
+    """mu = <x, w> - 2 and g(z) = sigmoid(0.1 V z), every constant attained (the review's)."""
+    vae = kind(latent_dim=2, hidden_units=(), image_shape=(4, 4, 1), encoder_mean=1.0,
+               decoder=0.1, posterior_std=0.05, likelihood="bernoulli",
+               reconstruction="parameter")
+    encoder, decoder = vae.encoder_mean_net.layers[1], vae.decoder_net.layers[0]
+    kernel = np.zeros((16, 2), "float32")
+    kernel[:, 0] = 0.25
+    encoder.kernel.assign(kernel)
+    encoder.bias.assign(np.array([-2.0 * encoder.lipschitz, 0.0], "float32"))
+    kernel = np.zeros((2, 16), "float32")
+    kernel[0], kernel[1, :8], kernel[1, 8:] = 0.25, 0.25, -0.25
+    decoder.kernel.assign(kernel)
+    decoder.bias.assign(np.zeros(16, "float32"))
+    return vae
+
+
+def test_a_subclass_that_samples_otherwise_is_not_certified():
+    """Its certificate would be the base class's (noise gamma eps), while it draws 3 gamma eps:
+    at delta = 0 its reconstructions stay within r with probability 0.36 < p = 1/2."""
+    x, r, p, n = np.full((1, 4, 4, 1), 0.5, "float32"), 0.02, 0.5, 20_000
+    base, tempered = _linear_vae(lv.LipschitzVAE), _linear_vae(_TemperedVAE)
+    assert base.certified_radius(x, r, p)[0] > 0.18
+    batch = np.repeat(x, n, 0)
+    within = {}
+    for name, model in (("base", base), ("tempered", tempered)):
+        first, second = (model.reconstruct(batch).astype("float64") for _ in range(2))
+        within[name] = np.mean(np.linalg.norm((first - second).reshape(n, -1), axis=1) <= r)
+    assert within["base"] > 0.95 and within["tempered"] < 0.4  # the subclass breaks p
+    for certify in (lambda: tempered.certified_radius(x, r, p), tempered.lipschitz_constants,
+                    lambda: tempered.certified_radius(x, r, p, absolute_rounding=True)):
+        with pytest.raises(TypeError, match="overrides _sample_latent of LipschitzVAE"):
+            certify()
+
+
+@pytest.mark.parametrize("name", ["call", "posterior_params", "decode_mean", "_output",
+                                  "reconstruct", "predict"])
+def test_a_subclass_overriding_how_the_model_computes_is_not_certified(name):
+    kind = type("Custom", (lv.LipschitzVAE,),
+                {name: lambda self, *args, **kwargs: None})
+    model = kind(4, hidden_units=(16,), image_shape=SHAPE, posterior_std=None, std_cap=0.5)
+    with pytest.raises(TypeError, match=f"Custom overrides {name} of LipschitzVAE"):
+        model.certified_radius(images(), 0.5, 0.5)
+    with pytest.raises(TypeError, match=f"overrides {name}"):
+        model.std_statistics(images())
+
+
+def test_a_subclass_overriding_training_only_is_certified_as_its_base():
+    x = images()
+    radii = []
+    for kind in (lv.LipschitzVAE, _TrainingOnlyVAE):
+        keras.utils.set_random_seed(0)
+        model = kind(4, hidden_units=(16,), image_shape=SHAPE, posterior_std=None,
+                     std_cap=0.5)
+        model.compile(keras.optimizers.Adam(1e-3))
+        model.fit(x, epochs=1, verbose=0)
+        radii.append(model.certified_radius(x, 8.0, 0.5))
+    np.testing.assert_array_equal(*radii)
+    assert np.all(radii[0] > 0)

@@ -34,6 +34,11 @@ CASES = [  # (id, layer factory, input shape)
     *[(f"conv1d-{pad}-s{s}-bias{b}",
        lambda pad=pad, s=s, b=b: keras.layers.Conv1D(3, 3, strides=s, padding=pad, use_bias=b),
        (9, 2)) for pad in ("valid", "same", "causal") for s in (1, 2) for b in (0, 1)],
+    # causal padding makes the run input longer than a kernel longer than the input (a review
+    # found such layers refused as if TF's faulty CPU shapes)
+    *[(f"conv1d-causal-kernel4-input3-s{s}",
+       lambda s=s: keras.layers.Conv1D(3, 4, strides=s, padding="causal"), (3, 2))
+      for s in (1, 2)],
     *[(f"conv2d-{pad}-s{s}-bias{b}",
        lambda pad=pad, s=s, b=b: keras.layers.Conv2D(3, 3, strides=s, padding=pad, use_bias=b),
        (6, 5, 2)) for pad in ("valid", "same") for s in (1, 2) for b in (0, 1)],
@@ -63,7 +68,9 @@ def test_keras_layer_bound_is_above_the_exact_operator_norm(make, input_shape):
     if isinstance(layer, keras.layers.Dense):
         assert bound == pytest.approx(exact, rel=1e-6)  # exact up to the margin
     else:
-        assert bound <= 1.3 * exact  # zero padding: a guaranteed, slightly loose bound
+        # zero padding: a guaranteed, slightly loose bound (looser where the padding is most
+        # of the input: a causal kernel longer than the input)
+        assert bound <= (2.0 if layer.kernel_size[0] > input_shape[0] else 1.3) * exact
 
 
 def test_the_issue_example_and_a_conv_standard_vae_are_bounded():
