@@ -62,11 +62,29 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
 _CONSOLE_SCRIPTS = ("lipvae-train",)
 
 
+def _module_run_with_m() -> str | None:
+    """The module named after -m on Python's command line (`sys.orig_argv`), or None."""
+    arguments = list(getattr(sys, "orig_argv", ()))[1:]
+    for i, argument in enumerate(arguments):
+        if argument == "-m":
+            return arguments[i + 1] if i + 1 < len(arguments) else None
+        if argument.startswith("-m"):  # -mlipvae_tf.train
+            return argument[2:]
+        if argument in ("-c", "-") or not argument.startswith("-"):  # a script or -c: no -m
+            return None
+    return None
+
+
 def _starting_a_command() -> bool:
     """Whether this import is a command's start: `python -m lipvae_tf...` (sys.argv[0] is "-m"
-    while the package of the module to run is imported) or a console script of the package."""
+    while the package of the module to run is imported, and that module is one of this
+    package's: `python -m myapp` whose package imports lipvae_tf is a library import) or a
+    console script of the package."""
     argv0 = sys.argv[0] if sys.argv else ""
-    return argv0 == "-m" or os.path.basename(argv0) in _CONSOLE_SCRIPTS
+    if argv0 == "-m":
+        module = _module_run_with_m()
+        return module is not None and (module == __name__ or module.startswith(f"{__name__}."))
+    return os.path.basename(argv0) in _CONSOLE_SCRIPTS
 
 
 def __getattr__(name: str) -> Any:

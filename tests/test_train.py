@@ -359,6 +359,25 @@ def test_the_command_line_prints_no_cuda_error_and_importing_the_library_sets_no
         done.stdout + done.stderr[-2000:])
 
 
+def test_a_users_package_run_with_m_registers_the_classes(tmp_path):
+    """A newcomer's review (2026-12-03): `python -m myapp`, whose package imports lipvae_tf,
+    was taken for one of the package's commands (sys.argv[0] is "-m" while a package run with
+    -m is imported), so the Keras classes were not registered and load_model failed."""
+    package = tmp_path / "myapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("import lipvae_tf\n")
+    (package / "__main__.py").write_text(
+        "import keras\n"
+        "layer = keras.saving.get_registered_object('lipvae_tf>LipschitzDense')\n"
+        "print(layer.__name__ if layer is not None else None)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    for command in (["-m", "myapp"], ["-mmyapp"]):
+        done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                              timeout=120, env=env, cwd=tmp_path)
+        assert done.stdout.split() == ["LipschitzDense"], done.stdout + done.stderr[-2000:]
+
+
 def _native_log_filter(text: str, level: int) -> str:
     import lipvae_tf
     return subprocess.run([sys.executable, "-I", "-S", "-c", lipvae_tf._NATIVE_LOG_FILTER,
