@@ -1037,6 +1037,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         never projected. Certificates stay sound without it (they measure the weights), but
         fall below the designed radius.
 
+        It also records the batch's ELBO terms in the model's metrics (`self.metrics`: `loss`,
+        `elbo`, `reconstruction_log_likelihood`, `kl`, weighted by sample_weight), which
+        `compile` does not let you replace: a custom `train_step` returns
+        `self.get_metrics_result()` (or `self.compute_metrics(x, None, None)`, which returns the
+        same) and `fit` reports what the built-in step reports. (Keras' guide loop that calls
+        `metric.update_state(y, y_pred)` on every metric does not apply to this model.)
+
         Raises:
             TypeError: without x (compute_loss(y=..., y_pred=...) as for a supervised model).
         """
@@ -1044,7 +1051,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             raise TypeError("compute_loss needs x=, the images: the loss is the negative ELBO "
                             "of x (y and y_pred are not used)")
         x, weights = keras_inputs.images_and_weights((x, None, sample_weight))
-        return self._replica_loss(self.elbo_terms(x, training=training), x, weights)
+        terms = self.elbo_terms(x, training=training)
+        self._record(terms, weights)
+        return self._replica_loss(terms, x, weights)
 
     def train_step(self, data):
         x, sample_weight = keras_inputs.images_and_weights(data)

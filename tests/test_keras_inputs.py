@@ -11,6 +11,7 @@ import tensorflow as tf
 from lipvae_tf.model import LipschitzVAE
 
 TINY = dict(hidden_units=(32,), latent_dim=4)
+_METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 
 
 @pytest.fixture
@@ -440,6 +441,33 @@ class _GuideStyleVAE(LipschitzVAE):
         self.optimizer.apply(tape.gradient(scaled, self.trainable_variables),
                              self.trainable_variables)
         return {"loss": loss}
+
+
+class _MetricsReportingVAE(LipschitzVAE):
+    """A newcomer's train_step (2026-12-03): it returned compute_metrics' values, all zeros."""
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x)
+        self.optimizer.apply(tape.gradient(loss, self.trainable_variables),
+                             self.trainable_variables)
+        return self.compute_metrics(x, None, None)
+
+
+def test_a_custom_train_step_reports_what_the_built_in_step_reports(images):
+    x = images[0][:64]
+    histories = []
+    for kind in (LipschitzVAE, _MetricsReportingVAE):
+        keras.utils.set_random_seed(0)
+        model = kind.from_target(1.0, 8.0, **TINY)
+        model.compile(keras.optimizers.Adam(1e-3))
+        histories.append(model.fit(x, epochs=2, batch_size=32, shuffle=False,
+                                   verbose=0).history)
+    assert set(histories[1]) == set(_METRICS)
+    for name in _METRICS:
+        assert histories[1][name] == histories[0][name], name
+    assert histories[1]["elbo"][0] < 0 and histories[1]["kl"][0] > 0  # not zeros
 
 
 def test_compute_loss_is_the_loss_fit_minimises(images):
