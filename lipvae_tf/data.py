@@ -339,7 +339,8 @@ def _check_source_for_name(name: str, source: str) -> None:
     if source == "sample" and name != "fashion_mnist":
         raise ValueError(
             f"source='sample' is only available for name='fashion_mnist' (got name={name!r}); "
-            "use source='tfds' or source='idx' with idx_dir"
+            "use source='tfds' or source='idx' with idx_dir (on the command line --source, "
+            "--idx_dir)"
         )
 
 
@@ -409,7 +410,8 @@ def resolve_source(
     raise FileNotFoundError(
         f"no offline copy of {name!r} {split!r}: TFDS has not prepared it in "
         f"data_dir={data_dir!r} and idx_dir={idx_dir!r} holds no IDX files; pass source='tfds' "
-        "to download it, or idx_dir"
+        "(on the command line --source=tfds) to download it, or idx_dir (--idx_dir) for a "
+        "folder of IDX files"
     )
 
 

@@ -24,7 +24,7 @@ if lipvae_tf._is_cli(__name__):  # a command, not an import: before TensorFlow l
 
 import keras
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from lipvae_tf import attacks, bounds, checks, data, report
 from lipvae_tf.model import LipschitzVAE, StandardVAE
@@ -164,7 +164,8 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
     audit = (attacks.audit_certificate(model, attacked, best, config.r, config.p,
                                        confidence=0.999, seed=config.seed)
              if np.all(best > 0) else None)
-    _progress(f"  probability against attack norm ({len(config.attack_norms) + 1} norms)")
+    _progress(f"  probability against attack norm (norm 0 and the {len(config.attack_norms)} "
+              "of --attack_norms)")
     curve = probability_curve(model, attacked, config)
     if log_likelihood_mean is None:
         _progress(f"  test log-likelihood (IWAE, {config.ll_samples} samples, "
@@ -372,8 +373,9 @@ def config_from_flags() -> EvalConfig:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if len(argv) > 1:  # one line, not absl's usage error with the whole --help
+        sys.exit(f"python -m lipvae_tf.evaluate: error: unexpected arguments {argv[1:]}: every "
+                 "setting is a --flag=value (see --help)")
     try:
         result = run(config_from_flags())
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback

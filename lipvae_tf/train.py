@@ -26,7 +26,7 @@ if lipvae_tf._is_cli(__name__, "lipvae-train"):  # a command, not an import: bef
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from lipvae_tf import bounds, checks, data, design, distribute, report
 from lipvae_tf.constraints import (
@@ -585,8 +585,11 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
     backup.sessions = [*backup.sessions, {"start_epoch": backup.epoch,
                                           "start_batch": backup.batch_offset}]
     if resumed and config.verbose:
-        print(f"resuming {run_dir} from its checkpoint: {backup.epoch} epochs done, then "
-              f"epoch {backup.epoch + 1} from step {backup.batch_offset} of {steps}", flush=True)
+        done = f"{backup.epoch} epoch{'s' if backup.epoch != 1 else ''} of {config.epochs} done"
+        rest = (f"epoch {backup.epoch + 1} resumes after step {backup.batch_offset} of {steps} "
+                f"(Keras' bar shows that epoch's remaining {steps - backup.batch_offset} steps)"
+                if backup.batch_offset else f"epoch {backup.epoch + 1} starts")
+        print(f"resuming {run_dir} from its checkpoint: {done}; {rest}", flush=True)
     validation = distribute.evaluation_dataset(test_x, config.batch_size)
     # the finalized validation first (the others read its value), the convergence callbacks
     # before the checkpoint, which saves their state
@@ -691,8 +694,9 @@ certificate_methods = report.certificate_methods
 def evaluate(model: LipschitzVAE, test_x: np.ndarray, config: TrainConfig) -> dict:
     """Test ELBO terms (mean over the test set) and the importance-weighted log-likelihood."""
     metrics = model.evaluate(test_x, batch_size=config.batch_size, verbose=0, return_dict=True)
+    # verbose 2 (a line per epoch): no progress bar, whose updates fill a piped log
     log_likelihood = model.log_likelihood(test_x, samples=config.ll_samples,
-                                          verbose=1 if config.verbose else 0)
+                                          verbose=config.verbose)
     return {**{k: float(v) for k, v in metrics.items()},
             "log_likelihood_iwae": float(log_likelihood.mean()), "iwae_samples": config.ll_samples}
 
@@ -747,6 +751,9 @@ def run(config: TrainConfig) -> dict:
     waiting = distribute.worker_description(strategy)
     if waiting and config.verbose:
         print(waiting, flush=True)
+    if config.strategy == "multi_worker" and not waiting and config.verbose:
+        print("note: --strategy=multi_worker with no cluster of several tasks in TF_CONFIG: "
+              "this process trains alone, as one worker", flush=True)
     config = dataclasses.replace(
         config, output_dir=distribute.worker_path(config.output_dir, strategy))
     keras.utils.set_random_seed(config.seed)
@@ -976,13 +983,14 @@ def config_from_flags() -> TrainConfig:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    program = ("lipvae-train" if os.path.basename(sys.argv[0]) == "lipvae-train"
+               else "python -m lipvae_tf.train")  # the command as it was typed
+    if len(argv) > 1:  # one line, not absl's usage error with the whole --help
+        sys.exit(f"{program}: error: unexpected arguments {argv[1:]}: every setting is a "
+                 "--flag=value (see --help)")
     try:
         result = run(config_from_flags())
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback
-        program = ("lipvae-train" if os.path.basename(sys.argv[0]) == "lipvae-train"
-                   else "python -m lipvae_tf.train")  # the command as it was typed
         sys.exit(f"{program}: error: {err}")
     print(format_summary(result))
 

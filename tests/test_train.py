@@ -277,6 +277,31 @@ def _quiet_env() -> dict:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
+def test_multi_worker_without_a_cluster_says_it_trains_alone(tmp_path):
+    """A newcomer's review: --strategy=multi_worker without TF_CONFIG trained as one worker and
+    said nothing."""
+    env = {k: v for k, v in _quiet_env().items() if k != "TF_CONFIG"}
+    done = subprocess.run([sys.executable, "-m", "lipvae_tf.train", "--strategy=multi_worker",
+                           "--target_radius=500", "--source=sample",
+                           f"--output_dir={tmp_path}"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert ("note: --strategy=multi_worker with no cluster of several tasks in TF_CONFIG: this "
+            "process trains alone, as one worker") in done.stdout, done.stdout + done.stderr
+
+
+def test_verbose_2_shows_no_progress_bar_for_the_log_likelihood(capsys):
+    """--verbose=2 ("a line per epoch") drew the IWAE progress bar, escape codes and all, into
+    piped logs."""
+    config = train.TrainConfig(**(TINY | dict(verbose=2, ll_samples=2)))
+    model = train.build_model(config)
+    model.compile(keras.optimizers.Adam(1e-3))
+    capsys.readouterr()
+    result = train.evaluate(model, np.zeros((8, 28, 28, 1), "float32"), config)
+    out = capsys.readouterr().out
+    assert np.isfinite(result["log_likelihood_iwae"])
+    assert "\x1b[" not in out and "━" not in out, out
+
+
 def test_explicit_constants_have_no_target(tmp_path):
     config = train.TrainConfig(**(TINY | dict(epochs=1, baseline=False)), constants=(3.0, 3.0, 3.0),
                                output_dir=str(tmp_path))
@@ -322,6 +347,15 @@ def test_a_command_line_error_is_one_line(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith(_ERROR)]
     assert len(errors) == 1 and "target_radius=500" in errors[0], done.stderr[-2000:]
+    # a stray positional argument: one line, not the whole --help (a newcomer's review)
+    for command in (["lipvae_tf.train", "stray"], ["lipvae_tf.evaluate", "--models=m.keras",
+                                                   "stray"]):
+        done = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True,
+                              timeout=120, env=_quiet_env())
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode != 0 and len(lines) == 1, done.stderr[-2000:]
+        assert lines[0] == (f"python -m {command[0]}: error: unexpected arguments ['stray']: "
+                            "every setting is a --flag=value (see --help)")
     # a bad setting is refused before any training
     done = subprocess.run([sys.executable, "-m", "lipvae_tf.train", "--ll_samples=0",
                            "--source=sample", f"--output_dir={tmp_path / 'bad'}"],
