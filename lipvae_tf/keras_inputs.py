@@ -183,6 +183,24 @@ class KerasInputs:
                 yield tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
         return batches()
 
+    def dataset_images(self, dataset: tf.data.Dataset, name: str = "x") -> np.ndarray:
+        """The images of a finite dataset of batches (elements (batch, *image_shape), or
+        (images, labels[, weights]) tuples) as one array (n, *image_shape).
+
+        Raises:
+            TypeError / ValueError: naming `name`, as `check_keras_inputs`, and for an infinite
+                dataset (`repeat()` without a count).
+        """
+        self.check_keras_inputs(dataset, name)
+        if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+            raise ValueError(f"{name} is an infinite dataset (repeat() without a count): "
+                             "pass a finite one, e.g. dataset.take(n)")
+        batches = [element[0] if isinstance(element, tuple) else element
+                   for element in dataset.as_numpy_iterator()]
+        if not batches:
+            return np.zeros((0, *self.image_shape), np.float32)
+        return np.concatenate(batches)
+
     def check_keras_inputs(self, x, name: str = "x", allow_empty: bool = True) -> int | None:
         """The structure of what `fit`, `evaluate` or `predict` get as `name`, checked before
         Keras traces or iterates it: images (batch, *image_shape) of a floating dtype, as one

@@ -1353,7 +1353,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p, f the reconstruction of
         `reconstruction` (default: the model's mode), independent noise in both.
 
-        x is taken as the model takes it, in float32 (`check_images`), and R is an l2 distance
+        x (array, tensor, nested lists or a finite tf.data.Dataset of batches) is taken as the
+        model takes it, in float32 (`check_images`), and R is an l2 distance
         between float32 images: a perturbation formed in float64 and rounded to float32 on the
         way in is covered for ||delta||_2 < R - sqrt(D) 2^-24 (D pixels; each pixel in [0, 1]
         rounds by <= 2^-25, docs/theory.md section 7).
@@ -1457,8 +1458,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         g follows the model's reconstruction mode (the map `certified_radius` certifies).
 
         Args:
-            x: images (batch, *image_shape), floating pixels in [0, 1] (array, tensor or nested
-                lists).
+            x: images (batch, *image_shape), floating pixels in [0, 1] (array, tensor, nested
+                lists, or a finite tf.data.Dataset of batches, as `check_images` takes).
             sample: draw eps ~ N(0, I) (True), or decode the posterior mean (False).
             batch_size: images per graph call, >= 1.
 
@@ -1490,8 +1491,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         Grosse, Salakhutdinov 2016, eq. 8), a lower bound of log p(x) that rises with K.
 
         Args:
-            x: images (batch, *image_shape), floating pixels in [0, 1] (array, tensor or nested
-                lists).
+            x: images (batch, *image_shape), floating pixels in [0, 1] (array, tensor, nested
+                lists, or a finite tf.data.Dataset of batches, as `check_images` takes).
             samples: K >= 1 importance samples per image.
             batch_size: images per evaluation (memory grows with samples x batch_size).
             verbose: as Keras' `predict`: 1, True or "auto" shows a progress bar over the images
@@ -1536,7 +1537,14 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(tf.cast(samples, log_w.dtype))
 
     def check_images(self, x: ArrayLike, name: str = "x") -> np.ndarray:
-        """x as float32 (batch, *image_shape) in [0, 1], or a TypeError/ValueError naming `name`."""
+        """x as float32 (batch, *image_shape) in [0, 1], or a TypeError/ValueError naming `name`.
+
+        x: an array, a tensor, nested lists of numbers, or a finite tf.data.Dataset of batches
+        (elements (batch, *image_shape), or (images, labels[, weights]) tuples, as `fit`
+        takes), whose images are gathered into one array (the certificates, attacks and
+        `reconstruct` work on arrays)."""
+        if isinstance(x, tf.data.Dataset):
+            x = self.dataset_images(x, name)
         array = checks.as_array(name, x)
         if array.dtype == object:  # None, a dict, other objects: not an array of pixels
             raise TypeError(f"{name} must be an array of floating-point images (NumPy array, "

@@ -647,3 +647,20 @@ def test_graph_check_messages_are_found_in_the_multi_replica_format():
     with pytest.raises(tf.errors.InvalidArgumentError):  # a table of another size: not ours
         with _graph_checks_as_value_errors({c: 1.0 for c in range(10)}):
             raise tf.errors.InvalidArgumentError(None, None, gather)
+
+
+def test_the_certificate_and_reconstruct_take_a_dataset_as_fit_does(vae, images):
+    """A newcomer's review: fit took the dataset that data.load_dataset returns, while
+    certified_radius, reconstruct and log_likelihood refused it."""
+    x = images[0][:24]
+    labelled = tf.data.Dataset.from_tensor_slices((x, np.zeros(24, "int64"))).batch(10)
+    np.testing.assert_array_equal(vae.certified_radius(labelled, 8.0),
+                                  vae.certified_radius(x, 8.0))
+    assert vae.reconstruct(tf.data.Dataset.from_tensor_slices(x).batch(7)).shape == x.shape
+    assert vae.log_likelihood(labelled, samples=2).shape == (24,)
+    with pytest.raises(ValueError, match="x is an infinite dataset"):
+        vae.certified_radius(tf.data.Dataset.from_tensor_slices(x).batch(8).repeat(), 8.0)
+    with pytest.raises(ValueError, match="x is a dataset of single images"):
+        vae.reconstruct(tf.data.Dataset.from_tensor_slices(x))
+    empty = tf.data.Dataset.from_tensor_slices(x[:0]).batch(4)
+    assert vae.certified_radius(empty, 8.0).shape == (0,)
