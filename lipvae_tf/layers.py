@@ -94,6 +94,12 @@ class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
 
     def __init__(self, lipschitz: float, use_bias: bool, kernel_initializer, bias_initializer,
                  **kwargs):
+        if "activation" in kwargs:  # Keras' Dense takes one; Keras' own error gave no hint
+            raise TypeError(
+                f"{type(self).__name__} takes no activation (got activation="
+                f"{kwargs['activation']!r}): add the activation as a layer of its own after it, "
+                "GroupSort(2) or MaxMin (1-Lipschitz and gradient-norm preserving) or a "
+                "keras.layers.Activation / ReLU, whose constant the bounds know")
         super().__init__(**kwargs)
         check_compute_dtype(self)
         # a normal float32: a subnormal factor is read as 0 by CPUs with denormals-are-zero

@@ -847,6 +847,19 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         inputs = self.checked_pixels(inputs, "inputs")
         return self._decoded_mean(self.encoder_mean_net(inputs, training=training), training)
 
+    def compute_output_shape(self, input_shape) -> tuple:
+        """The reconstruction's shape: the input's, (batch, *image_shape).
+
+        Raises:
+            ValueError: for an input shape other than (batch, *image_shape).
+        """
+        shape = tuple(input_shape)
+        if len(shape) != len(self.image_shape) + 1 or any(
+                n is not None and n != m for n, m in zip(shape[1:], self.image_shape)):
+            raise ValueError(f"input_shape must be (batch, "
+                             f"{', '.join(map(str, self.image_shape))}), got {shape}")
+        return shape
+
     def checked_pixels(self, x: ArrayLike, name: str = "x") -> tf.Tensor:
         """x as a tensor, checked inside the graph as `check_images` checks NumPy arrays.
 

@@ -235,6 +235,16 @@ def _cases(vae, tmp_path):
         "bound of a Keras conv built by hand": (
             lambda: lv.layer_lipschitz_bound(_built_by_hand(keras.layers.Conv2D(2, 3))),
             ValueError, r"only a call in a model fixes \(build\(\) does not"),
+        "LipschitzDense(activation=...)": (
+            lambda: lv.LipschitzDense(4, activation="relu"), TypeError,
+            r"LipschitzDense takes no activation \(got activation='relu'\): add the "
+            "activation as a layer of its own"),
+        "LipschitzConv2D(activation=...)": (
+            lambda: lv.LipschitzConv2D(4, 3, activation="relu"), TypeError,
+            "LipschitzConv2D takes no activation"),
+        "the VAE's output shape for flat images": (
+            lambda: vae.compute_output_shape((None, 784)), ValueError,
+            r"input_shape must be \(batch, 28, 28, 1\), got \(None, 784\)"),
         "ragged r": (lambda: vae.certified_radius(IMAGES, [[8.0], [8.0, 8.0]]), ValueError,
                      "r is nested lists that are not one array"),
     }
@@ -245,6 +255,13 @@ def test_each_bad_argument_gets_a_typed_error_naming_it(vae, tmp_path, case):
     call, error, message = _cases(vae, tmp_path)[case]
     with pytest.raises(error, match=message):
         call()
+
+
+def test_the_vae_states_its_output_shape(vae):
+    """Keras' compute_output_shape raised NotImplementedError (a newcomer's review)."""
+    assert vae.compute_output_shape((None, 28, 28, 1)) == (None, 28, 28, 1)
+    assert vae.compute_output_shape((5, 28, 28, 1)) == vae.predict(IMAGES[:1].repeat(5, 0),
+                                                                   verbose=0).shape
 
 
 def test_the_legacy_hdf5_checkpoint_is_refused_before_training(vae, tmp_path):
