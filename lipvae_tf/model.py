@@ -1279,7 +1279,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 tol / 10; conv kernels are clipped at (1 - tol) x their bound.
 
         Returns:
-            {kernel variable path: iterations used}, e.g. {"encoder_mean/dense_0/kernel": 1}.
+            {kernel variable path: iterations used (0: the kernel was already inside its
+            bound)}, e.g. {"encoder_mean/encoder_mean_dense_0/kernel": 1}.
 
         Raises:
             ValueError: tol outside (0, 1), or a kernel holding NaN or Inf (no kernel changed).
