@@ -216,7 +216,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         "constrain_std", "hidden_units", "conv_filters", "image_shape", "gaussian_scale",
         "beta", "bjorck_iterations", "constraint", "conv_constraint", "conv_relaxation",
         "design", "seed",
-        "prior", "encoder_mean_net", "encoder_std_net", "decoder_net"})
+        "encoder_mean_net", "encoder_std_net", "decoder_net"})
     # whether its layers take the kernel control's arguments (_KERNEL_CONTROL_DEFAULTS)
     has_kernel_control = True
 
@@ -303,7 +303,6 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.design = design
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros(self.latent_dim))
 
         self.encoder_mean_net = self._encoder("encoder_mean", self.encoder_mean_budget)
         std_net = None
@@ -846,6 +845,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         (`checked_pixels`)."""
         inputs = self.checked_pixels(inputs, "inputs")
         return self._decoded_mean(self.encoder_mean_net(inputs, training=training), training)
+
+    @property
+    def prior(self) -> tfd.Distribution:
+        """p(z) = N(0, I_m), made on each use: not an attribute that TF's tracking walks (a
+        tracked TFP distribution made every SavedModel export call LinearOperator's deprecated
+        `graph_parents` and log its warning)."""
+        return tfd.MultivariateNormalDiag(loc=tf.zeros(self.latent_dim))
 
     def compute_output_shape(self, input_shape) -> tuple:
         """The reconstruction's shape: the input's, (batch, *image_shape).

@@ -464,3 +464,21 @@ def test_read_metadata_names_what_the_folder_is(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"base folder of a versioned export.*read "
                                                 r".*versioned/0012 \(versions 3, 0012\)"):
         export.read_metadata(base)
+
+
+def test_exporting_logs_no_deprecation_warning(tmp_path):
+    """A newcomer's review: every export logged TF's 'LinearOperator.graph_parents ... is
+    deprecated' (the prior, a TFP distribution, was an attribute that SavedModel tracking walks).
+    In a fresh process: TF logs a deprecation once per process."""
+    script = (
+        "import sys, numpy as np, lipvae_tf as lv\n"
+        "from lipvae_tf import export\n"
+        "vae = lv.LipschitzVAE(latent_dim=2, hidden_units=(8,))\n"
+        "vae.predict(np.zeros((1, 28, 28, 1), 'float32'), verbose=0)\n"
+        "vae.export(sys.argv[1] + '/keras_export')\n"
+        "export.export_saved_model(vae, sys.argv[1] + '/served')\n"
+        "print('exported')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert "exported" in done.stdout, done.stderr[-3000:]
+    assert "deprecated" not in done.stderr, done.stderr[-3000:]
