@@ -447,8 +447,10 @@ def test_a_crash_inside_the_filtered_import_still_shows_its_message(tmp_path):
         "os.write(2, b'I0000 00:00:1796158178.885496   10900 port.cc:153] noise\\n')\n"
         "os.write(2, b'F0000 00:00:1796158178.9 10900 cpu.cc:9] this CPU lacks AVX\\n')\n"
         "os.abort()\n")
-    # (argv[0] "-m": the package imports as at a command's start, without TensorFlow)
+    # (argv[0] "-m" and a module of the package after -m: the package imports as at a
+    # command's start, without TensorFlow)
     probe = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); sys.argv[0] = '-m'; "
+             "sys.orig_argv = [sys.executable, '-m', 'lipvae_tf.train']; "
              "import lipvae_tf; lipvae_tf._import_tensorflow_at_the_log_level()")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
