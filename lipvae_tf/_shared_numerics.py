@@ -3,8 +3,8 @@
 constants and the list of certificates that `best` takes the maximum of.
 
 One definition for both makes "the same rounding, the same truncation and the same candidates in
-both" structural: graph_bounds must reproduce bounds operation by operation (docs/theory.md
-section 3). Internal.
+both" structural: graph_bounds must reproduce bounds operation by operation (its module
+docstring says how closely). Internal.
 """
 from __future__ import annotations
 

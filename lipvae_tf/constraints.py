@@ -133,8 +133,9 @@ def check_relaxation_applies(relaxation: float, architecture: str, conv_constrai
             "leave conv_relaxation at 1")
 
 # SubspaceClip clips exactly in a step whose largest Ritz value is above this multiple of the
-# bound: above the 1.36-1.38 seen under Adam at 1e-3, below SGD's 6-65
-# (docs/theory.md section 14)
+# bound: above the 1.38 seen under Adam at 1e-3, below what SGD with momentum finds in every step
+# (up to 10 at learning rate 1e-3, 249 at 1e-2; docs/theory.md section 14, BENCHMARKS.md "Large
+# optimiser steps")
 DEFAULT_EXACT_CLIP_ABOVE = 1.5
 # `finalize_constraints`: Björck iterates until ||W^T W - I||_F <= tol / 10 (the clips are exact and
 # do not use it); the certificate measures the result whatever the tolerance
@@ -540,12 +541,13 @@ class SubspaceClip(StatefulConstraint):
         exact_clip_above: a step whose largest Ritz value exceeds exact_clip_above x max_norm
             clips exactly instead (`SpectralClip`: SVDs, slower). The subspace tracks the top
             directions of small steps; a kernel found that far outside the ball moved faster
-            than one subspace iteration per step can follow (SGD's first steps put kernels at
-            6-65x their bound, and SGD with momentum diverged without this), while under Adam
-            at 1e-3 the subspace clip finds at most 1.36-1.38x (docs/theory.md section 14,
-            "Large steps"). math.inf: never. The package's layers build their constraint with
-            the default; set it on `layer.kernel.constraint` before the first trace (a traced
-            step keeps the value it was traced with), and it is not saved with the layer.
+            than one subspace iteration per step can follow (SGD with momentum put kernels
+            above 1.5x their bound in every step of an epoch, up to 10x at learning rate 1e-3
+            and 249x at 1e-2, and diverged without this), while under Adam at 1e-3 the
+            subspace clip finds at most 1.38x (docs/theory.md section 14, "Large steps").
+            math.inf: never. The package's layers build their constraint with the default;
+            set it on `layer.kernel.constraint` before the first trace (a traced step keeps
+            the value it was traced with), and it is not saved with the layer.
         relaxation: omega in (0, 2), the factor of the correction: K <- K - omega x (the
             correction). 1: the subspace clip itself. Conv kernels: over-relaxation of the
             alternation between the block clip and the projection onto the kernel's taps, which

@@ -13,12 +13,13 @@ max_xi sigma_max(B(xi)) -- exact, not estimated.
 A zero-padded ("same"/"valid") convolution on an n_h x n_w input is a restriction of the
 circular one on any grid N >= n + k - 1 (the input embeds isometrically, the outputs it keeps are
 a subset), so the circular norm on that grid is a guaranteed upper bound. See docs/theory.md
-section 7.
+section 13, "Why the circular grid" (and section 7 for its use in the certificate).
 
 References:
 - H. Sedghi, V. Gupta, P. M. Long, "The Singular Values of Convolutional Layers", ICLR 2019
   (the block structure for stride 1), https://arxiv.org/abs/1805.10408; the strided blocks
-  follow from the same DFT argument with the S aliased frequencies (docs/theory.md section 7).
+  follow from the same DFT argument with the S aliased frequencies (docs/theory.md sections 13,
+  "Why the circular grid", and 14, "Conv kernels").
 """
 from __future__ import annotations
 

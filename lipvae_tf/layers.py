@@ -352,7 +352,8 @@ class LipschitzConv2D(_LipschitzConvBase):
         kernel_size, strides: an int or a pair of ints.
         padding: "same"/"valid" (zero padding; certified by a guaranteed upper bound: the
             circular operator on a large enough grid) or "circular" (periodic; the operator norm
-            is computed exactly). Sedghi et al. 2019; docs/theory.md section 7.
+            is computed exactly). Sedghi et al. 2019; docs/theory.md section 13, "Why the circular
+            grid".
         lipschitz: the fixed, non-trainable output factor (> 0, a normal float32: 1.18e-38 to
             3.40e38).
         use_bias, kernel_initializer, bias_initializer: as for `LipschitzDense`.

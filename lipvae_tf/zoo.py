@@ -757,6 +757,13 @@ def _main(argv) -> None:
         print(f"zoo verify {name}: every file matches its sha256; certifying the {len(images)} "
               "test images again with each method and reconstruction", flush=True)
         recomputed, mismatches = certified_quantiles(name, images), 0
+        # the constants the certificates used, measured again from the loaded weights
+        measured = load(name).lipschitz_constants()
+        for key, value in card.get("constants", {}).items():
+            ok = bool(np.isclose(measured[key], value, rtol=1e-6))
+            print(f"constant {key:<12} card {value:.9g} measured {measured[key]:.9g} "
+                  f"{'OK' if ok else 'MISMATCH'}")
+            mismatches += not ok
         for section, label in (("certified_radius", "method"),
                                ("certified_radius_by_reconstruction", "best, reconstruction")):
             for key, summary in card.get(section, {}).items():
@@ -766,8 +773,8 @@ def _main(argv) -> None:
                       f"{again['median']:.6f} {'OK' if ok else 'MISMATCH'}")
                 mismatches += not ok
         if mismatches:
-            raise ValueError(f"{mismatches} certified-radius summaries of {name!r} differ from "
-                             "its card")
+            raise ValueError(f"{mismatches} constants or certified-radius summaries of {name!r} "
+                             "differ from its card")
     elif command == "export":
         if not flags.FLAGS.output:
             raise ValueError("export needs --output")

@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "serving_client.py")
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 RADIUS_RTOL = 1e-6  # signature vs model.certified_radius (measured: equal to the last bit)
-GRAPH_RTOL = 1e-9  # graph_bounds vs bounds (measured: <= 2e-12)
+GRAPH_RTOL = 1e-9  # graph_bounds vs bounds (measured: <= 1.2e-13, 2026-12-03)
 N, N_REST = 16, 8
 R_ROWS = np.linspace(4.0, 12.0, N)
 P_ROWS = np.tile([0.5, 0.6, 0.75, 0.9], N // 4)

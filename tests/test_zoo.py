@@ -367,3 +367,19 @@ def test_the_zoo_folder_is_read_when_used_and_a_missing_one_is_named(tmp_path, m
     assert zoo.zoo_dir() == tmp_path
     monkeypatch.delenv("LIPVAE_ZOO_DIR")
     assert zoo.zoo_dir() == zoo.BUNDLED_ZOO_DIR
+
+
+def test_the_verify_command_recomputes_the_constants_and_the_radii(zoo_copy, capsys):
+    """`zoo verify` compared only the radii: a card whose constants were stale (a review found
+    the bundled cards 1-2 ulps behind the measured ones) or wrong passed."""
+    zoo._main(["zoo", "verify", TINY])
+    out = capsys.readouterr().out
+    assert "constant decoder" in out and "constant encoder_mean" in out and "MISMATCH" not in out
+    folder = _folder(zoo_copy)
+    card = json.loads((folder / "card.json").read_text())
+    card["constants"]["decoder"] *= 1.001
+    (folder / "card.json").write_text(json.dumps(card))
+    zoo.write_manifest(folder)
+    with pytest.raises(ValueError, match="1 constants or certified-radius summaries"):
+        zoo._main(["zoo", "verify", TINY])
+    assert "MISMATCH" in capsys.readouterr().out
