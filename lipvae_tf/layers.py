@@ -183,7 +183,10 @@ class LipschitzDense(_ScaledKernelLayer):
             kernel; with `bjorck_every=k` on every k-th step, spectral-norm clipping in between),
             "spectral_norm" (spectral-norm clipping by power iteration, Miyato et al. 2018, O(m n)
             per step: `power_iterations` per step from a vector kept in the non-trainable weight
-            `power_vector`) or "spectral" (the exact SVD clip every step).
+            `power_vector`) or "spectral" (the exact SVD clip every step). `from_config` of a
+            config without "constraint" (one saved before the argument existed, or written by
+            hand) takes "bjorck", the kind those files were trained with and whose weights they
+            hold (no `subspace` state), not the constructor's default.
         bjorck_iterations, bjorck_every: Björck iterations per projection, and project on every
             k-th step ("bjorck" only).
         use_bias: add a bias (it does not change the Lipschitz constant).
@@ -363,7 +366,9 @@ class LipschitzConv2D(_LipschitzConvBase):
             exact clip in the frequency domain every step, re-measured and rescaled) or
             "spectral_norm" (spectral-norm clipping by power iteration on the convolution
             operator, vector in the weight `power_vector`; a few convolutions of one image per
-            step). See `lipvae_tf.constraints`.
+            step). See `lipvae_tf.constraints`. `from_config` of a config without
+            "constraint" (saved before the argument existed, or written by hand) takes
+            "spectral", the kind those files were trained with, not the constructor's default.
         power_iterations: "spectral_norm" iterations per step.
         subspace_rank: k per frequency block of "subspace_clip".
         relaxation: omega in (0, 2), the over-relaxation of "subspace_clip"'s per-step
