@@ -65,13 +65,17 @@ _CONSOLE_SCRIPTS = ("lipvae-train",)
 def _module_run_with_m() -> str | None:
     """The module named after -m on Python's command line (`sys.orig_argv`), or None."""
     arguments = list(getattr(sys, "orig_argv", ()))[1:]
-    for i, argument in enumerate(arguments):
+    i = 0
+    while i < len(arguments):
+        argument = arguments[i]
         if argument == "-m":
             return arguments[i + 1] if i + 1 < len(arguments) else None
         if argument.startswith("-m"):  # -mlipvae_tf.train
             return argument[2:]
         if argument in ("-c", "-") or not argument.startswith("-"):  # a script or -c: no -m
             return None
+        # options whose value is the next argument (-X dev, -W ignore)
+        i += 2 if argument in ("-X", "-W", "--check-hash-based-pycs") else 1
     return None
 
 

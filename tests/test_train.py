@@ -406,7 +406,7 @@ def test_a_users_package_run_with_m_registers_the_classes(tmp_path):
         "print(layer.__name__ if layer is not None else None)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    for command in (["-m", "myapp"], ["-mmyapp"]):
+    for command in (["-m", "myapp"], ["-mmyapp"], ["-X", "utf8", "-m", "myapp"]):
         done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
                               timeout=120, env=env, cwd=tmp_path)
         assert done.stdout.split() == ["LipschitzDense"], done.stdout + done.stderr[-2000:]
