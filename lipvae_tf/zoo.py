@@ -571,7 +571,8 @@ def write_manifest(folder: Path) -> Path:
 def certified_quantiles(name: str, images: np.ndarray) -> dict:
     """The card's certified-radius summaries recomputed from the loaded model: per method
     ("certified_radius") and, for `best`, per reconstruction mode
-    ("certified_radius_by_reconstruction", empty for the standard VAE).
+    ("certified_radius_by_reconstruction", empty for the standard VAE), and the Lipschitz
+    constants they used, measured from its weights ("constants").
 
     Args:
         name: the zoo model's name (`list_models`), a str.
@@ -579,7 +580,8 @@ def certified_quantiles(name: str, images: np.ndarray) -> dict:
 
     Returns:
         {"certified_radius": {method: summary}, "certified_radius_by_reconstruction":
-        {mode: summary}}, each summary a `report.summarize` dict (l2, pixel space).
+        {mode: summary}, "constants": `LipschitzVAE.lipschitz_constants()`}, each summary a
+        `report.summarize` dict (l2, pixel space).
 
     Raises:
         TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
@@ -591,6 +593,7 @@ def certified_quantiles(name: str, images: np.ndarray) -> dict:
                              for m in card["certified_radius"]},
         "certified_radius_by_reconstruction": certified_by_reconstruction(
             model, images, r, p, modes=card.get("certified_radius_by_reconstruction", {})),
+        "constants": model.lipschitz_constants(),
     }
 
 
@@ -757,8 +760,7 @@ def _main(argv) -> None:
         print(f"zoo verify {name}: every file matches its sha256; certifying the {len(images)} "
               "test images again with each method and reconstruction", flush=True)
         recomputed, mismatches = certified_quantiles(name, images), 0
-        # the constants the certificates used, measured again from the loaded weights
-        measured = load(name).lipschitz_constants()
+        measured = recomputed["constants"]  # from the weights the radii were recomputed with
         for key, value in card.get("constants", {}).items():
             ok = bool(np.isclose(measured[key], value, rtol=1e-6))
             print(f"constant {key:<12} card {value:.9g} measured {measured[key]:.9g} "
