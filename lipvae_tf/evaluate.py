@@ -373,9 +373,7 @@ def config_from_flags() -> EvalConfig:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:  # one line, not absl's usage error with the whole --help
-        sys.exit(f"python -m lipvae_tf.evaluate: error: unexpected arguments {argv[1:]}: every "
-                 "setting is a --flag=value (see --help)")
+    report.refuse_positional_arguments(argv, "python -m lipvae_tf.evaluate")
     try:
         result = run(config_from_flags())
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback

@@ -15,7 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = [
-    "certificate_methods", "quiet_tensorflow_logs", "run_command", "summarize", "histogram_bins",
+    "certificate_methods", "quiet_tensorflow_logs", "run_command", "refuse_positional_arguments",
+    "summarize", "histogram_bins",
     "radius_histogram_figure", "plot_radius_histogram", "reconstructions_figure",
     "plot_reconstructions", "margin_vs_certificate_figure", "plot_margin_vs_certificate",
     "probability_vs_norm_figure", "plot_probability_vs_norm", "pareto_figure", "plot_pareto",
@@ -75,6 +76,19 @@ def run_command(main: Callable[[list[str]], None]) -> None:
         if asked_for_help and exit_.code == 1:
             raise SystemExit(0) from None
         raise
+
+
+def refuse_positional_arguments(argv: list[str], program: str) -> None:
+    """Exits with one line naming the stray arguments when `argv` (absl's, the program first)
+    holds positional arguments, for a command whose every setting is a flag (absl's own
+    UsageError printed the whole --help before its message).
+
+    Raises:
+        SystemExit: with "<program>: error: unexpected arguments ...".
+    """
+    if len(argv) > 1:
+        sys.exit(f"{program}: error: unexpected arguments {argv[1:]}: every setting is a "
+                 "--flag=value (see --help)")
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:

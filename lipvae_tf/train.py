@@ -985,9 +985,7 @@ def config_from_flags() -> TrainConfig:
 def main(argv: list[str]) -> None:
     program = ("lipvae-train" if os.path.basename(sys.argv[0]) == "lipvae-train"
                else "python -m lipvae_tf.train")  # the command as it was typed
-    if len(argv) > 1:  # one line, not absl's usage error with the whole --help
-        sys.exit(f"{program}: error: unexpected arguments {argv[1:]}: every setting is a "
-                 "--flag=value (see --help)")
+    report.refuse_positional_arguments(argv, program)
     try:
         result = run(config_from_flags())
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback
