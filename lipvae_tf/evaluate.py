@@ -12,10 +12,12 @@ evaluation.json and figures (margin vs certificate, probability vs norm, Pareto,
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import sys
 import time
 import zipfile
+from collections.abc import Sequence
 
 import lipvae_tf
 
@@ -30,9 +32,9 @@ from lipvae_tf import attacks, bounds, checks, data, report
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 __all__ = [
-    "EvalConfig", "load_models", "load_test_set", "reference_r1", "evaluate_model",
-    "probability_curve", "adversarial_grid", "run", "format_table", "define_flags", "parse_models",
-    "config_from_flags", "main",
+    "EvalConfig", "import_modules", "load_models", "load_test_set", "reference_r1",
+    "evaluate_model", "probability_curve", "adversarial_grid", "run", "format_table",
+    "define_flags", "parse_models", "config_from_flags", "main",
 ]
 
 
@@ -67,6 +69,9 @@ class EvalConfig:
     ll_samples: int = 64
     output_dir: str = "runs/evaluation"
     seed: int = 0
+    # modules imported before the models load: those that register the models' classes (a
+    # LipschitzVAE subclass decorated with keras.saving.register_keras_serializable)
+    imports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Every setting checked before a model is loaded or an image read (ValueError /
@@ -87,8 +92,24 @@ class EvalConfig:
         checks.seed("seed", self.seed)
 
 
+def import_modules(names: Sequence[str]) -> None:
+    """Imports each named module (dotted names, found on sys.path), so that the Keras classes it
+    registers can be loaded; ValueError naming `imports` for a module that cannot be imported.
+    Nothing is imported from the model files themselves: a `.keras` file names its class's
+    module, but loading a file must not run code it names (Keras' safe_mode, for the same
+    reason)."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ValueError(f"imports: cannot import {name!r} ({error}); give modules by their "
+                             "dotted name, found on sys.path (PYTHONPATH or the current "
+                             "folder)") from None
+
+
 def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:
-    """The models as saved by `train` (`.keras`), with a clear error for a missing file."""
+    """The models as saved by `train` (`.keras`), with a clear error for a missing file and for a
+    class that no imported module registers (TypeError; `import_modules` first)."""
     if not paths:
         raise ValueError("models must name at least one model (name=path.keras)")
     models = {}
@@ -96,7 +117,17 @@ def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"model {name!r}: no file at {path}")
         _check_keras_archive(name, path)
-        model = keras.models.load_model(path)
+        try:
+            model = keras.models.load_model(path)
+        except TypeError as error:
+            if not str(error).startswith("Could not locate"):
+                raise
+            # Keras' message goes on with the whole model config: its first sentence, and how
+            # to make the class known
+            raise TypeError(f"model {name!r} at {path}: {str(error).split('. ')[0]}: a class no "
+                            "imported module registers; import the module that defines it "
+                            "(--imports=module, or evaluate.import_modules) and decorate the "
+                            "class with @keras.saving.register_keras_serializable()") from None
         if not isinstance(model, LipschitzVAE):
             raise TypeError(f"model {name!r} at {path} is a {type(model).__name__}, "
                             "not a lipvae_tf LipschitzVAE/StandardVAE")
@@ -246,6 +277,7 @@ def run(config: EvalConfig) -> dict:
     """The whole evaluation; returns the report (also written to <output_dir>/evaluation.json)."""
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
+    import_modules(config.imports)
     models = load_models(config.models)
     test_x, test_y, source = load_test_set(config)
     if config.num_inputs > len(test_x):
@@ -346,6 +378,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("ll_samples", _DEFAULTS.ll_samples, "importance samples for log p(x)")
     flags.DEFINE_string("output_dir", _DEFAULTS.output_dir, "where the report and figures go")
     flags.DEFINE_integer("seed", _DEFAULTS.seed, "random seed")
+    flags.DEFINE_list("imports", [], "Python modules to import before the models load (dotted "
+                      "names on sys.path): those that register the models' classes, e.g. a "
+                      "LipschitzVAE subclass")
     flags.mark_flag_as_required("models")
 
 
@@ -364,6 +399,7 @@ def parse_models(entries: list[str]) -> dict[str, str]:
 def config_from_flags() -> EvalConfig:
     values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(EvalConfig)}
     values["models"] = parse_models(values["models"])
+    values["imports"] = tuple(values["imports"])
     try:
         values["attack_norms"] = tuple(float(n) for n in values["attack_norms"])
     except ValueError:

@@ -127,3 +127,56 @@ def test_the_table_marks_a_margin_the_attack_never_broke():
     assert "| >= 28.0000 (3 unbroken) |" in table
     assert "| b |" in table and "| 28.0000 |" in table.split("| b |")[1]
     assert "inputs it never broke" in table.splitlines()[-1]
+
+
+USER_MODULE = '''
+import keras
+import lipvae_tf as lv
+
+
+@keras.saving.register_keras_serializable(package="usermodels")
+class LoggingVAE(lv.LipschitzVAE):
+    """A user's subclass: its own training step, the model's computation unchanged."""
+
+    def train_step(self, data):
+        return super().train_step(data)
+'''
+
+
+def test_a_users_model_class_is_loaded_after_imports(tmp_path):
+    """A user's registered LipschitzVAE subclass could not be evaluated from the command line
+    (the module that registers it was never imported; Keras' error printed the whole config).
+    --imports imports it first; without it the error is one line that names the flag."""
+    (tmp_path / "usermodels.py").write_text(USER_MODULE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    save = ("import numpy as np, usermodels\n"
+            "m = usermodels.LoggingVAE.from_target(0.5, 8.0, latent_dim=4, hidden_units=(16,), "
+            "seed=0)\n"
+            "m.compile('adam')\n"
+            "m.fit(np.full((32, 28, 28, 1), 0.5, 'float32'), epochs=1, verbose=0)\n"
+            "m.finalize()\n"
+            f"m.save({str(tmp_path / 'user.keras')!r})\n")
+    subprocess.run([sys.executable, "-c", save], env=env, check=True, timeout=300,
+                   capture_output=True)
+    command = [sys.executable, "-m", "lipvae_tf.evaluate", f"--models={tmp_path / 'user.keras'}",
+               "--source=sample", "--num_inputs=1", "--test_limit=8", "--samples=50",
+               "--restarts=1", "--steps=1", "--bisection_steps=1", "--attack_norms=1",
+               "--ll_samples=2", f"--output_dir={tmp_path / 'out'}"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    message = refused.stderr.strip().splitlines()[-1]
+    assert "Could not locate class 'LoggingVAE'" in message and "--imports=" in message
+    assert "Full object config" not in message
+    missing = subprocess.run(command + ["--imports=nosuchmodule"], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert "error: imports: cannot import 'nosuchmodule'" in missing.stderr
+    loaded = subprocess.run(command + ["--imports=usermodels"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert "| user |" in loaded.stdout
+    with open(tmp_path / "out" / "evaluation.json") as handle:
+        written = json.load(handle)
+    assert written["config"]["imports"] == ["usermodels"]
+    assert written["models"]["user"]["certified_radius"]["best"]["min"] >= 0.5
