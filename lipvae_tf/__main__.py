@@ -7,14 +7,13 @@ same way, certifies the test images and prints a summary; report and figures go 
 from __future__ import annotations
 
 import argparse
-import sys
 
 import lipvae_tf
 
 if lipvae_tf._is_cli(__name__):  # a command, not an import: before TensorFlow loads
     lipvae_tf._cli_native_log_level()
 
-from lipvae_tf import train
+from lipvae_tf import report, train
 
 MAIN_JOB = train.TrainConfig(
     source="sample", target_radius=1.0, r=8.0, p=0.5, method="best", latent_dim=10,
@@ -35,10 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     train.quiet_tensorflow_logs()
     print(f"lipvae_tf main job: target radius R* = {MAIN_JOB.target_radius:g} for r = "
           f"{MAIN_JOB.r:g}, p = {MAIN_JOB.p:g}, on the bundled Fashion-MNIST sample", flush=True)
-    try:
+    with report.one_line_errors("python -m lipvae_tf"):
         result = train.run(MAIN_JOB)
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
-        sys.exit(f"python -m lipvae_tf: error: {err}")
     print()
     print(train.format_summary(result))
 

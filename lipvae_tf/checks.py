@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +12,7 @@ __all__ = [
     "finite_real", "positive_finite", "positive_float32", "positive_int", "positive_ints",
     "flag", "int_pair", "probability_level", "as_array", "real_array", "pixel_values",
     "pixel_range", "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
+    "folder_path",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
@@ -230,3 +232,29 @@ def seed(name: str, value: Any) -> int:
     if not 0 <= value < SEED_LIMIT:
         raise ValueError(f"{name} must be an integer in [0, 2**31), got {value}")
     return int(value)
+
+
+def folder_path(name: str, value: Any) -> str:
+    """`value` (str or os.PathLike) as a str naming a folder that exists or can be created: checked
+    before the work whose results go there (`os.makedirs` found the problem only after it).
+
+    Raises:
+        TypeError: if `value` is not a str or os.PathLike.
+        ValueError: if it is empty, if it or the nearest existing path above it is not a folder
+            (a file), or if that folder is not writable.
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a folder path (str or os.PathLike), got "
+                        f"{type(value).__name__}")
+    path = os.fspath(value)
+    if not path:
+        raise ValueError(f"{name} must be a folder path, got an empty string")
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = "is" if existing == os.path.abspath(path) else f"is under {existing}, which is"
+        raise ValueError(f"{name}={path} {what} a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}={path}: the folder {existing} is not writable")
+    return path

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import sys
 import time
 import zipfile
 from collections.abc import Sequence
@@ -90,6 +89,7 @@ class EvalConfig:
             checks.positive_finite("attack_norms", norm)
         checks.positive_finite("grid_radius", self.grid_radius)
         checks.seed("seed", self.seed)
+        checks.folder_path("output_dir", self.output_dir)
 
 
 def import_modules(names: Sequence[str]) -> None:
@@ -410,10 +410,8 @@ def config_from_flags() -> EvalConfig:
 
 def main(argv: list[str]) -> None:
     report.refuse_positional_arguments(argv, "python -m lipvae_tf.evaluate")
-    try:
+    with report.one_line_errors("python -m lipvae_tf.evaluate"):
         result = run(config_from_flags())
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback
-        sys.exit(f"python -m lipvae_tf.evaluate: error: {err}")
     print(format_table(result))
     print(f"report: {result['report_path']}")
 

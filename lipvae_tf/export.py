@@ -78,9 +78,7 @@ def _package_version() -> str:
 
 
 def _target_dir(path, version) -> str:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
+    path = checks.folder_path("path", path)
     if version is not None:
         version = checks.positive_int("version", version, minimum=0)
         path = os.path.join(path, str(version))

@@ -2,11 +2,12 @@
 files) and the JSON file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "certificate_methods", "quiet_tensorflow_logs", "run_command", "refuse_positional_arguments",
+    "one_line_errors", "USER_ERRORS",
     "summarize", "histogram_bins",
     "radius_histogram_figure", "plot_radius_histogram", "reconstructions_figure",
     "plot_reconstructions", "margin_vs_certificate_figure", "plot_margin_vs_certificate",
@@ -89,6 +91,28 @@ def refuse_positional_arguments(argv: list[str], program: str) -> None:
     if len(argv) > 1:
         sys.exit(f"{program}: error: unexpected arguments {argv[1:]}: every setting is a "
                  "--flag=value (see --help)")
+
+
+# what a command's user can fix (a bad setting; a file missing, existing, unwritable or where a
+# folder was expected): one line, no traceback
+USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError,
+               NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+@contextlib.contextmanager
+def one_line_errors(program: str) -> Iterator[None]:
+    """For the command-line entry points: an error of USER_ERRORS raised inside exits with the
+    one line "<program>: error: <message>" (status 1) instead of a traceback; any other error
+    keeps its traceback (a fault of the package, to report).
+
+    Raises:
+        SystemExit: for an error of USER_ERRORS (a KeyError's message without repr quotes).
+    """
+    try:
+        yield
+    except USER_ERRORS as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        sys.exit(f"{program}: error: {message}")
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:

@@ -150,6 +150,7 @@ class TrainConfig:
             checks.positive_finite("target_radius", self.target_radius)
         checks.positive_finite("r", self.r)
         checks.probability_level("p", self.p)
+        checks.folder_path("output_dir", self.output_dir)
 
 
 def std_settings(config: TrainConfig) -> tuple[float | None, float | None]:
@@ -986,10 +987,8 @@ def main(argv: list[str]) -> None:
     program = ("lipvae-train" if os.path.basename(sys.argv[0]) == "lipvae-train"
                else "python -m lipvae_tf.train")  # the command as it was typed
     report.refuse_positional_arguments(argv, program)
-    try:
+    with report.one_line_errors(program):
         result = run(config_from_flags())
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:  # one line, no traceback
-        sys.exit(f"{program}: error: {err}")
     print(format_summary(result))
 
 

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -707,14 +706,10 @@ def main(argv: list[str]) -> None:
 
     Raises:
         SystemExit: with a one-line message for a bad command line, or when the command fails
-            with FileExistsError, FileNotFoundError, KeyError or ValueError (ZooIntegrityError
-            included).
+            with an error of `report.USER_ERRORS` (ZooIntegrityError included).
     """
-    try:
+    with report.one_line_errors("python -m lipvae_tf.zoo"):
         _main(argv)
-    except (FileExistsError, FileNotFoundError, KeyError, ValueError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        sys.exit(f"python -m lipvae_tf.zoo: error: {message}")
 
 
 def _main(argv) -> None:
@@ -747,7 +742,9 @@ def _main(argv) -> None:
     elif command == "table":
         print(cards_table())
     elif command == "curves":
-        print(plot_curves(flags.FLAGS.output or "zoo_curves.png"))
+        path = flags.FLAGS.output or "zoo_curves.png"
+        checks.folder_path("output", os.path.dirname(os.path.abspath(path)))  # before the plot
+        print(plot_curves(path))
     elif command == "card":
         print(json.dumps(model_card(name), indent=2, sort_keys=True))
     elif command == "build":
@@ -780,7 +777,8 @@ def _main(argv) -> None:
     elif command == "export":
         if not flags.FLAGS.output:
             raise ValueError("export needs --output")
-        source, target = saved_model_path(name), Path(flags.FLAGS.output)
+        source = saved_model_path(name)
+        target = Path(checks.folder_path("output", flags.FLAGS.output))
         if target.exists():
             if not flags.FLAGS.overwrite:
                 raise FileExistsError(f"--output={target} already exists; pass --overwrite to "

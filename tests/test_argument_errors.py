@@ -247,7 +247,27 @@ def _cases(vae, tmp_path):
             r"input_shape must be \(batch, 28, 28, 1\), got \(None, 784\)"),
         "ragged r": (lambda: vae.certified_radius(IMAGES, [[8.0], [8.0, 8.0]]), ValueError,
                      "r is nested lists that are not one array"),
+        # each failed in os.makedirs after the work (NotADirectoryError, a traceback at the
+        # command line), or wrote nothing and said "File exists"
+        "a train output_dir under a file": (
+            lambda: train.TrainConfig(output_dir=str(_a_file(tmp_path) / "run")), ValueError,
+            r"output_dir=.*a_file/run is under .*a_file, which is a file, not a folder"),
+        "an evaluation output_dir that is a file": (
+            lambda: evaluate.EvalConfig(models={"m": "m.keras"},
+                                        output_dir=str(_a_file(tmp_path))),
+            ValueError, r"output_dir=.*a_file is a file, not a folder"),
+        "an empty output_dir": (lambda: train.TrainConfig(output_dir=""), ValueError,
+                                "output_dir must be a folder path, got an empty string"),
+        "an export path under a file": (
+            lambda: export.export_saved_model(vae, _a_file(tmp_path) / "m", version=1),
+            ValueError, r"path=.*a_file/m is under .*a_file, which is a file"),
     }
+
+
+def _a_file(folder):
+    path = folder / "a_file"
+    path.write_text("")
+    return path
 
 
 @pytest.mark.parametrize("case", list(_cases(None, None)))
@@ -282,3 +302,22 @@ def test_a_zoo_command_refuses_a_flag_it_does_not_read(monkeypatch):
     monkeypatch.setattr(flags.FLAGS["output"], "present", 1)
     with pytest.raises(SystemExit, match="list does not take --output"):
         zoo.main(["zoo", "list"])
+
+
+@pytest.mark.parametrize("error, expected", [
+    (KeyError("unknown model 'x'"), "prog: error: unknown model 'x'"),
+    (NotADirectoryError(20, "Not a directory", "a/b"), "prog: error: [Errno 20] Not a directory: "
+                                                      "'a/b'"),
+    (ValueError("bad"), "prog: error: bad"),
+])
+def test_a_users_error_at_the_command_line_is_one_line(error, expected):
+    """Each command had its own try/except: a KeyError printed with repr quotes in train and
+    evaluate, and a folder where a file was (NotADirectoryError) ended in a traceback."""
+    with pytest.raises(SystemExit) as exited, report.one_line_errors("prog"):
+        raise error
+    assert str(exited.value) == expected
+
+
+def test_a_fault_of_the_package_keeps_its_traceback():
+    with pytest.raises(RuntimeError, match="a fault"), report.one_line_errors("prog"):
+        raise RuntimeError("a fault")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from absl import flags
 
 from lipvae_tf import data, export, train, zoo
 
@@ -331,6 +332,25 @@ def test_a_build_interrupted_after_training_reuses_the_finished_training(zoo_cop
     assert again["train_seconds"] == first["train_seconds"]  # the same record, not a new run
     assert again["certified_radius"] == first["certified_radius"]
     assert again["test"] == first["test"]
+
+
+def test_a_zoo_output_where_a_file_is_is_refused_before_the_work(tmp_path, monkeypatch):
+    """zoo export and curves into a path under a file ended in NotADirectoryError tracebacks,
+    and export --overwrite onto a file in shutil.rmtree's."""
+    (tmp_path / "a_file").write_text("")
+    for argv, output, message in (
+            (["zoo", "export", TINY], tmp_path / "a_file", "a_file is a file, not a folder"),
+            (["zoo", "export", TINY], tmp_path / "a_file" / "m", "which is a file"),
+            (["zoo", "curves"], tmp_path / "a_file" / "c.png", "a_file is a file, not a folder")):
+        monkeypatch.setattr(flags.FLAGS["output"], "present", 1)
+        monkeypatch.setattr(flags.FLAGS["output"], "value", str(output))
+        monkeypatch.setattr(flags.FLAGS["overwrite"], "value", True)
+        monkeypatch.setattr(flags.FLAGS["overwrite"], "present", argv[1] == "export")
+        with pytest.raises(SystemExit) as exited:
+            zoo.main(argv)
+        assert str(exited.value).startswith("python -m lipvae_tf.zoo: error: output=")
+        assert message in str(exited.value)
+    assert (tmp_path / "a_file").read_text() == ""
 
 
 @pytest.mark.parametrize("argv, message", [
