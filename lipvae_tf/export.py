@@ -62,8 +62,8 @@ from lipvae_tf._shared_numerics import fixed_std
 from lipvae_tf.model import LipschitzVAE
 
 __all__ = [
-    "SIGNATURES", "METADATA_FILE", "FORMAT_VERSION", "export_saved_model", "read_metadata",
-    "metadata_request", "rest_request",
+    "SIGNATURES", "METADATA_FILE", "FORMAT_VERSION", "export_saved_model", "copy_model_base",
+    "read_metadata", "metadata_request", "rest_request",
 ]
 
 SIGNATURES = ("serving_default", "encode", "certify", "metadata")
@@ -99,6 +99,67 @@ def _check_target(target: str, overwrite: bool) -> None:
         raise FileExistsError(
             f"{target} is not empty and holds no saved_model.pb: overwrite=True replaces an "
             "earlier SavedModel only; pick a new or empty folder")
+
+
+def _check_model_base(target: str, overwrite: bool) -> None:
+    """What `copy_model_base` may write over: nothing, an empty folder, or with overwrite=True a
+    TF Serving model base folder that holds SavedModel versions (N/saved_model.pb) and nothing
+    else."""
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise FileExistsError(f"{target} exists and is not a folder")
+    entries = sorted(e for e in os.listdir(target) if not e.startswith(".")) if (
+        os.path.isdir(target)) else []
+    if entries and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to "
+                              "replace it, or choose another folder")
+    others = [e for e in entries if not (e.isdigit() and os.path.isfile(
+        os.path.join(target, e, "saved_model.pb")))]
+    if others:
+        # overwrite replaces earlier SavedModel versions, never a folder of something else
+        raise FileExistsError(
+            f"{target} holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}, not "
+            "only SavedModel versions (N/saved_model.pb): overwrite replaces a TF Serving model "
+            "base folder only; pick a new or empty folder")
+
+
+def copy_model_base(source: str | os.PathLike, target: str | os.PathLike, *,
+                    overwrite: bool = False) -> str:
+    """Copies a TF Serving model base folder (version folders N/ holding a SavedModel) to
+    `target`, as `export_saved_model` writes: into a hidden sibling first, renamed into place, so
+    a TF Serving instance watching `target` never sees half a version.
+
+    Args:
+        source: the model base folder to copy (e.g. `zoo.saved_model_path(name)`).
+        target: the new model base folder; its parent folders are created.
+        overwrite: a bool: replace a `target` that holds SavedModel versions (and nothing else;
+            every version in it is replaced by the source's).
+
+    Returns:
+        target, as an absolute path.
+
+    Raises:
+        TypeError: if overwrite is not a bool, or target is not a path.
+        ValueError: if target or a folder above it is a file (`checks.folder_path`).
+        FileExistsError: if target is not empty and overwrite is False, or it holds anything
+            other than SavedModel versions.
+    """
+    overwrite = checks.flag("overwrite", overwrite)
+    target = os.path.abspath(checks.folder_path("target", target))
+    _check_model_base(target, overwrite)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.copy-", dir=parent)
+    try:
+        os.chmod(staging, 0o777 & ~_umask())
+        copy = os.path.join(staging, "base")
+        shutil.copytree(source, copy)
+        _check_model_base(target, overwrite)  # again: the copy took time
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.rename(copy, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def _umask() -> int:

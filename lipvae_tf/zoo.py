@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -694,7 +693,8 @@ flags.DEFINE_integer("override_epochs", None, "build: train this many epochs, no
 flags.DEFINE_string("output", None, "export: TF Serving base folder to copy the SavedModel to; "
                     "curves: the PNG to write (default zoo_curves.png)")
 flags.DEFINE_bool("overwrite", False, "build: replace a model's existing weights; export: "
-                  "replace an existing --output folder")
+                  "replace the SavedModel versions in an existing --output folder (a folder "
+                  "that holds anything else is refused)")
 
 
 def main(argv: list[str]) -> None:
@@ -777,14 +777,9 @@ def _main(argv) -> None:
     elif command == "export":
         if not flags.FLAGS.output:
             raise ValueError("export needs --output")
-        source = saved_model_path(name)
-        target = Path(checks.folder_path("output", flags.FLAGS.output))
-        if target.exists():
-            if not flags.FLAGS.overwrite:
-                raise FileExistsError(f"--output={target} already exists; pass --overwrite to "
-                                      "replace it, or choose another folder")
-            shutil.rmtree(target)
-        shutil.copytree(source, target)
+        checks.folder_path("output", flags.FLAGS.output)  # naming the flag
+        export.copy_model_base(saved_model_path(name), flags.FLAGS.output,
+                               overwrite=flags.FLAGS.overwrite)
         print(f"SavedModel of {name} copied to {flags.FLAGS.output} (TF Serving base folder)")
 
 

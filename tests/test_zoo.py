@@ -309,8 +309,9 @@ def test_build_refuses_to_replace_existing_weights(zoo_copy):
 def test_export_into_an_existing_folder_is_one_clear_error_unless_overwrite(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     target = tmp_path / "served"
-    target.mkdir()
     command = [sys.executable, "-m", "lipvae_tf.zoo", "export", BUNDLED[0], f"--output={target}"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
     refused = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     errors = [line for line in refused.stderr.splitlines() if "lipvae_tf.zoo: error" in line]
@@ -319,6 +320,30 @@ def test_export_into_an_existing_folder_is_one_clear_error_unless_overwrite(tmp_
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (target / "1" / "saved_model.pb").is_file()
+
+
+def test_export_overwrite_replaces_saved_model_versions_only(tmp_path):
+    """A review (2026-12-03): `zoo export --overwrite` removed whatever the folder held (a
+    project folder's files, other versions' folders included) with shutil.rmtree, and copied
+    in place, where a TF Serving instance could see half a version."""
+    source = zoo.saved_model_path(BUNDLED[0])
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "notes.txt").write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="holds src, not only SavedModel versions"
+                           if overwrite else "already exists; pass overwrite=True"):
+            export.copy_model_base(source, project, overwrite=overwrite)
+    assert (project / "src" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]  # no staging left behind
+    served = tmp_path / "served"
+    assert export.copy_model_base(source, served) == str(served)
+    shutil.copytree(served / "1", served / "2")  # a second version, as TF Serving lays them out
+    export.copy_model_base(source, served, overwrite=True)
+    assert sorted(p.name for p in served.iterdir()) == ["1"]
+    assert ((served / "1" / "saved_model.pb").read_bytes()
+            == (source / "1" / "saved_model.pb").read_bytes())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "served"]
 
 
 def test_a_build_interrupted_after_training_reuses_the_finished_training(zoo_copy, tmp_path):
