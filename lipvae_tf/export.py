@@ -362,9 +362,14 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
                         tf.constant(fixed_std(gamma, latent_dim)[1], tf.float64))
         else:
             s, s_max = std_statistics(model.encoder_std_net(images, training=False))
+        # one value per image: rank 1 (a loaded signature does not enforce its (None,) spec,
+        # and the graph's static rank 1 folds tf.rank away: EnsureShape checks at run time), then
+        # the length (assert_equal on the two shapes alone broadcast, and let r of shape (1, 1),
+        # (n, n) or () through to the graph's arithmetic)
+        r, p = tf.ensure_shape(r, [None]), tf.ensure_shape(p, [None])
         checks_ = [tf.debugging.assert_equal(
-            tf.shape(v), tf.shape(s), message=f"certify: {name} needs one value per image")
-            for name, v in (("r", r), ("p", p))]
+            tf.size(v), tf.size(s), message=f"certify: {name} needs one value per image, "
+            "shape (batch,)") for name, v in (("r", r), ("p", p))]
         with tf.control_dependencies(checks_):
             r_exact = (r - rounding_slack) * (1 - 2.0**-52)  # <= 0 (NaN radius) for tiny r
             radius = graph_bounds.radius(method, m_mu, m_sigma, m_g, s, r_exact, p,
@@ -500,15 +505,25 @@ def rest_request(images: ArrayLike, signature_name: str = "serving_default", *, 
         raise TypeError(f"images must hold floating-point pixels in [0, 1], got {array.dtype}")
     if array.ndim != 4:
         raise ValueError(f"images must have shape (batch, H, W, C), got {array.shape}")
+    if not len(array):
+        # TF Serving refuses an empty "instances" list ("No values in 'instances' array")
+        raise ValueError("images must hold at least one image (TF Serving refuses an empty "
+                         "'instances' list)")
     array = checks.pixel_values("images", array).astype(np.float32)
     instances = [{"images": image.tolist()} for image in array]
     if signature_name == "certify":
         if r is None or p is None:
             raise ValueError("signature 'certify' needs r and p")
         r_rows, p_rows = _per_instance("r", r, len(array)), _per_instance("p", p, len(array))
-        # the server answers NaN for such rows (a graph cannot raise): refused here, by name
-        if any(value <= 0 for value in r_rows):
-            raise ValueError(f"r must be > 0 (l2 distance in pixel space), got {r}")
+        # the server answers NaN for such rows (a graph cannot raise): refused here, by name, as
+        # LipschitzVAE.certified_radius refuses them (r above the reconstruction's rounding
+        # slack and at most 1e75)
+        if r_rows:
+            bounds.checked(r=r_rows)
+            slack = model_lib.reconstruction_rounding_slack(array.shape[1:])
+            if min(r_rows) <= slack:
+                raise ValueError(f"r must be > {slack:.3g} (the float32 rounding of the "
+                                 f"reconstruction), got {min(r_rows)}")
         if any(not 0.5 <= value < 1 for value in p_rows):
             raise ValueError(f"p must be a probability in [1/2, 1), got {p}")
         for instance, r_i, p_i in zip(instances, r_rows, p_rows):

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from lipvae_tf import bounds, data, export, graph_bounds
+from lipvae_tf import model as model_lib
 from lipvae_tf.model import LipschitzVAE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -259,6 +260,17 @@ def test_invalid_rows_get_nan_and_a_mismatched_batch_is_refused(exported, images
                                rtol=RADIUS_RTOL)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one value per image"):
         certify(images=tf.constant(test[:3]), r=tf.constant(r[:2]), p=tf.constant(p[:2]))
+    # a review (2026-12-03): the shapes were compared by broadcasting, so r and p of shape
+    # (1, 1) for one image, (2, 2) for two, or scalars for three passed the check (and failed
+    # deep in the graph, or were broadcast); TF Serving's columnar format sends such shapes
+    for n, r_bad in ((1, [[8.0]]), (2, [[8.0, 8.0], [8.0, 8.0]]), (3, 8.0)):
+        p_bad = np.full(np.shape(r_bad), 0.5)
+        for r_in, p_in in ((r_bad, p_bad), (r_bad, np.full(n, 0.5)), (np.full(n, 8.0), p_bad)):
+            with pytest.raises(tf.errors.InvalidArgumentError,
+                               match=r"Shape of tensor [rp] \[[0-9,]*\] is not compatible with "
+                                     r"expected shape \[\?\]"):
+                certify(images=tf.constant(test[:n]), r=tf.constant(r_in, tf.float64),
+                        p=tf.constant(p_in, tf.float64))
 
 
 @pytest.mark.parametrize("name", ["mlp", "conv", "default"])
@@ -369,6 +381,17 @@ def test_rest_request_refuses_bad_arguments(images):
         export.rest_request(test[0])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         export.rest_request(test[:2] * 2)
+    # a review (2026-12-03): each was accepted, and the server refuses an empty 'instances'
+    # list, and answers NaN for r at or below the reconstruction's rounding or above 1e75
+    with pytest.raises(ValueError, match="at least one image"):
+        export.rest_request(test[:0])
+    slack = model_lib.reconstruction_rounding_slack(test.shape[1:])
+    with pytest.raises(ValueError, match=r"r must be > 3\.34e-06 \(the float32 rounding"):
+        export.rest_request(test[:2], "certify", r=[8.0, slack], p=0.5)
+    with pytest.raises(ValueError, match="r must be <= 1e"):
+        export.rest_request(test[:2], "certify", r=1e100, p=0.5)
+    assert export.rest_request(test[:1], "certify", r=slack * 1.01, p=0.5)["instances"][0][
+        "r"] == slack * 1.01
 
 
 CASES = [(method, fixed) for method in bounds.METHODS for fixed in (False, True)
