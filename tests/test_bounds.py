@@ -326,6 +326,31 @@ def test_ncx2_dominates_chi2_and_markov_for_a_fixed_std():
     assert np.median(np.concatenate(ratios)) > 1.1  # measured: ~1.24
 
 
+@pytest.mark.parametrize("latent_dim, gamma, r, p", [
+    (10, 0.05, 1.2 * math.sqrt(2), 1 - 1e-12),  # the CDF lower bound's shortfall ~ 1 - p
+    (10, 0.05, 1.2 * math.sqrt(2), 1 - 1e-13),
+    (2, 1e-4, 1.5, 0.999),  # the Cantelli regime, x/2 > 2.7e7
+])
+def test_where_ncx2_safety_margins_dominate_best_takes_chi2(latent_dim, gamma, r, p):
+    """A review of docs/theory.md (2026-12-03): "the noncentral one always wins" held for the
+    exact radius, not for the computed one, whose margins dominate near p = 1 and for large x;
+    the chi-square radius is sound there (exact tail 3e-18 at it) and `best` takes it."""
+    chi2 = float(bounds.radius("chi2", 1.0, 0.0, 1.0, 0.0, r, p, latent_dim=latent_dim,
+                               gamma=gamma))
+    ncx2 = float(bounds.radius("ncx2", 1.0, 0.0, 1.0, 0.0, r, p, latent_dim=latent_dim,
+                               gamma=gamma))
+    best = float(bounds.radius("best", 1.0, 0.0, 1.0, 0.0, r, p, latent_dim=latent_dim,
+                               gamma=gamma))
+    assert ncx2 < chi2 == best
+    # the exact worst case holds at the chi-square radius (M_mu = M_g = 1: z' - z = d e +
+    # gamma (eps' - eps), so ||z' - z||^2 / (2 gamma^2) is noncentral chi-square with
+    # noncentrality d^2 / (2 gamma^2)); its tail from scipy, 1 - p at most
+    from scipy import stats  # test-only dependency
+
+    tail = stats.ncx2.sf(r**2 / (2 * gamma**2), latent_dim, chi2**2 / (2 * gamma**2))
+    assert tail <= 1 - p
+
+
 def test_ncx2_harness_sees_a_radius_overstated_by_5_percent():
     """Exactness the other way: at 1.05 R the worst-case probability is measurably below p."""
     rng = np.random.default_rng(3)

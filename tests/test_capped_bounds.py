@@ -152,10 +152,14 @@ def test_cap_only_never_uses_the_std_network_constant():
 
 def test_the_reference_setting_certifies_above_1_2():
     """M = 5 for all three networks (decoder before its sigmoid: M_g = 5/4), S = 0.1, m = 10,
-    r = 8, p = 1/2, at the worst-case std s = S: the published R1 gives 0.139."""
+    r = 8, p = 1/2, at the worst-case std s = S. The published R1 gives 0.139 at M_g = 5 (the
+    sigmoid not counted) and 0.620 at M_g = 5/4; the capped forms double the uncapped 0.63."""
     best = float(bounds.radius("best", 5.0, 5.0, 1.25, 0.1, 8.0, 0.5, latent_dim=10, std_cap=0.1))
     uncapped = float(bounds.radius("best", 5.0, 5.0, 1.25, 0.1, 8.0, 0.5, latent_dim=10))
     assert best >= 1.2 and uncapped < 0.7
+    published = [float(bounds.paper_markov_radius(5.0, 5.0, m_g, 0.1, 8.0, 0.5))
+                 for m_g in (5.0, 1.25)]
+    np.testing.assert_allclose(published, [0.1387, 0.6197], atol=1e-4)
 
 
 @pytest.mark.parametrize("call,match", [
