@@ -330,7 +330,9 @@ class ResumableBackup(keras.callbacks.Callback):
                 save_freq, (int, np.integer)) or save_freq < 1):
             raise ValueError(f"save_freq must be 'epoch' or a number of steps >= 1, "
                              f"got {save_freq!r}")
-        self.backup_dir, self.save_freq = backup_dir, save_freq
+        # a file where the folder should be failed at the first checkpoint, after an epoch
+        self.backup_dir = checks.folder_path("backup_dir", backup_dir)
+        self.save_freq = save_freq
         self.epoch, self.batch_offset, self.steps_in_epoch = 0, 0, 0
         self.history: dict[str, list[float]] = {}
         self.fingerprint: dict = {}

@@ -256,6 +256,9 @@ def _cases(vae, tmp_path):
             lambda: evaluate.EvalConfig(models={"m": "m.keras"},
                                         output_dir=str(_a_file(tmp_path))),
             ValueError, r"output_dir=.*a_file is a file, not a folder"),
+        "a checkpoint folder that is a file": (
+            lambda: train.ResumableBackup(str(_a_file(tmp_path))), ValueError,
+            r"backup_dir=.*a_file is a file, not a folder"),
         "an empty output_dir": (lambda: train.TrainConfig(output_dir=""), ValueError,
                                 "output_dir must be a folder path, got an empty string"),
         "an export path under a file": (
