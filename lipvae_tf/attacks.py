@@ -86,6 +86,8 @@ class MarginEstimate:
         samples: the number of noise pairs behind each bound.
         r: the reconstruction tolerance (l2, pixel space).
         p: the probability level, in [1/2, 1).
+        test_confidence: the level of each single Clopper-Pearson test, 1 - (1 - confidence) /
+            K with K the most tests an input can get (Bonferroni); None where not recorded.
     """
 
     margin: np.ndarray
@@ -95,6 +97,7 @@ class MarginEstimate:
     samples: int
     r: float
     p: float
+    test_confidence: float | None = None
 
 
 # ----- geometry -------------------------------------------------------------------------------
@@ -696,7 +699,8 @@ def estimate_margin(model: keras.Model, x: ArrayLike, r: float, p: float = 0.5, 
     if n == 0:  # nothing to attack: an empty estimate, without attacks or a progress bar
         empty = np.zeros(0)
         return MarginEstimate(margin=empty, upper=empty.copy(), probability_upper=empty.copy(),
-                              confidence=confidence, samples=samples, r=r, p=p)
+                              confidence=confidence, samples=samples, r=r, p=p,
+                              test_confidence=confidence)
     calls = iter(range(1, 10**6))
     # at most: radius 0, the doubling bracket, the bisection (fewer when every input is settled)
     most_calls = 1 + _doubling_steps(min(initial_radius, max_radius), max_radius) + bisection_steps
@@ -750,7 +754,8 @@ def estimate_margin(model: keras.Model, x: ArrayLike, r: float, p: float = 0.5, 
     if shown[0] < most_calls:  # settled early: close the bar (Progbar would print 0 as 0.0000e+00)
         bar.update(most_calls)
     return MarginEstimate(margin=low, upper=high, probability_upper=prob_at_high,
-                          confidence=confidence, samples=samples, r=r, p=p)
+                          confidence=confidence, samples=samples, r=r, p=p,
+                          test_confidence=per_test)
 
 
 def _doubling_steps(start: float, stop: float) -> int:

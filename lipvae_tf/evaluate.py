@@ -49,7 +49,9 @@ def _progress(message: str) -> None:
 class EvalConfig:
     """Everything an evaluation depends on (written into the report)."""
 
-    models: dict[str, str]  # name -> .keras path
+    # name -> .keras path: what `run` evaluates (the per-model functions, such as
+    # probability_curve, take the model itself and need none)
+    models: dict[str, str] = dataclasses.field(default_factory=dict)
     dataset: str = "fashion_mnist"
     source: str = "auto"
     data_dir: str | None = None

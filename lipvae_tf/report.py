@@ -443,13 +443,14 @@ def learning_curves_figure(curves: dict[str, tuple[list[float], int | None]]) ->
             spread = max(float(shown.max() - shown.min()), 1.0)
             ax.set_ylim(shown.min() - 0.1 * spread, shown.max() + 0.1 * spread)
             if np.nanmin(values) < shown.min() - 0.1 * spread:  # said, not silently cut off
-                title += " (early epochs below the axis)"
+                title += "\n(early epochs below the axis)"  # a second line: panels sit close
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation ELBO (nats)")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     for ax in axes[len(curves):]:
         ax.set_visible(False)
+    fig.tight_layout()  # shown as it is (a notebook) too: titles and labels must not overlap
     return fig
 
 

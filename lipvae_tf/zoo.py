@@ -46,8 +46,8 @@ __all__ = [
     "list_models", "model_dir",
     "model_config", "sha256_file", "verify", "load", "load_saved_model", "saved_model_path",
     "model_card", "build", "AUDIT_IMAGES", "certified_by_reconstruction", "reconstruction_errors",
-    "audit_reconstructions", "write_manifest", "certified_quantiles", "cards_table", "plot_curves",
-    "main",
+    "audit_reconstructions", "write_manifest", "certified_quantiles", "cards_table",
+    "validation_curves", "plot_curves", "main",
 ]
 
 BUNDLED_ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
@@ -658,10 +658,36 @@ def cards_table(names: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def validation_curves(names: Sequence[str] | None = None
+                      ) -> dict[str, tuple[list[float], int | None]]:
+    """Each model's validation-ELBO curve (nats per epoch) and its restored best epoch, as
+    `report.learning_curves_figure` takes them. The curve is the one early stopping followed:
+    the finalized model's (`val_finalized_elbo`, labelled "NAME (finalized)") where the card has
+    it, else `val_elbo`; models without a curve are left out.
+
+    Args:
+        names: the models, or None for every model with bundled weights.
+
+    Returns:
+        {label: (validation ELBO per epoch, best epoch 1-based or None)}.
+
+    Raises:
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
+    """
+    curves = {}
+    for name in list_models(bundled_only=True) if names is None else names:
+        card = model_card(name)
+        curve = card.get("curve", {})
+        for key, label in (("val_finalized_elbo", f"{name} (finalized)"), ("val_elbo", name)):
+            if curve.get(key):
+                curves[label] = (curve[key], card.get("best_epoch"))
+                break
+    return curves
+
+
 def plot_curves(path: str | Path, names: list[str] | None = None) -> str:
-    """The validation-ELBO curve of each bundled model (default: all), best epoch marked, as a
-    PNG at `path`; the path. The curve is the one early stopping followed: the finalized
-    model's (`val_finalized_elbo`, panel titled "finalized") where the card has it.
+    """The `validation_curves` of the bundled models (default: all), best epoch marked, as a
+    PNG at `path`; the path.
 
     Args:
         path: the PNG file to write.
@@ -674,14 +700,7 @@ def plot_curves(path: str | Path, names: list[str] | None = None) -> str:
         ValueError: if no card of these models has a learning curve.
         TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
     """
-    curves = {}
-    for name in names or list_models(bundled_only=True):
-        card = model_card(name)
-        curve = card.get("curve", {})
-        for key, label in (("val_finalized_elbo", f"{name} (finalized)"), ("val_elbo", name)):
-            if curve.get(key):
-                curves[label] = (curve[key], card.get("best_epoch"))
-                break
+    curves = validation_curves(names or None)
     if not curves:
         raise ValueError("no bundled model card has a learning curve")
     return report.plot_learning_curves(curves, str(path))

@@ -147,4 +147,28 @@ def test_learning_curves_say_when_early_epochs_fall_below_the_axis():
     """The scale follows the plateau; a newcomer read the clipped first epochs as missing."""
     fig = report.learning_curves_figure({"m": ([-500.0, 100.0, 101.0, 102.0, 103.0, 104.0], 6)})
     ax = fig.axes[0]
-    assert ax.get_ylim()[0] > -500 and ax.get_title() == "m (early epochs below the axis)"
+    assert ax.get_ylim()[0] > -500 and ax.get_title() == "m\n(early epochs below the axis)"
+
+
+def test_learning_curve_panels_do_not_overlap():
+    """Notebook 03 showed the zoo's seven curves with titles running into each other and y
+    labels over the neighbouring panels (the layout was fixed only when written to a file)."""
+    curves = {f"fashion_mnist_model_{i} (finalized)": ([-500.0, *range(100, 130)], 25)
+              for i in range(7)}
+    fig = report.learning_curves_figure(curves)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # as a notebook shows it: positions as drawn
+    renderer = canvas.get_renderer()
+    boxes = []
+    for ax in fig.axes:
+        if ax.get_visible():
+            boxes += [ax.title.get_window_extent(renderer),
+                      ax.yaxis.label.get_window_extent(renderer),
+                      ax.get_window_extent(renderer)]
+    owners = [i // 3 for i in range(len(boxes))]
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            if owners[i] != owners[j]:
+                assert not a.overlaps(boxes[j]), (i, j)

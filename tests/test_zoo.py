@@ -428,3 +428,19 @@ def test_the_verify_command_recomputes_the_constants_and_the_radii(zoo_copy, cap
     with pytest.raises(ValueError, match="1 constants or certified-radius summaries"):
         zoo._main(["zoo", "verify", TINY])
     assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_the_validation_curves_are_the_ones_early_stopping_followed():
+    """Notebook 03 plotted `val_elbo` with the best epoch chosen on `val_finalized_elbo`: the
+    conv model's circle sat 53 nats below that curve's peak. `validation_curves` gives the
+    curve that was followed, on which the restored epoch is (within min_delta) the best."""
+    curves = zoo.validation_curves(BUNDLED)
+    assert len(curves) == len(BUNDLED)
+    for name in BUNDLED:
+        card = zoo.model_card(name)
+        followed = "val_finalized_elbo" if card["curve"].get("val_finalized_elbo") else "val_elbo"
+        label = f"{name} (finalized)" if followed == "val_finalized_elbo" else name
+        values, best = curves[label]
+        assert values == card["curve"][followed] and best == card["best_epoch"]
+        assert values[best - 1] >= max(values) - 1.0, (name, values[best - 1], max(values))
+    assert "fashion_mnist_conv_r1 (finalized)" in curves
