@@ -91,7 +91,6 @@ class EvalConfig:
             checks.positive_finite("attack_norms", norm)
         checks.positive_finite("grid_radius", self.grid_radius)
         checks.seed("seed", self.seed)
-        checks.folder_path("output_dir", self.output_dir)
 
 
 def import_modules(names: Sequence[str]) -> None:
@@ -277,6 +276,9 @@ def _other_class(labels: np.ndarray, index: int) -> int:
 
 def run(config: EvalConfig) -> dict:
     """The whole evaluation; returns the report (also written to <output_dir>/evaluation.json)."""
+    # here, not in EvalConfig: the module's defaults are one, and importing it must not depend
+    # on the current folder
+    checks.folder_path("output_dir", config.output_dir)
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
     import_modules(config.imports)

@@ -150,7 +150,6 @@ class TrainConfig:
             checks.positive_finite("target_radius", self.target_radius)
         checks.positive_finite("r", self.r)
         checks.probability_level("p", self.p)
-        checks.folder_path("output_dir", self.output_dir)
 
 
 def std_settings(config: TrainConfig) -> tuple[float | None, float | None]:
@@ -749,6 +748,9 @@ def run(config: TrainConfig) -> dict:
     Models are built and trained under `config.strategy`; a non-chief worker of a multi-worker
     run writes into <output_dir>/workers/<task>.
     """
+    # the output folder before anything runs (not in TrainConfig itself: the module's defaults
+    # are one, and importing it must not depend on the current folder)
+    checks.folder_path("output_dir", config.output_dir)
     # first: a MultiWorkerMirroredStrategy must be created before any other TensorFlow work
     strategy = distribute.make_strategy(config.strategy)
     waiting = distribute.worker_description(strategy)

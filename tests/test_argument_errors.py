@@ -250,16 +250,17 @@ def _cases(vae, tmp_path):
         # each failed in os.makedirs after the work (NotADirectoryError, a traceback at the
         # command line), or wrote nothing and said "File exists"
         "a train output_dir under a file": (
-            lambda: train.TrainConfig(output_dir=str(_a_file(tmp_path) / "run")), ValueError,
+            lambda: train.run(train.TrainConfig(output_dir=str(_a_file(tmp_path) / "run"),
+                                                source="sample")), ValueError,
             r"output_dir=.*a_file/run is under .*a_file, which is a file, not a folder"),
         "an evaluation output_dir that is a file": (
-            lambda: evaluate.EvalConfig(models={"m": "m.keras"},
-                                        output_dir=str(_a_file(tmp_path))),
+            lambda: evaluate.run(evaluate.EvalConfig(models={"m": "m.keras"},
+                                                     output_dir=str(_a_file(tmp_path)))),
             ValueError, r"output_dir=.*a_file is a file, not a folder"),
         "a checkpoint folder that is a file": (
             lambda: train.ResumableBackup(str(_a_file(tmp_path))), ValueError,
             r"backup_dir=.*a_file is a file, not a folder"),
-        "an empty output_dir": (lambda: train.TrainConfig(output_dir=""), ValueError,
+        "an empty output_dir": (lambda: train.run(train.TrainConfig(output_dir="")), ValueError,
                                 "output_dir must be a folder path, got an empty string"),
         "an export path under a file": (
             lambda: export.export_saved_model(vae, _a_file(tmp_path) / "m", version=1),
@@ -324,3 +325,17 @@ def test_a_users_error_at_the_command_line_is_one_line(error, expected):
 def test_a_fault_of_the_package_keeps_its_traceback():
     with pytest.raises(RuntimeError, match="a fault"), report.one_line_errors("prog"):
         raise RuntimeError("a fault")
+
+
+def test_importing_the_commands_does_not_depend_on_the_current_folder(tmp_path):
+    """The commands' modules build their default configs at import: a check of the default
+    output folder there made `import lipvae_tf.train` fail where `runs` is a file (or the
+    current folder is not writable)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "runs").write_text("")
+    done = subprocess.run([sys.executable, "-c", "import lipvae_tf.train, lipvae_tf.evaluate, "
+                           "lipvae_tf.zoo, lipvae_tf.__main__"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
