@@ -376,9 +376,11 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
         TypeError: if overwrite is not a bool, or name is not a str.
         KeyError: if no zoo model has that name.
         FileExistsError: if the model has weights and overwrite is False.
+        ValueError: if run_root, or a folder above it, is a file (`checks.folder_path`).
         ZooIntegrityError: if config.json is unreadable.
     """
     overwrite = checks.flag("overwrite", overwrite)
+    checks.folder_path("run_root", run_root)  # before the training whose checkpoints go there
     folder = model_dir(name)
     if (folder / "manifest.json").is_file() and not overwrite:
         raise FileExistsError(

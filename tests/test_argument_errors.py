@@ -260,6 +260,9 @@ def _cases(vae, tmp_path):
         "a checkpoint folder that is a file": (
             lambda: train.ResumableBackup(str(_a_file(tmp_path))), ValueError,
             r"backup_dir=.*a_file is a file, not a folder"),
+        "a zoo build's run_root under a file": (
+            lambda: zoo.build("fashion_mnist_mlp_r1", run_root=str(_a_file(tmp_path) / "runs")),
+            ValueError, r"run_root=.*a_file/runs is under .*a_file, which is a file"),
         "an empty output_dir": (lambda: train.run(train.TrainConfig(output_dir="")), ValueError,
                                 "output_dir must be a folder path, got an empty string"),
         "an export path under a file": (
