@@ -49,6 +49,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -146,20 +147,31 @@ def copy_model_base(source: str | os.PathLike, target: str | os.PathLike, *,
     overwrite = checks.flag("overwrite", overwrite)
     target = os.path.abspath(checks.folder_path("target", target))
     _check_model_base(target, overwrite)
+    _write_into_place(target, "copy",
+                      lambda folder: shutil.copytree(source, folder, dirs_exist_ok=True),
+                      lambda: _check_model_base(target, overwrite))
+    return target
+
+
+def _write_into_place(target: str, kind: str, write: Callable[[str], object],
+                      check: Callable[[], object]) -> None:
+    """`write(folder)` into a hidden sibling of `target`, then, after `check()` (the target may
+    have changed while it was written), `target` replaced by it with one rename: a TF Serving
+    instance watching the parent never sees half a version. The sibling is removed on any
+    failure."""
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.copy-", dir=parent)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.{kind}-", dir=parent)
     try:
-        os.chmod(staging, 0o777 & ~_umask())
-        copy = os.path.join(staging, "base")
-        shutil.copytree(source, copy)
-        _check_model_base(target, overwrite)  # again: the copy took time
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server user
+        write(staging)
+        check()
         if os.path.isdir(target):
             shutil.rmtree(target)
-        os.rename(copy, target)
-    finally:
+        os.rename(staging, target)
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+        raise
 
 
 def _umask() -> int:
@@ -217,24 +229,16 @@ def export_saved_model(
     metadata = _metadata(model, method, constants, std_cap)
 
     archive = _archive(model, method, frozen, metadata, std_cap)
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.export-", dir=parent)
-    try:
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server user
-        archive.write_out(staging, verbose=False)
+
+    def write(folder: str) -> None:
+        archive.write_out(folder, verbose=False)
         if any(not np.array_equal(a, b) for a, b in zip(weights, _snapshot(model))):
             raise RuntimeError("the model's weights changed while it was exported; export again")
-        os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
-        with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as f:
+        os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)
+        with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2, sort_keys=True)
-        _check_target(target, overwrite)
-        if os.path.isdir(target):
-            shutil.rmtree(target)
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    _write_into_place(target, "export", write, lambda: _check_target(target, overwrite))
     return target
 
 
@@ -519,11 +523,7 @@ def rest_request(images: ArrayLike, signature_name: str = "serving_default", *, 
         # LipschitzVAE.certified_radius refuses them (r above the reconstruction's rounding
         # slack and at most 1e75)
         if r_rows:
-            bounds.checked(r=r_rows)
-            slack = model_lib.reconstruction_rounding_slack(array.shape[1:])
-            if min(r_rows) <= slack:
-                raise ValueError(f"r must be > {slack:.3g} (the float32 rounding of the "
-                                 f"reconstruction), got {min(r_rows)}")
+            model_lib.checked_tolerance(r_rows, array.shape[1:])
         if any(not 0.5 <= value < 1 for value in p_rows):
             raise ValueError(f"p must be a probability in [1/2, 1), got {p}")
         for instance, r_i, p_i in zip(instances, r_rows, p_rows):

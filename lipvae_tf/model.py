@@ -51,8 +51,8 @@ from lipvae_tf._shared_numerics import fixed_std, norm_rounding_factor
 __all__ = [
     "LIKELIHOODS", "ARCHITECTURES", "RECONSTRUCTIONS", "SIGMOID_LIPSCHITZ",
     "CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ", "OUTPUT_ROUNDING", "NOISE_TAIL",
-    "reconstruction_rounding_slack", "applied_posterior_std", "STD_FLOOR", "LipschitzVAE",
-    "StandardVAE",
+    "reconstruction_rounding_slack", "checked_tolerance", "applied_posterior_std", "STD_FLOOR",
+    "LipschitzVAE", "StandardVAE",
 ]
 
 tfd = tfp.distributions
@@ -78,9 +78,14 @@ def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
     return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
 
 
-def _checked_above_rounding(r, image_shape: Sequence[int]) -> tuple[np.ndarray, float]:
-    """(r as a float64 array, the slack `reconstruction_rounding_slack(image_shape)`), or the
-    ValueError naming r unless every r is finite and above that slack."""
+def checked_tolerance(r: ArrayLike, image_shape: Sequence[int]) -> tuple[np.ndarray, float]:
+    """(r as a float64 array, the slack `reconstruction_rounding_slack(image_shape)`): the
+    tolerances a certificate of images of this shape can be asked for.
+
+    Raises:
+        ValueError: naming r unless every r is finite, at most 1e75 (`bounds.checked`) and above
+            that slack.
+    """
     (r,) = bounds.checked(r=r)  # finite and > 0, or the ValueError naming r
     slack = reconstruction_rounding_slack(image_shape)
     if np.any(r <= slack):
@@ -538,7 +543,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         std_cap = design.learned_std_cap(posterior_std, std_cap, encoder_std)
         # designed for what the model will certify: r less the float32 rounding of the
         # reconstruction, and the cap as the float32 graph applies it
-        _, r_slack = _checked_above_rounding(
+        _, r_slack = checked_tolerance(
             r, _checked_image_shape(kwargs.get("image_shape", (28, 28, 1))))
         applied = (None if posterior_std is not None or std_cap is None
                    else ll.StdCap(std_cap).output_norm_bound(latent_dim))
@@ -1162,7 +1167,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         reconstructions, each within OUTPUT_ROUNDING per pixel of the exact g(z), move by <= r:
         r - 2 sqrt(D) OUTPUT_ROUNDING (D pixels), rounded down. r: scalar or array (float64).
         Raises ValueError naming r unless every r is finite and above that slack."""
-        r, slack = _checked_above_rounding(r, self.image_shape)
+        r, slack = checked_tolerance(r, self.image_shape)
         return (r - slack) * (1 - 2.0**-52)
 
     def absolute_rounding_slack(self, x: ArrayLike, r: ArrayLike, p: ArrayLike = 0.5,
