@@ -119,7 +119,30 @@ def project_ball_box(delta: tf.Tensor, x: tf.Tensor, radius: tf.Tensor) -> tf.Te
     Returns:
         A tensor of delta's shape and dtype: each row projected, with ||d||_2 <= radius and
         0 <= x + d <= 1.
+
+    Raises:
+        TypeError: if delta is not floating point, or x or radius not real.
+        ValueError: if x does not hold one image of delta's size per row or has pixels that
+            are not finite values in [0, 1], or radius is not a scalar or (batch,) of finite
+            values >= 0 (a negative or NaN radius gave NaN rows).
     """
+    delta = tf.convert_to_tensor(delta)
+    if not delta.dtype.is_floating:
+        raise TypeError(f"delta must be a floating-point tensor, got dtype {delta.dtype.name}")
+    if delta.shape.rank is None or delta.shape.rank < 1:
+        raise ValueError(f"delta must be a batch (batch, ...) of perturbations, got shape "
+                         f"{delta.shape}")
+    x_values = checks.pixel_values("x", checks.real_array("x", x))
+    if x_values.size != delta.shape.num_elements() or len(x_values) != delta.shape[0]:
+        raise ValueError(f"x must hold one image per row of delta {tuple(delta.shape)}, got "
+                         f"shape {x_values.shape}")
+    radii = _radii("radius", radius, delta.shape[0])
+    return _project_ball_box(delta, tf.constant(x_values, delta.dtype),
+                             tf.constant(radii, delta.dtype))
+
+
+def _project_ball_box(delta: tf.Tensor, x: tf.Tensor, radius: tf.Tensor) -> tf.Tensor:
+    """`project_ball_box` without the argument checks, for the attacks' traced graphs."""
     flat = tf.reshape(delta, (tf.shape(delta)[0], -1))
     low, high = -tf.reshape(x, tf.shape(flat)), 1.0 - tf.reshape(x, tf.shape(flat))
     radius = tf.reshape(tf.cast(radius, flat.dtype), (-1, 1)) * (1.0 - 1e-6)
@@ -185,7 +208,7 @@ def reconstruction_distance(model: keras.Model, x: ArrayLike, x_prime: ArrayLike
     noise tensors are (samples, batch, latent_dim); the result is (samples, batch).
 
     g is `model.decode_mean`, the reconstruction the certificate is about (docs/theory.md
-    section 7). The images are not checked here.
+    section 7). Their pixel range is not checked here (the shapes and finiteness are).
 
     Args:
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
@@ -197,7 +220,43 @@ def reconstruction_distance(model: keras.Model, x: ArrayLike, x_prime: ArrayLike
 
     Returns:
         float32 tensor (samples, batch): the l2 distances in pixel space.
+
+    Raises:
+        TypeError: if `model` lacks what the attacks use, or an argument is not real.
+        ValueError: if x_prime does not have x's shape (a batch of one was broadcast), the
+            images are not a batch of the model's image shape, or a noise tensor is not
+            (samples, batch, latent_dim) of finite values.
     """
+    model = _checked_model(model)
+    x = _checked_batch(model, "x", x)
+    x_prime = _checked_batch(model, "x_prime", x_prime)
+    if x_prime.shape != x.shape:
+        raise ValueError(f"x_prime must have the shape of x {x.shape}, got {x_prime.shape}")
+    noises = []
+    for name, value in (("noise", noise), ("noise_prime", noise_prime)):
+        value = checks.finite_array(name, value, ndim=3)
+        if value.shape[1:] != (len(x), model.latent_dim):
+            raise ValueError(f"{name} must have shape (samples, {len(x)}, {model.latent_dim}) "
+                             f"(samples, batch, latent_dim), got {value.shape}")
+        noises.append(tf.constant(value, tf.float32))
+    if noises[0].shape != noises[1].shape:
+        raise ValueError(f"noise and noise_prime must have one shape, got {noises[0].shape} "
+                         f"and {noises[1].shape}")
+    return _distance(model, tf.constant(x), tf.constant(x_prime), *noises)
+
+
+def _checked_batch(model, name: str, images) -> np.ndarray:
+    """float32 images of the model's shape (pixels not checked: `reconstruction_distance`
+    measures the map anywhere, as its callers' perturbed images may leave [0, 1] by rounding)."""
+    images = checks.finite_array(name, images).astype(np.float32)
+    if images.shape[1:] != tuple(model.image_shape):
+        raise ValueError(f"{name} must have shape (batch, {', '.join(map(str, model.image_shape))})"
+                         f", got {images.shape}")
+    return images
+
+
+def _distance(model, x, x_prime, noise, noise_prime) -> tf.Tensor:
+    """`reconstruction_distance` without the argument checks, for the attacks' graphs."""
     first, second = _reconstruction_pairs(model, x, x_prime, noise, noise_prime)
     return tf.norm(first - second, axis=-1)
 
@@ -275,7 +334,7 @@ def _max_damage_batch(model, x, radius, restarts, steps, samples, eval_samples, 
     tiled_x = tf.tile(x, [restarts] + [1] * (rank - 1))
     tiled_r = tf.tile(radius, [restarts])
     not_first = tf.cast(tf.range(restarts * batch) >= batch, x.dtype)  # restart 0 starts at 0
-    delta = project_ball_box(_random_ball(tiled_x, seed) * _per_row(tiled_r * not_first, rank),
+    delta = _project_ball_box(_random_ball(tiled_x, seed) * _per_row(tiled_r * not_first, rank),
                              tiled_x, tiled_r)
     noise_shape = (2, samples, restarts * batch, model.latent_dim)
     for i in tf.range(steps):
@@ -283,15 +342,15 @@ def _max_damage_batch(model, x, radius, restarts, steps, samples, eval_samples, 
         with tf.GradientTape() as tape:
             tape.watch(delta)
             damage = tf.reduce_mean(
-                reconstruction_distance(model, tiled_x + delta, tiled_x, noise[0], noise[1]), 0)
+                _distance(model, tiled_x + delta, tiled_x, noise[0], noise[1]), 0)
         step = _per_row(_step_size(tiled_r, i, steps), rank)
-        delta = project_ball_box(delta + step * _unit(tape.gradient(damage, delta)),
+        delta = _project_ball_box(delta + step * _unit(tape.gradient(damage, delta)),
                                  tiled_x, tiled_r)
     noise = tf.random.stateless_normal((2, eval_samples, batch, model.latent_dim),
                                        seed=seed + tf.constant([3, 5]))
     noise = tf.tile(noise, [1, 1, restarts, 1])
     damage = tf.reduce_mean(
-        reconstruction_distance(model, tiled_x + delta, tiled_x, noise[0], noise[1]), 0)
+        _distance(model, tiled_x + delta, tiled_x, noise[0], noise[1]), 0)
     best = tf.argmax(tf.reshape(damage, (restarts, batch)), axis=0, output_type=tf.int32)
     pick = best * batch + tf.range(batch)
     return tf.gather(delta, pick), tf.gather(damage, pick)
@@ -386,7 +445,7 @@ def _latent_batch(model, x, x_target, radius, lengths, lam, steps):
             tape.watch(delta)
             _, total = objective(delta)
         step = _per_row(_step_size(lengths, i, steps), rank)
-        delta = project_ball_box(delta - step * _unit(tape.gradient(total, delta)), x, radius)
+        delta = _project_ball_box(delta - step * _unit(tape.gradient(total, delta)), x, radius)
         kl, total = objective(delta)
         better = total < best_total
         best_total = tf.where(better, total, best_total)
@@ -421,8 +480,8 @@ def random_perturbation(x: ArrayLike, radius: ArrayLike, seed: int = 0) -> np.nd
     x = checks.pixel_values("x", x).astype(np.float32)
     radii = _radii("radius", radius, len(x))
     direction = _unit(tf.random.stateless_normal(x.shape, seed=(seed, 17)))
-    return project_ball_box(direction * _per_row(tf.constant(radii), len(x.shape)),
-                            tf.constant(x), tf.constant(radii)).numpy()
+    return _project_ball_box(direction * _per_row(tf.constant(radii), len(x.shape)),
+                             tf.constant(x), tf.constant(radii)).numpy()
 
 
 def expected_damage(model: keras.Model, x: ArrayLike, delta: ArrayLike, samples: int = 64,
@@ -455,7 +514,7 @@ def expected_damage(model: keras.Model, x: ArrayLike, delta: ArrayLike, samples:
     x = _checked_model(model).check_images(x)
     perturbed = _perturbed(model, x, delta)
     noise = tf.random.stateless_normal((2, samples, len(x), model.latent_dim), seed=(seed, 23))
-    distance = reconstruction_distance(model, tf.constant(perturbed), tf.constant(x),
+    distance = _distance(model, tf.constant(perturbed), tf.constant(x),
                                        noise[0], noise[1])
     return tf.reduce_mean(distance, axis=0).numpy().astype(np.float64)
 
@@ -470,7 +529,8 @@ def _collect(results, x) -> AttackResult:
 
 
 def _radii(name: str, radius, count: int) -> np.ndarray:
-    """A scalar or one radius per input, each finite and >= 0, as float32 (count,)."""
+    """A scalar or one radius per input, each finite, >= 0 and finite in float32, as float32
+    (count,)."""
     values = checks.real_array(name, radius)
     if values.ndim == 0:
         values = np.full(count, float(values))
@@ -478,6 +538,10 @@ def _radii(name: str, radius, count: int) -> np.ndarray:
         raise ValueError(f"{name} must be a scalar or have shape ({count},), got {values.shape}")
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError(f"{name} must be finite and >= 0")
+    largest = float(np.finfo(np.float32).max)
+    if np.any(values > largest):  # inf in the float32 graph: every delta came back NaN
+        raise ValueError(f"{name} must be <= {largest:.6g} (the attacks compute in float32), "
+                         f"got {np.max(values)!r}")
     return values.astype(np.float32)
 
 
@@ -551,11 +615,30 @@ def clopper_pearson_lower(successes: ArrayLike, trials: ArrayLike, confidence: f
 def _binomial_args(successes, trials, confidence):
     confidence = checks.in_interval("confidence", confidence, 0, 1, low_open=True,
                                     high_open=True)
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.broadcast_to(np.asarray(trials, dtype=np.float64), k.shape)
-    if np.any(n < 1) or np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
+    k, n = _counts("successes", successes), _counts("trials", trials)
+    try:
+        n = np.broadcast_to(n, k.shape)
+    except ValueError:
+        raise ValueError(f"trials (shape {n.shape}) must broadcast to the shape of successes "
+                         f"{k.shape}") from None
+    if np.any(n < 1) or np.any(k > n):
         raise ValueError("successes must be integers in [0, trials] and trials >= 1")
     return k, n, confidence
+
+
+def _counts(name: str, value) -> np.ndarray:
+    """Counts as float64: integers (integer dtypes, or whole finite floats) >= 0, else a
+    TypeError (strings, bools: '3' and True were read as 3 and 1) or ValueError naming `name`
+    (NaN and inf trials gave a bound of 1e-12, 10.5 a bound of 0.43)."""
+    raw = checks.as_array(name, value)
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be integers (counts), got {type(value).__name__} of "
+                        f"dtype {raw.dtype}")
+    counts = raw.astype(np.float64)
+    if not np.all(np.isfinite(counts)) or np.any(counts != np.round(counts)) or np.any(
+            counts < 0):
+        raise ValueError(f"{name} must be integers >= 0 (counts), got {value!r}")
+    return counts
 
 
 def robust_counts(model: keras.Model, x: ArrayLike, delta: ArrayLike, r: float, samples: int,

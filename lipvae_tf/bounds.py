@@ -60,7 +60,7 @@ __all__ = [
     "BISECTION_STEPS", "paper_markov_radius", "markov_radius", "inglot_log_tail", "chi2_radius",
     "ncx2_cdf_lower", "ncx2_radius", "mean_reconstruction_radius", "chi2_quantile_upper",
     "capped_markov_radius", "capped_chi2_radius", "best_radius", "METHODS", "CAPPED_METHODS",
-    "CAP_ONLY_METHODS", "radius", "check_method", "checked",
+    "CAP_ONLY_METHODS", "radius", "check_method", "checked", "S_MAX_SLACK",
 ]
 
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
@@ -589,8 +589,16 @@ def chi2_quantile_upper(latent_dim: int, p: ArrayLike) -> np.ndarray:
     return values[index].reshape(p.shape)
 
 
-def _validated_cap(std_cap, s, s_max):
-    """(S, s_max) broadcast with s, checked: s <= S and s_max <= s (max_i sigma_i <= ||sigma||)."""
+# s_max below s / sqrt(m) by more than this relative amount is refused as a mistake; within it
+# (the rounding of bounds computed from the same float32 stds) s / sqrt(m) is used instead
+S_MAX_SLACK = 1e-6
+
+
+def _validated_cap(std_cap, s, s_max, latent_dim: int | None = None):
+    """(S, s_max) broadcast with s, checked: s <= S and s / sqrt(m) <= s_max <= s
+    (||sigma|| / sqrt(m) <= max_i sigma_i <= ||sigma||). An s_max below s / sqrt(m) by at most
+    `S_MAX_SLACK` relative is raised to s / sqrt(m): the larger variance bound is the sound
+    side, and a too small s_max would have inflated the certificate."""
     if std_cap is None:
         raise ValueError("std_cap is required: the capped certificates use ||sigma(x')|| <= "
                          "std_cap for every input x' (a model with a StdCap layer)")
@@ -605,6 +613,15 @@ def _validated_cap(std_cap, s, s_max):
             f"(StdCap.output_norm_bound)")
     if np.any(s_max > s * (1 + 4 * _U)):
         raise ValueError("s_max (the largest coordinate of sigma(x)) must be <= s = ||sigma(x)||")
+    if latent_dim is not None:
+        floor = s / math.sqrt(latent_dim)
+        if np.any(s_max < floor * (1 - S_MAX_SLACK)):
+            raise ValueError(
+                f"s_max (the largest coordinate of sigma(x)) must be >= s / sqrt(latent_dim) = "
+                f"||sigma(x)|| / sqrt({latent_dim}) (no coordinate of a vector is below its "
+                f"root mean square), got s_max down to {np.min(s_max)!r} for s up to "
+                f"{np.max(s)!r}")
+        s_max = np.maximum(s_max, floor)
     return std_cap, s_max
 
 
@@ -695,20 +712,21 @@ def capped_chi2_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: A
             graph applies it, `StdCap.output_norm_bound`), > 0 and >= s. Required.
         cap_only: if True, sigma(x') is bounded by S alone, never by s + M_sigma d (m_sigma is
             then validated but unused): see `radius`.
-        s_max: max_i sigma_i(x), >= 0 and <= s, array_like (None: s, always an upper bound).
+        s_max: max_i sigma_i(x), between s / sqrt(latent_dim) and s, array_like (None: s,
+            always an upper bound).
 
     Returns:
         <certified radius>
 
     Raises:
         TypeError: if latent_dim is not an int, or an argument is not real (`checked`).
-        ValueError: if latent_dim < 1, std_cap is None, s > std_cap or s_max > s, or for
-            arguments that `checked` refuses.
+        ValueError: if latent_dim < 1, std_cap is None, s > std_cap, s_max > s or s_max <
+            s / sqrt(latent_dim), or for arguments that `checked` refuses.
     """
     cap_only = checks.flag("cap_only", cap_only)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
-    std_cap, s_max = _validated_cap(std_cap, s, s_max)
+    std_cap, s_max = _validated_cap(std_cap, s, s_max, latent_dim)
     q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
     reach = r / m_g * (1 - 4 * _U)  # t, rounded down
     return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, std_cap, cap_only)
@@ -847,7 +865,7 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
         latent_dim: m, the latent dimension, an int >= 1 ("chi2" needs >= 2).
         gamma: None for a learned std, or the fixed posterior std gamma, > 0.
         std_cap: None, or S, > 0 and >= s, for a learned std under a cap.
-        s_max: None (s), or max_i sigma_i(x), >= 0 and <= s.
+        s_max: None (s), or max_i sigma_i(x), between s / sqrt(latent_dim) and s.
         cap_only: a bool, see above.
 
     Returns:
@@ -857,8 +875,8 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
 
     Raises:
         ValueError: for a method that does not apply (`check_method`), latent_dim < 1 (< 2 for
-            "chi2"), s > std_cap or s_max > s (the capped methods), or arguments that `checked`
-            refuses.
+            "chi2"), s > std_cap or s_max outside [s / sqrt(m), s] (the capped methods), or
+            arguments that `checked` refuses.
         TypeError: if cap_only is not a bool, latent_dim is not an int, or an argument is not
             real.
     """

@@ -12,7 +12,7 @@ __all__ = [
     "finite_real", "positive_finite", "positive_float32", "positive_int", "positive_ints",
     "flag", "int_pair", "probability_level", "as_array", "real_array", "pixel_values",
     "pixel_range", "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
-    "folder_path",
+    "folder_path", "finite_array",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
@@ -83,8 +83,13 @@ def flag(name: str, value: Any) -> bool:
 
 
 def int_pair(name: str, value: Any) -> tuple[int, int]:
-    """An int or a pair of ints, each >= 1, as a pair."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    """An int or a pair of ints, each >= 1, as a pair, or a ValueError naming `name`."""
+    if isinstance(value, (int, np.integer)):
+        pair = (value, value)
+    elif isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        pair = ()  # None, 3.0, "ab": refused below, with the argument's name
+    else:
+        pair = tuple(value)
     if len(pair) != 2 or not all(
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in pair
     ):
@@ -126,6 +131,27 @@ def real_array(name: str, value: Any) -> np.ndarray:
         raise TypeError(f"{name} must be a real number or an array of them, got "
                         f"{type(value).__name__} of dtype {raw.dtype}")
     return raw.astype(np.float64)
+
+
+def finite_array(name: str, value: Any, ndim: int | tuple[int, ...] | None = None
+                 ) -> np.ndarray:
+    """`value` as a float64 array (`real_array`) of finite values with `ndim` dimensions (one of
+    them, for a tuple; any, for None).
+
+    Raises:
+        TypeError: if `value` does not hold real numbers.
+        ValueError: for ragged nesting, a wrong number of dimensions, or NaN / Inf values (an
+            SVD of them fails without naming the argument; an FFT returns NaN norms, which
+            compare as 0 in a max).
+    """
+    array = real_array(name, value)
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if allowed is not None and array.ndim not in allowed:
+        wanted = " or ".join(str(n) for n in allowed)
+        raise ValueError(f"{name} must have {wanted} dimensions, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return array
 
 
 def pixel_values(name: str, array: np.ndarray) -> np.ndarray:

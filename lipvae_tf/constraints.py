@@ -111,15 +111,28 @@ def check_relaxation(name: str, value: Any) -> float:
 def conv_kind(constraint: str, conv_constraint: str | None = None) -> str:
     """The conv kernels' control of a model whose dense kernels are under `constraint`:
     `conv_constraint` if given, else `constraint` where it exists for convolutions, else
-    (for the matrix-only kinds, `MATRIX_KINDS`) `DEFAULT_CONV_CONSTRAINT`."""
+    (for the matrix-only kinds, `MATRIX_KINDS`) `DEFAULT_CONV_CONSTRAINT`.
+
+    Raises:
+        ValueError: if `constraint` is not one of `CONSTRAINT_KINDS` or `conv_constraint` not one
+            of `CONV_KINDS` (an unknown kind passed through would be refused later, elsewhere).
+    """
+    checks.one_of("constraint", constraint, CONSTRAINT_KINDS)
     if conv_constraint is not None:
-        return conv_constraint
+        return checks.one_of("conv_constraint", conv_constraint, CONV_KINDS)
     return DEFAULT_CONV_CONSTRAINT if constraint in MATRIX_KINDS else constraint
 
 
 def relaxation_acts(architecture: str, conv_constraint: str) -> bool:
     """Whether an over-relaxation acts on a model: on conv kernels under the subspace clip only
-    (an MLP, or conv kernels under another control, train exactly as with 1)."""
+    (an MLP, or conv kernels under another control, train exactly as with 1).
+
+    Raises:
+        ValueError: for an architecture other than "mlp" / "conv", or a conv constraint not in
+            `CONV_KINDS`.
+    """
+    checks.one_of("architecture", architecture, ("mlp", "conv"))
+    checks.one_of("conv_constraint", conv_constraint, CONV_KINDS)
     return architecture == "conv" and conv_constraint == "subspace_clip"
 
 
@@ -142,6 +155,11 @@ DEFAULT_EXACT_CLIP_ABOVE = 1.5
 DEFAULT_FINALIZE_TOL = 1e-6
 
 
+def _max_norm(value: Any) -> float:
+    """The bound c of a clip: a finite number > 0 (a negative one flipped the kernel's sign)."""
+    return checks.positive_finite("max_norm", value)
+
+
 def _check_rank(kernel_shape, allowed: tuple[int, ...], owner: str) -> None:
     if len(kernel_shape) not in allowed:
         raise ValueError(
@@ -158,7 +176,16 @@ def bjorck_orthonormalize(
     The Gram matrix is taken on the smaller side (n x n, n = min(rows, cols)). If a cheap bound
     (max absolute row sum of the Gram) says a singular value may exceed the convergence range,
     the kernel is first divided by the square root of that bound.
+
+    Raises:
+        ValueError / TypeError: naming the argument, for a kernel that is not rank 2,
+            `iterations` that is not an int >= 1, `beta` outside (0, 0.5] (Björck diverges
+            above) or a `scale` that is not a finite number > 0.
     """
+    _check_rank(kernel.shape, (2,), "bjorck_orthonormalize")
+    iterations = checks.positive_int("iterations", iterations)
+    beta = checks.in_interval("beta", beta, 0.0, 0.5, low_open=True)
+    scale = checks.positive_finite("scale", scale)
     rows, cols = kernel.shape
     tall = rows >= cols
     w = kernel / scale
@@ -180,7 +207,13 @@ def clip_dense_spectrum(kernel: tf.Tensor, max_norm: float) -> tf.Tensor:
 
     Written as W - U diag(relu(s - max_norm)) V^T, so a kernel inside the ball is returned
     unchanged bit for bit.
+
+    Raises:
+        ValueError / TypeError: for a kernel that is not rank 2, or a `max_norm` that is not a
+            finite number > 0.
     """
+    _check_rank(kernel.shape, (2,), "clip_dense_spectrum")
+    max_norm = _max_norm(max_norm)
     s, u, v = tf.linalg.svd(kernel)
     excess = tf.nn.relu(s - max_norm)
     return kernel - tf.matmul(u * excess[None, :], v, transpose_b=True)
@@ -197,7 +230,15 @@ def clip_conv_spectrum(
     The clip is exact in the frequency domain; truncating back to the kernel's support can push
     the norm up a little, so the result is rescaled by its re-measured norm when needed. A kernel
     whose operator is already inside the ball is returned unchanged.
+
+    Raises:
+        ValueError / TypeError: naming the argument, for a kernel that is not rank 4, a
+            `max_norm` that is not a finite number > 0, or a `grid_hw` / `strides` that is not
+            an int >= 1 or a pair of them.
     """
+    _check_rank(kernel.shape, (4,), "clip_conv_spectrum")
+    max_norm = _max_norm(max_norm)
+    grid_hw, strides = checks.int_pair("grid_hw", grid_hw), checks.int_pair("strides", strides)
     blocks = conv_spectrum.frequency_blocks(kernel, grid_hw, strides)
     s, u, v = tf.linalg.svd(blocks)
 
@@ -230,8 +271,26 @@ def power_iteration(
     ||w|| / ||y||, a lower bound of ||A||_2 (Cauchy-Schwarz: ||A x||^2 <= ||A^T A x|| for ||x|| = 1,
     so it is at least the Rayleigh estimate ||A x|| of Miyato et al. 2018), and w / ||w||.
     The estimate is scale invariant in `vector`; a vector in the null space is kept as it is.
+
+    Raises:
+        ValueError / TypeError: naming the argument, for a kernel of rank other than 2 or 4,
+            a vector of another shape than (rows,) / (N_h, N_w, c_in), a conv kernel without
+            `grid_hw`, or `iterations` that is not an int >= 1.
     """
+    _check_rank(kernel.shape, (2, 4), "power_iteration")
+    iterations = checks.positive_int("iterations", iterations)
     dense = len(kernel.shape) == 2
+    if dense:
+        expected = (kernel.shape[0],)
+    elif grid_hw is None:
+        raise ValueError("power_iteration of a conv kernel needs grid_hw, the grid of the "
+                         "circular convolution it estimates the norm of")
+    else:
+        strides = checks.int_pair("strides", strides)
+        expected = (*checks.int_pair("grid_hw", grid_hw), kernel.shape[2])
+    if tuple(vector.shape) != tuple(expected):
+        raise ValueError(f"vector must have shape {tuple(expected)} for a kernel of shape "
+                         f"{tuple(kernel.shape)}, got {tuple(vector.shape)}")
     # the vector is float32 layer state; a float64 kernel iterates in float64
     x = tf.reshape(tf.cast(vector, kernel.dtype), (1, -1) if dense else (1, *vector.shape))
     sigma = tf.zeros((), kernel.dtype)
@@ -323,7 +382,16 @@ def subspace_clip(
     eigenproblems. The Ritz step from Gram matrices replaced a QR of Y and the SVD of Q^T W:
     the same pairs, the control in 0.83-0.88x the time (bench/subspace_clip_variants.py,
     BENCHMARKS.md).
+
+    Raises:
+        ValueError / TypeError: for a kernel that is not rank 2, a subspace that is not
+            (rows, k) with k >= 1, or a `max_norm` that is not a finite number > 0.
     """
+    _check_rank(kernel.shape, (2,), "subspace_clip")
+    if len(subspace.shape) != 2 or subspace.shape[0] != kernel.shape[0] or not subspace.shape[1]:
+        raise ValueError(f"subspace must have shape ({kernel.shape[0]}, k), k >= 1, for a kernel "
+                         f"of shape {tuple(kernel.shape)}, got {tuple(subspace.shape)}")
+    max_norm = _max_norm(max_norm)
     correction, new_subspace, _ = _subspace_correction(kernel, subspace, max_norm)
     return kernel - correction, new_subspace
 
@@ -744,7 +812,17 @@ def start_inside(kernel: np.ndarray, constraint: keras.constraints.Constraint) -
     grid) is at most the bound (`max_norm`; Björck: `scale`), else rescaled onto the bound and
     re-measured in float32 until inside. The per-step controls only steer (one subspace or power
     iteration from a random start), so without this a fresh conv layer was at 1.2-2x its bound.
+
+    Raises:
+        TypeError: if `constraint` is not one of this module's constraints.
+        ValueError: for a kernel that is not a finite rank-2 or rank-4 array.
     """
+    if not isinstance(constraint, (BjorckOrthonormal, SpectralClip, SpectralNormClip,
+                                   SubspaceClip)):
+        raise TypeError("constraint must be a BjorckOrthonormal, SpectralClip, SpectralNormClip "
+                        f"or SubspaceClip, got {type(constraint).__name__}")
+    checks.finite_array("kernel", kernel, ndim=(2, 4))
+    kernel = np.asarray(kernel)
     if isinstance(constraint, BjorckOrthonormal):
         bound, exact = constraint.scale, None
     else:

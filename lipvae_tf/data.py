@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import logging
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -344,6 +345,24 @@ def _check_source_for_name(name: str, source: str) -> None:
         )
 
 
+def _check_folders_apply(source: str, data_dir, idx_dir) -> None:
+    """TypeError for a folder that is not a path; ValueError for one the source never reads
+    (data_dir is TFDS', idx_dir the IDX files'): it was ignored without a word."""
+    for name, value in (("data_dir", data_dir), ("idx_dir", idx_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a folder path (str or os.PathLike) or None, got "
+                            f"{type(value).__name__}")
+    unread = {"sample": ("data_dir", "idx_dir"), "idx": ("data_dir",),
+              "tfds": ("idx_dir",)}.get(source, ())
+    given = [name for name, value in (("data_dir", data_dir), ("idx_dir", idx_dir))
+             if value is not None and name in unread]
+    if given:
+        plural = len(given) > 1
+        raise ValueError(f"{' and '.join(given)} {'do' if plural else 'does'} not apply to "
+                         f"source={source!r}, which does not read {'them' if plural else 'it'}: "
+                         f"leave {'them' if plural else 'it'} unset, or use source='auto'")
+
+
 def _require_idx(name: str, split: str, idx_dir: str | Path | None) -> Path:
     """The IDX directory of a forced source='idx', or FileNotFoundError naming what is missing."""
     directory = _idx_directory(name, idx_dir)
@@ -385,7 +404,10 @@ def resolve_source(
 
     Raises:
         ValueError: if name, split or source is not one of NAMES, SPLITS, SOURCES, if source is
-            "sample" with name "mnist", or if the bundled sample does not match SAMPLE_SHA256.
+            "sample" with name "mnist", if data_dir or idx_dir is given to a source that does
+            not read it ("sample": neither; "idx": data_dir; "tfds": idx_dir), or if the
+            bundled sample does not match SAMPLE_SHA256.
+        TypeError: if data_dir or idx_dir is not a str, os.PathLike or None.
         FileNotFoundError: if a forced "idx" or "sample" source is missing, or (source "auto",
             MNIST) no offline copy exists.
     """
@@ -393,6 +415,7 @@ def resolve_source(
     checks.one_of("split", split, SPLITS)
     checks.one_of("source", source, SOURCES)
     _check_source_for_name(name, source)
+    _check_folders_apply(source, data_dir, idx_dir)
     if source == "tfds":
         return "tfds"
     if source == "idx":

@@ -215,8 +215,10 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
         "certified_radius": {m: report.summarize(v) for m, v in certified.items()},
         "paper_r1_reference_constants": None if paper_ref is None else report.summarize(paper_ref),
         "estimated_margin": report.summarize(estimate.margin),
+        # over the inputs the attack broke (the others have no upper bound: inf; NaN in their
+        # place made every quantile NaN as soon as one input was unbroken)
         "estimated_margin_upper": report.summarize(
-            np.where(unbroken, np.nan, estimate.upper)) if not unbroken.all() else None,
+            estimate.upper[~unbroken]) if not unbroken.all() else None,
         "unbroken_inputs": int(unbroken.sum()),
         "tightness_median": float(np.median(best[tight] / estimate.margin[tight]))
         if tight.any() else 0.0,

@@ -24,7 +24,9 @@ request usually holds one pair; one with many distinct large r costs time and me
 
 Conventions: the Lipschitz constants, gamma and latent_dim are Python numbers frozen into the graph
 (validated when the graph is built, with the errors of bounds.py); s, r and p are float64 tensors
-that broadcast. The per-method functions assume valid inputs, like bounds.py's after validation.
+that broadcast. The per-method functions check their Python-number constants when called (the
+errors of bounds.checked: m_mu = 0 certified an infinite radius) and assume valid tensors, like
+bounds.py's after validation.
 `radius()` is the serving entry point: a graph cannot raise on a request, so it returns NaN where
 r <= 0, r is not finite, p is outside [1/2, 1), s is negative or not finite, or r, r / M_g or s
 exceed the magnitude limit of `bounds.checked`.
@@ -50,6 +52,21 @@ _F64 = tf.float64
 METHODS = bounds.METHODS
 
 
+def _frozen(**constants) -> list[float]:
+    """The constants as Python floats, with the errors of `bounds.checked` (a divisor M_mu or
+    M_g of 0 gave an infinite radius). They are frozen into the graph, so tensors are refused.
+
+    Raises:
+        TypeError: for a tensor or a value that is not a real number.
+        ValueError: for a value that `bounds.checked` refuses.
+    """
+    for name, value in constants.items():
+        if isinstance(value, (tf.Tensor, tf.Variable)):
+            raise TypeError(f"{name} must be a Python number (frozen into the graph), got a "
+                            f"{type(value).__name__}")
+    return [float(value) for value in bounds.checked(**constants)]
+
+
 def _t(value) -> tf.Tensor:
     return tf.convert_to_tensor(value, _F64)
 
@@ -70,6 +87,7 @@ def _budget(m_g: float, r, p):
 
 def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
     """bounds.paper_markov_radius: the published closed form R1, rounded down by 64 ulps."""
+    m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
     inside = a * _budget(m_g, r, p) * (1 - 8 * _U) - 4 * (m_mu * m_mu) * tf.square(s) * (1 + 8 * _U)
@@ -79,6 +97,7 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
 
 def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
     """bounds.markov_radius: largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= budget."""
+    m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
     slack = _budget(m_g, r, p) * (1 - 8 * _U) - 2 * tf.square(s) * (1 + 8 * _U)
@@ -89,7 +108,9 @@ def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor
 
 
 def inglot_log_tail(u, m: int) -> tf.Tensor:
-    """bounds.inglot_log_tail: log of Inglot's bound on P(chi2_m >= u) (+inf for u <= m - 2)."""
+    """bounds.inglot_log_tail: log of Inglot's bound on P(chi2_m >= u) (+inf for u <= m - 2);
+    m an int >= 2, as there (TypeError / ValueError naming m)."""
+    m = checks.positive_int("m", m, minimum=2)
     u = _t(u)
     log_c = -0.5 * math.log(math.pi) + 0.5 * (m - (m - 1) * math.log(m))
     valid = u > m - 2
@@ -138,6 +159,9 @@ def chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
     """bounds.chi2_radius: Inglot chi-square certificate by bisection (same steps, same stop rule:
     every element is halved until all brackets are within 1e-12 relative, at most 200 times)."""
     latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
+    m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
+    if gamma is not None:
+        (gamma,) = _frozen(gamma=gamma)
     return _chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma)
 
 
@@ -186,6 +210,9 @@ def ncx2_cdf_lower(x, m: int, lam) -> tf.Tensor:
     (one padded block instead of NumPy's blocks of similar length: padding adds exact zeros)."""
     m = checks.positive_int("m", m)
     x, lam = _t(x), _t(lam)
+    if x.shape.rank != 1 or lam.shape.rank != 1:
+        raise ValueError(f"x and lam must be 1-D tensors of one length, got shapes "
+                         f"{x.shape} and {lam.shape} (bounds.ncx2_cdf_lower takes any shape)")
     y, mu, half_m = x / 2, lam / 2, m / 2
     y_lo, y_hi = _window(y)
     j_lo, j_hi = _window(mu)
@@ -256,6 +283,7 @@ def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float)
     batch (a request usually has one) and gathered back: same values, far less work.
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
+    m_mu, m_g, gamma = _frozen(m_mu=m_mu, m_g=m_g, gamma=gamma)
     r, p = _broadcast(r, p)
     shape = tf.shape(r)
     r, p = tf.reshape(r, [-1]), tf.reshape(p, [-1])
@@ -270,7 +298,9 @@ def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float)
 
 def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
     """bounds.chi2_quantile_upper for a float64 tensor p: the same bracket and bisection, run
-    once per distinct p of the batch (the last bits may differ from NumPy's log/exp)."""
+    once per distinct p of the batch (the last bits may differ from NumPy's log/exp);
+    latent_dim an int >= 1 (TypeError / ValueError naming it)."""
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
     p = _t(p)
     shape = tf.shape(p)
     unique, index = tf.unique(tf.reshape(p, [-1]))
@@ -313,6 +343,7 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap):
 def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
                          std_cap: float) -> tf.Tensor:
     """bounds.capped_markov_radius: the whole-second-moment and the noise-only Markov forms."""
+    m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
     s, r, p = _broadcast(s, r, p)
     slack = _budget(m_g, r, p) * (1 - 8 * _U) - (std_cap * std_cap + tf.square(s)) * (1 + 8 * _U)
     whole = tf.sqrt(tf.maximum(slack, 0.0)) / m_mu * (1 - 64 * _U)
@@ -325,9 +356,14 @@ def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
 
 def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
                        std_cap: float, s_max=None) -> tf.Tensor:
-    """bounds.capped_chi2_radius: M_mu d + sqrt(q V(d)) <= r / M_g, q the verified quantile."""
+    """bounds.capped_chi2_radius: M_mu d + sqrt(q V(d)) <= r / M_g, q the verified quantile.
+    s_max is raised to s / sqrt(latent_dim) where it is below (no coordinate of sigma(x) is
+    below its root mean square; `radius` gives NaN where it is below by more than rounding)."""
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
     s, r, p = _broadcast(s, r, p)
     s_max = s if s_max is None else tf.broadcast_to(_t(s_max), tf.shape(s))
+    s_max = tf.maximum(s_max, s / math.sqrt(latent_dim))
     q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
     reach = r / m_g * (1 - 4 * _U)
     return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), std_cap)
@@ -344,7 +380,10 @@ _FORMS = numerics.CertificateForms(
 def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
                 gamma: float | None = None, std_cap: float | None = None,
                 s_max=None) -> tf.Tensor:
-    """bounds.best_radius: the largest of the sound certificates that apply, same candidates."""
+    """bounds.best_radius: the largest of the sound certificates that apply, same candidates.
+    Its constants are checked as `radius` checks them (ValueError / TypeError)."""
+    m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
+        "best", m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
     return _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, None, std_cap, s_max)
 
 
@@ -406,7 +445,8 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
              & (s <= _LIMIT))
     if std_cap is not None:  # bounds.radius raises where the cap is exceeded: NaN here
         s_max = s if s_max is None else tf.broadcast_to(_t(s_max), shape)
-        valid &= (s <= std_cap) & tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s)
+        valid &= (s <= std_cap) & tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s) & (
+            s_max >= s / math.sqrt(latent_dim) * (1 - bounds.S_MAX_SLACK))
         s_max = tf.where(valid, s_max, tf.zeros_like(s_max))
     s = tf.where(valid, s, tf.zeros_like(s))  # harmless stand-ins, replaced by NaN below
     r = tf.where(valid, r, tf.ones_like(r))

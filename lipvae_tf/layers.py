@@ -85,7 +85,30 @@ def _kernel_constraint(kind: str, bjorck_iterations: int = 1, bjorck_every: int 
     return lc.SpectralClip(max_norm=1.0, **conv)
 
 
-class _ScaledKernelLayer(FixedConfig, keras.layers.Layer):
+class _FiniteWhenLoaded:
+    """Loading weights that hold NaN or Inf (a corrupted or tampered file, or one saved from a
+    diverged run) raises a ValueError naming the layer, instead of a model whose reconstructions
+    are silently NaN."""
+
+    def load_own_variables(self, store) -> None:
+        # Keras' load_model collects a layer's error and loads the layer again from its other
+        # path in the model, where the store is empty: that second error ("expected 3 variables,
+        # but received 0") would replace this one in the message, so it is repeated there
+        refused = self.__dict__.get("_refused_load")
+        if refused and not len(store.keys()):
+            raise ValueError(refused)
+        self.__dict__["_refused_load"] = None
+        super().load_own_variables(store)
+        for weight in self.weights:
+            value = keras.ops.convert_to_numpy(weight)
+            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+                self.__dict__["_refused_load"] = (
+                    f"layer {self.name!r}: the loaded weight {weight.name!r} holds NaN or Inf "
+                    "values (a corrupted file, or one saved from a diverged training run)")
+                raise ValueError(self.__dict__["_refused_load"])
+
+
+class _ScaledKernelLayer(_FiniteWhenLoaded, FixedConfig, keras.layers.Layer):
     """Shared parts: the fixed output scale, bias, and projecting the kernel at build time."""
 
     # the weights too: a graph traced before keeps the variable, a bound would read the new value
@@ -245,6 +268,8 @@ class LipschitzDense(_ScaledKernelLayer):
     def build(self, input_shape) -> None:
         constraint = self._make_constraint()
         self._add_kernel_and_bias((input_shape[-1], self.units), self.units, constraint)
+        # as Keras' Dense: a later call on another width is refused by name, not by a matmul
+        self.input_spec = keras.InputSpec(min_ndim=2, axes={-1: input_shape[-1]})
 
     def call(self, inputs):
         return self._finish(ops.matmul(inputs, self.kernel))
@@ -296,8 +321,9 @@ class _LipschitzConvBase(_ScaledKernelLayer):
         self.filters = checks.positive_int("filters", filters)
         self.kernel_size = checks.int_pair("kernel_size", kernel_size)
         self.strides = checks.int_pair("strides", strides)
-        self.padding = str(padding).lower()
-        checks.one_of("padding", self.padding, self.paddings)
+        # lower-cased as Keras does; anything but a str is refused as itself (not as 'none')
+        self.padding = checks.one_of(
+            "padding", padding.lower() if isinstance(padding, str) else padding, self.paddings)
 
     def _spatial_input(self, input_shape) -> tuple[int, int]:
         if len(input_shape) != 4 or input_shape[1] is None or input_shape[2] is None:
@@ -506,7 +532,7 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
 
 
 @_register
-class EmptyBatchSafeConv2D(keras.layers.Conv2D):
+class EmptyBatchSafeConv2D(_FiniteWhenLoaded, keras.layers.Conv2D):
     """`keras.layers.Conv2D` whose empty batch gives an empty output of the right shape.
 
     Otherwise identical (same arguments, weights and bound rule). TF's oneDNN conv2d on CPU
@@ -519,7 +545,7 @@ class EmptyBatchSafeConv2D(keras.layers.Conv2D):
 
 
 @_register
-class EmptyBatchSafeConv2DTranspose(keras.layers.Conv2DTranspose):
+class EmptyBatchSafeConv2DTranspose(_FiniteWhenLoaded, keras.layers.Conv2DTranspose):
     """`keras.layers.Conv2DTranspose` whose empty batch skips the convolution.
 
     Otherwise identical (same arguments, weights and bound rule). TF's CPU gradient of a
@@ -573,7 +599,18 @@ def sort_neighbour_pairs(inputs: tf.Tensor) -> tf.Tensor:
     Written elementwise against the partner (no size-2 reductions and their masks), forward plus
     backward on (256, 512) features takes 0.8 ms instead of 2.5 ms on this project's 2-core CPU,
     with bit-identical values. Ties count as "stayed" on both sides of a pair: consistent.
+
+    Args:
+        inputs: (..., n) with n even and known.
+
+    Raises:
+        ValueError: for an odd or unknown last dimension (the pairs would not tile it).
     """
+    inputs = tf.convert_to_tensor(inputs)
+    width = inputs.shape[-1]
+    if width is None or width % 2:
+        raise ValueError(f"inputs must have an even, known last dimension (pairs of features), "
+                         f"got shape {tuple(inputs.shape)}")
     leads = tf.equal(tf.range(inputs.shape[-1]) % 2, 0)
 
     @tf.custom_gradient
@@ -693,7 +730,8 @@ class Shift(_ShapePreserving, FixedConfig, keras.layers.Layer):
     """Adds a fixed offset (a translation: an isometry); keeps softplus std outputs above 0.
 
     Args:
-        offset: a positive finite number.
+        offset: a positive number that float32 represents as a normal number (1.18e-38 to
+            3.40e38; `checks.positive_float32`).
 
     Input shape: any. Output shape: the same.
 
@@ -706,7 +744,7 @@ class Shift(_ShapePreserving, FixedConfig, keras.layers.Layer):
     def __init__(self, offset: float, **kwargs):
         super().__init__(**kwargs)
         check_compute_dtype(self)
-        self.offset = checks.positive_finite("offset", offset)
+        self.offset = checks.positive_float32("offset", offset)
 
     def call(self, inputs):
         check_compute_dtype(self)
@@ -728,7 +766,9 @@ class StdCap(_ShapePreserving, FixedConfig, keras.layers.Layer):
     entries 0).
 
     Args:
-        max_norm: the cap S (> 0, finite), in the units of the std (latent space).
+        max_norm: the cap S, in the units of the std (latent space): a positive number that
+            float32 represents as a normal number (1.18e-38 to 3.40e38), as the float32
+            graph applies it.
 
     Input shape: (batch, ...). Output shape: the same.
 
@@ -741,7 +781,7 @@ class StdCap(_ShapePreserving, FixedConfig, keras.layers.Layer):
     def __init__(self, max_norm: float, **kwargs):
         super().__init__(**kwargs)
         check_compute_dtype(self)
-        self.max_norm = checks.positive_finite("max_norm", max_norm)
+        self.max_norm = checks.positive_float32("max_norm", max_norm)
 
     def output_norm_bound(self, features: int) -> float:
         """Upper bound (float64) of ||y||_2 for ANY output row y of `features` values that

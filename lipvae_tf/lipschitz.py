@@ -28,7 +28,7 @@ import tensorflow as tf
 from keras.src.models.functional import Functional  # the class of every Functional model
 from numpy.typing import ArrayLike, DTypeLike
 
-from lipvae_tf import conv_spectrum
+from lipvae_tf import checks, conv_spectrum
 from lipvae_tf import layers as ll
 
 __all__ = [
@@ -216,7 +216,14 @@ def rounding_margin(dtype: DTypeLike | tf.DType) -> float:
 
 
 def numpy_dtype(dtype: DTypeLike | tf.DType) -> np.dtype:
-    """The NumPy dtype of a Keras dtype name or object (bfloat16 through TensorFlow's)."""
+    """The NumPy dtype of a Keras dtype name or object (bfloat16 through TensorFlow's).
+
+    Raises:
+        TypeError: for None (Keras reads it as its default float type, which would pass a
+            missing dtype off as float32) or anything that is not a dtype.
+    """
+    if dtype is None:
+        raise TypeError("dtype must be a dtype (e.g. 'float32'), got None")
     name = keras.backend.standardize_dtype(dtype)
     if name == "bfloat16":
         return tf.bfloat16.as_numpy_dtype
@@ -224,7 +231,18 @@ def numpy_dtype(dtype: DTypeLike | tf.DType) -> np.dtype:
 
 
 def applied_value(value: float, dtype: DTypeLike | tf.DType) -> float:
-    """A Python scalar as a layer applies it: cast to `dtype` (e.g. float32(1/3)), as float64."""
+    """A Python scalar as a layer applies it: cast to `dtype` (e.g. float32(1/3)), as float64.
+
+    Raises:
+        TypeError: if `value` is not a real number (a string would reach TensorFlow's cast).
+        ValueError: if it is NaN, infinite, or beyond `dtype`'s largest finite value (the cast
+            would make it infinite).
+    """
+    value = checks.finite_real("value", value)
+    largest = float(ml_dtypes.finfo(numpy_dtype(dtype)).max)
+    if abs(value) > largest:
+        raise ValueError(f"value {value} exceeds the largest finite {numpy_dtype(dtype)} "
+                         f"({largest:.6g}): a layer computing in that dtype would apply inf")
     applied = keras.ops.cast(value, dtype)
     # then to float64, exactly (NumPy cannot convert a bfloat16 tensor itself)
     return float(keras.ops.convert_to_numpy(keras.ops.cast(applied, "float64")))
@@ -246,6 +264,14 @@ def applied_kernel(layer: keras.layers.Layer, name: str = "kernel") -> np.ndarra
             bound measured from the new value would not be the bound of what they compute.
         ValueError: naming the layer, when the weight holds NaN or Inf.
     """
+    if not isinstance(layer, keras.layers.Layer):
+        raise TypeError(f"layer must be a keras.layers.Layer, got {type(layer).__name__}")
+    if not layer.built:
+        raise ValueError(f"layer {layer.name!r} is not built, so it has no {name} yet: call it "
+                         "on an input (or build it) first")
+    if not hasattr(layer, name):
+        raise ValueError(f"layer {layer.name!r} of type {type(layer).__name__} has no weight "
+                         f"{name!r}")
     kernel = getattr(layer, name)
     if not is_own_weight(layer, kernel):
         raise TypeError(
@@ -306,8 +332,12 @@ def subnormal_part_norm(kernel: ArrayLike) -> float:
 def dense_norm(kernel: ArrayLike) -> float:
     """Largest singular value of a rank-2 kernel, in float64 (measured once per kernel value),
     plus `subnormal_part_norm` (the norm of the kernel a denormals-are-zero CPU multiplies by is
-    <= that sum)."""
-    kernel = np.asarray(kernel, dtype=np.float64)
+    <= that sum).
+
+    Raises:
+        TypeError / ValueError: naming `kernel`, unless it is a finite real matrix.
+    """
+    kernel = checks.finite_array("kernel", kernel, ndim=2)
     return _measured(kernel, ("dense",), lambda: np.linalg.norm(kernel, 2)
                      + subnormal_part_norm(kernel))
 
@@ -320,10 +350,21 @@ def conv_norm_bound(kernel: ArrayLike, input_hw: tuple[int, int], strides: tuple
     (any zero padding of at most k - 1 per axis is a restriction of the circular conv on a grid
     >= n + k - 1), plus sqrt(kh kw) `subnormal_part_norm` (the kernel with its subnormal entries
     read as 0). Measured once per kernel value and geometry.
+
+    Raises:
+        TypeError / ValueError: naming the argument, for a kernel that is not a finite real
+            rank-4 array (NaN entries gave a bound of 0), an input size or stride that is not an
+            int >= 1 or a pair of them, or a padding other than "same", "valid", "causal" or
+            "circular".
     """
-    kernel = np.asarray(kernel, dtype=np.float64)
-    padding = "valid" if str(padding).lower() == "causal" else padding
-    grid = conv_spectrum.circular_grid(tuple(input_hw), kernel.shape[:2], tuple(strides), padding)
+    kernel = checks.finite_array("kernel", kernel, ndim=4)
+    input_hw = checks.int_pair("input_hw", input_hw)
+    strides = checks.int_pair("strides", strides)
+    if not isinstance(padding, str):
+        raise TypeError(f"padding must be a str, got {type(padding).__name__}")
+    padding = checks.one_of("padding", padding.lower(), (*conv_spectrum.PADDINGS, "causal"))
+    padding = "valid" if padding == "causal" else padding
+    grid = conv_spectrum.circular_grid(input_hw, kernel.shape[:2], strides, padding)
     taps = math.sqrt(kernel.shape[0] * kernel.shape[1])
     return _measured(kernel, ("conv", grid, tuple(strides)), lambda: conv_spectrum.operator_norm(
         tf.constant(kernel), grid, tuple(strides)) + taps * subnormal_part_norm(kernel))
@@ -397,7 +438,15 @@ def _lipschitz_conv_transpose(layer: ll.LipschitzConv2DTranspose) -> float:
 
 def scaled_bound(layer: keras.layers.Layer, norm: float) -> float:
     """The bound of a layer that multiplies its linear map (operator norm <= `norm`) by its
-    factor `lipschitz`: the factor as the layer applies it, times `norm`, plus rounding."""
+    factor `lipschitz`: the factor as the layer applies it, times `norm`, plus rounding.
+
+    Raises:
+        TypeError: for a layer without a `lipschitz` factor (the package's Lipschitz layers).
+    """
+    if not hasattr(layer, "lipschitz"):
+        raise TypeError(f"layer {getattr(layer, 'name', layer)!r} of type "
+                        f"{type(layer).__name__} has no lipschitz factor to scale by")
+    norm = checks.non_negative_finite("norm", norm)
     dtype = layer.compute_dtype
     return applied_value(layer.lipschitz, dtype) * norm * (1 + rounding_margin(dtype))
 
@@ -460,10 +509,11 @@ def _keras_relu(layer) -> float:
     if threshold != 0:
         raise ValueError(f"layer {layer.name!r}: ReLU with threshold {threshold} is "
                          "discontinuous at the threshold, so it has no Lipschitz constant")
-    slope = abs(applied_value(layer.negative_slope, layer.compute_dtype))
-    if not math.isfinite(slope):  # max(1.0, nan) is 1.0
+    try:  # NaN, or beyond the dtype's range (max(1.0, nan) is 1.0: never pass it on)
+        slope = abs(applied_value(layer.negative_slope, layer.compute_dtype))
+    except ValueError:
         raise ValueError(f"layer {layer.name!r}: negative_slope {layer.negative_slope} as "
-                         f"applied in {layer.compute_dtype} is not a finite number")
+                         f"applied in {layer.compute_dtype} is not a finite number") from None
     if slope == 0:
         return 1.0  # max(x, 0) and min(., max_value): exact in every dtype
     return max(1.0, slope) * (1 + rounding_margin(layer.compute_dtype))
@@ -630,6 +680,8 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
             layers, or whose class overrides what Sequential / Functional compute (a `call`
             of its own: its layers in order are then not the map it computes).
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
     base = keras.Sequential if isinstance(model, keras.Sequential) else Functional
     if not isinstance(model, base):
         raise TypeError(f"model {model.name!r} of type {type(model).__name__} is subclassed: "
@@ -718,8 +770,16 @@ def output_rounding_factor(model_or_layers: keras.Model | Iterable[keras.layers.
 
 def product_rounded_up(a: float, b: float) -> float:
     """a x b for non-negative float64 a, b, never below the exact product: the rounded product
-    (IEEE 754, within half an ulp), moved up one ulp when it is below the exact one."""
+    (IEEE 754, within half an ulp), moved up one ulp when it is below the exact one.
+
+    Raises:
+        TypeError / ValueError: naming `a` or `b`, unless each is a finite number >= 0; a
+            ValueError when the product overflows float64.
+    """
+    a, b = checks.non_negative_finite("a", a), checks.non_negative_finite("b", b)
     product = a * b
+    if math.isinf(product):
+        raise ValueError(f"the product {a} x {b} overflows float64")
     if fractions.Fraction(product) < fractions.Fraction(a) * fractions.Fraction(b):
         return math.nextafter(product, math.inf)
     return product

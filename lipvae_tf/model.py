@@ -24,6 +24,7 @@ import math
 import os
 import types
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 
 import keras
@@ -274,9 +275,11 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.decoder_budget = checks.positive_float32("decoder", decoder)
         self.posterior_std = (None if posterior_std is None
                               else checks.positive_float32("posterior_std", posterior_std))
+        # checked even where a fixed std makes them unused: a wrong value is a mistake either way
+        encoder_std = checks.positive_float32("encoder_std", encoder_std)
+        std_cap = None if std_cap is None else checks.positive_float32("std_cap", std_cap)
         if self.posterior_std is None:
-            self.encoder_std_budget = checks.positive_float32("encoder_std", encoder_std)
-            self.std_cap = None if std_cap is None else checks.positive_float32("std_cap", std_cap)
+            self.encoder_std_budget, self.std_cap = encoder_std, std_cap
         else:
             self.encoder_std_budget, self.std_cap = 0.0, None
         self.architecture = checks.one_of("architecture", architecture, ARCHITECTURES)
@@ -707,8 +710,14 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         received 0" for a layer of a nested network whose shapes differ).
 
         Raises:
-            ValueError: naming the settings to compare, when the file does not fit.
+            ValueError: naming the settings to compare, when the file does not fit; for a
+                .keras path that is not a zip archive; naming the weight, for NaN or Inf values.
         """
+        path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
+        if path and path.endswith(".keras") and os.path.isfile(path) and not zipfile.is_zipfile(
+                path):
+            raise ValueError(f"filepath {path!r} is not a .keras archive (a zip file): it is "
+                             "truncated or not a Keras file")
         try:
             super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
         except ValueError as error:
@@ -720,6 +729,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 "conv_filters, architecture, image_shape, posterior_std, std_cap, constraint); "
                 "build this model as that one was built (a .keras file carries its settings: "
                 f"keras.models.load_model). Keras said: {error}") from error
+        # the package's layers refuse non-finite weights as they load; plain Keras layers (a
+        # StandardVAE's Dense) are checked here
+        for weight in self.weights:
+            value = keras.ops.convert_to_numpy(weight)
+            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+                raise ValueError(f"the weights in {str(filepath)!r} are corrupted: "
+                                 f"{weight.path!r} holds NaN or Inf values")
 
     def load_own_variables(self, store) -> None:
         """The inverse of `save_own_variables`. A file written before the noise state was saved
@@ -742,6 +758,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                              f"noise generator's state), got {len(keys)} in the weights file")
         for i, variable in enumerate(own):
             variable.assign(store[str(i)])
+
         if _SEED_STATE_KEY in store.keys():
             self.seed_generator.state.assign(np.asarray(store[_SEED_STATE_KEY]))
 
@@ -799,6 +816,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         latent_dim) and, for concrete values (an eager call), every entry is finite; TypeError
         naming z unless it holds real numbers (a complex z lost its imaginary part in the
         layers' cast, a bool one became 0 and 1)."""
+        if z is None:
+            raise TypeError(f"z must be latent codes (batch, {self.latent_dim}), got None")
         z = tf.convert_to_tensor(z)
         if not (z.dtype.is_floating or z.dtype.is_integer) or z.dtype == tf.bool:
             raise TypeError(f"z must hold real numbers (latent codes), got dtype {z.dtype.name}")
@@ -887,6 +906,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 SavedModel's `serving_default` and `encode` refuse such images instead of
                 training on them or answering for them.
         """
+        if x is None:  # TensorFlow's own message names no argument
+            raise TypeError(f"{name} must be an array or tensor of floating-point images "
+                            f"(batch, {', '.join(map(str, self.image_shape))}), got None")
         x = tf.convert_to_tensor(x)
         keras_inputs.check_image_layout(
             name, self.image_shape, x.dtype.is_floating, x.dtype.is_integer, x.dtype.name,
@@ -1300,7 +1322,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         return constraints.finalize_constraints(list(self.lipschitz_networks().values()), tol=tol)
 
     def std_norms(self, x: ArrayLike, batch_size: int = 1024) -> np.ndarray:
-        """s(x) = ||sigma(x)||_2 per input (float64), shape (batch,)."""
+        """s(x) = ||sigma(x)||_2 per input (float64), shape (batch,); `std_statistics`' first
+        half, with its errors."""
         return self.std_statistics(x, batch_size)[0]
 
     def std_statistics(self, x: ArrayLike, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -1310,7 +1333,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         the constants are bounds of its Lipschitz constants) and s rounded up (never below the
         exact norm: `norm_rounding_factor`), then at most the cap as applied (`std_cap_bound`),
         which bounds the exact and the float32 stds alike. A fixed std: gamma as applied,
-        s = gamma sqrt(m) rounded up (`fixed_std`)."""
+        s = gamma sqrt(m) rounded up (`fixed_std`).
+
+        Raises:
+            TypeError / ValueError: naming x as `check_images` does, or batch_size unless it
+                is an int >= 1.
+        """
+        batch_size = checks.positive_int("batch_size", batch_size)
         x = self.check_images(x)
         if self.encoder_std_net is None:
             gamma = self.posterior_std_bound()

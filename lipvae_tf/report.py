@@ -15,6 +15,8 @@ import numpy as np
 # figures in a notebook) is left alone.
 from matplotlib.figure import Figure
 
+from lipvae_tf import checks
+
 __all__ = [
     "certificate_methods", "quiet_tensorflow_logs", "run_command", "refuse_positional_arguments",
     "one_line_errors", "USER_ERRORS",
@@ -119,16 +121,19 @@ def summarize(values: np.ndarray) -> dict[str, float]:
     """min / 5% / median / mean / 95% / max of a vector of radii (floats, for JSON).
 
     Args:
-        values: array_like of real numbers, at least one (e.g. radii, l2 in pixel space).
+        values: 1-D array_like of finite real numbers, at least one (e.g. radii, l2 in pixel
+            space).
 
     Returns:
         {"min", "q05", "median", "mean", "q95", "max"}: Python floats, in the values' units
         (quantiles by NumPy's default linear interpolation).
 
     Raises:
-        ValueError: if values is empty.
+        TypeError: if values are not real numbers.
+        ValueError: if values is empty, not 1-D, or holds NaN or Inf (NumPy's quantiles of
+            them are all NaN).
     """
-    values = np.asarray(values, np.float64)
+    values = checks.finite_array("values", values, ndim=1)
     if not values.size:
         raise ValueError("values must hold at least one number to summarize, got none")
     quantiles = np.quantile(values, [0.0, 0.05, 0.5, 0.95, 1.0])
@@ -155,8 +160,15 @@ def histogram_bins(values: np.ndarray, count: int = 40, edge: float | None = Non
     Returns:
         float64 array of increasing bin edges (count + 1 of them, up to count + 3 with `edge`);
         [0, 1] split evenly when no value is finite.
+
+    Raises:
+        TypeError: if values are not real numbers, count is not an int or edge not a real.
+        ValueError: if count < 1 or edge is not finite.
     """
-    finite = np.asarray(values, np.float64)
+    count = checks.positive_int("count", count)
+    if edge is not None:
+        edge = checks.finite_real("edge", edge)
+    finite = checks.real_array("values", values)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         return np.linspace(0.0, 1.0, count + 1)
@@ -468,6 +480,14 @@ def plot_learning_curves(curves: dict[str, tuple[list[float], int | None]], path
 
 
 def _save(fig, path: str) -> str:
+    """Writes `fig` as a PNG at `path`, its folder checked first (`checks.folder_path`: a
+    missing folder is created, a file in its place refused, naming `path`)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or os.PathLike), got "
+                        f"{type(path).__name__}")
+    folder = os.path.dirname(os.path.abspath(path))
+    checks.folder_path("path", folder)
+    os.makedirs(folder, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from lipvae_tf import attacks, checks, evaluate, export, report, train
+from lipvae_tf import attacks, checks, data, evaluate, export, report, train
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 __all__ = [
@@ -132,9 +132,13 @@ def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> li
 
     Raises:
         TypeError: if bundled_only is not a bool.
+        ValueError: if dataset is not None or one of `lipvae_tf.data.NAMES` (an unknown name
+            listed nothing, without a word).
         FileNotFoundError: if the zoo folder does not exist (`zoo_dir`).
     """
     bundled_only = checks.flag("bundled_only", bundled_only)
+    if dataset is not None:
+        checks.one_of("dataset", dataset, data.NAMES)
     names = []
     for name, folder in _folders().items():
         try:
@@ -373,13 +377,16 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
         The card (the dict written to card.json).
 
     Raises:
-        TypeError: if overwrite is not a bool, or name is not a str.
+        TypeError: if overwrite is not a bool, name is not a str, or epochs not an int.
         KeyError: if no zoo model has that name.
         FileExistsError: if the model has weights and overwrite is False.
+        ValueError: if epochs < 1.
         ValueError: if run_root, or a folder above it, is a file (`checks.folder_path`).
         ZooIntegrityError: if config.json is unreadable.
     """
     overwrite = checks.flag("overwrite", overwrite)
+    if epochs is not None:  # before the weights check, which would hide a bad value
+        epochs = checks.positive_int("epochs", epochs)
     checks.folder_path("run_root", run_root)  # before the training whose checkpoints go there
     folder = model_dir(name)
     if (folder / "manifest.json").is_file() and not overwrite:
@@ -494,8 +501,14 @@ def certified_by_reconstruction(model: keras.Model, images: np.ndarray, r: float
         {mode: `report.summarize` of the radii (l2, pixel space)}.
 
     Raises:
-        TypeError, ValueError: as `LipschitzVAE.certified_radius` raises them.
+        TypeError, ValueError: as `LipschitzVAE.certified_radius` raises them; TypeError for
+            modes given as one str (iterated letter by letter) or ValueError for no modes.
     """
+    if isinstance(modes, (str, bytes)) or not isinstance(modes, Sequence):
+        raise TypeError(f"modes must be a sequence of reconstruction modes, e.g. ('mean',), "
+                        f"got {modes!r}")
+    if not modes:
+        raise ValueError(f"modes must name at least one of {RECONSTRUCTIONS}, got {modes!r}")
     return {mode: report.summarize(model.certified_radius(images, r, p, reconstruction=mode))
             for mode in modes}
 
@@ -559,8 +572,16 @@ def write_manifest(folder: Path) -> Path:
         The path of the manifest written.
 
     Raises:
+        TypeError: if folder is not a str or os.PathLike.
+        NotADirectoryError: if folder is not an existing folder.
         OSError: if a file cannot be read or the manifest cannot be written.
     """
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path (str or os.PathLike), got "
+                        f"{type(folder).__name__}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"folder {str(folder)!r} is not an existing folder")
     path = folder / "manifest.json"
     path.write_text(json.dumps(
         {"sha256": {f: sha256_file(folder / f) for f in _bundled_files(folder)}},
@@ -611,6 +632,17 @@ def _posterior_std(card: dict) -> str:
     return "learned"
 
 
+def _model_names(names) -> list[str] | None:
+    """`names` as a list, or a TypeError for a single str (iterated, "abc" asked for models
+    "a", "b" and "c") or anything that is not a sequence of str."""
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) or not all(
+            isinstance(name, str) for name in names):
+        raise TypeError(f"names must be a list of model names (str) or None, got {names!r}")
+    return list(names)
+
+
 def cards_table(names: list[str] | None = None) -> str:
     """A Markdown table comparing the cards of bundled models (default: all of them).
 
@@ -634,7 +666,7 @@ def cards_table(names: list[str] | None = None) -> str:
             "median: mean / parameter", "est. margin median", "cert./margin", "violations",
             "test log p(x)", "test ELBO", "l2 error", "epochs (best; cap)", "train s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    for name in names or list_models(bundled_only=True):
+    for name in _model_names(names) or list_models(bundled_only=True):
         card = model_card(name)
         cert, robust = card["certified_radius"]["best"], card["robustness_evaluation"]
         constants = card["constants"]
@@ -677,6 +709,7 @@ def validation_curves(names: Sequence[str] | None = None
         TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
     """
     curves = {}
+    names = _model_names(names)
     for name in list_models(bundled_only=True) if names is None else names:
         card = model_card(name)
         curve = card.get("curve", {})
@@ -751,8 +784,11 @@ def _main(argv) -> None:
     # a flag the command does not read is a mistake to report, not to ignore
     used = {"curves": {"output"}, "build": {"override_epochs", "overwrite"},
             "export": {"output", "overwrite"}}.get(command, set())
-    unused = sorted(f for f in ("override_epochs", "output", "overwrite")
-                    if flags.FLAGS[f].present and f not in used)
+    # the package's other flags too (this module imports train's: --epochs, --p, ... were
+    # accepted and ignored, whatever their value)
+    unused = sorted(f for f in flags.FLAGS if flags.FLAGS[f].present and f not in used
+                    and flags.FLAGS.find_module_defining_flag(f, "").startswith(
+                        ("lipvae_tf", "__main__")))
     if unused:
         raise ValueError(f"{command} does not take {', '.join('--' + f for f in unused)}")
     if command == "list":
