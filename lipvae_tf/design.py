@@ -26,6 +26,7 @@ from lipvae_tf import bounds, checks
 __all__ = [
     "DEFAULT_MIN_LIPSCHITZ", "DEFAULT_STD_CAP", "DEFAULT_POSTERIOR_STD", "DEFAULT_ENCODER_MEAN",
     "SPLITS", "LipschitzBudget", "budget_radius", "learned_std_cap", "design_budget",
+    "check_record",
 ]
 
 # Below 1 a decoder cannot map codes of the prior's typical set (norms ~ sqrt(m)) to images as far
@@ -300,6 +301,48 @@ def design_budget(
     return LipschitzBudget(**constants_at(scale), std_cap=std_cap, gamma=gamma,
                            target_radius=target_radius, r=r, p=float(p), latent_dim=latent_dim,
                            method=method, certified_radius=achieved, split=split)
+
+
+def check_record(record: dict) -> dict:
+    """`record` (a `LipschitzBudget.to_dict()`, e.g. from a model's config) if its constants
+    certify what it claims: `budget_radius` of its own constants (with its r, before any
+    r_slack, and the nominal cap or std, so at least what `design_budget` certified) is >= its
+    certified_radius, which is >= its target_radius. A record edited by hand (a .keras config
+    whose target_radius read 100 loaded silently, and an export reported that design as met)
+    is refused.
+
+    Args:
+        record: the dict, with every field of `LipschitzBudget`.
+
+    Returns:
+        `record`, unchanged.
+
+    Raises:
+        TypeError: if record is not a dict.
+        ValueError: for a missing or unknown field, a value `budget_radius` refuses, or a
+            claim its constants do not reproduce.
+    """
+    if not isinstance(record, dict):
+        raise TypeError(f"design must be the dict of a LipschitzBudget (to_dict()) or None, "
+                        f"got {type(record).__name__}")
+    fields = {field.name for field in dataclasses.fields(LipschitzBudget)}
+    if set(record) != fields:
+        raise ValueError(f"design must hold the fields of a LipschitzBudget; missing "
+                         f"{sorted(fields - set(record))}, unknown {sorted(set(record) - fields)}")
+    target = checks.positive_finite("design target_radius", record["target_radius"])
+    claimed = checks.positive_finite("design certified_radius", record["certified_radius"])
+    reproduced = budget_radius(
+        record["encoder_mean"], record["encoder_std"], record["decoder"], r=record["r"],
+        p=record["p"], latent_dim=record["latent_dim"], method=record["method"],
+        std_cap=record["std_cap"], gamma=record["gamma"])
+    # 1e-9: the bisections' brackets (1e-12 relative) with room; a real edit is far larger
+    if not target <= claimed <= reproduced * (1 + 1e-9):
+        raise ValueError(
+            f"design record does not hold together: target_radius {target:.9g}, "
+            f"certified_radius {claimed:.9g}, and its constants certify {reproduced:.9g} (each "
+            "must be <= the next): the record was edited (or comes from another model); "
+            "rebuild the model with LipschitzVAE.from_target")
+    return record
 
 
 def _largest_scale(radius_at, target: float, floor: float) -> float:

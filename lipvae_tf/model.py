@@ -49,6 +49,9 @@ from lipvae_tf import lipschitz as lp
 from lipvae_tf._fixed_config import FixedConfig
 from lipvae_tf._shared_numerics import fixed_std, norm_rounding_factor
 
+# the constructor's `design` argument shadows the module
+_check_design_record = design.check_record
+
 __all__ = [
     "LIKELIHOODS", "ARCHITECTURES", "RECONSTRUCTIONS", "SIGMOID_LIPSCHITZ",
     "CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ", "OUTPUT_ROUNDING", "NOISE_TAIL",
@@ -305,10 +308,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.conv_relaxation = constraints.check_relaxation("conv_relaxation", conv_relaxation)
         constraints.check_relaxation_applies(self.conv_relaxation, architecture,
                                              self.conv_constraint)
-        if design is not None and not isinstance(design, dict):
-            raise TypeError(f"design must be the dict of a LipschitzBudget (to_dict()) or None, "
-                            f"got {type(design).__name__}")
-        self.design = design
+        # a record its own constants do not reproduce is refused (edited by hand in a config)
+        self.design = None if design is None else _check_design_record(design)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

@@ -277,3 +277,17 @@ def test_zoo_commands_refuse_the_training_flags_they_do_not_read():
                              "--epochs=-5"], capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "table does not take --epochs, --p" in result.stderr
+
+
+def test_a_design_record_its_constants_do_not_reproduce_is_refused():
+    vae = lv.LipschitzVAE.from_target(1.0, 8.0, hidden_units=(8,), latent_dim=3)
+    config = vae.get_config()
+    assert lv.LipschitzVAE.from_config(config).design == vae.design  # an honest record loads
+    for field, value in (("target_radius", 100.0), ("certified_radius", 100.0),
+                         ("decoder", vae.design["decoder"] * 2)):
+        edited = {**config, "design": {**config["design"], field: value}}
+        with pytest.raises(ValueError, match="design record does not hold together"):
+            lv.LipschitzVAE.from_config(edited)  # loaded, and exported as "design met", before
+    with pytest.raises(ValueError, match="missing \\['target_radius'\\]"):
+        lv.LipschitzVAE(3, hidden_units=(8,), design={
+            k: v for k, v in vae.design.items() if k != "target_radius"})
