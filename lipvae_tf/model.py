@@ -366,9 +366,27 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
     def _check_certifiable(self) -> None:
         """Raises TypeError when a subclass overrides a method with which the model computes
         (`_check_computes_as_its_class`), RuntimeError when its networks changed
-        (`_check_networks_unchanged`): the certificate speaks for neither."""
+        (`_check_networks_unchanged`) or TensorFlow computes float32 in reduced precision
+        (`forward_error.check_float32_execution`), ValueError when a weight of its networks
+        holds NaN or Inf (`_check_finite_weights`): the certificate speaks for none of them."""
         self._check_computes_as_its_class()
         self._check_networks_unchanged()
+        forward_error.check_float32_execution()
+        self._check_finite_weights()
+
+    def _check_finite_weights(self) -> None:
+        """ValueError naming the first weight of the certified networks that holds NaN or Inf.
+        Kernels were refused where their norms are measured, biases were not: a NaN bias (a
+        diverged fit) made every reconstruction NaN while the default certificate, which does
+        not read biases, still certified its radius (an adversarial review, 2026-12-03)."""
+        for name, net in self.lipschitz_networks().items():
+            for weight in net.weights:
+                value = keras.ops.convert_to_numpy(weight)
+                if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+                    raise ValueError(
+                        f"the {name} network's weight {weight.path!r} holds NaN or Inf values "
+                        "(a diverged training?), so its outputs are not finite and nothing "
+                        "about them can be certified")
 
     def _check_computes_as_its_class(self) -> None:
         """Raises TypeError when this model's class overrides a method of the package's class

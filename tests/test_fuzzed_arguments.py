@@ -268,7 +268,7 @@ def test_zoo_helpers_refuse_a_single_name_an_unknown_dataset_and_a_bad_folder(tm
     assert zoo.write_manifest(str(folder)).name == "manifest.json"  # a str path works
     with pytest.raises(ValueError, match="epochs"):
         zoo.build("fashion_mnist_mlp_r1", epochs=0)  # hidden by the weights check before
-    with pytest.raises(TypeError, match="modes must be a sequence"):
+    with pytest.raises(TypeError, match="modes must be a collection"):
         zoo.certified_by_reconstruction(None, None, 8.0, 0.5, modes="mean")
 
 
@@ -291,3 +291,41 @@ def test_a_design_record_its_constants_do_not_reproduce_is_refused():
     with pytest.raises(ValueError, match="missing \\['target_radius'\\]"):
         lv.LipschitzVAE(3, hidden_units=(8,), design={
             k: v for k, v in vae.design.items() if k != "target_radius"})
+
+
+# ----- from an adversarial review of the certificates (2026-12-03) ----------------------------
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_non_finite_bias_is_refused_by_the_certificate_and_the_export(value, tmp_path):
+    vae = lv.LipschitzVAE.from_target(1.0, 8.0, 0.5, latent_dim=4, hidden_units=(16,))
+    bias = vae.encoder_mean_net.layers[-1].bias
+    bias.assign(np.where(np.arange(bias.shape[0]) == 0, value, bias.numpy()).astype("float32"))
+    x = np.full((2, 28, 28, 1), 0.3, np.float32)
+    assert not np.isfinite(vae.reconstruct(x, sample=False)).all()
+    with pytest.raises(ValueError, match="encoder_mean_out/bias' holds NaN or Inf"):
+        vae.certified_radius(x, 8.0, 0.5)  # 1.00002 before, for NaN reconstructions
+    from lipvae_tf import export
+    with pytest.raises(ValueError, match="holds NaN or Inf"):  # NaN: "weights changed" before
+        export.export_saved_model(vae, str(tmp_path / "m"))
+
+
+def test_reduced_precision_execution_is_refused_by_the_certificate(monkeypatch):
+    vae = lv.LipschitzVAE.from_target(1.0, 8.0, 0.5, latent_dim=4, hidden_units=(16,))
+    x = np.full((2, 28, 28, 1), 0.3, np.float32)
+    assert vae.certified_radius(x, 8.0, 0.5).min() >= 1.0
+    for name in ("TF_SET_ONEDNN_FPMATH_MODE", "ONEDNN_DEFAULT_FPMATH_MODE"):
+        with monkeypatch.context() as patch:
+            patch.setenv(name, "BF16")
+            with pytest.raises(RuntimeError, match=f"{name}='BF16'"):
+                vae.certified_radius(x, 8.0, 0.5)
+        with monkeypatch.context() as patch:
+            patch.setenv(name, "strict")  # the default mode is fine
+            assert vae.certified_radius(x, 8.0, 0.5).min() >= 1.0
+    option = "auto_mixed_precision_onednn_bfloat16"
+    tf.config.optimizer.set_experimental_options({option: True})
+    try:
+        with pytest.raises(RuntimeError, match=option):
+            vae.certified_radius(x, 8.0, 0.5)
+    finally:
+        tf.config.optimizer.set_experimental_options({option: False})
+    assert vae.certified_radius(x, 8.0, 0.5).min() >= 1.0
