@@ -557,7 +557,7 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
     and the epoch number). It also resumes under another number of replicas. Compiles in the
     strategy the model was built under; data is fed as global batches sharded by tf.data
     (lipvae_tf.distribute). The checkpoint is deleted at the end, unless `keep_checkpoint`:
-    then the caller deletes `checkpoint_dir(run_dir)` once the trained model is saved (a run
+    then the caller deletes `checkpoint_dir(run_dir)` once its results are written (a run
     interrupted in between resumes with no epoch left to train, not from scratch).
     """
     distribute.compile_in_scope(model, lambda: keras.optimizers.Adam(config.learning_rate))
@@ -704,7 +704,10 @@ def evaluate(model: LipschitzVAE, test_x: np.ndarray, config: TrainConfig) -> di
 
 
 def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConfig) -> dict:
-    """Train, finalize, evaluate and certify one model; save it as <output_dir>/<name>.keras."""
+    """Train, finalize, evaluate and certify one model; save it as <output_dir>/<name>.keras.
+    Its checkpoint (`checkpoint_dir`) is left for the caller to delete once everything that
+    follows is written (`run`: after report.json): a run interrupted after this model was saved
+    trained it again from scratch on the rerun (a review, 2026-12-03)."""
     run_dir = os.path.join(config.output_dir, name)
     if config.verbose:
         print(f"training {name} ({type(model).__name__}, {config.architecture}, "
@@ -720,7 +723,6 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
     radii = certify(model, test_x, config)
     model_path = os.path.join(config.output_dir, f"{name}.keras")
     model.save(model_path)
-    shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
     return {
         "class": type(model).__name__,
         "constants_at_start": before,
@@ -812,6 +814,8 @@ def run(config: TrainConfig) -> dict:
         "resumed": any(r["resumed"] is not None for r in results.values()),
     }
     full["report_path"] = report.write_json(full, os.path.join(config.output_dir, "report.json"))
+    for name in results:  # kept until now: a rerun of an interrupted run resumes, not retrains
+        shutil.rmtree(checkpoint_dir(os.path.join(config.output_dir, name)), ignore_errors=True)
     return full
 
 

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -483,6 +484,8 @@ def _trained(name: str, model, train_x: np.ndarray, test_x: np.ndarray,
     trained = train.train_one(model, "model", train_x, test_x, cfg)
     trained.pop("_radii")
     report.write_json({**trained, "train_config": dataclasses.asdict(cfg)}, str(record_path))
+    # the record written: a rerun reuses it from now on, no longer the checkpoint
+    shutil.rmtree(train.checkpoint_dir(os.path.join(cfg.output_dir, "model")), ignore_errors=True)
     return model, trained
 
 
@@ -504,9 +507,10 @@ def certified_by_reconstruction(model: keras.Model, images: np.ndarray, r: float
         TypeError, ValueError: as `LipschitzVAE.certified_radius` raises them; TypeError for
             modes given as one str (iterated letter by letter) or ValueError for no modes.
     """
-    if isinstance(modes, (str, bytes)) or not isinstance(modes, Sequence):
-        raise TypeError(f"modes must be a sequence of reconstruction modes, e.g. ('mean',), "
+    if isinstance(modes, (str, bytes)) or not hasattr(modes, "__iter__"):
+        raise TypeError(f"modes must be a collection of reconstruction modes, e.g. ('mean',), "
                         f"got {modes!r}")
+    modes = tuple(modes)  # a dict gives its keys (a card's section of the modes)
     if not modes:
         raise ValueError(f"modes must name at least one of {RECONSTRUCTIONS}, got {modes!r}")
     return {mode: report.summarize(model.certified_radius(images, r, p, reconstruction=mode))

@@ -155,6 +155,37 @@ def test_an_interruption_after_training_resumes_with_nothing_left_to_train(tmp_p
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_a_run_interrupted_after_both_models_were_saved_resumes_them_without_training(
+        tmp_path, monkeypatch):
+    """A review (2026-12-03): a model's checkpoint was deleted as soon as its .keras was
+    saved, and `run` never reuses a saved .keras, so a run interrupted later (during the
+    baseline, or the figures) trained the Lipschitz VAE again from scratch and reported
+    resumed: None. The checkpoints now live until report.json is written."""
+    config = train.TrainConfig(**TINY, output_dir=str(tmp_path / "a"))
+    whole = train.run(config)["models"]
+    figures = train._figures
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt("simulated Ctrl-C while drawing the figures")
+        return figures(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_figures", interrupted)
+    config_b = train.TrainConfig(**TINY, output_dir=str(tmp_path / "b"))
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config_b)
+    again = train.run(config_b)["models"]
+    for name in ("lipschitz_vae", "standard_vae"):
+        assert again[name]["resumed"]["epoch"] == config.epochs  # nothing trained again
+        assert again[name]["history"] == whole[name]["history"]
+        assert not os.path.exists(train.checkpoint_dir(str(tmp_path / "b" / name)))
+        ours, theirs = (keras.models.load_model(r[name]["model_path"]) for r in (again, whole))
+        for a, b in zip(ours.weights, theirs.weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_too_many_validation_images_are_refused_before_anything_is_trained(tmp_path,
                                                                            monkeypatch):
     """A newcomer's run: --validation_images=300 of 256 training images was refused 32 s in,
