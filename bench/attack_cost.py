@@ -9,6 +9,7 @@ images with 2000 noise pairs after 23 minutes; the README now gives these times.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -22,6 +23,7 @@ NAME = "fashion_mnist_mlp_r1"
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     model = zoo.load(NAME)
     test_x, _ = data.load_sample("test")
     model.predict(test_x[:100], verbose=0)  # traced

@@ -37,19 +37,23 @@ def contenders(target: float, r: float, p: float) -> list[tuple[str, dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", action="store_true", help="use the bundled sample")
-    parser.add_argument("--train", type=int, default=20000)
-    parser.add_argument("--test", type=int, default=2000)
+    parser.add_argument("--train", type=int, default=None,
+                        help="training images (default 20000; the sample's first N with --sample)")
+    parser.add_argument("--test", type=int, default=None,
+                        help="test images (default 2000; the sample's first N with --sample)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--target", type=float, default=1.0)
     parser.add_argument("--r", type=float, default=8.0)
     parser.add_argument("--p", type=float, default=0.5)
     args = parser.parse_args()
-    if args.sample:
-        train_x, _ = data.load_sample("train")
-        test_x, _ = data.load_sample("test")
+    if args.sample:  # the limits apply here too (they were ignored)
+        train_x = data.load_sample("train")[0][:args.train]
+        test_x = data.load_sample("test")[0][:args.test]
     else:
-        train_x = data.load_arrays("fashion_mnist", "train", source="idx", limit=args.train)[0]
-        test_x = data.load_arrays("fashion_mnist", "test", source="idx", limit=args.test)[0]
+        train_x = data.load_arrays("fashion_mnist", "train", source="idx",
+                                   limit=args.train or 20000)[0]
+        test_x = data.load_arrays("fashion_mnist", "test", source="idx",
+                                  limit=args.test or 2000)[0]
     print(f"train {len(train_x)}, test {len(test_x)}, epochs {args.epochs}, R*={args.target}, "
           f"r={args.r}, p={args.p}, reconstruction 'mean'")
     print(f"{'contender':34s} {'M_mu':>6s} {'M_sig':>6s} {'M_g':>6s} {'S/gam':>5s} {'logp':>8s} "

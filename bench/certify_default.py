@@ -11,6 +11,7 @@ images (goal of issue 3: <= 2x one forward pass).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -22,6 +23,7 @@ NAME = "fashion_mnist_mlp_r1"
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     model = zoo.load(NAME)
     images, _ = train.load_images(zoo._train_config(zoo.model_config(NAME), "unused", None),
                                   "test")

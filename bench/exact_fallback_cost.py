@@ -9,6 +9,7 @@ the fastest of 9 rounds of 50 calls; ms per call.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -29,6 +30,7 @@ def _orthonormal(shape, rng) -> np.ndarray:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     rng = np.random.default_rng(0)
     kernels = [tf.Variable(1.2 * _orthonormal(shape, rng)) for shape in SHAPES]
     clips, states = [], []

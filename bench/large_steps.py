@@ -14,6 +14,7 @@ the wall seconds of the fit.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import time
@@ -81,6 +82,7 @@ def run(name: str, exact_clip_above: float, images: np.ndarray) -> str:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     images = data.load_sample("train")[0]
     print("| optimiser | exact_clip_above | largest Ritz / bound found | steps with the exact "
           "clip | largest norm / bound after the epoch | last loss | fit s |")

@@ -10,8 +10,8 @@ made with OMEGA scaling the plain step by a patch (the same step), OMEGA = 4 inc
 
     .venv/bin/python bench/subspace_clip_overshoot.py mlp|conv [EPOCHS=8] [OMEGA] [SEED=0]
 """
+import argparse
 import os
-import sys
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras
@@ -23,16 +23,23 @@ from lipvae_tf import data
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 
-arch = sys.argv[1]
-omega = float(sys.argv[3]) if len(sys.argv) > 3 else lc.DEFAULT_CONV_RELAXATION
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("arch", choices=("mlp", "conv"))
+parser.add_argument("epochs", nargs="?", type=int, default=8)
+parser.add_argument("omega", nargs="?", type=float, default=None,
+                    help="the conv kernels' over-relaxation (conv only)")
+parser.add_argument("seed", nargs="?", type=int, default=0)
+args = parser.parse_args()
+if args.omega is not None and args.arch == "mlp":
+    parser.error("OMEGA acts on conv kernels only (an MLP has none)")
+arch, epochs, seed = args.arch, args.epochs, args.seed
+omega = lc.DEFAULT_CONV_RELAXATION if args.omega is None else args.omega
 x = data.load_sample("train")[0]
 xt = data.load_sample("test")[0]
-seed = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 keras.utils.set_random_seed(seed)
 kw = dict(hidden_units=(256, 256)) if arch == "mlp" else dict(conv_relaxation=omega)
 m = lv.LipschitzVAE.from_target(1.0, 8.0, latent_dim=10, architecture=arch, seed=seed, **kw)
 m.compile(optimizer=keras.optimizers.Adam(1e-3))
-epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 8
 for lr, ep in ((1e-3, epochs), (1e-4, 2)):
     m.optimizer.learning_rate.assign(lr)
     m.fit(x, epochs=ep, batch_size=128, verbose=0)

@@ -188,12 +188,30 @@ def speed() -> dict[str, float]:
     return best
 
 
+_CORRECTION = lc._subspace_correction  # what SubspaceClip's step calls
+
+
+def _as_correction(step):
+    """A dense variant in the form SubspaceClip calls (`constraints._subspace_correction`:
+    correction, new subspace, largest Ritz value); conv blocks keep the package's step.
+    (Replacing `lc.subspace_clip`, as this script first did, changed nothing: the layers do not
+    call it, so those rows trained the default step.)"""
+    def correction(kernel, subspace, max_norm):
+        if kernel.dtype.is_complex or len(kernel.shape) != 2:
+            return _CORRECTION(kernel, subspace, max_norm)
+        clipped, new = step(kernel, subspace, max_norm)
+        # the largest Ritz value, for SubspaceClip's exact-clip rule, as the package finds it
+        top = _CORRECTION(kernel, subspace, max_norm)[2]
+        return kernel - clipped, new, top
+    return correction
+
+
 def quality(variant: str, seed: int, posterior_std) -> dict:
-    saved = lc.subspace_clip, lc.SubspaceClip
+    saved = lc._subspace_correction, lc.SubspaceClip
     if variant in CLASSES:
         lc.SubspaceClip = CLASSES[variant]
-    else:
-        lc.subspace_clip = STEPS[variant]
+    elif variant != "gram":
+        lc._subspace_correction = _as_correction(STEPS[variant])
     try:
         with tempfile.TemporaryDirectory() as out:
             config = train.TrainConfig(source="sample", epochs=10, baseline=False, seed=seed,
@@ -202,7 +220,7 @@ def quality(variant: str, seed: int, posterior_std) -> dict:
             with open(os.path.join(out, "report.json")) as f:
                 report = json.load(f)["models"]["lipschitz_vae"]
     finally:
-        lc.subspace_clip, lc.SubspaceClip = saved
+        lc._subspace_correction, lc.SubspaceClip = saved
     print(f"  {variant} seed {seed} posterior_std {posterior_std}: test log p(x) "
           f"{report['test']['log_likelihood_iwae']:.1f}", flush=True)
     return {"log_px": report["test"]["log_likelihood_iwae"], "elbo": report["test"]["elbo"],
