@@ -335,7 +335,7 @@ def _max_damage_batch(model, x, radius, restarts, steps, samples, eval_samples, 
     tiled_r = tf.tile(radius, [restarts])
     not_first = tf.cast(tf.range(restarts * batch) >= batch, x.dtype)  # restart 0 starts at 0
     delta = _project_ball_box(_random_ball(tiled_x, seed) * _per_row(tiled_r * not_first, rank),
-                             tiled_x, tiled_r)
+                              tiled_x, tiled_r)
     noise_shape = (2, samples, restarts * batch, model.latent_dim)
     for i in tf.range(steps):
         noise = tf.random.stateless_normal(noise_shape, seed=seed + tf.stack([7, i + 11]))
@@ -345,7 +345,7 @@ def _max_damage_batch(model, x, radius, restarts, steps, samples, eval_samples, 
                 _distance(model, tiled_x + delta, tiled_x, noise[0], noise[1]), 0)
         step = _per_row(_step_size(tiled_r, i, steps), rank)
         delta = _project_ball_box(delta + step * _unit(tape.gradient(damage, delta)),
-                                 tiled_x, tiled_r)
+                                  tiled_x, tiled_r)
     noise = tf.random.stateless_normal((2, eval_samples, batch, model.latent_dim),
                                        seed=seed + tf.constant([3, 5]))
     noise = tf.tile(noise, [1, 1, restarts, 1])
@@ -514,8 +514,7 @@ def expected_damage(model: keras.Model, x: ArrayLike, delta: ArrayLike, samples:
     x = _checked_model(model).check_images(x)
     perturbed = _perturbed(model, x, delta)
     noise = tf.random.stateless_normal((2, samples, len(x), model.latent_dim), seed=(seed, 23))
-    distance = _distance(model, tf.constant(perturbed), tf.constant(x),
-                                       noise[0], noise[1])
+    distance = _distance(model, tf.constant(perturbed), tf.constant(x), noise[0], noise[1])
     return tf.reduce_mean(distance, axis=0).numpy().astype(np.float64)
 
 

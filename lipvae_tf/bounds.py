@@ -875,8 +875,8 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
 
     Raises:
         ValueError: for a method that does not apply (`check_method`), latent_dim < 1 (< 2 for
-            "chi2"), s > std_cap or s_max outside [s / sqrt(m), s] (the capped methods), or
-            arguments that `checked` refuses.
+            "chi2"), s > std_cap or s_max outside [s / sqrt(m), s] (whenever std_cap is
+            given), or arguments that `checked` refuses.
         TypeError: if cap_only is not a bool, latent_dim is not an int, or an argument is not
             real.
     """
@@ -890,6 +890,8 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
     if s_max is not None:
         arguments["s_max"] = s_max
     shape = checked(**arguments)[0].shape  # validates the ignored ones too
+    if std_cap is not None:  # as graph_bounds.radius, whatever the method
+        _validated_cap(std_cap, checked(s=s)[0], s_max, latent_dim)
     if gamma is not None and method in ("paper", "markov"):
         m_sigma, s = _fixed_std(gamma, latent_dim)
     if method == "paper":

@@ -12,7 +12,7 @@ __all__ = [
     "finite_real", "positive_finite", "positive_float32", "positive_int", "positive_ints",
     "flag", "int_pair", "probability_level", "as_array", "real_array", "pixel_values",
     "pixel_range", "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
-    "folder_path", "finite_array",
+    "folder_path", "finite_array", "first_non_finite", "ReducedPrecisionError",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
@@ -152,6 +152,23 @@ def finite_array(name: str, value: Any, ndim: int | tuple[int, ...] | None = Non
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or Inf values")
     return array
+
+
+class ReducedPrecisionError(RuntimeError):
+    """TensorFlow is set to compute float32 operations in a narrower format
+    (`lipvae_tf.forward_error.reduced_precision_settings`), which no certificate covers: a
+    setting of the process to change, reported as one line by the commands."""
+
+
+def first_non_finite(weights: Iterable[Any]) -> Any | None:
+    """The first of `weights` (Keras variables, or anything with `.numpy()`) whose floating
+    values hold NaN or Inf, or None: a corrupted file or a diverged run, whose outputs are not
+    finite, named by the caller."""
+    for weight in weights:
+        value = np.asarray(weight.numpy())  # (keras.ops.convert_to_numpy warns under NumPy 2)
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            return weight
+    return None
 
 
 def pixel_values(name: str, array: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from absl import flags
 
-from lipvae_tf import attacks, bounds, checks, data, report
+from lipvae_tf import attacks, bounds, checks, data, forward_error, report
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 __all__ = [
@@ -281,6 +281,7 @@ def run(config: EvalConfig) -> dict:
     # here, not in EvalConfig: the module's defaults are one, and importing it must not depend
     # on the current folder
     checks.folder_path("output_dir", config.output_dir)
+    forward_error.check_float32_execution()  # before loading and attacking
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
     import_modules(config.imports)

@@ -61,6 +61,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import ArrayLike, DTypeLike
 
+from lipvae_tf import checks
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 
@@ -127,11 +128,12 @@ def reduced_precision_settings() -> list[str]:
 
 
 def check_float32_execution() -> None:
-    """Raises RuntimeError naming the settings of `reduced_precision_settings`, if any: a
-    certificate of the float32 graph does not cover what TensorFlow computes under them."""
+    """Raises `checks.ReducedPrecisionError` (a RuntimeError) naming the settings of
+    `reduced_precision_settings`, if any: a certificate of the float32 graph does not cover what
+    TensorFlow computes under them."""
     found = reduced_precision_settings()
     if found:
-        raise RuntimeError(
+        raise checks.ReducedPrecisionError(
             "TensorFlow is set to compute float32 operations in reduced precision, which no "
             "certificate here covers (relative errors near 1e-3 instead of 1e-7): "
             + "; ".join(found))

@@ -99,13 +99,12 @@ class _FiniteWhenLoaded:
             raise ValueError(refused)
         self.__dict__["_refused_load"] = None
         super().load_own_variables(store)
-        for weight in self.weights:
-            value = keras.ops.convert_to_numpy(weight)
-            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
-                self.__dict__["_refused_load"] = (
-                    f"layer {self.name!r}: the loaded weight {weight.name!r} holds NaN or Inf "
-                    "values (a corrupted file, or one saved from a diverged training run)")
-                raise ValueError(self.__dict__["_refused_load"])
+        broken = checks.first_non_finite(self.weights)
+        if broken is not None:
+            self.__dict__["_refused_load"] = (
+                f"layer {self.name!r}: the loaded weight {broken.name!r} holds NaN or Inf "
+                "values (a corrupted file, or one saved from a diverged training run)")
+            raise ValueError(self.__dict__["_refused_load"])
 
 
 class _ScaledKernelLayer(_FiniteWhenLoaded, FixedConfig, keras.layers.Layer):

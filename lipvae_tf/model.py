@@ -380,13 +380,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         diverged fit) made every reconstruction NaN while the default certificate, which does
         not read biases, still certified its radius (an adversarial review, 2026-12-03)."""
         for name, net in self.lipschitz_networks().items():
-            for weight in net.weights:
-                value = keras.ops.convert_to_numpy(weight)
-                if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
-                    raise ValueError(
-                        f"the {name} network's weight {weight.path!r} holds NaN or Inf values "
-                        "(a diverged training?), so its outputs are not finite and nothing "
-                        "about them can be certified")
+            broken = checks.first_non_finite(net.weights)
+            if broken is not None:
+                raise ValueError(
+                    f"the {name} network's weight {broken.path!r} holds NaN or Inf values (a "
+                    "diverged training?), so its outputs are not finite and nothing about them "
+                    "can be certified")
 
     def _check_computes_as_its_class(self) -> None:
         """Raises TypeError when this model's class overrides a method of the package's class
@@ -750,11 +749,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 f"keras.models.load_model). Keras said: {error}") from error
         # the package's layers refuse non-finite weights as they load; plain Keras layers (a
         # StandardVAE's Dense) are checked here
-        for weight in self.weights:
-            value = keras.ops.convert_to_numpy(weight)
-            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
-                raise ValueError(f"the weights in {str(filepath)!r} are corrupted: "
-                                 f"{weight.path!r} holds NaN or Inf values")
+        broken = checks.first_non_finite(self.weights)
+        if broken is not None:
+            raise ValueError(f"the weights in {str(filepath)!r} are corrupted: "
+                             f"{broken.path!r} holds NaN or Inf values")
 
     def load_own_variables(self, store) -> None:
         """The inverse of `save_own_variables`. A file written before the noise state was saved
@@ -785,7 +783,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def posterior_params(self, x: ArrayLike, training: bool = False
                          ) -> tuple[tf.Tensor, tf.Tensor]:
-        """(mu(x), sigma(x)), each (batch, latent_dim)."""
+        """(mu(x), sigma(x)), each (batch, latent_dim): the networks' raw map, for images
+        already checked (the attacks call it on perturbed images inside their graphs); `encode`
+        checks its images (dtype, shape, NaN/Inf, pixels in [0, 1]) and should be used
+        otherwise."""
         mu = self.encoder_mean_net(x, training=training)
         if self.encoder_std_net is None:
             return mu, tf.fill(tf.shape(mu), tf.cast(self.posterior_std, mu.dtype))

@@ -98,7 +98,8 @@ def refuse_positional_arguments(argv: list[str], program: str) -> None:
 # what a command's user can fix (a bad setting; a file missing, existing, unwritable or where a
 # folder was expected): one line, no traceback
 USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError,
-               NotADirectoryError, IsADirectoryError, PermissionError)
+               NotADirectoryError, IsADirectoryError, PermissionError,
+               checks.ReducedPrecisionError)
 
 
 @contextlib.contextmanager

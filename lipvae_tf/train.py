@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from lipvae_tf import bounds, checks, data, design, distribute, report
+from lipvae_tf import bounds, checks, data, design, distribute, forward_error, report
 from lipvae_tf.constraints import (
     CONSTRAINT_KINDS,
     DEFAULT_CONSTRAINT,
@@ -753,6 +753,8 @@ def run(config: TrainConfig) -> dict:
     # the output folder before anything runs (not in TrainConfig itself: the module's defaults
     # are one, and importing it must not depend on the current folder)
     checks.folder_path("output_dir", config.output_dir)
+    # before training: the certificates at the end would refuse reduced-precision float32
+    forward_error.check_float32_execution()
     # first: a MultiWorkerMirroredStrategy must be created before any other TensorFlow work
     strategy = distribute.make_strategy(config.strategy)
     waiting = distribute.worker_description(strategy)

@@ -413,7 +413,9 @@ def test_graph_bounds_equal_the_numpy_bounds_and_never_exceed_them():
         p[4:8] = 0.5
         pick = rng.integers(0, 16, n)  # fixed std: 16 distinct (r, p) rows (ncx2 solves each once)
         rows = {False: (r, p), True: (r[pick], p[pick])}
-        cap = {False: dict(std_cap=float(s.max()) * 1.5, s_max=s * rng.uniform(0.2, 1, n)),
+        # s_max anywhere in [s / sqrt(m), s], where max_i sigma_i lies
+        cap = {False: dict(std_cap=float(s.max()) * 1.5,
+                           s_max=s * rng.uniform(1 / np.sqrt(latent_dim), 1, n)),
                True: {}}  # learned std: the capped certificates join "best"
 
         @tf.function

@@ -2,6 +2,7 @@
 turned into a wrong value, or refused with an error that named nothing. Each is refused now with a
 typed error naming the argument; the values that were wrong are asserted directly."""
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -329,3 +330,14 @@ def test_reduced_precision_execution_is_refused_by_the_certificate(monkeypatch):
     finally:
         tf.config.optimizer.set_experimental_options({option: False})
     assert vae.certified_radius(x, 8.0, 0.5).min() >= 1.0
+
+
+def test_the_training_command_refuses_reduced_precision_before_it_trains(tmp_path):
+    env = {**os.environ, "TF_SET_ONEDNN_FPMATH_MODE": "BF16"}
+    result = subprocess.run(
+        [sys.executable, "-m", "lipvae_tf.train", "--source=sample", "--train_limit=64",
+         "--test_limit=16", "--epochs=1", f"--output_dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 1
+    assert "error: TensorFlow is set to compute float32" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run" / "report.json").exists()
