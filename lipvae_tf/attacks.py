@@ -121,24 +121,32 @@ def project_ball_box(delta: tf.Tensor, x: tf.Tensor, radius: tf.Tensor) -> tf.Te
         0 <= x + d <= 1.
 
     Raises:
-        TypeError: if delta is not floating point, or x or radius not real.
-        ValueError: if x does not hold one image of delta's size per row or has pixels that
-            are not finite values in [0, 1], or radius is not a scalar or (batch,) of finite
-            values >= 0 (a negative or NaN radius gave NaN rows).
+        TypeError: if delta is not floating point, or radius not real.
+        ValueError: if x does not hold one image of delta's size per row, or, for concrete
+            values (an eager call; a traced one checks shapes only), x has pixels that are not
+            finite values in [0, 1] or radius is not one finite value >= 0 or one per row (a
+            negative or NaN radius gave NaN rows).
     """
     delta = tf.convert_to_tensor(delta)
     if not delta.dtype.is_floating:
         raise TypeError(f"delta must be a floating-point tensor, got dtype {delta.dtype.name}")
-    if delta.shape.rank is None or delta.shape.rank < 1:
+    if delta.shape.rank is not None and delta.shape.rank < 1:
         raise ValueError(f"delta must be a batch (batch, ...) of perturbations, got shape "
                          f"{delta.shape}")
-    x_values = checks.pixel_values("x", checks.real_array("x", x))
-    if x_values.size != delta.shape.num_elements() or len(x_values) != delta.shape[0]:
+    x = tf.convert_to_tensor(x, delta.dtype)
+    if (delta.shape.is_fully_defined() and x.shape.is_fully_defined()
+            and (x.shape.num_elements() != delta.shape.num_elements()
+                 or x.shape[0] != delta.shape[0])):
         raise ValueError(f"x must hold one image per row of delta {tuple(delta.shape)}, got "
-                         f"shape {x_values.shape}")
-    radii = _radii("radius", radius, delta.shape[0])
-    return _project_ball_box(delta, tf.constant(x_values, delta.dtype),
-                             tf.constant(radii, delta.dtype))
+                         f"shape {tuple(x.shape)}")
+    # concrete values (an eager call, constants) are checked now; a traced call's are not
+    known_x, known_radius = tf.get_static_value(x), tf.get_static_value(radius)
+    if known_x is not None:
+        checks.pixel_values("x", known_x)
+    if known_radius is not None and delta.shape[0] is not None:
+        flat = checks.real_array("radius", known_radius).reshape(-1)  # (batch, 1) is fine
+        _radii("radius", flat[0] if flat.size == 1 else flat, delta.shape[0])
+    return _project_ball_box(delta, x, radius)
 
 
 def _project_ball_box(delta: tf.Tensor, x: tf.Tensor, radius: tf.Tensor) -> tf.Tensor:
@@ -208,7 +216,8 @@ def reconstruction_distance(model: keras.Model, x: ArrayLike, x_prime: ArrayLike
     noise tensors are (samples, batch, latent_dim); the result is (samples, batch).
 
     g is `model.decode_mean`, the reconstruction the certificate is about (docs/theory.md
-    section 7). Their pixel range is not checked here (the shapes and finiteness are).
+    section 7). Only the shapes are checked here (tensors stay tensors: differentiable and
+    traceable).
 
     Args:
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
@@ -222,37 +231,31 @@ def reconstruction_distance(model: keras.Model, x: ArrayLike, x_prime: ArrayLike
         float32 tensor (samples, batch): the l2 distances in pixel space.
 
     Raises:
-        TypeError: if `model` lacks what the attacks use, or an argument is not real.
-        ValueError: if x_prime does not have x's shape (a batch of one was broadcast), the
-            images are not a batch of the model's image shape, or a noise tensor is not
-            (samples, batch, latent_dim) of finite values.
+        TypeError: if `model` lacks what the attacks use.
+        ValueError: where the shapes are known, if x_prime does not have x's shape (a batch of
+            one was broadcast), the images are not a batch of the model's image shape, or a
+            noise tensor is not (samples, batch, latent_dim).
     """
     model = _checked_model(model)
-    x = _checked_batch(model, "x", x)
-    x_prime = _checked_batch(model, "x_prime", x_prime)
-    if x_prime.shape != x.shape:
-        raise ValueError(f"x_prime must have the shape of x {x.shape}, got {x_prime.shape}")
-    noises = []
+    # tensors stay tensors (a caller differentiates through them, or traces this); the shapes
+    # are checked where known
+    x, x_prime = tf.convert_to_tensor(x), tf.convert_to_tensor(x_prime)
+    noise, noise_prime = tf.convert_to_tensor(noise), tf.convert_to_tensor(noise_prime)
+    image = tf.TensorShape([None, *model.image_shape])
+    if not x.shape.is_compatible_with(image):
+        raise ValueError(f"x must have shape (batch, {', '.join(map(str, model.image_shape))})"
+                         f", got {tuple(x.shape)}")
+    if not x_prime.shape.is_compatible_with(x.shape):
+        raise ValueError(f"x_prime must have the shape of x {tuple(x.shape)}, got "
+                         f"{tuple(x_prime.shape)}")
     for name, value in (("noise", noise), ("noise_prime", noise_prime)):
-        value = checks.finite_array(name, value, ndim=3)
-        if value.shape[1:] != (len(x), model.latent_dim):
-            raise ValueError(f"{name} must have shape (samples, {len(x)}, {model.latent_dim}) "
-                             f"(samples, batch, latent_dim), got {value.shape}")
-        noises.append(tf.constant(value, tf.float32))
-    if noises[0].shape != noises[1].shape:
-        raise ValueError(f"noise and noise_prime must have one shape, got {noises[0].shape} "
-                         f"and {noises[1].shape}")
-    return _distance(model, tf.constant(x), tf.constant(x_prime), *noises)
-
-
-def _checked_batch(model, name: str, images) -> np.ndarray:
-    """float32 images of the model's shape (pixels not checked: `reconstruction_distance`
-    measures the map anywhere, as its callers' perturbed images may leave [0, 1] by rounding)."""
-    images = checks.finite_array(name, images).astype(np.float32)
-    if images.shape[1:] != tuple(model.image_shape):
-        raise ValueError(f"{name} must have shape (batch, {', '.join(map(str, model.image_shape))})"
-                         f", got {images.shape}")
-    return images
+        if not value.shape.is_compatible_with([None, x.shape[0], model.latent_dim]):
+            raise ValueError(f"{name} must have shape (samples, batch, latent_dim) = (samples, "
+                             f"{x.shape[0]}, {model.latent_dim}), got {tuple(value.shape)}")
+    if not noise.shape.is_compatible_with(noise_prime.shape):
+        raise ValueError(f"noise and noise_prime must have one shape, got {tuple(noise.shape)} "
+                         f"and {tuple(noise_prime.shape)}")
+    return _distance(model, x, x_prime, noise, noise_prime)
 
 
 def _distance(model, x, x_prime, noise, noise_prime) -> tf.Tensor:

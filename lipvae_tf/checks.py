@@ -122,12 +122,17 @@ def as_array(name: str, value: Any) -> np.ndarray:
                          f"{error})") from None
 
 
+# ml_dtypes' floating types (NumPy kind "V"): a bfloat16 layer's kernel, read with .numpy()
+_NARROW_FLOATS = frozenset({"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz",
+                            "float8_e5m2", "float8_e5m2fnuz"})
+
+
 def real_array(name: str, value: Any) -> np.ndarray:
     """`value` as a float64 array, or a TypeError naming `name` unless it holds real numbers (no
     strings, which NumPy would parse: '8' became 8.0, no bools, no objects), a ValueError for
     ragged nesting."""
     raw = as_array(name, value)
-    if raw.dtype.kind not in "iuf":
+    if raw.dtype.kind not in "iuf" and raw.dtype.name not in _NARROW_FLOATS:
         raise TypeError(f"{name} must be a real number or an array of them, got "
                         f"{type(value).__name__} of dtype {raw.dtype}")
     return raw.astype(np.float64)

@@ -235,14 +235,17 @@ def applied_value(value: float, dtype: DTypeLike | tf.DType) -> float:
 
     Raises:
         TypeError: if `value` is not a real number (a string would reach TensorFlow's cast).
-        ValueError: if it is NaN, infinite, or beyond `dtype`'s largest finite value (the cast
-            would make it infinite).
+        ValueError: if it is not a scalar, is NaN or infinite, or rounds to infinity in
+            `dtype` (the layer would apply inf).
     """
-    value = checks.finite_real("value", value)
-    largest = float(ml_dtypes.finfo(numpy_dtype(dtype)).max)
-    if abs(value) > largest:
-        raise ValueError(f"value {value} exceeds the largest finite {numpy_dtype(dtype)} "
-                         f"({largest:.6g}): a layer computing in that dtype would apply inf")
+    array = checks.real_array("value", value)  # a Python or NumPy scalar, a 0-d array/tensor
+    if array.ndim:
+        raise ValueError(f"value must be a scalar, got shape {array.shape}")
+    value = checks.finite_real("value", float(array))
+    with np.errstate(over="ignore"):  # rounded as the cast rounds (TF's cast of 1e40 raised)
+        if not np.isfinite(np.float64(value).astype(numpy_dtype(dtype))):
+            raise ValueError(f"value {value} is beyond the largest finite {numpy_dtype(dtype)}: "
+                             "a layer computing in that dtype would apply inf")
     applied = keras.ops.cast(value, dtype)
     # then to float64, exactly (NumPy cannot convert a bfloat16 tensor itself)
     return float(keras.ops.convert_to_numpy(keras.ops.cast(applied, "float64")))

@@ -279,7 +279,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.posterior_std = (None if posterior_std is None
                               else checks.positive_float32("posterior_std", posterior_std))
         # checked even where a fixed std makes them unused: a wrong value is a mistake either way
-        encoder_std = checks.positive_float32("encoder_std", encoder_std)
+        # (a fixed std's M_sigma is 0, as `lipschitz_constants` and a design record give it)
+        encoder_std = (checks.positive_float32("encoder_std", encoder_std)
+                       if posterior_std is None or encoder_std != 0
+                       else checks.non_negative_finite("encoder_std", encoder_std))
         std_cap = None if std_cap is None else checks.positive_float32("std_cap", std_cap)
         if self.posterior_std is None:
             self.encoder_std_budget, self.std_cap = encoder_std, std_cap
@@ -727,20 +730,29 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         from a model built with other settings (Keras' own reads "expected 3 variables, but
         received 0" for a layer of a nested network whose shapes differ).
 
+        A file that is refused leaves the model's weights as they were.
+
         Raises:
             ValueError: naming the settings to compare, when the file does not fit; for a
-                .keras path that is not a zip archive; naming the weight, for NaN or Inf values.
+                .keras path that is not a zip archive; for NaN or Inf values (corrupted).
         """
         path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
         if path and path.endswith(".keras") and os.path.isfile(path) and not zipfile.is_zipfile(
                 path):
             raise ValueError(f"filepath {path!r} is not a .keras archive (a zip file): it is "
                              "truncated or not a Keras file")
+        before = [weight.numpy() for weight in self.weights]
         try:
             super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
-        except ValueError as error:
-            if "could not be loaded" not in str(error):
+        except Exception as error:
+            # a refused file leaves the model as it was (Keras assigns layer by layer)
+            for weight, value in zip(self.weights, before):
+                weight.assign(value)
+            if not isinstance(error, ValueError) or "could not be loaded" not in str(error):
                 raise
+            if "holds NaN or Inf" in str(error):
+                raise ValueError(f"the weights in {str(filepath)!r} are corrupted: some hold NaN "
+                                 f"or Inf values (Keras said: {error})") from error
             raise ValueError(
                 f"the weights in {str(filepath)!r} do not fit this model: they were saved from "
                 "a model built with other settings (compare latent_dim, hidden_units, "
@@ -751,6 +763,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         # StandardVAE's Dense) are checked here
         broken = checks.first_non_finite(self.weights)
         if broken is not None:
+            for weight, value in zip(self.weights, before):
+                weight.assign(value)
             raise ValueError(f"the weights in {str(filepath)!r} are corrupted: "
                              f"{broken.path!r} holds NaN or Inf values")
 

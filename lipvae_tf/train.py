@@ -703,11 +703,14 @@ def evaluate(model: LipschitzVAE, test_x: np.ndarray, config: TrainConfig) -> di
             "log_likelihood_iwae": float(log_likelihood.mean()), "iwae_samples": config.ll_samples}
 
 
-def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConfig) -> dict:
+def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConfig,
+              keep_checkpoint: bool = False) -> dict:
     """Train, finalize, evaluate and certify one model; save it as <output_dir>/<name>.keras.
-    Its checkpoint (`checkpoint_dir`) is left for the caller to delete once everything that
-    follows is written (`run`: after report.json): a run interrupted after this model was saved
-    trained it again from scratch on the rerun (a review, 2026-12-03)."""
+    Its checkpoint (`checkpoint_dir`) is deleted once the model is saved, unless
+    `keep_checkpoint`: then the caller deletes it once everything that follows is written
+    (`run`: after report.json; a run interrupted after this model was saved trained it again
+    from scratch on the rerun, a review of 2026-12-03)."""
+    keep_checkpoint = checks.flag("keep_checkpoint", keep_checkpoint)
     run_dir = os.path.join(config.output_dir, name)
     if config.verbose:
         print(f"training {name} ({type(model).__name__}, {config.architecture}, "
@@ -723,6 +726,8 @@ def train_one(model: LipschitzVAE, name: str, train_x, test_x, config: TrainConf
     radii = certify(model, test_x, config)
     model_path = os.path.join(config.output_dir, f"{name}.keras")
     model.save(model_path)
+    if not keep_checkpoint:
+        shutil.rmtree(checkpoint_dir(run_dir), ignore_errors=True)
     return {
         "class": type(model).__name__,
         "constants_at_start": before,
@@ -782,7 +787,8 @@ def run(config: TrainConfig) -> dict:
         print(f"data: {len(train_x)} train images ({train_source}), {len(test_x)} test images "
               f"({test_source})", flush=True)
     start_radii = certify(model, test_x, config)
-    results = {"lipschitz_vae": train_one(model, "lipschitz_vae", train_x, test_x, config)}
+    results = {"lipschitz_vae": train_one(model, "lipschitz_vae", train_x, test_x, config,
+                                          keep_checkpoint=True)}
     results["lipschitz_vae"]["certified_radius_at_start"] = {
         m: report.summarize(v) for m, v in start_radii.items()
     }
@@ -792,7 +798,8 @@ def run(config: TrainConfig) -> dict:
         keras.utils.set_random_seed(config.seed)
         baseline = distribute.build_in_scope(strategy,
                                              lambda: StandardVAE(**_shape_kwargs(config)))
-        results["standard_vae"] = train_one(baseline, "standard_vae", train_x, test_x, config)
+        results["standard_vae"] = train_one(baseline, "standard_vae", train_x, test_x, config,
+                                            keep_checkpoint=True)
         models["standard_vae"] = baseline
     target = target_radius(config)
     figures = _figures(models, results, test_x, config, target)

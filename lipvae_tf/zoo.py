@@ -481,7 +481,7 @@ def _trained(name: str, model, train_x: np.ndarray, test_x: np.ndarray,
                   flush=True)
             return keras.models.load_model(record["model_path"]), record
     print(f"zoo build {name}: training (at most {cfg.epochs} epochs)", flush=True)
-    trained = train.train_one(model, "model", train_x, test_x, cfg)
+    trained = train.train_one(model, "model", train_x, test_x, cfg, keep_checkpoint=True)
     trained.pop("_radii")
     report.write_json({**trained, "train_config": dataclasses.asdict(cfg)}, str(record_path))
     # the record written: a rerun reuses it from now on, no longer the checkpoint
@@ -639,10 +639,12 @@ def _model_names(names) -> list[str] | None:
     "a", "b" and "c") or anything that is not a sequence of str."""
     if names is None:
         return None
-    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) or not all(
-            isinstance(name, str) for name in names):
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
         raise TypeError(f"names must be a list of model names (str) or None, got {names!r}")
-    return list(names)
+    names = list(names)  # a generator, a set, dict keys
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"names must be a list of model names (str) or None, got {names!r}")
+    return names
 
 
 def cards_table(names: list[str] | None = None) -> str:
@@ -788,9 +790,11 @@ def _main(argv) -> None:
             "export": {"output", "overwrite"}}.get(command, set())
     # the package's other flags too (this module imports train's: --epochs, --p, ... were
     # accepted and ignored, whatever their value)
+    # (run as a script, this module's own flags are filed under its path, not its name: so
+    # every flag but absl's and TensorFlow's)
     unused = sorted(f for f in flags.FLAGS if flags.FLAGS[f].present and f not in used
-                    and flags.FLAGS.find_module_defining_flag(f, "").startswith(
-                        ("lipvae_tf", "__main__")))
+                    and not flags.FLAGS.find_module_defining_flag(f, "").startswith(
+                        ("absl", "tensorflow")))
     if unused:
         raise ValueError(f"{command} does not take {', '.join('--' + f for f in unused)}")
     if command == "list":

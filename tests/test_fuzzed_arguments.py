@@ -109,7 +109,7 @@ def test_start_inside_names_a_missing_constraint():
     (lambda: lipschitz.product_rounded_up(1e308, 1e308), ValueError, "overflows"),
     (lambda: lipschitz.product_rounded_up(-1.0, 1.0), ValueError, "a must be"),
     (lambda: lipschitz.applied_value("a", "float32"), TypeError, "value must be a real"),
-    (lambda: lipschitz.applied_value(1e40, "float32"), ValueError, "largest finite float32"),
+    (lambda: lipschitz.applied_value(1e40, "float32"), ValueError, "beyond the largest finite"),
     (lambda: lipschitz.unit_roundoff(None), TypeError, "dtype"),
     (lambda: lipschitz.chain_layers(None), TypeError, "keras.Model"),
     (lambda: lipschitz.scaled_bound(keras.layers.Dense(2), 1.0), TypeError, "lipschitz factor"),
@@ -341,3 +341,71 @@ def test_the_training_command_refuses_reduced_precision_before_it_trains(tmp_pat
     assert result.returncode == 1
     assert "error: TensorFlow is set to compute float32" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run" / "report.json").exists()
+
+
+# ----- what the checks above must not break (a review of them, 2026-12-03) -------------------
+
+def test_the_checked_attack_helpers_still_trace_and_differentiate(tiny_vae):
+    x = tf.Variable(np.full((2, 28, 28, 1), 0.5, np.float32))
+    noise = np.zeros((3, 2, 2), np.float32)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(attacks.reconstruction_distance(tiny_vae, x, x * 0.9, noise, noise))
+    assert tape.gradient(total, x) is not None  # None when the inputs became constants
+    traced = tf.function(lambda a: attacks.reconstruction_distance(tiny_vae, a, a, noise, noise))
+    assert traced(x).shape == (3, 2)
+    images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype(np.float32)
+    projected = tf.function(attacks.project_ball_box)(tf.ones_like(images), tf.constant(images),
+                                                      tf.constant(1.0))
+    assert np.all(np.linalg.norm(projected.numpy().reshape(4, -1), axis=1) <= 1.0)
+    attacks.project_ball_box(tf.zeros_like(images), images, np.ones((4, 1), np.float32))
+
+
+def test_the_checked_measurements_still_take_what_they_took():
+    import ml_dtypes
+    assert lipschitz.applied_value(np.array(0.3), "float32") == float(np.float32(0.3))
+    assert lipschitz.applied_value(tf.constant(0.3), "float32") == float(np.float32(0.3))
+    # within half an ulp of float32's largest value it rounds to it, not to inf
+    largest = float(np.finfo(np.float32).max)
+    assert lipschitz.applied_value(largest * (1 + 2**-26), "float32") == largest
+    assert lipschitz.dense_norm(np.eye(3).astype(ml_dtypes.bfloat16)) == pytest.approx(1.0)
+    # a fixed std's M_sigma is 0, as lipschitz_constants() and design records report it
+    fixed = lv.LipschitzVAE(4, encoder_std=0.0, posterior_std=0.05, hidden_units=(8,))
+    assert fixed.lipschitz_constants()["encoder_std"] == 0.0
+    with pytest.raises(ValueError, match="encoder_std"):
+        lv.LipschitzVAE(4, encoder_std=0.0, hidden_units=(8,))  # a learned std needs one
+    assert zoo.validation_curves(name for name in ()) == {}  # any iterable of names
+
+
+def test_train_one_alone_still_deletes_its_checkpoint(tmp_path):
+    from lipvae_tf import train
+    config = train.TrainConfig(source="sample", train_limit=64, test_limit=16, epochs=1,
+                               hidden_units=(8,), batch_size=32, ll_samples=2, verbose=0,
+                               baseline=False, output_dir=str(tmp_path))
+    images = data.load_sample("train")[0][:64]
+    model = train.build_model(config)
+    train.train_one(model, "m", images, images[:16], config)
+    assert not (tmp_path / "m" / "backup").exists()  # a second call with other settings works
+    train.train_one(train.build_model(config), "m", images, images[:16],
+                    train.TrainConfig(**{**config.__dict__, "learning_rate": 5e-4}))
+
+
+def test_a_refused_weights_file_leaves_the_model_as_it_was(tmp_path):
+    model = lv.LipschitzVAE(2, hidden_units=(8,), std_cap=0.1)
+    path = tmp_path / "m.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "r+") as store:
+        def poison(name, item):
+            if isinstance(item, h5py.Dataset) and "decoder" in name and item.ndim == 2:
+                item[...] = np.nan
+        store.visititems(poison)
+    before = [w.numpy() for w in model.weights]
+    with pytest.raises(ValueError, match="are corrupted: some hold NaN or Inf"):
+        model.load_weights(path)  # was "do not fit this model: ... other settings"
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), value)
+
+
+def test_a_zoo_command_run_as_a_script_refuses_its_own_unread_flags():
+    result = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "list", "--overwrite"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "list does not take --overwrite" in result.stderr
