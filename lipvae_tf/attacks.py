@@ -632,11 +632,7 @@ def _counts(name: str, value) -> np.ndarray:
     """Counts as float64: integers (integer dtypes, or whole finite floats) >= 0, else a
     TypeError (strings, bools: '3' and True were read as 3 and 1) or ValueError naming `name`
     (NaN and inf trials gave a bound of 1e-12, 10.5 a bound of 0.43)."""
-    raw = checks.as_array(name, value)
-    if raw.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be integers (counts), got {type(value).__name__} of "
-                        f"dtype {raw.dtype}")
-    counts = raw.astype(np.float64)
+    counts = checks.real_array(name, value)
     if not np.all(np.isfinite(counts)) or np.any(counts != np.round(counts)) or np.any(
             counts < 0):
         raise ValueError(f"{name} must be integers >= 0 (counts), got {value!r}")

@@ -889,9 +889,10 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
         arguments["std_cap"] = std_cap
     if s_max is not None:
         arguments["s_max"] = s_max
-    shape = checked(**arguments)[0].shape  # validates the ignored ones too
+    values = checked(**arguments)  # validates the ignored ones too
+    shape = values[0].shape
     if std_cap is not None:  # as graph_bounds.radius, whatever the method
-        _validated_cap(std_cap, checked(s=s)[0], s_max, latent_dim)
+        _validated_cap(std_cap, values[3], s_max, latent_dim)  # values[3]: s, broadcast
     if gamma is not None and method in ("paper", "markov"):
         m_sigma, s = _fixed_std(gamma, latent_dim)
     if method == "paper":

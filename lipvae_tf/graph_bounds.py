@@ -410,13 +410,13 @@ def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, lat
     if std_cap is not None:
         if gamma is not None:
             raise ValueError("std_cap does not apply to a fixed encoder std (gamma): pass one")
-        bounds.checked(std_cap=std_cap)
+        _frozen(std_cap=std_cap)
     checks.one_of("method", method, METHODS)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     values = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     if gamma is not None:
         values["gamma"] = gamma
-    checked = [float(v) for v in bounds.checked(**values)]  # finite, positive / non-negative
+    checked = _frozen(**values)  # finite, positive / non-negative, not tensors
     if method == "ncx2" and gamma is None:
         raise ValueError("method 'ncx2' needs gamma: it applies only to a fixed encoder std "
                          "sigma = gamma * 1 (a learned std has no exact noncentral chi-square law)")

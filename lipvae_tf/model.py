@@ -744,6 +744,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         before = [weight.numpy() for weight in self.weights]
         try:
             super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+            # the package's layers refuse non-finite weights as they load; plain Keras layers
+            # (a StandardVAE's Dense) are checked here
+            broken = checks.first_non_finite(self.weights)
+            if broken is not None:
+                raise ValueError(f"the weights in {str(filepath)!r} are corrupted: "
+                                 f"{broken.path!r} holds NaN or Inf values")
         except Exception as error:
             # a refused file leaves the model as it was (Keras assigns layer by layer)
             for weight, value in zip(self.weights, before):
@@ -759,14 +765,6 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 "conv_filters, architecture, image_shape, posterior_std, std_cap, constraint); "
                 "build this model as that one was built (a .keras file carries its settings: "
                 f"keras.models.load_model). Keras said: {error}") from error
-        # the package's layers refuse non-finite weights as they load; plain Keras layers (a
-        # StandardVAE's Dense) are checked here
-        broken = checks.first_non_finite(self.weights)
-        if broken is not None:
-            for weight, value in zip(self.weights, before):
-                weight.assign(value)
-            raise ValueError(f"the weights in {str(filepath)!r} are corrupted: "
-                             f"{broken.path!r} holds NaN or Inf values")
 
     def load_own_variables(self, store) -> None:
         """The inverse of `save_own_variables`. A file written before the noise state was saved
@@ -789,7 +787,6 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                              f"noise generator's state), got {len(keys)} in the weights file")
         for i, variable in enumerate(own):
             variable.assign(store[str(i)])
-
         if _SEED_STATE_KEY in store.keys():
             self.seed_generator.state.assign(np.asarray(store[_SEED_STATE_KEY]))
 

@@ -381,8 +381,8 @@ def build(name: str, *, epochs: int | None = None, run_root: str = "runs/zoo",
         TypeError: if overwrite is not a bool, name is not a str, or epochs not an int.
         KeyError: if no zoo model has that name.
         FileExistsError: if the model has weights and overwrite is False.
-        ValueError: if epochs < 1.
-        ValueError: if run_root, or a folder above it, is a file (`checks.folder_path`).
+        ValueError: if epochs < 1, or if run_root, or a folder above it, is a file
+            (`checks.folder_path`).
         ZooIntegrityError: if config.json is unreadable.
     """
     overwrite = checks.flag("overwrite", overwrite)
@@ -507,10 +507,8 @@ def certified_by_reconstruction(model: keras.Model, images: np.ndarray, r: float
         TypeError, ValueError: as `LipschitzVAE.certified_radius` raises them; TypeError for
             modes given as one str (iterated letter by letter).
     """
-    if isinstance(modes, (str, bytes)) or not hasattr(modes, "__iter__"):
-        raise TypeError(f"modes must be a collection of reconstruction modes, e.g. ('mean',), "
-                        f"got {modes!r}")
-    modes = tuple(modes)  # a dict gives its keys (a card's section; empty for a standard VAE)
+    # a dict gives its keys (a card's section; empty for a standard VAE)
+    modes = _collection("modes", modes, "a collection of reconstruction modes, e.g. ('mean',)")
     return {mode: report.summarize(model.certified_radius(images, r, p, reconstruction=mode))
             for mode in modes}
 
@@ -634,16 +632,23 @@ def _posterior_std(card: dict) -> str:
     return "learned"
 
 
+def _collection(name: str, values, expected: str) -> list:
+    """`values` (a list, tuple, set, generator, dict keys) as a list, or a TypeError naming
+    `name` with the `expected` description for a single str (iterated, "abc" asked for "a", "b"
+    and "c") or anything that is not iterable."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be {expected}, got {values!r}")
+    return list(values)
+
+
 def _model_names(names) -> list[str] | None:
-    """`names` as a list, or a TypeError for a single str (iterated, "abc" asked for models
-    "a", "b" and "c") or anything that is not a sequence of str."""
+    """`names` as a list of str (`_collection`), or None."""
     if names is None:
         return None
-    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
-        raise TypeError(f"names must be a list of model names (str) or None, got {names!r}")
-    names = list(names)  # a generator, a set, dict keys
+    expected = "a list of model names (str) or None"
+    names = _collection("names", names, expected)
     if not all(isinstance(name, str) for name in names):
-        raise TypeError(f"names must be a list of model names (str) or None, got {names!r}")
+        raise TypeError(f"names must be {expected}, got {names!r}")
     return names
 
 
@@ -789,9 +794,8 @@ def _main(argv) -> None:
     used = {"curves": {"output"}, "build": {"override_epochs", "overwrite"},
             "export": {"output", "overwrite"}}.get(command, set())
     # the package's other flags too (this module imports train's: --epochs, --p, ... were
-    # accepted and ignored, whatever their value)
-    # (run as a script, this module's own flags are filed under its path, not its name: so
-    # every flag but absl's and TensorFlow's)
+    # accepted and ignored, whatever their value); run as a script, this module's own flags are
+    # filed under its path, not its name: so every flag but absl's and TensorFlow's
     unused = sorted(f for f in flags.FLAGS if flags.FLAGS[f].present and f not in used
                     and not flags.FLAGS.find_module_defining_flag(f, "").startswith(
                         ("absl", "tensorflow")))
