@@ -236,7 +236,7 @@ def export_saved_model(
             raise RuntimeError("the model's weights changed while it was exported; export again")
         os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)
         with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
+            json.dump(metadata, f, indent=2, sort_keys=True, allow_nan=False)
 
     _write_into_place(target, "export", write, lambda: _check_target(target, overwrite))
     return target

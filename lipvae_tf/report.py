@@ -17,6 +17,9 @@ from matplotlib.figure import Figure
 
 from lipvae_tf import checks
 
+# the key under which write_json lists the NaN and infinite numbers it wrote as null
+NON_FINITE_KEY = "non_finite_values"
+
 __all__ = [
     "certificate_methods", "quiet_tensorflow_logs", "run_command", "refuse_positional_arguments",
     "one_line_errors", "USER_ERRORS",
@@ -24,7 +27,7 @@ __all__ = [
     "radius_histogram_figure", "plot_radius_histogram", "reconstructions_figure",
     "plot_reconstructions", "margin_vs_certificate_figure", "plot_margin_vs_certificate",
     "probability_vs_norm_figure", "plot_probability_vs_norm", "pareto_figure", "plot_pareto",
-    "learning_curves_figure", "plot_learning_curves", "write_json",
+    "learning_curves_figure", "plot_learning_curves", "write_json", "NON_FINITE_KEY",
 ]
 
 
@@ -495,7 +498,13 @@ def _save(fig, path: str) -> str:
 
 
 def write_json(report: dict, path: str) -> str:
-    """Writes the report with sorted keys (numpy scalars converted).
+    """Writes the report with sorted keys (numpy scalars converted), as strict JSON.
+
+    JSON (RFC 8259) has no NaN or Infinity, and Python's `json` would write them as bare tokens
+    that other readers (jq, JavaScript, most JSON libraries) reject. So each non-finite number
+    (a diverged run's loss, say) is written as null, and the top-level key
+    `NON_FINITE_KEY` lists where each one was and what it was ("nan", "inf", "-inf"): valid
+    JSON, and nothing lost.
 
     Args:
         report: a JSON-serialisable dict; NumPy scalars and arrays are converted to Python
@@ -507,11 +516,38 @@ def write_json(report: dict, path: str) -> str:
 
     Raises:
         TypeError: for a value that is neither JSON-serialisable nor a NumPy scalar or array.
+        ValueError: for a report that already has a `NON_FINITE_KEY` key.
     """
+    if NON_FINITE_KEY in report:
+        raise ValueError(f"report must not have the key {NON_FINITE_KEY!r}: write_json uses it "
+                         "to list the non-finite numbers it writes as null")
+    non_finite: dict[str, str] = {}
+    strict = _finite_or_null(report, "", non_finite)
+    if non_finite:
+        strict[NON_FINITE_KEY] = non_finite
+    text = json.dumps(strict, indent=2, sort_keys=True, default=_jsonable, allow_nan=False)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2, sort_keys=True, default=_jsonable)
+        handle.write(text)
     return path
+
+
+def _finite_or_null(value, where: str, non_finite: dict[str, str]):
+    """A copy of a nested report with NumPy values as Python ones and each NaN or infinite
+    number as None, recorded in `non_finite` under its path (e.g. "models.vae.history.loss[3]")."""
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item, f"{where}.{key}" if where else str(key), non_finite)
+                for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item, f"{where}[{i}]", non_finite) for i, item in enumerate(value)]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        non_finite[where] = repr(value)
+        return None
+    return value
 
 
 def _jsonable(value):

@@ -849,7 +849,8 @@ def compare_certificates(model: LipschitzVAE, images: np.ndarray, config: TrainC
         "current": {"method": config.method, "reconstruction": model.reconstruction,
                     "use_std_cap": model.std_cap is not None,
                     "posterior_std": model.posterior_std, "radius": new},
-        "median_ratio": (new["median"] / old["median"] if old["median"] > 0 else float("inf")),
+        # undefined (None) when 0.1's median radius is 0: JSON has no inf
+        "median_ratio": new["median"] / old["median"] if old["median"] > 0 else None,
     }
 
 
@@ -870,7 +871,8 @@ def format_comparison(comparison: dict) -> str:
             f"{old['radius']['min']:.4f} -> now ({new['method']}, "
             f"{mode.get(new['reconstruction'], new['reconstruction'])}{current_std}) median "
             f"{new['radius']['median']:.4f} min {new['radius']['min']:.4f} "
-            f"({comparison['median_ratio']:.2f}x the median)")
+            + (f"({comparison['median_ratio']:.2f}x the median)"
+               if comparison["median_ratio"] is not None else "(0.1's median is 0: no ratio)"))
 
 
 def target_radius(config: TrainConfig) -> float | None:

@@ -1,5 +1,8 @@
 """Every figure the package writes shows its data, also in degenerate cases (issue 15 item 4):
-drawn patches / points > 0 and data limits that contain the values."""
+drawn patches / points > 0 and data limits that contain the values; and the reports they sit
+beside are strict JSON."""
+import json
+
 import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
@@ -172,3 +175,29 @@ def test_learning_curve_panels_do_not_overlap():
         for j in range(i + 1, len(boxes)):
             if owners[i] != owners[j]:
                 assert not a.overlaps(boxes[j]), (i, j)
+
+
+def test_write_json_writes_strict_json_and_lists_each_non_finite_number(tmp_path):
+    # a diverged run's numbers: strict readers (jq, JavaScript) reject bare NaN/Infinity tokens
+    record = {"history": {"loss": [1.5, float("nan")]},
+              "summary": {"max": np.float32("inf"), "min": np.float64(-np.inf)},
+              "per_input": np.array([[0.5, np.nan]]), "count": np.int64(3), "ok": True}
+    path = report.write_json(record, str(tmp_path / "sub" / "r.json"))
+
+    def refuse(token):
+        raise AssertionError(f"not strict JSON: {token}")
+
+    text = open(path, encoding="utf-8").read()
+    written = json.loads(text, parse_constant=refuse)
+    assert written["history"]["loss"] == [1.5, None]
+    assert written["summary"] == {"max": None, "min": None}
+    assert written["per_input"] == [[0.5, None]] and written["count"] == 3 and written["ok"]
+    assert written[report.NON_FINITE_KEY] == {
+        "history.loss[1]": "nan", "summary.max": "inf", "summary.min": "-inf",
+        "per_input[0][1]": "nan"}
+    assert record["history"]["loss"][1] != record["history"]["loss"][1]  # the input is unchanged
+    # a finite report has no such key
+    finite = json.loads(open(report.write_json({"a": [1.0]}, str(tmp_path / "f.json"))).read())
+    assert finite == {"a": [1.0]}
+    with pytest.raises(ValueError, match="non_finite_values"):
+        report.write_json({report.NON_FINITE_KEY: 1}, str(tmp_path / "g.json"))

@@ -622,3 +622,14 @@ def test_an_infeasible_target_is_refused_before_the_data_loads(tmp_path):
                                output_dir=str(tmp_path / "run"), verbose=0)
     with pytest.raises(ValueError, match="target_radius"):
         train.run(config)
+
+
+def test_format_comparison_has_no_ratio_when_the_legacy_median_is_zero():
+    zero = {"median": 0.0, "min": 0.0}
+    comparison = {"r": 8.0, "p": 0.5, "median_ratio": None,
+                  "lipvae_tf_0.1": {"method": "best", "reconstruction": "parameter",
+                                    "radius": zero},
+                  "current": {"method": "best", "reconstruction": "mean", "use_std_cap": False,
+                              "posterior_std": 0.05, "radius": {"median": 0.5, "min": 0.2}}}
+    line = train.format_comparison(comparison)
+    assert line.endswith("(0.1's median is 0: no ratio)") and "median 0.5000 min 0.2000" in line
