@@ -56,6 +56,7 @@ __all__ = [
     "LIKELIHOODS", "ARCHITECTURES", "RECONSTRUCTIONS", "SIGMOID_LIPSCHITZ",
     "CONTINUOUS_BERNOULLI_MEAN_LIPSCHITZ", "OUTPUT_ROUNDING", "NOISE_TAIL",
     "reconstruction_rounding_slack", "checked_tolerance", "applied_posterior_std", "STD_FLOOR",
+    "std_statistics_bounds",
     "LipschitzVAE", "StandardVAE",
 ]
 
@@ -80,6 +81,81 @@ def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
     """2 sqrt(D) OUTPUT_ROUNDING: how far (l2) two float32 reconstructions of D pixels can move
     beyond the exact ones; a certificate for r - this slack covers the float32 outputs."""
     return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
+
+
+def _applied_cap(layer: keras.layers.Layer, latent_dim: int) -> float:
+    """S as the float32 graph applies it (`StdCap.output_norm_bound`) for the last layer of a
+    std network, which must be a StdCap that computes as one.
+
+    Raises:
+        ValueError: for another layer, or a StdCap subclass that overrides its computation (it
+            may not cap, or not at S).
+    """
+    replaced = lp.overridden_computation(layer, ll.StdCap) if isinstance(layer, ll.StdCap) else ()
+    if replaced or not isinstance(layer, ll.StdCap):
+        raise ValueError("the std network's last layer must be its StdCap (the certificate "
+                         f"relies on it), got {type(layer).__name__}"
+                         + (f" overriding {', '.join(replaced)}" if replaced else ""))
+    return layer.output_norm_bound(latent_dim)
+
+
+def _std_statistics_map(margin: float, latent_dim: int, cap: float | None
+                        ) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """sigma (batch, m) -> (s, s_max), float64 (batch,): the norm and the largest entry of the
+    stds a network computed, raised by its relative rounding `margin` (the norm also by the
+    float64 norm's own rounding, `norm_rounding_factor`), then at most `cap` (S as applied)."""
+    rounded_up = lp.product_rounded_up(margin, norm_rounding_factor(latent_dim))
+    # a cap bounds both maps' stds by itself: the exact map's by S, the graph's by S as
+    # applied (>= S), so the margin never lifts s above it
+    cap = math.inf if cap is None else cap
+
+    def of_sigma(sigma: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        # in float64: no float32 round-off in s (the outputs themselves are float32), the
+        # float64 norm's own rounding covered (s_max x margin rounds by <= 1/2 ulp, far
+        # inside the margin's own 1e-10)
+        sigma = tf.cast(sigma, tf.float64)
+        return (tf.minimum(tf.norm(sigma, axis=-1) * rounded_up, cap),
+                tf.minimum(tf.reduce_max(sigma, axis=-1) * margin, cap))
+
+    return of_sigma
+
+
+def std_statistics_bounds(std_network: keras.Model | Sequence[keras.layers.Layer],
+                          sigma: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(s(x), s_max(x)) for a std network of your own: per input, upper bounds of
+    ||sigma(x)||_2 and max_i sigma_i(x) of the exact map of `std_network`, from the stds `sigma`
+    that its float32 graph computed. What `LipschitzVAE.std_statistics` does for its own
+    std network (the same rounding margins, docs/theory.md section 7, "The std"), for the
+    `bounds.radius` certificate of a custom model (colab/04_custom_models.ipynb).
+
+    Args:
+        std_network: the chain that computed sigma, as a Keras model or a list of its layers in
+            order (its rounding margin is `lipschitz.output_rounding_factor` of it). When its
+            last layer is a `StdCap`, both statistics are at most its cap as applied
+            (`StdCap.output_norm_bound`), which bounds the exact and the float32 stds alike.
+        sigma: the stds, shape (batch, m), finite and >= 0.
+
+    Returns:
+        (s, s_max), float64 arrays of shape (batch,).
+
+    Raises:
+        TypeError / ValueError: naming `sigma` unless it is a finite real (batch, m) array
+            >= 0; ValueError for a last layer that subclasses StdCap and overrides its
+            computation, and as `lipschitz.output_rounding_factor` for a model that is not a
+            chain.
+    """
+    layers = (lp.chain_layers(std_network) if isinstance(std_network, keras.Model)
+              else list(std_network))
+    sigma = checks.finite_array("sigma", sigma, ndim=2)
+    if not sigma.shape[1] or np.any(sigma < 0):
+        raise ValueError(f"sigma must be a (batch, m) array of stds >= 0 with m >= 1, got shape "
+                         f"{sigma.shape}" + (f" and minimum {sigma.min()}" if sigma.size else ""))
+    latent_dim = sigma.shape[1]
+    cap = (_applied_cap(layers[-1], latent_dim)
+           if layers and isinstance(layers[-1], ll.StdCap) else None)
+    s, s_max = _std_statistics_map(lp.output_rounding_factor(layers), latent_dim, cap)(
+        tf.constant(sigma))
+    return s.numpy(), s_max.numpy()
 
 
 def checked_tolerance(r: ArrayLike, image_shape: Sequence[int]) -> tuple[np.ndarray, float]:
@@ -1197,14 +1273,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         if self.encoder_std_net is None or self.std_cap is None:
             return None
         self._check_certifiable()
-        cap = self.encoder_std_net.layers[-1]
-        # a subclass that overrides call or output_norm_bound may not cap, or not at S
-        replaced = lp.overridden_computation(cap, ll.StdCap) if isinstance(cap, ll.StdCap) else ()
-        if replaced or not isinstance(cap, ll.StdCap):
-            raise ValueError("the std network's last layer must be its StdCap (the certificate "
-                             f"relies on it), got {type(cap).__name__}"
-                             + (f" overriding {', '.join(replaced)}" if replaced else ""))
-        return cap.output_norm_bound(self.latent_dim)
+        return _applied_cap(self.encoder_std_net.layers[-1], self.latent_dim)
 
     def posterior_std_bound(self) -> float | None:
         """The fixed posterior std gamma as the graph applies it (`applied_posterior_std`,
@@ -1413,22 +1482,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             raise ValueError(f"std_statistics_map maps the std network's outputs, and this model "
                              f"has a fixed posterior std ({self.posterior_std}): its s(x) is "
                              "std_statistics(x)")
-        margin = lp.output_rounding_factor(self.encoder_std_net)
-        rounded_up = lp.product_rounded_up(margin, norm_rounding_factor(self.latent_dim))
-        # a cap bounds both maps' stds by itself: the exact map's by S, the graph's by S as
-        # applied (`std_cap_bound`, >= S), so the margin never lifts s above it
-        cap = self.std_cap_bound()
-        cap = math.inf if cap is None else cap
-
-        def of_sigma(sigma: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            # in float64: no float32 round-off in s (the outputs themselves are float32), the
-            # float64 norm's own rounding covered (s_max x margin rounds by <= 1/2 ulp, far
-            # inside the margin's own 1e-10)
-            sigma = tf.cast(sigma, tf.float64)
-            return (tf.minimum(tf.norm(sigma, axis=-1) * rounded_up, cap),
-                    tf.minimum(tf.reduce_max(sigma, axis=-1) * margin, cap))
-
-        return of_sigma
+        return _std_statistics_map(lp.output_rounding_factor(self.encoder_std_net),
+                                   self.latent_dim, self.std_cap_bound())
 
     def certified_radius(self, x: ArrayLike, r: float, p: float = 0.5, method: str = "best", *,
                          reconstruction: str | None = None,

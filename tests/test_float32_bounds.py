@@ -384,3 +384,28 @@ def test_the_std_cap_bound_holds_under_flush_to_zero():
         x = tf.constant(np.full((1, 10), value, np.float32))
         for y in (layer(x), tf.function(layer)(x)):
             assert np.linalg.norm(y.numpy().astype(np.float64)) <= layer.output_norm_bound(10)
+
+
+def test_std_statistics_bounds_of_a_custom_std_network_are_the_models_own():
+    """`model.std_statistics_bounds` gives a custom model (notebook 04) the same s(x), s_max(x)
+    as `LipschitzVAE.std_statistics` gives its own std network (the notebook's hand-copied
+    rounding had drifted from it: float64 products rounded to nearest, not up), with the cap
+    of a StdCap last layer, and without one; bad stds are refused naming `sigma`."""
+    from lipvae_tf.model import LipschitzVAE, std_statistics_bounds
+    keras.utils.set_random_seed(3)
+    kwargs = dict(hidden_units=(16,), image_shape=(4, 4, 1), encoder_mean=2.0, decoder=2.0)
+    x = np.random.default_rng(2).uniform(size=(50, 4, 4, 1)).astype(np.float32)
+    for std_cap in (0.1, 10.0, None):  # every std at the cap; none at it; no cap
+        model = LipschitzVAE(10, std_cap=std_cap, **kwargs)
+        sigma = model.encoder_std_net(tf.constant(x)).numpy()
+        expected = model.std_statistics(x)
+        for network in (model.encoder_std_net, lp.chain_layers(model.encoder_std_net)):
+            got = std_statistics_bounds(network, sigma)
+            for a, b in zip(got, expected):
+                assert a.dtype == np.float64 and a.shape == (50,)
+                np.testing.assert_array_equal(a, b)
+    for bad, pattern in ((sigma[0], "sigma must have 2 dimensions"),
+                         (np.where(sigma > 0, np.nan, sigma), "sigma contains NaN"),
+                         (-sigma, "stds >= 0"), (sigma[:, :0], "m >= 1")):
+        with pytest.raises(ValueError, match=pattern):
+            std_statistics_bounds(model.encoder_std_net, bad)
