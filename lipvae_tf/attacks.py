@@ -881,7 +881,8 @@ def audit_certificate(model: keras.Model, x: ArrayLike, radius: ArrayLike, r: fl
         confidence: the one-sided Clopper-Pearson confidence, in (0, 1).
         samples: noise pairs behind each bound, >= 1.
         restarts, steps, attack_samples: `maximum_damage_attack`'s restarts (>= 1), steps
-            (>= 0) and samples (>= 1).
+            (>= 1: with none, the "attack" is its random starts, which cannot be expected to
+            catch a broken certificate) and samples (>= 1).
         seed: an int in [0, 2^31 - 1): the attack uses seed, the counts seed + 1.
 
     Returns:
@@ -891,7 +892,7 @@ def audit_certificate(model: keras.Model, x: ArrayLike, radius: ArrayLike, r: fl
     Raises:
         TypeError / ValueError: naming the argument, before the attack: r finite > 0, p in
             [1/2, 1), fraction in (0, 1], confidence in (0, 1), samples, restarts,
-            attack_samples >= 1, steps >= 0, seed in [0, 2^31 - 1), radius finite >= 0.
+            attack_samples, steps >= 1, seed in [0, 2^31 - 1), radius finite >= 0.
         TypeError: if `model` lacks what the attacks use, or x is not floating point.
         ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
     """
@@ -902,7 +903,7 @@ def audit_certificate(model: keras.Model, x: ArrayLike, radius: ArrayLike, r: fl
                                     high_open=True)
     samples = checks.positive_int("samples", samples)
     restarts = checks.positive_int("restarts", restarts)
-    steps = checks.positive_int("steps", steps, minimum=0)
+    steps = checks.positive_int("steps", steps)
     attack_samples = checks.positive_int("attack_samples", attack_samples)
     seed = checks.seed("seed", seed)
     if seed + 1 >= checks.SEED_LIMIT:

@@ -61,6 +61,8 @@ CASES = [  # (function, positional args after the model, kwargs, error, argument
     (attacks.audit_certificate, (X, 1.0, 8.0), dict(samples=0), ValueError, "samples"),
     (attacks.audit_certificate, (X, 1.0, 8.0), dict(restarts=0), ValueError, "restarts"),
     (attacks.audit_certificate, (X, 1.0, 8.0), dict(steps=-2), ValueError, "steps"),
+    # random starts alone are no audit: they would report a broken certificate as unbroken
+    (attacks.audit_certificate, (X, 1.0, 8.0), dict(steps=0), ValueError, "steps"),
     (attacks.audit_certificate, (X, 1.0, 8.0), dict(attack_samples=0), ValueError,
      "attack_samples"),
     (attacks.audit_certificate, (X, 1.0, 8.0), dict(seed=2**31 - 1), ValueError, "seed"),

@@ -507,3 +507,23 @@ def test_exporting_logs_no_deprecation_warning(tmp_path):
                           text=True, timeout=300)
     assert "exported" in done.stdout, done.stderr[-3000:]
     assert "deprecated" not in done.stderr, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("cls, kwargs", [
+    (LipschitzVAE, dict(hidden_units=(16,))),
+    (LipschitzVAE, dict(architecture="conv")),
+    (LipschitzVAE, dict(hidden_units=(16,), posterior_std=None, std_cap=0.1)),
+    (model_lib.StandardVAE, dict(hidden_units=(16,))),
+])
+def test_tf_saved_model_save_writes_a_serving_default(cls, kwargs, images, tmp_path):
+    """A practitioner's review (2026-12-03): `tf.saved_model.save(vae, path)` wrote a SavedModel
+    with no signature and nothing callable (the model is built at construction, and Keras takes
+    the default signature from the first build call), where a Sequential gets serving_default."""
+    _, test = images
+    keras.utils.set_random_seed(0)
+    vae = cls(4, **kwargs)
+    tf.saved_model.save(vae, str(tmp_path))
+    loaded = tf.saved_model.load(str(tmp_path))
+    assert list(loaded.signatures) == ["serving_default"]
+    (output,) = loaded.signatures["serving_default"](inputs=tf.constant(test[:3])).values()
+    np.testing.assert_array_equal(output.numpy(), vae.predict(test[:3], verbose=0))
