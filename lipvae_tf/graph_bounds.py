@@ -304,7 +304,11 @@ def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
     p = _t(p)
     shape = tf.shape(p)
     unique, index = tf.unique(tf.reshape(p, [-1]))
-    hi = (latent_dim + tf.sqrt(2 * latent_dim * unique / (1 - unique))) * (1 + 16 * _U)
+    # bounds._quantile_bracket: the smaller of Cantelli's and Laurent & Massart's proven ends
+    cantelli = (latent_dim + tf.sqrt(2 * latent_dim * unique / (1 - unique))) * (1 + 16 * _U)
+    t = -tf.math.log(1 - unique) * (1 + 8 * _U)  # rounded up
+    laurent_massart = (latent_dim + 2 * tf.sqrt(latent_dim * t) + 2 * t) * (1 + 16 * _U)
+    hi = tf.minimum(cantelli, laurent_massart)
     _, hi = _bisect(lambda q: ncx2_cdf_lower(q, latent_dim, tf.zeros_like(q)) < unique,
                     tf.zeros_like(hi), hi, rtol=1e-15)
     return tf.reshape(tf.gather(hi, index), shape)

@@ -186,19 +186,56 @@ def test_bad_arguments_name_the_argument(call, match):
         call()
 
 
+def _proven_quantile_bound(m, p):
+    """The smaller of Cantelli's and Laurent & Massart's bounds of the p-quantile of chi2_m."""
+    t = math.log(1 / (1 - p))
+    return min(m + math.sqrt(2 * m * p / (1 - p)), m + 2 * math.sqrt(m * t) + 2 * t)
+
+
 def test_quantile_close_to_one_stays_verified_and_equal_in_numpy_and_the_graph():
-    """Where the CDF's lower bound cannot verify p (p within ~1e-9 of 1) the quantile falls back
-    to Cantelli's proven m + sqrt(2 m p / (1 - p)); NumPy and the graph agree."""
+    """Where the CDF's lower bound cannot verify p (p within ~1e-9 of 1) the quantile stays at or
+    below the proven start, the smaller of Cantelli's and Laurent & Massart's bounds (docs/theory.md
+    section 9.2); NumPy and the graph agree."""
     from lipvae_tf import graph_bounds
     for m in (1, 10):
-        for p in (1 - 1e-9, 1 - 1e-10, 1 - 1e-13):
+        for p in (1 - 1e-9, 1 - 1e-10, 1 - 1e-13, 1 - 2**-52):
             q = float(bounds.chi2_quantile_upper(m, p))
             assert q >= stats.chi2.isf(1 - p, m)
-            assert q <= (m + math.sqrt(2 * m * p / (1 - p))) * (1 + 1e-12)
+            assert q <= _proven_quantile_bound(m, p) * (1 + 1e-12)
             graph = float(graph_bounds.chi2_quantile_upper(m, np.array([p])).numpy()[0])
             assert graph >= stats.chi2.isf(1 - p, m)  # each is verified on its own
             # the lower bound loses accuracy this close to 1, where TF and NumPy tip differently
             assert abs(graph - q) <= 1e-6 * q, (m, p, graph, q)
+
+
+@pytest.mark.parametrize("m, p", [(10, 1 - 1e-10), (10, 1 - 1e-11), (1, 1 - 1e-11),
+                                  (64, 1 - 1e-12), (784, 1 - 2**-52)])
+def test_quantile_near_one_is_within_a_few_percent_of_the_exact_one(m, p):
+    """A review (2026-12-04): from Cantelli's end the bisection stayed there, 4.5e5 to 1.1e7
+    against exact quantiles of 46 to 178. From Laurent & Massart's it ends within 1 % (4 % at
+    m = 784, p = 1 - 2^-52, where the proven end itself is returned), never below the quantile,
+    and the graph agrees."""
+    from lipvae_tf import graph_bounds
+    exact = stats.chi2.isf(1 - p, m)
+    q = float(bounds.chi2_quantile_upper(m, p))
+    assert exact <= q <= exact * (1.01 if m < 784 else 1.04), (m, p, q, exact)
+    assert stats.chi2.sf(q, m) <= 1 - p
+    graph = float(graph_bounds.chi2_quantile_upper(m, np.array([p])).numpy()[0])
+    assert exact <= graph and abs(graph - q) <= 1e-6 * q, (graph, q)
+
+
+def test_chi2_cap_certifies_near_p_1_with_the_laurent_massart_start():
+    """q = 4.5e5 (Cantelli's end) left nothing to certify; the quantile 73.4 certifies 1.79."""
+    from lipvae_tf import graph_bounds
+    args = (1.0, 1.0, 1.0, 0.1, 3.0, 1 - 1e-11)
+    radius = float(bounds.capped_chi2_radius(*args, latent_dim=10, std_cap=0.1))
+    assert radius > 1.7
+    # the exact quantile certifies at most a hair more (within its 1e-3 relative excess)
+    reach, variance = 3.0, 0.1**2 + 0.1**2
+    assert radius <= reach - math.sqrt(stats.chi2.isf(1e-11, 10) * variance)
+    served = graph_bounds.radius("chi2_cap", *args[:3], np.array([0.1]), np.array([3.0]),
+                                 np.array([1 - 1e-11]), latent_dim=10, std_cap=0.1)
+    assert float(served.numpy()[0]) == pytest.approx(radius, rel=1e-9)
 
 
 def test_closed_forms_do_not_certify_through_cancellation():
