@@ -52,33 +52,46 @@ def norm_rounding_factor(terms: int) -> float:
 class CertificateForms(NamedTuple):
     """One implementation's certificates (bounds: NumPy; graph_bounds: TensorFlow), each called
     as the `bounds` function of the same name; `chi2` as (m_mu, m_sigma, m_g, s, r, p,
-    latent_dim, gamma)."""
+    latent_dim, gamma); `triangle_markov_radius` and `triangle_chi2_radius` as the bounds
+    functions `_triangle_markov_radius` (m_mu, m_sigma, m_g, s, r, p) and `_triangle_chi2_radius`
+    (the same, latent_dim= and s_max=)."""
     chi2: Callable
     paper_markov_radius: Callable
     markov_radius: Callable
     capped_markov_radius: Callable
     capped_chi2_radius: Callable
+    triangle_markov_radius: Callable
+    triangle_chi2_radius: Callable
     ncx2_radius: Callable
 
 
 def best_candidates(forms: CertificateForms, zero, m_mu, m_sigma, m_g, s, r, p, *,
-                    latent_dim: int, gamma, std_cap, s_max) -> list:
+                    latent_dim: int, gamma, std_cap, s_max, legacy: bool = False) -> list:
     """The certificates `best_radius` takes the maximum of (docs/theory.md sections 1-3, 5, 9):
     chi-square (for latent_dim >= 2; else `zero`, the radius 0 in the forms' type), then for a
     learned std the paper and tighter Markov forms and, with a cap S, the capped Markov and
-    chi-square forms; for a fixed std gamma the Markov forms with M_sigma = 0 and
-    s = gamma sqrt(m), and the noncentral chi-square form. Not reduced: each caller takes the
-    maximum in its own arithmetic."""
+    chi-square forms, without one (unless `legacy`) the same two forms with sigma(x') bounded
+    through M_sigma alone (section 2, "Without a cap"); for a fixed std gamma the Markov forms
+    with M_sigma = 0 and s = gamma sqrt(m), and the noncentral chi-square form. legacy=True
+    leaves the uncapped triangle forms out: the candidates of lipvae_tf 0.1's comparison
+    (`train.LEGACY_CERTIFICATE`). Not reduced: each caller takes the maximum in its own
+    arithmetic."""
     candidates = [forms.chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma)
                   if latent_dim >= 2 else zero]  # Inglot's chi-square bound needs m >= 2
     if gamma is None:
         candidates += [forms.paper_markov_radius(m_mu, m_sigma, m_g, s, r, p),
                        forms.markov_radius(m_mu, m_sigma, m_g, s, r, p)]
-        if std_cap is not None:
+        if std_cap is not None:  # their M_sigma branches are the triangle forms (and more)
             candidates += [
                 forms.capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap),
                 forms.capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
                                          std_cap=std_cap, s_max=s_max),
+            ]
+        elif not legacy:
+            candidates += [
+                forms.triangle_markov_radius(m_mu, m_sigma, m_g, s, r, p),
+                forms.triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                           s_max=s_max),
             ]
     else:
         fixed_sigma, fixed_s = fixed_std(gamma, latent_dim)

@@ -610,9 +610,7 @@ S_MAX_SLACK = 1e-6
 
 def _validated_cap(std_cap, s, s_max, latent_dim: int | None = None):
     """(S, s_max) broadcast with s, checked: s <= S and s / sqrt(m) <= s_max <= s
-    (||sigma|| / sqrt(m) <= max_i sigma_i <= ||sigma||). An s_max below s / sqrt(m) by at most
-    `S_MAX_SLACK` relative is raised to s / sqrt(m): the larger variance bound is the sound
-    side, and a too small s_max would have inflated the certificate."""
+    (`_validated_s_max`; only s_max <= s without latent_dim)."""
     if std_cap is None:
         raise ValueError("std_cap is required: the capped certificates use ||sigma(x')|| <= "
                          "std_cap for every input x' (a model with a StdCap layer)")
@@ -625,6 +623,16 @@ def _validated_cap(std_cap, s, s_max, latent_dim: int | None = None):
             f"s must be <= std_cap (the cap holds for every input), got s up to {np.max(s)!r} > "
             f"std_cap {np.min(std_cap)!r}: pass the cap as the graph applies it "
             f"(StdCap.output_norm_bound)")
+    return std_cap, _validated_s_max(s, s_max, latent_dim)
+
+
+def _validated_s_max(s, s_max, latent_dim: int | None = None):
+    """s_max (None: s) checked against s: s / sqrt(m) <= s_max <= s
+    (||sigma|| / sqrt(m) <= max_i sigma_i <= ||sigma||; the lower end only with latent_dim). An
+    s_max below s / sqrt(m) by at most `S_MAX_SLACK` relative is raised to s / sqrt(m): the
+    larger variance bound is the sound side, and a too small s_max would have inflated the
+    certificate."""
+    (s_max,) = checked(s_max=s if s_max is None else s_max)
     if np.any(s_max > s * (1 + 4 * _U)):
         raise ValueError("s_max (the largest coordinate of sigma(x)) must be <= s = ||sigma(x)||")
     if latent_dim is not None:
@@ -636,7 +644,7 @@ def _validated_cap(std_cap, s, s_max, latent_dim: int | None = None):
                 f"root mean square), got s_max down to {np.min(s_max)!r} for s up to "
                 f"{np.max(s)!r}")
         s_max = np.maximum(s_max, floor)
-    return std_cap, s_max
+    return s_max
 
 
 def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap,
@@ -646,10 +654,14 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap,
     The left side is the smaller of two increasing functions of d, so the answer is the larger of
     the two roots: the cap branch in closed form, the M_sigma branch by bisection (to 1e-12
     relative; its lower end is always a verified point). Every evaluation is rounded up.
-    cap_only: the cap branch alone (sigma(x') bounded by S only).
+    cap_only: the cap branch alone (sigma(x') bounded by S only). std_cap None (no cap, S
+    infinite): the M_sigma branch alone.
     """
-    noise = np.sqrt(factor * (std_cap**2 + base)) * (1 + 8 * _U)
-    capped = np.maximum(reach - noise, 0) / m_mu * (1 - 8 * _U)
+    if std_cap is None:
+        capped = np.zeros(np.shape(reach))
+    else:
+        noise = np.sqrt(factor * (std_cap**2 + base)) * (1 + 8 * _U)
+        capped = np.maximum(reach - noise, 0) / m_mu * (1 - 8 * _U)
     if cap_only:
         return capped
 
@@ -746,6 +758,26 @@ def capped_chi2_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: A
     return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, std_cap, cap_only)
 
 
+def _triangle_markov_radius(m_mu, m_sigma, m_g, s, r, p):
+    """Largest d with M_mu d + sqrt(((s + M_sigma d)^2 + s^2) / (1 - p)) <= r / M_g: form (b)
+    of `capped_markov_radius` without a cap (docs/theory.md section 2, "Without a cap")."""
+    m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
+    reach = r / m_g * (1 - 4 * _U)
+    return _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), s**2, None)
+
+
+def _triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p, *, latent_dim: int, s_max=None):
+    """Largest d with M_mu d + sqrt(q ((s + M_sigma d)^2 + s_max^2)) <= r / M_g, q the verified
+    chi2_m p-quantile: `capped_chi2_radius` without a cap (docs/theory.md section 2, "Without a
+    cap"). s_max as there (None: s)."""
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
+    s_max = _validated_s_max(s, s_max, latent_dim)
+    q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
+    reach = r / m_g * (1 - 4 * _U)
+    return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, None)
+
+
 def _chi2_form(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma):
     return chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma)
 
@@ -754,6 +786,7 @@ def _chi2_form(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma):
 _FORMS = numerics.CertificateForms(
     chi2=_chi2_form, paper_markov_radius=paper_markov_radius, markov_radius=markov_radius,
     capped_markov_radius=capped_markov_radius, capped_chi2_radius=capped_chi2_radius,
+    triangle_markov_radius=_triangle_markov_radius, triangle_chi2_radius=_triangle_chi2_radius,
     ncx2_radius=ncx2_radius)
 
 
@@ -761,15 +794,18 @@ _FORMS = numerics.CertificateForms(
 def best_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike, r: ArrayLike,
                 p: ArrayLike = 0.5, *, latent_dim: int, gamma: ArrayLike | None = None,
                 std_cap: ArrayLike | None = None, s_max: ArrayLike | None = None,
-                cap_only: bool = False) -> np.ndarray:
+                cap_only: bool = False, legacy: bool = False) -> np.ndarray:
     """The largest of the sound certificates that apply.
 
     Learned std (gamma None): chi-square, paper and tighter Markov, and with a std cap S the
-    capped Markov and capped chi-square forms. Fixed std sigma = gamma * 1 (m_sigma and s
-    ignored): chi-square, the exact noncentral chi-square, and the Markov forms with M_sigma = 0
-    and s = gamma sqrt(m). The noncentral one is the exact worst case, so it dominates the others
-    except where its safety margins do (p within about 1e-11 of 1, or x/2 above about 2.7e7,
-    docs/theory.md section 3), and the max keeps the rest for those. cap_only=True
+    capped Markov and capped chi-square forms, without one the same two forms with sigma(x')
+    bounded through M_sigma alone (`_triangle_markov_radius`, `_triangle_chi2_radius`;
+    docs/theory.md section 2, "Without a cap"), which legacy=True leaves out. Fixed std
+    sigma = gamma * 1 (m_sigma and s ignored): chi-square, the exact noncentral chi-square, and
+    the Markov forms with M_sigma = 0 and s = gamma sqrt(m). The noncentral one is the exact
+    worst case, so it dominates the others except where its safety margins do (p within about
+    1e-11 of 1, or x/2 above about 2.7e7, docs/theory.md section 3), and the max keeps the rest
+    for those. cap_only=True
     (a learned std with a cap): the two capped forms with sigma(x') bounded by S alone.
     The chi-square form enters only for latent_dim >= 2. docs/theory.md sections 1-3, 5 and 9.
 
@@ -778,19 +814,24 @@ def best_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLik
         latent_dim: m, the latent dimension, an int (>= 1; >= 2 for the chi-square form).
         gamma: None for a learned std, or the fixed posterior std gamma, > 0.
         std_cap: None, or S for a learned std under a cap (see `capped_markov_radius`).
-        s_max: max_i sigma_i(x) for the capped chi-square form (None: s).
+        s_max: max_i sigma_i(x) for the (capped or uncapped) chi-square triangle form, between
+            s / sqrt(latent_dim) and s (None: s).
         cap_only: the capped forms with sigma(x') bounded by S alone; needs gamma None and
             std_cap.
+        legacy: the candidates of lipvae_tf 0.1 only (`train.LEGACY_CERTIFICATE`): for a learned
+            std without a cap, chi-square, paper and Markov (the triangle forms left out); no
+            change otherwise. Needs std_cap None.
 
     Returns:
         <certified radius>
 
     Raises:
-        TypeError, ValueError: as the certificates it takes raise them (`checked`, latent_dim);
-            ValueError also for std_cap with gamma (a fixed std has no cap) and for cap_only=True
-            without std_cap; TypeError for a cap_only that is not a bool (`check_method`).
+        TypeError, ValueError: as the certificates it takes raise them (`checked`, latent_dim,
+            s_max outside [s / sqrt(m), s]); ValueError also for std_cap with gamma (a fixed std
+            has no cap), for cap_only=True without std_cap and for legacy=True with std_cap;
+            TypeError for a cap_only or legacy that is not a bool (`check_method`).
     """
-    if check_method("best", gamma=gamma, std_cap=std_cap, cap_only=cap_only):
+    if check_method("best", gamma=gamma, std_cap=std_cap, cap_only=cap_only, legacy=legacy):
         return np.maximum(
             capped_markov_radius(m_mu, m_sigma, m_g, s, r, p, std_cap=std_cap, cap_only=True),
             capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
@@ -799,7 +840,7 @@ def best_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLik
         (gamma,) = checked(gamma=gamma)
     candidates = numerics.best_candidates(
         _FORMS, np.zeros(np.shape(m_mu)), m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
-        gamma=gamma, std_cap=std_cap, s_max=s_max)
+        gamma=gamma, std_cap=std_cap, s_max=s_max, legacy=legacy)
     return np.maximum.reduce(np.broadcast_arrays(*candidates))
 
 
@@ -815,26 +856,32 @@ CAP_ONLY_METHODS = (*CAPPED_METHODS, "best")  # those radius(..., cap_only=True)
 
 
 def check_method(method: str, *, gamma: ArrayLike | None = None, std_cap: ArrayLike | None = None,
-                 cap_only: bool = False) -> bool:
+                 cap_only: bool = False, legacy: bool = False) -> bool:
     """Whether `radius` accepts `method` for this std (fixed gamma, or learned with or without
-    a cap std_cap) and `cap_only`, checked without any certificate work; returns cap_only.
+    a cap std_cap), `cap_only` and `legacy`, checked without any certificate work; returns
+    cap_only.
 
     Args:
         method: the certificate's name, one of METHODS.
         gamma: the fixed posterior std, or None for a learned std (only None-ness is used).
         std_cap: the std cap S, or None (only None-ness is used).
         cap_only: whether the perturbed input's std is bounded by the cap alone, a bool.
+        legacy: whether `best` takes lipvae_tf 0.1's candidates only, a bool.
 
     Returns:
         cap_only, as a bool.
 
     Raises:
         ValueError: for an unknown method, "ncx2" with a learned std, a capped method without
-            std_cap, std_cap with a fixed std, or cap_only with an uncapped method or no cap.
-        TypeError: for a cap_only that is not a bool.
+            std_cap, std_cap with a fixed std, cap_only with an uncapped method or no cap, or
+            legacy with std_cap (lipvae_tf 0.1 had no std cap).
+        TypeError: for a cap_only or legacy that is not a bool.
     """
     checks.one_of("method", method, METHODS)
     cap_only = checks.flag("cap_only", cap_only)
+    if checks.flag("legacy", legacy) and std_cap is not None:
+        raise ValueError(f"legacy=True takes the certificates of lipvae_tf 0.1, which had no "
+                         f"std cap: pass std_cap=None, got std_cap={std_cap!r}")
     if cap_only and (method not in CAP_ONLY_METHODS or std_cap is None):
         raise ValueError(
             f"cap_only=True bounds sigma(x') by the cap alone: it needs std_cap and one of "
@@ -853,7 +900,7 @@ def check_method(method: str, *, gamma: ArrayLike | None = None, std_cap: ArrayL
 def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLike,
            r: ArrayLike, p: ArrayLike = 0.5, *, latent_dim: int, gamma: ArrayLike | None = None,
            std_cap: ArrayLike | None = None, s_max: ArrayLike | None = None,
-           cap_only: bool = False) -> np.ndarray:
+           cap_only: bool = False, legacy: bool = False) -> np.ndarray:
     """The certificate `method` (one of METHODS) with one uniform signature.
 
     gamma None: a learned std with constants m_sigma and s = ||sigma(x)||; "ncx2" does not apply
@@ -861,8 +908,10 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
     and s are ignored (validated only) and every method uses M_sigma = 0, s = gamma sqrt(m); the
     Markov forms are sound there since E||z' - z||^2 = ||mu' - mu||^2 + 2 gamma^2 m exactly.
     std_cap: S with ||sigma(x')|| <= S for EVERY input x' (as the graph applies it); the capped
-    methods need it and "best" uses them when it is given. s_max: max_i sigma_i(x) per input
-    (defaults to s, always an upper bound of it). cap_only=True: the perturbed input's std is
+    methods need it and "best" uses them when it is given (without it, "best" uses their
+    M_sigma branches unless legacy=True: lipvae_tf 0.1's candidates). s_max: max_i sigma_i(x)
+    per input (defaults to s, always an upper bound of it), checked whenever given with a learned
+    std. cap_only=True: the perturbed input's std is
     bounded by the cap alone, never by s + M_sigma d (m_sigma validated, unused), for a std whose
     computed values M_sigma does not bound: under float32 absolute round-off a std network can
     jump by more than M_sigma d (`LipschitzVAE.certified_radius(absolute_rounding=True)`,
@@ -881,6 +930,8 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
         std_cap: None, or S, > 0 and >= s, for a learned std under a cap.
         s_max: None (s), or max_i sigma_i(x), between s / sqrt(latent_dim) and s.
         cap_only: a bool, see above.
+        legacy: a bool: "best" takes lipvae_tf 0.1's candidates only (`best_radius`); needs
+            std_cap None.
 
     Returns:
         float64 array of the broadcast shape of all the array arguments: the certified radius
@@ -889,12 +940,14 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
 
     Raises:
         ValueError: for a method that does not apply (`check_method`), latent_dim < 1 (< 2 for
-            "chi2"), s > std_cap or s_max outside [s / sqrt(m), s] (whenever std_cap is
-            given), or arguments that `checked` refuses.
-        TypeError: if cap_only is not a bool, latent_dim is not an int, or an argument is not
-            real.
+            "chi2"), s > std_cap (whenever std_cap is given), s_max outside [s / sqrt(m), s]
+            (whenever s_max or std_cap is given with a learned std), or arguments that
+            `checked` refuses.
+        TypeError: if cap_only or legacy is not a bool, latent_dim is not an int, or an
+            argument is not real.
     """
-    cap_only = check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only)
+    cap_only = check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only,
+                            legacy=legacy)
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     arguments = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
     if gamma is not None:
@@ -907,6 +960,8 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
     shape = values[0].shape
     if std_cap is not None:  # as graph_bounds.radius, whatever the method
         _validated_cap(std_cap, values[3], s_max, latent_dim)  # values[3]: s, broadcast
+    elif s_max is not None and gamma is None:
+        _validated_s_max(values[3], s_max, latent_dim)
     if gamma is not None and method in ("paper", "markov"):
         m_sigma, s = _fixed_std(gamma, latent_dim)
     if method == "paper":
@@ -925,5 +980,5 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
                                     std_cap=std_cap, s_max=s_max, cap_only=cap_only)
     else:
         result = best_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, gamma=gamma,
-                             std_cap=std_cap, s_max=s_max, cap_only=cap_only)
+                             std_cap=std_cap, s_max=s_max, cap_only=cap_only, legacy=legacy)
     return np.broadcast_to(result, shape).copy()

@@ -331,9 +331,13 @@ def _bisect(moves_lo, lo, hi, rtol: float = 1e-12):
 
 def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap):
     """bounds._triangle_radius: largest d with M_mu d + sqrt(factor (min(s + M_sigma d, S)^2
-    + base)) <= reach (closed-form cap branch, bisected M_sigma branch), rounded the same way."""
-    noise = tf.sqrt(factor * (std_cap * std_cap + base)) * (1 + 8 * _U)
-    capped = tf.maximum(reach - noise, 0.0) / m_mu * (1 - 8 * _U)
+    + base)) <= reach (closed-form cap branch, bisected M_sigma branch), rounded the same way;
+    std_cap None: the M_sigma branch alone."""
+    if std_cap is None:
+        capped = tf.zeros_like(reach)
+    else:
+        noise = tf.sqrt(factor * (std_cap * std_cap + base)) * (1 + 8 * _U)
+        capped = tf.maximum(reach - noise, 0.0) / m_mu * (1 - 8 * _U)
 
     def fits(d):
         spread = tf.sqrt(factor * (tf.square(s + m_sigma * d) + base))
@@ -373,19 +377,44 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
     return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), std_cap)
 
 
+def _triangle_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
+    """bounds._triangle_markov_radius: capped_markov_radius's noise-only form without a cap."""
+    m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
+    s, r, p = _broadcast(s, r, p)
+    reach = r / m_g * (1 - 4 * _U)
+    return _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), tf.square(s),
+                            None)
+
+
+def _triangle_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
+                          s_max=None) -> tf.Tensor:
+    """bounds._triangle_chi2_radius: capped_chi2_radius without a cap, s_max raised to
+    s / sqrt(latent_dim) where it is below (as there)."""
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
+    s, r, p = _broadcast(s, r, p)
+    s_max = s if s_max is None else tf.broadcast_to(_t(s_max), tf.shape(s))
+    s_max = tf.maximum(s_max, s / math.sqrt(latent_dim))
+    q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
+    reach = r / m_g * (1 - 4 * _U)
+    return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), None)
+
+
 # what _best takes the maximum of, as bounds.best_radius takes it (numerics.best_candidates);
 # chi2 is bound per call to the elements it ignores
 _FORMS = numerics.CertificateForms(
     chi2=None, paper_markov_radius=paper_markov_radius, markov_radius=markov_radius,
     capped_markov_radius=capped_markov_radius, capped_chi2_radius=capped_chi2_radius,
+    triangle_markov_radius=_triangle_markov_radius, triangle_chi2_radius=_triangle_chi2_radius,
     ncx2_radius=ncx2_radius)
 
 
 def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
                 gamma: float | None = None, std_cap: float | None = None,
                 s_max=None) -> tf.Tensor:
-    """bounds.best_radius: the largest of the sound certificates that apply, same candidates.
-    Its constants are checked as `radius` checks them (ValueError / TypeError)."""
+    """bounds.best_radius: the largest of the sound certificates that apply, same candidates
+    (never bounds' legacy=True: a served model certifies with the current ones). Its constants
+    are checked as `radius` checks them (ValueError / TypeError)."""
     m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
         "best", m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
     return _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, None, std_cap, s_max)
@@ -436,9 +465,11 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
     """bounds.radius in the graph: the certificate `method` for float64 s, r, p (broadcast).
 
     Constants are validated now (ValueError, as bounds.radius). Elements with r <= 0 or not finite,
-    p outside [1/2, 1) or not finite, s < 0 or not finite, or r, r / M_g or s above
-    MAGNITUDE_LIMIT (1e75, where bounds.checked raises) get NaN (a graph cannot raise on a
-    request; NaN is never mistaken for a radius). They do not change the other elements.
+    p outside [1/2, 1) or not finite, s < 0 or not finite, r, r / M_g or s above
+    MAGNITUDE_LIMIT (1e75, where bounds.checked raises), s above std_cap, or (a learned std with
+    std_cap or s_max given) s_max not finite, above s or below s / sqrt(latent_dim) by more than
+    S_MAX_SLACK get NaN (a graph cannot raise on a request; NaN is never mistaken for a radius).
+    They do not change the other elements.
     """
     m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
         method, m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
@@ -448,8 +479,10 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
              & tf.math.is_finite(s) & (s >= 0) & (r <= _LIMIT) & (r / m_g <= _LIMIT)
              & (s <= _LIMIT))
     if std_cap is not None:  # bounds.radius raises where the cap is exceeded: NaN here
+        valid &= s <= std_cap
+    if gamma is None and (std_cap is not None or s_max is not None):  # and where s_max is bad
         s_max = s if s_max is None else tf.broadcast_to(_t(s_max), shape)
-        valid &= (s <= std_cap) & tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s) & (
+        valid &= tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s) & (
             s_max >= s / math.sqrt(latent_dim) * (1 - bounds.S_MAX_SLACK))
         s_max = tf.where(valid, s_max, tf.zeros_like(s_max))
     s = tf.where(valid, s, tf.zeros_like(s))  # harmless stand-ins, replaced by NaN below

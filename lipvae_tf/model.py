@@ -1516,11 +1516,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         rounds by <= 2^-25, docs/theory.md section 7).
 
         Uses verified bounds of the constants of the weights in use, the measured s(x) and
-        s_max(x), and (unless use_std_cap=False, the certificates of lipvae_tf <= 0.1) the
-        std cap as applied; r is lowered by the float32 rounding of the reconstruction
-        (`reconstruction_tolerance`). With absolute_rounding=True, r is lowered further by the
-        absolute round-off of the whole float32 graph at x and at the perturbed input, and p
-        raised by the noise bound's tail (`absolute_rounding_slack`, docs/theory.md section
+        s_max(x), and the std cap as applied, unless use_std_cap=False: the certificates of
+        lipvae_tf <= 0.1, with no std cap and, for a learned std, `best` without the triangle
+        forms it now adds when there is no cap (`bounds.best_radius(legacy=True)`). r is
+        lowered by the float32 rounding of the reconstruction (`reconstruction_tolerance`).
+        With absolute_rounding=True, r is lowered further by the absolute round-off of the
+        whole float32 graph at x and at the perturbed input, and p raised by the noise bound's
+        tail (`absolute_rounding_slack`, docs/theory.md section
         15): the certificate then covers every float32 reconstruction, whatever the weights'
         scale; a learned std is then bounded by its cap alone, at the perturbed input (its
         network's round-off can jump past M_sigma d) and at x (its float32 value there depends
@@ -1555,7 +1557,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 f"use_std_cap={use_std_cap}, method={method!r}")
         # every argument before the work (the std network's pass, the layers' measurements)
         gamma = self.posterior_std_bound()
-        bounds.check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only)
+        legacy = not use_std_cap  # lipvae_tf 0.1's certificates (train.LEGACY_CERTIFICATE)
+        bounds.check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only,
+                            legacy=legacy)
         self.output_lipschitz(reconstruction)  # checks `reconstruction`
         x = self.check_images(x)
         r, p = _per_input(len(x), r, p)
@@ -1580,6 +1584,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
             latent_dim=self.latent_dim, gamma=gamma, std_cap=std_cap,
             s_max=None if self.posterior_std is not None else s_max, cap_only=cap_only,
+            legacy=legacy,
         )
         if absolute_rounding:  # the slack holds up to r / (M_mu M_g), which no method reaches
             radius = np.minimum(radius, r_exact / (c["encoder_mean"] * c["decoder"]))

@@ -140,9 +140,16 @@ def test_best_is_the_largest_sound_certificate():
     settings = _random_settings(200, seed=3)
     best = bounds.best_radius(**settings, latent_dim=10)
     chi2 = bounds.chi2_radius(**settings, latent_dim=10)
+    # legacy=True: lipvae_tf 0.1's candidates, bit for bit (train.LEGACY_CERTIFICATE)
+    legacy = bounds.best_radius(**settings, latent_dim=10, legacy=True)
     np.testing.assert_array_equal(
-        best, np.maximum.reduce([chi2, bounds.markov_radius(**settings),
-                                 bounds.paper_markov_radius(**settings)]))
+        legacy, np.maximum.reduce([chi2, bounds.markov_radius(**settings),
+                                   bounds.paper_markov_radius(**settings)]))
+    # without a cap the triangle forms join (docs/theory.md section 2, "Without a cap")
+    np.testing.assert_array_equal(best, np.maximum.reduce([
+        legacy, bounds._triangle_markov_radius(**settings),
+        bounds._triangle_chi2_radius(**settings, latent_dim=10)]))
+    assert np.all(best >= legacy)
 
 
 @pytest.mark.parametrize("kwargs,match", [

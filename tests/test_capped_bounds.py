@@ -250,3 +250,101 @@ def test_best_certifies_a_one_dimensional_latent_without_inglot():
     assert radius > 0
     with pytest.raises(ValueError, match="latent_dim"):
         bounds.radius("chi2", 1.0, 1.0, 1.0, 0.05, 2.0, 0.5, latent_dim=1)
+
+
+# ---- the triangle forms without a cap (docs/theory.md section 2, "Without a cap") ------------
+
+UNCAPPED = {"markov": lambda *args, latent_dim, s_max: bounds._triangle_markov_radius(*args),
+            "chi2": bounds._triangle_chi2_radius, "best": bounds.best_radius}
+
+
+@pytest.mark.parametrize("form", ["markov", "chi2", "best"])
+def test_monte_carlo_never_below_the_certified_probability_without_a_cap(form):
+    """A learned std without a cap: sigma(x') is bounded only by s + M_sigma d. At the radius,
+    with ||sigma(x')|| = s + M_sigma R laid out three ways and the mean moved by M_mu R, the
+    estimated probability is never below p (4 standard errors)."""
+    rng = np.random.default_rng(23)
+    checked = gains = 0
+    for trial in range(12):
+        latent_dim = int(rng.choice([2, 5, 10, 16]))
+        m_mu, m_sigma, m_g = rng.uniform(0.5, 3, 3)
+        r, p = rng.uniform(1, 8), float(rng.choice([0.5, 0.75, 0.9, 0.99]))
+        s = rng.uniform(0.02, 0.25) * r / m_g  # the noise matters
+        layout = ["axis0", "axis1", "spread"][trial % 3]
+        sigma, _ = _stds(rng, latent_dim, s, 1.0, layout)
+        radius = float(UNCAPPED[form](m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                      s_max=np.max(sigma)))
+        legacy = float(bounds.best_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
+                                          s_max=np.max(sigma), legacy=True))
+        if radius == 0:
+            continue
+        checked += 1
+        gains += radius > legacy * 1.01
+        for shifted_layout in ("axis0", "axis1", "spread"):
+            _, sigma_shift = _stds(rng, latent_dim, s, s + m_sigma * radius, shifted_layout)
+            empirical = _monte_carlo(radius, m_mu, m_g, sigma, sigma_shift, r, rng)
+            standard_error = math.sqrt(p * (1 - p) / 200_000)
+            assert empirical >= p - 4 * standard_error, (trial, layout, empirical, p)
+    assert checked >= 8, checked
+    # where the chi-square form beats the old candidates: the new forms are what was tested (the
+    # Markov one alone rarely does, only for a mean shift far larger than the noise)
+    assert gains >= (1 if form == "markov" else 3), gains
+
+
+def test_monte_carlo_sees_an_uncapped_radius_that_ignores_the_std_growth():
+    """The harness can fail: the chi-square triangle radius computed with M_sigma = 0 for a std
+    network of constant 2 (sigma(x') of norm s + 2 R, spread evenly) certifies 0.9 and gives 0.04,
+    while the radius with M_sigma = 2 holds."""
+    rng = np.random.default_rng(4)
+    m_mu, m_g, s, r, p, latent_dim = 1.0, 1.0, 0.1, 2.0, 0.9, 10
+    sigma = np.full(latent_dim, s / math.sqrt(latent_dim))
+    for m_sigma, holds in ((0.0, False), (2.0, True)):
+        radius = float(bounds._triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p,
+                                                    latent_dim=latent_dim))
+        shifted = np.full(latent_dim, (s + 2.0 * radius) / math.sqrt(latent_dim))
+        assert (_monte_carlo(radius, m_mu, m_g, sigma, shifted, r, rng) >= p) == holds
+
+
+@pytest.mark.parametrize("constants, s, s_max, r, p, m, legacy, new", [
+    ((1.0, 1.0, 1.0), 0.05, 0.05, 2.0, 0.99, 16, 0.2145, 0.2545),
+    ((1.0, 0.5, 2.0), 0.2, 0.05, 4.0, 0.999, 16, 0.0, 0.1742),
+    ((1.0, 1.0, 1.0), 0.3, 0.3, 3.0, 0.9, 2, 0.5309, 0.7195),
+])
+def test_best_without_a_cap_takes_the_triangle_forms(constants, s, s_max, r, p, m, legacy, new):
+    """A review (2026-12-03): `best` for a learned std without a cap left out the M_sigma
+    branches of the capped forms; with them it certifies the reviewer's numbers. legacy=True
+    keeps the old candidates (lipvae_tf 0.1's comparison), and the graph agrees."""
+    from lipvae_tf import graph_bounds
+    args = (*constants, s, r, p)
+    best = float(bounds.best_radius(*args, latent_dim=m, s_max=s_max))
+    old = float(bounds.best_radius(*args, latent_dim=m, s_max=s_max, legacy=True))
+    assert best >= new - 5e-5 and best > old  # the review's numbers are rounded to 4 digits
+    assert old == pytest.approx(legacy, abs=1e-4)  # unchanged
+    assert old == float(np.maximum.reduce([
+        bounds.chi2_radius(*args, latent_dim=m), bounds.markov_radius(*args),
+        bounds.paper_markov_radius(*args)]))
+    assert best == float(np.maximum.reduce([
+        old, bounds._triangle_markov_radius(*args),
+        bounds._triangle_chi2_radius(*args, latent_dim=m, s_max=s_max)]))
+    # the same as the capped chi-square form under a cap far above every std
+    assert best == pytest.approx(float(bounds.capped_chi2_radius(
+        *args, latent_dim=m, std_cap=1e70, s_max=s_max)), rel=1e-12)
+    served = graph_bounds.radius("best", *constants, np.array([s]), np.array([r]),
+                                 np.array([p]), latent_dim=m, s_max=np.array([s_max]))
+    assert float(served.numpy()[0]) == pytest.approx(best, rel=1e-9)
+    assert float(bounds.radius("best", *args, latent_dim=m, s_max=s_max, legacy=True)) == old
+
+
+def test_s_max_is_checked_without_a_cap_too():
+    from lipvae_tf import graph_bounds
+    with pytest.raises(ValueError, match="s_max"):
+        bounds.radius("best", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, s_max=0.2)
+    with pytest.raises(ValueError, match="s_max"):
+        bounds.radius("markov", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, s_max=0.01)
+    with pytest.raises(ValueError, match="legacy=True"):
+        bounds.radius("best", 1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, std_cap=0.2, legacy=True)
+    with pytest.raises(TypeError, match="legacy must be a bool"):
+        bounds.best_radius(1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=4, legacy="yes")
+    served = graph_bounds.radius("best", 1.0, 1.0, 1.0, np.array([0.1, 0.1, 0.1]), 1.0, 0.5,
+                                 latent_dim=4, s_max=np.array([0.2, 0.01, 0.1])).numpy()
+    assert np.isnan(served[0]) and np.isnan(served[1]) and served[2] > 0

@@ -394,8 +394,10 @@ def test_rest_request_refuses_bad_arguments(images):
         "r"] == slack * 1.01
 
 
-CASES = [(method, fixed) for method in bounds.METHODS for fixed in (False, True)
-         if (fixed or method != "ncx2") and not (fixed and method in bounds.CAPPED_METHODS)]
+# the std: learned under a cap, learned without one (best adds the triangle forms), fixed
+CASES = [(method, std) for method in bounds.METHODS for std in ("capped", "uncapped", "fixed")
+         if (std == "fixed" or method != "ncx2")
+         and not (std != "capped" and method in bounds.CAPPED_METHODS)]
 
 
 def test_graph_bounds_equal_the_numpy_bounds_and_never_exceed_them():
@@ -412,28 +414,27 @@ def test_graph_bounds_equal_the_numpy_bounds_and_never_exceed_them():
         r, p = np.exp(rng.uniform(-1, 2.5, n)), rng.uniform(0.5, 0.999, n)
         p[4:8] = 0.5
         pick = rng.integers(0, 16, n)  # fixed std: 16 distinct (r, p) rows (ncx2 solves each once)
-        rows = {False: (r, p), True: (r[pick], p[pick])}
+        rows = {"capped": (r, p), "uncapped": (r, p), "fixed": (r[pick], p[pick])}
         # s_max anywhere in [s / sqrt(m), s], where max_i sigma_i lies
-        cap = {False: dict(std_cap=float(s.max()) * 1.5,
-                           s_max=s * rng.uniform(1 / np.sqrt(latent_dim), 1, n)),
-               True: {}}  # learned std: the capped certificates join "best"
+        s_max = s * rng.uniform(1 / np.sqrt(latent_dim), 1, n)
+        extra = {"capped": dict(std_cap=float(s.max()) * 1.5, s_max=s_max),  # capped forms join
+                 "uncapped": dict(s_max=s_max), "fixed": dict(gamma=gamma)}
 
         @tf.function
         def all_methods(s, r, p, r_fixed, p_fixed):
-            given = {False: (r, p), True: (r_fixed, p_fixed)}
-            return {f"{method}/{fixed}": graph_bounds.radius(
-                method, m_mu, m_sigma, m_g, s, *given[fixed], latent_dim=latent_dim,
-                gamma=gamma if fixed else None, **cap[fixed]) for method, fixed in CASES}
+            given = {"capped": (r, p), "uncapped": (r, p), "fixed": (r_fixed, p_fixed)}
+            return {f"{method}/{std}": graph_bounds.radius(
+                method, m_mu, m_sigma, m_g, s, *given[std], latent_dim=latent_dim, **extra[std])
+                for method, std in CASES}
 
-        graph = all_methods(s, r, p, *rows[True])
-        for method, fixed in CASES:
-            numpy = bounds.radius(method, m_mu, m_sigma, m_g, s, *rows[fixed],
-                                  latent_dim=latent_dim, gamma=gamma if fixed else None,
-                                  **cap[fixed])
-            ours = graph[f"{method}/{fixed}"].numpy()
-            assert np.all((ours == 0) == (numpy == 0)), (method, fixed, trial)
+        graph = all_methods(s, r, p, *rows["fixed"])
+        for method, std in CASES:
+            numpy = bounds.radius(method, m_mu, m_sigma, m_g, s, *rows[std],
+                                  latent_dim=latent_dim, **extra[std])
+            ours = graph[f"{method}/{std}"].numpy()
+            assert np.all((ours == 0) == (numpy == 0)), (method, std, trial)
             relative = (ours - numpy) / np.where(numpy == 0, 1.0, numpy)
-            assert np.max(np.abs(relative)) <= GRAPH_RTOL, (method, fixed, trial)
+            assert np.max(np.abs(relative)) <= GRAPH_RTOL, (method, std, trial)
             assert np.all(relative <= GRAPH_RTOL)  # never above the NumPy certificate
             certified.append(np.mean(numpy > 0))
     assert 0.3 < np.mean(certified) < 0.95  # the inputs cover both certified and not certified
