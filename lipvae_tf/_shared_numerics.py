@@ -19,9 +19,10 @@ UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 
 # Every input of a certificate (the constants, s, r and the latent reach r / M_g) is at most
 # MAGNITUDE_LIMIT, and every divisor (M_mu, M_g, gamma) at least its inverse: the certificates
-# multiply up to four such values (e.g. (M_mu^2 + M_sigma^2) (1 - p) r^2 / M_g^2), which then stay
-# finite in float64 (1e300 < 1.8e308). Beyond it the closed forms returned inf or NaN (an
-# adversarial review, 2026-12-01: the paper's form gave inf at r / M_g = 1e155).
+# multiply up to four such values (e.g. (M_mu^2 + M_sigma^2) (1 - p) r^2 / M_g^2 <= 1e300; the
+# largest, the paper's 4 M_mu^2 s^2, <= 4e300), which then stay finite in float64 (< 1.8e308).
+# Beyond it the closed forms returned inf or NaN (an adversarial review, 2026-12-01: the paper's
+# form gave inf at r / M_g = 1e155).
 MAGNITUDE_LIMIT = 1e75
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -43,9 +44,10 @@ def fixed_std(gamma: float, latent_dim: int) -> tuple[float, float]:
 
 def norm_rounding_factor(terms: int) -> float:
     """1 + (terms + 4) u: a float64 l2 norm of `terms` values (sqrt of a sum of squares, in any
-    summation order: the squares and sum err by <= terms u, the root by u / 2; Higham 2002,
-    section 3.1), multiplied by this factor in float64 (one more rounding), is never below the
-    exact norm."""
+    summation order: the squares and sum err by <= terms u, which the root halves, and the
+    correctly rounded root by u: (terms + 2) u / 2 in all; Higham 2002, section 3.1), multiplied
+    by this factor in float64 (one more rounding, u), is never below the exact norm
+    ((terms + 2) u / 2 + u + O(u^2) <= (terms + 4) u)."""
     return 1.0 + (terms + 4) * UNIT_ROUNDOFF
 
 
