@@ -182,11 +182,12 @@ def _linear_error(layer, norm: float, absolute_norm: float, subnormal_norm: floa
     # then the product by c and the bias addition, one flush each
     underflow = ((1 + u) ** 2 * c * (1 + gamma) * 2 * taps + 2) * eta
     offset = u * bias + flushed_bias + math.sqrt(outputs) * underflow
-    # a partial sum of output j is <= (1 + g) sum_i |h_i w_ij| <= (1 + g) H ||w_j|| <= (1 + g) A H
-    # (a row of the operator has norm <= A), then times c and plus b_j, each rounded
+    # a partial sum of output j is <= (1 + g) sum_i |h_i w_ij| + 2 n eta <= (1 + g) A H + 2 n eta
+    # (a row of the operator has norm <= A; the flushes), then times c and plus b_j, each rounded:
+    # the flushes' 2 n eta goes through the product by c as the slope's term does
     largest_bias = float(np.max(np.abs(b))) if layer.bias is not None else 0.0
     peak_slope = c * absolute_norm * (1 + g) * (1 + u) ** 2
-    peak_offset = (largest_bias + 2 * taps * eta) * (1 + u)
+    peak_offset = largest_bias * (1 + u) + 2 * taps * eta * c * (1 + u) ** 2
     return LayerError(lp.scaled_bound(layer, norm), slope * _SAFE, offset * _SAFE,
                       peak_slope * _SAFE, peak_offset * _SAFE, _largest(dtype))
 
