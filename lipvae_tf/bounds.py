@@ -805,9 +805,9 @@ def best_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLik
     the Markov forms with M_sigma = 0 and s = gamma sqrt(m). The noncentral one is the exact
     worst case, so it dominates the others except where its safety margins do (p within about
     1e-11 of 1, or x/2 above about 2.7e7, docs/theory.md section 3), and the max keeps the rest
-    for those. cap_only=True
-    (a learned std with a cap): the two capped forms with sigma(x') bounded by S alone.
-    The chi-square form enters only for latent_dim >= 2. docs/theory.md sections 1-3, 5 and 9.
+    for those. cap_only=True (a learned std with a cap): the two capped forms with sigma(x')
+    bounded by S alone. The chi-square form enters only for latent_dim >= 2. docs/theory.md
+    sections 1-3, 5 and 9.
 
     Args:
         <certificate arguments>
