@@ -24,6 +24,12 @@ UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 # Beyond it the closed forms returned inf or NaN (an adversarial review, 2026-12-01: the paper's
 # form gave inf at r / M_g = 1e155).
 MAGNITUDE_LIMIT = 1e75
+# ... and the divisors and the latent reach r / M_g at least MAGNITUDE_FLOOR: squares of smaller
+# reaches fall below float64's normal range (subnormals lose relative precision, and a reach
+# of 1e-170 had its noise terms underflow to 0, which certified reach / M_mu as if there were no
+# noise: a review, 2026-12-03); every term that can still underflow is then below the
+# certificates' relative rounding margins of the reach (docs/theory.md section 5, "Magnitudes")
+MAGNITUDE_FLOOR = 1e-75
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # Stirling series for lgamma (DLMF 5.11.1): B_2k / (2k (2k - 1)), k = 1..7. For real arguments the

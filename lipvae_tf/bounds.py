@@ -38,6 +38,9 @@ from lipvae_tf._shared_numerics import (
     HALF_LOG_2PI as _HALF_LOG_2PI,
 )
 from lipvae_tf._shared_numerics import (
+    MAGNITUDE_FLOOR as _FLOOR,
+)
+from lipvae_tf._shared_numerics import (
     MAGNITUDE_LIMIT as _LIMIT,
 )
 from lipvae_tf._shared_numerics import (
@@ -109,16 +112,16 @@ def checked(**values) -> list[np.ndarray]:
     """The named arguments as broadcast float64 arrays; ValueError naming the first bad one.
 
     Besides finiteness, signs and p in [1/2, 1): the constants, s, r and r / m_g (when both are
-    given) at most MAGNITUDE_LIMIT = 1e75, and the divisors M_mu, M_g and gamma at least 1e-75,
-    so that the certificates' products stay finite (_shared_numerics; docs/theory.md section 5,
-    "Magnitudes").
+    given) at most MAGNITUDE_LIMIT = 1e75, and the divisors M_mu, M_g and gamma and r / m_g at
+    least MAGNITUDE_FLOOR = 1e-75, so that the certificates' products stay finite and their
+    squares normal (_shared_numerics; docs/theory.md section 5, "Magnitudes").
 
     Args:
         **values: the arguments by name, each a real number or array_like of them. The name
             sets the rule: m_mu, m_g, r, gamma and std_cap must be > 0; m_sigma, s and s_max
             >= 0; p in [1/2, 1). Every argument but p must be finite and <= 1e75, the divisors
-            m_mu, m_g and gamma >= 1e-75, and r / m_g <= 1e75 when both are given. Other names
-            are checked for finiteness and magnitude only.
+            m_mu, m_g and gamma >= 1e-75, and r / m_g in [1e-75, 1e75] when both are given.
+            Other names are checked for finiteness and magnitude only.
 
     Returns:
         A list of float64 arrays, one per argument in the order given, broadcast to one shape.
@@ -144,12 +147,18 @@ def checked(**values) -> list[np.ndarray]:
         if name != "p" and np.any(value > _LIMIT):
             raise ValueError(f"{name} must be <= {_LIMIT:g} (the certificates' float64 "
                              f"products must stay finite), got {np.max(value)!r}")
-        if name in _DIVISORS and np.any(value < 1 / _LIMIT):
-            raise ValueError(f"{name} must be >= {1 / _LIMIT:g} (the certificates divide by "
+        if name in _DIVISORS and np.any(value < _FLOOR):
+            raise ValueError(f"{name} must be >= {_FLOOR:g} (the certificates divide by "
                              f"it), got {np.min(value)!r}")
-    if "r" in arrays and "m_g" in arrays and np.any(arrays["r"] / arrays["m_g"] > _LIMIT):
-        raise ValueError(f"r / M_g must be <= {_LIMIT:g} (the certificates square it), got "
-                         f"{np.max(arrays['r'] / arrays['m_g'])!r}")
+    if "r" in arrays and "m_g" in arrays:
+        reach = arrays["r"] / arrays["m_g"]
+        if np.any(reach > _LIMIT):
+            raise ValueError(f"r / M_g must be <= {_LIMIT:g} (the certificates square it), got "
+                             f"{np.max(reach)!r}")
+        if np.any(reach < _FLOOR):
+            raise ValueError(f"r / M_g must be >= {_FLOOR:g} (the certificates square it, and "
+                             f"below that float64 loses the precision their rounding margins "
+                             f"assume), got {np.min(reach)!r}")
     try:
         return np.broadcast_arrays(*arrays.values())
     except ValueError:

@@ -183,11 +183,14 @@ def _linear_error(layer, norm: float, absolute_norm: float, subnormal_norm: floa
     underflow = ((1 + u) ** 2 * c * (1 + gamma) * 2 * taps + 2) * eta
     offset = u * bias + flushed_bias + math.sqrt(outputs) * underflow
     # a partial sum of output j is <= (1 + g) sum_i |h_i w_ij| + 2 n eta <= (1 + g) A H + 2 n eta
-    # (a row of the operator has norm <= A; the flushes), then times c and plus b_j, each rounded:
-    # the flushes' 2 n eta goes through the product by c as the slope's term does
+    # (a row of the operator has norm <= A; the flushes), then times c and plus b_j, each rounded.
+    # The partial sums are formed before the product by c: for c < 1 they are the largest values
+    # (a review, 2026-12-03: c = 0.5 and partial sums of 4.2e38 overflowed to inf while the
+    # bound, scaled by c, said 2.1e38), hence max(1, c (1 + u)^2)
     largest_bias = float(np.max(np.abs(b))) if layer.bias is not None else 0.0
-    peak_slope = c * absolute_norm * (1 + g) * (1 + u) ** 2
-    peak_offset = largest_bias * (1 + u) + 2 * taps * eta * c * (1 + u) ** 2
+    through_c = max(1.0, c * (1 + u) ** 2)
+    peak_slope = through_c * absolute_norm * (1 + g)
+    peak_offset = largest_bias * (1 + u) + 2 * taps * eta * through_c
     return LayerError(lp.scaled_bound(layer, norm), slope * _SAFE, offset * _SAFE,
                       peak_slope * _SAFE, peak_offset * _SAFE, _largest(dtype))
 

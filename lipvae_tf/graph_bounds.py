@@ -48,6 +48,7 @@ __all__ = [
 
 _U = numerics.UNIT_ROUNDOFF  # 2^-53
 _LIMIT = numerics.MAGNITUDE_LIMIT
+_FLOOR = numerics.MAGNITUDE_FLOOR
 _F64 = tf.float64
 METHODS = bounds.METHODS
 
@@ -298,8 +299,12 @@ def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float)
 
 def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
     """bounds.chi2_quantile_upper for a float64 tensor p: the same bracket and bisection, run
-    once per distinct p of the batch (the last bits may differ from NumPy's log/exp);
-    latent_dim an int >= 1 (TypeError / ValueError naming it)."""
+    once per distinct p of the batch; latent_dim an int >= 1 (TypeError / ValueError naming
+    it). Both are sound, and agree to the last bits wherever the CDF's lower bound verifies p
+    near the quantile; for p within about 1e-11 of 1, where that bound's own round-off
+    (about 1e-13, differently rounded by NumPy's and TF's log/exp) is no longer small against
+    1 - p, the bisections stop at different points, up to 1e-5 relative apart (a review,
+    2026-12-03: 1.0e-5 at m = 2, p = 1 - 1e-12)."""
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     p = _t(p)
     shape = tf.shape(p)
@@ -466,7 +471,8 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
 
     Constants are validated now (ValueError, as bounds.radius). Elements with r <= 0 or not finite,
     p outside [1/2, 1) or not finite, s < 0 or not finite, r, r / M_g or s above
-    MAGNITUDE_LIMIT (1e75, where bounds.checked raises), s above std_cap, or (a learned std with
+    MAGNITUDE_LIMIT (1e75, where bounds.checked raises), r / M_g below MAGNITUDE_FLOOR (1e-75),
+    s above std_cap, or (a learned std with
     std_cap or s_max given) s_max not finite, above s or below s / sqrt(latent_dim) by more than
     S_MAX_SLACK get NaN (a graph cannot raise on a request; NaN is never mistaken for a radius).
     They do not change the other elements.
@@ -477,6 +483,7 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
     shape = tf.shape(s)
     valid = (tf.math.is_finite(r) & (r > 0) & tf.math.is_finite(p) & (p >= 0.5) & (p < 1)
              & tf.math.is_finite(s) & (s >= 0) & (r <= _LIMIT) & (r / m_g <= _LIMIT)
+             & (r / m_g >= _FLOOR)
              & (s <= _LIMIT))
     if std_cap is not None:  # bounds.radius raises where the cap is exceeded: NaN here
         valid &= s <= std_cap

@@ -47,7 +47,12 @@ from lipvae_tf import (
 from lipvae_tf import layers as ll
 from lipvae_tf import lipschitz as lp
 from lipvae_tf._fixed_config import FixedConfig
-from lipvae_tf._shared_numerics import fixed_std, norm_rounding_factor
+from lipvae_tf._shared_numerics import (
+    MAGNITUDE_FLOOR,
+    MAGNITUDE_LIMIT,
+    fixed_std,
+    norm_rounding_factor,
+)
 
 # the constructor's `design` argument shadows the module
 _check_design_record = design.check_record
@@ -129,33 +134,72 @@ def std_statistics_bounds(std_network: keras.Model | Sequence[keras.layers.Layer
     `bounds.radius` certificate of a custom model (colab/04_custom_models.ipynb).
 
     Args:
-        std_network: the chain that computed sigma, as a Keras model or a list of its layers in
-            order (its rounding margin is `lipschitz.output_rounding_factor` of it). When its
-            last layer is a `StdCap`, both statistics are at most its cap as applied
+        std_network: the chain that computed sigma, as a Keras model or a non-empty list of its
+            layers in order (its rounding margin is `lipschitz.output_rounding_factor` of it).
+            When its last layer is a `StdCap`, both statistics are at most its cap as applied
             (`StdCap.output_norm_bound`), which bounds the exact and the float32 stds alike.
-        sigma: the stds, shape (batch, m), finite and >= 0.
+        sigma: the stds, shape (batch, m): each 0 or in [1e-75, 1e75] (the certificates'
+            magnitude range; float32 stds always are), m the chain's output width where the
+            chain records it (a Keras model, or layers called on Keras inputs), and no row
+            above the cap as applied (the chain's outputs never are).
 
     Returns:
         (s, s_max), float64 arrays of shape (batch,).
 
     Raises:
-        TypeError / ValueError: naming `sigma` unless it is a finite real (batch, m) array
-            >= 0; ValueError for a last layer that subclasses StdCap and overrides its
-            computation, and as `lipschitz.output_rounding_factor` for a model that is not a
-            chain.
+        TypeError: naming `std_network` unless it is a Keras model or a list of Keras layers,
+            or `sigma` unless it holds real numbers.
+        ValueError: naming `sigma` for a shape, value or norm the chain cannot have computed
+            (see above), or `std_network` for an empty list; for a last layer that subclasses
+            StdCap and overrides its computation, and as `lipschitz.output_rounding_factor` for
+            a model that is not a chain.
     """
-    layers = (lp.chain_layers(std_network) if isinstance(std_network, keras.Model)
-              else list(std_network))
+    if isinstance(std_network, keras.Model):
+        layers = lp.chain_layers(std_network)
+    elif isinstance(std_network, Sequence) and all(
+            isinstance(layer, keras.layers.Layer) for layer in std_network):
+        layers = list(std_network)
+    else:
+        raise TypeError(f"std_network must be a Keras model or a list of Keras layers, got "
+                        f"{type(std_network).__name__}")
+    if not layers:
+        raise ValueError("std_network must hold at least one layer: the chain that computed "
+                         "sigma")
     sigma = checks.finite_array("sigma", sigma, ndim=2)
     if not sigma.shape[1] or np.any(sigma < 0):
         raise ValueError(f"sigma must be a (batch, m) array of stds >= 0 with m >= 1, got shape "
                          f"{sigma.shape}" + (f" and minimum {sigma.min()}" if sigma.size else ""))
+    nonzero = sigma[sigma > 0]
+    if nonzero.size and (nonzero.min() < MAGNITUDE_FLOOR or nonzero.max() > MAGNITUDE_LIMIT):
+        # outside it the float64 squares of the norm underflow or overflow
+        raise ValueError(f"sigma's non-zero stds must be in [{MAGNITUDE_FLOOR:g}, "
+                         f"{MAGNITUDE_LIMIT:g}], got {float(nonzero.min())!r} to "
+                         f"{float(nonzero.max())!r}")
     latent_dim = sigma.shape[1]
+    width = _recorded_output_width(layers[-1])
+    if width is not None and width != latent_dim:
+        raise ValueError(f"sigma has {latent_dim} columns, but the chain's last layer "
+                         f"{layers[-1].name!r} outputs {width}: pass every std it computed")
     cap = (_applied_cap(layers[-1], latent_dim)
-           if layers and isinstance(layers[-1], ll.StdCap) else None)
+           if isinstance(layers[-1], ll.StdCap) else None)
+    norms = np.linalg.norm(sigma, axis=1)
+    if cap is not None and np.any(norms > cap):
+        raise ValueError(f"sigma has rows of norm up to {float(norms.max())!r} "
+                         f"above the cap as applied, {cap!r}: the chain's StdCap never outputs "
+                         "such stds (are they this network's?)")
     s, s_max = _std_statistics_map(lp.output_rounding_factor(layers), latent_dim, cap)(
         tf.constant(sigma))
     return s.numpy(), s_max.numpy()
+
+
+def _recorded_output_width(layer: keras.layers.Layer) -> int | None:
+    """The last dimension of a layer's output where Keras recorded it (a layer of a functional
+    or Sequential model); None for a layer called only inside a subclassed model's call."""
+    try:
+        width = layer.output.shape[-1]
+    except (AttributeError, ValueError):
+        return None
+    return None if width is None else int(width)
 
 
 def checked_tolerance(r: ArrayLike, image_shape: Sequence[int]) -> tuple[np.ndarray, float]:

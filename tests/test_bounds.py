@@ -164,6 +164,8 @@ def test_best_is_the_largest_sound_certificate():
     (dict(r=1e70, m_g=1e-10), r"r / M_g must be <= 1e\+75"),
     (dict(m_sigma=1e80), r"m_sigma must be <= 1e\+75"),
     (dict(m_g=1e-80), r"m_g must be >= 1e-75"),
+    (dict(r=1e-169), r"r / M_g must be >= 1e-75"),  # squares underflowed: noise dropped out
+    (dict(r=2021 * 5e-324, m_g=3.0), r"r / M_g must be >= 1e-75"),  # a subnormal reach
 ])
 def test_bad_arguments_name_the_argument(kwargs, match):
     args = dict(m_mu=1.0, m_sigma=1.0, m_g=1.0, s=0.1, r=1.0, p=0.5) | kwargs
@@ -171,6 +173,33 @@ def test_bad_arguments_name_the_argument(kwargs, match):
         bounds.markov_radius(**args)
     with pytest.raises(ValueError, match="latent_dim"):
         bounds.chi2_radius(1.0, 1.0, 1.0, 0.1, 1.0, latent_dim=1)  # Inglot needs m >= 2
+
+
+def test_a_reach_below_the_magnitude_floor_is_refused_and_one_above_it_scales():
+    """A review (2026-12-03): at s = 1e-170, r = 1e-169 the squares in the triangle forms
+    underflowed to 0 and `best` without a cap certified reach / M_mu = 10 (in units of 1e-170)
+    against the exact 6.357, as if there were no noise (a Monte Carlo put P at 0.50 for
+    p = 0.99); a subnormal reach rounded up past r / M_g. Below the floor NumPy raises and the
+    graph gives NaN; above it the same problem in units of 1e-60 certifies what it does in
+    units of 1 (to the forms' rounding), and the floor itself is accepted as written."""
+    import tensorflow as tf
+
+    from lipvae_tf import graph_bounds
+    unit = bounds.radius("best", 1.0, 0.0, 1.0, 1.0, 10.0, 0.99, latent_dim=1)
+    for scale in (1e-60, 1e-20, 1e20):
+        scaled = bounds.radius("best", 1.0, 0.0, 1.0, scale, 10 * scale, 0.99, latent_dim=1)
+        assert float(scaled / scale) == pytest.approx(float(unit), rel=1e-12)
+    for m_sigma, std_cap in ((0.0, None), (1.0, None), (0.0, 1e-170)):
+        with pytest.raises(ValueError, match=r"r / M_g must be >= 1e-75"):
+            bounds.radius("best", 1.0, m_sigma, 1.0, 1e-170, 1e-169, 0.99, latent_dim=2,
+                          std_cap=std_cap)
+        served = graph_bounds.radius(
+            "best", 1.0, m_sigma, 1.0, tf.constant([1e-170, 0.1], tf.float64),
+            tf.constant([1e-169, 1.0], tf.float64), tf.constant([0.99, 0.99], tf.float64),
+            latent_dim=2, std_cap=None if std_cap is None else 0.2).numpy()
+        assert np.isnan(served[0]) and np.isfinite(served[1]), served
+    floor = bounds.radius("markov", 1e-75, 0.0, 1e-75, 0.0, 1e-5, 0.5, latent_dim=2)
+    assert np.isfinite(floor) and floor > 0
 
 
 def test_every_certificate_stays_finite_and_below_the_mean_shift_limit_up_to_the_limit():

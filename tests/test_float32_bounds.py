@@ -409,3 +409,17 @@ def test_std_statistics_bounds_of_a_custom_std_network_are_the_models_own():
                          (-sigma, "stds >= 0"), (sigma[:, :0], "m >= 1")):
         with pytest.raises(ValueError, match=pattern):
             std_statistics_bounds(model.encoder_std_net, bad)
+    # a review (2026-12-03): stds the chain cannot have computed were taken as they were
+    capped = LipschitzVAE(10, std_cap=0.1, **kwargs)
+    sigma = capped.encoder_std_net(tf.constant(x)).numpy()
+    for bad, pattern in (
+            (sigma[:, :5], "sigma has 5 columns, but the chain's last layer"),  # half the norm
+            (np.full((2, 10), 1e-170), r"non-zero stds must be in \[1e-75"),  # norm underflowed
+            (np.full((2, 10), 1e170), r"non-zero stds must be in \[1e-75"),  # norm was inf
+            (sigma * 10, "above the cap as applied")):  # silently capped
+        with pytest.raises(ValueError, match=pattern):
+            std_statistics_bounds(capped.encoder_std_net, bad)
+    with pytest.raises(ValueError, match="at least one layer"):
+        std_statistics_bounds([], sigma)
+    with pytest.raises(TypeError, match="std_network must be a Keras model"):
+        std_statistics_bounds("encoder", sigma)

@@ -495,3 +495,23 @@ def test_the_absolute_certificate_covers_overflow():
         assert model.certified_radius(x, 3.0, 0.5, absolute_rounding=True)[0] < 0.45
     slack, _ = model.absolute_rounding_slack(x, 3.0, 0.5)
     assert np.isinf(slack[0])
+
+
+@pytest.mark.parametrize("lipschitz", [0.5, 1.0, 2.0])
+def test_the_overflow_bound_covers_the_partial_sums_before_the_factor(lipschitz):
+    """A review (2026-12-03): a layer computes x W, then multiplies by its factor c; for c < 1
+    the partial sums, not the output, are the largest values. c = 0.5, a kernel of 2^-0.5 and
+    inputs of 3e38: the partial sums of 4.2e38 overflow to inf, while the bound (scaled by c)
+    said 2.1e38 < 3.4e38 and gave a finite error bound. Now every c whose graph overflows
+    gets an infinite error bound."""
+    layer = lv.LipschitzDense(1, lipschitz=lipschitz, use_bias=False)
+    net = keras.Sequential([keras.Input((2,)), layer])
+    layer.kernel.assign(np.full((2, 1), 2**-0.5, np.float32))
+    x = np.full((1, 2), 3e38, np.float32)
+    assert np.isinf(net(x).numpy()).all()  # the check can fail: the graph overflows
+    terms = fe.chain_errors(net)
+    norms, _ = fe.activation_norms(net, x)
+    assert np.isinf(fe.chain_forward_error(terms, norms)).all()
+    # far from overflow the bound stays finite
+    small = np.full((1, 2), 1.0, np.float32)
+    assert np.isfinite(fe.chain_forward_error(terms, fe.activation_norms(net, small)[0])).all()
