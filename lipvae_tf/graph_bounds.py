@@ -372,14 +372,9 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
     """bounds.capped_chi2_radius: M_mu d + sqrt(q V(d)) <= r / M_g, q the verified quantile.
     s_max is raised to s / sqrt(latent_dim) where it is below (no coordinate of sigma(x) is
     below its root mean square; `radius` gives NaN where it is below by more than rounding)."""
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
-    m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
-    s, r, p = _broadcast(s, r, p)
-    s_max = s if s_max is None else tf.broadcast_to(_t(s_max), tf.shape(s))
-    s_max = tf.maximum(s_max, s / math.sqrt(latent_dim))
-    q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
-    reach = r / m_g * (1 - 4 * _U)
-    return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), std_cap)
+    (std_cap,) = _frozen(std_cap=std_cap)
+    return _triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, s_max=s_max,
+                                 std_cap=std_cap)
 
 
 def _triangle_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
@@ -392,9 +387,9 @@ def _triangle_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) ->
 
 
 def _triangle_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
-                          s_max=None) -> tf.Tensor:
-    """bounds._triangle_chi2_radius: capped_chi2_radius without a cap, s_max raised to
-    s / sqrt(latent_dim) where it is below (as there)."""
+                          s_max=None, std_cap: float | None = None) -> tf.Tensor:
+    """bounds._triangle_chi2_radius (std_cap None: no cap) and, with a checked std_cap,
+    capped_chi2_radius; s_max raised to s / sqrt(latent_dim) where it is below (as there)."""
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     s, r, p = _broadcast(s, r, p)
@@ -402,7 +397,7 @@ def _triangle_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, l
     s_max = tf.maximum(s_max, s / math.sqrt(latent_dim))
     q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
     reach = r / m_g * (1 - 4 * _U)
-    return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), None)
+    return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), std_cap)
 
 
 # what _best takes the maximum of, as bounds.best_radius takes it (numerics.best_candidates);
