@@ -551,8 +551,5 @@ def _finite_or_null(value, where: str, non_finite: dict[str, str]):
 
 
 def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    # NumPy values are already Python ones (`_finite_or_null`): anything left is not JSON
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
