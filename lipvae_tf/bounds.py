@@ -718,9 +718,7 @@ def capped_markov_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s:
     slack = _budget(m_g, r, p) * (1 - 8 * _U) - (std_cap**2 + s**2) * (1 + 8 * _U)
     whole = np.sqrt(np.maximum(slack, 0)) / m_mu * (1 - 64 * _U)
     whole = np.where(slack > 0, whole, 0.0)
-    reach = r / m_g * (1 - 4 * _U)
-    triangle = _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), s**2,
-                                std_cap, cap_only)
+    triangle = _markov_triangle(m_mu, m_sigma, m_g, s, r, p, std_cap, cap_only)
     if cap_only:
         return np.maximum(whole, triangle)
     return np.maximum.reduce([whole, triangle, markov_radius(m_mu, m_sigma, m_g, s, r, p)])
@@ -762,6 +760,21 @@ def capped_chi2_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: A
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     std_cap, s_max = _validated_cap(std_cap, s, s_max, latent_dim)
+    return _chi2_triangle(m_mu, m_sigma, m_g, s, r, p, latent_dim, s_max, std_cap, cap_only)
+
+
+def _markov_triangle(m_mu, m_sigma, m_g, s, r, p, std_cap, cap_only=False):
+    """The noise-only Markov form on validated arrays (section 9.1 (b)): largest d with
+    M_mu d + sqrt((min(s + M_sigma d, S)^2 + s^2) / (1 - p)) <= r / M_g; std_cap None: no cap."""
+    reach = r / m_g * (1 - 4 * _U)  # t, rounded down
+    return _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), s**2,
+                            std_cap, cap_only)
+
+
+def _chi2_triangle(m_mu, m_sigma, m_g, s, r, p, latent_dim, s_max, std_cap, cap_only=False):
+    """The chi-square triangle form on validated arrays (section 9.2): largest d with
+    M_mu d + sqrt(q (min(s + M_sigma d, S)^2 + s_max^2)) <= r / M_g, q the verified chi2_m
+    p-quantile; std_cap None: no cap."""
     q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
     reach = r / m_g * (1 - 4 * _U)  # t, rounded down
     return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, std_cap, cap_only)
@@ -771,8 +784,7 @@ def _triangle_markov_radius(m_mu, m_sigma, m_g, s, r, p):
     """Largest d with M_mu d + sqrt(((s + M_sigma d)^2 + s^2) / (1 - p)) <= r / M_g: form (b)
     of `capped_markov_radius` without a cap (docs/theory.md section 2, "Without a cap")."""
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
-    reach = r / m_g * (1 - 4 * _U)
-    return _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), s**2, None)
+    return _markov_triangle(m_mu, m_sigma, m_g, s, r, p, None)
 
 
 def _triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p, *, latent_dim: int, s_max=None):
@@ -782,9 +794,7 @@ def _triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p, *, latent_dim: int, s_max
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     s_max = _validated_s_max(s, s_max, latent_dim)
-    q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
-    reach = r / m_g * (1 - 4 * _U)
-    return _triangle_radius(m_mu, m_sigma, s, reach, q, s_max**2, None)
+    return _chi2_triangle(m_mu, m_sigma, m_g, s, r, p, latent_dim, s_max, None)
 
 
 def _chi2_form(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma):

@@ -361,10 +361,16 @@ def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
     slack = _budget(m_g, r, p) * (1 - 8 * _U) - (std_cap * std_cap + tf.square(s)) * (1 + 8 * _U)
     whole = tf.sqrt(tf.maximum(slack, 0.0)) / m_mu * (1 - 64 * _U)
     whole = tf.where(slack > 0, whole, tf.zeros_like(whole))
-    reach = r / m_g * (1 - 4 * _U)
-    triangle = _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U),
-                                tf.square(s), std_cap)
+    triangle = _markov_triangle(m_mu, m_sigma, m_g, s, r, p, std_cap)
     return tf.maximum(tf.maximum(whole, triangle), markov_radius(m_mu, m_sigma, m_g, s, r, p))
+
+
+def _markov_triangle(m_mu, m_sigma, m_g, s, r, p, std_cap):
+    """bounds._markov_triangle: the noise-only Markov form on checked constants and broadcast
+    tensors; std_cap None: no cap."""
+    reach = r / m_g * (1 - 4 * _U)
+    return _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), tf.square(s),
+                            std_cap)
 
 
 def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
@@ -380,10 +386,7 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
 def _triangle_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
     """bounds._triangle_markov_radius: capped_markov_radius's noise-only form without a cap."""
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
-    s, r, p = _broadcast(s, r, p)
-    reach = r / m_g * (1 - 4 * _U)
-    return _triangle_radius(m_mu, m_sigma, s, reach, 1 / (1 - p) * (1 + 4 * _U), tf.square(s),
-                            None)
+    return _markov_triangle(m_mu, m_sigma, m_g, *_broadcast(s, r, p), None)
 
 
 def _triangle_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
