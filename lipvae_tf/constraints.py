@@ -104,7 +104,19 @@ DEFAULT_CONV_RELAXATION = 1.0
 def check_relaxation(name: str, value: Any) -> float:
     """`value` as a float if it is an over-relaxation factor omega in the open interval (0, 2),
     where the relaxed subspace-clip step converges (docs/theory.md section 14); TypeError /
-    ValueError naming `name` otherwise."""
+    ValueError naming `name` otherwise.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the factor omega to check (a Python or NumPy real number).
+
+    Returns:
+        `value` as a Python float in (0, 2).
+
+    Raises:
+        TypeError: if `value` is not a real number (a bool or a string is not).
+        ValueError: if it is NaN or outside the open interval (0, 2).
+    """
     return checks.in_interval(name, value, 0.0, 2.0, low_open=True, high_open=True)
 
 
@@ -112,6 +124,14 @@ def conv_kind(constraint: str, conv_constraint: str | None = None) -> str:
     """The conv kernels' control of a model whose dense kernels are under `constraint`:
     `conv_constraint` if given, else `constraint` where it exists for convolutions, else
     (for the matrix-only kinds, `MATRIX_KINDS`) `DEFAULT_CONV_CONSTRAINT`.
+
+    Args:
+        constraint: the dense kernels' kind, one of `CONSTRAINT_KINDS`.
+        conv_constraint: the conv kernels' kind, one of `CONV_KINDS`, or None for the default
+            derived from `constraint`.
+
+    Returns:
+        The conv kernels' kind, a str in `CONV_KINDS`.
 
     Raises:
         ValueError: if `constraint` is not one of `CONSTRAINT_KINDS` or `conv_constraint` not one
@@ -127,6 +147,13 @@ def relaxation_acts(architecture: str, conv_constraint: str) -> bool:
     """Whether an over-relaxation acts on a model: on conv kernels under the subspace clip only
     (an MLP, or conv kernels under another control, train exactly as with 1).
 
+    Args:
+        architecture: "mlp" or "conv".
+        conv_constraint: the conv kernels' kind, one of `CONV_KINDS` (checked for an MLP too).
+
+    Returns:
+        True for architecture "conv" with conv constraint "subspace_clip", else False.
+
     Raises:
         ValueError: for an architecture other than "mlp" / "conv", or a conv constraint not in
             `CONV_KINDS`.
@@ -138,7 +165,22 @@ def relaxation_acts(architecture: str, conv_constraint: str) -> bool:
 
 def check_relaxation_applies(relaxation: float, architecture: str, conv_constraint: str) -> None:
     """ValueError if an over-relaxation other than 1 is asked for where no step uses it
-    (`relaxation_acts`): the setting would be silently ignored."""
+    (`relaxation_acts`): the setting would be silently ignored.
+
+    Args:
+        relaxation: the over-relaxation factor omega (compared with 1.0; its range is checked
+            by `check_relaxation`, not here).
+        architecture: "mlp" or "conv".
+        conv_constraint: the conv kernels' kind, one of `CONV_KINDS`.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: if `relaxation != 1` and the model has no step it acts on; also (from
+            `relaxation_acts`) for an unknown `architecture` or `conv_constraint`, but only when
+            `relaxation != 1`: with `relaxation == 1` neither is validated.
+    """
     if relaxation != 1.0 and not relaxation_acts(architecture, conv_constraint):
         raise ValueError(
             f"conv_relaxation={relaxation!r} acts on the conv kernels' subspace clip only; this "
@@ -177,10 +219,23 @@ def bjorck_orthonormalize(
     (max absolute row sum of the Gram) says a singular value may exceed the convergence range,
     the kernel is first divided by the square root of that bound.
 
+    Args:
+        kernel: a rank-2 (rows, cols) float tensor (float32 or float64).
+        iterations: the number of Björck steps, an int >= 1 (unrolled into the graph).
+        beta: the step size, in (0, 0.5] (0.5: the second-order Björck iteration).
+        scale: the target spectral norm: the iteration runs on `kernel / scale` and the result
+            is multiplied back.
+
+    Returns:
+        A tensor of `kernel`'s shape (rows, cols) and dtype, closer to `scale` x a
+        (semi-)orthonormal matrix (converged only after enough iterations:
+        `finalize_constraints`).
+
     Raises:
-        ValueError / TypeError: naming the argument, for a kernel that is not rank 2,
-            `iterations` that is not an int >= 1, `beta` outside (0, 0.5] (Björck diverges
-            above) or a `scale` that is not a finite number > 0.
+        ValueError: for a kernel that is not rank 2, `iterations` < 1, `beta` outside (0, 0.5]
+            (Björck diverges above) or NaN, or a `scale` that is not finite and > 0.
+        TypeError: for `iterations` that is not an int, or a `beta` / `scale` that is not a real
+            number (bools are not).
     """
     _check_rank(kernel.shape, (2,), "bjorck_orthonormalize")
     iterations = checks.positive_int("iterations", iterations)
@@ -208,9 +263,17 @@ def clip_dense_spectrum(kernel: tf.Tensor, max_norm: float) -> tf.Tensor:
     Written as W - U diag(relu(s - max_norm)) V^T, so a kernel inside the ball is returned
     unchanged bit for bit.
 
+    Args:
+        kernel: a rank-2 (rows, cols) float tensor (or anything `tf.linalg.svd` takes, e.g. a
+            NumPy array).
+        max_norm: the bound c on the spectral norm, a finite number > 0.
+
+    Returns:
+        A tensor of `kernel`'s shape and dtype whose singular values are min(s_i, c).
+
     Raises:
-        ValueError / TypeError: for a kernel that is not rank 2, or a `max_norm` that is not a
-            finite number > 0.
+        ValueError: for a kernel that is not rank 2, or a `max_norm` that is not finite and > 0.
+        TypeError: for a `max_norm` that is not a real number (e.g. None).
     """
     _check_rank(kernel.shape, (2,), "clip_dense_spectrum")
     max_norm = _max_norm(max_norm)
@@ -231,10 +294,27 @@ def clip_conv_spectrum(
     the norm up a little, so the result is rescaled by its re-measured norm when needed. A kernel
     whose operator is already inside the ball is returned unchanged.
 
+    The operator is the strided circular cross-correlation on `grid_hw` (`conv_spectrum`; a
+    zero-padded layer's grid is `conv_spectrum.circular_grid`), whose singular values are those
+    of the frequency blocks (Sedghi et al. 2019; docs/theory.md section 13).
+
+    Args:
+        kernel: a rank-4 float tensor (kh, kw, c_in, c_out); float64 is computed in complex128.
+        max_norm: the bound c on the operator norm, a finite number > 0.
+        grid_hw: the circular grid (N_h, N_w), an int >= 1 or a pair of them; each N must be a
+            multiple of its stride.
+        strides: the strides (s_h, s_w), an int >= 1 or a pair of them.
+
+    Returns:
+        A tensor of `kernel`'s shape and dtype whose circular operator norm on `grid_hw` is at
+        most `max_norm` (up to the float round-off of the re-measure).
+
     Raises:
-        ValueError / TypeError: naming the argument, for a kernel that is not rank 4, a
-            `max_norm` that is not a finite number > 0, or a `grid_hw` / `strides` that is not
-            an int >= 1 or a pair of them.
+        ValueError: naming the argument, for a kernel that is not rank 4, a `max_norm` that is
+            not finite and > 0, or a `grid_hw` / `strides` that is not an int >= 1 or a pair of
+            them. A grid not divisible by the strides is not checked by name: it fails in NumPy
+            with "cannot reshape array" (also a ValueError).
+        TypeError: for a `max_norm` that is not a real number.
     """
     _check_rank(kernel.shape, (4,), "clip_conv_spectrum")
     max_norm = _max_norm(max_norm)
@@ -272,10 +352,28 @@ def power_iteration(
     so it is at least the Rayleigh estimate ||A x|| of Miyato et al. 2018), and w / ||w||.
     The estimate is scale invariant in `vector`; a vector in the null space is kept as it is.
 
+    Args:
+        kernel: a dense (rows, cols) or conv (kh, kw, c_in, c_out) float tensor; its dtype is
+            the dtype of the iteration.
+        vector: the warm start, shape (rows,) for a dense kernel or (N_h, N_w, c_in) for a conv
+            kernel (any float dtype; cast to the kernel's).
+        iterations: the number of power iterations, an int >= 1 (unrolled into the graph).
+        grid_hw: the circular grid (N_h, N_w) of a conv kernel (required for one; ignored for a
+            dense kernel).
+        strides: the conv's strides, an int >= 1 or a pair of them (ignored for a dense kernel;
+            the grid's divisibility by them is not checked).
+
+    Returns:
+        (sigma, new_vector): sigma a scalar tensor of the kernel's dtype, a lower bound of
+        ||A||_2 (0 for a vector in the null space); new_vector the normalised w, of `vector`'s
+        shape and dtype.
+
     Raises:
-        ValueError / TypeError: naming the argument, for a kernel of rank other than 2 or 4,
-            a vector of another shape than (rows,) / (N_h, N_w, c_in), a conv kernel without
-            `grid_hw`, or `iterations` that is not an int >= 1.
+        ValueError: naming the argument, for a kernel of rank other than 2 or 4, a vector of
+            another shape than (rows,) / (N_h, N_w, c_in), a conv kernel without `grid_hw`,
+            `iterations` < 1, or a conv kernel's `grid_hw` / `strides` that is not an int >= 1
+            or a pair of them.
+        TypeError: for `iterations` that is not an int.
     """
     _check_rank(kernel.shape, (2, 4), "power_iteration")
     iterations = checks.positive_int("iterations", iterations)
@@ -383,9 +481,20 @@ def subspace_clip(
     the same pairs, the control in 0.83-0.88x the time (bench/subspace_clip_variants.py,
     BENCHMARKS.md).
 
+    Args:
+        kernel: a rank-2 (rows, cols) float tensor W.
+        subspace: the (rows, k) basis V of the tracked subspace, k >= 1 (it need not be
+            orthonormal; the previous call's new subspace is the usual value).
+        max_norm: the bound c, a finite number > 0.
+
+    Returns:
+        (kernel, new_subspace): the clipped kernel, of `kernel`'s shape (rows, cols) and dtype,
+        and the new (rows, k) subspace in `subspace`'s dtype.
+
     Raises:
-        ValueError / TypeError: for a kernel that is not rank 2, a subspace that is not
-            (rows, k) with k >= 1, or a `max_norm` that is not a finite number > 0.
+        ValueError: for a kernel that is not rank 2, a subspace that is not (rows, k) with
+            k >= 1, or a `max_norm` that is not finite and > 0.
+        TypeError: for a `max_norm` that is not a real number.
     """
     _check_rank(kernel.shape, (2,), "subspace_clip")
     if len(subspace.shape) != 2 or subspace.shape[0] != kernel.shape[0] or not subspace.shape[1]:
@@ -436,15 +545,32 @@ class StatefulConstraint(keras.constraints.Constraint):
     `state_spec(kernel_shape)` names the weights it needs; the layer creates them (non-trainable,
     so they are saved in `.keras` files and checkpoints, and under `tf.distribute` each replica
     updates its identical copy from the identical kernel) and hands them over with `attach`.
+
+    A subclass reads its state with `_weight(name)`, which raises a ValueError (naming the
+    package's layers) when called before `attach`: calling a stateful constraint on a kernel
+    outside those layers without attaching its weights first fails that way.
     """
 
     def state_spec(self, kernel_shape: Sequence[int]
                    ) -> dict[str, tuple[tuple[int, ...], str, object]]:
-        """{weight name: (shape, dtype, initializer)} of the state for a kernel of this shape."""
+        """{weight name: (shape, dtype, initializer)} of the state for a kernel of this shape.
+
+        Args:
+            kernel_shape: the kernel's shape, (rows, cols) or (kh, kw, c_in, c_out).
+
+        Returns:
+            A dict from weight name to (shape tuple, dtype name, Keras initializer or its
+            name); {} for this base class (no state).
+        """
         return {}
 
     def attach(self, **weights) -> None:
-        """Gives the constraint the layer's state weights (as named by `state_spec`)."""
+        """Gives the constraint the layer's state weights (as named by `state_spec`).
+
+        Args:
+            **weights: the layer's state variables, by the names of `state_spec` (replaces any
+                attached before; the names are not checked here).
+        """
         self._state = dict(weights)
 
     def state_weights(self) -> dict:
@@ -479,6 +605,28 @@ class BjorckOrthonormal(StatefulConstraint):
     the steps in between clip the spectral norm by power iteration (`SpectralNormClip`); that
     needs layer state (a step counter and the power-iteration vector). Use
     `finalize_constraints` for the converged projection.
+
+    Args:
+        iterations: Björck steps per projection (`bjorck_orthonormalize`), an int >= 1.
+        beta: the Björck step size, in (0, 0.5].
+        scale: the target spectral norm (the kernel is kept near `scale` x orthonormal).
+        every: run the Björck steps on every `every`-th call only (an int >= 1; 1: every call,
+            no layer state).
+        power_iterations: power iterations per call of the steps in between (`every > 1`), an
+            int >= 1.
+
+    Input shape:
+        A rank-2 kernel (rows, cols), float32 or float64.
+
+    Output shape:
+        The same shape and dtype.
+
+    Raises:
+        TypeError: at construction, for an `iterations`, `every` or `power_iterations` that is
+            not an int, or a `beta` / `scale` that is not a real number.
+        ValueError: at construction, for `iterations`, `every` or `power_iterations` < 1, a
+            `beta` outside (0, 0.5] or a `scale` that is not finite and > 0; when called, for a
+            kernel that is not rank 2, or (with `every > 1`) before its state is attached.
     """
 
     def __init__(self, iterations: int = 1, beta: float = 0.5, scale: float = 1.0,
@@ -534,6 +682,28 @@ class SpectralNormClip(StatefulConstraint):
     (a review, 2026-12-02), <= 2 % once the vector has warmed up (docs/theory.md section 13).
     Nothing relies on it. `finalize_constraints` clips exactly (SVD; frequency blocks), certificates
     measure exact norms. Kernels are allowed to be contractions (no orthonormality is imposed).
+
+    Args:
+        max_norm: the bound c on the operator norm, a finite number > 0.
+        iterations: power iterations per step, an int >= 1.
+        input_hw: the conv's spatial input size (a transposed conv: its output size), an int
+            >= 1 or a pair of them; required for conv kernels, unused for dense ones.
+        strides: the conv's strides, an int >= 1 or a pair of them.
+        padding: "same", "valid" or "circular" (case-insensitive).
+
+    Input shape:
+        A dense kernel (rows, cols) or a conv kernel (kh, kw, c_in, c_out).
+
+    Output shape:
+        The same shape and dtype.
+
+    Raises:
+        TypeError: at construction, for a `max_norm` that is not a real number or
+            `iterations` that is not an int.
+        ValueError: at construction, naming the argument, for a bad value of any argument;
+            when called (or in `state_spec`), for a kernel of rank other than 2 or 4, a conv
+            kernel without `input_hw` or whose grid is refused by
+            `conv_spectrum.circular_grid`; when called before its state is attached.
     """
 
     def __init__(
@@ -624,10 +794,17 @@ class SubspaceClip(StatefulConstraint):
             `DEFAULT_CONV_RELAXATION`, 1). Dense kernels: above 1 it pulls the clipped singular
             values below the bound (the dense layers use 1).
 
+    Input shape:
+        A dense kernel (rows, cols) or a conv kernel (kh, kw, c_in, c_out).
+
+    Output shape:
+        The same shape and dtype.
+
     Raises:
         TypeError / ValueError: naming `max_norm`, `rank`, `input_hw`, `strides`, `padding`,
             `exact_clip_above` or `relaxation` for a bad value; ValueError for a kernel of
-            another rank, or a conv kernel without `input_hw`.
+            another rank, or a conv kernel without `input_hw`, and when called before its
+            `subspace` state is attached (`StatefulConstraint`).
     """
 
     def __init__(
@@ -724,6 +901,26 @@ class SpectralClip(keras.constraints.Constraint):
     Dense kernels (rank 2): exact SVD clip. Conv kernels (rank 4, layout (kh, kw, c_in, c_out)):
     the clip acts on the convolution operator for inputs of spatial size `input_hw` with the given
     `strides` and `padding` ("same", "valid" or "circular"), which must then be given.
+
+    Args:
+        max_norm: the bound c on the operator norm, a finite number > 0.
+        input_hw: the conv's spatial input size (a transposed conv: its output size), an int
+            >= 1 or a pair of them; required for conv kernels, unused for dense ones.
+        strides: the conv's strides, an int >= 1 or a pair of them.
+        padding: "same", "valid" or "circular" (case-insensitive).
+
+    Input shape:
+        A dense kernel (rows, cols) or a conv kernel (kh, kw, c_in, c_out).
+
+    Output shape:
+        The same shape and dtype (`clip_dense_spectrum`, `clip_conv_spectrum`).
+
+    Raises:
+        TypeError: at construction, for a `max_norm` that is not a real number.
+        ValueError: at construction, naming the argument, for a `max_norm` that is not finite
+            and > 0, a bad `input_hw` / `strides`, or an unknown `padding`; when called, for a
+            kernel of rank other than 2 or 4, or a conv kernel without `input_hw` (or one
+            `conv_spectrum.circular_grid` refuses).
     """
 
     def __init__(
@@ -739,7 +936,18 @@ class SpectralClip(keras.constraints.Constraint):
         self.padding = checks.one_of("padding", str(padding).lower(), conv_spectrum.PADDINGS)
 
     def conv_grid(self, kernel_shape: Sequence[int]) -> tuple[int, int]:
-        """The frequency grid on which this constraint measures a conv kernel."""
+        """The frequency grid on which this constraint measures a conv kernel.
+
+        Args:
+            kernel_shape: the conv kernel's shape (kh, kw, c_in, c_out) (only (kh, kw) is used).
+
+        Returns:
+            The circular grid (N_h, N_w), a pair of ints (`conv_spectrum.circular_grid`).
+
+        Raises:
+            ValueError: without `input_hw`, or for circular padding with an input size not
+                divisible by the stride or smaller than the kernel.
+        """
         if self.input_hw is None:
             raise ValueError(
                 "a clip of a conv kernel (SpectralClip, SubspaceClip) needs input_hw (the "
@@ -767,7 +975,22 @@ class SpectralClip(keras.constraints.Constraint):
 def iter_layers(model_or_layers: keras.layers.Layer | Iterable[keras.layers.Layer]
                 ) -> Iterable[keras.layers.Layer]:
     """Every leaf layer of a model, a layer or an iterable of them (nested models included);
-    a TypeError naming the argument for anything else (e.g. None)."""
+    a TypeError naming the argument for anything else (e.g. None).
+
+    A leaf is a layer without a `layers` attribute. This is a generator: the TypeError is
+    raised when it is iterated, not when it is called.
+
+    Args:
+        model_or_layers: a Keras model or layer, or an iterable (not a str / bytes) of them,
+            nested to any depth.
+
+    Yields:
+        Each leaf `keras.layers.Layer`, depth first, in `layers` order.
+
+    Raises:
+        TypeError: on iteration, for an argument (or an item, at any depth) that is neither a
+            Keras layer nor a non-string iterable.
+    """
     if isinstance(model_or_layers, keras.layers.Layer):
         children = getattr(model_or_layers, "layers", None)
         if children is None:
@@ -813,9 +1036,23 @@ def start_inside(kernel: np.ndarray, constraint: keras.constraints.Constraint) -
     re-measured in float32 until inside. The per-step controls only steer (one subspace or power
     iteration from a random start), so without this a fresh conv layer was at 1.2-2x its bound.
 
+    Args:
+        kernel: the fresh kernel, a NumPy array (or nested lists / a tensor) of shape
+            (rows, cols) or (kh, kw, c_in, c_out).
+        constraint: the kernel's `BjorckOrthonormal`, `SpectralClip`, `SpectralNormClip` or
+            `SubspaceClip` (a `BjorckOrthonormal` only for a rank-2 kernel).
+
+    Returns:
+        `np.asarray(kernel)` itself (its dtype kept) when already inside, else a float32 array
+        of the same shape whose exact norm is <= the bound.
+
     Raises:
-        TypeError: if `constraint` is not one of this module's constraints.
-        ValueError: for a kernel that is not a finite rank-2 or rank-4 array.
+        TypeError: if `constraint` is not one of this module's constraints, or `kernel` does
+            not hold real numbers.
+        ValueError: for a kernel that is not a finite rank-2 or rank-4 array, or a conv kernel
+            whose constraint has no `input_hw` (`SpectralClip.conv_grid`).
+        RuntimeError: if 8 float32 rescales do not bring the kernel inside (not seen in
+            practice).
     """
     if not isinstance(constraint, (BjorckOrthonormal, SpectralClip, SpectralNormClip,
                                    SubspaceClip)):
@@ -877,7 +1114,18 @@ def _converge_clip(kernel: np.ndarray, c: SpectralClip, tol: float, max_iter: in
 def constrained_kernels(model_or_layers: keras.Model | Iterable[keras.layers.Layer]) -> list:
     """The kernel variables that `finalize_constraints` projects: every leaf layer's `kernel`
     whose constraint is one of this module's Lipschitz controls (`BjorckOrthonormal`,
-    `SpectralClip`, `SpectralNormClip`, `SubspaceClip`), in layer order."""
+    `SpectralClip`, `SpectralNormClip`, `SubspaceClip`), in layer order.
+
+    Args:
+        model_or_layers: a Keras model or layer, or an iterable of them (`iter_layers`).
+
+    Returns:
+        A list of the kernel variables (`keras.Variable`), possibly empty.
+
+    Raises:
+        TypeError: from `iter_layers`, for an argument that is not a layer or an iterable of
+            layers.
+    """
     controls = (BjorckOrthonormal, SpectralClip, SpectralNormClip, SubspaceClip)
     return [layer.kernel for layer in iter_layers(model_or_layers)
             if isinstance(getattr(getattr(layer, "kernel", None), "constraint", None), controls)]
@@ -894,14 +1142,25 @@ def finalize_constraints(model_or_layers: keras.Model | Iterable[keras.layers.La
     the largest singular value is <= target. Every kernel is computed before any is written, so
     a failure leaves the model as it was.
 
+    Args:
+        model_or_layers: a Keras model or layer, or an iterable of them (`iter_layers`); the
+            kernels found by `constrained_kernels` are projected.
+        tol: the tolerance, in the open interval (0, 1).
+        max_iterations: the most Björck iterations (or conv clip rounds) per kernel, an int
+            >= 1.
+
     Returns:
-        {variable path: iterations used}.
+        {variable path: iterations used} (a str -> int dict; 0 for a kernel already inside, or
+        already orthonormal to within the tolerance).
 
     Raises:
+        TypeError: for a `tol` that is not a real number, `max_iterations` that is not an int,
+            or (from `iter_layers`) a `model_or_layers` that is not layers.
         ValueError: tol outside (0, 1) (a conv kernel would be clipped to 0 or below), or
             max_iterations < 1.
         RuntimeError: naming the kernel, when Björck does not converge (e.g. a rank-deficient
-            kernel, whose zero singular values stay zero); no kernel is changed then.
+            kernel, whose zero singular values stay zero), or when rounding to float32 leaves a
+            kernel outside its ball after 8 rescales; no kernel is changed then.
         ValueError: naming the kernel, when it holds NaN or Inf; no kernel is changed then.
     """
     tol = checks.in_interval("tol", tol, 0, 1, low_open=True, high_open=True)
