@@ -87,7 +87,37 @@ def _budget(m_g: float, r, p):
 
 
 def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
-    """bounds.paper_markov_radius: the published closed form R1, rounded down by 64 ulps."""
+    """bounds.paper_markov_radius: the published closed form R1, rounded down by 64 ulps.
+
+    R1 = (sqrt(A (1 - p) r^2 / M_g^2 - 4 M_mu^2 s^2) - 2 M_sigma s) / A, A = M_mu^2 + M_sigma^2
+    (Barrett et al. 2022, section 3, with r^2/2 replaced by (1 - p) r^2; docs/theory.md
+    section 1).
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
+            number > 0, frozen into the graph.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
+        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
+            NumPy array, converted to float64), >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
+        p: the probability level: float64 tensor, in [1/2, 1).
+
+    Returns:
+        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
+        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where nothing is certified.
+
+    Raises:
+        TypeError: for a constant that is a tensor, not a real number, or an array of more
+            than 0 dimensions.
+        ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0).
+        ValueError: from `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of
+            another dtype than float64 (a float32 tensor is not cast).
+        InvalidArgumentError: (`tf.errors`, raised by the op when run) if s, r and p do not
+            broadcast. The tensors' values are not checked (no in-graph asserts): out-of-range
+            values give meaningless radii here; `radius` maps them to NaN.
+    """
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
@@ -97,7 +127,37 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
 
 
 def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
-    """bounds.markov_radius: largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= budget."""
+    """bounds.markov_radius: largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= budget.
+
+    budget = (1 - p) r^2 / M_g^2 (Markov's inequality on the exact second moment of z' - z;
+    docs/theory.md section 1). Closed form, the positive root in rationalised form, rounded down
+    by 64 ulps.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
+            number > 0, frozen into the graph.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
+        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
+            NumPy array, converted to float64), >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
+        p: the probability level: float64 tensor, in [1/2, 1).
+
+    Returns:
+        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
+        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where nothing is certified.
+
+    Raises:
+        TypeError: for a constant that is a tensor, not a real number, or an array of more
+            than 0 dimensions.
+        ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0).
+        ValueError: from `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of
+            another dtype than float64 (a float32 tensor is not cast).
+        InvalidArgumentError: (`tf.errors`, raised by the op when run) if s, r and p do not
+            broadcast. The tensors' values are not checked (no in-graph asserts): out-of-range
+            values give meaningless radii here; `radius` maps them to NaN.
+    """
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
@@ -110,7 +170,24 @@ def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor
 
 def inglot_log_tail(u, m: int) -> tf.Tensor:
     """bounds.inglot_log_tail: log of Inglot's bound on P(chi2_m >= u) (+inf for u <= m - 2);
-    m an int >= 2, as there (TypeError / ValueError naming m)."""
+    m an int >= 2, as there (TypeError / ValueError naming m).
+
+    The bound is C_m u^(m/2) e^(-u/2) / (u - m + 2), C_m = pi^(-1/2) e^(m/2) m^(-(m-1)/2)
+    (Inglot 2010; docs/theory.md section 2).
+
+    Args:
+        u: float64 tensor (or a Python number, list or NumPy array) of chi-square thresholds,
+            any shape. +inf gives -inf; NaN and u <= m - 2 give +inf.
+        m: the degrees of freedom (the latent dimension), a Python int >= 2.
+
+    Returns:
+        float64 tensor of u's shape: the natural log of the bound.
+
+    Raises:
+        TypeError: if m is not an int (a float or a bool).
+        ValueError: if m < 2; from `tf.convert_to_tensor`, for a u given as a `tf.Tensor` of
+            another dtype than float64.
+    """
     m = checks.positive_int("m", m, minimum=2)
     u = _t(u)
     log_c = -0.5 * math.log(math.pi) + 0.5 * (m - (m - 1) * math.log(m))
@@ -158,7 +235,40 @@ def _chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None) -> tf.Ten
 def chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
                 gamma: float | None = None) -> tf.Tensor:
     """bounds.chi2_radius: Inglot chi-square certificate by bisection (same steps, same stop rule:
-    every element is halved until all brackets are within 1e-12 relative, at most 200 times)."""
+    every element is halved until all brackets are within 1e-12 relative, at most 200 times).
+
+    d is certified when u(d) > m - 2 and Inglot's tail bound at u(d) is <= 1 - p, with
+    u(d) = (r/M_g - M_mu d)^2 / (M_sigma d + 2 s)^2 (learned std) or (r/M_g - M_mu d)^2 /
+    (2 gamma^2) (fixed std). Barrett et al. 2022, section 3 (R2); docs/theory.md section 2.
+    The bisection is a `tf.while_loop`, so it runs in a graph too.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
+            number > 0, frozen into the graph.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
+        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
+            NumPy array, converted to float64), >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
+        p: the probability level: float64 tensor, in [1/2, 1).
+        latent_dim: m, the latent dimension, a Python int >= 2.
+        gamma: None for a learned std, or the fixed posterior std gamma, a real number > 0
+            (m_sigma and s are then unused by the formula, but still broadcast).
+
+    Returns:
+        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
+        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where nothing is certified.
+
+    Raises:
+        TypeError: if latent_dim is not an int, or a constant (gamma included) is a tensor,
+            not a real number, or an array of more than 0 dimensions.
+        ValueError: if latent_dim < 2, or for a constant that `bounds.checked` refuses;
+            from `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of another dtype
+            than float64.
+        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast. Their values are
+            not checked (no in-graph asserts): `radius` maps invalid ones to NaN.
+    """
     latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     if gamma is not None:
@@ -208,7 +318,29 @@ def _window(mu):
 def ncx2_cdf_lower(x, m: int, lam) -> tf.Tensor:
     """bounds.ncx2_cdf_lower for finite x >= 0 and lam >= 0 (1-D tensors of one length) and an
     integer m: a guaranteed lower bound on P(chi2'_m(lam) <= x), the same sums rounded the same way
-    (one padded block instead of NumPy's blocks of similar length: padding adds exact zeros)."""
+    (one padded block instead of NumPy's blocks of similar length: padding adds exact zeros).
+
+    Poisson mixture of central chi-square CDFs (Johnson, Kotz & Balakrishnan 1995, chapter 29),
+    rearranged with DLMF 8.7.1 into one sum of positive terms, every term rounded down; beyond
+    `MAX_TERMS` (100 000) terms, Cantelli's bound (docs/theory.md section 3). Unlike the NumPy
+    twin it does not take +inf, NaN or negative x / lam, and does not broadcast.
+
+    Args:
+        x: 1-D float64 tensor (or list / NumPy array) of CDF arguments, finite and >= 0.
+        m: the degrees of freedom, a Python int >= 1.
+        lam: 1-D float64 tensor of noncentralities, finite and >= 0, of x's length.
+
+    Returns:
+        1-D float64 tensor of x's length, in [0, 1].
+
+    Raises:
+        TypeError: if m is not an int.
+        ValueError: if m < 1, or x or lam is not 1-D (a scalar included); from
+            `tf.convert_to_tensor`, for a `tf.Tensor` of another dtype than float64.
+        InvalidArgumentError: (`tf.errors`, when the ops run) if x and lam differ in length; x
+            or lam infinite, NaN or negative is not checked by name but usually fails in a
+            gather with an index out of range (also InvalidArgumentError).
+    """
     m = checks.positive_int("m", m)
     x, lam = _t(x), _t(lam)
     if x.shape.rank != 1 or lam.shape.rank != 1:
@@ -282,6 +414,32 @@ def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float)
 
     The radius depends only on (r, p), so it is computed once per distinct (r, p) pair of the
     batch (a request usually has one) and gathered back: same values, far less work.
+
+    d is certified when ncx2_cdf_lower(r^2 / (2 gamma^2 M_g^2), m, M_mu^2 d^2 / (2 gamma^2))
+    >= p (the exact worst case for sigma = gamma * 1; docs/theory.md section 3).
+
+    Args:
+        m_mu: M_mu, a Python real number > 0 (frozen into the graph).
+        m_g: M_g, a Python real number > 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
+        p: the probability level: float64 tensor, in [1/2, 1).
+        latent_dim: m, a Python int >= 1.
+        gamma: the fixed posterior std, a Python real number > 0 (required).
+
+    Returns:
+        float64 tensor of the broadcast shape of r and p: the certified radius R, an l2 norm in
+        pixel space; 0 where even d = 0 is not certified (or r / (gamma M_g) overflows).
+
+    Raises:
+        TypeError: if latent_dim is not an int, or a constant is a tensor, None (gamma=None
+            included: a TypeError here, not the ValueError of `radius("ncx2", ...)`), not a real
+            number, or an array of more than 0 dimensions.
+        ValueError: if latent_dim < 1, or a constant that `bounds.checked` refuses; from
+            `tf.convert_to_tensor`, for r or p given as a `tf.Tensor` of another dtype than
+            float64.
+        InvalidArgumentError: (`tf.errors`) if r and p do not broadcast. Their values are not
+            checked (p outside [1/2, 1) gives 0 or a meaningless radius; `radius` maps them to
+            NaN).
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_g, gamma = _frozen(m_mu=m_mu, m_g=m_g, gamma=gamma)
@@ -304,7 +462,26 @@ def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
     near the quantile; for p within about 1e-11 of 1, where that bound's own round-off
     (about 1e-13, differently rounded by NumPy's and TF's log/exp) is no longer small against
     1 - p, the bisections stop at different points, up to 1e-5 relative apart (a review,
-    2026-12-03: 1.0e-5 at m = 2, p = 1 - 1e-12)."""
+    2026-12-03: 1.0e-5 at m = 2, p = 1 - 1e-12).
+
+    q is a verified upper bound of the p-quantile of chi2_m: P(chi2_m <= q) >= p, bisected on
+    `ncx2_cdf_lower(q, m, 0)` from the smaller of Cantelli's and Laurent & Massart's (2000,
+    Lemma 1) bounds (docs/theory.md section 9.2).
+
+    Args:
+        latent_dim: m, the degrees of freedom, a Python int >= 1.
+        p: float64 tensor (or a Python number, list or NumPy array) of probability levels in
+            [1/2, 1), any shape.
+
+    Returns:
+        float64 tensor of p's shape: q for each p.
+
+    Raises:
+        TypeError: if latent_dim is not an int.
+        ValueError: if latent_dim < 1; from `tf.convert_to_tensor`, for a p given as a
+            `tf.Tensor` of another dtype than float64. p is not checked (the NumPy twin raises
+            for p outside [1/2, 1)): p = 1 gives +inf, p < 1/2 a value without its guarantee.
+    """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     p = _t(p)
     shape = tf.shape(p)
@@ -355,7 +532,40 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap):
 
 def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
                          std_cap: float) -> tf.Tensor:
-    """bounds.capped_markov_radius: the whole-second-moment and the noise-only Markov forms."""
+    """bounds.capped_markov_radius: the whole-second-moment and the noise-only Markov forms.
+
+    Whole second moment: M_mu^2 d^2 + S^2 + s^2 <= (1 - p) r^2 / M_g^2; noise only:
+    M_mu d + sqrt((min(s + M_sigma d, S)^2 + s^2) / (1 - p)) <= r / M_g; the result is the
+    largest of the two and `markov_radius` (docs/theory.md section 9.1, eq. (9.0)). No
+    cap_only argument (the NumPy twin's cap_only=False).
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
+            number > 0, frozen into the graph.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
+        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
+            NumPy array, converted to float64), >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
+        p: the probability level: float64 tensor, in [1/2, 1).
+        std_cap: S, a bound of ||sigma(x')||_2 for every input x', a Python real number > 0
+            (required; s <= S is assumed, not checked).
+
+    Returns:
+        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
+        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where nothing is certified.
+
+    Raises:
+        TypeError: for a constant (std_cap included; std_cap=None too, where the NumPy twin
+            raises a ValueError) that is a tensor, not a real number, or an array of more than
+            0 dimensions.
+        ValueError: for a constant that `bounds.checked` refuses; from
+            `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of another dtype than
+            float64.
+        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast. Their values (s
+            above std_cap included) are not checked: `radius` maps invalid ones to NaN.
+    """
     m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
     s, r, p = _broadcast(s, r, p)
     slack = _budget(m_g, r, p) * (1 - 8 * _U) - (std_cap * std_cap + tf.square(s)) * (1 + 8 * _U)
@@ -377,7 +587,38 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
                        std_cap: float, s_max=None) -> tf.Tensor:
     """bounds.capped_chi2_radius: M_mu d + sqrt(q V(d)) <= r / M_g, q the verified quantile.
     s_max is raised to s / sqrt(latent_dim) where it is below (no coordinate of sigma(x) is
-    below its root mean square; `radius` gives NaN where it is below by more than rounding)."""
+    below its root mean square; `radius` gives NaN where it is below by more than rounding).
+
+    V(d) = min(s + M_sigma d, S)^2 + s_max^2 bounds every coordinate's noise variance, and q is
+    `chi2_quantile_upper(latent_dim, p)` (docs/theory.md section 9.2). No cap_only argument.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
+            number > 0, frozen into the graph.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
+        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
+            NumPy array, converted to float64), >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
+        p: the probability level: float64 tensor, in [1/2, 1).
+        latent_dim: m, the latent dimension, a Python int >= 1.
+        std_cap: S, a bound of ||sigma(x')||_2 for every input x', a Python real number > 0
+            (required; s <= S is assumed, not checked).
+        s_max: None (s), or max_i sigma_i(x): a float64 tensor broadcastable to the broadcast
+            shape of s, r and p (s_max <= s is assumed, not checked).
+
+    Returns:
+        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
+        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where nothing is certified.
+
+    Raises:
+        TypeError: if latent_dim is not an int, or a constant (std_cap included; std_cap=None
+            too) is a tensor, not a real number, or an array of more than 0 dimensions.
+        ValueError: if latent_dim < 1, or for a constant that `bounds.checked` refuses; from
+            `tf.convert_to_tensor`, for a `tf.Tensor` of another dtype than float64.
+        InvalidArgumentError: (`tf.errors`) if s, r, p (and s_max) do not broadcast.
+    """
     (std_cap,) = _frozen(std_cap=std_cap)
     return _triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, s_max=s_max,
                                  std_cap=std_cap)
@@ -417,7 +658,40 @@ def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
                 s_max=None) -> tf.Tensor:
     """bounds.best_radius: the largest of the sound certificates that apply, same candidates
     (never bounds' legacy=True: a served model certifies with the current ones). Its constants
-    are checked as `radius` checks them (ValueError / TypeError)."""
+    are checked as `radius` checks them (ValueError / TypeError).
+
+    The candidates are those of `bounds.best_radius` (`_shared_numerics.best_candidates`;
+    docs/theory.md sections 1-3, 5 and 9): chi-square (latent_dim >= 2), then for a learned
+    std the paper and tighter Markov forms and the capped (with std_cap) or uncapped triangle
+    forms, for a fixed std the Markov forms with M_sigma = 0, s = gamma sqrt(m), and the
+    noncentral chi-square form. No cap_only or legacy argument.
+
+    Args:
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
+            number > 0, frozen into the graph.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
+        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
+            NumPy array, converted to float64), >= 0.
+        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
+        p: the probability level: float64 tensor, in [1/2, 1).
+        latent_dim: m, the latent dimension, a Python int >= 1.
+        gamma: None for a learned std, or the fixed posterior std, a Python real number > 0.
+        std_cap: None, or S for a learned std under a cap, a Python real number > 0.
+        s_max: None (s), or max_i sigma_i(x), a float64 tensor (not checked here).
+
+    Returns:
+        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
+        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where nothing is certified.
+
+    Raises:
+        TypeError / ValueError: those of `check_constants` (method "best").
+        ValueError: from `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of
+            another dtype than float64.
+        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast. Their values are
+            not checked (no in-graph asserts): `radius` maps invalid ones to NaN.
+    """
     m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
         "best", m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
     return _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, None, std_cap, s_max)
@@ -440,7 +714,29 @@ def _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None, std_cap=N
 def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, latent_dim: int,
                     gamma: float | None = None, std_cap: float | None = None,
                     ) -> tuple[float, float, float, int, float | None]:
-    """The frozen constants as Python floats, or the ValueError bounds.radius would raise."""
+    """The frozen constants as Python floats, or the ValueError bounds.radius would raise.
+
+    Checked in Python when the graph is built (nothing here is a graph op).
+
+    Args:
+        method: one of `METHODS`.
+        m_mu, m_sigma, m_g: the Lipschitz constants, Python (or NumPy 0-d) real numbers:
+            m_mu, m_g > 0, m_sigma >= 0 (`bounds.checked`'s rules).
+        latent_dim: m, a Python int >= 1 (>= 2 for "chi2").
+        gamma: None, or the fixed posterior std, a real number > 0.
+        std_cap: None, or the std cap S, a real number > 0 (validated, not returned).
+
+    Returns:
+        (m_mu, m_sigma, m_g, latent_dim, gamma): three Python floats, an int, and a float or
+        None.
+
+    Raises:
+        ValueError: for an unknown method, a capped method ("markov_cap", "chi2_cap") without
+            std_cap, std_cap with gamma, "ncx2" without gamma, "chi2" with latent_dim < 2,
+            latent_dim < 1, or a constant that `bounds.checked` refuses.
+        TypeError: (not only the ValueError of the first line) if latent_dim is not an int, or
+            a constant is a tensor, not a real number, or an array of more than 0 dimensions.
+    """
     if method in bounds.CAPPED_METHODS and std_cap is None:
         raise ValueError(f"method {method!r} needs std_cap (a learned std capped by StdCap)")
     if std_cap is not None:
@@ -474,6 +770,35 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
     std_cap or s_max given) s_max not finite, above s or below s / sqrt(latent_dim) by more than
     S_MAX_SLACK get NaN (a graph cannot raise on a request; NaN is never mistaken for a radius).
     They do not change the other elements.
+
+    Args:
+        method: one of `METHODS` (as `bounds.radius`, without cap_only and legacy).
+        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
+            number > 0, frozen into the graph.
+        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
+        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
+        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
+            NumPy array, converted to float64); invalid values give NaN.
+        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor.
+        p: the probability level: float64 tensor.
+        latent_dim: m, the latent dimension, a Python int >= 1 ("chi2" needs >= 2).
+        gamma: None for a learned std, or the fixed posterior std, a Python real number > 0.
+        std_cap: None, or S for a learned std under a cap, a Python real number > 0.
+        s_max: None (s), or max_i sigma_i(x), a float64 tensor broadcast to s's shape.
+
+    Returns:
+        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
+        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
+        where nothing is certified, NaN for the invalid elements listed above.
+
+    Raises:
+        ValueError / TypeError: in Python, when the graph is built: those of `check_constants`
+            (an unknown or inapplicable method, bad constants or latent_dim; TypeError for a
+            constant given as a tensor); ValueError from `tf.convert_to_tensor` for s, r, p or
+            s_max given as a `tf.Tensor` of another dtype than float64.
+        InvalidArgumentError: (`tf.errors`, when the ops run) if s, r and p (or s_max) do not
+            broadcast. No other error depends on the tensors' values: there are no in-graph
+            asserts (`tf.debugging`); invalid values give NaN instead.
     """
     m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
         method, m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
