@@ -133,16 +133,23 @@ def copy_model_base(source: str | os.PathLike, target: str | os.PathLike, *,
         source: the model base folder to copy (e.g. `zoo.saved_model_path(name)`).
         target: the new model base folder; its parent folders are created.
         overwrite: a bool: replace a `target` that holds SavedModel versions (and nothing else;
-            every version in it is replaced by the source's).
+            every version in it is replaced by the source's: the whole folder is replaced, so
+            a version of `target` that `source` lacks is deleted).
+
+    `source` itself is not checked: any folder is copied as it is.
 
     Returns:
         target, as an absolute path.
 
     Raises:
-        TypeError: if overwrite is not a bool, or target is not a path.
-        ValueError: if target or a folder above it is a file (`checks.folder_path`).
+        TypeError: if overwrite is not a bool, or target (or source: `shutil.copytree`'s own
+            error) is not a path.
+        ValueError: if target or a folder above it is a file, or that folder is not writable
+            (`checks.folder_path`).
         FileExistsError: if target is not empty and overwrite is False, or it holds anything
             other than SavedModel versions.
+        FileNotFoundError, NotADirectoryError (OSError): from `shutil.copytree`, if source does
+            not exist or is a file; nothing is left behind (the hidden sibling is removed).
     """
     overwrite = checks.flag("overwrite", overwrite)
     target = os.path.abspath(checks.folder_path("target", target))
@@ -207,6 +214,34 @@ def export_saved_model(
     `model.lipschitz_constants()` measured on the very weights written (they are compared before
     and after writing), so they are verified upper bounds of the exported network.
     Returns the SavedModel folder.
+
+    Args:
+        model: the `LipschitzVAE` (or `StandardVAE`) to export, built.
+        path: the SavedModel folder, or with `version` the model base folder (str or
+            os.PathLike); missing parent folders are created.
+        method: the `certify` signature's certificate, one of `bounds.METHODS`.
+        version: None, or the version number N >= 0 (an int): the SavedModel goes to
+            `path/N/`.
+        overwrite: a bool: replace a non-empty target that holds an earlier SavedModel.
+        finalize: a bool: call `model.finalize()` first (it changes the model's kernels in
+            place).
+
+    Returns:
+        The SavedModel folder (`path` or `path/N`), as an absolute path (a str).
+
+    Raises:
+        TypeError: if model is not a `LipschitzVAE`, finalize or overwrite is not a bool,
+            version is not an int, or path is not a str / os.PathLike.
+        ValueError: for an unknown method, "ncx2" for a learned std, a method the model's
+            constants do not allow (`graph_bounds.check_constants`, e.g. "markov_cap" without
+            a std cap, "chi2" with latent_dim 1), version < 0, or a path that is (under) a
+            file or not writable (`checks.folder_path`); from `model.finalize()`, a kernel
+            holding NaN or Inf.
+        FileExistsError: if the target exists and is not a folder, is not empty and overwrite
+            is False, or is not empty and holds no saved_model.pb.
+        RuntimeError: from `model.finalize()` (Björck did not converge), or if the model's
+            weights changed while it was written. Nothing is left at the target on an error
+            raised while writing.
     """
     if not isinstance(model, LipschitzVAE):
         raise TypeError("model must be a lipvae_tf LipschitzVAE or StandardVAE, got "
@@ -434,7 +469,8 @@ def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
 
     Args:
         export_dir: the folder `export_saved_model` returned (with TF Serving's layout,
-            `<base>/<version>`).
+            `<base>/<version>`), a str or os.PathLike (not the base folder: its message then
+            names the latest version to read).
 
     Returns:
         The parsed JSON object, a dict.
@@ -444,6 +480,7 @@ def read_metadata(export_dir: str | os.PathLike) -> dict[str, Any]:
             it is not an `export_saved_model` folder (Keras' `model.export` writes none).
         ValueError: naming the file when it is not valid JSON or not a JSON object (corrupted
             or tampered).
+        TypeError: if export_dir is not a str, bytes or os.PathLike (`os.fspath`).
     """
     folder = os.fspath(export_dir)
     path = os.path.join(folder, METADATA_FILE)
@@ -500,6 +537,29 @@ def rest_request(images: ArrayLike, signature_name: str = "serving_default", *, 
     instance also holds "r" and "p" (numbers, or sequences with one value per image). images:
     (batch, H, W, C) floats in [0, 1]. The body is JSON serialisable (`json.dumps(body)`); float32
     pixels are written as the doubles equal to them, so the server parses back the same float32.
+
+    Args:
+        images: (batch, H, W, C) floating-point pixels in [0, 1] (array_like, tensor), batch
+            >= 1.
+        signature_name: "serving_default", "encode" or "certify" ("metadata" has its own
+            body: `metadata_request`).
+        r: "certify" only: the reconstruction tolerance, an l2 distance in pixel space: a
+            number or one value per image, finite, above the reconstruction's float32
+            rounding slack (`lipvae_tf.model.reconstruction_rounding_slack`) and at most 1e75.
+        p: "certify" only: the probability level, a number or one value per image, in
+            [1/2, 1).
+
+    Returns:
+        A dict {"signature_name": str, "instances": list of one dict per image}: "images"
+        nested lists of Python floats (H x W x C, float32 values), and for "certify" "r" and
+        "p" Python floats.
+
+    Raises:
+        TypeError: if images are not floating point, or r or p is not real.
+        ValueError: for another signature_name, images that are not rank 4, empty, ragged, or
+            not finite pixels in [0, 1]; r or p missing for "certify" or given for another
+            signature; r or p neither a number nor of shape (batch,), or not finite; r at most
+            the rounding slack or above 1e75; p outside [1/2, 1).
     """
     if signature_name not in ("serving_default", "encode", "certify"):
         raise ValueError(f"signature_name must be 'serving_default', 'encode' or 'certify', got "
