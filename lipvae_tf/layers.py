@@ -44,10 +44,15 @@ def check_compute_dtype(layer: keras.layers.Layer) -> None:
     """Refuses a layer whose compute dtype is not float32 or float64.
 
     Args:
-        layer: a layer of this module.
+        layer: a layer of this module (any Keras layer works: only `compute_dtype`, `name`
+            and `dtype_policy` are read).
+
+    Returns:
+        None.
 
     Raises:
-        ValueError: naming the layer, its compute dtype and dtype policy, and what to do.
+        ValueError: naming the layer, its compute dtype and dtype policy, and what to do, for a
+            compute dtype outside `CERTIFIED_DTYPES` (e.g. "mixed_float16", "bfloat16").
     """
     if layer.compute_dtype not in CERTIFIED_DTYPES:
         raise ValueError(
@@ -460,8 +465,22 @@ def refuse_faulty_cpu_convolution(layer: keras.layers.Layer, input_hw: tuple[int
     mode with fused bias and activation) and all 12,178 shapes with an output height or width
     of 1, 1-2 channels and strides 1-4 were wrong only inside the two refused families.
 
+    Args:
+        layer: the layer the convolution belongs to (only its class name and `name` are read,
+            for the message).
+        input_hw: the input's spatial size (height, width).
+        in_channels: the number of input channels.
+        kernel_size: the kernel's spatial size (kh, kw).
+        strides: the strides (s_h, s_w).
+        output_hw: the output's spatial size (height, width).
+
+    Returns:
+        None (the shape is safe).
+
     Raises:
-        ValueError: naming the layer, its shape and what to change.
+        ValueError: naming the layer, its shape and what to change: if the input is smaller
+            than the kernel along either axis, or strides are (1, s > 1) with one input channel
+            and an output width of 1.
     """
     if any(n < k for n, k in zip(input_hw, kernel_size)):
         raise ValueError(
@@ -536,6 +555,20 @@ class EmptyBatchSafeConv2D(_FiniteWhenLoaded, keras.layers.Conv2D):
 
     Otherwise identical (same arguments, weights and bound rule). TF's oneDNN conv2d on CPU
     returns the *input's* shape for an empty batch, which breaks every later layer.
+
+    Args:
+        As `keras.layers.Conv2D`.
+
+    Input shape:
+        (batch, height, width, channels) (channels-last, as `keras.layers.Conv2D`); batch may
+        be 0.
+    Output shape:
+        (batch, new_height, new_width, filters), as `keras.layers.Conv2D`; for batch 0 a tensor
+        of that shape (0 rows) in the layer's compute dtype, without running the convolution.
+
+    Raises:
+        As `keras.layers.Conv2D`; ValueError naming the layer when loaded weights hold NaN or
+        Inf.
     """
 
     def call(self, inputs):
@@ -551,6 +584,19 @@ class EmptyBatchSafeConv2DTranspose(_FiniteWhenLoaded, keras.layers.Conv2DTransp
     transposed conv with respect to its input has the output's shape for an empty batch (the
     oneDNN fault of `EmptyBatchSafeConv2D`), which broke a mirrored fit whose last batch left a
     replica nothing.
+
+    Args:
+        As `keras.layers.Conv2DTranspose`.
+
+    Input shape:
+        (batch, height, width, channels) (channels-last); batch may be 0.
+    Output shape:
+        (batch, new_height, new_width, filters), as `keras.layers.Conv2DTranspose`; for batch 0
+        a tensor of that shape (0 rows) in the layer's compute dtype.
+
+    Raises:
+        As `keras.layers.Conv2DTranspose`; ValueError naming the layer when loaded weights hold
+        NaN or Inf.
     """
 
     def call(self, inputs):
@@ -600,10 +646,16 @@ def sort_neighbour_pairs(inputs: tf.Tensor) -> tf.Tensor:
     with bit-identical values. Ties count as "stayed" on both sides of a pair: consistent.
 
     Args:
-        inputs: (..., n) with n even and known.
+        inputs: (..., n) with n even and known: a tensor, or anything `tf.convert_to_tensor`
+            takes (any real dtype).
+
+    Returns:
+        A tensor of the input's shape and dtype: out[..., 2i] = max(x[..., 2i], x[..., 2i+1]),
+        out[..., 2i+1] = the min.
 
     Raises:
         ValueError: for an odd or unknown last dimension (the pairs would not tile it).
+        IndexError: for a scalar (rank 0) input (TensorShape's own error; no last dimension).
     """
     inputs = tf.convert_to_tensor(inputs)
     width = inputs.shape[-1]
@@ -680,6 +732,21 @@ class MaxMin(_ShapePreserving, keras.layers.Layer):
     """Pairs feature i with feature i + n/2 (last axis): [max(a, b), min(a, b)]. 1-Lipschitz.
 
     Input shape: (..., n), n even. Output shape: the same. Raises ValueError for an odd n.
+
+    With a = x[..., :n/2] and b = x[..., n/2:], the output is concat([max(a, b), min(a, b)]):
+    not the neighbouring pairs of `GroupSort(2)` / `sort_neighbour_pairs`, though also a
+    permutation on each piece, so 1-Lipschitz and gradient-norm preserving (Anil et al. 2019).
+    No arguments beyond Keras' layer keywords (name, dtype, ...); the compute dtype is not
+    checked (`check_compute_dtype`).
+
+    Input shape:
+        (..., n), n even and known.
+
+    Output shape:
+        (..., n), the same; the layer's compute dtype.
+
+    Raises:
+        ValueError: at build, for an odd or unknown last dimension n.
     """
 
     def build(self, input_shape) -> None:
