@@ -48,6 +48,25 @@ def circular_grid(
 
     For "circular" padding it is the input grid itself (the norm is then exact); for zero
     padding it is the smallest multiple of the stride that is >= n + k - 1.
+
+    A zero-padded convolution is a restriction of the circular one on any grid N >= n + k - 1,
+    so its norm there is an upper bound (docs/theory.md section 13, "Why the circular grid").
+
+    Args:
+        input_hw: the input's spatial size (n_h, n_w), a pair of ints (an int is not
+            accepted here).
+        kernel_hw: the kernel's spatial size (k_h, k_w), a pair of ints.
+        strides: the strides (s_h, s_w), a pair of ints >= 1.
+        padding: "same", "valid" or "circular" (case-insensitive), a str.
+
+    Returns:
+        The grid (N_h, N_w), a pair of Python ints, each a multiple of its stride.
+
+    Raises:
+        ValueError: for an unknown padding; for "circular", an input size not divisible by the
+            stride or smaller than the kernel.
+        AttributeError / TypeError: a padding that is not a str (no `.lower()`), or sizes that
+            are not pairs (not validated by name).
     """
     padding = checks.one_of("padding", padding.lower(), PADDINGS)
     grid = []
@@ -101,6 +120,15 @@ def conjugate_half(
     (frequency -u = -(a M + xi) is alias -a - 1 of output frequency M - xi), so the two have the
     same singular values, and a correction applied to one and mirrored on the other adds twice
     its real part to the kernel. Blocks with xi = -xi (mod M) pair with themselves: weight 1.
+
+    Args:
+        grid_hw: the circular grid (N_h, N_w), a pair of ints, each divisible by its stride.
+        strides: the strides (s_h, s_w), a pair of ints >= 1.
+
+    Returns:
+        (block indices, weights): a 1-D int64 array of indices into the M_h * M_w blocks
+        (M = N / s, row-major in (xi_h, xi_w), as `frequency_blocks` orders them), and a
+        float64 array of the same length holding 2.0 or 1.0. Nothing is validated.
     """
     m_h, m_w = grid_hw[0] // strides[0], grid_hw[1] // strides[1]
     index = np.arange(m_h * m_w)
@@ -133,6 +161,24 @@ def frequency_blocks(
     M = N / s is the output grid. B(xi)^T has B(xi)'s singular values (the operator's, xi by xi);
     the transposed layout is what the DFT gives without moving data. The kernel's dtype decides
     the precision (float64 -> complex128).
+
+    Sedghi et al. 2019 for stride 1; the strided blocks alias S = s_h s_w frequencies
+    (docs/theory.md sections 13 and 14, "Conv kernels").
+
+    Args:
+        kernel: (kh, kw, c_in, c_out) real tensor (or NumPy array), float32 or float64.
+        grid_hw: the circular grid (N_h, N_w), a pair of ints, each divisible by its stride.
+        strides: the strides (s_h, s_w), a pair of ints >= 1.
+        block_indices: None (every block), or a 1-D integer array of block indices.
+
+    Returns:
+        complex64 (float32 kernel) or complex128 (float64 kernel) tensor of shape
+        (blocks, S * c_in, c_out), blocks = M_h * M_w or len(block_indices).
+
+    Raises:
+        ValueError: nothing is validated by name: a kernel that is not rank 4 fails to unpack,
+            a grid not divisible by the strides fails in NumPy's reshape (both ValueError).
+        TypeError: for a grid_hw or strides that is not a pair (an int).
     """
     kh, kw, c_in, c_out = kernel.shape
     s_h, s_w = strides
@@ -159,6 +205,22 @@ def kernel_from_blocks(
     `blocks`: the real part of the inverse DFT at the kernel's taps only. With `block_indices`
     and `weights` from `conjugate_half`, `blocks` holds one block of each conjugate pair and
     stands for both.
+
+    Args:
+        blocks: complex tensor (blocks, S * c_in, c_out), in `frequency_blocks`' layout.
+        kernel_shape: (kh, kw, c_in, c_out), the kernel to return.
+        grid_hw: the circular grid (N_h, N_w) the blocks were taken on.
+        strides: the strides (s_h, s_w).
+        block_indices: None (every block), or the indices `blocks` holds (`conjugate_half`).
+        weights: None, or the per-block weights of `conjugate_half` (2 or 1).
+
+    Returns:
+        Real tensor of shape `kernel_shape`, in the real dtype of `blocks` (complex64 ->
+        float32, complex128 -> float64).
+
+    Raises:
+        Nothing is validated by name; mismatched shapes fail in `tf.reshape` / `tf.matmul`
+        (InvalidArgumentError) or NumPy (ValueError).
     """
     kh, kw, c_in, c_out = kernel_shape
     n_h, n_w = grid_hw
@@ -178,13 +240,42 @@ def kernel_from_blocks(
 def operator_norm(
     kernel: tf.Tensor, grid_hw: tuple[int, int], strides: tuple[int, int]
 ) -> tf.Tensor:
-    """Largest singular value of the strided circular convolution on `grid_hw` (a scalar)."""
+    """Largest singular value of the strided circular convolution on `grid_hw` (a scalar).
+
+    max_xi sigma_max(B(xi)) over `frequency_blocks` (Sedghi et al. 2019; docs/theory.md
+    section 13): exact, not estimated, up to the SVD's round-off.
+
+    Args:
+        kernel: (kh, kw, c_in, c_out) real tensor, float32 or float64.
+        grid_hw: the circular grid (N_h, N_w), each divisible by its stride.
+        strides: the strides (s_h, s_w).
+
+    Returns:
+        Scalar tensor (shape ()) of the kernel's dtype: the l2 operator norm.
+
+    Raises:
+        As `frequency_blocks`.
+    """
     singular_values = tf.linalg.svd(frequency_blocks(kernel, grid_hw, strides), compute_uv=False)
     return tf.reduce_max(singular_values)
 
 
 def wrap_pad(inputs: tf.Tensor, kernel_hw: tuple[int, int]) -> tf.Tensor:
-    """Periodic padding of (batch, h, w, c) so that a "VALID" conv equals a circular one."""
+    """Periodic padding of (batch, h, w, c) so that a "VALID" conv equals a circular one.
+
+    Pads (k - 1) // 2 rows / columns before and the rest of k - 1 after, wrapped around.
+
+    Args:
+        inputs: (batch, h, w, c) tensor with static h and w.
+        kernel_hw: the kernel's spatial size (k_h, k_w).
+
+    Returns:
+        Tensor of inputs' dtype, shape (batch, h + k_h - 1, w + k_w - 1, c).
+
+    Raises:
+        InvalidArgumentError: (`tf.errors`, from the gather) when a padding exceeds the input
+            size (e.g. a 7 x 7 kernel on a 2 x 2 input); nothing is validated by name.
+    """
     for axis, k in ((1, kernel_hw[0]), (2, kernel_hw[1])):
         before, after = (k - 1) // 2, k - 1 - (k - 1) // 2
         size = inputs.shape[axis]
@@ -204,6 +295,20 @@ def circular_conv(
     Its singular values are those of `frequency_blocks(kernel, (N_h, N_w), strides)` (a shift of
     the kernel's alignment multiplies each block by a unitary diagonal), so on `circular_grid`
     its norm is the operator norm this package certifies for the layer.
+
+    Args:
+        inputs: (batch, N_h, N_w, c_in) tensor with static N_h, N_w (divisible by the strides
+            for the block structure above; not checked).
+        kernel: (kh, kw, c_in, c_out) tensor of the inputs' dtype.
+        strides: the strides (s_h, s_w).
+
+    Returns:
+        Tensor (batch, N_h / s_h, N_w / s_w, c_out) of the inputs' dtype (ceil(N / s) where N
+        is not divisible).
+
+    Raises:
+        InvalidArgumentError: (`tf.errors`) for a kernel of another dtype or channel count
+            than the inputs (TF's conv2d); nothing is validated by name.
     """
     padded = wrap_pad(inputs, tuple(kernel.shape[:2]))
     return tf.nn.conv2d(padded, kernel, strides=(1, *strides, 1), padding="VALID")
@@ -216,6 +321,20 @@ def conv_gram_step(
 
     The adjoint comes from automatic differentiation (a transposed convolution of one image),
     so it is the exact adjoint of the operator whatever the padding arithmetic.
+
+    Args:
+        vector: a `tf.Tensor` x of shape (1, N_h, N_w, c_in), the kernel's dtype (a NumPy
+            array is refused by `GradientTape.watch`, a ValueError).
+        kernel: (kh, kw, c_in, c_out) tensor.
+        strides: the strides (s_h, s_w).
+
+    Returns:
+        (A x, A^T A x): tensors of shapes (1, N_h / s_h, N_w / s_w, c_out) and that of
+        `vector`, in its dtype.
+
+    Raises:
+        ValueError: for a `vector` that is not a tensor.
+        InvalidArgumentError: (`tf.errors`) for a kernel of another dtype than `vector`.
     """
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(vector)
