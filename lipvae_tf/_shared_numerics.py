@@ -28,8 +28,12 @@ MAGNITUDE_LIMIT = 1e75
 # reaches fall below float64's normal range (subnormals lose relative precision, and a reach
 # of 1e-170 had its noise terms underflow to 0, which certified reach / M_mu as if there were no
 # noise: a review, 2026-12-03); every term that can still underflow is then below the
-# certificates' relative rounding margins of the reach (docs/theory.md section 5, "Magnitudes")
-MAGNITUDE_FLOOR = 1e-75
+# certificates' relative rounding margins of the reach (docs/theory.md section 5, "Magnitudes").
+# 1e-60, not 1e-75: TF's CPU kernels flush subnormal results to zero, and Markov's
+# discriminant A (1 - p) r^2 / M_g^2, a product of four floors and 1 - p >= 2^-53, flushed to 0
+# at 1e-75 and the graph's radius was inf (a review, 2026-12-03, later); at 1e-60 it is at least
+# 1e-272 even after the cancellation in the slack, a normal float64 with 35 decades to spare
+MAGNITUDE_FLOOR = 1e-60
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # Stirling series for lgamma (DLMF 5.11.1): B_2k / (2k (2k - 1)), k = 1..7. For real arguments the

@@ -113,14 +113,14 @@ def checked(**values) -> list[np.ndarray]:
 
     Besides finiteness, signs and p in [1/2, 1): the constants, s, r and r / m_g (when both are
     given) at most MAGNITUDE_LIMIT = 1e75, and the divisors M_mu, M_g and gamma and r / m_g at
-    least MAGNITUDE_FLOOR = 1e-75, so that the certificates' products stay finite and their
+    least MAGNITUDE_FLOOR = 1e-60, so that the certificates' products stay finite and their
     squares normal (_shared_numerics; docs/theory.md section 5, "Magnitudes").
 
     Args:
         **values: the arguments by name, each a real number or array_like of them. The name
             sets the rule: m_mu, m_g, r, gamma and std_cap must be > 0; m_sigma, s and s_max
             >= 0; p in [1/2, 1). Every argument but p must be finite and <= 1e75, the divisors
-            m_mu, m_g and gamma >= 1e-75, and r / m_g in [1e-75, 1e75] when both are given.
+            m_mu, m_g and gamma >= 1e-60, and r / m_g in [1e-60, 1e75] when both are given.
             Other names are checked for finiteness and magnitude only.
 
     Returns:

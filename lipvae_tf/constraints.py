@@ -177,11 +177,12 @@ def check_relaxation_applies(relaxation: float, architecture: str, conv_constrai
         None.
 
     Raises:
-        ValueError: if `relaxation != 1` and the model has no step it acts on; also (from
-            `relaxation_acts`) for an unknown `architecture` or `conv_constraint`, but only when
-            `relaxation != 1`: with `relaxation == 1` neither is validated.
+        ValueError: if `relaxation != 1` and the model has no step it acts on, or (from
+            `relaxation_acts`, whatever the relaxation) for an unknown `architecture` or
+            `conv_constraint`.
     """
-    if relaxation != 1.0 and not relaxation_acts(architecture, conv_constraint):
+    acts = relaxation_acts(architecture, conv_constraint)  # validates both, whatever relaxation
+    if relaxation != 1.0 and not acts:
         raise ValueError(
             f"conv_relaxation={relaxation!r} acts on the conv kernels' subspace clip only; this "
             f"model has architecture={architecture!r} and conv constraint {conv_constraint!r}: "
@@ -312,13 +313,12 @@ def clip_conv_spectrum(
     Raises:
         ValueError: naming the argument, for a kernel that is not rank 4, a `max_norm` that is
             not finite and > 0, or a `grid_hw` / `strides` that is not an int >= 1 or a pair of
-            them. A grid not divisible by the strides is not checked by name: it fails in NumPy
-            with "cannot reshape array" (also a ValueError).
+            them, or a grid not divisible by its stride (`conv_spectrum.check_grid`).
         TypeError: for a `max_norm` that is not a real number.
     """
     _check_rank(kernel.shape, (4,), "clip_conv_spectrum")
     max_norm = _max_norm(max_norm)
-    grid_hw, strides = checks.int_pair("grid_hw", grid_hw), checks.int_pair("strides", strides)
+    grid_hw, strides = conv_spectrum.check_grid(grid_hw, strides)
     blocks = conv_spectrum.frequency_blocks(kernel, grid_hw, strides)
     s, u, v = tf.linalg.svd(blocks)
 
@@ -360,8 +360,8 @@ def power_iteration(
         iterations: the number of power iterations, an int >= 1 (unrolled into the graph).
         grid_hw: the circular grid (N_h, N_w) of a conv kernel (required for one; ignored for a
             dense kernel).
-        strides: the conv's strides, an int >= 1 or a pair of them (ignored for a dense kernel;
-            the grid's divisibility by them is not checked).
+        strides: the conv's strides, an int >= 1 or a pair of them, dividing `grid_hw`
+            (ignored for a dense kernel).
 
     Returns:
         (sigma, new_vector): sigma a scalar tensor of the kernel's dtype, a lower bound of
@@ -372,7 +372,7 @@ def power_iteration(
         ValueError: naming the argument, for a kernel of rank other than 2 or 4, a vector of
             another shape than (rows,) / (N_h, N_w, c_in), a conv kernel without `grid_hw`,
             `iterations` < 1, or a conv kernel's `grid_hw` / `strides` that is not an int >= 1
-            or a pair of them.
+            or a pair of them, or a grid not divisible by its stride.
         TypeError: for `iterations` that is not an int.
     """
     _check_rank(kernel.shape, (2, 4), "power_iteration")
@@ -384,8 +384,8 @@ def power_iteration(
         raise ValueError("power_iteration of a conv kernel needs grid_hw, the grid of the "
                          "circular convolution it estimates the norm of")
     else:
-        strides = checks.int_pair("strides", strides)
-        expected = (*checks.int_pair("grid_hw", grid_hw), kernel.shape[2])
+        grid_hw, strides = conv_spectrum.check_grid(grid_hw, strides)
+        expected = (*grid_hw, kernel.shape[2])
     if tuple(vector.shape) != tuple(expected):
         raise ValueError(f"vector must have shape {tuple(expected)} for a kernel of shape "
                          f"{tuple(kernel.shape)}, got {tuple(vector.shape)}")
@@ -973,35 +973,41 @@ class SpectralClip(keras.constraints.Constraint):
 
 
 def iter_layers(model_or_layers: keras.layers.Layer | Iterable[keras.layers.Layer]
-                ) -> Iterable[keras.layers.Layer]:
+                ) -> list[keras.layers.Layer]:
     """Every leaf layer of a model, a layer or an iterable of them (nested models included);
-    a TypeError naming the argument for anything else (e.g. None).
+    a TypeError naming the argument for anything else (e.g. None), raised by the call itself.
 
-    A leaf is a layer without a `layers` attribute. This is a generator: the TypeError is
-    raised when it is iterated, not when it is called.
+    A leaf is a layer without a `layers` attribute.
 
     Args:
         model_or_layers: a Keras model or layer, or an iterable (not a str / bytes) of them,
             nested to any depth.
 
-    Yields:
-        Each leaf `keras.layers.Layer`, depth first, in `layers` order.
+    Returns:
+        A list of each leaf `keras.layers.Layer`, depth first, in `layers` order.
 
     Raises:
-        TypeError: on iteration, for an argument (or an item, at any depth) that is neither a
-            Keras layer nor a non-string iterable.
+        TypeError: for an argument (or an item, at any depth) that is neither a Keras layer nor
+            a non-string iterable.
     """
+    leaves: list[keras.layers.Layer] = []
+    _collect_leaves(model_or_layers, leaves)
+    return leaves
+
+
+def _collect_leaves(model_or_layers, leaves: list) -> None:
+    """Appends `iter_layers`' leaves of `model_or_layers` to `leaves`."""
     if isinstance(model_or_layers, keras.layers.Layer):
         children = getattr(model_or_layers, "layers", None)
         if children is None:
-            yield model_or_layers
+            leaves.append(model_or_layers)
             return
         model_or_layers = children
     if isinstance(model_or_layers, (str, bytes)) or not isinstance(model_or_layers, Iterable):
         raise TypeError(f"model_or_layers must be a Keras model, a layer or an iterable of "
                         f"them, got {type(model_or_layers).__name__}")
     for item in model_or_layers:
-        yield from iter_layers(item)
+        _collect_leaves(item, leaves)
 
 
 def _spectral_norm64(w: np.ndarray) -> float:
@@ -1049,8 +1055,9 @@ def start_inside(kernel: np.ndarray, constraint: keras.constraints.Constraint) -
     Raises:
         TypeError: if `constraint` is not one of this module's constraints, or `kernel` does
             not hold real numbers.
-        ValueError: for a kernel that is not a finite rank-2 or rank-4 array, or a conv kernel
-            whose constraint has no `input_hw` (`SpectralClip.conv_grid`).
+        ValueError: for a kernel that is not a finite rank-2 or rank-4 array (rank 2 only
+            under a `BjorckOrthonormal`), or a conv kernel whose constraint has no `input_hw`
+            (`SpectralClip.conv_grid`).
         RuntimeError: if 8 float32 rescales do not bring the kernel inside (not seen in
             practice).
     """
@@ -1061,6 +1068,7 @@ def start_inside(kernel: np.ndarray, constraint: keras.constraints.Constraint) -
     checks.finite_array("kernel", kernel, ndim=(2, 4))
     kernel = np.asarray(kernel)
     if isinstance(constraint, BjorckOrthonormal):
+        _check_rank(kernel.shape, (2,), "BjorckOrthonormal")  # dense kernels only
         bound, exact = constraint.scale, None
     else:
         exact = constraint if isinstance(constraint, SpectralClip) else constraint.exact()

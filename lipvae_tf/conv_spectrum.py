@@ -24,6 +24,7 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -31,8 +32,8 @@ import tensorflow as tf
 from lipvae_tf import checks
 
 __all__ = [
-    "PADDINGS", "circular_grid", "conjugate_half", "frequency_blocks", "kernel_from_blocks",
-    "operator_norm", "wrap_pad", "circular_conv", "conv_gram_step",
+    "PADDINGS", "circular_grid", "check_grid", "conjugate_half", "frequency_blocks",
+    "kernel_from_blocks", "operator_norm", "wrap_pad", "circular_conv", "conv_gram_step",
 ]
 
 PADDINGS = ("same", "valid", "circular")
@@ -53,22 +54,25 @@ def circular_grid(
     so its norm there is an upper bound (docs/theory.md section 13, "Why the circular grid").
 
     Args:
-        input_hw: the input's spatial size (n_h, n_w), a pair of ints (an int is not
-            accepted here).
-        kernel_hw: the kernel's spatial size (k_h, k_w), a pair of ints.
-        strides: the strides (s_h, s_w), a pair of ints >= 1.
+        input_hw: the input's spatial size (n_h, n_w), an int >= 1 or a pair of them.
+        kernel_hw: the kernel's spatial size (k_h, k_w), an int >= 1 or a pair of them.
+        strides: the strides (s_h, s_w), an int >= 1 or a pair of them.
         padding: "same", "valid" or "circular" (case-insensitive), a str.
 
     Returns:
         The grid (N_h, N_w), a pair of Python ints, each a multiple of its stride.
 
     Raises:
-        ValueError: for an unknown padding; for "circular", an input size not divisible by the
-            stride or smaller than the kernel.
-        AttributeError / TypeError: a padding that is not a str (no `.lower()`), or sizes that
-            are not pairs (not validated by name).
+        ValueError: naming the argument: for an unknown padding or one that is not a str, sizes
+            or strides that are not ints >= 1 or pairs of them; for "circular", an input size
+            not divisible by the stride or smaller than the kernel.
     """
+    if not isinstance(padding, str):
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
     padding = checks.one_of("padding", padding.lower(), PADDINGS)
+    input_hw = checks.int_pair("input_hw", input_hw)
+    kernel_hw = checks.int_pair("kernel_hw", kernel_hw)
+    strides = checks.int_pair("strides", strides)
     grid = []
     for n, k, s in zip(input_hw, kernel_hw, strides):
         if padding == "circular":
@@ -83,6 +87,29 @@ def circular_grid(
         else:
             grid.append(s * math.ceil((n + k - 1) / s))
     return grid[0], grid[1]
+
+
+def check_grid(grid_hw: Any, strides: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A circular grid and its strides, checked: a grid that its stride does not divide has no
+    block decomposition (docs/theory.md section 13), and the products of this module would
+    quietly compute another operator on it.
+
+    Args:
+        grid_hw: the circular grid (N_h, N_w), an int >= 1 or a pair of them.
+        strides: the strides (s_h, s_w), an int >= 1 or a pair of them.
+
+    Returns:
+        (grid_hw, strides) as pairs of Python ints.
+
+    Raises:
+        ValueError: naming the argument, for a value that is not an int >= 1 or a pair of them,
+            or a grid size not divisible by its stride.
+    """
+    grid_hw, strides = checks.int_pair("grid_hw", grid_hw), checks.int_pair("strides", strides)
+    if grid_hw[0] % strides[0] or grid_hw[1] % strides[1]:
+        raise ValueError(f"grid_hw must be divisible by the strides, got grid_hw {grid_hw} and "
+                         f"strides {strides}")
+    return grid_hw, strides
 
 
 def _tap_transform(
@@ -100,6 +127,7 @@ def _tap_transform(
     goes through float32, so for S = 2 or 6 (strides (1, 2), (3, 2)) its float64 norms were off
     by float32's rounding of sqrt(S): 3.6e-8 relative below the true norm for S = 6.
     """
+    grid_hw, strides = check_grid(grid_hw, strides)
     (kh, kw), (n_h, n_w), (s_h, s_w) = kernel_hw, grid_hw, strides
     m_h, m_w = n_h // s_h, n_w // s_w
     # frequency index of (xi, a) along one axis: a * M + xi
@@ -176,9 +204,9 @@ def frequency_blocks(
         (blocks, S * c_in, c_out), blocks = M_h * M_w or len(block_indices).
 
     Raises:
-        ValueError: nothing is validated by name: a kernel that is not rank 4 fails to unpack,
-            a grid not divisible by the strides fails in NumPy's reshape (both ValueError).
-        TypeError: for a grid_hw or strides that is not a pair (an int).
+        ValueError: naming the argument, for a grid_hw or strides that is not an int >= 1 or a
+            pair of them, or a grid not divisible by its stride (`check_grid`); a kernel that is
+            not rank 4 fails to unpack (not named).
     """
     kh, kw, c_in, c_out = kernel.shape
     s_h, s_w = strides
@@ -219,8 +247,9 @@ def kernel_from_blocks(
         float32, complex128 -> float64).
 
     Raises:
-        Nothing is validated by name; mismatched shapes fail in `tf.reshape` / `tf.matmul`
-        (InvalidArgumentError) or NumPy (ValueError).
+        ValueError: naming the argument, for a grid_hw or strides that `check_grid` refuses;
+            otherwise nothing is validated by name: mismatched shapes fail in `tf.reshape` /
+            `tf.matmul` (InvalidArgumentError) or NumPy (ValueError).
     """
     kh, kw, c_in, c_out = kernel_shape
     n_h, n_w = grid_hw

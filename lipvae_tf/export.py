@@ -102,6 +102,30 @@ def _check_target(target: str, overwrite: bool) -> None:
             "earlier SavedModel only; pick a new or empty folder")
 
 
+def _not_versions(folder: str, entries: list[str]) -> list[str]:
+    """The entries of `folder` that are not SavedModel versions (N/saved_model.pb)."""
+    return [e for e in entries
+            if not (e.isdigit() and os.path.isfile(os.path.join(folder, e, "saved_model.pb")))]
+
+
+def _check_source_base(source) -> str:
+    """`source` as a str if it is a TF Serving model base folder: at least one SavedModel
+    version (N/saved_model.pb) and nothing else but hidden entries; else a typed error."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"source must be a path (str or os.PathLike), got {type(source).__name__}")
+    source = os.fspath(source)
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"source {source!r} is not an existing folder")
+    entries = sorted(e for e in os.listdir(source) if not e.startswith("."))
+    others = _not_versions(source, entries)
+    if not entries or others:
+        found = (f"holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}" if others
+                 else "is empty")
+        raise ValueError(f"source {source!r} must be a TF Serving model base folder (version "
+                         f"folders N/ holding saved_model.pb, nothing else); it {found}")
+    return source
+
+
 def _check_model_base(target: str, overwrite: bool) -> None:
     """What `copy_model_base` may write over: nothing, an empty folder, or with overwrite=True a
     TF Serving model base folder that holds SavedModel versions (N/saved_model.pb) and nothing
@@ -113,8 +137,7 @@ def _check_model_base(target: str, overwrite: bool) -> None:
     if entries and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to "
                               "replace it, or choose another folder")
-    others = [e for e in entries if not (e.isdigit() and os.path.isfile(
-        os.path.join(target, e, "saved_model.pb")))]
+    others = _not_versions(target, entries)
     if others:
         # overwrite replaces earlier SavedModel versions, never a folder of something else
         raise FileExistsError(
@@ -136,21 +159,22 @@ def copy_model_base(source: str | os.PathLike, target: str | os.PathLike, *,
             every version in it is replaced by the source's: the whole folder is replaced, so
             a version of `target` that `source` lacks is deleted).
 
-    `source` itself is not checked: any folder is copied as it is.
-
     Returns:
         target, as an absolute path.
 
     Raises:
-        TypeError: if overwrite is not a bool, or target (or source: `shutil.copytree`'s own
-            error) is not a path.
-        ValueError: if target or a folder above it is a file, or that folder is not writable
+        TypeError: if overwrite is not a bool, or source or target is not a path.
+        FileNotFoundError: if source is not an existing folder.
+        ValueError: if source is not a TF Serving model base folder (it is empty, or holds
+            anything but version folders N/ with a saved_model.pb; hidden entries aside), or
+            target or a folder above it is a file, or that folder is not writable
             (`checks.folder_path`).
         FileExistsError: if target is not empty and overwrite is False, or it holds anything
             other than SavedModel versions.
-        FileNotFoundError, NotADirectoryError (OSError): from `shutil.copytree`, if source does
-            not exist or is a file; nothing is left behind (the hidden sibling is removed).
+        OSError: from `shutil.copytree`, if a file cannot be read or written; nothing is left
+            behind (the hidden sibling is removed).
     """
+    source = _check_source_base(source)
     overwrite = checks.flag("overwrite", overwrite)
     target = os.path.abspath(checks.folder_path("target", target))
     _check_model_base(target, overwrite)

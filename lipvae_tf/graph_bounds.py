@@ -25,8 +25,9 @@ request usually holds one pair; one with many distinct large r costs time and me
 Conventions: the Lipschitz constants, gamma and latent_dim are Python numbers frozen into the graph
 (validated when the graph is built, with the errors of bounds.py); s, r and p are float64 tensors
 that broadcast. The per-method functions check their Python-number constants when called (the
-errors of bounds.checked: m_mu = 0 certified an infinite radius) and assume valid tensors, like
-bounds.py's after validation.
+errors of bounds.checked: m_mu = 0 certified an infinite radius), and the tensor arguments whose
+values are known when called (Python numbers, NumPy arrays, eager tensors) as bounds.py checks
+them; in a graph being traced the values are unknown, and the functions assume valid tensors.
 `radius()` is the serving entry point: a graph cannot raise on a request, so it returns NaN where
 r <= 0, r is not finite, p is outside [1/2, 1), s is negative or not finite, or r, r / M_g or s
 exceed the magnitude limit of `bounds.checked`.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from lipvae_tf import _shared_numerics as numerics
@@ -62,13 +64,67 @@ def _frozen(**constants) -> list[float]:
         ValueError: for a value that `bounds.checked` refuses.
     """
     for name, value in constants.items():
+        if value is None:  # bounds.py's ValueError for a missing std_cap / gamma
+            raise ValueError(f"{name} is required here: a real number, frozen into the graph, "
+                             "got None")
         if isinstance(value, (tf.Tensor, tf.Variable)):
             raise TypeError(f"{name} must be a Python number (frozen into the graph), got a "
                             f"{type(value).__name__}")
+        if np.ndim(value) != 0:
+            raise TypeError(f"{name} must be a real number (frozen into the graph), got an array "
+                            f"of shape {np.shape(value)}")
     return [float(value) for value in bounds.checked(**constants)]
 
 
+def _checked_now(**values) -> None:
+    """The errors of `bounds.checked` for the tensor arguments whose values exist now (Python
+    numbers, NumPy arrays, eager tensors), so that a direct call refuses what bounds.py refuses
+    (ValueError naming the argument); None is skipped. Symbolic tensors (a graph being traced)
+    have no values yet: a graph cannot raise on a request, and `radius`, the serving entry
+    point, gives NaN for their invalid elements instead."""
+    known = {name: _known(value) for name, value in values.items()}
+    known = {name: value for name, value in known.items() if value is not None}
+    if known:
+        bounds.checked(**known)
+
+
+def _known(value) -> np.ndarray | None:
+    """A tensor argument's values as a float64 array, or None when it has none yet (None, or a
+    symbolic tensor)."""
+    if value is None or tf.is_symbolic_tensor(value):
+        return None
+    return np.asarray(value.numpy() if isinstance(value, (tf.Tensor, tf.Variable)) else value,
+                      np.float64)
+
+
+def _checked_std_now(s, std_cap: float | None, s_max, latent_dim: int) -> None:
+    """bounds.py's ValueErrors for known s and s_max (after `_checked_now`): s above the cap
+    (the capped certificates assume ||sigma(x')|| <= S), s_max above s or below
+    s / sqrt(latent_dim) by more than `bounds.S_MAX_SLACK` (no coordinate of sigma exceeds its
+    norm, the largest is at least the norm over sqrt(m))."""
+    s, s_max = _known(s), _known(s_max)
+    if s is None:
+        return
+    if std_cap is not None and np.any(s > std_cap):
+        raise ValueError(f"s must be <= std_cap (the cap holds for every input), got s up to "
+                         f"{np.max(s)!r} > std_cap {std_cap!r}")
+    if s_max is None:
+        return
+    if np.any(s_max > s * (1 + 4 * _U)):
+        raise ValueError("s_max (the largest coordinate of sigma(x)) must be <= s = ||sigma(x)||")
+    if np.any(s_max < s / math.sqrt(latent_dim) * (1 - bounds.S_MAX_SLACK)):
+        raise ValueError(f"s_max (the largest coordinate of sigma(x)) must be >= s / "
+                         f"sqrt(latent_dim) = ||sigma(x)|| / sqrt({latent_dim})")
+
+
 def _t(value) -> tf.Tensor:
+    """`value` as a float64 tensor: a tensor of another real dtype is cast (exactly: float16,
+    float32 and ints up to 2^53 are float64 numbers), anything else converted."""
+    if isinstance(value, (tf.Tensor, tf.Variable)) and value.dtype != _F64:
+        if not (value.dtype.is_floating or value.dtype.is_integer):
+            raise TypeError(f"the certificate's tensors must be real, got a {value.dtype.name} "
+                            "tensor")
+        return tf.cast(value, _F64)
     return tf.convert_to_tensor(value, _F64)
 
 
@@ -112,13 +168,17 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
         TypeError: for a constant that is a tensor, not a real number, or an array of more
             than 0 dimensions.
         ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0).
-        ValueError: from `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of
-            another dtype than float64 (a float32 tensor is not cast).
+        ValueError: for s, r or p whose values are known when called (Python numbers, NumPy
+            arrays, eager tensors) and that `bounds.checked` refuses, as bounds.py does (p
+            outside [1/2, 1), s < 0, r <= 0, r / M_g outside [1e-60, 1e75], ...). In a graph
+            being traced the values are unknown (no in-graph asserts): `radius` maps
+            invalid ones to NaN.
         InvalidArgumentError: (`tf.errors`, raised by the op when run) if s, r and p do not
-            broadcast. The tensors' values are not checked (no in-graph asserts): out-of-range
-            values give meaningless radii here; `radius` maps them to NaN.
+            broadcast. Tensors of another real dtype (float32, ints) are cast to float64;
+            a bool, complex or string tensor is a TypeError.
     """
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
+    _checked_now(s=s, r=r, p=p, m_g=m_g)
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
     inside = a * _budget(m_g, r, p) * (1 - 8 * _U) - 4 * (m_mu * m_mu) * tf.square(s) * (1 + 8 * _U)
@@ -152,13 +212,17 @@ def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor
         TypeError: for a constant that is a tensor, not a real number, or an array of more
             than 0 dimensions.
         ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0).
-        ValueError: from `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of
-            another dtype than float64 (a float32 tensor is not cast).
+        ValueError: for s, r or p whose values are known when called (Python numbers, NumPy
+            arrays, eager tensors) and that `bounds.checked` refuses, as bounds.py does (p
+            outside [1/2, 1), s < 0, r <= 0, r / M_g outside [1e-60, 1e75], ...). In a graph
+            being traced the values are unknown (no in-graph asserts): `radius` maps
+            invalid ones to NaN.
         InvalidArgumentError: (`tf.errors`, raised by the op when run) if s, r and p do not
-            broadcast. The tensors' values are not checked (no in-graph asserts): out-of-range
-            values give meaningless radii here; `radius` maps them to NaN.
+            broadcast. Tensors of another real dtype (float32, ints) are cast to float64;
+            a bool, complex or string tensor is a TypeError.
     """
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
+    _checked_now(s=s, r=r, p=p, m_g=m_g)
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
     slack = _budget(m_g, r, p) * (1 - 8 * _U) - 2 * tf.square(s) * (1 + 8 * _U)
@@ -185,8 +249,8 @@ def inglot_log_tail(u, m: int) -> tf.Tensor:
 
     Raises:
         TypeError: if m is not an int (a float or a bool).
-        ValueError: if m < 2; from `tf.convert_to_tensor`, for a u given as a `tf.Tensor` of
-            another dtype than float64.
+        ValueError: if m < 2.
+        TypeError: for a u that is a tensor but not real (float32 and int tensors are cast).
     """
     m = checks.positive_int("m", m, minimum=2)
     u = _t(u)
@@ -263,16 +327,21 @@ def chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
     Raises:
         TypeError: if latent_dim is not an int, or a constant (gamma included) is a tensor,
             not a real number, or an array of more than 0 dimensions.
-        ValueError: if latent_dim < 2, or for a constant that `bounds.checked` refuses;
-            from `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of another dtype
-            than float64.
-        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast. Their values are
-            not checked (no in-graph asserts): `radius` maps invalid ones to NaN.
+        ValueError: if latent_dim < 2, or for a constant that `bounds.checked` refuses.
+        ValueError: for s, r or p whose values are known when called (Python numbers, NumPy
+            arrays, eager tensors) and that `bounds.checked` refuses, as bounds.py does (p
+            outside [1/2, 1), s < 0, r <= 0, r / M_g outside [1e-60, 1e75], ...). In a graph
+            being traced the values are unknown (no in-graph asserts): `radius` maps
+            invalid ones to NaN.
+        InvalidArgumentError: (`tf.errors`, raised by the op when run) if s, r and p do not
+            broadcast. Tensors of another real dtype (float32, ints) are cast to float64;
+            a bool, complex or string tensor is a TypeError.
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     if gamma is not None:
         (gamma,) = _frozen(gamma=gamma)
+    _checked_now(s=s, r=r, p=p, m_g=m_g)
     return _chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma)
 
 
@@ -334,14 +403,23 @@ def ncx2_cdf_lower(x, m: int, lam) -> tf.Tensor:
         1-D float64 tensor of x's length, in [0, 1].
 
     Raises:
-        TypeError: if m is not an int.
-        ValueError: if m < 1, or x or lam is not 1-D (a scalar included); from
-            `tf.convert_to_tensor`, for a `tf.Tensor` of another dtype than float64.
-        InvalidArgumentError: (`tf.errors`, when the ops run) if x and lam differ in length; x
-            or lam infinite, NaN or negative is not checked by name but usually fails in a
-            gather with an index out of range (also InvalidArgumentError).
+        TypeError: if m is not an int, or x or lam is a tensor that is not real.
+        ValueError: if m < 1, x or lam is not 1-D (a scalar included), or x or lam, known
+            when called, holds a value that is not finite or below 0 (in a graph being
+            traced they are unknown and not checked).
+        InvalidArgumentError: (`tf.errors`, when the ops run) if x and lam differ in length.
     """
     m = checks.positive_int("m", m)
+    for name, value in (("x", x), ("lam", lam)):
+        known = _known(value)
+        if known is not None and not np.all(np.isfinite(known) & (known >= 0)):
+            raise ValueError(f"{name} must be finite and >= 0, got {known}")
+    return _ncx2_cdf_lower(x, m, lam)
+
+
+def _ncx2_cdf_lower(x, m: int, lam) -> tf.Tensor:
+    """`ncx2_cdf_lower` without the value checks (the certificates' own calls: rows masked
+    afterwards may hold any value)."""
     x, lam = _t(x), _t(lam)
     if x.shape.rank != 1 or lam.shape.rank != 1:
         raise ValueError(f"x and lam must be 1-D tensors of one length, got shapes "
@@ -390,14 +468,14 @@ def _ncx2_rows(m_mu, m_g, r, p, latent_dim, gamma) -> tf.Tensor:
     x = tf.where(finite, x, tf.zeros_like(x))  # r / (gamma M_g) > ~1e154 overflows: reported as 0
     lo = tf.zeros_like(x)
     hi = r / (m_g * m_mu)
-    active = finite & (ncx2_cdf_lower(x, latent_dim, tf.zeros_like(x)) >= p)
+    active = finite & (_ncx2_cdf_lower(x, latent_dim, tf.zeros_like(x)) >= p)
 
     def body(step, lo, hi, active):
         rows = tf.where(active)  # only the open brackets are evaluated (their sums are padded
         lo_a, hi_a = tf.gather_nd(lo, rows), tf.gather_nd(hi, rows)  # to the longest one)
         mid = 0.5 * (lo_a + hi_a)
         lam = scale * tf.square(mid) * (1 + 4 * _U)  # rounded up
-        good = ncx2_cdf_lower(tf.gather_nd(x, rows), latent_dim, lam) >= tf.gather_nd(p, rows)
+        good = _ncx2_cdf_lower(tf.gather_nd(x, rows), latent_dim, lam) >= tf.gather_nd(p, rows)
         lo = tf.tensor_scatter_nd_update(lo, rows, tf.where(good, mid, lo_a))
         hi = tf.tensor_scatter_nd_update(hi, rows, tf.where(good, hi_a, mid))
         return step + 1, lo, hi, active & (hi - lo > 1e-12 * hi)
@@ -431,18 +509,22 @@ def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float)
         pixel space; 0 where even d = 0 is not certified (or r / (gamma M_g) overflows).
 
     Raises:
-        TypeError: if latent_dim is not an int, or a constant is a tensor, None (gamma=None
-            included: a TypeError here, not the ValueError of `radius("ncx2", ...)`), not a real
-            number, or an array of more than 0 dimensions.
-        ValueError: if latent_dim < 1, or a constant that `bounds.checked` refuses; from
-            `tf.convert_to_tensor`, for r or p given as a `tf.Tensor` of another dtype than
-            float64.
-        InvalidArgumentError: (`tf.errors`) if r and p do not broadcast. Their values are not
-            checked (p outside [1/2, 1) gives 0 or a meaningless radius; `radius` maps them to
-            NaN).
+        TypeError: if latent_dim is not an int, or a constant is a tensor, not a real number,
+            or an array of more than 0 dimensions.
+        ValueError: if latent_dim < 1, gamma is None, or a constant that `bounds.checked`
+            refuses.
+        ValueError: for r or p whose values are known when called (Python numbers, NumPy
+            arrays, eager tensors) and that `bounds.checked` refuses, as bounds.py does (p
+            outside [1/2, 1), r <= 0, r / M_g outside [1e-60, 1e75], ...). In a graph
+            being traced the values are unknown (no in-graph asserts): `radius` maps
+            invalid ones to NaN.
+        InvalidArgumentError: (`tf.errors`, raised by the op when run) if r and p do not
+            broadcast. Tensors of another real dtype (float32, ints) are cast to float64;
+            a bool, complex or string tensor is a TypeError.
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_g, gamma = _frozen(m_mu=m_mu, m_g=m_g, gamma=gamma)
+    _checked_now(r=r, p=p, m_g=m_g)
     r, p = _broadcast(r, p)
     shape = tf.shape(r)
     r, p = tf.reshape(r, [-1]), tf.reshape(p, [-1])
@@ -477,12 +559,17 @@ def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
         float64 tensor of p's shape: q for each p.
 
     Raises:
-        TypeError: if latent_dim is not an int.
-        ValueError: if latent_dim < 1; from `tf.convert_to_tensor`, for a p given as a
-            `tf.Tensor` of another dtype than float64. p is not checked (the NumPy twin raises
-            for p outside [1/2, 1)): p = 1 gives +inf, p < 1/2 a value without its guarantee.
+        TypeError: if latent_dim is not an int, or p is a tensor that is not real.
+        ValueError: if latent_dim < 1, or p, known when called, is not in [1/2, 1) (in a
+            graph being traced it is unknown and not checked; p = 1 would give +inf).
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
+    _checked_now(p=p)
+    return _chi2_quantile_upper(latent_dim, p)
+
+
+def _chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
+    """`chi2_quantile_upper` for a checked latent_dim and p in [1/2, 1)."""
     p = _t(p)
     shape = tf.shape(p)
     unique, index = tf.unique(tf.reshape(p, [-1]))
@@ -491,7 +578,7 @@ def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
     t = -tf.math.log(1 - unique) * (1 + 8 * _U)  # rounded up
     laurent_massart = (latent_dim + 2 * tf.sqrt(latent_dim * t) + 2 * t) * (1 + 16 * _U)
     hi = tf.minimum(cantelli, laurent_massart)
-    _, hi = _bisect(lambda q: ncx2_cdf_lower(q, latent_dim, tf.zeros_like(q)) < unique,
+    _, hi = _bisect(lambda q: _ncx2_cdf_lower(q, latent_dim, tf.zeros_like(q)) < unique,
                     tf.zeros_like(hi), hi, rtol=1e-15)
     return tf.reshape(tf.gather(hi, index), shape)
 
@@ -549,7 +636,7 @@ def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
         r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
         p: the probability level: float64 tensor, in [1/2, 1).
         std_cap: S, a bound of ||sigma(x')||_2 for every input x', a Python real number > 0
-            (required; s <= S is assumed, not checked).
+            (required; s <= S).
 
     Returns:
         float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
@@ -557,16 +644,19 @@ def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
         where nothing is certified.
 
     Raises:
-        TypeError: for a constant (std_cap included; std_cap=None too, where the NumPy twin
-            raises a ValueError) that is a tensor, not a real number, or an array of more than
-            0 dimensions.
-        ValueError: for a constant that `bounds.checked` refuses; from
-            `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of another dtype than
-            float64.
-        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast. Their values (s
-            above std_cap included) are not checked: `radius` maps invalid ones to NaN.
+        TypeError: for a constant that is a tensor, not a real number, or an array of more
+            than 0 dimensions, or a tensor argument that is not real.
+        ValueError: if std_cap is None, for a constant that `bounds.checked` refuses, or for
+            s, r or p (and s_max) whose values are known when called (Python numbers, NumPy
+            arrays, eager tensors) and that bounds.py refuses: p outside [1/2, 1), s < 0 or
+            above std_cap, s_max above s or below s / sqrt(latent_dim), r / M_g outside
+            [1e-60, 1e75], ... In a graph being traced the values are unknown (no in-graph
+            asserts): `radius` maps invalid ones to NaN.
+        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast.
     """
     m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
+    _checked_now(s=s, r=r, p=p, m_g=m_g)
+    _checked_std_now(s, std_cap, None, 1)
     s, r, p = _broadcast(s, r, p)
     slack = _budget(m_g, r, p) * (1 - 8 * _U) - (std_cap * std_cap + tf.square(s)) * (1 + 8 * _U)
     whole = tf.sqrt(tf.maximum(slack, 0.0)) / m_mu * (1 - 64 * _U)
@@ -603,9 +693,9 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
         p: the probability level: float64 tensor, in [1/2, 1).
         latent_dim: m, the latent dimension, a Python int >= 1.
         std_cap: S, a bound of ||sigma(x')||_2 for every input x', a Python real number > 0
-            (required; s <= S is assumed, not checked).
+            (required; s <= S).
         s_max: None (s), or max_i sigma_i(x): a float64 tensor broadcastable to the broadcast
-            shape of s, r and p (s_max <= s is assumed, not checked).
+            shape of s, r and p (s / sqrt(latent_dim) <= s_max <= s).
 
     Returns:
         float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
@@ -613,13 +703,21 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
         where nothing is certified.
 
     Raises:
-        TypeError: if latent_dim is not an int, or a constant (std_cap included; std_cap=None
-            too) is a tensor, not a real number, or an array of more than 0 dimensions.
-        ValueError: if latent_dim < 1, or for a constant that `bounds.checked` refuses; from
-            `tf.convert_to_tensor`, for a `tf.Tensor` of another dtype than float64.
+        TypeError: if latent_dim is not an int, or a constant is a tensor, not a real number,
+            or an array of more than 0 dimensions, or a tensor argument is not real.
+        ValueError: if latent_dim < 1.
+        ValueError: if std_cap is None, for a constant that `bounds.checked` refuses, or for
+            s, r or p (and s_max) whose values are known when called (Python numbers, NumPy
+            arrays, eager tensors) and that bounds.py refuses: p outside [1/2, 1), s < 0 or
+            above std_cap, s_max above s or below s / sqrt(latent_dim), r / M_g outside
+            [1e-60, 1e75], ... In a graph being traced the values are unknown (no in-graph
+            asserts): `radius` maps invalid ones to NaN.
         InvalidArgumentError: (`tf.errors`) if s, r, p (and s_max) do not broadcast.
     """
-    (std_cap,) = _frozen(std_cap=std_cap)
+    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
+    _checked_now(s=s, r=r, p=p, m_g=m_g, s_max=s_max)
+    _checked_std_now(s, std_cap, s_max, latent_dim)
     return _triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim, s_max=s_max,
                                  std_cap=std_cap)
 
@@ -639,7 +737,7 @@ def _triangle_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, l
     s, r, p = _broadcast(s, r, p)
     s_max = s if s_max is None else tf.broadcast_to(_t(s_max), tf.shape(s))
     s_max = tf.maximum(s_max, s / math.sqrt(latent_dim))
-    q = chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
+    q = _chi2_quantile_upper(latent_dim, p) * (1 + 4 * _U)
     reach = r / m_g * (1 - 4 * _U)
     return _triangle_radius(m_mu, m_sigma, s, reach, q, tf.square(s_max), std_cap)
 
@@ -678,7 +776,8 @@ def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
         latent_dim: m, the latent dimension, a Python int >= 1.
         gamma: None for a learned std, or the fixed posterior std, a Python real number > 0.
         std_cap: None, or S for a learned std under a cap, a Python real number > 0.
-        s_max: None (s), or max_i sigma_i(x), a float64 tensor (not checked here).
+        s_max: None (s), or max_i sigma_i(x), a float64 tensor (s / sqrt(latent_dim) <=
+            s_max <= s).
 
     Returns:
         float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
@@ -686,14 +785,20 @@ def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
         where nothing is certified.
 
     Raises:
-        TypeError / ValueError: those of `check_constants` (method "best").
-        ValueError: from `tf.convert_to_tensor`, for s, r or p given as a `tf.Tensor` of
-            another dtype than float64.
-        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast. Their values are
-            not checked (no in-graph asserts): `radius` maps invalid ones to NaN.
+        TypeError / ValueError: those of `check_constants` (method "best"); TypeError for a
+            tensor argument that is not real.
+        ValueError: for
+            s, r, p or s_max whose values are known when called (Python numbers, NumPy
+            arrays, eager tensors) and that bounds.py refuses: p outside [1/2, 1), s < 0 or
+            above a std_cap, s_max above s or below s / sqrt(latent_dim), r / M_g outside
+            [1e-60, 1e75], ... In a graph being traced the values are unknown (no in-graph
+            asserts): `radius` maps invalid ones to NaN.
+        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast.
     """
     m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
         "best", m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
+    _checked_now(s=s, r=r, p=p, m_g=m_g, s_max=s_max)
+    _checked_std_now(s, std_cap, s_max, latent_dim)
     return _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, None, std_cap, s_max)
 
 
@@ -765,7 +870,7 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
 
     Constants are validated now (ValueError, as bounds.radius). Elements with r <= 0 or not finite,
     p outside [1/2, 1) or not finite, s < 0 or not finite, r, r / M_g or s above
-    MAGNITUDE_LIMIT (1e75, where bounds.checked raises), r / M_g below MAGNITUDE_FLOOR (1e-75),
+    MAGNITUDE_LIMIT (1e75, where bounds.checked raises), r / M_g below MAGNITUDE_FLOOR (1e-60),
     s above std_cap, or (a learned std with
     std_cap or s_max given) s_max not finite, above s or below s / sqrt(latent_dim) by more than
     S_MAX_SLACK get NaN (a graph cannot raise on a request; NaN is never mistaken for a radius).
@@ -794,8 +899,8 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
     Raises:
         ValueError / TypeError: in Python, when the graph is built: those of `check_constants`
             (an unknown or inapplicable method, bad constants or latent_dim; TypeError for a
-            constant given as a tensor); ValueError from `tf.convert_to_tensor` for s, r, p or
-            s_max given as a `tf.Tensor` of another dtype than float64.
+            constant given as a tensor, or a tensor argument that is not real: float32 and int
+            tensors are cast to float64).
         InvalidArgumentError: (`tf.errors`, when the ops run) if s, r and p (or s_max) do not
             broadcast. No other error depends on the tensors' values: there are no in-graph
             asserts (`tf.debugging`); invalid values give NaN instead.
@@ -812,7 +917,7 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
         valid &= s <= std_cap
     if gamma is None and (std_cap is not None or s_max is not None):  # and where s_max is bad
         s_max = s if s_max is None else tf.broadcast_to(_t(s_max), shape)
-        valid &= tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s) & (
+        valid &= tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s * (1 + 4 * _U)) & (
             s_max >= s / math.sqrt(latent_dim) * (1 - bounds.S_MAX_SLACK))
         s_max = tf.where(valid, s_max, tf.zeros_like(s_max))
     s = tf.where(valid, s, tf.zeros_like(s))  # harmless stand-ins, replaced by NaN below

@@ -654,11 +654,11 @@ def sort_neighbour_pairs(inputs: tf.Tensor) -> tf.Tensor:
         out[..., 2i+1] = the min.
 
     Raises:
-        ValueError: for an odd or unknown last dimension (the pairs would not tile it).
-        IndexError: for a scalar (rank 0) input (TensorShape's own error; no last dimension).
+        ValueError: for a scalar (rank 0) input, or an odd or unknown last dimension (the
+            pairs would not tile it).
     """
     inputs = tf.convert_to_tensor(inputs)
-    width = inputs.shape[-1]
+    width = inputs.shape[-1] if inputs.shape.rank else None
     if width is None or width % 2:
         raise ValueError(f"inputs must have an even, known last dimension (pairs of features), "
                          f"got shape {tuple(inputs.shape)}")
@@ -691,7 +691,9 @@ class GroupSort(_ShapePreserving, FixedConfig, keras.layers.Layer):
     """Sorts each consecutive group of `group_size` features (last axis), descending.
 
     Piecewise a permutation: 1-Lipschitz and gradient-norm preserving (Anil et al. 2019).
-    group_size=2 is MaxMin on neighbouring pairs.
+    group_size=2 sorts the neighbouring pairs (2i, 2i + 1) (`sort_neighbour_pairs`); the
+    `MaxMin` layer pairs feature i with i + n/2 instead: the same operation up to a fixed
+    permutation of the features, but not the same outputs.
 
     Args:
         group_size: features per sorted group, an int >= 2 that divides the last dimension.

@@ -138,7 +138,7 @@ def std_statistics_bounds(std_network: keras.Model | Sequence[keras.layers.Layer
             layers in order (its rounding margin is `lipschitz.output_rounding_factor` of it).
             When its last layer is a `StdCap`, both statistics are at most its cap as applied
             (`StdCap.output_norm_bound`), which bounds the exact and the float32 stds alike.
-        sigma: the stds, shape (batch, m): each 0 or in [1e-75, 1e75] (the certificates'
+        sigma: the stds, shape (batch, m): each 0 or in [1e-60, 1e75] (the certificates'
             magnitude range; float32 stds always are), m the chain's output width where the
             chain records it (a Keras model, or layers called on Keras inputs), and no row
             above the cap as applied (the chain's outputs never are).
@@ -176,7 +176,7 @@ def std_statistics_bounds(std_network: keras.Model | Sequence[keras.layers.Layer
                          f"{MAGNITUDE_LIMIT:g}], got {float(nonzero.min())!r} to "
                          f"{float(nonzero.max())!r}")
     latent_dim = sigma.shape[1]
-    width = _recorded_output_width(layers[-1])
+    width = _chain_output_width(layers)
     if width is not None and width != latent_dim:
         raise ValueError(f"sigma has {latent_dim} columns, but the chain's last layer "
                          f"{layers[-1].name!r} outputs {width}: pass every std it computed")
@@ -190,6 +190,39 @@ def std_statistics_bounds(std_network: keras.Model | Sequence[keras.layers.Layer
     s, s_max = _std_statistics_map(lp.output_rounding_factor(layers), latent_dim, cap)(
         tf.constant(sigma))
     return s.numpy(), s_max.numpy()
+
+
+def _check_divisor_constants(constants: dict) -> None:
+    """A ValueError naming the network whose verified constant the certificates cannot divide
+    by (M_mu or M_g below MAGNITUDE_FLOOR: zero or near-zero kernels), instead of bounds.py's
+    error about an argument the caller never passed."""
+    for key, symbol in (("encoder_mean", "M_mu"), ("decoder", "M_g")):
+        if constants[key] < MAGNITUDE_FLOOR:
+            raise ValueError(
+                f"the {key.replace('_', ' ')} network's verified Lipschitz constant {symbol} = "
+                f"{constants[key]!r} is below {MAGNITUDE_FLOOR:g}: its kernels are zero or "
+                f"nearly so (check the weights, e.g. after set_weights or load_weights), and "
+                f"the certificates divide by {symbol} (docs/theory.md section 5, \"Magnitudes\")")
+
+
+def _chain_output_width(layers: Sequence[keras.layers.Layer]) -> int | None:
+    """The chain's output width: recorded by Keras for its last layer, else that of the last
+    layer with a 2-D kernel (a Dense of the chain called eagerly records none) carried through
+    the layers after it by their `compute_output_shape`; None where neither is known."""
+    width = _recorded_output_width(layers[-1])
+    if width is not None:
+        return width
+    for index in range(len(layers) - 1, -1, -1):
+        kernel = getattr(layers[index], "kernel", None)
+        if kernel is not None and len(kernel.shape) == 2:
+            shape = (None, int(kernel.shape[-1]))
+            try:
+                for layer in layers[index + 1:]:
+                    shape = tuple(layer.compute_output_shape(shape))
+            except (TypeError, ValueError, NotImplementedError, AttributeError):  # cannot say
+                return None
+            return None if shape[-1] is None else int(shape[-1])
+    return None
 
 
 def _recorded_output_width(layer: keras.layers.Layer) -> int | None:
@@ -1624,6 +1657,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         else:
             c = self.lipschitz_constants(reconstruction)
         self._warn_if_above_budget(c, reconstruction)
+        _check_divisor_constants(c)
         radius = bounds.radius(  # the result has the shape of s
             method, c["encoder_mean"], c["encoder_std"], c["decoder"], s, r_exact, p,
             latent_dim=self.latent_dim, gamma=gamma, std_cap=std_cap,

@@ -159,7 +159,7 @@ def _cases(vae, tmp_path):
                                          "m must be an integer >= 2, got 1"),
         "chi2_radius with gamma = 1e-200": (
             lambda: bounds.chi2_radius(1.0, 0.0, 2.0, 0.0, 4.0, latent_dim=10, gamma=1e-200),
-            ValueError, r"gamma must be >= 1e-75"),
+            ValueError, r"gamma must be >= 1e-60"),
         "best_radius with a fixed std and a cap": (
             lambda: bounds.best_radius(1.0, 0.0, 2.0, 0.0, 4.0, latent_dim=10, gamma=0.05,
                                        std_cap=0.1),

@@ -163,9 +163,9 @@ def test_best_is_the_largest_sound_certificate():
     (dict(r=1e155), r"r must be <= 1e\+75"),  # (1 - p) r^2 overflowed: the paper's form gave inf
     (dict(r=1e70, m_g=1e-10), r"r / M_g must be <= 1e\+75"),
     (dict(m_sigma=1e80), r"m_sigma must be <= 1e\+75"),
-    (dict(m_g=1e-80), r"m_g must be >= 1e-75"),
-    (dict(r=1e-169), r"r / M_g must be >= 1e-75"),  # squares underflowed: noise dropped out
-    (dict(r=2021 * 5e-324, m_g=3.0), r"r / M_g must be >= 1e-75"),  # a subnormal reach
+    (dict(m_g=1e-80), r"m_g must be >= 1e-60"),
+    (dict(r=1e-169), r"r / M_g must be >= 1e-60"),  # squares underflowed: noise dropped out
+    (dict(r=2021 * 5e-324, m_g=3.0), r"r / M_g must be >= 1e-60"),  # a subnormal reach
 ])
 def test_bad_arguments_name_the_argument(kwargs, match):
     args = dict(m_mu=1.0, m_sigma=1.0, m_g=1.0, s=0.1, r=1.0, p=0.5) | kwargs
@@ -190,7 +190,7 @@ def test_a_reach_below_the_magnitude_floor_is_refused_and_one_above_it_scales():
         scaled = bounds.radius("best", 1.0, 0.0, 1.0, scale, 10 * scale, 0.99, latent_dim=1)
         assert float(scaled / scale) == pytest.approx(float(unit), rel=1e-12)
     for m_sigma, std_cap in ((0.0, None), (1.0, None), (0.0, 1e-170)):
-        with pytest.raises(ValueError, match=r"r / M_g must be >= 1e-75"):
+        with pytest.raises(ValueError, match=r"r / M_g must be >= 1e-60"):
             bounds.radius("best", 1.0, m_sigma, 1.0, 1e-170, 1e-169, 0.99, latent_dim=2,
                           std_cap=std_cap)
         served = graph_bounds.radius(
@@ -198,7 +198,7 @@ def test_a_reach_below_the_magnitude_floor_is_refused_and_one_above_it_scales():
             tf.constant([1e-169, 1.0], tf.float64), tf.constant([0.99, 0.99], tf.float64),
             latent_dim=2, std_cap=None if std_cap is None else 0.2).numpy()
         assert np.isnan(served[0]) and np.isfinite(served[1]), served
-    floor = bounds.radius("markov", 1e-75, 0.0, 1e-75, 0.0, 1e-5, 0.5, latent_dim=2)
+    floor = bounds.radius("markov", 1e-60, 0.0, 1e-60, 0.0, 1e-5, 0.5, latent_dim=2)
     assert np.isfinite(floor) and floor > 0
 
 

@@ -414,8 +414,8 @@ def test_std_statistics_bounds_of_a_custom_std_network_are_the_models_own():
     sigma = capped.encoder_std_net(tf.constant(x)).numpy()
     for bad, pattern in (
             (sigma[:, :5], "sigma has 5 columns, but the chain's last layer"),  # half the norm
-            (np.full((2, 10), 1e-170), r"non-zero stds must be in \[1e-75"),  # norm underflowed
-            (np.full((2, 10), 1e170), r"non-zero stds must be in \[1e-75"),  # norm was inf
+            (np.full((2, 10), 1e-170), r"non-zero stds must be in \[1e-60"),  # norm underflowed
+            (np.full((2, 10), 1e170), r"non-zero stds must be in \[1e-60"),  # norm was inf
             (sigma * 10, "above the cap as applied")):  # silently capped
         with pytest.raises(ValueError, match=pattern):
             std_statistics_bounds(capped.encoder_std_net, bad)

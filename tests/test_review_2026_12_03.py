@@ -1,0 +1,205 @@
+"""Faults found by an adversarial review and a docstring audit (2026-12-03, evening): each test
+fails on the code before the fix."""
+from fractions import Fraction
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lipvae_tf import bounds, conv_spectrum, export, graph_bounds
+from lipvae_tf import constraints as lc
+from lipvae_tf import layers as ll
+from lipvae_tf import model as lm
+
+P_NEAR_ONE = 1 - 2.0**-53  # the largest float64 below 1
+
+
+def _markov_exact_root(m_mu, m_sigma, m_g, s, r, p) -> float:
+    """Largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= (1 - p) r^2 / M_g^2, in exact
+    rational arithmetic for m_sigma = 0 (squared: d^2 <= (budget - 2 s^2) / M_mu^2)."""
+    assert m_sigma == 0
+    m_mu, m_g, s, r, p = map(Fraction, (m_mu, m_g, s, r, p))
+    return (1 - p) * r * r / (m_g * m_g) - 2 * s * s, m_mu * m_mu
+
+
+@pytest.mark.parametrize("method", ["markov", "paper", "best"])
+def test_tiny_magnitudes_never_give_an_infinite_or_oversized_graph_radius(method):
+    """TF's CPU kernels flush subnormal results to zero: at M_mu = r / M_g = 1e-75 and
+    p = 1 - 2^-53 Markov's discriminant (a product of four small factors) became 0 and the
+    graph radius +inf. Those magnitudes are refused now (NaN in the graph); at the new floor
+    (1e-60) the graph and NumPy radii are finite and at most the exact root."""
+    old = graph_bounds.radius(method, 1.0, 0.0, 1.0, tf.constant([1e-85, 0.0], tf.float64),
+                              tf.constant([1e-75, 1.0], tf.float64),
+                              tf.constant([P_NEAR_ONE, 0.5], tf.float64), latent_dim=2).numpy()
+    assert np.isnan(old[0]) and np.isfinite(old[1])
+    with pytest.raises(ValueError, match="m_mu must be >= 1e-60"):
+        graph_bounds.radius(method, 1e-75, 0.0, 1.0, [0.0], [1e-75], [P_NEAR_ONE], latent_dim=2)
+    floor = 1e-60
+    budget = (1 - P_NEAR_ONE) * floor * floor
+    # s = 0, and s whose 2 s^2 cancels the budget down to its last bits
+    for s in (0.0, float(np.sqrt(budget / 2)) * (1 - 4e-16)):
+        args = (floor, 0.0, 1.0, np.array([s]), np.array([floor]), np.array([P_NEAR_ONE]))
+        numpy_radius = float(bounds.radius(method, *args, latent_dim=2)[0])
+        eager = float(graph_bounds.radius(method, *args, latent_dim=2).numpy()[0])
+        traced = float(tf.function(lambda s, r, p: graph_bounds.radius(
+            method, floor, 0.0, 1.0, s, r, p, latent_dim=2))(*args[3:]).numpy()[0])
+        slack, a = _markov_exact_root(floor, 0.0, 1.0, s, floor, P_NEAR_ONE)
+        for radius in (numpy_radius, eager, traced):
+            assert np.isfinite(radius) and radius >= 0
+            if method != "best":  # best may certify more by the chi-square forms
+                assert Fraction(radius) ** 2 * a <= max(slack, 0), (s, radius)
+            else:
+                assert radius <= floor / floor  # never above r / (M_g M_mu)
+
+
+def test_markov_budget_no_longer_loses_precision_to_a_subnormal_product():
+    """(1 - p) r^2 was subnormal (1e-316) for r = 1e-150, M_g = 1e-75: NumPy's Markov radius
+    came out 1e-8 relative above the exact root. M_g = 1e-75 is refused now; at the floor the
+    radius is below the exact root."""
+    with pytest.raises(ValueError, match="m_g must be >= 1e-60"):
+        bounds.markov_radius(1.0, 0.0, 1e-75, 0.0, 1.0164336532601351e-150, P_NEAR_ONE)
+    for r in (1.0164336532601351e-120, 3.3e-120, 1e-119):
+        radius = float(bounds.markov_radius(1.0, 0.0, 1e-60, 0.0, r, P_NEAR_ONE))
+        slack, a = _markov_exact_root(1.0, 0.0, 1e-60, 0.0, r, P_NEAR_ONE)
+        assert radius > 0 and Fraction(radius) ** 2 * a <= slack
+
+
+def test_graph_certificates_called_directly_refuse_what_bounds_refuses():
+    """The per-method graph functions computed a radius for s < 0 (above the one at s = 0),
+    p = 0.3 and a missing std_cap (TypeError); now the values known at the call get the
+    ValueError naming the argument, as in bounds.py."""
+    with pytest.raises(ValueError, match="s must be >= 0"):
+        graph_bounds.best_radius(1.0, 1.0, 1.0, [-0.5], [2.0], [0.9], latent_dim=4)
+    with pytest.raises(ValueError, match=r"p must be in \[1/2, 1\)"):
+        graph_bounds.markov_radius(1.0, 0.0, 1.0, [0.1], [2.0], [0.3])
+    with pytest.raises(ValueError, match=r"p must be in \[1/2, 1\)"):
+        graph_bounds.chi2_quantile_upper(3, [1.0])
+    with pytest.raises(ValueError, match="std_cap is required"):
+        graph_bounds.capped_markov_radius(1.0, 0.0, 1.0, [0.1], [2.0], [0.9], std_cap=None)
+    with pytest.raises(ValueError, match="s must be <= std_cap"):
+        graph_bounds.capped_chi2_radius(1.0, 0.0, 1.0, [0.3], [2.0], [0.9], latent_dim=4,
+                                        std_cap=0.2)
+    with pytest.raises(ValueError, match="s_max"):
+        graph_bounds.best_radius(1.0, 0.0, 1.0, [0.3], [2.0], [0.9], latent_dim=4, std_cap=0.5,
+                                 s_max=[0.4])
+    with pytest.raises(TypeError, match="std_cap must be a real number"):
+        graph_bounds.radius("best", 1.0, 0.0, 1.0, [0.1], [2.0], [0.9], latent_dim=4,
+                            std_cap=np.array([0.5]))
+    # the values of a graph being traced are unknown: no Python error, `radius` masks them
+    traced = tf.function(lambda s: graph_bounds.markov_radius(1.0, 0.0, 1.0, s, [2.0], [0.9]))
+    assert np.isfinite(traced(tf.constant([0.1], tf.float64)).numpy()).all()
+
+
+def test_graph_certificates_take_float32_and_integer_tensors():
+    """A float32 or int tensor raised TF's "Tensor conversion requested dtype float64"; they
+    are cast (exactly) and give the float64 input's radius."""
+    expected = graph_bounds.radius("best", 1.0, 0.5, 2.0, tf.constant([0.25], tf.float64),
+                                   tf.constant([8.0], tf.float64),
+                                   tf.constant([0.75], tf.float64), latent_dim=4).numpy()
+    served = graph_bounds.radius("best", 1.0, 0.5, 2.0, tf.constant([0.25], tf.float32),
+                                 tf.constant([8], tf.int32), tf.constant([0.75], tf.float32),
+                                 latent_dim=4).numpy()
+    np.testing.assert_array_equal(served, expected)
+    with pytest.raises(TypeError, match="must be real"):
+        graph_bounds.radius("best", 1.0, 0.5, 2.0, tf.constant([True]), [8.0], [0.75],
+                            latent_dim=4)
+
+
+def test_graph_radius_accepts_the_s_max_that_numpy_accepts():
+    """s_max = s (1 + 2^-52) passes bounds.py's check (s_max <= s (1 + 4u)) but was NaN in the
+    graph; both certify it now, to the same radius."""
+    s = 0.125
+    s_max = s * (1 + 2.0**-52)
+    numpy_radius = bounds.radius("best", 1.0, 0.0, 1.0, s, 2.0, 0.9, latent_dim=4, std_cap=0.5,
+                                 s_max=s_max)
+    served = graph_bounds.radius("best", 1.0, 0.0, 1.0, [s], [2.0], [0.9], latent_dim=4,
+                                 std_cap=0.5, s_max=[s_max]).numpy()
+    assert np.isfinite(served[0])
+    np.testing.assert_allclose(served[0], numpy_radius, rtol=1e-12)
+
+
+def test_std_statistics_bounds_refuses_a_subset_of_an_eager_chains_stds():
+    """Layers called eagerly record no output width: sigma[:, :1] of a 3-wide chain was taken,
+    s undercounted (0.17 for a true 0.5) and every certificate inflated. The width now comes from
+    the last Dense's kernel carried through the layers after it."""
+    dense, act, cap = keras.layers.Dense(3), keras.layers.Activation("softplus"), ll.StdCap(0.5)
+    sigma = cap(act(dense(tf.random.uniform((4, 5), seed=1)))).numpy()
+    with pytest.raises(ValueError, match="sigma has 1 columns.*outputs 3"):
+        lm.std_statistics_bounds([dense, act, cap], sigma[:, :1])
+    s, _ = lm.std_statistics_bounds([dense, act, cap], sigma)
+    assert np.all(s >= np.linalg.norm(sigma.astype(np.float64), axis=1))
+
+
+def test_zero_kernels_name_the_network_not_an_argument():
+    """A zero encoder-mean kernel gave "m_mu must be > 0", an argument the caller never passed;
+    the error now names the network and its constant."""
+    vae = lm.LipschitzVAE(latent_dim=1, hidden_units=(), image_shape=(2, 2, 1), std_cap=None,
+                          posterior_std=0.5)
+    x = np.full((2, 2, 2, 1), 0.5, np.float32)
+    vae(x)
+    for layer in lc.iter_layers(vae.encoder_mean_net):
+        if getattr(layer, "kernel", None) is not None:
+            layer.kernel.assign(tf.zeros_like(layer.kernel))
+    with pytest.raises(ValueError, match="encoder mean network's verified Lipschitz constant "
+                                         "M_mu = 0.0 is below 1e-60"):
+        vae.certified_radius(x, 0.5, 0.9)
+
+
+def test_constraint_helpers_validate_when_called():
+    """Each raised late, unnamed or not at all: Björck's start_inside on a conv kernel
+    (AttributeError), check_relaxation_applies at relaxation 1 (nothing), iter_layers(None)
+    (only when iterated), a grid the stride does not divide (NumPy's reshape error, or a
+    power iteration on another operator)."""
+    conv_kernel = np.ones((3, 3, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="BjorckOrthonormal expects a kernel of rank 2"):
+        lc.start_inside(conv_kernel, lc.BjorckOrthonormal())
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        lc.check_relaxation_applies(1.0, "cnn", "subspace_clip")
+    with pytest.raises(ValueError, match="conv_constraint must be one of"):
+        lc.check_relaxation_applies(1.0, "mlp", "zz")
+    with pytest.raises(TypeError, match="model_or_layers must be"):
+        lc.iter_layers(None)
+    assert isinstance(lc.iter_layers(keras.layers.Dense(2)), list)
+    with pytest.raises(ValueError, match="grid_hw must be divisible by the strides"):
+        lc.clip_conv_spectrum(tf.constant(conv_kernel), 1.0, (9, 9), (2, 2))
+    with pytest.raises(ValueError, match="grid_hw must be divisible by the strides"):
+        lc.power_iteration(tf.constant(conv_kernel), tf.ones((9, 9, 2)), grid_hw=(9, 9),
+                           strides=(2, 2))
+    with pytest.raises(ValueError, match="grid_hw must be divisible by the strides"):
+        conv_spectrum.operator_norm(tf.constant(conv_kernel), (9, 8), (2, 2))
+    with pytest.raises(ValueError, match="padding must be one of"):
+        conv_spectrum.circular_grid((8, 8), (3, 3), (1, 1), None)
+    assert conv_spectrum.circular_grid(8, 3, 2, "same") == (10, 10)
+
+
+def test_sort_neighbour_pairs_refuses_a_scalar_with_a_value_error():
+    with pytest.raises(ValueError, match="even, known last dimension"):
+        ll.sort_neighbour_pairs(tf.constant(1.0))
+
+
+def test_copy_model_base_refuses_a_source_that_is_not_a_model_base(tmp_path):
+    """Any folder was copied into place as if it were a TF Serving model base."""
+    unrelated = tmp_path / "notes"
+    unrelated.mkdir()
+    (unrelated / "todo.txt").write_text("x")
+    with pytest.raises(ValueError, match="must be a TF Serving model base folder.*todo.txt"):
+        export.copy_model_base(unrelated, tmp_path / "served")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="it is empty"):
+        export.copy_model_base(tmp_path / "empty", tmp_path / "served")
+    with pytest.raises(FileNotFoundError, match="not an existing folder"):
+        export.copy_model_base(tmp_path / "missing", tmp_path / "served")
+    assert not (tmp_path / "served").exists()
+
+
+def test_graph_ncx2_cdf_lower_refuses_values_it_cannot_take():
+    """x = inf, NaN or < 0 failed in a gather with index -2147483648; now a ValueError naming
+    the argument (bounds.ncx2_cdf_lower's twin takes inf; the graph's documents that it does not)."""
+    for bad in (np.inf, np.nan, -1.0):
+        with pytest.raises(ValueError, match="x must be finite and >= 0"):
+            graph_bounds.ncx2_cdf_lower([bad], 3, [0.0])
+    with pytest.raises(ValueError, match="lam must be finite and >= 0"):
+        graph_bounds.ncx2_cdf_lower([1.0], 3, [-0.5])
+    np.testing.assert_allclose(graph_bounds.ncx2_cdf_lower([1.0], 3, [0.5]).numpy(),
+                               bounds.ncx2_cdf_lower(1.0, 3, 0.5), rtol=1e-12)
