@@ -292,7 +292,8 @@ def maximum_damage_attack(model: keras.Model, x: ArrayLike, radius: ArrayLike, *
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
             `posterior_params`, `decode_mean` and `latent_dim`).
         x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
-            (NumPy array or tensor; converted to float32).
+            (a NumPy array, tensor, nested list or finite batched `tf.data` dataset,
+            gathered into one array; converted to float32).
         radius: the l2 budget of delta (pixel space), a scalar or an array (batch,), finite
             and >= 0.
         restarts: the number of starts per input (the first at delta = 0), >= 1.
@@ -375,7 +376,8 @@ def latent_attack(model: keras.Model, x: ArrayLike, x_target: ArrayLike, *,
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
             `posterior_params`, `decode_mean` and `latent_dim`).
         x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
-            (NumPy array or tensor; converted to float32).
+            (a NumPy array, tensor, nested list or finite batched `tf.data` dataset,
+            gathered into one array; converted to float32).
         x_target: float images of x's shape, pixels in [0, 1]: the posteriors to reach.
         radius: the hard l2 cap on delta (pixel space), a scalar or an array (batch,), finite
             and >= 0; or None with a penalty.
@@ -495,7 +497,8 @@ def expected_damage(model: keras.Model, x: ArrayLike, delta: ArrayLike, samples:
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
             `posterior_params`, `decode_mean` and `latent_dim`).
         x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
-            (NumPy array or tensor; converted to float32).
+            (a NumPy array, tensor, nested list or finite batched `tf.data` dataset,
+            gathered into one array; converted to float32).
         delta: perturbations of exactly x's shape, finite, with x + delta in [0, 1].
         samples: the number of noise pairs, >= 1.
         seed: the seed of the stateless noise, an int in [0, 2^31).
@@ -534,12 +537,14 @@ def _radii(name: str, radius, count: int) -> np.ndarray:
     """A scalar or one radius per input, each finite, >= 0 and finite in float32, as float32
     (count,)."""
     values = checks.real_array(name, radius)
+    bad = ~np.isfinite(values) | (values < 0)
+    if np.any(bad):
+        raise ValueError(f"{name} must be finite and >= 0, got {float(values[bad].flat[0])!r}"
+                         + (f" (and {int(bad.sum()) - 1} more)" if bad.sum() > 1 else ""))
     if values.ndim == 0:
         values = np.full(count, float(values))
     if values.shape != (count,):
         raise ValueError(f"{name} must be a scalar or have shape ({count},), got {values.shape}")
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError(f"{name} must be finite and >= 0")
     largest = float(np.finfo(np.float32).max)
     if np.any(values > largest):  # inf in the float32 graph: every delta came back NaN
         raise ValueError(f"{name} must be <= {largest:.6g} (the attacks compute in float32), "
@@ -654,7 +659,8 @@ def robust_counts(model: keras.Model, x: ArrayLike, delta: ArrayLike, r: float, 
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
             `posterior_params`, `decode_mean` and `latent_dim`).
         x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
-            (NumPy array or tensor; converted to float32).
+            (a NumPy array, tensor, nested list or finite batched `tf.data` dataset,
+            gathered into one array; converted to float32).
         delta: perturbations of exactly x's shape, finite, with x + delta in [0, 1].
         r: the reconstruction tolerance, an l2 distance in pixel space, finite and > 0.
         samples: the number of independent noise pairs per input, >= 1.
@@ -729,7 +735,8 @@ def estimate_margin(model: keras.Model, x: ArrayLike, r: float, p: float = 0.5, 
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
             `posterior_params`, `decode_mean` and `latent_dim`).
         x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
-            (NumPy array or tensor; converted to float32).
+            (a NumPy array, tensor, nested list or finite batched `tf.data` dataset,
+            gathered into one array; converted to float32).
         r: the reconstruction tolerance, an l2 distance in pixel space, finite and > 0.
         p: the probability level, in [1/2, 1).
         confidence: the confidence of each input's `upper` over all of its tests, in (0, 1)
@@ -872,7 +879,8 @@ def audit_certificate(model: keras.Model, x: ArrayLike, radius: ArrayLike, r: fl
         model: a lipvae_tf `LipschitzVAE` or `StandardVAE` (anything with `check_images`,
             `posterior_params`, `decode_mean` and `latent_dim`).
         x: float images of shape (batch, *model.image_shape), pixel values in [0, 1]
-            (NumPy array or tensor; converted to float32).
+            (a NumPy array, tensor, nested list or finite batched `tf.data` dataset,
+            gathered into one array; converted to float32).
         radius: the certified radii (l2, pixel space), a scalar or an array (batch,), finite
             and >= 0.
         r: the reconstruction tolerance, an l2 distance in pixel space, finite and > 0.

@@ -130,12 +130,22 @@ _NARROW_FLOATS = frozenset({"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "flo
 def real_array(name: str, value: Any) -> np.ndarray:
     """`value` as a float64 array, or a TypeError naming `name` unless it holds real numbers (no
     strings, which NumPy would parse: '8' became 8.0, no bools, no objects), a ValueError for
-    ragged nesting."""
+    ragged nesting or for long double / 64-bit integer values that float64 would round."""
     raw = as_array(name, value)
     if raw.dtype.kind not in "iuf" and raw.dtype.name not in _NARROW_FLOATS:
         raise TypeError(f"{name} must be a real number or an array of them, got "
                         f"{type(value).__name__} of dtype {raw.dtype}")
-    return raw.astype(np.float64)
+    array = raw.astype(np.float64)
+    if raw.dtype.itemsize > 8 or (raw.dtype.kind in "iu" and raw.dtype.itemsize == 8):
+        # long double and 64-bit ints hold values float64 rounds: p = 0.5 - 1e-18 became 0.5
+        # and was accepted, an r rounded up by half an ulp
+        with np.errstate(invalid="ignore", over="ignore"):
+            back = array.astype(raw.dtype)
+        if not np.all((back == raw) | (np.isnan(array) & np.isnan(raw))):
+            raise ValueError(f"{name} must hold values that float64 represents exactly (the "
+                             f"certificates compute in float64), got dtype {raw.dtype} values "
+                             "that it rounds")
+    return array
 
 
 def finite_array(name: str, value: Any, ndim: int | tuple[int, ...] | None = None

@@ -20,6 +20,7 @@ References:
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import types
@@ -270,6 +271,9 @@ def applied_posterior_std(gamma: float) -> float:
 
 STD_FLOOR = 1e-4  # added after the softplus: the posterior std never reaches 0 (log sigma in KL)
 _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
+# what keras.layers.Layer.__init__ takes beyond a subclass's own parameters (Keras 3)
+_KERAS_MODEL_KEYWORDS = frozenset({"activity_regularizer", "trainable", "dtype", "autocast",
+                                   "name"})
 # Settings that `reconfigured` can change without voiding the design record: training only.
 _SETTINGS_KEEPING_THE_DESIGN = frozenset({
     "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint",
@@ -711,8 +715,16 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             ValueError: naming target_radius when the target is infeasible; naming r, p,
                 latent_dim, method, split, std_cap or encoder_std for a bad value (std_cap and
                 encoder_std apply to a learned std only).
-            TypeError: naming the argument for a value of the wrong type.
+            TypeError: naming the argument for a value of the wrong type, or the keyword
+                arguments that neither this method nor the constructor takes (checked before
+                any work, as Python does for a function's unknown keywords).
         """
+        known = set(inspect.signature(cls.__init__).parameters) | _KERAS_MODEL_KEYWORDS
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.from_target got unexpected keyword arguments "
+                            f"{', '.join(unknown)}: it takes its own and the constructor's "
+                            "(help(lipvae_tf.LipschitzVAE))")
         if posterior_std is not None:  # named as the caller wrote it (the design says gamma)
             posterior_std = checks.positive_float32("posterior_std", posterior_std)
         if std_cap is not None:  # named as the caller wrote it (StdCap says max_norm)
@@ -1114,11 +1126,17 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             x = tf.ensure_shape(x, expected)
         # NaN fails both comparisons, +-Inf one of them
         inside = tf.reduce_all((x >= 0) & (x <= 1))
-        # the range found is in the message (images left in 0-255 read "0 255"); NaN shows too
-        # (one formatted string: Assert's list of values printed "got min and max] [0] [2]")
-        with tf.control_dependencies([tf.debugging.Assert(inside, [tf.strings.format(
-                f"{name} must hold finite pixel values in [0, 1] (divide 0-255 pixels by 255); "
-                "got min {} and max {}", (tf.reduce_min(x), tf.reduce_max(x)))])]):
+        # the messages of checks.pixel_range: NaN / Inf said as such, else the range found
+        # (one formatted string: Assert's list of values printed "got min and max] [0] [2]"),
+        # with the 0-255 hint only where it applies
+        low, high = tf.reduce_min(x), tf.reduce_max(x)
+        hint = tf.where((low >= 0) & (high <= 255), " (divide 0-255 pixels by 255)", "")
+        out_of_range = tf.strings.join([tf.strings.format(
+            f"{name} must hold pixel values in [0, 1]; got min {{}} and max {{}}", (low, high)),
+            hint])
+        message = tf.where(tf.reduce_all(tf.math.is_finite(x)), out_of_range,
+                           f"{name} contains NaN or Inf values")
+        with tf.control_dependencies([tf.debugging.Assert(inside, [message])]):
             return tf.identity(x)
 
     def elbo_terms(self, x: ArrayLike, training: bool = False) -> dict:

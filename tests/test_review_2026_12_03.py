@@ -195,7 +195,7 @@ def test_copy_model_base_refuses_a_source_that_is_not_a_model_base(tmp_path):
 
 def test_graph_ncx2_cdf_lower_refuses_values_it_cannot_take():
     """x = inf, NaN or < 0 failed in a gather with index -2147483648; now a ValueError naming
-    the argument (bounds.ncx2_cdf_lower's twin takes inf; the graph's documents that it does not)."""
+    the argument (bounds.ncx2_cdf_lower takes inf; the graph's twin documents that it does not)."""
     for bad in (np.inf, np.nan, -1.0):
         with pytest.raises(ValueError, match="x must be finite and >= 0"):
             graph_bounds.ncx2_cdf_lower([bad], 3, [0.0])
@@ -203,3 +203,54 @@ def test_graph_ncx2_cdf_lower_refuses_values_it_cannot_take():
         graph_bounds.ncx2_cdf_lower([1.0], 3, [-0.5])
     np.testing.assert_allclose(graph_bounds.ncx2_cdf_lower([1.0], 3, [0.5]).numpy(),
                                bounds.ncx2_cdf_lower(1.0, 3, 0.5), rtol=1e-12)
+
+
+def test_values_that_float64_would_round_are_refused():
+    """A long double p = 1/2 - 1e-18 rounded into [1/2, 1) and was certified; a 64-bit int r
+    above 2^53 was rounded. Exactly representable values still pass."""
+    below_half = np.longdouble(0.5) - np.longdouble(1e-18)
+    if below_half != np.longdouble(0.5):  # a long double wider than float64 (x86-64 Linux)
+        with pytest.raises(ValueError, match="p must hold values that float64 represents"):
+            bounds.radius("markov", 1.0, 0.0, 1.0, 0.1, 8.0, below_half, latent_dim=2)
+    with pytest.raises(ValueError, match="r must hold values that float64 represents exactly"):
+        bounds.radius("markov", 1.0, 0.0, 1.0, 0.1, np.int64(2**53 + 1), 0.5, latent_dim=2)
+    exact = bounds.radius("markov", 1.0, 0.0, 1.0, 0.1, np.int64(8), np.longdouble(0.5),
+                          latent_dim=2)
+    assert exact == bounds.radius("markov", 1.0, 0.0, 1.0, 0.1, 8.0, 0.5, latent_dim=2)
+
+
+def test_a_later_batchs_bad_pixels_get_the_eager_checks_messages():
+    """A newcomer (2026-12-03): a NaN in a later batch was reported as "must hold finite pixel
+    values in [0, 1] (divide 0-255 pixels by 255); got min nan"; the graph's message now says
+    NaN as the eager check does, and gives the 0-255 hint only where it applies."""
+    vae = lm.LipschitzVAE(latent_dim=2, hidden_units=(8,), image_shape=(4, 4, 1),
+                          posterior_std=0.5)
+    vae.compile(keras.optimizers.Adam(1e-3))
+    x = np.full((8, 4, 4, 1), 0.5, np.float32)
+    for value, message in ((np.nan, r"^x contains NaN or Inf values \(checked in the graph"),
+                           (300.0, r"^x must hold pixel values in \[0, 1\]; got min 0.5 and "
+                                   r"max 300 \(checked in the graph"),
+                           (200.0, r"max 200 \(divide 0-255 pixels by 255\)")):
+        bad = x.copy()
+        bad[5, 1, 1, 0] = value
+        with pytest.raises(ValueError, match=message):
+            vae.fit(tf.data.Dataset.from_tensor_slices(bad).batch(4), verbose=0)
+
+
+def test_from_target_refuses_unknown_keywords_first_with_a_type_error():
+    """A newcomer (2026-12-03): from_target(..., foo=1) designed the budget, then Keras raised
+    "Unrecognized keyword arguments" (a ValueError) from the constructor."""
+    with pytest.raises(TypeError, match="from_target got unexpected keyword arguments foo"):
+        lm.LipschitzVAE.from_target(1.0, 8.0, foo=1)
+    vae = lm.LipschitzVAE.from_target(1.0, 8.0, latent_dim=2, hidden_units=(8,),
+                                      image_shape=(4, 4, 1), name="named")
+    assert vae.name == "named"
+
+
+def test_attack_radius_errors_echo_the_value():
+    from lipvae_tf import attacks
+    vae = lm.LipschitzVAE(latent_dim=2, hidden_units=(8,), image_shape=(4, 4, 1),
+                          posterior_std=0.5)
+    x = np.full((2, 4, 4, 1), 0.5, np.float32)
+    with pytest.raises(ValueError, match=r"radius must be finite and >= 0, got -1.0"):
+        attacks.maximum_damage_attack(vae, x, radius=-1.0)
