@@ -46,6 +46,25 @@ POISSON_TAIL = 46.0
 MAX_TERMS = 100_000  # longer windows (x/2 or lam/2 above ~2.7e7) use the Cantelli bound instead
 
 
+def docstring_placeholders(table: dict[str, str]) -> Callable[[Callable], Callable]:
+    """A decorator that fills each line of a docstring that is one of `table`'s keys (e.g.
+    "<certificate arguments>") with its text, indented as the placeholder is: the arguments and
+    errors the twin modules' certificates share, written once per module (python -OO strips
+    docstrings: nothing to fill)."""
+    def fill(function: Callable) -> Callable:
+        if function.__doc__ is None:
+            return function
+        lines = []
+        for line in function.__doc__.splitlines():
+            text = table.get(line.strip())
+            indent = line[:len(line) - len(line.lstrip())]
+            lines += [indent + part for part in text.splitlines()] if text else [line]
+        function.__doc__ = "\n".join(lines)
+        return function
+
+    return fill
+
+
 def fixed_std(gamma: float, latent_dim: int) -> tuple[float, float]:
     """(M_sigma, s) of a fixed std sigma = gamma * 1 (a checked Python float gamma): it never
     moves, and ||sigma|| = gamma sqrt(m), rounded up (radii fall as s grows)."""

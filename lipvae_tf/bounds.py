@@ -89,18 +89,7 @@ _SHARED_DOCS = {
 }
 
 
-def _shared_docs(function):
-    """`function` with the `_SHARED_DOCS` placeholders of its docstring filled in, each line
-    indented as the placeholder is (python -OO strips docstrings: nothing to fill)."""
-    if function.__doc__ is None:
-        return function
-    lines = []
-    for line in function.__doc__.splitlines():
-        text = _SHARED_DOCS.get(line.strip())
-        indent = line[:len(line) - len(line.lstrip())]
-        lines += [indent + part for part in text.splitlines()] if text else [line]
-    function.__doc__ = "\n".join(lines)
-    return function
+_shared_docs = numerics.docstring_placeholders(_SHARED_DOCS)
 
 
 _POSITIVE = ("m_mu", "m_g", "r", "gamma", "std_cap")

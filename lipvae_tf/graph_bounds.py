@@ -54,6 +54,34 @@ _FLOOR = numerics.MAGNITUDE_FLOOR
 _F64 = tf.float64
 METHODS = bounds.METHODS
 
+# The arguments, result and errors that the per-method certificates share, written once and put
+# into each docstring where it says <graph ...> (`_graph_docs`).
+_GRAPH_DOCS = {
+    "<graph certificate arguments>": (
+        "m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real\n"
+        "    number > 0, frozen into the graph.\n"
+        "m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.\n"
+        "m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.\n"
+        "s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or\n"
+        "    NumPy array, converted to float64; a float32 or int tensor is cast), >= 0.\n"
+        "r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.\n"
+        "p: the probability level: float64 tensor, in [1/2, 1)."),
+    "<graph certified radius>": (
+        "float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm\n"
+        "in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0\n"
+        "where nothing is certified."),
+    "<graph tensor errors>": (
+        "ValueError: for tensor arguments (s, r, p, s_max) whose values are known when called\n"
+        "    (Python numbers, NumPy arrays, eager tensors) and that bounds.py refuses: p outside\n"
+        "    [1/2, 1), s < 0 or above a std_cap, s_max above s or below s / sqrt(latent_dim),\n"
+        "    r / M_g outside [1e-60, 1e75], ... In a graph being traced the values are unknown\n"
+        "    (no in-graph asserts): `radius` maps invalid ones to NaN.\n"
+        "TypeError: for a tensor argument that is not real (bool, complex, string).\n"
+        "InvalidArgumentError: (`tf.errors`, when the ops run) if the tensor arguments do not\n"
+        "    broadcast."),
+}
+_graph_docs = numerics.docstring_placeholders(_GRAPH_DOCS)
+
 
 def _frozen(**constants) -> list[float]:
     """The constants as Python floats, with the errors of `bounds.checked` (a divisor M_mu or
@@ -142,6 +170,7 @@ def _budget(m_g: float, r, p):
     return (1 - p) * tf.square(r) / (m_g * m_g)
 
 
+@_graph_docs
 def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
     """bounds.paper_markov_radius: the published closed form R1, rounded down by 64 ulps.
 
@@ -150,32 +179,16 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
     section 1).
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
-            number > 0, frozen into the graph.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
-        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
-            NumPy array, converted to float64), >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
-        p: the probability level: float64 tensor, in [1/2, 1).
+        <graph certificate arguments>
 
     Returns:
-        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
-        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where nothing is certified.
+        <graph certified radius>
 
     Raises:
         TypeError: for a constant that is a tensor, not a real number, or an array of more
             than 0 dimensions.
         ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0).
-        ValueError: for s, r or p whose values are known when called (Python numbers, NumPy
-            arrays, eager tensors) and that `bounds.checked` refuses, as bounds.py does (p
-            outside [1/2, 1), s < 0, r <= 0, r / M_g outside [1e-60, 1e75], ...). In a graph
-            being traced the values are unknown (no in-graph asserts): `radius` maps
-            invalid ones to NaN.
-        InvalidArgumentError: (`tf.errors`, raised by the op when run) if s, r and p do not
-            broadcast. Tensors of another real dtype (float32, ints) are cast to float64;
-            a bool, complex or string tensor is a TypeError.
+        <graph tensor errors>
     """
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     _checked_now(s=s, r=r, p=p, m_g=m_g)
@@ -186,6 +199,7 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
     return tf.where(inside > 0, tf.maximum(radius, 0.0), tf.zeros_like(radius))
 
 
+@_graph_docs
 def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor:
     """bounds.markov_radius: largest d with M_mu^2 d^2 + (s + M_sigma d)^2 + s^2 <= budget.
 
@@ -194,32 +208,16 @@ def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor
     by 64 ulps.
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
-            number > 0, frozen into the graph.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
-        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
-            NumPy array, converted to float64), >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
-        p: the probability level: float64 tensor, in [1/2, 1).
+        <graph certificate arguments>
 
     Returns:
-        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
-        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where nothing is certified.
+        <graph certified radius>
 
     Raises:
         TypeError: for a constant that is a tensor, not a real number, or an array of more
             than 0 dimensions.
         ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0).
-        ValueError: for s, r or p whose values are known when called (Python numbers, NumPy
-            arrays, eager tensors) and that `bounds.checked` refuses, as bounds.py does (p
-            outside [1/2, 1), s < 0, r <= 0, r / M_g outside [1e-60, 1e75], ...). In a graph
-            being traced the values are unknown (no in-graph asserts): `radius` maps
-            invalid ones to NaN.
-        InvalidArgumentError: (`tf.errors`, raised by the op when run) if s, r and p do not
-            broadcast. Tensors of another real dtype (float32, ints) are cast to float64;
-            a bool, complex or string tensor is a TypeError.
+        <graph tensor errors>
     """
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     _checked_now(s=s, r=r, p=p, m_g=m_g)
@@ -296,6 +294,7 @@ def _chi2(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ignore=None) -> tf.Ten
     return tf.where(ignore, tf.zeros_like(lo), lo)
 
 
+@_graph_docs
 def chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
                 gamma: float | None = None) -> tf.Tensor:
     """bounds.chi2_radius: Inglot chi-square certificate by bisection (same steps, same stop rule:
@@ -307,35 +306,19 @@ def chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
     The bisection is a `tf.while_loop`, so it runs in a graph too.
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
-            number > 0, frozen into the graph.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
-        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
-            NumPy array, converted to float64), >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
-        p: the probability level: float64 tensor, in [1/2, 1).
+        <graph certificate arguments>
         latent_dim: m, the latent dimension, a Python int >= 2.
         gamma: None for a learned std, or the fixed posterior std gamma, a real number > 0
             (m_sigma and s are then unused by the formula, but still broadcast).
 
     Returns:
-        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
-        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where nothing is certified.
+        <graph certified radius>
 
     Raises:
         TypeError: if latent_dim is not an int, or a constant (gamma included) is a tensor,
             not a real number, or an array of more than 0 dimensions.
         ValueError: if latent_dim < 2, or for a constant that `bounds.checked` refuses.
-        ValueError: for s, r or p whose values are known when called (Python numbers, NumPy
-            arrays, eager tensors) and that `bounds.checked` refuses, as bounds.py does (p
-            outside [1/2, 1), s < 0, r <= 0, r / M_g outside [1e-60, 1e75], ...). In a graph
-            being traced the values are unknown (no in-graph asserts): `radius` maps
-            invalid ones to NaN.
-        InvalidArgumentError: (`tf.errors`, raised by the op when run) if s, r and p do not
-            broadcast. Tensors of another real dtype (float32, ints) are cast to float64;
-            a bool, complex or string tensor is a TypeError.
+        <graph tensor errors>
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
@@ -487,6 +470,7 @@ def _ncx2_rows(m_mu, m_g, r, p, latent_dim, gamma) -> tf.Tensor:
     return lo
 
 
+@_graph_docs
 def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float) -> tf.Tensor:
     """bounds.ncx2_radius: exact worst case for a fixed std gamma, by bisection per element.
 
@@ -617,6 +601,7 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap):
     return tf.maximum(capped, tf.where(fits(start), lo, tf.zeros_like(lo)))
 
 
+@_graph_docs
 def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
                          std_cap: float) -> tf.Tensor:
     """bounds.capped_markov_radius: the whole-second-moment and the noise-only Markov forms.
@@ -627,32 +612,18 @@ def capped_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *,
     cap_only argument (the NumPy twin's cap_only=False).
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
-            number > 0, frozen into the graph.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
-        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
-            NumPy array, converted to float64), >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
-        p: the probability level: float64 tensor, in [1/2, 1).
+        <graph certificate arguments>
         std_cap: S, a bound of ||sigma(x')||_2 for every input x', a Python real number > 0
             (required; s <= S).
 
     Returns:
-        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
-        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where nothing is certified.
+        <graph certified radius>
 
     Raises:
         TypeError: for a constant that is a tensor, not a real number, or an array of more
-            than 0 dimensions, or a tensor argument that is not real.
-        ValueError: if std_cap is None, for a constant that `bounds.checked` refuses, or for
-            s, r or p (and s_max) whose values are known when called (Python numbers, NumPy
-            arrays, eager tensors) and that bounds.py refuses: p outside [1/2, 1), s < 0 or
-            above std_cap, s_max above s or below s / sqrt(latent_dim), r / M_g outside
-            [1e-60, 1e75], ... In a graph being traced the values are unknown (no in-graph
-            asserts): `radius` maps invalid ones to NaN.
-        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast.
+            than 0 dimensions.
+        ValueError: if std_cap is None, or for a constant that `bounds.checked` refuses.
+        <graph tensor errors>
     """
     m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
     _checked_now(s=s, r=r, p=p, m_g=m_g)
@@ -673,6 +644,7 @@ def _markov_triangle(m_mu, m_sigma, m_g, s, r, p, std_cap):
                             std_cap)
 
 
+@_graph_docs
 def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
                        std_cap: float, s_max=None) -> tf.Tensor:
     """bounds.capped_chi2_radius: M_mu d + sqrt(q V(d)) <= r / M_g, q the verified quantile.
@@ -683,14 +655,7 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
     `chi2_quantile_upper(latent_dim, p)` (docs/theory.md section 9.2). No cap_only argument.
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
-            number > 0, frozen into the graph.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
-        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
-            NumPy array, converted to float64), >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
-        p: the probability level: float64 tensor, in [1/2, 1).
+        <graph certificate arguments>
         latent_dim: m, the latent dimension, a Python int >= 1.
         std_cap: S, a bound of ||sigma(x')||_2 for every input x', a Python real number > 0
             (required; s <= S).
@@ -698,21 +663,14 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
             shape of s, r and p (s / sqrt(latent_dim) <= s_max <= s).
 
     Returns:
-        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
-        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where nothing is certified.
+        <graph certified radius>
 
     Raises:
         TypeError: if latent_dim is not an int, or a constant is a tensor, not a real number,
-            or an array of more than 0 dimensions, or a tensor argument is not real.
-        ValueError: if latent_dim < 1.
-        ValueError: if std_cap is None, for a constant that `bounds.checked` refuses, or for
-            s, r or p (and s_max) whose values are known when called (Python numbers, NumPy
-            arrays, eager tensors) and that bounds.py refuses: p outside [1/2, 1), s < 0 or
-            above std_cap, s_max above s or below s / sqrt(latent_dim), r / M_g outside
-            [1e-60, 1e75], ... In a graph being traced the values are unknown (no in-graph
-            asserts): `radius` maps invalid ones to NaN.
-        InvalidArgumentError: (`tf.errors`) if s, r, p (and s_max) do not broadcast.
+            or an array of more than 0 dimensions.
+        ValueError: if latent_dim < 1, std_cap is None, or for a constant that `bounds.checked`
+            refuses.
+        <graph tensor errors>
     """
     latent_dim = checks.positive_int("latent_dim", latent_dim)
     m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
@@ -751,6 +709,7 @@ _FORMS = numerics.CertificateForms(
     ncx2_radius=ncx2_radius)
 
 
+@_graph_docs
 def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim: int,
                 gamma: float | None = None, std_cap: float | None = None,
                 s_max=None) -> tf.Tensor:
@@ -765,14 +724,7 @@ def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
     noncentral chi-square form. No cap_only or legacy argument.
 
     Args:
-        m_mu: M_mu, the Lipschitz constant of the encoder mean: a Python (or NumPy 0-d) real
-            number > 0, frozen into the graph.
-        m_sigma: M_sigma, the Lipschitz constant of the encoder std: a real number >= 0.
-        m_g: M_g, the Lipschitz constant of the reconstruction g: a real number > 0.
-        s: ||sigma(x)||_2, the std's l2 norm at x: float64 tensor (or a Python number, list or
-            NumPy array, converted to float64), >= 0.
-        r: the reconstruction tolerance, an l2 distance in pixel space: float64 tensor, > 0.
-        p: the probability level: float64 tensor, in [1/2, 1).
+        <graph certificate arguments>
         latent_dim: m, the latent dimension, a Python int >= 1.
         gamma: None for a learned std, or the fixed posterior std, a Python real number > 0.
         std_cap: None, or S for a learned std under a cap, a Python real number > 0.
@@ -780,20 +732,11 @@ def best_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
             s_max <= s).
 
     Returns:
-        float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm
-        in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0
-        where nothing is certified.
+        <graph certified radius>
 
     Raises:
-        TypeError / ValueError: those of `check_constants` (method "best"); TypeError for a
-            tensor argument that is not real.
-        ValueError: for
-            s, r, p or s_max whose values are known when called (Python numbers, NumPy
-            arrays, eager tensors) and that bounds.py refuses: p outside [1/2, 1), s < 0 or
-            above a std_cap, s_max above s or below s / sqrt(latent_dim), r / M_g outside
-            [1e-60, 1e75], ... In a graph being traced the values are unknown (no in-graph
-            asserts): `radius` maps invalid ones to NaN.
-        InvalidArgumentError: (`tf.errors`) if s, r and p do not broadcast.
+        TypeError / ValueError: those of `check_constants` (method "best").
+        <graph tensor errors>
     """
     m_mu, m_sigma, m_g, latent_dim, gamma = check_constants(
         "best", m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
