@@ -35,6 +35,11 @@ MAGNITUDE_LIMIT = 1e75
 # 1e-272 even after the cancellation in the slack, a normal float64 with 35 decades to spare
 MAGNITUDE_FLOOR = 1e-60
 
+# the largest latent dimension (degrees of freedom) the certificates take: the graph indexes
+# with int32, and NumPy cast m = 1e30 to int64 with an overflow (an adversarial review,
+# 2026-12-03)
+MAX_DEGREES = 2**31 - 1
+
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # Stirling series for lgamma (DLMF 5.11.1): B_2k / (2k (2k - 1)), k = 1..7. For real arguments the
 # truncation error is at most the first omitted term, |B_16| / (16 * 15) / z^15 (DLMF 5.11(ii)).

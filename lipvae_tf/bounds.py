@@ -241,7 +241,7 @@ def inglot_log_tail(u: ArrayLike, m: ArrayLike) -> np.ndarray:
         TypeError / ValueError: naming m unless it is an int >= 2 (for m = 1 the bound tends to
             0 as u -> 0 while the true tail tends to 1).
     """
-    m = checks.positive_int("m", m, minimum=2)
+    m = checks.positive_int("m", m, minimum=2, maximum=numerics.MAX_DEGREES)
     u = np.asarray(u, np.float64)
     log_c = -0.5 * math.log(math.pi) + 0.5 * (m - (m - 1) * math.log(m))
     valid = u > m - 2
@@ -289,7 +289,8 @@ def chi2_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLik
             refuses.
     """
     # minimum 2: for m = 1 Inglot's bound tends to 0 as u -> 0 while the true tail tends to 1.
-    latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2,
+                                     maximum=numerics.MAX_DEGREES)
     if gamma is None:
         m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     else:
@@ -406,19 +407,21 @@ def ncx2_cdf_lower(x: ArrayLike, m: ArrayLike, lam: ArrayLike) -> np.ndarray:
         float64 array of the broadcast shape of x, m and lam, in [0, 1].
 
     Raises:
-        TypeError: if a scalar m is not an int (a float or a bool).
-        ValueError: if x or lam holds NaN or negative values, if m < 1, if an array m is not of
-            an integer dtype, or if the shapes do not broadcast.
+        TypeError: if a scalar m is not an int (a float or a bool), or x or lam does not hold
+            real numbers (a string is not parsed).
+        ValueError: if x or lam holds NaN or negative values, if m < 1 or m > MAX_DEGREES
+            (2^31 - 1), if an array m is not of an integer dtype, or if the shapes do not
+            broadcast.
     """
-    x, lam = np.asarray(x, np.float64), np.asarray(lam, np.float64)
+    x, lam = checks.real_array("x", x), checks.real_array("lam", lam)  # no strings
     for name, value in (("x", x), ("lam", lam)):
         if np.any(np.isnan(value)) or np.any(value < 0):
             raise ValueError(f"{name} must be >= 0 (inf allowed), got {value}")
     m = np.asarray(m)
     if np.ndim(m) == 0:
-        m = np.asarray(checks.positive_int("m", m.item()))
-    elif m.dtype.kind not in "iu" or np.any(m < 1):
-        raise ValueError(f"m must be integers >= 1, got {m}")
+        m = np.asarray(checks.positive_int("m", m.item(), maximum=numerics.MAX_DEGREES))
+    elif m.dtype.kind not in "iu" or np.any(m < 1) or np.any(m > numerics.MAX_DEGREES):
+        raise ValueError(f"m must be integers in [1, {numerics.MAX_DEGREES}], got {m}")
     x, m, lam = np.broadcast_arrays(x, m.astype(np.float64), lam)
     shape = x.shape
     x, m, lam = x.ravel(), m.ravel(), lam.ravel()
@@ -485,7 +488,7 @@ def ncx2_radius(m_mu: ArrayLike, m_g: ArrayLike, r: ArrayLike, p: ArrayLike = 0.
         TypeError: if latent_dim is not an int, or an argument is not real (`checked`).
         ValueError: if latent_dim < 1, or for arguments that `checked` refuses.
     """
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     m_mu, m_g, r, p, gamma = checked(m_mu=m_mu, m_g=m_g, r=r, p=p, gamma=gamma)
     shape = m_mu.shape
     # x rounded down and lam rounded up (a few operations, <= 8 roundoffs): both lower the CDF
@@ -594,7 +597,7 @@ def chi2_quantile_upper(latent_dim: int, p: ArrayLike) -> np.ndarray:
         TypeError: if latent_dim is not an int, or p is not real.
         ValueError: if latent_dim < 1, or p is not finite or not in [1/2, 1).
     """
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     (p,) = checked(p=p)
     unique, index = np.unique(p, return_inverse=True)
     values = np.array([_chi2_quantile_upper_scalar(latent_dim, float(v)) for v in unique])
@@ -746,7 +749,7 @@ def capped_chi2_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: A
             s / sqrt(latent_dim), or for arguments that `checked` refuses.
     """
     cap_only = checks.flag("cap_only", cap_only)
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     std_cap, s_max = _validated_cap(std_cap, s, s_max, latent_dim)
     return _chi2_triangle(m_mu, m_sigma, m_g, s, r, p, latent_dim, s_max, std_cap, cap_only)
@@ -780,7 +783,7 @@ def _triangle_chi2_radius(m_mu, m_sigma, m_g, s, r, p, *, latent_dim: int, s_max
     """Largest d with M_mu d + sqrt(q ((s + M_sigma d)^2 + s_max^2)) <= r / M_g, q the verified
     chi2_m p-quantile: `capped_chi2_radius` without a cap (docs/theory.md section 2, "Without a
     cap"). s_max as there (None: s)."""
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     s_max = _validated_s_max(s, s_max, latent_dim)
     return _chi2_triangle(m_mu, m_sigma, m_g, s, r, p, latent_dim, s_max, None)
@@ -956,7 +959,7 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
     """
     cap_only = check_method(method, gamma=gamma, std_cap=std_cap, cap_only=cap_only,
                             legacy=legacy)
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     arguments = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, s=s, r=r, p=p)
     if gamma is not None:
         arguments["gamma"] = gamma

@@ -53,12 +53,15 @@ def positive_float32(name: str, value: Any) -> float:
     return value
 
 
-def positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """`value` as an int, or a TypeError/ValueError naming `name` unless it is >= minimum."""
+def positive_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """`value` as an int, or a TypeError/ValueError naming `name` unless it is >= minimum (and
+    <= maximum, when given)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
     return int(value)
 
 

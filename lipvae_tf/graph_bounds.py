@@ -250,7 +250,7 @@ def inglot_log_tail(u, m: int) -> tf.Tensor:
         ValueError: if m < 2.
         TypeError: for a u that is a tensor but not real (float32 and int tensors are cast).
     """
-    m = checks.positive_int("m", m, minimum=2)
+    m = checks.positive_int("m", m, minimum=2, maximum=numerics.MAX_DEGREES)
     u = _t(u)
     log_c = -0.5 * math.log(math.pi) + 0.5 * (m - (m - 1) * math.log(m))
     valid = u > m - 2
@@ -320,7 +320,8 @@ def chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, latent_dim:
         ValueError: if latent_dim < 2, or for a constant that `bounds.checked` refuses.
         <graph tensor errors>
     """
-    latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, minimum=2,
+                                     maximum=numerics.MAX_DEGREES)
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     if gamma is not None:
         (gamma,) = _frozen(gamma=gamma)
@@ -392,7 +393,7 @@ def ncx2_cdf_lower(x, m: int, lam) -> tf.Tensor:
             traced they are unknown and not checked).
         InvalidArgumentError: (`tf.errors`, when the ops run) if x and lam differ in length.
     """
-    m = checks.positive_int("m", m)
+    m = checks.positive_int("m", m, maximum=numerics.MAX_DEGREES)
     for name, value in (("x", x), ("lam", lam)):
         known = _known(value)
         if known is not None and not np.all(np.isfinite(known) & (known >= 0)):
@@ -506,7 +507,7 @@ def ncx2_radius(m_mu: float, m_g: float, r, p, *, latent_dim: int, gamma: float)
             broadcast. Tensors of another real dtype (float32, ints) are cast to float64;
             a bool, complex or string tensor is a TypeError.
     """
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     m_mu, m_g, gamma = _frozen(m_mu=m_mu, m_g=m_g, gamma=gamma)
     _checked_now(r=r, p=p, m_g=m_g)
     r, p = _broadcast(r, p)
@@ -547,7 +548,7 @@ def chi2_quantile_upper(latent_dim: int, p) -> tf.Tensor:
         ValueError: if latent_dim < 1, or p, known when called, is not in [1/2, 1) (in a
             graph being traced it is unknown and not checked; p = 1 would give +inf).
     """
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     _checked_now(p=p)
     return _chi2_quantile_upper(latent_dim, p)
 
@@ -672,7 +673,7 @@ def capped_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, late
             refuses.
         <graph tensor errors>
     """
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     m_mu, m_sigma, m_g, std_cap = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g, std_cap=std_cap)
     _checked_now(s=s, r=r, p=p, m_g=m_g, s_max=s_max)
     _checked_std_now(s, std_cap, s_max, latent_dim)
@@ -690,7 +691,7 @@ def _triangle_chi2_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p, *, l
                           s_max=None, std_cap: float | None = None) -> tf.Tensor:
     """bounds._triangle_chi2_radius (std_cap None: no cap) and, with a checked std_cap,
     capped_chi2_radius; s_max raised to s / sqrt(latent_dim) where it is below (as there)."""
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     s, r, p = _broadcast(s, r, p)
     s_max = s if s_max is None else tf.broadcast_to(_t(s_max), tf.shape(s))
@@ -792,7 +793,7 @@ def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, lat
             raise ValueError("std_cap does not apply to a fixed encoder std (gamma): pass one")
         _frozen(std_cap=std_cap)
     checks.one_of("method", method, METHODS)
-    latent_dim = checks.positive_int("latent_dim", latent_dim)
+    latent_dim = checks.positive_int("latent_dim", latent_dim, maximum=numerics.MAX_DEGREES)
     values = dict(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
     if gamma is not None:
         values["gamma"] = gamma

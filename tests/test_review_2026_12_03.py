@@ -254,3 +254,15 @@ def test_attack_radius_errors_echo_the_value():
     x = np.full((2, 4, 4, 1), 0.5, np.float32)
     with pytest.raises(ValueError, match=r"radius must be finite and >= 0, got -1.0"):
         attacks.maximum_damage_attack(vae, x, radius=-1.0)
+
+
+def test_ncx2_cdf_lower_refuses_strings_and_absurd_degrees():
+    """x = "3" was parsed as 3.0; latent_dim = 10**30 overflowed an int64 cast with a warning."""
+    with pytest.raises(TypeError, match="x must be a real number"):
+        bounds.ncx2_cdf_lower("3", 3, 0.0)
+    for call in (lambda: bounds.chi2_quantile_upper(10**30, 0.5),
+                 lambda: bounds.radius("ncx2", 1.0, 0.0, 1.0, 0.1, 8.0, 0.5, latent_dim=10**30,
+                                       gamma=0.01),
+                 lambda: graph_bounds.chi2_quantile_upper(2**31, [0.5])):
+        with pytest.raises(ValueError, match=r"must be an integer <= 2147483647"):
+            call()
