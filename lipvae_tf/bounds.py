@@ -140,11 +140,13 @@ def checked(**values) -> list[np.ndarray]:
             raise ValueError(f"{name} must be >= {_FLOOR:g} (the certificates divide by "
                              f"it), got {np.min(value)!r}")
     if "r" in arrays and "m_g" in arrays:
+        # compared as r against LIMIT M_g and FLOOR M_g, products the graph computes the same
+        # way (TF rewrote its r / M_g into r (1 / M_g), an ulp off, and refused r / M_g = 1e-60)
         reach = arrays["r"] / arrays["m_g"]
-        if np.any(reach > _LIMIT):
+        if np.any(arrays["r"] > _LIMIT * arrays["m_g"]):
             raise ValueError(f"r / M_g must be <= {_LIMIT:g} (the certificates square it), got "
                              f"{np.max(reach)!r}")
-        if np.any(reach < _FLOOR):
+        if np.any(arrays["r"] < _FLOOR * arrays["m_g"]):
             raise ValueError(f"r / M_g must be >= {_FLOOR:g} (the certificates square it, and "
                              f"below that float64 loses the precision their rounding margins "
                              f"assume), got {np.min(reach)!r}")
@@ -253,7 +255,9 @@ def inglot_log_tail(u: ArrayLike, m: ArrayLike) -> np.ndarray:
 def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
     """The chi-square quantile u(d) that ||noise|| must exceed for the reconstruction to move
     > r."""
-    reach = np.maximum(r / m_g - m_mu * d, 0.0)
+    # the reach rounded down: near the top (little noise) r / M_g and M_mu d cancel, and
+    # their rounding to nearest, not Inglot's slack, decided a radius above the exact root
+    reach = np.maximum(r / m_g * (1 - 4 * _U) - m_mu * d * (1 + 4 * _U), 0.0)
     if gamma is not None:
         return reach**2 / (2 * gamma**2)
     with np.errstate(divide="ignore", invalid="ignore"):  # no noise: u = inf (0/0 only at the top)
@@ -968,6 +972,10 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
     if s_max is not None:
         arguments["s_max"] = s_max
     values = checked(**arguments)  # validates the ignored ones too
+    if gamma is not None and _fixed_std(float(values[list(arguments).index("gamma")].max()),
+                                        latent_dim)[1] > _LIMIT:
+        raise ValueError(f"gamma sqrt(latent_dim) (the fixed std's norm) must be <= {_LIMIT:g}, "
+                         f"got gamma {gamma!r} and latent_dim {latent_dim}")
     shape = values[0].shape
     if std_cap is not None:  # as graph_bounds.radius, whatever the method
         _validated_cap(std_cap, values[3], s_max, latent_dim)  # values[3]: s, broadcast

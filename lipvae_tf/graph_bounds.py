@@ -6,7 +6,11 @@ same safety rounding (closed forms rounded down by 64 ulps, noncentral chi-squar
 with the same error bounds, the same bisection rule and step count). Run eagerly, the closed forms
 equal bounds.py's bit for bit. In a graph (a tf.function, a SavedModel, TF Serving) TF's optimiser
 may reassociate a few float64 operations (e.g. x / c -> x * (1 / c)): a few ulps, well inside the
-64-ulp rounding. The bisections differ by at most their 1e-12 bracket where TF's and NumPy's
+64-ulp rounding, except where a difference cancels: near the Markov and paper forms' threshold
+(budget (1 - p) r^2 / M_g^2 close to 2 s^2) one ulp of the budget is a large part of the slack,
+and the graph's radius can be 1.4x NumPy's, or positive where NumPy's is 0 (an adversarial
+review, 2026-12-03); both stay below the exact root, the margins being relative to the budget.
+The bisections differ by at most their 1e-12 bracket where TF's and NumPy's
 log/exp (both accurate to a few ulps, different code) tip a comparison. `tests/test_export.py`
 measures both on random settings (largest: 1.2e-13 relative; it allows 1e-9). The noncentral
 chi-square certificate compares 1 - p with the last terms of two different lower bounds of the
@@ -34,6 +38,7 @@ exceed the magnitude limit of `bounds.checked`.
 """
 from __future__ import annotations
 
+import contextvars
 import math
 
 import numpy as np
@@ -74,10 +79,11 @@ _GRAPH_DOCS = {
         "ValueError: for tensor arguments (s, r, p, s_max) whose values are known when called\n"
         "    (Python numbers, NumPy arrays, eager tensors) and that bounds.py refuses: p outside\n"
         "    [1/2, 1), s < 0 or above a std_cap, s_max above s or below s / sqrt(latent_dim),\n"
-        "    r / M_g outside [1e-60, 1e75], ... In a graph being traced the values are unknown\n"
-        "    (no in-graph asserts): `radius` maps invalid ones to NaN.\n"
+        "    r / M_g outside [1e-60, 1e75], shapes that do not broadcast, ... In a graph being\n"
+        "    traced the values are unknown (no in-graph asserts): `radius` maps invalid ones to\n"
+        "    NaN.\n"
         "TypeError: for a tensor argument that is not real (bool, complex, string).\n"
-        "InvalidArgumentError: (`tf.errors`, when the ops run) if the tensor arguments do not\n"
+        "InvalidArgumentError: (`tf.errors`, when the ops run) if traced tensor arguments do not\n"
         "    broadcast."),
 }
 _graph_docs = numerics.docstring_placeholders(_GRAPH_DOCS)
@@ -104,6 +110,12 @@ def _frozen(**constants) -> list[float]:
     return [float(value) for value in bounds.checked(**constants)]
 
 
+# set while `radius` runs the per-method certificates on its masked rows (invalid ones replaced
+# by harmless stand-ins, answered NaN): the values there are the graph's, not the caller's
+_VALUES_MASKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lipvae_tf_graph_bounds_values_masked", default=False)
+
+
 def _checked_now(**values) -> None:
     """The errors of `bounds.checked` for the tensor arguments whose values exist now (Python
     numbers, NumPy arrays, eager tensors), so that a direct call refuses what bounds.py refuses
@@ -117,9 +129,13 @@ def _checked_now(**values) -> None:
 
 
 def _known(value) -> np.ndarray | None:
-    """A tensor argument's values as a float64 array, or None when it has none yet (None, or a
-    symbolic tensor)."""
-    if value is None or tf.is_symbolic_tensor(value):
+    """A tensor argument's values as a float64 array, or None when there are none to check: None,
+    a symbolic tensor, any tensor or variable while a graph is traced (a tf.Variable there is
+    not symbolic, but has no values to read), or every argument while `radius` dispatches the
+    rows it has masked."""
+    if value is None or _VALUES_MASKED.get() or tf.is_symbolic_tensor(value):
+        return None
+    if isinstance(value, (tf.Tensor, tf.Variable)) and not tf.executing_eagerly():
         return None
     return np.asarray(value.numpy() if isinstance(value, (tf.Tensor, tf.Variable)) else value,
                       np.float64)
@@ -261,7 +277,7 @@ def inglot_log_tail(u, m: int) -> tf.Tensor:
 
 
 def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
-    reach = tf.maximum(r / m_g - m_mu * d, 0.0)
+    reach = tf.maximum(r / m_g * (1 - 4 * _U) - m_mu * d * (1 + 4 * _U), 0.0)  # bounds._chi2_u
     if gamma is not None:
         return tf.square(reach) / (2 * (gamma * gamma))
     return tf.square(reach) / tf.square(m_sigma * d + 2 * s)  # u = inf where there is no noise
@@ -805,6 +821,9 @@ def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, lat
         raise ValueError(f"method {method!r} needs latent_dim >= 2 (Inglot's bound), got "
                          f"{latent_dim}")
     gamma = checked[3] if gamma is not None else None
+    if gamma is not None and numerics.fixed_std(gamma, latent_dim)[1] > _LIMIT:  # as bounds
+        raise ValueError(f"gamma sqrt(latent_dim) (the fixed std's norm) must be <= {_LIMIT:g}, "
+                         f"got gamma {gamma!r} and latent_dim {latent_dim}")
     return checked[0], checked[1], checked[2], latent_dim, gamma
 
 
@@ -853,22 +872,37 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
         method, m_mu, m_sigma, m_g, latent_dim=latent_dim, gamma=gamma, std_cap=std_cap)
     s, r, p = _broadcast(s, r, p)
     shape = tf.shape(s)
+    # the reach's limits as bounds.checked tests them, against products of Python floats (TF
+    # rewrote r / M_g >= FLOOR into r (1 / M_g), an ulp off, and gave NaN at r / M_g = 1e-60)
     valid = (tf.math.is_finite(r) & (r > 0) & tf.math.is_finite(p) & (p >= 0.5) & (p < 1)
-             & tf.math.is_finite(s) & (s >= 0) & (r <= _LIMIT) & (r / m_g <= _LIMIT)
-             & (r / m_g >= _FLOOR)
+             & tf.math.is_finite(s) & (s >= 0) & (r <= _LIMIT) & (r <= _LIMIT * m_g)
+             & (r >= _FLOOR * m_g)
              & (s <= _LIMIT))
     if std_cap is not None:  # bounds.radius raises where the cap is exceeded: NaN here
         valid &= s <= std_cap
     if gamma is None and (std_cap is not None or s_max is not None):  # and where s_max is bad
         s_max = s if s_max is None else tf.broadcast_to(_t(s_max), shape)
-        valid &= tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= s * (1 + 4 * _U)) & (
+        valid &= tf.math.is_finite(s_max) & (s_max >= 0) & (s_max <= _LIMIT) & (
+            s_max <= s * (1 + 4 * _U)) & (
             s_max >= s / math.sqrt(latent_dim) * (1 - bounds.S_MAX_SLACK))
         s_max = tf.where(valid, s_max, tf.zeros_like(s_max))
     s = tf.where(valid, s, tf.zeros_like(s))  # harmless stand-ins, replaced by NaN below
-    r = tf.where(valid, r, tf.ones_like(r))
+    r = tf.where(valid, r, tf.fill(shape, _t(m_g)))  # a reach of 1
     p = tf.where(valid, p, tf.fill(shape, _t(0.5)))
     if gamma is not None and method in ("paper", "markov"):
         m_sigma, s = numerics.fixed_std(gamma, latent_dim)
+    masked = _VALUES_MASKED.set(True)
+    try:
+        result = _dispatch(method, m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, valid,
+                           std_cap, s_max)
+    finally:
+        _VALUES_MASKED.reset(masked)
+    result = tf.broadcast_to(result, shape)
+    return tf.where(valid, result, tf.fill(shape, _t(math.nan)))
+
+
+def _dispatch(method, m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, valid, std_cap, s_max):
+    """`radius`' certificate `method` on its masked rows."""
     if method == "paper":
         result = paper_markov_radius(m_mu, m_sigma, m_g, s, r, p)
     elif method == "markov":
@@ -884,5 +918,4 @@ def radius(method: str, m_mu: float, m_sigma: float, m_g: float, s, r, p, *, lat
                                     std_cap=std_cap, s_max=s_max)
     else:
         result = _best(m_mu, m_sigma, m_g, s, r, p, latent_dim, gamma, ~valid, std_cap, s_max)
-    result = tf.broadcast_to(result, shape)
-    return tf.where(valid, result, tf.fill(shape, _t(math.nan)))
+    return result

@@ -266,3 +266,48 @@ def test_ncx2_cdf_lower_refuses_strings_and_absurd_degrees():
                  lambda: graph_bounds.chi2_quantile_upper(2**31, [0.5])):
         with pytest.raises(ValueError, match=r"must be an integer <= 2147483647"):
             call()
+
+
+def test_chi2_reach_is_rounded_down_where_little_noise_leaves_it_to_rounding():
+    """A second review (2026-12-03): with noise far below the reach, r / M_g - M_mu d cancels
+    and its rounding to nearest decided the bisection: the graph certified a radius above even
+    the noise-free bound r / (M_g M_mu), NumPy one whose exact chi-square tail exceeds 1 - p."""
+    from scipy import stats
+    m_mu, m_g, gamma = 103.13719100637884, 0.049120973380011757, 1e-30
+    r = np.array([0.04525762301903833, 4.9e-33])
+    traced = tf.function(lambda r: graph_bounds.radius(
+        "chi2", m_mu, 0.0, m_g, tf.zeros_like(r), r, tf.fill(tf.shape(r), tf.constant(
+            0.9, tf.float64)), latent_dim=2, gamma=gamma))(tf.constant(r)).numpy()
+    for radius in (traced[0], bounds.radius("chi2", m_mu, 0.0, m_g, 0.0, r, 0.9, latent_dim=2,
+                                            gamma=gamma)[0]):
+        assert Fraction(float(r[0])) / Fraction(m_g) - Fraction(m_mu) * Fraction(float(radius)) >= 0
+    m_mu, m_g, p = 1069595654.7741627, 6.207264769855969e71, 0.9998779296875
+    r = np.array([1.240761929886848e51, 1e12])
+    s = np.full(2, 3.64e-37)
+    radius = float(bounds.radius("chi2", m_mu, 0.0, m_g, s, r, p, latent_dim=3)[0])
+    reach = Fraction(float(r[0])) / Fraction(m_g) - Fraction(m_mu) * Fraction(radius)
+    u = float(reach * reach / (Fraction(2) * Fraction(float(s[0]))) ** 2)
+    assert stats.chi2.sf(u, 3) <= 1 - p
+
+
+def test_graph_and_numpy_agree_on_the_reach_limits_and_radius_masks_without_raising():
+    """r / M_g = 1e-60 exactly: NumPy certified, the traced graph gave NaN (TF rewrote r / M_g
+    into r (1 / M_g)). Eager `radius` with M_g > 1e60 raised on an invalid row ("r / M_g must
+    be >= 1e-60, got 1e-70": its stand-in r = 1), and a tf.Variable argument of a per-method
+    certificate failed inside tf.function (NotImplementedError from .numpy())."""
+    numpy_radius = bounds.radius("markov", 1.0, 0.0, 7.0, 0.0, 7e-60, 0.9, latent_dim=2)
+    traced = tf.function(lambda r: graph_bounds.radius("markov", 1.0, 0.0, 7.0, [0.0], r, [0.9],
+                                                       latent_dim=2))
+    served = traced(tf.constant([7e-60], tf.float64)).numpy()
+    assert np.isfinite(served[0]) and numpy_radius > 0
+    np.testing.assert_allclose(served[0], numpy_radius, rtol=1e-12)
+    eager = graph_bounds.radius("markov", 1.0, 0.0, 1e70, [1.0, 1.0], [1e70, -1.0], [0.9, 0.9],
+                                latent_dim=2).numpy()
+    assert np.isfinite(eager[0]) and np.isnan(eager[1])
+    level = tf.Variable([0.9], dtype=tf.float64)
+    inside = tf.function(lambda: graph_bounds.markov_radius(1.0, 0.0, 1.0, [0.1], [1.0], level))
+    np.testing.assert_array_equal(inside().numpy(),
+                                  graph_bounds.markov_radius(1.0, 0.0, 1.0, [0.1], [1.0], [0.9]))
+    for certify in (bounds.radius, graph_bounds.radius):
+        with pytest.raises(ValueError, match=r"gamma sqrt\(latent_dim\)"):
+            certify("markov", 1.0, 0.0, 1.0, [0.0], [1.0], [0.9], latent_dim=100, gamma=1e74)
