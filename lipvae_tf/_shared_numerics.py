@@ -32,7 +32,7 @@ MAGNITUDE_LIMIT = 1e75
 # 1e-60, not 1e-75: TF's CPU kernels flush subnormal results to zero, and Markov's
 # discriminant A (1 - p) r^2 / M_g^2, a product of four floors and 1 - p >= 2^-53, flushed to 0
 # at 1e-75 and the graph's radius was inf (a review, 2026-12-03, later); at 1e-60 it is at least
-# 1e-272 even after the cancellation in the slack, a normal float64 with 35 decades to spare
+# 6e-273 even after the cancellation in the slack, a normal float64 with 35 decades to spare
 MAGNITUDE_FLOOR = 1e-60
 
 # the largest latent dimension (degrees of freedom) the certificates take: the graph indexes
