@@ -189,10 +189,18 @@ def paper_markov_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
     """
     m_mu, m_sigma, m_g, s, r, p = _validated(m_mu, m_sigma, m_g, s, r, p)
     a = m_mu**2 + m_sigma**2
-    # the sign of `inside` decides: rounded down (8 roundoffs per side cover its few operations)
-    inside = a * _budget(m_g, r, p) * (1 - 8 * _U) - 4 * m_mu**2 * s**2 * (1 + 8 * _U)
-    radius = (np.sqrt(np.maximum(inside, 0)) - 2 * m_sigma * s) / a * (1 - 64 * _U)
-    return np.where(inside > 0, np.maximum(radius, 0), 0.0)
+    budget = _budget(m_g, r, p)
+    # rationalised, R1 = (B - 4 s^2) / (sqrt(A B - 4 M_mu^2 s^2) + 2 M_sigma s): the first
+    # version subtracted 2 M_sigma s from the square root, which cancels near R1 = 0, where the
+    # relative 64 ulps did not cover it (6.77e-16 against an exact 6.74e-16: a review,
+    # 2026-12-03). The numerator is rounded down, the square root's argument up (8 roundoffs
+    # per side cover their few operations), so the quotient is rounded down.
+    slack = budget * (1 - 8 * _U) - 4 * s**2 * (1 + 8 * _U)
+    inside = a * budget * (1 + 8 * _U) - 4 * m_mu**2 * s**2 * (1 - 8 * _U)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 only where slack <= 0, masked
+        radius = np.maximum(slack, 0) / (np.sqrt(np.maximum(inside, 0)) + 2 * m_sigma * s) * (
+            1 - 64 * _U)
+    return np.where(slack > 0, radius, 0.0)
 
 
 @_shared_docs
@@ -260,7 +268,8 @@ def _chi2_u(d, m_mu, m_sigma, m_g, s, r, gamma):
     reach = np.maximum(r / m_g * (1 - 4 * _U) - m_mu * d * (1 + 4 * _U), 0.0)
     if gamma is not None:
         return reach**2 / (2 * gamma**2)
-    with np.errstate(divide="ignore", invalid="ignore"):  # no noise: u = inf (0/0 only at the top)
+    # no noise: u = inf (0/0 only at the top); a spread overflowing at a huge trial d: u = 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return reach**2 / (m_sigma * d + 2 * s) ** 2
 
 
@@ -671,8 +680,9 @@ def _triangle_radius(m_mu, m_sigma, s, reach, factor, base, std_cap,
         return capped
 
     def fits(d):
-        spread = np.sqrt(factor * ((s + m_sigma * d) ** 2 + base))
-        return (m_mu * d + spread) * (1 + 16 * _U) <= reach
+        with np.errstate(over="ignore"):  # an infinite spread at a huge trial d: not certified
+            spread = np.sqrt(factor * ((s + m_sigma * d) ** 2 + base))
+            return (m_mu * d + spread) * (1 + 16 * _U) <= reach
 
     start = np.zeros(np.shape(reach))
     # at reach / M_mu the mean shift alone uses up the reach: never certified
@@ -852,11 +862,21 @@ def best_radius(m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: ArrayLik
             capped_chi2_radius(m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
                                std_cap=std_cap, s_max=s_max, cap_only=True))
     if gamma is not None:
-        (gamma,) = checked(gamma=gamma)
+        gamma = _checked_gamma(gamma, latent_dim)
     candidates = numerics.best_candidates(
         _FORMS, np.zeros(np.shape(m_mu)), m_mu, m_sigma, m_g, s, r, p, latent_dim=latent_dim,
         gamma=gamma, std_cap=std_cap, s_max=s_max, legacy=legacy)
     return np.maximum.reduce(np.broadcast_arrays(*candidates))
+
+
+def _checked_gamma(gamma, latent_dim: int) -> np.ndarray:
+    """gamma checked (`checked`), with its fixed std's norm gamma sqrt(m) at most the magnitude
+    limit: the ValueError names gamma, not the s derived from it."""
+    (gamma,) = checked(gamma=gamma)
+    if numerics.fixed_std(float(np.max(gamma)), latent_dim)[1] > _LIMIT:
+        raise ValueError(f"gamma sqrt(latent_dim) (the fixed std's norm) must be <= {_LIMIT:g}, "
+                         f"got gamma {float(np.max(gamma))!r} and latent_dim {latent_dim}")
+    return gamma
 
 
 def _fixed_std(gamma, latent_dim):
@@ -972,10 +992,8 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
     if s_max is not None:
         arguments["s_max"] = s_max
     values = checked(**arguments)  # validates the ignored ones too
-    if gamma is not None and _fixed_std(float(values[list(arguments).index("gamma")].max()),
-                                        latent_dim)[1] > _LIMIT:
-        raise ValueError(f"gamma sqrt(latent_dim) (the fixed std's norm) must be <= {_LIMIT:g}, "
-                         f"got gamma {gamma!r} and latent_dim {latent_dim}")
+    if gamma is not None:
+        _checked_gamma(gamma, latent_dim)
     shape = values[0].shape
     if std_cap is not None:  # as graph_bounds.radius, whatever the method
         _validated_cap(std_cap, values[3], s_max, latent_dim)  # values[3]: s, broadcast

@@ -210,9 +210,13 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
     _checked_now(s=s, r=r, p=p, m_g=m_g)
     s, r, p = _t(s), _t(r), _t(p)
     a = m_mu * m_mu + m_sigma * m_sigma
-    inside = a * _budget(m_g, r, p) * (1 - 8 * _U) - 4 * (m_mu * m_mu) * tf.square(s) * (1 + 8 * _U)
-    radius = (tf.sqrt(tf.maximum(inside, 0.0)) - 2 * m_sigma * s) / a * (1 - 64 * _U)
-    return tf.where(inside > 0, tf.maximum(radius, 0.0), tf.zeros_like(radius))
+    budget = _budget(m_g, r, p)
+    # bounds.paper_markov_radius: the rationalised root, rounded down
+    slack = budget * (1 - 8 * _U) - 4 * tf.square(s) * (1 + 8 * _U)
+    inside = a * budget * (1 + 8 * _U) - 4 * (m_mu * m_mu) * tf.square(s) * (1 - 8 * _U)
+    radius = tf.maximum(slack, 0.0) / (tf.sqrt(tf.maximum(inside, 0.0)) + 2 * m_sigma * s) * (
+        1 - 64 * _U)
+    return tf.where(slack > 0, radius, tf.zeros_like(radius))  # 0/0 where slack <= 0: masked
 
 
 @_graph_docs

@@ -311,3 +311,34 @@ def test_graph_and_numpy_agree_on_the_reach_limits_and_radius_masks_without_rais
     for certify in (bounds.radius, graph_bounds.radius):
         with pytest.raises(ValueError, match=r"gamma sqrt\(latent_dim\)"):
             certify("markov", 1.0, 0.0, 1.0, [0.0], [1.0], [0.9], latent_dim=100, gamma=1e74)
+
+
+def test_the_paper_radius_is_rounded_down_near_zero_too():
+    """A proof-read (2026-12-03): (sqrt(inside) - 2 M_sigma s) / A cancels near R1 = 0 and gave
+    6.77e-16 against an exact root of 6.74e-16 (the paper's inequality violated by 6.8e-18);
+    the rationalised form stays below it, in NumPy and in the graph, and never above Markov's."""
+    args = (7.559284666881605e-05, 2.8624960382828477, 0.760792412759977, 0.17699177725761098,
+            0.6358176269991767, 0.8205954762536131)
+
+    def excess(radius):
+        m_mu, m_sigma, m_g, s, r, p = map(Fraction, args)
+        d = Fraction(float(radius))
+        return m_mu**2 * d * d + (m_sigma * d + 2 * s) ** 2 - (1 - p) * r * r / (m_g * m_g)
+
+    for radius in (bounds.paper_markov_radius(*args),
+                   graph_bounds.paper_markov_radius(*args[:3], [args[3]], [args[4]],
+                                                    [args[5]]).numpy()[0]):
+        assert 0 < radius and excess(radius) <= 0
+    assert bounds.paper_markov_radius(*args) <= bounds.markov_radius(*args)
+
+
+def test_best_radius_names_gamma_and_stays_quiet_on_overflowing_trials():
+    """best_radius with gamma sqrt(m) > 1e75 said "s must be <= 1e75" (an s the caller never
+    passed); trial spreads overflowing at huge d printed NumPy overflow warnings."""
+    import warnings
+    with pytest.raises(ValueError, match=r"gamma sqrt\(latent_dim\)"):
+        bounds.best_radius(1.0, 0.0, 1.0, 0.0, 1.0, 0.9, latent_dim=100, gamma=1e74)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        radius = bounds.best_radius(1e-60, 1e75, 1.0, 0.0, 1e75, 0.5, latent_dim=3)
+    assert np.isfinite(radius) and radius > 0
