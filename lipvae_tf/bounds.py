@@ -873,7 +873,7 @@ def _checked_gamma(gamma, latent_dim: int) -> np.ndarray:
     """gamma checked (`checked`), with its fixed std's norm gamma sqrt(m) at most the magnitude
     limit: the ValueError names gamma, not the s derived from it."""
     (gamma,) = checked(gamma=gamma)
-    if numerics.fixed_std(float(np.max(gamma)), latent_dim)[1] > _LIMIT:
+    if gamma.size and numerics.fixed_std(float(np.max(gamma)), latent_dim)[1] > _LIMIT:
         raise ValueError(f"gamma sqrt(latent_dim) (the fixed std's norm) must be <= {_LIMIT:g}, "
                          f"got gamma {float(np.max(gamma))!r} and latent_dim {latent_dim}")
     return gamma
