@@ -75,6 +75,10 @@ _GRAPH_DOCS = {
         "float64 tensor of the broadcast shape of s, r and p: the certified radius R, an l2 norm\n"
         "in pixel space (every ||delta||_2 < R keeps P(||f(x + delta) - f(x)||_2 <= r) >= p); 0\n"
         "where nothing is certified."),
+    "<graph constant errors>": (
+        "TypeError: for a constant that is a tensor, not a real number, or an array of more\n"
+        "    than 0 dimensions.\n"
+        "ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0)."),
     "<graph tensor errors>": (
         "ValueError: for tensor arguments (s, r, p, s_max) whose values are known when called\n"
         "    (Python numbers, NumPy arrays, eager tensors) and that bounds.py refuses: p outside\n"
@@ -192,7 +196,7 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
 
     R1 = (sqrt(A (1 - p) r^2 / M_g^2 - 4 M_mu^2 s^2) - 2 M_sigma s) / A, A = M_mu^2 + M_sigma^2
     (Barrett et al. 2022, section 3, with r^2/2 replaced by (1 - p) r^2; docs/theory.md
-    section 1).
+    section 1), computed rationalised and rounded down as bounds.paper_markov_radius.
 
     Args:
         <graph certificate arguments>
@@ -201,9 +205,7 @@ def paper_markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.
         <graph certified radius>
 
     Raises:
-        TypeError: for a constant that is a tensor, not a real number, or an array of more
-            than 0 dimensions.
-        ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0).
+        <graph constant errors>
         <graph tensor errors>
     """
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
@@ -234,9 +236,7 @@ def markov_radius(m_mu: float, m_sigma: float, m_g: float, s, r, p) -> tf.Tensor
         <graph certified radius>
 
     Raises:
-        TypeError: for a constant that is a tensor, not a real number, or an array of more
-            than 0 dimensions.
-        ValueError: for a constant that `bounds.checked` refuses (e.g. m_mu = 0).
+        <graph constant errors>
         <graph tensor errors>
     """
     m_mu, m_sigma, m_g = _frozen(m_mu=m_mu, m_sigma=m_sigma, m_g=m_g)
