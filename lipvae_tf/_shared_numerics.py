@@ -76,6 +76,15 @@ def fixed_std(gamma: float, latent_dim: int) -> tuple[float, float]:
     return 0.0, gamma * math.sqrt(latent_dim) * (1 + 4 * UNIT_ROUNDOFF)
 
 
+def check_fixed_std_norm(gamma: float, latent_dim: int) -> None:
+    """A ValueError naming gamma when the fixed std's norm gamma sqrt(m) (`fixed_std`, the s the
+    Markov forms use) is above MAGNITUDE_LIMIT: the error would otherwise name an s the caller
+    never passed."""
+    if fixed_std(gamma, latent_dim)[1] > MAGNITUDE_LIMIT:
+        raise ValueError(f"gamma sqrt(latent_dim) (the fixed std's norm) must be <= "
+                         f"{MAGNITUDE_LIMIT:g}, got gamma {gamma!r} and latent_dim {latent_dim}")
+
+
 def norm_rounding_factor(terms: int) -> float:
     """1 + (terms + 4) u: a float64 l2 norm of `terms` values (sqrt of a sum of squares, in any
     summation order: the squares and sum err by <= terms u, which the root halves, and the

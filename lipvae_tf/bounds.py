@@ -66,7 +66,8 @@ __all__ = [
     "BISECTION_STEPS", "paper_markov_radius", "markov_radius", "inglot_log_tail", "chi2_radius",
     "ncx2_cdf_lower", "ncx2_radius", "mean_reconstruction_radius", "chi2_quantile_upper",
     "capped_markov_radius", "capped_chi2_radius", "best_radius", "METHODS", "CAPPED_METHODS",
-    "CAP_ONLY_METHODS", "radius", "check_method", "checked", "S_MAX_SLACK",
+    "CAP_ONLY_METHODS", "radius", "check_method", "checked", "check_std_statistics",
+    "S_MAX_SLACK",
 ]
 
 BISECTION_STEPS = 200  # halvings; stops earlier once the bracket is 1e-12 relative
@@ -622,6 +623,30 @@ def chi2_quantile_upper(latent_dim: int, p: ArrayLike) -> np.ndarray:
 S_MAX_SLACK = 1e-6
 
 
+def check_std_statistics(s: ArrayLike, *, std_cap: ArrayLike | None = None,
+                         s_max: ArrayLike | None = None, latent_dim: int | None = None) -> None:
+    """The checks the certificates of a learned std make of its statistics (`radius` and
+    graph_bounds' certificates alike): with a cap, s <= std_cap (the cap holds for every input);
+    with an s_max, s / sqrt(m) <= s_max <= s (no coordinate of sigma exceeds its norm, the
+    largest is at least its root mean square; the lower end with latent_dim, up to
+    `S_MAX_SLACK`, the upper up to 4 ulps). Nothing to check without std_cap or s_max.
+
+    Args:
+        s: ||sigma(x)||_2 per input, array_like, >= 0 (checked by `checked` beforehand).
+        std_cap: None, or S, a bound of ||sigma(x')||_2 for every input x', > 0.
+        s_max: None (s), or max_i sigma_i(x) per input, array_like.
+        latent_dim: None, or m, for the lower end of s_max.
+
+    Raises:
+        ValueError: naming std_cap or s_max for a value that breaks its rule, or one that
+            `checked` refuses; TypeError for one that is not real.
+    """
+    if std_cap is not None:
+        _validated_cap(std_cap, s, s_max, latent_dim)
+    elif s_max is not None:
+        _validated_s_max(s, s_max, latent_dim)
+
+
 def _validated_cap(std_cap, s, s_max, latent_dim: int | None = None):
     """(S, s_max) broadcast with s, checked: s <= S and s / sqrt(m) <= s_max <= s
     (`_validated_s_max`; only s_max <= s without latent_dim)."""
@@ -873,9 +898,8 @@ def _checked_gamma(gamma, latent_dim: int) -> np.ndarray:
     """gamma checked (`checked`), with its fixed std's norm gamma sqrt(m) at most the magnitude
     limit: the ValueError names gamma, not the s derived from it."""
     (gamma,) = checked(gamma=gamma)
-    if gamma.size and numerics.fixed_std(float(np.max(gamma)), latent_dim)[1] > _LIMIT:
-        raise ValueError(f"gamma sqrt(latent_dim) (the fixed std's norm) must be <= {_LIMIT:g}, "
-                         f"got gamma {float(np.max(gamma))!r} and latent_dim {latent_dim}")
+    if gamma.size:
+        numerics.check_fixed_std_norm(float(np.max(gamma)), latent_dim)
     return gamma
 
 
@@ -995,10 +1019,9 @@ def radius(method: str, m_mu: ArrayLike, m_sigma: ArrayLike, m_g: ArrayLike, s: 
     if gamma is not None:
         _checked_gamma(gamma, latent_dim)
     shape = values[0].shape
-    if std_cap is not None:  # as graph_bounds.radius, whatever the method
-        _validated_cap(std_cap, values[3], s_max, latent_dim)  # values[3]: s, broadcast
-    elif s_max is not None and gamma is None:
-        _validated_s_max(values[3], s_max, latent_dim)
+    # as graph_bounds.radius, whatever the method (values[3]: s, broadcast)
+    check_std_statistics(values[3], std_cap=std_cap, s_max=None if gamma is not None else s_max,
+                         latent_dim=latent_dim)
     if gamma is not None and method in ("paper", "markov"):
         m_sigma, s = _fixed_std(gamma, latent_dim)
     if method == "paper":

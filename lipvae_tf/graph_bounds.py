@@ -146,23 +146,12 @@ def _known(value) -> np.ndarray | None:
 
 
 def _checked_std_now(s, std_cap: float | None, s_max, latent_dim: int) -> None:
-    """bounds.py's ValueErrors for known s and s_max (after `_checked_now`): s above the cap
-    (the capped certificates assume ||sigma(x')|| <= S), s_max above s or below
-    s / sqrt(latent_dim) by more than `bounds.S_MAX_SLACK` (no coordinate of sigma exceeds its
-    norm, the largest is at least the norm over sqrt(m))."""
-    s, s_max = _known(s), _known(s_max)
-    if s is None:
-        return
-    if std_cap is not None and np.any(s > std_cap):
-        raise ValueError(f"s must be <= std_cap (the cap holds for every input), got s up to "
-                         f"{np.max(s)!r} > std_cap {std_cap!r}")
-    if s_max is None:
-        return
-    if np.any(s_max > s * (1 + 4 * _U)):
-        raise ValueError("s_max (the largest coordinate of sigma(x)) must be <= s = ||sigma(x)||")
-    if np.any(s_max < s / math.sqrt(latent_dim) * (1 - bounds.S_MAX_SLACK)):
-        raise ValueError(f"s_max (the largest coordinate of sigma(x)) must be >= s / "
-                         f"sqrt(latent_dim) = ||sigma(x)|| / sqrt({latent_dim})")
+    """`bounds.check_std_statistics` for known s and s_max (after `_checked_now`): s above the
+    cap, s_max above s or below s / sqrt(latent_dim)."""
+    s = _known(s)
+    if s is not None:
+        bounds.check_std_statistics(s, std_cap=std_cap, s_max=_known(s_max),
+                                    latent_dim=latent_dim)
 
 
 def _t(value) -> tf.Tensor:
@@ -825,9 +814,8 @@ def check_constants(method: str, m_mu: float, m_sigma: float, m_g: float, *, lat
         raise ValueError(f"method {method!r} needs latent_dim >= 2 (Inglot's bound), got "
                          f"{latent_dim}")
     gamma = checked[3] if gamma is not None else None
-    if gamma is not None and numerics.fixed_std(gamma, latent_dim)[1] > _LIMIT:  # as bounds
-        raise ValueError(f"gamma sqrt(latent_dim) (the fixed std's norm) must be <= {_LIMIT:g}, "
-                         f"got gamma {gamma!r} and latent_dim {latent_dim}")
+    if gamma is not None:
+        numerics.check_fixed_std_norm(gamma, latent_dim)
     return checked[0], checked[1], checked[2], latent_dim, gamma
 
 
