@@ -10,6 +10,10 @@ taken. The package's is "gram"; the others are written out here only to be measu
 - "qr_svd" (the first version, until 2026-11-30): Q = qr(W W^T V), the SVD of Q^T W, the
   update: the same subspace and Ritz step as "gram", 4 rows cols k, plus a tall QR and a
   (k, cols) SVD.
+- "gram_previous" (until 2026-12-03): "gram" as it was computed before: the products as W^T V,
+  W (W^T V), W^T Y (images as columns), the Ritz step also for the latent heads whose k is
+  min(rows, cols) (the package now clips those exactly from their small Gram matrix), a
+  normalised old column for a dropped direction. The same subspace and clip: speed only.
 - "middle" (3 rows cols k): Z = W^T V, Y = W Z, the Ritz pairs of span(Z) (image Y), the update:
   one product fewer, the Ritz step half an iteration behind "gram"'s.
 - "alternating" (2 rows cols k): one product per step, with W or W^T in turn, the Ritz pairs of
@@ -61,6 +65,22 @@ def qr_svd_step(kernel, subspace, max_norm):
     s, p, r = tf.linalg.svd(tf.matmul(q, kernel, transpose_a=True))
     ritz = tf.matmul(q, p)
     return _clip(kernel, ritz, r, s, max_norm), ritz
+
+
+def gram_previous_step(kernel, subspace, max_norm):
+    """"gram" as the package computed it until 2026-12-03 (`_subspace_correction` then)."""
+    v = tf.cast(subspace, kernel.dtype)
+    y = lc._unit_columns(tf.matmul(kernel, tf.matmul(kernel, v, adjoint_a=True)))
+    t = tf.matmul(kernel, y, adjoint_a=True)
+    coefficients, ritz = _pairs(y, t)
+    excess = tf.where(ritz > max_norm * _ON_BOUND, ritz - max_norm, tf.zeros_like(ritz))
+    inputs = tf.matmul(y, coefficients)
+    weights = tf.math.divide_no_nan(excess, ritz)
+    correction = tf.matmul(inputs * weights[None, :], tf.matmul(t, coefficients),
+                           adjoint_b=True)
+    unit = tf.abs(tf.norm(tf.abs(inputs), axis=-2) - 1) < 0.5
+    new = tf.where(unit[None, :], inputs, lc._unit_columns(v))
+    return kernel - correction, new
 
 
 def _pairs(basis, image):
@@ -137,9 +157,11 @@ class EverySecondStepSubspaceClip(lc.SubspaceClip):
 
 
 _SUBSPACE_CLIP = lc.SubspaceClip
-STEPS = {"gram": lc.subspace_clip, "qr_svd": qr_svd_step, "middle": middle_step}
+STEPS = {"gram": lc.subspace_clip, "gram_previous": gram_previous_step, "qr_svd": qr_svd_step,
+         "middle": middle_step}
 CLASSES = {"alternating": AlternatingSubspaceClip, "every_2nd": EverySecondStepSubspaceClip}
-VARIANTS = ("gram", "qr_svd", "middle", "alternating")  # "every_2nd": quality only (--variants)
+VARIANTS = ("gram", "gram_previous", "qr_svd", "middle", "alternating")  # "every_2nd": quality
+# only (--variants)
 
 
 def speed() -> dict[str, float]:
