@@ -14,6 +14,7 @@ A config whose weights are not bundled (e.g. MNIST here) can be listed and built
     python -m lipvae_tf.zoo curves --output=curves.png      # their validation-ELBO curves
     python -m lipvae_tf.zoo build fashion_mnist_mlp_r1      # train, evaluate, export, manifest
     python -m lipvae_tf.zoo verify fashion_mnist_mlp_r1     # recompute the card's certificates
+    python -m lipvae_tf.zoo reexport fashion_mnist_mlp_r1   # SavedModel again, same weights
     python -m lipvae_tf.zoo export fashion_mnist_mlp_r1 --output=/models/fmnist
 """
 from __future__ import annotations
@@ -47,7 +48,7 @@ __all__ = [
     "list_models", "model_dir",
     "model_config", "sha256_file", "verify", "load", "load_saved_model", "saved_model_path",
     "model_card", "build", "AUDIT_IMAGES", "certified_by_reconstruction", "reconstruction_errors",
-    "audit_reconstructions", "write_manifest", "certified_quantiles", "cards_table",
+    "audit_reconstructions", "write_manifest", "reexport", "certified_quantiles", "cards_table",
     "validation_curves", "plot_curves", "main",
 ]
 
@@ -309,6 +310,37 @@ def load_saved_model(name: str):
             before the SavedModel is loaded.
     """
     return tf.saved_model.load(str(verify(name) / SAVED_MODEL / "1"))
+
+
+def reexport(name: str) -> Path:
+    """Writes a bundled model's SavedModel again from its verified `model.keras`, with the
+    installed package's graph, and rewrites the manifest: for maintainers, after a change to the
+    exported graph (`certify`'s certificates, input checks) that the bundled SavedModels should
+    carry. The weights are not touched (no `finalize`: the bundled kernels were finalized before
+    saving) and the `certify` signature keeps the certificate method it had ("best" for a model
+    without a SavedModel yet); the frozen constants are measured again on those weights, so they
+    can differ from before only in the last digits of the float64 SVD.
+
+    Args:
+        name: the zoo model's name (`list_models`), a str.
+
+    Returns:
+        The new SavedModel version folder, `<model folder>/saved_model/1`.
+
+    Raises:
+        TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them,
+            before anything is written.
+        OSError: if the SavedModel or the manifest cannot be written.
+    """
+    folder = verify(name)
+    base = folder / SAVED_MODEL
+    method = (export.read_metadata(base / "1")["method"]
+              if (base / "1" / "saved_model.pb").is_file() else "best")
+    model = keras.models.load_model(folder / "model.keras", compile=False)
+    written = export.export_saved_model(model, base, method=method, version=1, overwrite=True,
+                                        finalize=False)
+    write_manifest(folder)
+    return Path(written)
 
 
 def saved_model_path(name: str) -> Path:
@@ -765,7 +797,8 @@ def main(argv: list[str]) -> None:
 
     Args:
         argv: the command line: the program, then a command of list, card, table, curves,
-            build, verify or export, then a model name for card, build, verify and export.
+            build, verify, reexport or export, then a model name for card, build, verify,
+            reexport and export.
 
     Raises:
         SystemExit: with a one-line message for a bad command line, or when the command fails
@@ -776,7 +809,7 @@ def main(argv: list[str]) -> None:
 
 
 def _main(argv) -> None:
-    commands = ("list", "card", "table", "curves", "build", "verify", "export")
+    commands = ("list", "card", "table", "curves", "build", "verify", "reexport", "export")
     without_name = ("list", "table", "curves")
     usage = f"usage: python -m lipvae_tf.zoo {{{'|'.join(commands)}}} [NAME]"
     # a bad command line is one line saying what is wrong (ValueError, printed by main)
@@ -841,6 +874,10 @@ def _main(argv) -> None:
         if mismatches:
             raise ValueError(f"{mismatches} constants or certified-radius summaries of {name!r} "
                              "differ from its card")
+    elif command == "reexport":
+        written = reexport(name)
+        print(f"zoo reexport {name}: SavedModel written again to {written} "
+              f"(certify: {export.read_metadata(written)['method']}); manifest updated")
     elif command == "export":
         if not flags.FLAGS.output:
             raise ValueError("export needs --output")

@@ -444,3 +444,41 @@ def test_the_validation_curves_are_the_ones_early_stopping_followed():
         assert values == card["curve"][followed] and best == card["best_epoch"]
         assert values[best - 1] >= max(values) - 1.0, (name, values[best - 1], max(values))
     assert "fashion_mnist_conv_r1 (finalized)" in curves
+
+
+def test_reexport_writes_the_saved_model_again_from_the_same_weights(zoo_copy, capsys):
+    """The bundled SavedModels were re-exported by a script kept outside the repository
+    (2026-12-03); `zoo reexport` is that step: same weights, same certify method, the
+    constants measured again, a manifest that verifies."""
+    folder = _folder(zoo_copy)
+    keras_file = (folder / "model.keras").read_bytes()
+    before = export.read_metadata(folder / "saved_model" / "1")
+    images = data.load_sample("test")[0][:8]
+    radius_before = zoo.load_saved_model(TINY).signatures["certify"](
+        images=images, r=np.full(8, 8.0), p=np.full(8, 0.5))
+    (folder / "saved_model" / "1" / "saved_model.pb").write_bytes(b"stale")  # an old graph
+    zoo.write_manifest(folder)
+    zoo._main(["zoo", "reexport", TINY])
+    assert f"zoo reexport {TINY}" in capsys.readouterr().out
+    assert (folder / "model.keras").read_bytes() == keras_file  # weights untouched
+    zoo.verify(TINY)  # the manifest lists the new files
+    after = export.read_metadata(folder / "saved_model" / "1")
+    assert after["method"] == before["method"]
+    assert before["lipschitz_constants"].keys() == after["lipschitz_constants"].keys()
+    for key, value in before["lipschitz_constants"].items():
+        assert after["lipschitz_constants"][key] == pytest.approx(value, rel=1e-12)
+    radius_after = zoo.load_saved_model(TINY).signatures["certify"](
+        images=images, r=np.full(8, 8.0), p=np.full(8, 0.5))
+    for key in radius_before:
+        np.testing.assert_allclose(radius_after[key].numpy(), radius_before[key].numpy(),
+                                   rtol=1e-12)
+    # a tampered model is refused before anything is written
+    with open(folder / "model.keras", "r+b") as handle:
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    written = (folder / "saved_model" / "1" / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(zoo.ZooIntegrityError, match="model.keras does not match"):
+        zoo.reexport(TINY)
+    assert (folder / "saved_model" / "1" / "saved_model.pb").stat().st_mtime_ns == written
