@@ -437,9 +437,9 @@ def _ritz_from_grams(basis_gram: tf.Tensor, image_gram: tf.Tensor
     # anywhere in B or M shows there, and float32 entries cannot overflow a 64-bit Gram.
     finite = tf.math.is_finite(tf.reduce_sum(tf.math.real(tf.linalg.diag_part(basis_gram)))
                                + tf.reduce_sum(tf.math.real(tf.linalg.diag_part(image_gram))))
-    zeros = tf.zeros(basis_gram.shape, basis_gram.dtype)
-    basis_gram = tf.where(finite, basis_gram, zeros)
-    image_gram = tf.where(finite, image_gram, zeros)
+    zero = tf.zeros((), basis_gram.dtype)  # broadcast: the batch size may be unknown
+    basis_gram = tf.where(finite, basis_gram, zero)
+    image_gram = tf.where(finite, image_gram, zero)
     gram, vectors = tf.linalg.eigh(basis_gram)
     gram = tf.math.real(gram)
     kept = gram > tf.reduce_max(gram, axis=-1, keepdims=True) * np.finfo(np.float32).eps
@@ -487,15 +487,14 @@ def subspace_clip(
     kernel too when Y is well conditioned, as it is from the previous step's Ritz vectors; from
     an ill-conditioned state the Gram form's round-off (eps cond(Y)) can take up to 1e-4 off it
     (docs/theory.md section 14, "Limits", with the other limits of this step: range, rank, speed
-    of finding). Costs
-    4 rows cols k multiply-adds (three products and the update) and two k x k symmetric
-    eigenproblems. The Ritz step from Gram matrices replaced a QR of Y and the SVD of Q^T W:
-    the same pairs, the control in 0.83-0.88x the time (bench/subspace_clip_variants.py,
-    BENCHMARKS.md).
-    With k = min(rows, cols) the subspace spans the kernel's smaller side and the step is the
-    exact clip whatever the state: it is computed directly, from the eigendecomposition of the
-    (k, k) Gram matrix W^T W or W W^T in float64 (2 rows cols k multiply-adds, one eigenproblem),
-    and the new subspace is the input-space singular vectors.
+    of finding). Costs 4 rows cols k multiply-adds (three products and the update),
+    (rows + cols) k^2 for the two Gram matrices, and two k x k symmetric eigenproblems. The Ritz
+    step from Gram matrices replaced a QR of Y and the SVD of Q^T W: the same pairs, the control
+    in 0.83-0.88x the time (bench/subspace_clip_variants.py, BENCHMARKS.md).
+    With k = min(rows, cols) (static shapes) the subspace spans the kernel's smaller side and
+    the step is the exact clip whatever the state: it is computed directly, from the
+    eigendecomposition of the (k, k) Gram matrix W^T W or W W^T in float64 (3 rows cols k
+    multiply-adds, one eigenproblem), and the new subspace is the input-space singular vectors.
 
     Args:
         kernel: a rank-2 (rows, cols) float tensor W.
@@ -530,8 +529,9 @@ def _subspace_correction(
     (a real scalar). The correction is exactly zero when no Ritz value is above the bound.
     A subspace of k = min(rows, cols) columns spans the kernel's smaller side: the step is then
     the exact clip, computed from the small Gram matrix (`_full_rank_correction`)."""
-    if subspace.shape[-1] == min(kernel.shape[-2:]):
-        return _full_rank_correction(kernel, subspace, max_norm)
+    sides = (subspace.shape[-1], *kernel.shape[-2:])
+    if None not in sides and sides[0] == min(sides[1:]):  # static shapes only (a traced
+        return _full_rank_correction(kernel, subspace, max_norm)  # None takes the Ritz step)
     v = tf.cast(subspace, kernel.dtype)
     # The images are kept as rows, (k, cols) = (W^H V)^H and (W^H Y)^H: V^H W streams W in its
     # stored order, measured 10-25 % faster on this CPU than W^H V, and the update's second
@@ -572,19 +572,22 @@ def _full_rank_correction(kernel: tf.Tensor, subspace: tf.Tensor, max_norm: floa
     diag(1 / s) and the correction is U diag((s - c)_+) E^H = (W E) diag((1 - c / s)_+) E^H; for
     rows < cols, W W^H = E diag(s^2) E^H, U = E and the correction is E diag((1 - c / s)_+) E^H W.
     The new subspace is U, sorted by s, largest first (what the Ritz step would find; a column
-    with s = 0 keeps the old one). The products of float32 entries are exact in float64, so s
-    carries only the summation's round-off; singular values within `_ROUNDOFF_ULPS` units of
-    round-off of c count as on the bound, and a kernel with none above it gets an exactly zero
-    correction. A kernel with a non-finite entry gets a zero Gram matrix (its NaN reaches the
-    loss, not the eigensolver). About 2 rows cols k multiply-adds and one k x k eigenproblem: for
-    the latent heads (512 x 16) far fewer operations than the Ritz step."""
+    that is zero in float32 keeps the old one). The products of float32 entries are exact in
+    float64, so for a float32 kernel s carries only the summation's round-off; singular values
+    within `_ROUNDOFF_ULPS` units of float32 round-off of c count as on the bound, and a kernel
+    with none above it gets an exactly zero correction. (A float64 kernel's Gram rounds its
+    products too: s can then sit a few float64 ulps above the band, and an orthonormal float64
+    kernel move by about 1e-15, as in the Ritz step.) A kernel with a non-finite entry gets a
+    zero Gram matrix (its NaN reaches the loss, not the eigensolver). About 3 rows cols k
+    multiply-adds (the Gram, in float64, W E or E^H W, and the update) and one k x k
+    eigenproblem: for the latent heads (512 x 16) far fewer operations than the Ritz step."""
     real = kernel.dtype.real_dtype
     wide = tf.complex128 if kernel.dtype.is_complex else tf.float64
     tall = kernel.shape[-2] >= kernel.shape[-1]
     kernel64 = tf.cast(kernel, wide)
     gram = tf.matmul(kernel64, kernel64, adjoint_a=tall, adjoint_b=not tall)
     finite = tf.math.is_finite(tf.reduce_sum(tf.math.real(tf.linalg.diag_part(gram))))
-    squares, vectors = tf.linalg.eigh(tf.where(finite, gram, tf.zeros(gram.shape, wide)))
+    squares, vectors = tf.linalg.eigh(tf.where(finite, gram, tf.zeros((), wide)))
     singular = tf.sqrt(tf.maximum(tf.reverse(tf.math.real(squares), [-1]), 0.0))
     vectors = tf.cast(tf.reverse(vectors, [-1]), kernel.dtype)  # largest first
     threshold = max_norm * (1 + _ROUNDOFF_ULPS * np.finfo(real.as_numpy_dtype).eps)
@@ -593,13 +596,14 @@ def _full_rank_correction(kernel: tf.Tensor, subspace: tf.Tensor, max_norm: floa
     if tall:
         stretched = tf.matmul(kernel, vectors)  # W E = U diag(s)
         correction = tf.matmul(stretched * shrink, vectors, adjoint_b=True)
-        inputs = stretched * tf.cast(tf.math.divide_no_nan(tf.ones_like(singular), singular),
-                                     kernel.dtype)[..., None, :]
+        # unit columns of W E, not W E / s: a tiny s (round-off of a rank-deficient Gram) with
+        # W e flushed to zero in float32 gave 0 x inf = NaN; a zero column keeps the old one
+        inputs = _unit_columns(stretched)
+        found = tf.reduce_sum(tf.abs(inputs), axis=-2) > 0
     else:
-        inputs = vectors
+        inputs, found = vectors, singular > 0
         correction = tf.matmul(vectors * shrink, tf.matmul(vectors, kernel, adjoint_a=True))
-    new_subspace = tf.where((singular > 0)[..., None, :], inputs,
-                            tf.cast(subspace, kernel.dtype))
+    new_subspace = tf.where(found[..., None, :], inputs, tf.cast(subspace, kernel.dtype))
     return (correction, tf.cast(new_subspace, subspace.dtype),
             tf.cast(tf.reduce_max(singular), real))
 

@@ -177,6 +177,33 @@ def test_complex_blocks_spanned_by_their_subspace_get_the_exact_block_clip():
         np.testing.assert_allclose(np.abs(np.sum(np.conj(basis) * u, axis=0)), 1.0, atol=1e-5)
 
 
+def test_the_step_traces_with_unknown_shapes_and_keeps_a_tiny_kernels_state_finite():
+    """A review of the direct step (2026-12-03, night): min() of a traced None raised a
+    TypeError, zeros of a partially known shape a ValueError, and a tiny rank-deficient tall
+    kernel (W e flushed to zero, 1 / s = inf) put NaN in the state."""
+    rng = np.random.default_rng(9)
+    dense = tf.function(lambda w, v: lc.subspace_clip(w, v, 1.0), input_signature=[
+        tf.TensorSpec([None, 8]), tf.TensorSpec([None, 4])])
+    kernel = tf.constant(_kernel([3.0, 2.0] + [0.5] * 6, rows=40, cols=8)[0], tf.float32)
+    state = tf.constant(rng.normal(size=(40, 4)), tf.float32)
+    traced, _ = dense(kernel, state)
+    eager, _ = lc.subspace_clip(kernel, state, 1.0)
+    np.testing.assert_allclose(traced.numpy(), eager.numpy(), atol=1e-6)
+    blocks = tf.constant(rng.normal(size=(5, 6, 2)) + 1j * rng.normal(size=(5, 6, 2)),
+                         tf.complex64)
+    for k in (2, 1):  # the direct step (k = min) and the Ritz step, batch size unknown
+        step = tf.function(lambda b, v: lc._subspace_correction(b, v, 1.0)[0], input_signature=[
+            tf.TensorSpec([None, 6, 2], tf.complex64), tf.TensorSpec([None, 6, k], tf.complex64)])
+        start = tf.cast(tf.constant(rng.normal(size=(5, 6, k)), tf.float32), tf.complex64)
+        np.testing.assert_allclose(step(blocks, start).numpy(),
+                                   lc._subspace_correction(blocks, start, 1.0)[0].numpy(),
+                                   atol=1e-5)
+    tiny = np.array([[1, 1], [2, 2], [3, 3.0000002]], np.float32) * np.float32(1e-32)
+    start = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    clipped, subspace = lc.subspace_clip(tf.constant(tiny), start, 1.0)
+    assert np.array_equal(clipped.numpy(), tiny) and np.all(np.isfinite(subspace.numpy()))
+
+
 def test_the_spectrum_below_the_bound_is_kept_unlike_the_rescale():
     singular = np.array([2.0] + list(np.linspace(0.9, 0.1, 23)))
     kernel, u = _kernel(singular, seed=4)
