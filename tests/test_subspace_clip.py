@@ -204,6 +204,21 @@ def test_the_step_traces_with_unknown_shapes_and_keeps_a_tiny_kernels_state_fini
     assert np.array_equal(clipped.numpy(), tiny) and np.all(np.isfinite(subspace.numpy()))
 
 
+def test_a_non_finite_state_does_not_poison_a_finite_kernel():
+    """Found by the same review (in the earlier form too): one NaN in the state made every entry
+    of a finite kernel NaN, and the state kept its NaN, so every later step did it again."""
+    kernel, u = _kernel([3.0, 2.0, 1.5] + list(np.linspace(0.9, 0.1, 21)))
+    kernel32 = tf.constant(kernel, tf.float32)
+    identity = tf.eye(40, 4)
+    expected, _ = lc.subspace_clip(kernel32, identity, 1.0)
+    for bad in (np.nan, np.inf):
+        state = identity.numpy().copy()
+        state[3, 1] = bad
+        clipped, subspace = lc.subspace_clip(kernel32, tf.constant(state), 1.0)
+        assert np.array_equal(clipped.numpy(), expected.numpy())  # from the identity's columns
+        assert np.all(np.isfinite(subspace.numpy()))
+
+
 def test_the_spectrum_below_the_bound_is_kept_unlike_the_rescale():
     singular = np.array([2.0] + list(np.linspace(0.9, 0.1, 23)))
     kernel, u = _kernel(singular, seed=4)
