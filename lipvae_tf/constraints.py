@@ -536,7 +536,9 @@ def _subspace_correction(
     # a non-finite state (a corrupted checkpoint, a user's assignment) would make a finite
     # kernel NaN and stay so: the columns of the identity instead, a full-rank start
     healthy = tf.reduce_all(tf.math.is_finite(tf.abs(v) if v.dtype.is_complex else v))
-    v = tf.where(healthy, v, tf.eye(v.shape[-2] or tf.shape(v)[-2], v.shape[-1], dtype=v.dtype))
+    rows, k = (size if size is not None else tf.shape(v)[axis]
+               for axis, size in ((-2, v.shape[-2]), (-1, v.shape[-1])))
+    v = tf.where(healthy, v, tf.eye(rows, k, dtype=v.dtype))
     # The images are kept as rows, (k, cols) = (W^H V)^H and (W^H Y)^H: V^H W streams W in its
     # stored order, measured 10-25 % faster on this CPU than W^H V, and the update's second
     # factor then needs no transpose. Unit columns before the third product keep its float32
