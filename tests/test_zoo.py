@@ -57,6 +57,15 @@ def _folder(root: Path) -> Path:
     return next(p for p in root.glob("*/*") if (p / "config.json").is_file())
 
 
+def _flip_byte(path: Path, offset: int = 1000) -> None:
+    """Tampers with a file: one byte in the middle inverted."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
 def test_build_writes_weights_saved_model_card_and_manifest(tiny_zoo):
     root, card = tiny_zoo
     folder = _folder(root)
@@ -111,11 +120,7 @@ def test_load_reproduces_the_card_and_exposes_the_saved_model(zoo_copy):
 def test_tampered_missing_or_unlisted_files_are_refused(zoo_copy):
     folder = _folder(zoo_copy)
     zoo.verify(TINY)
-    with open(folder / "model.keras", "r+b") as handle:  # flip one byte in the middle
-        handle.seek(1000)
-        byte = handle.read(1)
-        handle.seek(1000)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    _flip_byte(folder / "model.keras")
     with pytest.raises(zoo.ZooIntegrityError,
                        match=rf"model.keras does not match its sha256 .*restore the "
                              rf"repository's copy \(git checkout -- {re.escape(str(folder))}\) "
@@ -473,11 +478,7 @@ def test_reexport_writes_the_saved_model_again_from_the_same_weights(zoo_copy, c
         np.testing.assert_allclose(radius_after[key].numpy(), radius_before[key].numpy(),
                                    rtol=1e-12)
     # a tampered model is refused before anything is written
-    with open(folder / "model.keras", "r+b") as handle:
-        handle.seek(1000)
-        byte = handle.read(1)
-        handle.seek(1000)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    _flip_byte(folder / "model.keras")
     written = (folder / "saved_model" / "1" / "saved_model.pb").stat().st_mtime_ns
     with pytest.raises(zoo.ZooIntegrityError, match="model.keras does not match"):
         zoo.reexport(TINY)
