@@ -389,8 +389,10 @@ def resolve_source(
     "sample".
 
     With source="auto" the first available of prepared TFDS data, IDX files and the bundled sample
-    wins. A forced source that is not available raises FileNotFoundError (except "tfds", which
-    `load_dataset` will try to download).
+    wins; a folder given by name is not skipped: an `idx_dir` without the split's IDX files (when
+    TFDS has not prepared the data) and a `data_dir` that is not a folder raise FileNotFoundError
+    rather than fall back to the sample. A forced source that is not available raises
+    FileNotFoundError (except "tfds", which `load_dataset` will try to download).
 
     Args:
         name: "fashion_mnist" or "mnist".
@@ -408,8 +410,9 @@ def resolve_source(
             not read it ("sample": neither; "idx": data_dir; "tfds": idx_dir), or if the
             bundled sample does not match SAMPLE_SHA256.
         TypeError: if data_dir or idx_dir is not a str, os.PathLike or None.
-        FileNotFoundError: if a forced "idx" or "sample" source is missing, or (source "auto",
-            MNIST) no offline copy exists.
+        FileNotFoundError: if a forced "idx" or "sample" source is missing, if (source "auto")
+            idx_dir lacks the split's IDX files and TFDS has not prepared the data, or data_dir is
+            not a folder, or (source "auto", MNIST) no offline copy exists.
     """
     checks.one_of("name", name, NAMES)
     checks.one_of("split", split, SPLITS)
@@ -423,8 +426,14 @@ def resolve_source(
     if source == "sample":
         _verified_sample_path()
         return "sample"
+    # a folder the user names is a source they chose: a typo must not train on another data set
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir {str(data_dir)!r} is not a folder: pass the TFDS data "
+                                "directory (on the command line --data_dir), or leave it unset")
     if _tfds_prepared(name, data_dir):
         return "tfds"
+    if idx_dir is not None:
+        return f"idx:{_require_idx(name, split, idx_dir)}"
     directory = _idx_directory(name, idx_dir)
     if directory is not None and _idx_available(directory, split):
         return f"idx:{directory}"

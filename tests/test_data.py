@@ -278,6 +278,24 @@ def test_idx_dir_takes_precedence_over_debian(monkeypatch, tmp_path, empty_tfds_
     assert len(as_numpy(ds)) == len(mine["test"][0]) == 4
 
 
+def test_auto_never_skips_a_folder_the_user_named(monkeypatch, tmp_path, empty_tfds_dir):
+    """A newcomer's typo in --idx_dir trained on the 3000-image sample without a word (with the
+    Debian files installed, a worse choice than giving no folder at all)."""
+    write_idx_dir(tmp_path / "debian")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "debian")
+    for name in ("fashion_mnist", "mnist"):
+        with pytest.raises(FileNotFoundError, match=r"typo/t10k-images-idx3-ubyte\.gz"):
+            data.resolve_source(name, "test", data_dir=empty_tfds_dir, idx_dir=tmp_path / "typo")
+    with pytest.raises(FileNotFoundError, match=r"typo/t10k-images"):
+        data.load_arrays("fashion_mnist", "test", data_dir=empty_tfds_dir,
+                         idx_dir=tmp_path / "typo")
+    with pytest.raises(FileNotFoundError, match=r"data_dir '.*nowhere' is not a folder"):
+        data.resolve_source("fashion_mnist", "test", data_dir=str(tmp_path / "nowhere"))
+    # the folders that are there still resolve as before
+    assert (data.resolve_source("fashion_mnist", "test", data_dir=empty_tfds_dir)
+            == f"idx:{tmp_path / 'debian'}")
+
+
 def test_unavailable_forced_sources(tmp_path, no_debian):
     with pytest.raises(FileNotFoundError, match=r"no-debian-here/train-images-idx3-ubyte\.gz"):
         data.resolve_source("fashion_mnist", "train", source="idx")
