@@ -21,6 +21,7 @@ __version__ = "0.2.0"
 # public name -> the submodule that defines it
 _EXPORTS: dict[str, str] = {
     "BjorckOrthonormal": "constraints", "SpectralClip": "constraints",
+    "SpectralNormClip": "constraints", "SubspaceClip": "constraints",
     "finalize_constraints": "constraints",
     "GroupSort": "layers", "LipschitzConv2D": "layers", "LipschitzConv2DTranspose": "layers",
     "LipschitzDense": "layers", "MaxMin": "layers", "Scale": "layers", "Shift": "layers",
@@ -32,14 +33,21 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "BjorckOrthonormal", "SpectralClip", "finalize_constraints", "GroupSort", "LipschitzConv2D",
+    "BjorckOrthonormal", "SpectralClip", "SpectralNormClip", "SubspaceClip",
+    "finalize_constraints", "GroupSort", "LipschitzConv2D",
     "LipschitzConv2DTranspose", "LipschitzDense", "MaxMin", "Scale", "Shift", "StdCap",
     "layer_lipschitz_bound", "network_lipschitz_bound", "register_lipschitz_bound",
     "LipschitzBudget", "design_budget", "LipschitzVAE", "StandardVAE",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first use
-    from lipvae_tf.constraints import BjorckOrthonormal, SpectralClip, finalize_constraints
+    from lipvae_tf.constraints import (
+        BjorckOrthonormal,
+        SpectralClip,
+        SpectralNormClip,
+        SubspaceClip,
+        finalize_constraints,
+    )
     from lipvae_tf.design import LipschitzBudget, design_budget
     from lipvae_tf.layers import (
         GroupSort,
@@ -102,7 +110,12 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public names, the version and the loaded submodules (not the standard-library modules
+    this file imports for its own work)."""
+    submodules = {name for name, value in globals().items()
+                  if getattr(value, "__name__", "").startswith(f"{__name__}.")
+                  and type(value) is type(sys) and not name.startswith("_")}
+    return sorted(set(__all__) | submodules | {"__version__"})
 
 
 def _cli_native_log_level() -> None:

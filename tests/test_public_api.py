@@ -44,3 +44,19 @@ def test_star_import_brings_the_listed_names_only():
     brought = {n for n in namespace if n != "__builtins__"}
     assert brought == set(lipvae_tf.bounds.__all__)
     assert "np" not in brought and inspect.isfunction(namespace["best_radius"])
+
+
+def test_the_package_namespace_shows_its_api_not_its_imports():
+    """A newcomer's `dir(lipvae_tf)` listed os, sys, subprocess, importlib, Any and
+    TYPE_CHECKING; and the default per-step control (SubspaceClip) was not at the top level
+    while two other constraints were."""
+    shown = set(dir(lipvae_tf))
+    assert not shown & {"os", "sys", "subprocess", "importlib", "Any", "TYPE_CHECKING",
+                        "annotations"}
+    assert set(lipvae_tf.__all__) <= shown and "__version__" in shown
+    constraints = importlib.import_module("lipvae_tf.constraints")
+    for name in ("SubspaceClip", "SpectralNormClip", "BjorckOrthonormal", "SpectralClip"):
+        assert name in lipvae_tf.__all__ and getattr(lipvae_tf, name) is getattr(constraints,
+                                                                                name)
+    assert {name for name in shown if isinstance(getattr(lipvae_tf, name), types.ModuleType)
+            } <= set(MODULES)
