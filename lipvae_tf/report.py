@@ -109,16 +109,24 @@ USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsErr
 def one_line_errors(program: str) -> Iterator[None]:
     """For the command-line entry points: an error of USER_ERRORS raised inside exits with the
     one line "<program>: error: <message>" (status 1) instead of a traceback; any other error
-    keeps its traceback (a fault of the package, to report).
+    keeps its traceback (a fault of the package, to report). A reader that closes the pipe
+    early (`python -m lipvae_tf.zoo card NAME | head`) ends the command quietly, with status 1,
+    as the Python documentation advises for SIGPIPE (library/signal.html, "Note on SIGPIPE").
 
     Raises:
-        SystemExit: for an error of USER_ERRORS (a KeyError's message without repr quotes).
+        SystemExit: for an error of USER_ERRORS (a KeyError's message without repr quotes), and
+            for a closed standard output.
     """
     try:
         yield
     except USER_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         sys.exit(f"{program}: error: {message}")
+    except BrokenPipeError:
+        # Python flushes stdout again at exit, into the same closed pipe: point it at devnull
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
 
 
 def summarize(values: np.ndarray) -> dict[str, float]:

@@ -330,6 +330,19 @@ def test_a_fault_of_the_package_keeps_its_traceback():
         raise RuntimeError("a fault")
 
 
+def test_a_reader_that_closes_the_pipe_ends_a_command_quietly():
+    """`python -m lipvae_tf.zoo card NAME | head` ended in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    command = subprocess.Popen([sys.executable, "-m", "lipvae_tf.zoo", "table"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command.stdout.close()  # the reader is gone before the first line is written
+    _, errors = command.communicate(timeout=300)
+    assert command.returncode == 1
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors, errors.decode()[-2000:]
+
+
 def test_importing_the_commands_does_not_depend_on_the_current_folder(tmp_path):
     """The commands' modules build their default configs at import: a check of the default
     output folder there made `import lipvae_tf.train` fail where `runs` is a file (or the
