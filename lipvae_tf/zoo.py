@@ -67,8 +67,11 @@ class ZooIntegrityError(ValueError):
 def _restore(folder: Path, name: str | None) -> str:
     """What a user can do about a damaged bundled model: the zoo has no download, and its
     weights ship with the repository, not with the pip package (MANIFEST.in)."""
-    return (f"restore the repository's copy (git checkout -- {folder}) or rebuild it with "
-            f"`python -m lipvae_tf.zoo build {name or '<its name>'} --overwrite`")
+    rebuild = f"rebuild it with `python -m lipvae_tf.zoo build {name or '<its name>'} --overwrite`"
+    if Path(folder).resolve().is_relative_to(BUNDLED_ZOO_DIR):
+        return f"restore the repository's copy (git checkout -- {folder}) or {rebuild}"
+    # a zoo of the user's own (LIPVAE_ZOO_DIR, ZOO_DIR) is not in this repository's git
+    return f"restore your copy of {folder} (it is outside the repository's zoo/) or {rebuild}"
 
 
 def _read_json(path: Path, keys: tuple[str, ...] = (), name: str | None = None) -> dict:
@@ -848,7 +851,10 @@ def _main(argv) -> None:
     elif command == "card":
         print(json.dumps(model_card(name), indent=2, sort_keys=True))
     elif command == "build":
-        card = build(name, epochs=flags.FLAGS.override_epochs, overwrite=flags.FLAGS.overwrite)
+        epochs = flags.FLAGS.override_epochs  # named as the user wrote it, not as build's
+        if epochs is not None:  # argument (the message said "epochs must be ...")
+            epochs = checks.positive_int("--override_epochs", epochs)
+        card = build(name, epochs=epochs, overwrite=flags.FLAGS.overwrite)
         print(json.dumps(card["certified_radius"], indent=2))
     elif command == "verify":
         card, config = model_card(name), model_config(name)

@@ -311,6 +311,18 @@ def test_a_zoo_command_refuses_a_flag_it_does_not_read(monkeypatch):
         zoo.main(["zoo", "list"])
 
 
+def test_a_zoo_flag_is_named_as_the_user_wrote_it():
+    """`zoo build NAME --override_epochs=0` said "epochs must be an integer >= 1"."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "lipvae_tf.zoo", "build", "fashion_mnist_mlp_r1",
+                           "--override_epochs=0"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("python -m lipvae_tf.zoo: error: --override_epochs must "
+                                        "be an integer >= 1, got 0"), done.stderr[-2000:]
+
+
 @pytest.mark.parametrize("error, expected", [
     (KeyError("unknown model 'x'"), "prog: error: unknown model 'x'"),
     (NotADirectoryError(20, "Not a directory", "a/b"), "prog: error: [Errno 20] Not a directory: "

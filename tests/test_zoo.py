@@ -122,11 +122,16 @@ def test_tampered_missing_or_unlisted_files_are_refused(zoo_copy):
     zoo.verify(TINY)
     _flip_byte(folder / "model.keras")
     with pytest.raises(zoo.ZooIntegrityError,
-                       match=rf"model.keras does not match its sha256 .*restore the "
-                             rf"repository's copy \(git checkout -- {re.escape(str(folder))}\) "
-                             rf"or rebuild it with `python -m lipvae_tf.zoo build {TINY} "
+                       match=rf"model.keras does not match its sha256 .*restore your copy "
+                             rf"of {re.escape(str(folder))} \(it is outside the repository's "
+                             rf"zoo/\) or rebuild it with `python -m lipvae_tf.zoo build {TINY} "
                              rf"--overwrite`"):
         zoo.load(TINY)
+    # git restores only the repository's own zoo (a newcomer's LIPVAE_ZOO_DIR copy was told to
+    # run `git checkout` in a folder outside any repository)
+    bundled = zoo.BUNDLED_ZOO_DIR / "fashion_mnist" / "mlp_r1"
+    assert zoo._restore(bundled, "fashion_mnist_mlp_r1").startswith(
+        f"restore the repository's copy (git checkout -- {bundled}) or rebuild it with")
     (folder / "model.keras").unlink()
     with pytest.raises(zoo.ZooIntegrityError, match="model.keras is missing"):
         zoo.load(TINY)
