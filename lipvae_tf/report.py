@@ -222,6 +222,9 @@ def radius_histogram_figure(radii: dict[str, np.ndarray], target: float | None) 
         label = method
         if finite.size and np.ptp(finite) <= 1e-6 * max(abs(finite).max(), 1e-12):
             label = f"{method} (all {finite.size} at {finite.mean():.7g})"
+        elif finite.size:  # every entry says where its bars are, not only the equal ones
+            label = (f"{method} (median {np.median(finite):.4g}, {finite.min():.4g} to "
+                     f"{finite.max():.4g})")
         if finite.size < values.size:
             label += f" ({values.size - finite.size} not finite, not shown)"
         ax.hist(finite, bins=bins, alpha=0.55, label=label,

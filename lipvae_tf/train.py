@@ -1,6 +1,6 @@
 """Train a certified LipschitzVAE (robustness stated upfront) and certify the test set.
 
-    python -m lipvae_tf.train --target_radius=1 --r=8 --epochs=20 --output_dir=runs/fmnist
+    python -m lipvae_tf.train --target_radius=1 --r=8 --p=0.5 --epochs=30 --output_dir=runs/fmnist
 
 Steps: load data (tfds, IDX files or the bundled sample), design the Lipschitz budget for the
 target, train with a progress bar, TensorBoard logs and BackupAndRestore checkpoints (re-running
@@ -588,9 +588,14 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
                                           "start_batch": backup.batch_offset}]
     if resumed and config.verbose:
         done = f"{backup.epoch} epoch{'s' if backup.epoch != 1 else ''} of {config.epochs} done"
-        rest = (f"epoch {backup.epoch + 1} resumes after step {backup.batch_offset} of {steps} "
-                f"(Keras' bar shows that epoch's remaining {steps - backup.batch_offset} steps)"
-                if backup.batch_offset else f"epoch {backup.epoch + 1} starts")
+        if backup.batch_offset:
+            rest = (f"epoch {backup.epoch + 1} resumes after step {backup.batch_offset} of "
+                    f"{steps} (Keras' bar shows that epoch's remaining "
+                    f"{steps - backup.batch_offset} steps)")
+        elif backup.epoch >= config.epochs:  # interrupted after training (while certifying)
+            rest = "no training is left: the run goes on to finalize and certify"
+        else:
+            rest = f"epoch {backup.epoch + 1} starts"
         print(f"resuming {run_dir} from its checkpoint: {done}; {rest}", flush=True)
     validation = distribute.evaluation_dataset(test_x, config.batch_size)
     # the finalized validation first (the others read its value), the convergence callbacks

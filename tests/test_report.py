@@ -72,7 +72,14 @@ def test_radius_histogram_draws_the_target_when_one_was_asked_for_and_skips_non_
     ax = report.radius_histogram_figure({"best": values}, target=1.0).axes[0]
     assert [line.get_xdata()[0] for line in ax.lines] == [1.0]
     assert sum(h for _, _, h in _bars(ax)[0]) == 2
-    assert "1 not finite" in ax.get_legend().get_texts()[0].get_text()
+    assert ax.get_legend().get_texts()[0].get_text() == (
+        "best (median 1.25, 1.2 to 1.3) (1 not finite, not shown)")
+    # a newcomer's run: spread radii (chi2_cap, learned std) had a bare name in the legend,
+    # the equal ones "(all N at R)"
+    texts = [t.get_text() for t in report.radius_histogram_figure(
+        {"chi2_cap": np.linspace(0.5, 0.75, 11), "best": np.full(11, 1.000019)},
+        target=1.0).axes[0].get_legend().get_texts()]
+    assert texts[:2] == ["chi2_cap (median 0.625, 0.5 to 0.75)", "best (all 11 at 1.000019)"]
 
 
 def test_reconstructions_draw_every_image():
