@@ -531,6 +531,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         holds NaN or Inf (`_check_finite_weights`): the certificate speaks for none of them."""
         self._check_computes_as_its_class()
         self._check_networks_unchanged()
+        self._check_own_dtype_policy()
         forward_error.check_float32_execution()
         self._check_finite_weights()
 
@@ -593,6 +594,39 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                         f"{name} network changed after the model was built; graphs traced "
                         "before keep the old ones, so no certificate covers both. Build a new "
                         "model instead (vae.reconfigured(...) for the model's own settings)")
+
+    @property
+    def dtype_policy(self):
+        """Keras' dtype policy of the model itself (float32: Keras casts the model's inputs to
+        its compute dtype before `call`)."""
+        return keras.Model.dtype_policy.fget(self)
+
+    @dtype_policy.setter
+    def dtype_policy(self, value) -> None:
+        """Refuses every policy but float32 (ValueError naming dtype_policy): under
+        "mixed_bfloat16" Keras rounds the images to bfloat16 before `call`, so `call`, `predict`
+        and `serving_default` computed another map than the certified one (an adversarial
+        review: two images 2e-6 apart, straddling a bfloat16 rounding, moved the reconstruction
+        by 2.2e-2, 1440 x the Lipschitz bound)."""
+        policy = keras.dtype_policies.get(value)
+        if (policy.compute_dtype, policy.variable_dtype, policy.quantization_mode) != (
+                "float32", "float32", None):
+            raise ValueError(
+                f"dtype_policy of a {type(self).__name__} must stay float32 (its networks and "
+                f"certificates are the float32 graph's), got {policy.name!r}")
+        keras.Model.dtype_policy.fset(self, value)
+
+    def _check_own_dtype_policy(self) -> None:
+        """RuntimeError when the model's own dtype policy is not float32 (set around the
+        `dtype_policy` setter): Keras would round the images to its compute dtype before the
+        networks see them, which no certificate of the float32 networks covers."""
+        policy = self.__dict__.get("_dtype_policy")
+        if policy is not None and (policy.compute_dtype, policy.variable_dtype) != (
+                "float32", "float32"):
+            raise RuntimeError(
+                f"this {type(self).__name__}'s own dtype policy is {policy.name!r}: Keras casts "
+                f"its images to {policy.compute_dtype} before `call`, so what it computes is not "
+                "the float32 map the certificate measures. Build a new model instead")
 
     def reconfigured(self, **changes) -> LipschitzVAE:
         """A new model of this class from this model's config with `changes` applied (e.g.

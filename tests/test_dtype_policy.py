@@ -156,3 +156,26 @@ def test_float64_dense_layers_build_and_step_under_every_stateful_constraint(con
     assert layer.kernel.dtype == "float64" and np.isfinite(layer.kernel.numpy()).all()
     finalize_constraints([layer])
     assert lp.layer_lipschitz_bound(layer) <= 0.5 * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("policy", [*MIXED, "float64", "float16"])
+def test_the_models_own_policy_stays_float32(policy):
+    """An adversarial review (2026-12-04): `vae.dtype_policy = "mixed_bfloat16"` was accepted,
+    Keras then rounded the images to bfloat16 before `call`, and `call`, `predict` and
+    `serving_default` moved the reconstruction by 2.2e-2 between images 2e-6 apart (1440 x the
+    Lipschitz bound) while `certified_radius` certified the float32 map unchanged."""
+    import lipvae_tf as lv
+
+    vae = lv.LipschitzVAE.from_target(1.0, 8.0, latent_dim=4, hidden_units=(16,))
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    before = vae.certified_radius(x, 8.0)
+    with pytest.raises(ValueError, match=rf"dtype_policy of a LipschitzVAE must stay float32 .*"
+                                         rf"got '{policy}'"):
+        vae.dtype_policy = policy
+    assert vae.dtype_policy.name == "float32" and vae(x).dtype == tf.float32
+    vae.dtype_policy = "float32"  # the policy it has stays allowed
+    np.testing.assert_array_equal(vae.certified_radius(x, 8.0), before)
+    # set around the setter, the policy is refused where the model is certified
+    vae.__dict__["_dtype_policy"] = keras.dtype_policies.get(policy)
+    with pytest.raises(RuntimeError, match=rf"own dtype policy is '{policy}'"):
+        vae.certified_radius(x, 8.0)
