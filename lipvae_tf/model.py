@@ -269,6 +269,12 @@ def applied_posterior_std(gamma: float) -> float:
     return max(float(tf.cast(gamma, dtype).numpy()) for dtype in (tf.float32, tf.float64))
 
 
+def _computes_in_float32(policy) -> bool:
+    """Whether a Keras dtype policy computes and keeps its variables in float32, as the networks
+    and certificates of the models here assume."""
+    return (policy.compute_dtype, policy.variable_dtype) == ("float32", "float32")
+
+
 STD_FLOOR = 1e-4  # added after the softplus: the posterior std never reaches 0 (log sigma in KL)
 _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 # what keras.layers.Layer.__init__ takes beyond a subclass's own parameters (Keras 3)
@@ -414,13 +420,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
     ):
         if kwargs.get("dtype") is not None:
             policy = keras.dtype_policies.get(kwargs["dtype"])
-            if (policy.compute_dtype, policy.variable_dtype) != ("float32", "float32"):
+            if not _computes_in_float32(policy):
                 raise ValueError(
                     f"dtype must be float32 (its networks and certificates are the float32 "
                     f"graph's), got {policy.name!r}")
         # the networks' layers follow Keras' global policy, whatever the model's own dtype
         policy = keras.config.dtype_policy()
-        if (policy.compute_dtype, policy.variable_dtype) != ("float32", "float32"):
+        if not _computes_in_float32(policy):
             raise ValueError(
                 f"{type(self).__name__} computes in float32 (its networks and certificates are "
                 f"the float32 graph's), but Keras' global dtype policy is {policy.name!r}, "
@@ -609,8 +615,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         review: two images 2e-6 apart, straddling a bfloat16 rounding, moved the reconstruction
         by 2.2e-2, 1440 x the Lipschitz bound)."""
         policy = keras.dtype_policies.get(value)
-        if (policy.compute_dtype, policy.variable_dtype, policy.quantization_mode) != (
-                "float32", "float32", None):
+        if not _computes_in_float32(policy) or policy.quantization_mode is not None:
             raise ValueError(
                 f"dtype_policy of a {type(self).__name__} must stay float32 (its networks and "
                 f"certificates are the float32 graph's), got {policy.name!r}")
@@ -620,9 +625,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         """RuntimeError when the model's own dtype policy is not float32 (set around the
         `dtype_policy` setter): Keras would round the images to its compute dtype before the
         networks see them, which no certificate of the float32 networks covers."""
-        policy = self.__dict__.get("_dtype_policy")
-        if policy is not None and (policy.compute_dtype, policy.variable_dtype) != (
-                "float32", "float32"):
+        policy = self.dtype_policy
+        if not _computes_in_float32(policy):
             raise RuntimeError(
                 f"this {type(self).__name__}'s own dtype policy is {policy.name!r}: Keras casts "
                 f"its images to {policy.compute_dtype} before `call`, so what it computes is not "
