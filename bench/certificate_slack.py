@@ -48,9 +48,12 @@ tfd = tfp.distributions
 OUTPUT_FACTORS = {"mean": 1.0 / 12.0, "parameter": 0.25}  # largest derivative of g(eta)
 
 
-def jacobian_norm(function, point: tf.Tensor, iterations: int = 40, seed: int = 0) -> float:
-    """||J_function(point)||_2 by power iteration on J^T J (forward-mode JVP, reverse-mode VJP);
-    point is one row (1, d)."""
+def top_singular(function, point: tf.Tensor, iterations: int = 40, seed: int = 0
+                 ) -> tuple[float, tf.Tensor]:
+    """(||J_function(point)||_2, the top right singular vector of J_function(point), unit norm,
+    shape of point) by power iteration on J^T J (forward-mode JVP, reverse-mode VJP) from a
+    random start (stateless key [seed, 1]); point is one row (1, d). The vector's sign
+    follows the start."""
     vector = tf.random.stateless_normal(point.shape, [seed, 1], dtype=point.dtype)
     for _ in range(iterations):
         vector = vector / tf.norm(vector)
@@ -61,21 +64,12 @@ def jacobian_norm(function, point: tf.Tensor, iterations: int = 40, seed: int = 
             tape.watch(point)
             values = function(point)
         vector = tape.gradient(values, point, output_gradients=image)
-    return float(tf.sqrt(tf.norm(vector)))
+    return float(tf.sqrt(tf.norm(vector))), vector / tf.norm(vector)
 
 
-def top_direction(function, point: tf.Tensor, iterations: int = 40) -> tf.Tensor:
-    """The top right singular vector of J_function(point), unit norm, shape of point."""
-    vector = tf.random.stateless_normal(point.shape, [0, 2], dtype=point.dtype)
-    for _ in range(iterations):
-        vector = vector / tf.norm(vector)
-        with tf.autodiff.ForwardAccumulator(point, vector) as accumulator:
-            values = function(point)
-        with tf.GradientTape() as tape:
-            tape.watch(point)
-            values = function(point)
-        vector = tape.gradient(values, point, output_gradients=accumulator.jvp(values))
-    return vector / tf.norm(vector)
+def jacobian_norm(function, point: tf.Tensor, seed: int = 0) -> float:
+    """||J_function(point)||_2 (`top_singular`)."""
+    return top_singular(function, point, seed=seed)[0]
 
 
 def output_slope(vae, logits: np.ndarray) -> np.ndarray:
@@ -127,18 +121,18 @@ def measure(name: str, images: np.ndarray, r: float, p: float) -> dict:
         point = mu[i:i + 1]
         encoder_gain.append(jacobian_norm(
             lambda v: tf.convert_to_tensor(vae.posterior_params(v)[0]), x[i:i + 1]) / m_mu)
-        decoder_at_mu.append(jacobian_norm(decoder, point) / m_g)
+        decoder_norm, direction = top_singular(decoder, point)
+        decoder_at_mu.append(decoder_norm / m_g)
         cloud = point + sigma[i:i + 1] * generator.standard_normal((8, vae.latent_dim)).astype(
             np.float32)
         decoder_cloud.append(np.median([jacobian_norm(decoder, cloud[j:j + 1], seed=j)
                                         for j in range(8)]) / m_g)
-        direction = top_direction(decoder, point)
         base = decoder(point)
         secants.append([float(tf.norm(decoder(point + t * direction) - base)) / t / m_g
                         for t in (1.0, 2.0, 4.0)])
         network_norm = jacobian_norm(logits, point)
         network.append(network_norm / (m_g / factor))
-        output.append(jacobian_norm(decoder, point) / network_norm / factor)
+        output.append(decoder_norm / network_norm / factor)
         draws = sigma[i] * generator.standard_normal((2, 2000, vae.latent_dim)).astype(np.float32)
         damage = np.linalg.norm(decoder(mu[i] + draws[0]).numpy()
                                 - decoder(mu[i] + draws[1]).numpy(), axis=1)
