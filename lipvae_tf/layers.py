@@ -138,18 +138,24 @@ class _ScaledKernelLayer(_FiniteWhenLoaded, FixedConfig, keras.layers.Layer):
     def _add_kernel_and_bias(self, kernel_shape, bias_size: int, constraint) -> None:
         self.kernel_constraint = constraint
         initializer = self.kernel_initializer
-        if self._measure_at_build(constraint, len(kernel_shape)):
-            # a fresh layer meets its bound (the per-step control below only steers): the
-            # initial kernel measured and rescaled here, eagerly, since a build inside a
-            # subclassed model's first call runs where variables cannot be read or assigned
+        stateful = isinstance(constraint, lc.StatefulConstraint)
+        measure = self._measure_at_build(constraint, len(kernel_shape))
+        if measure or not stateful:
+            # A fresh layer meets its bound: the initial kernel is computed here, eagerly, and
+            # the weight starts from it. A build inside a subclassed model's first call runs in
+            # Keras' stateless scope, where variables are initialised later and an assign to
+            # them is dropped (an exact clip assigned after add_weight was lost there).
             with tf.init_scope():
-                start = lc.start_inside(keras.ops.convert_to_numpy(
-                    self.kernel_initializer(tuple(kernel_shape), dtype=self.variable_dtype)),
-                    constraint)
+                start = keras.ops.convert_to_numpy(
+                    self.kernel_initializer(tuple(kernel_shape), dtype=self.variable_dtype))
+                if measure:  # the per-step controls only steer: measured and rescaled
+                    start = lc.start_inside(start, constraint)
+                if not stateful:  # the exact clip or Björck: no layer state to advance
+                    start = keras.ops.convert_to_numpy(constraint(tf.constant(start)))
             initializer = keras.initializers.Constant(start)
         self.kernel = self.add_weight(
             name="kernel", shape=kernel_shape, initializer=initializer, constraint=constraint)
-        if isinstance(constraint, lc.StatefulConstraint):  # e.g. the power-iteration vector
+        if stateful:  # e.g. the power-iteration vector
             state = {name: self.add_weight(name=name, shape=shape, dtype=dtype,
                                            initializer=initializer, trainable=False)
                      for name, (shape, dtype, initializer)
@@ -157,7 +163,10 @@ class _ScaledKernelLayer(_FiniteWhenLoaded, FixedConfig, keras.layers.Layer):
             for name, weight in state.items():
                 setattr(self, name, weight)  # layer.power_vector, layer.constraint_step
             constraint.attach(**state)
-        self.kernel.assign(constraint(self.kernel.value))
+            # one step of the per-step control, advancing its state (steering only: the kernel
+            # is inside already). In a stateless-scope build Keras drops this assign, and the
+            # kernel and state start where `start_inside` and their initializers put them.
+            self.kernel.assign(constraint(self.kernel.value))
         self.bias = self.add_weight(
             name="bias", shape=(bias_size,), initializer=self.bias_initializer
         ) if self.use_bias else None
