@@ -939,8 +939,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         than the one trained (certificates stay sound: they measure the weights in use).
 
         Raises:
-            ValueError: naming the settings to compare, when the file does not fit; for a
-                .keras path that is not a zip archive; for NaN or Inf values (corrupted).
+            ValueError: naming the settings to compare, when the file does not fit; when it
+                was saved with other layer factors (another budget), also under
+                `skip_mismatch=True`, which skips shape mismatches only; for a .keras path
+                that is not a zip archive; for NaN or Inf values (corrupted).
         """
         path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
         if path and path.endswith(".keras") and os.path.isfile(path) and not zipfile.is_zipfile(
@@ -948,8 +950,15 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             raise ValueError(f"filepath {path!r} is not a .keras archive (a zip file): it is "
                              "truncated or not a Keras file")
         before = [weight.numpy() for weight in self.weights]
+        self.__dict__["_refused_factors"] = None
         try:
             super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+            if self.__dict__["_refused_factors"]:
+                # skip_mismatch=True: Keras turned load_own_variables' error into a warning
+                # ("1 objects could not be loaded") and loaded every layer's weights anyway;
+                # other factors are no shape mismatch to skip (a power user's review, 2026-12-04)
+                raise ValueError(self.__dict__["_refused_factors"]
+                                 + "; skip_mismatch=True does not skip a budget")
             # the package's layers refuse non-finite weights as they load; plain Keras layers
             # (a StandardVAE's Dense) are checked here
             broken = checks.first_non_finite(self.weights)
@@ -981,12 +990,13 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         if _FACTORS_KEY in store.keys():  # files written before hold no factors
             saved, ours = np.asarray(store[_FACTORS_KEY], np.float64), self._layer_factors()
             if saved.shape != ours.shape or not np.array_equal(saved, ours, equal_nan=True):
-                raise ValueError(
+                self.__dict__["_refused_factors"] = (
                     "these weights were saved from a model with other layer factors (another "
                     "Lipschitz budget, reconstruction mode, std cap or posterior std): loaded "
                     "here they would compute another map than the one trained. Build the model "
                     "with the settings of the one that saved them (a .keras file carries them: "
                     "keras.models.load_model)")
+                raise ValueError(self.__dict__["_refused_factors"])
         own = self._trainable_variables + self._non_trainable_variables
         if len(keys) != len(own):
             raise ValueError(f"model {self.name!r} expected {len(own)} own variables (plus the "
