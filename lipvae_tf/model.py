@@ -280,6 +280,24 @@ _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 # what keras.layers.Layer.__init__ takes beyond a subclass's own parameters (Keras 3)
 _KERAS_MODEL_KEYWORDS = frozenset({"activity_regularizer", "trainable", "dtype", "autocast",
                                    "name"})
+
+
+def _constructor_keywords(cls: type) -> set[str]:
+    """The keyword names `cls(...)` takes: its __init__'s, and, while an __init__ passes on
+    **kwargs (a subclass's usual `__init__(self, *args, **kwargs)`), those of the classes
+    after it in the MRO, down to LipschitzVAE (whose **kwargs go to keras.Model)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in parameters
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if klass is LipschitzVAE or not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
 # Settings that `reconfigured` can change without voiding the design record: training only.
 _SETTINGS_KEEPING_THE_DESIGN = frozenset({
     "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint",
@@ -757,7 +775,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 arguments that neither this method nor the constructor takes (checked before
                 any work, as Python does for a function's unknown keywords).
         """
-        known = set(inspect.signature(cls.__init__).parameters) | _KERAS_MODEL_KEYWORDS
+        known = _constructor_keywords(cls) | _KERAS_MODEL_KEYWORDS
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(f"{cls.__name__}.from_target got unexpected keyword arguments "
