@@ -17,6 +17,7 @@ import fractions
 import functools
 import hashlib
 import math
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -137,8 +138,11 @@ def overridden_computation(obj: Any, base: type) -> tuple[str, ...]:
     """The attributes with which `obj` (an instance of `base` or of a subclass) may compute
     something other than `base` does, sorted: every method, property or other descriptor that
     a class of `obj`'s type adds to `base`'s (wherever in the MRO it sits) under a name `base`
-    has, every property it adds under any name (it may shadow an instance attribute `base`
-    reads, such as `kernel` or `lipschitz`), a metaclass of its own ("__class__": it may hide
+    has, every property it adds that may shadow an instance attribute `base` or the package
+    reads (such as `kernel` or `lipschitz`: one with a setter or deleter, which can intercept
+    base's own assignments, or one whose name appears in the code of `base`'s classes or of
+    lipvae_tf, `_names_in_code`; a read-only property under a name no such code mentions, e.g.
+    a summary for the user, is harmless), a metaclass of its own ("__class__": it may hide
     the class's namespace from lookups), and callables set on the instance under a name `base`
     has. Overrides of construction, description, saving and building (`__init__`,
     `get_config`, `build`, ...) do not count. A Keras weight-standardised Conv2D overrides
@@ -162,11 +166,62 @@ def overridden_computation(obj: Any, base: type) -> tuple[str, ...]:
         for name, value in _namespace(cls).items():
             if name in _HARMLESS_OVERRIDES or not _is_code(name, value):
                 continue
-            if name in known or isinstance(value, property) or hasattr(type(value), "__set__"):
+            if name in known or (hasattr(type(value), "__set__") and _may_shadow(
+                    name, value, base)):
                 names.add(name)
     names.update(name for name, value in vars(obj).items()
                  if callable(value) and name not in _KERAS_INSTANCE_ATTRIBUTES and name in known)
     return tuple(sorted(names))
+
+
+def _may_shadow(name: str, descriptor: Any, base: type) -> bool:
+    """Whether a data descriptor a subclass adds may change what `base` or the package reads:
+    anything but a read-only property whose name no code of `base`'s classes or of lipvae_tf
+    mentions (base's __init__ cannot have assigned it: the assignment would raise)."""
+    read_only = (isinstance(descriptor, property) and descriptor.fset is None
+                 and descriptor.fdel is None)
+    modules = frozenset(name for name in tuple(sys.modules) if name.split(".")[0] == "lipvae_tf")
+    return not read_only or name in _names_in_code(base, modules)
+
+
+@functools.cache
+def _names_in_code(base: type, modules: frozenset[str]) -> frozenset[str]:
+    """Every attribute name (co_names) and identifier-like string constant (getattr by name)
+    in the functions of `base`'s MRO and of the lipvae_tf `modules` (those imported now),
+    nested code included: the names that code may read from an instance. Collected once per
+    base class and set of imported modules."""
+    codes, seen, names = [], set(), set()
+
+    def add(value: Any) -> None:
+        for item in (value.fget, value.fset, value.fdel) if isinstance(value, property) else (
+                getattr(value, "__func__", value),):
+            code = getattr(item, "__code__", None)
+            if code is not None:
+                codes.append(code)
+
+    for cls in base.__mro__:
+        for value in _namespace(cls).values():
+            add(value)
+    for module_name in modules:
+        module = sys.modules[module_name]
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == module_name:
+                for member in _namespace(value).values():
+                    add(member)
+            else:
+                add(value)
+    while codes:
+        code = codes.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        names.update(code.co_names)
+        for constant in code.co_consts:
+            if isinstance(constant, str) and constant.isidentifier():
+                names.add(constant)
+            elif hasattr(constant, "co_names"):
+                codes.append(constant)
+    return frozenset(names)
 
 
 def computes_as(obj: Any, base: type) -> bool:

@@ -1,8 +1,11 @@
 """Faults found by a Keras power user's review (2026-12-04): each test fails on the code before
 the fix."""
 import keras
+import numpy as np
 import pytest
 
+from lipvae_tf import layers as ll
+from lipvae_tf import lipschitz as lp
 from lipvae_tf import model as lm
 
 SMALL = dict(latent_dim=2, hidden_units=(8, 8), image_shape=(4, 4, 1))
@@ -32,3 +35,44 @@ def test_from_target_takes_the_constructor_keywords_of_a_pass_through_subclass()
     assert own.weight_of_extra == 0.5 and own.latent_dim == 2
     with pytest.raises(TypeError, match="unexpected keyword arguments hiden_units"):
         _OwnKeywordVAE.from_target(1.0, 8.0, hiden_units=(8,), latent_dim=2)  # a typo
+
+
+class _SummaryVAE(lm.LipschitzVAE):
+    @property
+    def budget_summary(self):  # read-only, a name no certificate code reads
+        return self.encoder_mean_budget, self.decoder_budget
+
+
+def test_a_read_only_property_under_a_new_name_keeps_the_certificate():
+    """Any property a subclass added was taken for an override: certified_radius raised
+    "_SummaryVAE overrides budget_summary of LipschitzVAE", which has no such attribute."""
+    keras.utils.set_random_seed(0)
+    ours = _SummaryVAE(posterior_std=0.05, decoder=8.0, **SMALL)
+    keras.utils.set_random_seed(0)
+    plain = lm.LipschitzVAE(posterior_std=0.05, decoder=8.0, **SMALL)
+    x = np.random.default_rng(0).uniform(size=(3, 4, 4, 1)).astype("float32")
+    assert ours.budget_summary == (1.0, 8.0)
+    np.testing.assert_array_equal(ours.certified_radius(x, 8.0, 0.5),
+                                  plain.certified_radius(x, 8.0, 0.5))
+
+
+def test_a_property_that_may_shadow_what_the_package_reads_still_counts():
+    """The rule kept: a property with a setter, or one named as code of the base class or of
+    the package reads it (getattr(layer, "factor", ...) included), may change the map."""
+
+    class ReadOnlyFactor(ll.LipschitzDense):
+        @property
+        def factor(self):
+            return 2.0
+
+    class WithSetter(ll.LipschitzDense):
+        @property
+        def anything_new(self):
+            return 1.0
+
+        @anything_new.setter
+        def anything_new(self, value):
+            pass
+
+    assert lp.overridden_computation(ReadOnlyFactor(4), ll.LipschitzDense) == ("factor",)
+    assert lp.overridden_computation(WithSetter(4), ll.LipschitzDense) == ("anything_new",)
