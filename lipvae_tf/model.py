@@ -302,6 +302,9 @@ def _constructor_keywords(cls: type) -> set[str]:
 _SETTINGS_KEEPING_THE_DESIGN = frozenset({
     "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint",
     "conv_relaxation", "seed"})
+# ... those that change the constraint kind, and with it the layers' constraint state
+_CONSTRAINT_SETTINGS = frozenset({"bjorck_iterations", "constraint", "conv_constraint",
+                                  "conv_relaxation"})
 # certified_radius warns when a measured constant exceeds its budget by more than this
 # (relative): a finalized model is at or below it, float32 rounding included
 _ABOVE_BUDGET = 1e-4
@@ -657,9 +660,11 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         are fixed (its traced graphs would not follow a change); this is how to change one.
         The design record (`design`) is kept only when the changes are training settings
         (beta, seed, the constraint kinds): for any other change it is None, since the budget
-        was designed for the old settings. Unless `decoder` is among the changes, the decoder's
-        logit network is kept bit for bit
-        (every layer applies the same factor, checked): under a new reconstruction mode or
+        was designed for the old settings. Under another constraint kind the kernels and
+        biases are copied and the state the new kind keeps (e.g. its power-iteration vector)
+        starts fresh where the old kind kept none of its shape. Unless `decoder` is among the
+        changes, the decoder's logit network is kept bit for bit (every layer applies the same
+        factor, checked): under a new reconstruction mode or
         likelihood, M_g becomes the logit network's budget times the new output map's constant
         (e.g. x 1/3 from "parameter" to "mean").
 
@@ -703,7 +708,10 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                         f"no decoder budget keeps the factor of decoder layer {old.name!r} under "
                         "the new output map; pass decoder= explicitly")
         try:
-            model.set_weights(self.get_weights())
+            if set(changes) & _CONSTRAINT_SETTINGS:
+                self._copy_weights_to(model)
+            else:
+                model.set_weights(self.get_weights())
         except ValueError as error:
             raise ValueError(
                 f"reconfigured({', '.join(f'{k}={v!r}' for k, v in changes.items())}) changes the "
@@ -711,6 +719,28 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                 "instead") from error
         model.seed_generator.state.assign(self.seed_generator.state)
         return model
+
+    def _copy_weights_to(self, model: LipschitzVAE) -> None:
+        """Copies every weight into `model`'s layer of the same place and the same weight name:
+        kernels and biases must match (ValueError otherwise); a constraint state that the
+        other kind does not keep (e.g. `subspace` for "spectral_norm"'s `power_vector`) keeps
+        `model`'s fresh one, which only steers the next steps (a power user's review,
+        2026-12-04: the constraint kind could not be changed)."""
+        ours, theirs = self._network_layers(), model._network_layers()
+        if ours.keys() != theirs.keys() or any(
+                len(ours[name]) != len(theirs[name]) for name in ours):
+            raise ValueError("the networks have other layers")
+        for name in ours:
+            for old, new in zip(ours[name], theirs[name]):
+                values = {weight.name: weight for weight in old.weights}
+                for weight in new.weights:
+                    value = values.get(weight.name)
+                    same = value is not None and tuple(value.shape) == tuple(weight.shape)
+                    if same:
+                        weight.assign(value)
+                    elif weight.name in ("kernel", "bias") or weight.trainable:
+                        raise ValueError(f"layer {new.name!r}: weight {weight.name!r} has no "
+                                         "counterpart of its shape")
 
     # ----- construction -------------------------------------------------------------------
 

@@ -76,3 +76,31 @@ def test_a_property_that_may_shadow_what_the_package_reads_still_counts():
 
     assert lp.overridden_computation(ReadOnlyFactor(4), ll.LipschitzDense) == ("factor",)
     assert lp.overridden_computation(WithSetter(4), ll.LipschitzDense) == ("anything_new",)
+
+
+@pytest.mark.parametrize("kind", ["spectral", "spectral_norm", "bjorck"])
+def test_reconfigured_changes_the_constraint_kind(kind):
+    """reconfigured(constraint=...) is documented for the constraint kinds, but the kinds keep
+    other state (a subspace, a power-iteration vector, none), so set_weights failed: "changes
+    the shapes or number of the weights ... build a new model and train it instead"."""
+    keras.utils.set_random_seed(0)
+    vae = lm.LipschitzVAE.from_target(1.0, 8.0, **SMALL)  # the default kind, subspace_clip
+    x = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
+    vae.compile(keras.optimizers.Adam(1e-3))
+    vae.fit(x, epochs=1, batch_size=8, verbose=0)
+    other = vae.reconfigured(constraint=kind)
+    assert other.constraint == kind and other.design == vae.design
+    assert sum(len(layer.weights) for layers in other._network_layers().values()
+               for layer in layers) == len(other.weights)  # every weight is a layer's
+    for name, layers in vae._network_layers().items():
+        for old, new in zip(layers, other._network_layers()[name]):
+            for attribute in ("kernel", "bias"):
+                if getattr(old, attribute, None) is not None:
+                    np.testing.assert_array_equal(getattr(old, attribute).numpy(),
+                                                  getattr(new, attribute).numpy())
+    np.testing.assert_array_equal(other.certified_radius(x, 8.0, 0.5),
+                                  vae.certified_radius(x, 8.0, 0.5))
+    other.compile(keras.optimizers.Adam(1e-3))
+    other.fit(x, epochs=1, batch_size=8, verbose=0)  # the new kind's state steers its steps
+    with pytest.raises(ValueError, match="changes the shapes or number of the weights"):
+        vae.reconfigured(constraint=kind, hidden_units=(8, 4))
