@@ -756,27 +756,33 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
         return list(model.layers)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise TypeError(f"model {model.name!r}: only single-input, single-output chains")
+    # follow the tensor from the input: each step is the one call in this model that takes it
+    # (a layer shared within the chain is called once per step; one shared with another model,
+    # or a nested model, has other calls too, which are not this model's nodes)
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    own = {id(node) for nodes in model._nodes_by_depth.values() for node in nodes}  # private
     chain, tensor = [], model.inputs[0]
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        # the layer's call in this model (a layer shared with another model, or a nested
-        # model, has other nodes too: its own input, the other model's call)
-        nodes = [node for node in layer._inbound_nodes
-                 if len(node.input_tensors) == 1 and node.input_tensors[0] is tensor]
-        if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
+    while tensor is not model.outputs[0] and len(chain) <= len(own):
+        steps = [(layer, node) for layer in layers for node in layer._inbound_nodes
+                 if id(node) in own and len(node.input_tensors) == 1
+                 and node.input_tensors[0] is tensor]
+        if len(steps) != 1 or len(steps[0][1].output_tensors) != 1:
+            where = f"after {chain[-1].name!r}" if chain else "at its input"
+            takers = ", ".join(sorted({layer.name for layer, _ in steps})) or "no layer"
             raise TypeError(
-                f"model {model.name!r} is not a chain of layers at {layer.name!r}: bound its "
-                f"branches yourself and combine them"
-            )
-        if nodes[0].arguments.kwargs.get("training") is True:
+                f"model {model.name!r} is not a chain of layers {where}: the tensor there goes "
+                f"to {takers} ({len(steps)} calls); bound its branches yourself and combine "
+                "them")
+        layer, node = steps[0]
+        if node.arguments.kwargs.get("training") is True:
             # e.g. Monte Carlo dropout: the bounds are of the inference-time maps
             raise ValueError(
                 f"model {model.name!r} calls {layer.name!r} with training=True, so every call "
                 "computes its training-time map (dropout on), which the bounds do not cover")
         chain.append(layer)
-        tensor = nodes[0].output_tensors[0]
-    if tensor is not model.outputs[0]:
+        tensor = node.output_tensors[0]
+    if tensor is not model.outputs[0] or {id(layer) for layer in chain} != {
+            id(layer) for layer in layers}:
         raise TypeError(f"model {model.name!r}: its output is not the end of its layer chain")
     return chain
 

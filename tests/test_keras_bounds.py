@@ -538,10 +538,22 @@ def test_nested_and_shared_functional_models_are_chains():
                               shared(ll.LipschitzDense(4)(autoencoder_input)))
     assert lp.network_lipschitz_bound(decoder) == pytest.approx(5.0, rel=1e-5)
     assert lp.network_lipschitz_bound(autoencoder) == pytest.approx(5.0, rel=1e-5)
+    # a layer called twice in one chain is two steps of it (a power user's review, 2026-12-04:
+    # refused as "not a chain of layers at 'head'", naming a layer that was not the cause)
     twice_input = keras.Input((4,))
     twice = keras.Model(twice_input, shared(shared(twice_input)))
-    with pytest.raises(TypeError, match="not the end of its layer chain"):
-        lp.network_lipschitz_bound(twice)
+    assert lp.network_lipschitz_bound(twice) == pytest.approx(25.0, rel=1e-5)
+    sorting = ll.GroupSort(2)
+    head = ll.LipschitzDense(4, lipschitz=2.0)
+    chain = keras.Model(twice_input, head(shared(sorting(shared(twice_input)))))
+    assert lp.chain_layers(chain) == [shared, sorting, shared, head]
+    assert lp.network_lipschitz_bound(chain) == pytest.approx(50.0, rel=1e-5)
+    # a real branch is named where it starts, with the layers that take the tensor
+    hidden = shared(twice_input)
+    fork = keras.Model(twice_input, keras.layers.Add()([head(hidden), sorting(hidden)]))
+    with pytest.raises(TypeError, match=r"not a chain of layers after '[^']+': the tensor "
+                                        r"there goes to .*group_sort.* \(2 calls\)"):
+        lp.network_lipschitz_bound(fork)
 
 
 def test_dropout_called_with_training_true_is_refused():
