@@ -338,6 +338,14 @@ class _LipschitzConvBase(_ScaledKernelLayer):
         self.padding = checks.one_of(
             "padding", padding.lower() if isinstance(padding, str) else padding, self.paddings)
 
+    def _built_input(self, input_shape) -> tuple[int, int]:
+        """(height, width) of the input the layer is built for; from then on Keras checks the
+        rank and channels of every input (`input_spec`, as its own Conv2D does: a rank-3
+        input or another channel count failed inside TF's convolution op)."""
+        hw = self._spatial_input(input_shape)
+        self.input_spec = keras.InputSpec(ndim=4, axes={-1: int(input_shape[-1])})
+        return hw
+
     def _spatial_input(self, input_shape) -> tuple[int, int]:
         if len(input_shape) != 4 or input_shape[1] is None or input_shape[2] is None:
             raise ValueError(
@@ -427,7 +435,7 @@ class LipschitzConv2D(_LipschitzConvBase):
     """
 
     def build(self, input_shape) -> None:
-        self.input_hw = self._spatial_input(input_shape)
+        self.input_hw = self._built_input(input_shape)
         output_hw = tuple(self.compute_output_shape((None, *self.input_hw, 1))[1:3])
         refuse_faulty_cpu_convolution(self, self.input_hw, int(input_shape[-1]),
                                       self.kernel_size, self.strides, output_hw)
@@ -530,7 +538,7 @@ class LipschitzConv2DTranspose(_LipschitzConvBase):
     paddings = ("same", "valid")
 
     def build(self, input_shape) -> None:
-        self.input_hw = self._spatial_input(input_shape)
+        self.input_hw = self._built_input(input_shape)
         self.output_hw = tuple(self.compute_output_shape(input_shape)[1:3])
         kernel_shape = (*self.kernel_size, self.filters, input_shape[-1])
         # The adjoint conv maps the output grid back to the input grid with the same kernel.
