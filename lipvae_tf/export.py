@@ -59,7 +59,7 @@ from numpy.typing import ArrayLike
 
 from lipvae_tf import bounds, checks, constraints, graph_bounds
 from lipvae_tf import model as model_lib
-from lipvae_tf._shared_numerics import fixed_std
+from lipvae_tf._shared_numerics import MAGNITUDE_LIMIT, fixed_std
 from lipvae_tf.model import LipschitzVAE
 
 __all__ = [
@@ -435,6 +435,10 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
             "shape (batch,)") for name, v in (("r", r), ("p", p))]
         with tf.control_dependencies(checks_):
             r_exact = (r - rounding_slack) * (1 - 2.0**-52)  # <= 0 (NaN radius) for tiny r
+            # r above the magnitude limit is NaN as certified_radius refuses it (the slack
+            # taken off first let r just above 1e75 through, an adversarial review)
+            r_exact = tf.where(r <= MAGNITUDE_LIMIT, r_exact,
+                               tf.constant(math.nan, tf.float64))
             radius = graph_bounds.radius(method, m_mu, m_sigma, m_g, s, r_exact, p,
                                          latent_dim=latent_dim, gamma=gamma, std_cap=std_cap,
                                          s_max=s_max)
