@@ -180,7 +180,8 @@ def _may_shadow(name: str, descriptor: Any, base: type) -> bool:
     mentions (base's __init__ cannot have assigned it: the assignment would raise)."""
     read_only = (isinstance(descriptor, property) and descriptor.fset is None
                  and descriptor.fdel is None)
-    modules = frozenset(name for name in tuple(sys.modules) if name.split(".")[0] == "lipvae_tf")
+    modules = frozenset(module for module in tuple(sys.modules)
+                        if module.split(".")[0] == "lipvae_tf")
     return not read_only or name in _names_in_code(base, modules)
 
 
