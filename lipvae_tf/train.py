@@ -301,6 +301,11 @@ class ResumableReduceLROnPlateau(_CarriedState, keras.callbacks.ReduceLROnPlatea
     STATE = ("wait", "best", "cooldown_counter")
 
 
+def _count(number: int, noun: str) -> str:
+    """'1 step', '2 steps'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 class ResumableBackup(keras.callbacks.Callback):
     """Checkpoints a run so that resuming it gives the uninterrupted run, bit for bit.
 
@@ -377,11 +382,18 @@ class ResumableBackup(keras.callbacks.Callback):
                 f"the checkpoint in {self.backup_dir} was written by another setting "
                 f"({', '.join(different)}); rerun with the same flags, or delete that folder to "
                 "start afresh")
-        if epochs is not None and saved["epoch"] > epochs:
+        # a checkpoint inside epoch `epochs + 1` (saved["batch"] steps of it done) holds more
+        # than `epochs` epochs too: its weights would be delivered as an `epochs`-epoch model
+        # (an operator's review, 2026-12-04: a 1-epoch rerun of a 3-epoch run killed 30 steps
+        # into epoch 2 trained nothing and reported those weights as 1 epoch)
+        if epochs is not None and (saved["epoch"] > epochs
+                                   or (saved["epoch"] == epochs and saved["batch"] > 0)):
+            held = _count(saved["epoch"], "trained epoch") + (
+                f" and {_count(saved['batch'], 'step')} of the next" if saved["batch"] else "")
+            needed = saved["epoch"] + (1 if saved["batch"] else 0)
             raise ValueError(
-                f"the checkpoint in {self.backup_dir} holds {saved['epoch']} trained epochs, more "
-                f"than epochs={epochs}: rerun with epochs >= {saved['epoch']}, or delete that "
-                "folder to train afresh")
+                f"the checkpoint in {self.backup_dir} holds {held}, more than epochs={epochs}: "
+                f"rerun with epochs >= {needed}, or delete that folder to train afresh")
         with model.distribute_strategy.scope():
             model.load_weights(os.path.join(self.backup_dir, saved["weights_file"]))
         self.epoch, self.batch_offset = saved["epoch"], saved["batch"]

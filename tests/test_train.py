@@ -124,6 +124,34 @@ def test_a_checkpoint_of_other_validation_images_or_more_epochs_is_not_adopted(t
     assert longer.resumed["epoch"] == 2 and len(longer.history["loss"]) == 3
 
 
+class _InterruptInEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 1:
+            raise KeyboardInterrupt("simulated interruption in epoch 2")
+
+
+def test_a_checkpoint_inside_the_epoch_after_the_last_is_not_adopted(tmp_path):
+    """An operator's review (2026-12-04): a 3-epoch run killed 30 steps into epoch 2, rerun with
+    epochs=1, trained nothing and delivered the checkpoint's weights (1 epoch and 30 steps) as
+    a 1-epoch model (kernels 1.8 from a clean run's): only epoch > epochs was refused."""
+    config = train.TrainConfig(**(TINY | dict(epochs=3, baseline=False, checkpoint_steps=1)),
+                               output_dir=str(tmp_path))
+    x = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(train.build_model(config), x, x[:32], config, str(tmp_path),
+                  extra_callbacks=(_InterruptInEpoch2(),))
+    with pytest.raises(ValueError, match=r"holds 1 trained epoch and 1 step of the next, more "
+                                         r"than epochs=1: rerun with epochs >= 2"):
+        train.fit(train.build_model(config), x, x[:32], dataclasses.replace(config, epochs=1),
+                  str(tmp_path))
+    resumed = train.fit(train.build_model(config), x, x[:32],
+                        dataclasses.replace(config, epochs=2), str(tmp_path))
+    assert len(resumed["loss"]) == 2
+
+
 def test_an_interruption_after_training_resumes_with_nothing_left_to_train(tmp_path,
                                                                             monkeypatch):
     """A newcomer's Ctrl-C during the certification after training: the checkpoint had been
