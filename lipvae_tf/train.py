@@ -47,7 +47,7 @@ from lipvae_tf.model import (
 
 __all__ = [
     "TrainConfig", "std_settings", "build_model", "load_images", "check_validation_images",
-    "split_validation",
+    "check_replica_split", "split_validation",
     "ResumableEarlyStopping", "ResumableReduceLROnPlateau", "ResumableBackup",
     "FinalizedValidation", "monitored_metric",
     "LEGACY_FINGERPRINT", "UNRECORDED_BEFORE", "model_fingerprint", "FitResult", "fit",
@@ -224,6 +224,29 @@ def check_validation_images(config: TrainConfig, train_images: int) -> int:
                          f"in [1, {train_images} - batch_size = "
                          f"{train_images - config.batch_size}], got {count!r}")
     return count
+
+
+def check_replica_split(config: TrainConfig, replicas: int, train_images: int,
+                        test_images: int) -> None:
+    """ValueError naming the flags when a dataset's first batch does not split evenly across
+    the `replicas` of the strategy: Keras' symbolic build fails on it under a MirroredStrategy
+    (`InvalidArgumentError: Inputs to operation AddN ...`, after the data had loaded; an
+    operator's review, 2026-12-04). A ragged last batch is fine."""
+    if replicas == 1:
+        return
+    validation = config.validation_images
+    firsts = [("training", min(config.batch_size, train_images - validation), "--batch_size"),
+              ("validation", min(config.batch_size, validation or test_images),
+               "--batch_size and --validation_images" if validation
+               else "--batch_size and --test_limit"),
+              ("test", min(config.batch_size, test_images), "--batch_size and --test_limit")]
+    for what, size, to_choose in firsts:
+        if size % replicas:
+            raise ValueError(
+                f"--strategy={config.strategy} runs {replicas} replicas, and the first {what} "
+                f"batch holds {size} images, which do not split evenly across them (Keras' "
+                f"symbolic build fails on that): choose {to_choose} so that it is a multiple of "
+                f"{replicas}")
 
 
 def split_validation(images: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -800,6 +823,7 @@ def run(config: TrainConfig) -> dict:
     test_x, test_source = load_images(config, "test")
     if config.validation_images:  # before anything is trained
         check_validation_images(config, len(train_x))
+    check_replica_split(config, strategy.num_replicas_in_sync, len(train_x), len(test_x))
     if config.verbose:
         print(f"data: {len(train_x)} train images ({train_source}), {len(test_x)} test images "
               f"({test_source})", flush=True)

@@ -3,14 +3,16 @@
 Logical devices must be configured before TensorFlow initialises its devices, which pytest's
 process has already done, so the tests run this script in a subprocess:
 
-    python tests/distribute_check.py equivalence|resume|all OUT.json RUN_DIR
+    python tests/distribute_check.py equivalence|resume|split|all OUT.json RUN_DIR
 
 equivalence: the same training (train.fit, same seed, same global batch) under the default
 strategy (one device) and under MirroredStrategy over two logical CPUs; per-step and per-epoch
 losses, kernels, and certificates after finalize(); and per-epoch losses with plain SGD, with
 and without per-image weights.
 resume: a BackupAndRestore checkpoint written under 2 replicas resumed under 1, and the reverse.
-all: both, as {"equivalence": ..., "resume": ...} (one process start). Results go to OUT.json.
+split: train.run under 2 replicas with a first batch that does not split evenly (refused).
+all: each, as {"equivalence": ..., "resume": ..., "split": ...} (one process start). Results go
+to OUT.json.
 """
 from __future__ import annotations
 
@@ -181,9 +183,28 @@ def resume(run_dir: str) -> dict:
             "one_to_two": resume_once(one, two, os.path.join(run_dir, "1to2"))}
 
 
+def uneven_first_batch(run_dir: str) -> dict:
+    """train.run under 2 mirrored replicas with a first batch of 33 images: the message it
+    raises before training (Keras' symbolic build failed on it after the data had loaded)."""
+    outcome = {}
+    for name, changes in (("batch_size", dict(batch_size=33, test_limit=64)),
+                          ("test_limit", dict(batch_size=64, test_limit=33))):
+        config = train.TrainConfig(source="sample", train_limit=256, hidden_units=(16,),
+                                   latent_dim=2, epochs=1, baseline=False, verbose=0,
+                                   strategy="mirrored", output_dir=os.path.join(run_dir, name),
+                                   **changes)
+        try:
+            train.run(config)
+            outcome[name] = None
+        except ValueError as error:
+            outcome[name] = str(error)
+        outcome[name + "_written"] = sorted(os.listdir(os.path.join(run_dir, name)))
+    return outcome
+
+
 if __name__ == "__main__":
     mode, out_path, run_dir = sys.argv[1:4]
-    modes = {"equivalence": equivalence, "resume": resume}
+    modes = {"equivalence": equivalence, "resume": resume, "split": uneven_first_batch}
     if mode == "all":
         result = {name: run(os.path.join(run_dir, name)) for name, run in modes.items()}
     else:

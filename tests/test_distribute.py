@@ -5,6 +5,7 @@ Tests that need logical devices or several workers run scripts in subprocesses (
 has already initialised TensorFlow's devices) that write JSON; the assertions are made here.
 """
 import copy
+import dataclasses
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lipvae_tf import distribute
+from lipvae_tf import distribute, train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -125,6 +126,25 @@ def two_cpus(tmp_path_factory) -> dict:
 @pytest.fixture
 def equivalence(two_cpus) -> dict:
     return two_cpus["equivalence"]
+
+
+def test_a_first_batch_that_does_not_split_across_replicas_is_refused_first(two_cpus):
+    """An operator's review (2026-12-04): the CLI under --strategy=mirrored with 2 replicas and
+    --batch_size=33 (or --test_limit=33) loaded the data, then died in Keras' symbolic build
+    with a raw InvalidArgumentError (AddN, [17,28,28,1] != [16,28,28,1])."""
+    split = two_cpus["split"]
+    assert "first training batch holds 33 images" in split["batch_size"]
+    assert "choose --batch_size so that it is a multiple of 2" in split["batch_size"]
+    assert "first validation batch holds 33 images" in split["test_limit"]
+    assert "--batch_size and --test_limit" in split["test_limit"]
+    assert split["batch_size_written"] == split["test_limit_written"] == []  # nothing trained
+    # the same check, as a function, for a single replica and for even splits
+    config = train.TrainConfig(batch_size=33, test_limit=64)
+    train.check_replica_split(config, 1, 256, 64)
+    train.check_replica_split(dataclasses.replace(config, batch_size=64), 2, 256, 64)
+    with pytest.raises(ValueError, match="--batch_size and --validation_images"):
+        train.check_replica_split(dataclasses.replace(config, batch_size=64,
+                                                      validation_images=33), 2, 256, 64)
 
 
 def test_two_replicas_train_like_one_device(equivalence):
