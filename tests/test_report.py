@@ -208,3 +208,18 @@ def test_write_json_writes_strict_json_and_lists_each_non_finite_number(tmp_path
     assert finite == {"a": [1.0]}
     with pytest.raises(ValueError, match="non_finite_values"):
         report.write_json({report.NON_FINITE_KEY: 1}, str(tmp_path / "g.json"))
+
+
+def test_a_figure_is_written_to_the_png_file_named_and_nowhere_else(tmp_path):
+    """An operator's review (2026-12-04): a path without the suffix (or a folder) was written
+    as path + ".png" by matplotlib, and the path returned named a file that was not there."""
+    radii = {"best": np.array([1.0, 2.0])}
+    path = tmp_path / "histogram.PNG"
+    assert report.plot_radius_histogram(radii, 1.0, path) == path
+    assert path.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="is a folder: give the PNG file to write"):
+        report.plot_radius_histogram(radii, 1.0, tmp_path)
+    with pytest.raises(ValueError, match=r"path must name a \.png file"):
+        report.plot_radius_histogram(radii, 1.0, tmp_path / "histogram")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["histogram.PNG"]
+    assert not (tmp_path.parent / (tmp_path.name + ".png")).exists()
