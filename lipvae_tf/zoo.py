@@ -264,6 +264,18 @@ def verify(name: str) -> Path:
     if unlisted:
         raise ZooIntegrityError(
             f"zoo model {name!r}: files not in the manifest: {sorted(unlisted)}")
+    # a built model ships all of these: a manifest that omits one (and a folder without it)
+    # passed, and `verify` said "every file matches" before failing to load model.keras (an
+    # operator's review, 2026-12-04)
+    version = f"{SAVED_MODEL}/1"
+    omitted = [f for f in (*FILES, f"{version}/saved_model.pb",
+                           f"{version}/variables/variables.index") if f not in manifest]
+    if not any(f.startswith(f"{version}/variables/variables.data-") for f in manifest):
+        omitted.append(f"{version}/variables/variables.data-*")
+    if omitted:
+        raise ZooIntegrityError(
+            f"zoo model {name!r}: manifest.json does not list {', '.join(omitted)}, which every "
+            f"built model ships (removed or tampered); {_restore(folder, name)}")
     for relative, expected in manifest.items():
         path = folder / relative
         if not path.is_file():

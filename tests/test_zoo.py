@@ -135,6 +135,14 @@ def test_tampered_missing_or_unlisted_files_are_refused(zoo_copy):
     (folder / "model.keras").unlink()
     with pytest.raises(zoo.ZooIntegrityError, match="model.keras is missing"):
         zoo.load(TINY)
+    # removed from the folder and the manifest alike: verify said "every file matches" and
+    # load failed in Keras (an operator's review, 2026-12-04)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["sha256"]["model.keras"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(zoo.ZooIntegrityError,
+                       match="manifest.json does not list model.keras, which every built"):
+        zoo.verify(TINY)
     (folder / "saved_model" / "1" / "extra.bin").write_bytes(b"x")
     with pytest.raises(zoo.ZooIntegrityError, match="not in the manifest"):
         zoo.load_saved_model(TINY)
