@@ -724,28 +724,42 @@ def cards_table(names: list[str] | None = None) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     for name in _model_names(names) or list_models(bundled_only=True):
         card = model_card(name)
-        cert, robust = card["certified_radius"]["best"], card["robustness_evaluation"]
-        constants = card["constants"]
-        by_mode = card.get("certified_radius_by_reconstruction") or {}
-        audits = card.get("audits_by_reconstruction") or {}
-        violations = ([a["violations"] for a in audits.values()] if audits else
-                      [robust["certificate_violations"]])
-        target = card["train_config"].get("target_radius")
-        stopped = card.get("best_epoch")
-        lines.append("| " + " | ".join([
-            name, f"{_cell(target, 'g')}, {card['certificate']['r']:g}",
-            card.get("reconstruction") or "n/a", _posterior_std(card),
-            ", ".join(f"{constants[k]:.3g}" for k in ("encoder_mean", "encoder_std", "decoder")),
-            "n/a" if card["kind"] == "standard" else f"{cert['min']:.3f} / {cert['median']:.3f}",
-            " / ".join(f"{by_mode[m]['median']:.3f}" for m in RECONSTRUCTIONS if m in by_mode)
-            or "n/a",
-            f"{robust['estimated_margin']['median']:.3f}", f"{robust['tightness_median']:.3f}",
-            "n/a" if None in violations else " / ".join(map(str, violations)),
-            f"{card['test']['log_likelihood_iwae']:.1f}", f"{card['test']['elbo']:.1f}",
-            _cell(card.get("median_l2_reconstruction_error"), ".2f"),
-            f"{card['epochs']} ({_cell(stopped, 'd')}; {card.get('epoch_cap', card['epochs'])})",
-            f"{card['train_seconds']:.0f}"]) + " |")
+        try:
+            lines.append(_card_row(name, card))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            # a card that verifies (its sha256 edited with it) but lacks a value printed only
+            # the key's name, a bare KeyError (an operator's review, 2026-12-04)
+            what = (f"has no {error.args[0]!r}" if isinstance(error, KeyError)
+                    else f"holds a value of the wrong kind ({error})")
+            raise ZooIntegrityError(
+                f"{model_dir(name) / 'card.json'}: the card {what} (tampered, or written by "
+                f"another version); {_restore(model_dir(name), name)}") from error
     return "\n".join(lines)
+
+
+def _card_row(name: str, card: dict) -> str:
+    """One row of `cards_table`; KeyError / TypeError for a card without its values."""
+    cert, robust = card["certified_radius"]["best"], card["robustness_evaluation"]
+    constants = card["constants"]
+    by_mode = card.get("certified_radius_by_reconstruction") or {}
+    audits = card.get("audits_by_reconstruction") or {}
+    violations = ([a["violations"] for a in audits.values()] if audits else
+                  [robust["certificate_violations"]])
+    target = card["train_config"].get("target_radius")
+    stopped = card.get("best_epoch")
+    return "| " + " | ".join([
+        name, f"{_cell(target, 'g')}, {card['certificate']['r']:g}",
+        card.get("reconstruction") or "n/a", _posterior_std(card),
+        ", ".join(f"{constants[k]:.3g}" for k in ("encoder_mean", "encoder_std", "decoder")),
+        "n/a" if card["kind"] == "standard" else f"{cert['min']:.3f} / {cert['median']:.3f}",
+        " / ".join(f"{by_mode[m]['median']:.3f}" for m in RECONSTRUCTIONS if m in by_mode)
+        or "n/a",
+        f"{robust['estimated_margin']['median']:.3f}", f"{robust['tightness_median']:.3f}",
+        "n/a" if None in violations else " / ".join(map(str, violations)),
+        f"{card['test']['log_likelihood_iwae']:.1f}", f"{card['test']['elbo']:.1f}",
+        _cell(card.get("median_l2_reconstruction_error"), ".2f"),
+        f"{card['epochs']} ({_cell(stopped, 'd')}; {card.get('epoch_cap', card['epochs'])})",
+        f"{card['train_seconds']:.0f}"]) + " |"
 
 
 def validation_curves(names: Sequence[str] | None = None

@@ -171,6 +171,20 @@ def test_corrupt_metadata_is_an_integrity_error_and_spares_the_other_models(zoo_
         zoo.load(TINY)
 
 
+def test_a_card_without_its_values_is_an_integrity_error_in_the_table(zoo_copy):
+    """An operator's review (2026-12-04): a card.json edited together with its sha256 and
+    lacking a value made `zoo table` print only the key's name (a bare KeyError)."""
+    folder = _folder(zoo_copy)
+    assert TINY in zoo.cards_table([TINY])
+    for text, match in (('{"hello": 1}', "has no 'certified_radius'"),
+                        ('{"certified_radius": 3}', "holds a value of the wrong kind")):
+        (folder / "card.json").write_text(text)
+        zoo.write_manifest(folder)
+        with pytest.raises(zoo.ZooIntegrityError,
+                           match=rf"card\.json: the card {match}.*rebuild it"):
+            zoo.cards_table([TINY])
+
+
 def test_unknown_and_unbundled_models_get_clear_errors():
     with pytest.raises(KeyError, match="no zoo model 'nope'"):
         zoo.load("nope")
