@@ -811,7 +811,11 @@ def run(config: TrainConfig) -> dict:
     config = dataclasses.replace(
         config, output_dir=distribute.worker_path(config.output_dir, strategy))
     keras.utils.set_random_seed(config.seed)
-    os.makedirs(config.output_dir, exist_ok=True)
+    try:
+        os.makedirs(config.output_dir, exist_ok=True)
+    except OSError as error:  # e.g. under /proc: the message named no setting
+        raise ValueError(f"output_dir {config.output_dir!r} cannot be created: "
+                         f"{error.strerror or error}") from error
     earlier = [name for name in ("report.json", "lipschitz_vae.keras", "standard_vae.keras")
                if os.path.isfile(os.path.join(config.output_dir, name))]
     if earlier and config.verbose:  # a finished run's files: said, not silently mixed
@@ -848,6 +852,8 @@ def run(config: TrainConfig) -> dict:
         result.pop("_radii")
     full = {
         "config": dataclasses.asdict(config),
+        # the replicas in sync under config.strategy (1 and 2 looked the same in the report)
+        "replicas": int(strategy.num_replicas_in_sync),
         "data": {"train_source": train_source, "test_source": test_source,
                  "train_images": len(train_x), "test_images": len(test_x),
                  # of the train images, held out for validation (0: validated on the test set)
@@ -1033,6 +1039,10 @@ def config_from_flags() -> TrainConfig:
         if flags.FLAGS["target_radius"].present:
             raise ValueError("--target_radius and --constants exclude each other: a target "
                              "designs the constants, explicit constants ask for no target")
+    if flags.FLAGS["hidden_units"].present and values.get("architecture") == "conv":
+        # it was echoed in report.json, unused (an operator's review, 2026-12-04)
+        raise ValueError("--hidden_units sets the MLP's widths; --architecture=conv builds "
+                         "stride-2 convolutions with (32, 64) filters and takes no widths")
     values["hidden_units"] = parsed("hidden_units", lambda v: tuple(int(u) for u in v),
                                     "comma-separated integers")
     gamma = values.get("posterior_std")
@@ -1048,7 +1058,14 @@ def main(argv: list[str]) -> None:
                else "python -m lipvae_tf.train")  # the command as it was typed
     report.refuse_positional_arguments(argv, program)
     with report.one_line_errors(program):
-        result = run(config_from_flags())
+        config = config_from_flags()
+        try:
+            result = run(config)
+        except KeyboardInterrupt:
+            # a Ctrl-C printed Keras' 60-line traceback (an operator's review, 2026-12-04)
+            sys.exit(f"{program}: interrupted; the checkpoint in {config.output_dir} keeps the "
+                     "training up to its last save (every epoch, and every --checkpoint_steps "
+                     "steps): run the same command again to resume")
     print(format_summary(result))
 
 

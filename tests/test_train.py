@@ -31,6 +31,7 @@ def test_run_writes_a_report_that_meets_its_target(tmp_path):
         train.build_model(config))) >= {"paper", "markov", "chi2", "best"}
     assert on_disk["resumed"] is False and lipschitz["resumed"] is None
     assert len(lipschitz["history"]["loss"]) == 2
+    assert on_disk["replicas"] == 1  # the default strategy
     assert on_disk["data"] == {"train_source": "sample", "test_source": "sample",
                                "train_images": 256, "test_images": 64,
                                "validation_images": 0}
@@ -311,11 +312,39 @@ def test_the_posterior_std_is_fixed_by_default_and_learned_on_request():
                 (["--hidden_units=512,abc"], "--hidden_units takes comma-separated integers"),
                 (["--constants=3,3,3", "--target_radius=2"], "exclude each other"),
                 (["--learning_rate=-1"], "learning_rate must be"),
-                (["--seed=-1"], "seed must be")):
+                (["--seed=-1"], "seed must be"),
+                # echoed in report.json, unused (an operator's review, 2026-12-04)
+                (["--architecture=conv", "--hidden_units=7"],
+                 "--hidden_units sets the MLP's widths; --architecture=conv")):
             flags.FLAGS.unparse_flags()
             flags.FLAGS(["lipvae-train", *arguments])
             with pytest.raises(ValueError, match=message):
                 train.config_from_flags()
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+def test_an_output_dir_that_cannot_be_created_is_named(tmp_path):
+    """An operator's review (2026-12-04): --output_dir=/proc/foo failed with "[Errno 2] No such
+    file or directory: '/proc/foo'", naming no setting."""
+    with pytest.raises(ValueError, match=r"output_dir '/proc/lipvae_tf_run' cannot be created"):
+        train.run(train.TrainConfig(**TINY, output_dir="/proc/lipvae_tf_run"))
+
+
+def test_a_ctrl_c_says_how_to_resume_in_one_line(tmp_path, monkeypatch, capsys):
+    """The same review: Ctrl-C during training printed Keras' 60-line traceback."""
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    from absl import flags
+
+    monkeypatch.setattr(train, "run", interrupted)
+    try:
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["lipvae-train", f"--output_dir={tmp_path}"])
+        with pytest.raises(SystemExit, match=rf"interrupted; the checkpoint in {tmp_path} "
+                                             r"keeps .*run the same command again to resume"):
+            train.main(["lipvae-train"])
     finally:
         flags.FLAGS.unparse_flags()
 
