@@ -1112,9 +1112,14 @@ def format_summary(result: dict) -> str:
     else:
         lines.append(f"target met on every test input: {result['target_met']}")
     if result.get("resumed"):
-        where = ", ".join(f"{name} from epoch {m['resumed']['epoch'] + 1} step "
-                          f"{m['resumed']['step']}" for name, m in result["models"].items()
-                          if m.get("resumed"))
+        def resumed_at(resumed: dict) -> str:
+            # a checkpoint of the finished training: no "epoch 3 step 0" of a 2-epoch run
+            if resumed["epoch"] >= config["epochs"]:
+                return "after its training"
+            return f"from epoch {resumed['epoch'] + 1} step {resumed['step']}"
+
+        where = ", ".join(f"{name} {resumed_at(m['resumed'])}"
+                          for name, m in result["models"].items() if m.get("resumed"))
         lines.append(f"resumed from a checkpoint ({where}); history and times cover the whole run")
     lines.append(f"report: {result['report_path']} (figures: "
                  f"{', '.join(result['figures'].values())})")

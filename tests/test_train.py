@@ -175,8 +175,12 @@ def test_an_interruption_after_training_resumes_with_nothing_left_to_train(tmp_p
     with pytest.raises(KeyboardInterrupt):
         train.run(config_b)
     assert os.path.isdir(train.checkpoint_dir(str(tmp_path / "b" / "lipschitz_vae")))
-    again = train.run(config_b)["models"]["lipschitz_vae"]
+    result = train.run(config_b)
+    again = result["models"]["lipschitz_vae"]
     assert again["resumed"]["epoch"] == config.epochs  # nothing left to train
+    # the summary said "from epoch 3 step 0" of this 2-epoch run (an operator's review)
+    assert "resumed from a checkpoint (lipschitz_vae after its training)" in (
+        train.format_summary(result))
     assert again["history"] == whole["history"]
     assert not os.path.exists(train.checkpoint_dir(str(tmp_path / "b" / "lipschitz_vae")))
     ours, theirs = (keras.models.load_model(r["model_path"]) for r in (again, whole))
