@@ -111,7 +111,9 @@ def zoo_dir() -> Path:
 
 def _folders(root: Path | None = None) -> dict[str, Path]:
     """{name: folder}; a folder whose config.json is unreadable is listed under the name its
-    path gives (<dataset>_<folder>), so that only that model fails, with ZooIntegrityError."""
+    path gives (<dataset>_<folder>), so that only that model fails, with ZooIntegrityError.
+    A name claimed by two folders keeps the first (in path order), with a warning naming both
+    (the second one was silently unreachable: an operator's review, 2026-12-04)."""
     root = Path(root) if root is not None else zoo_dir()
     folders = {}
     for folder in sorted(root.glob("*/*")):
@@ -120,6 +122,11 @@ def _folders(root: Path | None = None) -> dict[str, Path]:
                 name = _read_json(folder / "config.json", ("name",))["name"]
             except ZooIntegrityError:
                 name = f"{folder.parent.name}_{folder.name}"
+            if name in folders:
+                warnings.warn(f"zoo model {name!r} is named in {folders[name]} and in {folder}: "
+                              f"the second is left out (rename it in its config.json)",
+                              stacklevel=3)
+                continue
             folders[name] = folder
     return folders
 

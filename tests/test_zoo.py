@@ -185,6 +185,20 @@ def test_a_card_without_its_values_is_an_integrity_error_in_the_table(zoo_copy):
             zoo.cards_table([TINY])
 
 
+def test_two_folders_of_one_name_are_said_and_the_first_is_kept(zoo_copy):
+    """An operator's review (2026-12-04): a second folder whose config.json named the same
+    model silently replaced the first in `list` and `load`."""
+    folder = _folder(zoo_copy)
+    twin = folder.parent / "zz_twin"
+    twin.mkdir()
+    (twin / "config.json").write_bytes((folder / "config.json").read_bytes())
+    with pytest.warns(UserWarning, match=rf"zoo model '{TINY}' is named in .*{folder.name} and "
+                                         r"in .*zz_twin: the second is left out"):
+        assert zoo.list_models() == [TINY]
+    with pytest.warns(UserWarning, match="the second is left out"):
+        assert zoo.model_dir(TINY) == folder
+
+
 def test_unknown_and_unbundled_models_get_clear_errors():
     with pytest.raises(KeyError, match="no zoo model 'nope'"):
         zoo.load("nope")
