@@ -821,6 +821,12 @@ def run(config: TrainConfig) -> dict:
     if earlier and config.verbose:  # a finished run's files: said, not silently mixed
         print(f"note: {config.output_dir} holds an earlier run's {', '.join(earlier)}; this run "
               "replaces the files it writes and leaves the others as they are", flush=True)
+    orphan = checkpoint_dir(os.path.join(config.output_dir, "standard_vae"))
+    if not config.baseline and os.path.isdir(orphan) and config.verbose:
+        # an interrupted run's baseline checkpoint, which this run neither resumes nor removes
+        print(f"note: {orphan} holds an interrupted run's baseline checkpoint, which this run "
+              "(--nobaseline) leaves as it is: rerun with --baseline to finish it, or delete it",
+              flush=True)
     # the design first: an infeasible target was reported only after all the data had loaded
     model = distribute.build_in_scope(strategy, lambda: build_model(config))
     train_x, train_source = load_images(config, "train")

@@ -328,6 +328,18 @@ def test_the_posterior_std_is_fixed_by_default_and_learned_on_request():
         flags.FLAGS.unparse_flags()
 
 
+def test_an_interrupted_runs_baseline_checkpoint_is_said_under_nobaseline(tmp_path, capsys):
+    """An operator's review (2026-12-04): rerun with --nobaseline, a folder whose earlier run
+    was interrupted in its baseline kept standard_vae/backup without a word."""
+    orphan = train.checkpoint_dir(str(tmp_path / "standard_vae"))
+    os.makedirs(orphan)
+    train.run(train.TrainConfig(**(TINY | dict(baseline=False, verbose=1, epochs=1)),
+                                output_dir=str(tmp_path)))
+    assert (f"note: {orphan} holds an interrupted run's baseline checkpoint, which this run "
+            "(--nobaseline) leaves as it is") in capsys.readouterr().out
+    assert os.path.isdir(orphan)
+
+
 def test_an_output_dir_that_cannot_be_created_is_named(tmp_path):
     """An operator's review (2026-12-04): --output_dir=/proc/foo failed with "[Errno 2] No such
     file or directory: '/proc/foo'", naming no setting."""
