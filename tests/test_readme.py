@@ -10,9 +10,9 @@ continuations and quoted newlines join lines).
 
 Tiny limits, injected visibly (nothing the package reads from the environment):
 - `python -m lipvae_tf.train`: `--epochs=N` becomes `--epochs=1` (added when absent), and
-  `--train_limit=128 --test_limit=32 --ll_samples=2 --hidden_units=64,64` are appended (the
-  conv architecture ignores the widths). Everything else, the architecture and the baseline
-  included, runs as written.
+  `--train_limit=128 --test_limit=32 --ll_samples=2` are appended, and `--hidden_units=64,64`
+  to an MLP command (the conv architecture refuses widths). Everything else, the architecture
+  and the baseline included, runs as written.
 - `python -m lipvae_tf.evaluate`: `--num_inputs=N` becomes `--num_inputs=4`, and a small attack
   and test set are appended (`EVALUATE_LIMITS`).
 - python blocks: a prelude (`PRELUDE`) caps `keras.Model.fit`'s epochs at 1, gives
@@ -40,13 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 VENV_BIN = Path(sys.executable).parent
 
-# --hidden_units only narrows the MLP (the conv architecture ignores it)
-TRAIN_LIMITS = "--train_limit=128 --test_limit=32 --ll_samples=2 --hidden_units=64,64"
+TRAIN_LIMITS = "--train_limit=128 --test_limit=32 --ll_samples=2"
+# only for the MLP: the conv architecture refuses --hidden_units
+MLP_WIDTHS = "--hidden_units=64,64"
 EVALUATE_LIMITS = ("--test_limit=32 --samples=50 --restarts=1 --steps=2 --bisection_steps=1 "
                    "--ll_samples=2 --attack_norms=1")
 # `make run` writes runs/main_job/{lipschitz_vae,standard_vae}.keras, read by the evaluate command
 MAKE_RUN_STAND_IN = (f"python -m lipvae_tf.train --source=sample --epochs=1 {TRAIN_LIMITS} "
-                     "--output_dir=runs/main_job")
+                     f"{MLP_WIDTHS} --output_dir=runs/main_job")
 
 # (pattern matched at the start of a command, why it is skipped here)
 SKIPS: list[tuple[str, str]] = [
@@ -178,6 +179,8 @@ def rewrite(command: str) -> str:
         if "--epochs=" not in command:
             command += " --epochs=1"
         command += f" {TRAIN_LIMITS}"
+        if "--architecture=conv" not in command:
+            command += f" {MLP_WIDTHS}"
     if re.search(r"python -m lipvae_tf\.evaluate\b", command):
         command = re.sub(r"--num_inputs=\d+", "--num_inputs=4", command)
         command += f" {EVALUATE_LIMITS}"
