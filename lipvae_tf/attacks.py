@@ -569,8 +569,12 @@ def clopper_pearson_upper(successes: ArrayLike, trials: ArrayLike, confidence: f
     """One-sided Clopper-Pearson upper bound U: P(true probability <= U) >= confidence.
 
     U solves I_U(k + 1, n - k) = confidence (regularised incomplete beta); U = 1 when k = n.
-    Found by 60 bisection steps on tf.math.betainc (float64), then raised by 1e-12, which is far
-    above the quantile's round-off (~1e-14), so the returned U is never below the exact one.
+    Found by 60 bisection steps on the upper tail, I_{1-U}(n - k, k + 1) = 1 - confidence
+    (tf.math.betainc, float64), against (1 - confidence)(1 - 1e-9): the tail keeps its relative
+    accuracy as confidence nears 1, where 1 minus the CDF cancels (the CDF's 1e-16 absolute
+    error put U below the exact bound at confidence 1 - 1e-9, an adversarial review,
+    2026-12-04), and the relative margin covers the tail's own round-off, so the returned U
+    (raised by 1e-12 besides) is never below the exact one.
     Clopper & Pearson 1934; docs/theory.md section 8, "The probability at a delta".
 
     Args:
@@ -589,9 +593,12 @@ def clopper_pearson_upper(successes: ArrayLike, trials: ArrayLike, confidence: f
     k, n, confidence = _binomial_args(successes, trials, confidence)
     low, high = np.zeros_like(k), np.ones_like(k)
     a, b = k + 1.0, np.maximum(n - k, 1.0)
+    tail = (1.0 - confidence) * (1.0 - 1e-9)  # 1 - confidence, exact for confidence >= 1/2
     for _ in range(60):
         mid = 0.5 * (low + high)
-        below = tf.math.betainc(a, b, mid).numpy() < confidence
+        # P(Beta(k + 1, n - k) > mid) = I_{1 - mid}(n - k, k + 1); 1 - mid is exact for
+        # mid >= 1/2, where U near 1 needs it
+        below = tf.math.betainc(b, a, 1.0 - mid).numpy() > tail
         low, high = np.where(below, mid, low), np.where(below, high, mid)
     return np.where(k >= n, 1.0, np.minimum(high + 1e-12, 1.0))
 

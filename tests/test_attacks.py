@@ -76,6 +76,28 @@ def test_clopper_pearson_matches_the_beta_quantile_and_is_never_below_it():
         assert np.all(lower <= exact_lower)
 
 
+@pytest.mark.parametrize("n", [10, 100, 2000])
+@pytest.mark.parametrize("alpha", [1e-9, 1e-12, 1e-15])
+def test_clopper_pearson_stays_on_its_side_at_confidence_near_one(n, alpha):
+    """An adversarial review (2026-12-04): the bisection compared the CDF with confidence, whose
+    1e-16 absolute error moves U by far more where the density is small: U was below the exact
+    bound (n = 10, k = 0, confidence 1 - 1e-9: 0.8741074585 against 0.8741074592; n = 100,
+    1 - 1e-12: 0.24142217 against 0.24142259). Closed forms, to 40 digits: k = 0 has
+    U = 1 - alpha^(1/n), k = n - 1 has U = (1 - alpha)^(1/n); L mirrors them."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 40
+    confidence = 1.0 - alpha
+    a = 1 - Decimal(confidence)  # the alpha the float confidence stands for, exactly
+    exact = {0: 1 - a ** (Decimal(1) / n), n - 1: (1 - a) ** (Decimal(1) / n)}
+    for k, value in exact.items():
+        upper = Decimal(float(attacks.clopper_pearson_upper(k, n, confidence)))
+        assert value <= upper <= value + Decimal("1e-8"), (k, float(upper), float(value))
+        # L of the failures mirrors U: L(n - k) = 1 - U(k)
+        lower = Decimal(float(attacks.clopper_pearson_lower(n - k, n, confidence)))
+        assert 1 - value - Decimal("1e-8") <= lower <= 1 - value, (k, float(lower))
+
+
 def test_clopper_pearson_upper_bound_covers_the_true_probability():
     rng = np.random.default_rng(1)
     truth, n, confidence = 0.3, 200, 0.95
