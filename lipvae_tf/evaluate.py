@@ -193,9 +193,11 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
     margin_seconds = time.perf_counter() - started
     _progress(f"  margins done in {margin_seconds:.0f} s; auditing the certificate")
     best = certified["best"]
-    audit = (attacks.audit_certificate(model, attacked, best, config.r, config.p,
-                                       confidence=0.999, seed=config.seed)
-             if np.all(best > 0) else None)
+    # the inputs with a positive certificate (one input certified 0 skipped the whole audit)
+    audited = best > 0
+    audit = (attacks.audit_certificate(model, attacked[audited], best[audited], config.r,
+                                       config.p, confidence=0.999, seed=config.seed)
+             if audited.any() else None)
     _progress(f"  probability against attack norm (norm 0 and the {len(config.attack_norms)} "
               "of --attack_norms)")
     curve = probability_curve(model, attacked, config)
@@ -206,7 +208,15 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
             test_x, samples=config.ll_samples, verbose=1 if _VERBOSE else 0).mean())
     paper_ref = reference_r1(model, model.std_norms(attacked), config.r, config.p)
     unbroken = ~np.isfinite(estimate.upper)
-    tight = (estimate.margin > 0) & (best > 0)
+    # certificate / margin per input: infinite where the attack broke every radius it tried
+    # (margin 0) yet the certificate is positive, undefined (left out) where both are 0; such
+    # inputs were dropped and a model without any reported 0.0 (an adversarial review,
+    # 2026-12-04). Unbroken inputs' margins are lower bounds, so the median is an upper bound
+    # when there are any ("tightness_is_upper_bound").
+    defined = (estimate.margin > 0) | (best > 0)
+    with np.errstate(divide="ignore"):
+        ratios = np.where(estimate.margin > 0, best / np.where(estimate.margin > 0,
+                                                                estimate.margin, 1.0), np.inf)
     return {
         "class": type(model).__name__,
         "constants": model.lipschitz_constants(),
@@ -220,9 +230,11 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
         "estimated_margin_upper": report.summarize(
             estimate.upper[~unbroken]) if not unbroken.all() else None,
         "unbroken_inputs": int(unbroken.sum()),
-        "tightness_median": float(np.median(best[tight] / estimate.margin[tight]))
-        if tight.any() else 0.0,
+        "tightness_median": float(np.median(ratios[defined])) if defined.any() else None,
+        "tightness_inputs": int(defined.sum()),
+        "tightness_is_upper_bound": bool(unbroken[defined].any()),
         "certificate_violations": None if audit is None else int(np.sum(audit <= config.p)),
+        "audited_inputs": int(audited.sum()),
         "audit_min_probability_upper": None if audit is None else float(audit.min()),
         "probability_curve": curve,
         "margin_seconds": margin_seconds,
@@ -335,7 +347,7 @@ def format_table(result: dict) -> str:
         ref = v["paper_r1_reference_constants"]
         lines.append("| " + " | ".join([
             name, *cert, "n/a" if ref is None else f"{ref['median']:.4f}",
-            _margin_cell(v), f"{v['tightness_median']:.3f}",
+            _margin_cell(v), _tightness_cell(v),
             "n/a" if v["certificate_violations"] is None else str(v["certificate_violations"]),
             f"{v['test_log_likelihood_iwae']:.1f}"]) + " |")
     data = result.get("data") or {}
@@ -347,8 +359,19 @@ def format_table(result: dict) -> str:
                  "logits network's: up to 12x M_g for the continuous Bernoulli mean), so below "
                  "cert. paper; 0 where it certifies nothing; est. margin: median of the "
                  "largest radius at which the attack did not break r-robustness (>= and a "
-                 "count: inputs it never broke, whose margin is only the largest radius tried)")
+                 "count: inputs it never broke, whose margin is only the largest radius tried); "
+                 "cert./margin: median over the inputs of best / their margin (<= when unbroken "
+                 "inputs took part); violations: audit of the inputs certified > 0")
     return "\n".join(lines)
+
+
+def _tightness_cell(v: dict) -> str:
+    """The median certificate / margin: n/a without any defined ratio, "<=" when unbroken
+    inputs (margins that are lower bounds) took part."""
+    if v.get("tightness_median") is None:
+        return "n/a"
+    cell = f"{v['tightness_median']:.3f}"
+    return f"<= {cell}" if v.get("tightness_is_upper_bound") else cell
 
 
 def _margin_cell(v: dict) -> str:

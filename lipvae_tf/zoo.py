@@ -761,7 +761,7 @@ def _card_row(name: str, card: dict) -> str:
         "n/a" if card["kind"] == "standard" else f"{cert['min']:.3f} / {cert['median']:.3f}",
         " / ".join(f"{by_mode[m]['median']:.3f}" for m in RECONSTRUCTIONS if m in by_mode)
         or "n/a",
-        f"{robust['estimated_margin']['median']:.3f}", f"{robust['tightness_median']:.3f}",
+        f"{robust['estimated_margin']['median']:.3f}", _cell(robust["tightness_median"], ".3f"),
         "n/a" if None in violations else " / ".join(map(str, violations)),
         f"{card['test']['log_likelihood_iwae']:.1f}", f"{card['test']['elbo']:.1f}",
         _cell(card.get("median_l2_reconstruction_error"), ".2f"),

@@ -129,6 +129,57 @@ def test_the_table_marks_a_margin_the_attack_never_broke():
     assert "inputs it never broke" in table.splitlines()[-1]
 
 
+def test_tightness_counts_every_input_and_the_audit_every_certified_one(monkeypatch):
+    """An adversarial review (2026-12-04): inputs the attack broke at every radius (margin 0)
+    were dropped from the median certificate / margin (their ratio is infinite), a model
+    without any ratio reported 0.0, a median over unbroken inputs (margins that are lower
+    bounds) was printed as a plain value, and one input certified 0 skipped the whole audit."""
+    from lipvae_tf import attacks
+
+    model = LipschitzVAE(latent_dim=2, hidden_units=(8,), posterior_std=0.05)
+    x = np.full((4, 28, 28, 1), 0.5, np.float32)
+    certified = np.array([0.0, 1.0, 1.0, 1.0])
+    monkeypatch.setattr(LipschitzVAE, "certified_radius",
+                        lambda self, images, r, p, method: certified)
+    margins, upper = np.array([0.0, 2.0, 4.0, 28.0]), np.array([0.1, 3.0, 5.0, np.inf])
+
+    def estimate(*args, **kwargs):
+        return attacks.MarginEstimate(margin=margins, upper=upper,
+                                      probability_upper=np.full(4, 0.4), confidence=0.99,
+                                      samples=10, r=8.0, p=0.5, test_confidence=0.99)
+
+    audited = []
+
+    def audit(model, images, radii, *args, **kwargs):
+        audited.append(radii)
+        return np.full(len(radii), 0.9)
+
+    monkeypatch.setattr(attacks, "estimate_margin", estimate)
+    monkeypatch.setattr(attacks, "audit_certificate", audit)
+    monkeypatch.setattr(evaluate, "probability_curve", lambda *args: {})
+    config = evaluate.EvalConfig(num_inputs=4)
+    result = evaluate.evaluate_model(model, x, config, log_likelihood_mean=1.0)
+    # ratios: 0/0 left out, 1/2, 1/4, 1/28 (an upper bound: unbroken)
+    assert result["tightness_median"] == 0.25 and result["tightness_inputs"] == 3
+    assert result["tightness_is_upper_bound"]
+    np.testing.assert_array_equal(audited[0], [1.0, 1.0, 1.0])
+    assert result["certificate_violations"] == 0 and result["audited_inputs"] == 3
+    margins[0], certified[0] = 0.0, 1.0  # broken at every radius, yet certified: infinite
+    assert evaluate.evaluate_model(model, x, config, 1.0)["tightness_median"] == 0.375
+    certified[:], margins[:] = 0.0, 0.0
+    nothing = evaluate.evaluate_model(model, x, config, 1.0)
+    assert nothing["tightness_median"] is None and nothing["certificate_violations"] is None
+    row = {"certified_radius": {m: {"median": 1.0} for m in bounds.METHODS},
+           "paper_r1_reference_constants": None, "estimated_margin": {"median": 3.0},
+           "certificate_violations": None, "test_log_likelihood_iwae": 1.0,
+           "unbroken_inputs": 1}
+    table = evaluate.format_table({"models": {
+        "upper": {**row, "tightness_median": 0.25, "tightness_is_upper_bound": True},
+        "none": {**row, "tightness_median": None}}})
+    assert "| <= 0.250 |" in table.split("| upper |")[1].splitlines()[0]
+    assert "| n/a | n/a |" in table.split("| none |")[1].splitlines()[0]
+
+
 USER_MODULE = '''
 import keras
 import lipvae_tf as lv
