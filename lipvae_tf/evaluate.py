@@ -213,10 +213,10 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
     # inputs were dropped and a model without any reported 0.0 (an adversarial review,
     # 2026-12-04). Unbroken inputs' margins are lower bounds, so the median is an upper bound
     # when there are any ("tightness_is_upper_bound").
-    defined = (estimate.margin > 0) | (best > 0)
-    with np.errstate(divide="ignore"):
-        ratios = np.where(estimate.margin > 0, best / np.where(estimate.margin > 0,
-                                                                estimate.margin, 1.0), np.inf)
+    held_somewhere = estimate.margin > 0
+    ratios = np.full(len(best), np.inf)
+    ratios[held_somewhere] = best[held_somewhere] / estimate.margin[held_somewhere]
+    defined = held_somewhere | (best > 0)
     return {
         "class": type(model).__name__,
         "constants": model.lipschitz_constants(),

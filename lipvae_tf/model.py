@@ -280,31 +280,10 @@ _METRICS = ("loss", "elbo", "reconstruction_log_likelihood", "kl")
 # what keras.layers.Layer.__init__ takes beyond a subclass's own parameters (Keras 3)
 _KERAS_MODEL_KEYWORDS = frozenset({"activity_regularizer", "trainable", "dtype", "autocast",
                                    "name"})
-
-
-def _constructor_keywords(cls: type) -> set[str]:
-    """The keyword names `cls(...)` takes: its __init__'s, and, while an __init__ passes on
-    **kwargs (a subclass's usual `__init__(self, *args, **kwargs)`), those of the classes
-    after it in the MRO, down to LipschitzVAE (whose **kwargs go to keras.Model)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(klass.__init__).parameters.values()
-        names |= {p.name for p in parameters
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
-        if klass is LipschitzVAE or not any(p.kind == p.VAR_KEYWORD for p in parameters):
-            break
-    return names
-
-
 # Settings that `reconfigured` can change without voiding the design record: training only.
 _SETTINGS_KEEPING_THE_DESIGN = frozenset({
     "name", "trainable", "beta", "bjorck_iterations", "constraint", "conv_constraint",
     "conv_relaxation", "seed"})
-# ... those that change the constraint kind, and with it the layers' constraint state
-_CONSTRAINT_SETTINGS = frozenset({"bjorck_iterations", "constraint", "conv_constraint",
-                                  "conv_relaxation"})
 # certified_radius warns when a measured constant exceeds its budget by more than this
 # (relative): a finalized model is at or below it, float32 rounding included
 _ABOVE_BUDGET = 1e-4
@@ -325,6 +304,22 @@ _NON_COMPUTING_OVERRIDES = frozenset({
     "get_metrics_result", "compile", "fit", "evaluate", "get_compile_config",
     "compile_from_config", "summary", "save", "save_weights", "load_weights", "export",
     "from_target", "_dense", "_conv", "_activation"})
+
+
+def _constructor_keywords(cls: type) -> set[str]:
+    """The keyword names `cls(...)` takes: its __init__'s, and, while an __init__ passes on
+    **kwargs (a subclass's usual `__init__(self, *args, **kwargs)`), those of the classes
+    after it in the MRO, down to LipschitzVAE (whose **kwargs go to keras.Model)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in parameters
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if klass is LipschitzVAE or not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
 
 
 def _settings(layer: keras.layers.Layer) -> dict:
@@ -708,10 +703,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                         f"no decoder budget keeps the factor of decoder layer {old.name!r} under "
                         "the new output map; pass decoder= explicitly")
         try:
-            if set(changes) & _CONSTRAINT_SETTINGS:
-                self._copy_weights_to(model)
-            else:
-                model.set_weights(self.get_weights())
+            self._copy_weights_to(model)
         except ValueError as error:
             raise ValueError(
                 f"reconfigured({', '.join(f'{k}={v!r}' for k, v in changes.items())}) changes the "
@@ -722,10 +714,11 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
 
     def _copy_weights_to(self, model: LipschitzVAE) -> None:
         """Copies every weight into `model`'s layer of the same place and the same weight name:
-        kernels and biases must match (ValueError otherwise); a constraint state that the
-        other kind does not keep (e.g. `subspace` for "spectral_norm"'s `power_vector`) keeps
-        `model`'s fresh one, which only steers the next steps (a power user's review,
-        2026-12-04: the constraint kind could not be changed)."""
+        kernels and biases must match (ValueError otherwise); under another constraint kind, a
+        state the old kind does not keep (e.g. `subspace` for "spectral_norm"'s `power_vector`)
+        keeps `model`'s fresh one, which only steers the next steps (a power user's review,
+        2026-12-04: set_weights refused the other kind's state, so the kind could not be
+        changed)."""
         ours, theirs = self._network_layers(), model._network_layers()
         if ours.keys() != theirs.keys() or any(
                 len(ours[name]) != len(theirs[name]) for name in ours):

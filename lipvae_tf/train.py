@@ -622,7 +622,7 @@ def fit_run(model: LipschitzVAE, train_x: np.ndarray, test_x: np.ndarray, config
     backup.sessions = [*backup.sessions, {"start_epoch": backup.epoch,
                                           "start_batch": backup.batch_offset}]
     if resumed and config.verbose:
-        done = f"{backup.epoch} epoch{'s' if backup.epoch != 1 else ''} of {config.epochs} done"
+        done = f"{_count(backup.epoch, 'epoch')} of {config.epochs} done"
         if backup.batch_offset:
             rest = (f"epoch {backup.epoch + 1} resumes after step {backup.batch_offset} of "
                     f"{steps} (Keras' bar shows that epoch's remaining "
