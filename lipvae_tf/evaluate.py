@@ -238,7 +238,7 @@ def evaluate_model(model: LipschitzVAE, test_x: np.ndarray, config: EvalConfig,
         "audit_min_probability_upper": None if audit is None else float(audit.min()),
         "probability_curve": curve,
         "margin_seconds": margin_seconds,
-        "_per_input": {"certified": best, "margin": estimate.margin},
+        "_per_input": {"certified": best, "margin": estimate.margin, "upper": estimate.upper},
     }
 
 
@@ -312,8 +312,9 @@ def run(config: EvalConfig) -> dict:
     out = config.output_dir
     figures = {
         "margin_vs_certificate": report.plot_margin_vs_certificate(
-            {n: (v["_per_input"]["certified"], v["_per_input"]["margin"])
-             for n, v in results.items()}, os.path.join(out, "margin_vs_certificate.png")),
+            {n: (v["_per_input"]["certified"], v["_per_input"]["margin"],
+                 v["_per_input"]["upper"]) for n, v in results.items()},
+            os.path.join(out, "margin_vs_certificate.png")),
         "probability_vs_norm": report.plot_probability_vs_norm(
             {n: (v["probability_curve"]["norms"], v["probability_curve"]["probability"])
              for n, v in results.items()}, config.p, config.r,

@@ -293,39 +293,49 @@ def plot_reconstructions(rows: dict[str, np.ndarray], path: str, title: str | No
     """
     return _save(reconstructions_figure(rows, title), path)
 
-def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
+def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, ...]]) -> Figure:
     """Estimated margin (y) against certified radius (x) per input, log axes, with y = x.
 
     Points below the line would be certificates proven wrong. Values a log axis cannot show (a
-    zero certificate or margin, a margin never broken: inf) are drawn as crosses at the edge of
-    the axes (a third of the smallest positive value, three times the largest), counted in the
-    legend: every input is drawn.
+    zero certificate or margin, an infinite margin) are drawn as crosses at the edge of the
+    axes (a third of the smallest positive value, three times the largest), counted in the
+    legend: every input is drawn. Given the attack's `upper` radii, inputs it never broke
+    (upper inf: their margin is only a lower bound, the largest radius tried) are drawn as
+    upward triangles, counted in the legend.
 
     Args:
-        points: {name: (certified radii (N,), estimated margins (N,))}, both l2 in pixel space,
-            one pair per input (a margin may be inf: never broken).
+        points: {name: (certified radii (N,), estimated margins (N,))} or {name: (certified,
+            margins, upper (N,))}, all l2 in pixel space, one value per input: `upper` is
+            `attacks.MarginEstimate.upper`, the smallest radius the attack broke (inf: never).
 
     Returns:
         A matplotlib `Figure`.
+
+    Raises:
+        ValueError: if a name's arrays do not have one shape (N,), or it has not 2 or 3 of them.
     """
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
-    arrays = {n: (np.asarray(c, np.float64), np.asarray(m, np.float64))
-              for n, (c, m) in points.items()}
+    arrays = {n: _margin_points(n, values) for n, values in points.items()}
     regular = np.concatenate([v[(v > 0) & np.isfinite(v)] for pair in arrays.values()
-                              for v in pair] or [np.zeros(0)])
+                              for v in pair[:2]] or [np.zeros(0)])
     low = regular.min() if regular.size else 1.0
     high = regular.max() if regular.size else 1.0
     floor, ceiling = low / 3, high * 3
-    for name, (certified, margin) in arrays.items():
+    for name, (certified, margin, unbroken) in arrays.items():
         on_axes = (certified > 0) & (margin > 0) & np.isfinite(margin) & np.isfinite(certified)
-        if on_axes.any():
-            ax.scatter(certified[on_axes], margin[on_axes], s=12, alpha=0.7, label=name)
+        for shown, marker, label in (
+                (on_axes & ~unbroken, "o", name),
+                (on_axes & unbroken, "^", f"{name}: {(on_axes & unbroken).sum()} never broken "
+                                          "(margin >= the largest radius tried)")):
+            if shown.any():
+                ax.scatter(certified[shown], margin[shown], s=12 if marker == "o" else 24,
+                           marker=marker, alpha=0.7, label=label)
         if (~on_axes).any():
             x = np.where(certified > 0, np.minimum(certified, ceiling), floor)[~on_axes]
             y = np.where(np.isfinite(margin), np.where(margin > 0, margin, floor), ceiling)
             ax.scatter(x, y[~on_axes], s=20, marker="x", label=(
-                f"{name}: {(~on_axes).sum()} at an edge (certificate or margin 0, or not broken)"))
+                f"{name}: {(~on_axes).sum()} at an edge (certificate or margin 0, or infinite)"))
     ax.plot([floor, ceiling], [floor, ceiling], "k--", linewidth=1,
             label="y = x (certificate = margin)")
     ax.set_xscale("log")
@@ -337,8 +347,21 @@ def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, np.ndarray]
     return fig
 
 
-def plot_margin_vs_certificate(points: dict[str, tuple[np.ndarray, np.ndarray]], path: str
-                               ) -> str:
+def _margin_points(name: str, values: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(certified, margin, never broken?) as float64, float64, bool arrays of one shape (N,)."""
+    if not isinstance(values, (tuple, list)) or len(values) not in (2, 3):
+        raise ValueError(f"points[{name!r}] must be (certified, margin) or (certified, margin, "
+                         f"upper), got {type(values).__name__} of length "
+                         f"{len(values) if hasattr(values, '__len__') else 'none'}")
+    arrays = [np.asarray(v, np.float64) for v in values]
+    if any(a.ndim != 1 or a.shape != arrays[0].shape for a in arrays):
+        raise ValueError(f"points[{name!r}] must hold arrays of one shape (N,), got shapes "
+                         f"{[a.shape for a in arrays]}")
+    unbroken = ~np.isfinite(arrays[2]) if len(arrays) == 3 else np.zeros(arrays[0].shape, bool)
+    return arrays[0], arrays[1], unbroken
+
+
+def plot_margin_vs_certificate(points: dict[str, tuple[np.ndarray, ...]], path: str) -> str:
     """Writes `margin_vs_certificate_figure` to `path` (PNG); returns the path.
 
     Args:

@@ -114,6 +114,25 @@ def test_margin_vs_certificate_draws_every_input(certified, margin):
     assert limits.y0 <= points[:, 1].min() and limits.y1 >= points[:, 1].max()
 
 
+def test_margin_vs_certificate_marks_inputs_never_broken():
+    """An input the attack never broke has only a lower bound as its margin (the largest radius
+    tried): given `upper`, it is drawn as a triangle, counted in the legend, not as a point that
+    looks measured (found in a review, 2026-12-04)."""
+    certified, margin = np.array([0.5, 0.7, 1.0]), np.array([0.9, 28.0, 2.0])
+    upper = np.array([0.95, np.inf, 2.1])
+    ax = report.margin_vs_certificate_figure({"a": (certified, margin, upper)}).axes[0]
+    markers = {c.get_label(): c for c in ax.collections if isinstance(c, PathCollection)}
+    assert set(markers) == {"a", "a: 1 never broken (margin >= the largest radius tried)"}
+    np.testing.assert_allclose(markers["a"].get_offsets(), [[0.5, 0.9], [1.0, 2.0]])
+    never = markers["a: 1 never broken (margin >= the largest radius tried)"]
+    np.testing.assert_allclose(never.get_offsets(), [[0.7, 28.0]])
+    assert len(_points(ax)) == 3  # every input drawn once
+    with pytest.raises(ValueError, match=r"points\['a'\] must hold arrays of one shape"):
+        report.margin_vs_certificate_figure({"a": (certified, margin, upper[:2])})
+    with pytest.raises(ValueError, match=r"points\['a'\] must be \(certified, margin\)"):
+        report.margin_vs_certificate_figure({"a": (certified,)})
+
+
 def test_probability_vs_norm_and_pareto_draw_their_values():
     norms, probability = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 1.0])  # flat curve
     ax = report.probability_vs_norm_figure({"a": (norms, probability)}, p=0.5, r=8.0).axes[0]
