@@ -12,7 +12,7 @@ __all__ = [
     "finite_real", "positive_finite", "positive_float32", "positive_int", "positive_ints",
     "flag", "int_pair", "probability_level", "as_array", "real_array", "pixel_values",
     "pixel_range", "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
-    "folder_path", "finite_array", "first_non_finite", "ReducedPrecisionError",
+    "folder_path", "png_path", "finite_array", "first_non_finite", "ReducedPrecisionError",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
@@ -318,4 +318,29 @@ def folder_path(name: str, value: Any) -> str:
         raise ValueError(f"{name}={path} {what} a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{name}={path}: the folder {existing} is not writable")
+    return path
+
+
+def png_path(name: str, value: Any) -> str:
+    """`value` as a str naming a .png file that can be written: its folder checked as
+    `folder_path` checks it. A folder, or a name without the .png suffix, is refused:
+    matplotlib wrote "out" as "out.png", a sibling of the folder given, while the path returned
+    named the folder (an operator's review, 2026-12-04).
+
+    Raises:
+        TypeError: if `value` is not a str or os.PathLike.
+        ValueError: if it is a folder, lacks the .png suffix (any case), or its folder is not one
+            (`folder_path`).
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got "
+                        f"{type(value).__name__}")
+    path = os.fspath(value)
+    if os.path.isdir(path):
+        raise ValueError(f"{name} must name a .png file to write, got the folder {path!r}: "
+                         f"give the file, e.g. {os.path.join(path, 'figure.png')!r}")
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"{name} must name a .png file to write (the figures are PNG), got "
+                         f"{path!r}")
+    folder_path(name, os.path.dirname(os.path.abspath(path)))
     return path

@@ -518,22 +518,9 @@ def plot_learning_curves(curves: dict[str, tuple[list[float], int | None]], path
 
 
 def _save(fig, path: str) -> str:
-    """Writes `fig` as a PNG at `path` exactly, its folder checked first (`checks.folder_path`:
-    a missing folder is created, a file in its place refused, naming `path`). A folder or a
-    name without the .png suffix is refused: matplotlib wrote "out" as "out.png", a sibling
-    of the folder given, while the path returned named the folder (an operator's review,
-    2026-12-04)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file path (str or os.PathLike), got "
-                        f"{type(path).__name__}")
-    if os.path.isdir(path):
-        raise ValueError(f"path {os.fspath(path)!r} is a folder: give the PNG file to write, "
-                         f"e.g. {os.path.join(os.fspath(path), 'figure.png')!r}")
-    if not os.fspath(path).lower().endswith(".png"):
-        raise ValueError(f"path must name a .png file (the figures are PNG), got "
-                         f"{os.fspath(path)!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    checks.folder_path("path", folder)
+    """Writes `fig` as a PNG at `path` exactly, the path checked first (`checks.png_path`: a
+    .png file, not a folder; a missing folder is created, a file in its place refused)."""
+    folder = os.path.dirname(os.path.abspath(checks.png_path("path", path)))
     os.makedirs(folder, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")

@@ -878,12 +878,8 @@ def _main(argv) -> None:
     elif command == "table":
         print(cards_table())
     elif command == "curves":
-        path = flags.FLAGS.output or "zoo_curves.png"
-        checks.folder_path("output", os.path.dirname(os.path.abspath(path)))  # before the plot
-        if os.path.isdir(path) or not path.lower().endswith(".png"):
-            raise ValueError(f"--output must name a .png file to write, got {path!r}"
-                             + (" (a folder)" if os.path.isdir(path) else ""))
-        print(plot_curves(path))
+        # checked before the plot, naming the flag
+        print(plot_curves(checks.png_path("output", flags.FLAGS.output or "zoo_curves.png")))
     elif command == "card":
         print(json.dumps(model_card(name), indent=2, sort_keys=True))
     elif command == "build":

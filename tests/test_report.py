@@ -236,9 +236,10 @@ def test_a_figure_is_written_to_the_png_file_named_and_nowhere_else(tmp_path):
     path = tmp_path / "histogram.PNG"
     assert report.plot_radius_histogram(radii, 1.0, path) == path
     assert path.read_bytes().startswith(b"\x89PNG")
-    with pytest.raises(ValueError, match="is a folder: give the PNG file to write"):
+    with pytest.raises(ValueError, match=r"path must name a \.png file to write, got the "
+                                         r"folder .*: give the file, e\.g\. .*figure\.png"):
         report.plot_radius_histogram(radii, 1.0, tmp_path)
-    with pytest.raises(ValueError, match=r"path must name a \.png file"):
+    with pytest.raises(ValueError, match=r"path must name a \.png file to write \(the figures"):
         report.plot_radius_histogram(radii, 1.0, tmp_path / "histogram")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["histogram.PNG"]
     assert not (tmp_path.parent / (tmp_path.name + ".png")).exists()
