@@ -38,7 +38,7 @@ __all__ = [
     "dense_norm", "conv_norm_bound", "activation_constant", "layer_lipschitz_bound",
     "network_lipschitz_bound", "product_rounded_up", "output_rounding_factor",
     "numpy_dtype", "scaled_bound", "chain_layers", "FLOAT32_TINY", "subnormal_part_norm",
-    "overridden_computation", "computes_as",
+    "overridden_computation", "computes_as", "rounds_its_input", "REFUSED_ACTIVATIONS",
 ]
 
 # Relative margin covering float64 round-off of the SVD / FFT (about n * 1e-16 for n <= 1e5).
@@ -51,10 +51,19 @@ ROUNDING_ULPS = 8
 
 # Largest slope of each activation (sup |f'|).
 ACTIVATION_CONSTANTS = {
-    "linear": 1.0, "relu": 1.0, "relu6": 1.0, "leaky_relu": 1.0, "elu": 1.0, "tanh": 1.0,
+    "linear": 1.0, "relu": 1.0, "relu6": 1.0, "leaky_relu": 1.0, "tanh": 1.0,
     "softplus": 1.0, "sigmoid": 0.25, "hard_sigmoid": 1.0 / 6.0,
     "silu": 1.1, "swish": 1.1,  # sup silu' = 1.0998...
     "gelu": 1.13,  # sup gelu' = 1.1289...
+}
+
+# Activations refused although sup |f'| is known, and why: their float32 values break the
+# model of arithmetic the bounds rest on (each elementwise step correctly rounded, relative).
+REFUSED_ACTIVATIONS = {
+    "elu": "TensorFlow computes elu(x) as exp(x) - 1 below 0, not with expm1, so near 0 its "
+           "float32 values are off by up to 2^-24 absolute, not relative: |elu(2x) - elu(x)| / "
+           "|x| reaches 4 at x = -1.5e-8 and |elu(x) - elu(0)| / |x| reaches 2 (measured; an "
+           "adversarial review, 2026-12-04), where its constant is 1",
 }
 
 LayerT = TypeVar("LayerT", bound=Callable[[keras.layers.Layer], float])
@@ -436,10 +445,10 @@ def _known_functions() -> dict[Callable, str]:
     known = {keras.activations.get(name): name for name in ACTIVATION_CONSTANTS}
     ops = keras.ops
     known.update({
-        tf.nn.relu: "relu", tf.nn.relu6: "relu6", tf.nn.elu: "elu", tf.math.tanh: "tanh",
+        tf.nn.relu: "relu", tf.nn.relu6: "relu6", tf.math.tanh: "tanh",
         tf.math.sigmoid: "sigmoid", tf.nn.softplus: "softplus", tf.nn.silu: "silu",
         tf.nn.leaky_relu: "leaky_relu",  # alpha 0.2
-        ops.relu: "relu", ops.relu6: "relu6", ops.elu: "elu", ops.tanh: "tanh",
+        ops.relu: "relu", ops.relu6: "relu6", ops.tanh: "tanh",
         ops.sigmoid: "sigmoid", ops.softplus: "softplus", ops.silu: "silu",
         ops.leaky_relu: "leaky_relu", ops.hard_sigmoid: "hard_sigmoid",
     })
@@ -453,8 +462,15 @@ def activation_constant(activation: str | Callable | None) -> float:
 
     Raises:
         TypeError: for any other activation, including a function of the user's that carries a
-            known name (a function named "relu" may compute 5 relu(x): the name proves nothing).
+            known name (a function named "relu" may compute 5 relu(x): the name proves nothing),
+            and for one in REFUSED_ACTIVATIONS (by name, or Keras', tf.nn's and keras.ops'
+            function), with the reason.
     """
+    refused = _refused_activation(activation)
+    if refused:
+        raise TypeError(f"activation {refused!r} is refused: {REFUSED_ACTIVATIONS[refused]}; "
+                        "use another activation, or register a rule for a layer that applies "
+                        "it (`register_lipschitz_bound`)")
     if isinstance(activation, str):
         if activation not in ACTIVATION_CONSTANTS:
             raise TypeError(f"no Lipschitz constant known for activation {activation!r}")
@@ -470,6 +486,19 @@ def activation_constant(activation: str | Callable | None) -> float:
             f"functions of those maps are known, by identity, not by name (register a rule "
             f"for a layer that applies your function, `register_lipschitz_bound`)")
     return ACTIVATION_CONSTANTS[name]
+
+
+def _refused_activation(activation) -> str | None:
+    """The REFUSED_ACTIVATIONS name of `activation` (a name, or Keras', tf.nn's or keras.ops'
+    function of it), else None."""
+    if isinstance(activation, str):
+        return activation if activation in REFUSED_ACTIVATIONS else None
+    for name in REFUSED_ACTIVATIONS:
+        functions = (keras.activations.get(name), getattr(tf.nn, name, None),
+                     getattr(keras.ops, name, None))
+        if any(activation is function for function in functions if function is not None):
+            return name
+    return None
 
 
 # ----- rules for this package's layers --------------------------------------------------------
@@ -526,7 +555,7 @@ def _rounded_isometry(layer: keras.layers.Layer) -> float:
 def _dropout(layer: keras.layers.Dropout) -> float:
     """The identity at inference (training=False), which is what certificates evaluate; a
     layer called with training=True in a Functional model drops and scales on every call."""
-    if any(node.arguments.kwargs.get("training") is True for node in layer._inbound_nodes):
+    if any(_training_on(node) for node in layer._inbound_nodes):
         raise ValueError(f"layer {layer.name!r} is called with training=True: it computes "
                          "dropout on every call (x 1 / (1 - rate) on the kept values), which "
                          "the bound of the inference-time identity does not cover")
@@ -701,13 +730,20 @@ def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
         TypeError: for a layer whose constant is not known (rather than guessing), naming its
             class; for a registered rule that returns something other than a real number.
         ValueError: for a layer that is not built, a convolution whose input size is
-            unknown, or a registered rule that returns a negative or non-finite bound.
+            unknown, a layer whose compute dtype is not float32 or float64 (Keras rounds its
+            input to that dtype: `layers.check_compute_dtype`), or a registered rule that
+            returns a negative or non-finite bound.
     """
     if isinstance(layer, keras.Model):
         return network_lipschitz_bound(layer)
     if not isinstance(layer, keras.layers.Layer):
         raise TypeError(f"layer must be a keras.layers.Layer, got {type(layer).__name__}")
     rule = _rule_for(layer)  # the TypeError for an unknown layer first
+    # every layer, the package's and Keras' alike: in float16 / bfloat16 Keras casts the input
+    # to the compute dtype, a rounding by up to 2^-8 relative that even a layer which only moves
+    # values (Flatten, GroupSort: bound 1) does not undo, and float16 overflows at 65504 (an
+    # adversarial review, 2026-12-04: GroupSort in bfloat16 bounded by 1 measured 1.0029)
+    ll.check_compute_dtype(layer)
     try:
         value = rule(layer)
     except AttributeError:  # a rule reads weights (kernel, bias) that an unbuilt layer lacks
@@ -728,16 +764,36 @@ def layer_lipschitz_bound(layer: keras.layers.Layer) -> float:
         raise ValueError(f"the Lipschitz rule {rule_name} for layer {layer.name!r} "
                          f"({type(layer).__name__}) returned {value}: a bound must be finite "
                          "and >= 0")
+    if rounds_its_input(layer):  # one more correctly rounded step: one more margin
+        value = product_rounded_up(value, 1 + rounding_margin(layer.compute_dtype))
     return value
+
+
+def rounds_its_input(layer: keras.layers.Layer) -> bool:
+    """Whether Keras rounds the layer's input when it casts it to the layer's compute dtype:
+    some call of the layer in a Functional or Sequential graph takes a floating tensor of a
+    finer dtype (float64 into a float32 layer). A layer without such graph calls (called
+    eagerly, or given in a list) is taken to receive its compute dtype."""
+    own = unit_roundoff(layer.compute_dtype)
+    for node in getattr(layer, "_inbound_nodes", ()):  # private Keras API
+        for tensor in node.input_tensors:
+            dtype = keras.backend.standardize_dtype(tensor.dtype)
+            if keras.backend.is_float_dtype(dtype) and unit_roundoff(dtype) < own:
+                return True
+    return False
 
 
 def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The layers of a model that is a plain chain, in order.
 
+    A built Sequential is walked in the Functional graph its `call` runs (`_functional`).
+
     Raises:
         TypeError: for a model that is not a Sequential or Functional chain of single-input
             layers, or whose class overrides what Sequential / Functional compute (a `call`
             of its own: its layers in order are then not the map it computes).
+        ValueError: for a chain whose `keras.Input` has a floating dtype other than float32 or
+            float64, or a layer called with `training` other than None or False.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
@@ -754,9 +810,26 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
             "in order are not the map it computes, so their bounds do not bound it"
         )
     if isinstance(model, keras.Sequential):
-        return list(model.layers)
+        # once built, Sequential.call runs the Functional graph `_functional` (private Keras
+        # API), which its `build` wires: walk that graph, not the list of layers (a subclass
+        # whose build called each layer twice computed 9 x while bounded by 3; a review)
+        functional = getattr(model, "_functional", None)
+        if functional is None:
+            return list(model.layers)
+        if not isinstance(functional, Functional) or overridden_computation(
+                functional, Functional):
+            raise TypeError(f"model {model.name!r}: the graph it runs is not a plain Keras "
+                            "Functional model, so its layers in order are not its map")
+        model = functional
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise TypeError(f"model {model.name!r}: only single-input, single-output chains")
+    input_dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
+    if keras.backend.is_float_dtype(input_dtype) and input_dtype not in ll.CERTIFIED_DTYPES:
+        # the model casts what it is given to its Input's dtype: a rounding by up to 2^-8
+        # relative before the first layer (an adversarial review, 2026-12-04)
+        raise ValueError(f"dtype: model {model.name!r} takes its input as {input_dtype} "
+                         f"(keras.Input(dtype={input_dtype!r})) and rounds what it is given to "
+                         f"it; bounds are certified for {ll.CERTIFIED_DTYPES} only")
     # follow the tensor from the input: each step is the one call in this model that takes it
     # (a layer shared within the chain is called once per step; one shared with another model,
     # or a nested model, has other calls too, which are not this model's nodes)
@@ -775,7 +848,7 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
                 f"to {takers} ({len(steps)} calls); bound its branches yourself and combine "
                 "them")
         layer, node = steps[0]
-        if node.arguments.kwargs.get("training") is True:
+        if _training_on(node):
             # e.g. Monte Carlo dropout: the bounds are of the inference-time maps
             raise ValueError(
                 f"model {model.name!r} calls {layer.name!r} with training=True, so every call "
@@ -786,6 +859,17 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
             id(layer) for layer in layers}:
         raise TypeError(f"model {model.name!r}: its output is not the end of its layer chain")
     return chain
+
+
+def _training_on(node) -> bool:
+    """Whether a graph call passes a `training` that is not None or False: True, and anything
+    else Keras reads as true or cannot read before it runs (1, np.True_, a tensor). Only `is
+    True` was refused, and Dropout called with training=1 was bounded by 1 while it doubled
+    differences at rate 0.5 (an adversarial review, 2026-12-04)."""
+    training = node.arguments.kwargs.get("training")
+    if training is None or isinstance(training, (bool, np.bool_)):
+        return bool(training)
+    return True
 
 
 def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers.Layer]) -> float:
@@ -802,6 +886,8 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
     Raises:
         TypeError: for a subclassed or branching model, a model overriding what Sequential /
             Functional compute (`chain_layers`), or a layer without a known bound.
+        ValueError: as `layer_lipschitz_bound` raises it, for a chain whose input is of a
+            reduced-precision dtype, or a call with training on (`chain_layers`).
     """
     if isinstance(model_or_layers, keras.Model):
         model_or_layers = chain_layers(model_or_layers)
@@ -820,7 +906,8 @@ def network_lipschitz_bound(model_or_layers: keras.Model | Iterable[keras.layers
 def output_rounding_factor(model_or_layers: keras.Model | Iterable[keras.layers.Layer]
                            ) -> float:
     """prod (1 + `rounding_margin`) over the chain's layers that round (all but the exact
-    isometries: Flatten, Reshape, GroupSort, ...): the relative margin by which a value the
+    isometries: Flatten, Reshape, GroupSort, ...), once more for each layer whose input
+    Keras rounds to its compute dtype (`rounds_its_input`): the relative margin by which a value the
     chain computes in its compute dtype is taken as a bound of the exact map's value, the same
     margin its `network_lipschitz_bound` carries (docs/theory.md section 12; relative, so it
     shares that section's caveat about absolute rounding)."""
@@ -828,8 +915,12 @@ def output_rounding_factor(model_or_layers: keras.Model | Iterable[keras.layers.
         model_or_layers = chain_layers(model_or_layers)
     factor = 1.0
     for layer in model_or_layers:
+        ll.check_compute_dtype(layer)
+        rounding = 1 + rounding_margin(layer.compute_dtype)
         if _rule_for(layer) not in (_exact_isometry, _dropout):
-            factor = product_rounded_up(factor, 1 + rounding_margin(layer.compute_dtype))
+            factor = product_rounded_up(factor, rounding)
+        if rounds_its_input(layer):
+            factor = product_rounded_up(factor, rounding)
     return factor
 
 

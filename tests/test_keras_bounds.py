@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.src.models.functional import Functional  # what a Sequential runs
 from operators import dense_matrix
 
 import lipvae_tf as lv
@@ -274,7 +275,7 @@ def test_keras_own_activations_keep_their_constants(name):
 
 
 @pytest.mark.parametrize("function,name", [
-    (tf.nn.relu, "relu"), (tf.nn.elu, "elu"), (tf.math.tanh, "tanh"), (tf.nn.silu, "silu"),
+    (tf.nn.relu, "relu"), (tf.math.tanh, "tanh"), (tf.nn.silu, "silu"),
     (tf.math.sigmoid, "sigmoid"), (tf.nn.leaky_relu, "leaky_relu"), (keras.ops.relu, "relu"),
     (keras.ops.hard_sigmoid, "hard_sigmoid"), (keras.ops.softplus, "softplus"),
 ])
@@ -570,6 +571,73 @@ def test_dropout_called_with_training_true_is_refused():
     assert lp.network_lipschitz_bound(plain) == 1.0
 
 
+@pytest.mark.parametrize("training", [1, np.True_, "tensor"], ids=["one", "numpy", "tensor"])
+def test_dropout_called_with_a_true_training_of_another_type_is_refused(training):
+    """An adversarial review (2026-12-04): only `training is True` was refused, so Dropout(0.5)
+    called with training=1 (or np.True_, or a boolean tensor) was bounded by 1 while it
+    doubled differences."""
+    inputs = keras.Input((1000,))
+    dropout = keras.layers.Dropout(0.5)
+    training = tf.constant(True) if training == "tensor" else training
+    model = keras.Model(inputs, dropout(inputs, training=training))
+    e = np.zeros((1, 1000), np.float32)
+    e[0, :10] = 1.0
+    assert np.linalg.norm(model(e)) > 1.2 * np.linalg.norm(e)  # it drops and scales by 2
+    with pytest.raises(ValueError, match="training=True"):
+        lp.network_lipschitz_bound(model)
+    with pytest.raises(ValueError, match="training=True"):
+        lp.layer_lipschitz_bound(dropout)
+    for off in (False, np.False_, None):
+        plain = keras.Model(inputs, keras.layers.Dropout(0.5)(inputs, training=off))
+        assert lp.network_lipschitz_bound(plain) == 1.0
+
+
+class _TwiceSequential(keras.Sequential):
+    """A Sequential whose `build` (the only method it overrides) wires each layer twice into
+    the graph `call` runs."""
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        x = inputs = self._layers[0].output
+        for layer in self._layers[1:]:
+            x = layer(layer(x))
+        self._functional = Functional(inputs=inputs, outputs=x)
+
+
+def test_a_sequential_is_bounded_by_the_graph_it_runs():
+    """An adversarial review (2026-12-04): `build` counts as a harmless override, but
+    Sequential.build wires `_functional`, the graph `call` runs; a subclass calling each layer
+    twice there computed 9 x while bounded by 3. The chain is now walked in that graph."""
+    dense = keras.layers.Dense(4, use_bias=False,
+                               kernel_initializer=keras.initializers.Identity(gain=3.0))
+    model = _TwiceSequential([keras.Input((4,)), dense])
+    x = np.ones((1, 4), np.float32)
+    ratio = np.linalg.norm(model(x)) / np.linalg.norm(x)
+    assert ratio == pytest.approx(9.0)
+    assert [layer.name for layer in lp.chain_layers(model)] == [dense.name, dense.name]
+    assert ratio <= lp.network_lipschitz_bound(model) <= 9.0 * (1 + 1e-5)
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+        4, use_bias=False, kernel_initializer=keras.initializers.Identity(gain=3.0))])
+    assert lp.network_lipschitz_bound(plain) == pytest.approx(3.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["elu", keras.activations.elu, tf.nn.elu, keras.ops.elu],
+                         ids=["name", "keras", "tf.nn", "ops"])
+def test_elu_is_refused_with_its_reason(activation):
+    """An adversarial review (2026-12-04): TF computes elu as exp(x) - 1, so near 0 its float32
+    values are off by up to 2^-24 absolute; with the constant 1 a Dense(elu) on the pair
+    (x, 2x), x = -1.49e-8, moved its output by 4 x ||x||."""
+    layer = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones",
+                               activation=activation)
+    model = keras.Sequential([keras.Input((1,)), layer])
+    x = np.array([[-1.4903902e-8]], np.float32)  # exp(2x) rounds to 1 - 2^-24, exp(x) to 1
+    assert abs(float(model(2 * x)[0, 0] - model(x)[0, 0])) > 3.9 * abs(float(x[0, 0]))
+    with pytest.raises(TypeError, match="activation 'elu' is refused: TensorFlow computes "
+                                        r"elu\(x\) as exp\(x\) - 1"):
+        lp.layer_lipschitz_bound(layer)
+    assert "elu" not in lp.ACTIVATION_CONSTANTS
+
+
 def test_a_lipschitz_layer_under_a_policy_set_after_build_is_refused():
     """The same review: a LipschitzDense whose dtype policy was set to float16 after build was
     bounded from its float16 kernel (0.0 for entries of 2e-8, which float16 flushes)."""
@@ -585,7 +653,9 @@ def test_bfloat16_relu_and_nan_max_value():
     not producing an array"; ReLU(max_value=nan), whose outputs are NaN, was bounded by 1."""
     layer = keras.layers.LeakyReLU(negative_slope=0.3, dtype="bfloat16")
     keras.Sequential([keras.Input((4,)), layer])
-    assert lp.layer_lipschitz_bound(layer) == pytest.approx(1.0, rel=0.05)
+    # refused with the dtype's own message since 2026-12-04 (bfloat16 rounds the input)
+    with pytest.raises(ValueError, match="would compute in bfloat16"):
+        lp.layer_lipschitz_bound(layer)
     assert lp.applied_value(0.3, "bfloat16") == 0.30078125
     with pytest.raises(ValueError, match="max_value nan"):
         lp.network_lipschitz_bound(keras.Sequential([keras.Input((4,)),

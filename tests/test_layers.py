@@ -274,6 +274,28 @@ def test_bad_input_shapes_are_named():
         ll.LipschitzConv2D(4, 3, strides=2, padding="circular")(tf.zeros((1, 7, 7, 1)))
 
 
+@pytest.mark.parametrize("make", [lambda: ll.LipschitzConv2D(1, 3, use_bias=False),
+                                  lambda: ll.LipschitzConv2DTranspose(1, 3, use_bias=False)],
+                         ids=["conv", "transposed"])
+def test_a_conv_traced_without_a_known_size_checks_it_when_it_runs(make):
+    """An adversarial review (2026-12-04): Keras' predict retraces with the image size relaxed
+    to None, and the size check only looked at the static shape, so a layer built for 4 x 4 ran
+    on 16 x 16 images (operator norm 7.5 % above the bound). The check now runs in the graph."""
+    layer = make()
+    model = keras.Sequential([keras.Input((4, 4, 1)), layer])
+    model.predict(np.zeros((2, 4, 4, 1), np.float32), verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"built for inputs of spatial size \(4, 4\)"):
+        model.predict(np.zeros((2, 16, 16, 1), np.float32), verbose=0)
+    relaxed = tf.function(layer, input_signature=[tf.TensorSpec((2, None, None, 1))])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="spatial size"):
+        relaxed(tf.zeros((2, 16, 16, 1)))
+    np.testing.assert_array_equal(relaxed(tf.ones((2, 4, 4, 1))), layer(tf.ones((2, 4, 4, 1))))
+    with pytest.raises(ValueError, match="spatial size"):  # a known wrong height: at trace time
+        known_height = tf.TensorSpec((2, 16, None, 1))
+        tf.function(layer, input_signature=[known_height]).get_concrete_function()
+
+
 @pytest.mark.parametrize("padding", ["same", "valid", "circular"])
 def test_conv_layers_give_empty_outputs_of_the_right_shape_for_an_empty_batch(padding):
     """TF's oneDNN conv2d returns the input's shape for an empty batch; the layer must not."""
