@@ -36,8 +36,14 @@ __all__ = [
     "AttackResult", "MarginEstimate", "project_ball_box", "reconstruction_distance",
     "maximum_damage_attack", "latent_attack", "random_perturbation", "expected_damage",
     "clopper_pearson_upper", "clopper_pearson_lower", "robust_counts", "estimate_margin",
-    "audit_certificate",
+    "audit_certificate", "MAX_TRIALS",
 ]
+
+# The most trials a Clopper-Pearson bound takes. tf.math.betainc's float64 relative error grows
+# with the parameters: about 2e-15 n measured against scipy (2.8e-9 at n = 10^6), and at
+# n = 10^7 it reached 4e-3 near the median, which put U below the exact bound (an adversarial
+# review, 2026-12-04: k = 8e6, confidence 0.5, P(Bin(n, U) <= k) = 0.50005 > 0.5).
+MAX_TRIALS = 10**6
 
 tfd = tfp.distributions
 
@@ -570,11 +576,12 @@ def clopper_pearson_upper(successes: ArrayLike, trials: ArrayLike, confidence: f
 
     U solves I_U(k + 1, n - k) = confidence (regularised incomplete beta); U = 1 when k = n.
     Found by 60 bisection steps on the upper tail, I_{1-U}(n - k, k + 1) = 1 - confidence
-    (tf.math.betainc, float64), against (1 - confidence)(1 - 1e-9): the tail keeps its relative
-    accuracy as confidence nears 1, where 1 minus the CDF cancels (the CDF's 1e-16 absolute
-    error put U below the exact bound at confidence 1 - 1e-9, an adversarial review,
-    2026-12-04), and the relative margin covers the tail's own round-off, so the returned U
-    (raised by 1e-12 besides) is never below the exact one.
+    (tf.math.betainc, float64), against (1 - confidence)(1 - 1e-9 - 1e-14 n): the tail keeps
+    its relative accuracy as confidence nears 1, where 1 minus the CDF cancels (the CDF's 1e-16
+    absolute error put U below the exact bound at confidence 1 - 1e-9, an adversarial review,
+    2026-12-04), and the relative margin covers the tail's own round-off (about 2e-15 n), so
+    the returned U (raised by 1e-12 besides) is never below the exact one. At most MAX_TRIALS
+    trials: beyond, betainc's error grows past any margin (4e-3 at n = 10^7).
     Clopper & Pearson 1934; docs/theory.md section 8, "The probability at a delta".
 
     Args:
@@ -588,12 +595,14 @@ def clopper_pearson_upper(successes: ArrayLike, trials: ArrayLike, confidence: f
     Raises:
         TypeError: if confidence is not a real number.
         ValueError: if confidence is not in (0, 1), successes are not integers in [0, trials],
-            trials < 1, or trials does not broadcast to the shape of successes.
+            trials < 1 or > MAX_TRIALS, or trials does not broadcast to the shape of successes.
     """
     k, n, confidence = _binomial_args(successes, trials, confidence)
     low, high = np.zeros_like(k), np.ones_like(k)
     a, b = k + 1.0, np.maximum(n - k, 1.0)
-    tail = (1.0 - confidence) * (1.0 - 1e-9)  # 1 - confidence, exact for confidence >= 1/2
+    # 1 - confidence is exact for confidence >= 1/2; the relative margin covers betainc's own
+    # error, about 2e-15 n (measured against scipy up to n = MAX_TRIALS: at most 2.8e-9 there)
+    tail = (1.0 - confidence) * (1.0 - (1e-9 + 1e-14 * n))
     for _ in range(60):
         mid = 0.5 * (low + high)
         # P(Beta(k + 1, n - k) > mid) = I_{1 - mid}(n - k, k + 1); 1 - mid is exact for
@@ -620,7 +629,7 @@ def clopper_pearson_lower(successes: ArrayLike, trials: ArrayLike, confidence: f
     Raises:
         TypeError: if confidence is not a real number.
         ValueError: if confidence is not in (0, 1), successes are not integers in [0, trials],
-            trials < 1, or trials does not broadcast to the shape of successes.
+            trials < 1 or > MAX_TRIALS, or trials does not broadcast to the shape of successes.
     """
     k, n, confidence = _binomial_args(successes, trials, confidence)
     return np.maximum(1.0 - clopper_pearson_upper(n - k, n, confidence), 0.0)
@@ -637,6 +646,10 @@ def _binomial_args(successes, trials, confidence):
                          f"{k.shape}") from None
     if np.any(n < 1) or np.any(k > n):
         raise ValueError("successes must be integers in [0, trials] and trials >= 1")
+    if np.any(n > MAX_TRIALS):
+        raise ValueError(f"trials must be <= MAX_TRIALS = {MAX_TRIALS}, got {int(n.max())}: "
+                         "beyond, tf.math.betainc is not accurate enough for a bound that is "
+                         "never below the exact one")
     return k, n, confidence
 
 
@@ -748,7 +761,7 @@ def estimate_margin(model: keras.Model, x: ArrayLike, r: float, p: float = 0.5, 
         p: the probability level, in [1/2, 1).
         confidence: the confidence of each input's `upper` over all of its tests, in (0, 1)
             (each test's Clopper-Pearson bound runs at 1 - (1 - confidence) / K).
-        samples: noise pairs behind each probability bound, >= 1.
+        samples: noise pairs behind each probability bound, in [1, MAX_TRIALS].
         bisection_steps: bisection steps after the bracket, >= 0.
         initial_radius: the first radius of the doubling bracket (l2, pixel space), finite > 0.
         max_radius: the largest radius tried (l2, pixel space), finite > 0; None: sqrt(D), D
@@ -764,9 +777,9 @@ def estimate_margin(model: keras.Model, x: ArrayLike, r: float, p: float = 0.5, 
 
     Raises:
         TypeError / ValueError: naming the argument, before the first attack: r, initial_radius
-            and max_radius finite > 0; p in [1/2, 1); confidence in (0, 1); samples, restarts,
-            attack_samples >= 1; steps, bisection_steps >= 0; seed in [0, 2^31); verbose
-            True, False or None.
+            and max_radius finite > 0; p in [1/2, 1); confidence in (0, 1); samples in
+            [1, MAX_TRIALS]; restarts, attack_samples >= 1; steps, bisection_steps >= 0; seed
+            in [0, 2^31); verbose True, False or None.
         TypeError: if `model` lacks what the attacks use, or x is not floating point.
         ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
     """
@@ -774,7 +787,7 @@ def estimate_margin(model: keras.Model, x: ArrayLike, r: float, p: float = 0.5, 
     p = checks.probability_level("p", p)
     confidence = checks.in_interval("confidence", confidence, 0, 1, low_open=True,
                                     high_open=True)
-    samples = checks.positive_int("samples", samples)
+    samples = checks.positive_int("samples", samples, maximum=MAX_TRIALS)  # Clopper-Pearson's
     bisection_steps = checks.positive_int("bisection_steps", bisection_steps, minimum=0)
     # > 0: doubling from 0 would stay at 0 for ever
     initial_radius = checks.positive_finite("initial_radius", initial_radius)
@@ -894,7 +907,7 @@ def audit_certificate(model: keras.Model, x: ArrayLike, radius: ArrayLike, r: fl
         p: the probability level of the certificate, in [1/2, 1).
         fraction: the attack's radius as a fraction of `radius`, in (0, 1].
         confidence: the one-sided Clopper-Pearson confidence, in (0, 1).
-        samples: noise pairs behind each bound, >= 1.
+        samples: noise pairs behind each bound, in [1, MAX_TRIALS].
         restarts, steps, attack_samples: `maximum_damage_attack`'s restarts (>= 1), steps
             (>= 1: with none, the "attack" is its random starts, which cannot be expected to
             catch a broken certificate) and samples (>= 1).
@@ -906,8 +919,8 @@ def audit_certificate(model: keras.Model, x: ArrayLike, radius: ArrayLike, r: fl
 
     Raises:
         TypeError / ValueError: naming the argument, before the attack: r finite > 0, p in
-            [1/2, 1), fraction in (0, 1], confidence in (0, 1), samples, restarts,
-            attack_samples, steps >= 1, seed in [0, 2^31 - 1), radius finite >= 0.
+            [1/2, 1), fraction in (0, 1], confidence in (0, 1), samples in [1, MAX_TRIALS],
+            restarts, attack_samples, steps >= 1, seed in [0, 2^31 - 1), radius finite >= 0.
         TypeError: if `model` lacks what the attacks use, or x is not floating point.
         ValueError: if x has the wrong shape, non-finite values or pixels outside [0, 1].
     """
@@ -916,7 +929,7 @@ def audit_certificate(model: keras.Model, x: ArrayLike, radius: ArrayLike, r: fl
     fraction = checks.in_interval("fraction", fraction, 0, 1, low_open=True)
     confidence = checks.in_interval("confidence", confidence, 0, 1, low_open=True,
                                     high_open=True)
-    samples = checks.positive_int("samples", samples)
+    samples = checks.positive_int("samples", samples, maximum=MAX_TRIALS)  # Clopper-Pearson's
     restarts = checks.positive_int("restarts", restarts)
     steps = checks.positive_int("steps", steps)
     attack_samples = checks.positive_int("attack_samples", attack_samples)

@@ -85,6 +85,7 @@ class EvalConfig:
         for name, minimum in (("num_inputs", 1), ("samples", 1), ("bisection_steps", 0),
                               ("restarts", 1), ("steps", 0), ("ll_samples", 1)):
             checks.positive_int(name, getattr(self, name), minimum=minimum)
+        checks.positive_int("samples", self.samples, maximum=attacks.MAX_TRIALS)
         if self.test_limit is not None:
             checks.positive_int("test_limit", self.test_limit)
         for norm in self.attack_norms:

@@ -18,17 +18,22 @@ sigmoid(logits)); `serving_default` and `certify` both follow it, and the metada
 lipvae_tf.bounds in float64, same rounding) with the Lipschitz constants frozen at export time, so
 it equals `model.certified_radius(x, r, p, method)` to float64 round-off (up to 1e-12 relative
 for p <= 0.999; more near p = 1, where the two sides' CDF lower bounds differ:
-lipvae_tf.graph_bounds gives the measured values, each sound). r and p are float64, not float32:
-rounding p = 0.9 to float32 gives 0.89999998, a lower level, and r = 8.1 gives 8.1000004, a larger
-tolerance; both would certify a slightly larger radius than the one asked for. JSON numbers
-are parsed by TF Serving into the signature's dtype, so REST clients are not affected. The radius is
-float64 for the same reason (rounding it to float32 could round up). `metadata` returns, for each
-row of its unused input, the values frozen at export: TF Serving's REST API refuses a signature
-without inputs (tensorflow/serving#1676), so it takes one, and one row per input row keeps the row
-format working (`metadata_request()` is the body). A request cannot raise inside a graph, so rows
-with r <= 0, a non-finite r, p outside [1/2, 1), or a non-finite pixel get a NaN radius (never a
-clipped value). r and p must have one entry per image (TF Serving's row format, "instances", needs
-every input to share the batch dimension).
+lipvae_tf.graph_bounds gives the measured values, each sound) when both are given the same
+batch. With a learned std, TF's CPU kernels may compute an image's float32 std a float32 step
+differently in batches of different composition, and each side certifies the std it computed
+(widened by the std network's rounding margin, so both are sound): 1.8e-5 relative between
+one image and a batch of 40 at p = 0.9, and an image certified 0 alone and 1.1e-7 in a batch,
+at an r on the threshold (a review, 2026-12-04; README, "Serving").
+r and p are float64, not float32: rounding p = 0.9 to float32 gives 0.89999998, a lower level, and
+r = 8.1 gives 8.1000004, a larger tolerance; both would certify a slightly larger radius than the
+one asked for. JSON numbers are parsed by TF Serving into the signature's dtype, so REST clients
+are not affected. The radius is float64 for the same reason (rounding it to float32 could round
+up). `metadata` returns, for each row of its unused input, the values frozen at export: TF
+Serving's REST API refuses a signature without inputs (tensorflow/serving#1676), so it takes one,
+and one row per input row keeps the row format working (`metadata_request()` is the body). A
+request cannot raise inside a graph, so rows with r <= 0, a non-finite r, p outside [1/2, 1), or a
+non-finite pixel get a NaN radius (never a clipped value). r and p must have one entry per image
+(TF Serving's row format, "instances", needs every input to share the batch dimension).
 
 The constants hold for the exported weights only. `certify` checks, on every call, that the
 variables of the three certified networks are still those it was exported with (a farmhash64

@@ -98,6 +98,38 @@ def test_clopper_pearson_stays_on_its_side_at_confidence_near_one(n, alpha):
         assert 1 - value - Decimal("1e-8") <= lower <= 1 - value, (k, float(lower))
 
 
+@pytest.mark.parametrize("confidence", [0.5, 0.99, 1 - 1e-6])
+def test_clopper_pearson_stays_on_its_side_up_to_max_trials_and_refuses_more(confidence):
+    """An adversarial review (2026-12-04): tf.math.betainc's relative error grows with n (4e-3
+    at n = 10^7 near the median), and U(8e6 of 1e7, 0.5) was below the exact bound,
+    P(Bin(n, U) <= k) = 0.50005 > 0.5. Up to MAX_TRIALS the margin (1e-9 + 1e-14 n) covers it
+    (scipy's betainc, Boost's, as the reference); beyond, trials are refused."""
+    n = attacks.MAX_TRIALS
+    k = np.array([0, 1, 123_457, n // 2, 800_000, 987_654, n - 1])
+    upper = attacks.clopper_pearson_upper(k, n, confidence)
+    # P(Beta(k + 1, n - k) > U) = I_{1-U}(n - k, k + 1) <= 1 - confidence: U is not below
+    tail = scipy.special.betainc(n - k, k + 1, 1 - upper)
+    assert np.all(tail <= 1 - confidence), tail / (1 - confidence)
+    exact = scipy.stats.beta.ppf(confidence, k + 1, n - k)
+    np.testing.assert_allclose(upper, exact, rtol=1e-6, atol=2e-12)  # and close to it
+    for function in (attacks.clopper_pearson_upper, attacks.clopper_pearson_lower):
+        with pytest.raises(ValueError, match=r"trials must be <= MAX_TRIALS = 1000000, got "
+                                             r"10000000"):
+            function(8_000_000, 10**7, confidence)
+
+
+def test_the_attacks_refuse_more_noise_pairs_than_a_bound_takes_before_attacking():
+    def no_model():  # never reached: the argument is checked first
+        raise AssertionError("the model was used")
+
+    for call in (lambda: attacks.estimate_margin(no_model, np.zeros((1, 2, 2, 1)), 8.0,
+                                                 samples=attacks.MAX_TRIALS + 1),
+                 lambda: attacks.audit_certificate(no_model, np.zeros((1, 2, 2, 1)), 1.0, 8.0,
+                                                   samples=attacks.MAX_TRIALS + 1)):
+        with pytest.raises(ValueError, match="samples must be an integer <= 1000000"):
+            call()
+
+
 def test_clopper_pearson_upper_bound_covers_the_true_probability():
     rng = np.random.default_rng(1)
     truth, n, confidence = 0.3, 200, 0.95
