@@ -340,6 +340,47 @@ def test_a_conv_bias_counts_at_every_output_position(kind):
     assert error >= 0.95 * bound, (error, bound)
 
 
+def test_a_dense_bias_counts_at_every_position_of_a_higher_rank_input():
+    """An adversarial review (2026-12-04): a LipschitzDense on (1024, 1) inputs adds its bias at
+    each of the 1024 positions, but the offset counted it once: error 1.9e-6 against a bound
+    of 6.0e-8 (31.7 x, about sqrt(1024))."""
+    positions = 1024
+    dense = ll.LipschitzDense(1, lipschitz=1.0, bias_initializer="ones")
+    net = keras.Sequential([keras.Input((positions, 1)), dense])
+    dense.kernel.assign(np.array([[np.float32(0.99 * 2.0**-24)]], np.float32))
+    x = np.ones((1, positions, 1), np.float32)
+    computed = net(x).numpy().astype(np.float64)
+    exact = x.astype(np.float64) * float(dense.kernel.numpy()[0, 0]) + 1.0
+    error = np.linalg.norm(computed - exact)
+    norms, _ = fe.activation_norms(net, tf.constant(x))
+    bound = fe.chain_forward_error(fe.chain_errors(net), norms)[0][0]
+    assert error > 1e-6  # every position rounds 1 + 0.99 u down to 1
+    assert error <= bound <= 3 * error
+    unbuilt = ll.LipschitzDense(1)
+    unbuilt.build((None, 4))  # no graph call: its input's positions are unknown
+    with pytest.raises(ValueError, match="has no known input shape"):
+        fe.layer_error(unbuilt)
+
+
+@pytest.mark.parametrize("cast", [ll.GroupSort, keras.layers.Flatten])
+def test_a_chain_of_several_compute_dtypes_is_refused(cast):
+    """An adversarial review (2026-12-04): a float32 GroupSort (or Flatten) between float64
+    layers rounds its input to float32, which the terms did not count: error 8.8e-8 against a
+    bound of 4.4e-15."""
+    net = keras.Sequential([
+        keras.Input((4,), dtype="float64"),
+        ll.LipschitzDense(4, kernel_initializer="identity", use_bias=False, dtype="float64",
+                          constraint="spectral"),
+        cast(2) if cast is ll.GroupSort else cast(),
+        ll.LipschitzDense(4, kernel_initializer="identity", use_bias=False, dtype="float64",
+                          constraint="spectral")])
+    x = np.array([[1 + 2.0**-30, 1 / 3, np.pi, 1e-3]])
+    assert np.abs(net(x).numpy() - np.sort(x.reshape(2, 2), axis=1).reshape(1, 4)
+                  if cast is ll.GroupSort else net(x).numpy() - x).max() > 1e-9
+    with pytest.raises(ValueError, match=r"computes in several dtypes \(float32, float64\)"):
+        fe.chain_errors(net)
+
+
 def test_the_error_bound_at_deviation_zero_covers_another_batchs_computation():
     """mu at x computed in another batch (the sampling batch) has layer inputs up to twice the
     centre errors away from the measured ones: its error bound is the centre recursion run on
