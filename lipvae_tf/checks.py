@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,7 +13,8 @@ __all__ = [
     "finite_real", "positive_finite", "positive_float32", "positive_int", "positive_ints",
     "flag", "int_pair", "probability_level", "as_array", "real_array", "pixel_values",
     "pixel_range", "non_negative_finite", "in_interval", "one_of", "SEED_LIMIT", "seed",
-    "folder_path", "png_path", "finite_array", "first_non_finite", "ReducedPrecisionError",
+    "folder_path", "png_path", "keras_archive", "finite_array", "first_non_finite",
+    "ReducedPrecisionError",
 ]
 
 _REAL = (int, float, np.floating, np.integer)
@@ -302,7 +304,7 @@ def folder_path(name: str, value: Any) -> str:
     Raises:
         TypeError: if `value` is not a str or os.PathLike.
         ValueError: if it is empty, if it or the nearest existing path above it is not a folder
-            (a file), or if that folder is not writable.
+            (a file), or if that folder is not writable, or a folder cannot be made in it.
     """
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a folder path (str or os.PathLike), got "
@@ -318,7 +320,39 @@ def folder_path(name: str, value: Any) -> str:
         raise ValueError(f"{name}={path} {what} a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{name}={path}: the folder {existing} is not writable")
+    if existing != os.path.abspath(path):
+        # os.access says yes to root everywhere, /proc and read-only mounts included (the
+        # work then failed with an OSError naming no argument: an operator's review,
+        # 2026-12-04): make the first missing folder and remove it again
+        probe = os.path.join(existing, os.path.relpath(os.path.abspath(path), existing)
+                             .split(os.sep)[0])
+        try:
+            os.mkdir(probe)
+            os.rmdir(probe)
+        except OSError as error:
+            raise ValueError(f"{name}={path}: cannot make a folder in {existing} "
+                             f"({error.strerror})") from None
     return path
+
+
+def keras_archive(name: str, path: str | os.PathLike) -> None:
+    """Checks that `path` is a zip holding a config.json and weights (what
+    `model.save("....keras")` writes): Keras answered an empty, truncated or corrupt file, which
+    exists, with "File not found".
+
+    Raises:
+        ValueError: naming model `name` and the path, if the file is not such an archive.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"model {name!r}: {path} is not a valid .keras archive ({error}); "
+                         "save models with model.save('name.keras')") from None
+    missing = sorted({"config.json", "model.weights.h5"} - members)
+    if missing:
+        raise ValueError(f"model {name!r}: {path} is not a valid .keras archive: it lacks "
+                         f"{', '.join(missing)}")
 
 
 def png_path(name: str, value: Any) -> str:

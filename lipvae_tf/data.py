@@ -153,16 +153,34 @@ def idx_paths(directory: str | Path, split: str) -> tuple[Path, Path]:
         (images path, labels path).
 
     Raises:
+        TypeError: if directory is not a str or os.PathLike (None said only "expected str,
+            bytes or os.PathLike object": an operator's review, 2026-12-04).
         ValueError: if split is not one of SPLITS.
     """
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory must be the folder of the IDX files (str or "
+                        f"os.PathLike), got {type(directory).__name__}")
     checks.one_of("split", split, SPLITS)
     directory = Path(directory)
     prefix = _IDX_PREFIX[split]
     found = []
     for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
         plain = directory / stem
-        found.append(plain if plain.is_file() else directory / f"{stem}.gz")
+        # a folder of that name is found too, and refused by load_idx as what it is (it was
+        # reported as "not found", naming the .gz: an operator's review, 2026-12-04)
+        found.append(plain if plain.exists() else directory / f"{stem}.gz")
     return found[0], found[1]
+
+
+def _check_idx_files(paths: tuple[Path, ...], what: str = "") -> None:
+    """FileNotFoundError for a path that does not exist, ValueError for one that is not a
+    file (a folder was reported as "not found")."""
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise ValueError(f"IDX file {what}{path} is a folder (or another non-file), not a "
+                             "file")
+        if not path.exists():
+            raise FileNotFoundError(f"IDX file {what}not found: {path} (nor without .gz)")
 
 
 def _idx_available(directory: Path, split: str) -> bool:
@@ -184,14 +202,14 @@ def load_idx(directory: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]
         (images, labels): uint8 (N, 28, 28) with N >= 1, and uint8 (N,) in 0..9.
 
     Raises:
+        TypeError: if directory is not a str or os.PathLike.
         FileNotFoundError: if the images or labels file is missing (plain and .gz).
-        ValueError: if split is not one of SPLITS, a file is not valid IDX (`read_idx`), or the
-            pair breaks the rules above (dtype, shape, no images, counts, labels >= 10).
+        ValueError: if split is not one of SPLITS, a file's path is a folder, a file is not
+            valid IDX (`read_idx`), or the pair breaks the rules above (dtype, shape, no images,
+            counts, labels >= 10).
     """
     image_path, label_path = idx_paths(directory, split)
-    for path in (image_path, label_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"IDX file not found: {path} (nor without .gz)")
+    _check_idx_files((image_path, label_path))
     images = read_idx(image_path)
     labels = read_idx(label_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
@@ -370,10 +388,7 @@ def _require_idx(name: str, split: str, idx_dir: str | Path | None) -> Path:
         raise FileNotFoundError(
             f"no IDX files for {name!r}: pass idx_dir (there is no system copy of {name})"
         )
-    for path in idx_paths(directory, split):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"IDX file for {name!r} {split!r} not found: {path} (nor without .gz)")
+    _check_idx_files(idx_paths(directory, split), f"for {name!r} {split!r} ")
     return directory
 
 

@@ -15,7 +15,6 @@ import dataclasses
 import importlib
 import os
 import time
-import zipfile
 from collections.abc import Sequence
 
 import lipvae_tf
@@ -118,7 +117,7 @@ def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:
     for name, path in paths.items():
         if not os.path.isfile(path):
             raise FileNotFoundError(f"model {name!r}: no file at {path}")
-        _check_keras_archive(name, path)
+        checks.keras_archive(name, path)
         try:
             model = keras.models.load_model(path)
         except TypeError as error:
@@ -135,22 +134,6 @@ def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:
                             "not a lipvae_tf LipschitzVAE/StandardVAE")
         models[name] = model
     return models
-
-
-def _check_keras_archive(name: str, path: str) -> None:
-    """ValueError naming the model unless `path` is a zip with a config.json and weights (what
-    `model.save("....keras")` writes): Keras answered an empty or corrupt file, which exists,
-    with "File not found"."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"model {name!r}: {path} is not a valid .keras archive ({error}); "
-                         "save models with model.save('name.keras')") from None
-    missing = sorted({"config.json", "model.weights.h5"} - members)
-    if missing:
-        raise ValueError(f"model {name!r}: {path} is not a valid .keras archive: it lacks "
-                         f"{', '.join(missing)}")
 
 
 def load_test_set(config: EvalConfig) -> tuple[np.ndarray, np.ndarray, str]:

@@ -19,6 +19,7 @@ A config whose weights are not bundled (e.g. MNIST here) can be listed and built
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -40,11 +41,12 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from lipvae_tf import attacks, checks, data, evaluate, export, report, train
+from lipvae_tf import attacks, bounds, checks, data, evaluate, export, report, train
 from lipvae_tf.model import RECONSTRUCTIONS, LipschitzVAE, StandardVAE
 
 __all__ = [
-    "ZOO_DIR", "BUNDLED_ZOO_DIR", "zoo_dir", "FILES", "SAVED_MODEL", "ZooIntegrityError",
+    "ZOO_DIR", "BUNDLED_ZOO_DIR", "zoo_dir", "FILES", "SAVED_MODEL", "KINDS", "CONFIG_KEYS",
+    "OPTIONAL_CONFIG_KEYS", "ZooIntegrityError",
     "list_models", "model_dir",
     "model_config", "sha256_file", "verify", "load", "load_saved_model", "saved_model_path",
     "model_card", "build", "AUDIT_IMAGES", "certified_by_reconstruction", "reconstruction_errors",
@@ -58,6 +60,10 @@ BUNDLED_ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
 ZOO_DIR: Path | None = None
 FILES = ("model.keras", "card.json", "config.json")
 SAVED_MODEL = "saved_model"
+KINDS = ("lipschitz", "standard")  # config.json's "kind": a LipschitzVAE or a StandardVAE
+# config.json's keys: the required ones, then the optional ones ("weights": why none are bundled)
+CONFIG_KEYS = ("name", "dataset", "kind", "description", "train")
+OPTIONAL_CONFIG_KEYS = ("evaluate", "weights")
 
 
 class ZooIntegrityError(ValueError):
@@ -89,6 +95,54 @@ def _read_json(path: Path, keys: tuple[str, ...] = (), name: str | None = None) 
     return value
 
 
+def _checked_config(folder: Path, name: str | None) -> dict:
+    """config.json of a model folder with every value checked as the training and the
+    evaluation will check it, or ZooIntegrityError naming the file: a typo of "kind" built a
+    LipschitzVAE, "train": [] raised a bare AttributeError, a negative learning rate was
+    accepted, and a missing "description" failed `zoo list` with "error: description" (an
+    operator's review, 2026-12-04)."""
+    path = folder / "config.json"
+    config = _read_json(path, CONFIG_KEYS, name)
+    try:
+        unknown = sorted(set(config) - {*CONFIG_KEYS, *OPTIONAL_CONFIG_KEYS})
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}; a config holds {CONFIG_KEYS} and "
+                             f"optionally {OPTIONAL_CONFIG_KEYS}")
+        for key in ("name", "description", "weights"):
+            if key in config and not isinstance(config[key], str):
+                raise TypeError(f"{key!r} must be a str, got {config[key]!r}")
+        checks.one_of("kind", config["kind"], KINDS)
+        checks.one_of("dataset", config["dataset"], data.NAMES)
+        for key in ("train", "evaluate"):
+            if not isinstance(config.get(key, {}), dict):
+                raise TypeError(f"{key!r} must be a table of settings, got {config[key]!r}")
+        trained = _train_config(config, "unused", None)  # TrainConfig checks every setting
+        if trained.dataset != config["dataset"]:
+            raise ValueError(f"'train' reads dataset {trained.dataset!r}, the model's is "
+                             f"{config['dataset']!r}")
+        evaluate.EvalConfig(**config.get("evaluate", {}))
+    except (TypeError, ValueError) as error:  # TrainConfig(**{"typo": 1}) is a TypeError
+        raise ZooIntegrityError(f"{path}: {error} (corrupted or tampered); "
+                                f"{_restore(folder, name)}") from error
+    return config
+
+
+@contextlib.contextmanager
+def _card_values(name: str):
+    """Reading a verified card's values: a KeyError, TypeError, ValueError or AttributeError
+    becomes ZooIntegrityError naming card.json (a card that verifies, its sha256 edited with
+    it, but lacks a value printed only the key's name, and "curve": [1] raised a bare
+    AttributeError: an operator's review, 2026-12-04)."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        what = (f"has no {error.args[0]!r}" if isinstance(error, KeyError)
+                else f"holds a value of the wrong kind ({error})")
+        raise ZooIntegrityError(
+            f"{model_dir(name) / 'card.json'}: the card {what} (tampered, or written by "
+            f"another version); {_restore(model_dir(name), name)}") from error
+
+
 def zoo_dir() -> Path:
     """The zoo folder in use: `ZOO_DIR` if set, else $LIPVAE_ZOO_DIR as it is now, else the
     repository's `zoo/`.
@@ -110,16 +164,20 @@ def zoo_dir() -> Path:
 
 
 def _folders(root: Path | None = None) -> dict[str, Path]:
-    """{name: folder}; a folder whose config.json is unreadable is listed under the name its
-    path gives (<dataset>_<folder>), so that only that model fails, with ZooIntegrityError.
-    A name claimed by two folders keeps the first (in path order), with a warning naming both
-    (the second one was silently unreachable: an operator's review, 2026-12-04)."""
+    """{name: folder}; a folder whose config.json is unreadable (or names no str) is listed
+    under the name its path gives (<dataset>_<folder>), so that only that model fails, with
+    ZooIntegrityError. A model folder is one with a config.json, a manifest or a model file:
+    one whose config.json was a folder, or missing, was left out without a word. A name claimed
+    by two folders keeps the first (in path order), with a warning naming both (the second one
+    was silently unreachable: an operator's review, 2026-12-04)."""
     root = Path(root) if root is not None else zoo_dir()
     folders = {}
     for folder in sorted(root.glob("*/*")):
-        if (folder / "config.json").is_file():
+        if folder.is_dir() and any((folder / f).exists() for f in (*FILES, "manifest.json")):
             try:
                 name = _read_json(folder / "config.json", ("name",))["name"]
+                if not isinstance(name, str):  # a list was "unhashable"
+                    raise ZooIntegrityError(f"a name that is not a str: {name!r}")
             except ZooIntegrityError:
                 name = f"{folder.parent.name}_{folder.name}"
             if name in folders:
@@ -133,7 +191,8 @@ def _folders(root: Path | None = None) -> dict[str, Path]:
 
 def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> list[str]:
     """Names of the zoo models (optionally of one dataset, or only those with weights). A model
-    whose config.json is unreadable is left out with a warning naming the file.
+    whose config.json is unreadable, missing or fails its checks (`model_config`) is left out
+    with a warning naming the file and what is wrong.
 
     Args:
         dataset: None (every dataset) or a dataset name, e.g. "fashion_mnist".
@@ -154,7 +213,7 @@ def list_models(dataset: str | None = None, *, bundled_only: bool = False) -> li
     names = []
     for name, folder in _folders().items():
         try:
-            config = _read_json(folder / "config.json", ("name", "dataset"))
+            config = _checked_config(folder, name)
         except ZooIntegrityError as error:
             warnings.warn(f"zoo model {name!r} left out: {error}", stacklevel=2)
             continue
@@ -190,20 +249,23 @@ def model_dir(name: str) -> Path:
 
 
 def model_config(name: str) -> dict:
-    """The model's config.json: training and evaluation settings (ZooIntegrityError when it is
-    unreadable).
+    """The model's config.json: training and evaluation settings, checked.
 
     Args:
         name: the zoo model's name (`list_models`), a str.
 
     Returns:
-        The config as a dict, holding at least "name" and "dataset".
+        The config as a dict: "name", "dataset" (one of `lipvae_tf.data.NAMES`), "kind" (one
+        of `KINDS`), "description" and "train" (`train.TrainConfig` settings), optionally
+        "evaluate" (`evaluate.EvalConfig` settings) and "weights" (why none are bundled).
 
     Raises:
         TypeError, KeyError: as `model_dir`.
-        ZooIntegrityError: if config.json is unreadable or lacks "name" or "dataset".
+        ZooIntegrityError: if config.json is unreadable, lacks a key of `CONFIG_KEYS`, has one
+            that is unknown, or holds a value that `TrainConfig`, `EvalConfig` or the checks
+            above refuse (the message names the file and the value).
     """
-    return _read_json(model_dir(name) / "config.json", ("name", "dataset"), name)
+    return _checked_config(model_dir(name), name)
 
 
 def sha256_file(path: Path) -> str:
@@ -258,7 +320,7 @@ def verify(name: str) -> Path:
                                     f"folder holds {shipped[0]}; {_restore(folder, name)}")
         config = model_config(name)
         reason = config.get("weights", "not built yet")
-        source = config.get("train", {}).get("source")
+        source = config["train"].get("source")
         needs = (" (it reads the data with TFDS, which downloads it when it is not prepared "
                  "yet: that needs internet access)" if source == "tfds" else "")
         raise FileNotFoundError(
@@ -311,11 +373,21 @@ def load(name: str) -> LipschitzVAE:
         TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them,
             before the model is loaded.
     """
-    model = keras.models.load_model(verify(name) / "model.keras")
-    settings = model_config(name).get("train", {})
-    rate = settings.get("learning_rate", train.TrainConfig().learning_rate)
+    model = _load_keras(verify(name), name)
+    rate = _train_config(model_config(name), "unused", None).learning_rate
     model.compile(keras.optimizers.Adam(rate))
     return model
+
+
+def _load_keras(folder: Path, name: str, **kwargs) -> keras.Model:
+    """The verified folder's model.keras, or ZooIntegrityError for a file that is no .keras
+    archive (truncated with its manifest entry: Keras said "File not found")."""
+    try:
+        checks.keras_archive(name, folder / "model.keras")
+    except ValueError as error:
+        raise ZooIntegrityError(f"{error} (corrupted or tampered); "
+                                f"{_restore(folder, name)}") from None
+    return keras.models.load_model(folder / "model.keras", **kwargs)
 
 
 def load_saved_model(name: str):
@@ -358,7 +430,7 @@ def reexport(name: str) -> Path:
     base = folder / SAVED_MODEL
     method = (export.read_metadata(base / "1")["method"]
               if (base / "1" / "saved_model.pb").is_file() else "best")
-    model = keras.models.load_model(folder / "model.keras", compile=False)
+    model = _load_keras(folder, name, compile=False)
     written = export.export_saved_model(model, base, method=method, version=1, overwrite=True,
                                         finalize=False)
     write_manifest(folder)
@@ -391,9 +463,14 @@ def model_card(name: str) -> dict:
 
     Raises:
         TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
-        ZooIntegrityError: also if card.json is unreadable.
+        ZooIntegrityError: also if card.json is unreadable or not a table.
     """
-    return _read_json(verify(name) / "card.json", name=name)
+    path = verify(name) / "card.json"
+    card = _read_json(path, name=name)
+    if not isinstance(card, dict):
+        raise ZooIntegrityError(f"{path}: not a table of values (corrupted or tampered); "
+                                f"{_restore(path.parent, name)}")
+    return card
 
 
 # ----- building -------------------------------------------------------------------------------
@@ -662,12 +739,17 @@ def certified_quantiles(name: str, images: np.ndarray) -> dict:
         TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
     """
     model, card = load(name), model_card(name)
-    r, p = card["certificate"]["r"], card["certificate"]["p"]
+    with _card_values(name):  # the card's settings, checked before the certificates
+        r = checks.positive_finite("r", card["certificate"]["r"])
+        p = checks.probability_level("p", card["certificate"]["p"])
+        methods = [checks.one_of("method", m, bounds.METHODS) for m in card["certified_radius"]]
+        modes = [checks.one_of("reconstruction", m, RECONSTRUCTIONS)
+                 for m in card.get("certified_radius_by_reconstruction", {})]
     return {
         "certified_radius": {m: report.summarize(model.certified_radius(images, r, p, method=m))
-                             for m in card["certified_radius"]},
+                             for m in methods},
         "certified_radius_by_reconstruction": certified_by_reconstruction(
-            model, images, r, p, modes=card.get("certified_radius_by_reconstruction", {})),
+            model, images, r, p, modes=modes),
         "constants": model.lipschitz_constants(),
     }
 
@@ -731,16 +813,8 @@ def cards_table(names: list[str] | None = None) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     for name in _model_names(names) or list_models(bundled_only=True):
         card = model_card(name)
-        try:
+        with _card_values(name):
             lines.append(_card_row(name, card))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            # a card that verifies (its sha256 edited with it) but lacks a value printed only
-            # the key's name, a bare KeyError (an operator's review, 2026-12-04)
-            what = (f"has no {error.args[0]!r}" if isinstance(error, KeyError)
-                    else f"holds a value of the wrong kind ({error})")
-            raise ZooIntegrityError(
-                f"{model_dir(name) / 'card.json'}: the card {what} (tampered, or written by "
-                f"another version); {_restore(model_dir(name), name)}") from error
     return "\n".join(lines)
 
 
@@ -789,11 +863,16 @@ def validation_curves(names: Sequence[str] | None = None
     names = _model_names(names)
     for name in list_models(bundled_only=True) if names is None else names:
         card = model_card(name)
-        curve = card.get("curve", {})
-        for key, label in (("val_finalized_elbo", f"{name} (finalized)"), ("val_elbo", name)):
-            if curve.get(key):
-                curves[label] = (curve[key], card.get("best_epoch"))
-                break
+        with _card_values(name):
+            curve, best = card.get("curve", {}), card.get("best_epoch")
+            for key, label in (("val_finalized_elbo", f"{name} (finalized)"),
+                               ("val_elbo", name)):
+                if curve.get(key):
+                    values = [checks.finite_real(f"curve {key}", v) for v in curve[key]]
+                    if best is not None:
+                        checks.positive_int("best_epoch", best, maximum=len(values))
+                    curves[label] = (values, best)
+                    break
     return curves
 
 
@@ -816,6 +895,27 @@ def plot_curves(path: str | Path, names: list[str] | None = None) -> str:
     if not curves:
         raise ValueError("no bundled model card has a learning curve")
     return report.plot_learning_curves(curves, str(path))
+
+
+def _compare_card(card: dict, recomputed: dict) -> int:
+    """Prints each constant and certified-radius summary of the card beside its recomputed
+    value (`certified_quantiles`); the number that differ (relative 1e-6)."""
+    mismatches = 0
+    measured = recomputed["constants"]  # from the weights the radii were recomputed with
+    for key, value in card.get("constants", {}).items():
+        ok = bool(np.isclose(measured[key], value, rtol=1e-6))
+        print(f"constant {key:<12} card {value:.9g} measured {measured[key]:.9g} "
+              f"{'OK' if ok else 'MISMATCH'}")
+        mismatches += not ok
+    for section, label in (("certified_radius", "method"),
+                           ("certified_radius_by_reconstruction", "best, reconstruction")):
+        for key, summary in card.get(section, {}).items():
+            again = recomputed[section][key]
+            ok = all(np.isclose(again[k], v, rtol=1e-6) for k, v in summary.items())
+            print(f"{label} {key:<10} card median {summary['median']:.6f} recomputed "
+                  f"{again['median']:.6f} {'OK' if ok else 'MISMATCH'}")
+            mismatches += not ok
+    return mismatches
 
 
 # ----- command line -------------------------------------------------------------------------
@@ -894,21 +994,9 @@ def _main(argv) -> None:
         images, _ = train.load_images(cfg, "test")
         print(f"zoo verify {name}: every file matches its sha256; certifying the {len(images)} "
               "test images again with each method and reconstruction", flush=True)
-        recomputed, mismatches = certified_quantiles(name, images), 0
-        measured = recomputed["constants"]  # from the weights the radii were recomputed with
-        for key, value in card.get("constants", {}).items():
-            ok = bool(np.isclose(measured[key], value, rtol=1e-6))
-            print(f"constant {key:<12} card {value:.9g} measured {measured[key]:.9g} "
-                  f"{'OK' if ok else 'MISMATCH'}")
-            mismatches += not ok
-        for section, label in (("certified_radius", "method"),
-                               ("certified_radius_by_reconstruction", "best, reconstruction")):
-            for key, summary in card.get(section, {}).items():
-                again = recomputed[section][key]
-                ok = all(np.isclose(again[k], v, rtol=1e-6) for k, v in summary.items())
-                print(f"{label} {key:<10} card median {summary['median']:.6f} recomputed "
-                      f"{again['median']:.6f} {'OK' if ok else 'MISMATCH'}")
-                mismatches += not ok
+        recomputed = certified_quantiles(name, images)
+        with _card_values(name):
+            mismatches = _compare_card(card, recomputed)
         if mismatches:
             raise ValueError(f"{mismatches} constants or certified-radius summaries of {name!r} "
                              "differ from its card")

@@ -156,6 +156,21 @@ def test_damaged_headers_and_streams_name_the_file(tmp_path):
         data.load_idx(tmp_path, "test")
 
 
+def test_an_idx_folder_of_the_wrong_kind_is_named(tmp_path):
+    """An operator's review (2026-12-04): load_idx(None, ...) said only "expected str, bytes or
+    os.PathLike object", and a folder where the images file belongs was "not found" (naming
+    the .gz)."""
+    with pytest.raises(TypeError, match="directory must be the folder of the IDX files"):
+        data.load_idx(None, "test")
+    (tmp_path / "t10k-images-idx3-ubyte").mkdir()
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(2, np.uint8), gz=False)
+    for load in (lambda: data.load_idx(tmp_path, "test"),
+                 lambda: data.load_arrays("fashion_mnist", "test", source="idx",
+                                          idx_dir=tmp_path)):
+        with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte is a folder"):
+            load()
+
+
 def test_trailing_bytes_are_refused(tmp_path):
     path = tmp_path / "long.idx"
     path.write_bytes(idx_bytes(np.ones((2, 28, 28), np.uint8)) + b"\0")

@@ -185,6 +185,93 @@ def test_a_card_without_its_values_is_an_integrity_error_in_the_table(zoo_copy):
             zoo.cards_table([TINY])
 
 
+def _rewrite(folder: Path, file: str, change) -> None:
+    """Edits a JSON file of the folder with `change(value)` (returning the new value) and
+    rewrites the manifest: a tamper that passes `verify`."""
+    value = json.loads((folder / file).read_text())
+    (folder / file).write_text(json.dumps(change(value)))
+    zoo.write_manifest(folder)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c | {"kind": "lipshitz"}, r"kind must be one of .*'lipschitz', 'standard'"),
+    (lambda c: c | {"train": []}, r"'train' must be a table of settings"),
+    (lambda c: c | {"train": c["train"] | {"learning_rate": -5}}, "learning_rate"),
+    (lambda c: c | {"train": c["train"] | {"epochz": 3}}, "epochz"),
+    (lambda c: c | {"evaluate": c["evaluate"] | {"samples": 0}}, "samples"),
+    (lambda c: {k: v for k, v in c.items() if k != "description"}, "no 'description'"),
+    (lambda c: c | {"evalute": {}}, r"unknown keys \['evalute'\]"),
+    (lambda c: c | {"train": c["train"] | {"dataset": "mnist"}}, "reads dataset 'mnist'"),
+])
+def test_a_config_that_breaks_its_rules_is_an_integrity_error(zoo_copy, change, message):
+    """An operator's review (2026-12-04), each a config.json edited with its sha256: a typo of
+    "kind" loaded a LipschitzVAE, "train": [] was a bare AttributeError, a negative learning
+    rate was accepted, an unknown setting or a missing description failed late with the
+    key's name only. Each is now a ZooIntegrityError naming the file, and `list` leaves the
+    model out with that warning."""
+    folder = _folder(zoo_copy)
+    _rewrite(folder, "config.json", change)
+    zoo.verify(TINY)  # the manifest agrees: the config's values are what is wrong
+    pattern = rf"config\.json: .*{message}"
+    with pytest.raises(zoo.ZooIntegrityError, match=pattern):
+        zoo.load(TINY)
+    with pytest.warns(UserWarning, match=pattern):
+        assert zoo.list_models() == []
+    with pytest.raises(SystemExit, match=r"^python -m lipvae_tf\.zoo: error: .*config\.json"):
+        zoo.main(["zoo", "verify", TINY])
+
+
+def test_a_config_name_that_is_no_str_or_a_config_that_is_a_folder_is_said(zoo_copy):
+    """A name given as a list was "unhashable type: 'list'", and a config.json replaced by a
+    folder dropped the model from `list` without a word (the docstrings promise a warning)."""
+    folder = _folder(zoo_copy)
+    by_path = f"{folder.parent.name}_{folder.name}"
+    _rewrite(folder, "config.json", lambda c: c | {"name": [TINY]})
+    with pytest.warns(UserWarning, match=rf"zoo model '{by_path}' left out: .*'name' must be a "
+                                         "str"):
+        assert zoo.list_models() == []
+    (folder / "config.json").unlink()
+    (folder / "config.json").mkdir()
+    with pytest.warns(UserWarning, match=rf"'{by_path}' left out: .*config\.json: unreadable"):
+        assert zoo.list_models() == []
+    with pytest.raises(zoo.ZooIntegrityError, match="unreadable"):
+        zoo.model_config(by_path)
+
+
+@pytest.mark.parametrize("change, call, message", [
+    (lambda c: c | {"curve": [1]}, lambda: zoo.validation_curves([TINY]), "wrong kind"),
+    (lambda c: c | {"curve": {"val_elbo": ["x"]}}, lambda: zoo.validation_curves([TINY]),
+     "wrong kind"),
+    (lambda c: c | {"best_epoch": 99}, lambda: zoo.validation_curves([TINY]), "best_epoch"),
+    (lambda c: {k: v for k, v in c.items() if k != "certificate"},
+     lambda: zoo.certified_quantiles(TINY, np.zeros((2, 28, 28, 1), np.float32)),
+     "has no 'certificate'"),
+    (lambda c: c | {"certified_radius": {"nope": {}}},
+     lambda: zoo.certified_quantiles(TINY, np.zeros((2, 28, 28, 1), np.float32)),
+     "method must be one of"),
+])
+def test_a_card_of_the_wrong_shape_is_an_integrity_error(zoo_copy, change, call, message):
+    """An operator's review (2026-12-04): "curve": [1] in a card edited with its sha256 was a
+    bare AttributeError in `zoo curves`, a card without "certificate" "error: certificate" in
+    `zoo verify`; now a ZooIntegrityError naming card.json."""
+    _rewrite(_folder(zoo_copy), "card.json", change)
+    with pytest.raises(zoo.ZooIntegrityError, match=rf"card\.json: the card .*{message}"):
+        call()
+
+
+def test_a_truncated_model_file_with_its_manifest_is_an_integrity_error(zoo_copy):
+    """Truncated together with its manifest entry, model.keras failed in Keras with "File not
+    found" (an operator's review, 2026-12-04)."""
+    folder = _folder(zoo_copy)
+    data_bytes = (folder / "model.keras").read_bytes()
+    (folder / "model.keras").write_bytes(data_bytes[: len(data_bytes) // 2])
+    zoo.write_manifest(folder)
+    for call in (zoo.load, zoo.reexport):
+        with pytest.raises(zoo.ZooIntegrityError, match=r"model\.keras is not a valid \.keras "
+                                                        r"archive.*rebuild it"):
+            call(TINY)
+
+
 def test_two_folders_of_one_name_are_said_and_the_first_is_kept(zoo_copy):
     """An operator's review (2026-12-04): a second folder whose config.json named the same
     model silently replaced the first in `list` and `load`."""
@@ -412,7 +499,10 @@ def test_a_zoo_output_where_a_file_is_is_refused_before_the_work(tmp_path, monke
     for argv, output, message in (
             (["zoo", "export", TINY], tmp_path / "a_file", "a_file is a file, not a folder"),
             (["zoo", "export", TINY], tmp_path / "a_file" / "m", "which is a file"),
-            (["zoo", "curves"], tmp_path / "a_file" / "c.png", "a_file is a file, not a folder")):
+            (["zoo", "curves"], tmp_path / "a_file" / "c.png", "a_file is a file, not a folder"),
+            # an operator's review (2026-12-04): os.access says yes to root in /proc; the
+            # copy then failed with an OSError naming no flag
+            (["zoo", "export", TINY], "/proc/lipvae_nope", "cannot make a folder in /proc")):
         monkeypatch.setattr(flags.FLAGS["output"], "present", 1)
         monkeypatch.setattr(flags.FLAGS["output"], "value", str(output))
         monkeypatch.setattr(flags.FLAGS["overwrite"], "value", True)
