@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 
 import lipvae_tf
 
@@ -368,17 +369,36 @@ class ResumableBackup(keras.callbacks.Callback):
         self.steps_per_epoch: int | None = None
         self._metric_states: list | None = None
 
+    # what every checkpoint's state file holds (lipvae_tf 0.2.0's included)
+    REQUIRED = ("epoch", "batch", "history", "seconds", "sessions", "fingerprint")
+
     def state(self) -> dict | None:
-        """The saved training state, or None when there is no checkpoint."""
+        """The saved training state, or None when there is no checkpoint.
+
+        Raises:
+            ValueError: naming the folder, if the state file is not valid JSON or lacks a
+                value of `REQUIRED` (a damaged checkpoint raised json's own error, naming no
+                file: an operator's review, 2026-12-04).
+        """
         path = os.path.join(self.backup_dir, self.STATE)
         if not os.path.isfile(path):
             return None
-        with open(path, encoding="utf-8") as handle:
-            saved = json.load(handle)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                saved = json.load(handle)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(self._damaged(f"{self.STATE} is not valid JSON ({error})")) from None
+        missing = [key for key in self.REQUIRED if not isinstance(saved, dict) or key not in saved]
+        if missing:
+            raise ValueError(self._damaged(f"{self.STATE} has no {', '.join(missing)}"))
         saved.setdefault("weights_file", self.WEIGHTS)
         if not os.path.isfile(os.path.join(self.backup_dir, saved["weights_file"])):
             return None
         return saved
+
+    def _damaged(self, what: str) -> str:
+        return (f"the checkpoint in {self.backup_dir} is damaged: {what}; delete that folder to "
+                "train afresh")
 
     def restore(self, model: keras.Model, fingerprint: dict,
                 epochs: int | None = None) -> dict | None:
@@ -417,16 +437,24 @@ class ResumableBackup(keras.callbacks.Callback):
             raise ValueError(
                 f"the checkpoint in {self.backup_dir} holds {held}, more than epochs={epochs}: "
                 f"rerun with epochs >= {needed}, or delete that folder to train afresh")
-        with model.distribute_strategy.scope():
-            model.load_weights(os.path.join(self.backup_dir, saved["weights_file"]))
+        try:
+            with model.distribute_strategy.scope():
+                model.load_weights(os.path.join(self.backup_dir, saved["weights_file"]))
+        except (OSError, ValueError) as error:  # h5py's error for a truncated file
+            raise ValueError(self._damaged(f"{saved['weights_file']} cannot be read "
+                                           f"({error})")) from None
         self.epoch, self.batch_offset = saved["epoch"], saved["batch"]
         self.history = saved["history"]
         self.seconds_before, self.sessions = saved["seconds"], saved["sessions"]
         self._metric_states = saved["metric_states"] if self.batch_offset else None
         best_weights = None
         if saved.get("best_weights_file"):
-            with np.load(os.path.join(self.backup_dir, saved["best_weights_file"])) as stored:
-                best_weights = [stored[f"w{i}"] for i in range(len(stored.files))]
+            try:
+                with np.load(os.path.join(self.backup_dir, saved["best_weights_file"])) as stored:
+                    best_weights = [stored[f"w{i}"] for i in range(len(stored.files))]
+            except (OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
+                raise ValueError(self._damaged(f"{saved['best_weights_file']} cannot be read "
+                                               f"({error})")) from None
         for callback, state in zip(self.stateful, saved.get("callbacks", [])):
             callback.set_model(model)
             callback.set_state(state, best_weights)

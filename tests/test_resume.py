@@ -165,3 +165,36 @@ def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
         train.fit(train.build_model(relaxed), x, x[:8], relaxed, str(tmp_path))
     with pytest.raises(ValueError, match="save_freq must be 'epoch' or a number of steps"):
         train.ResumableBackup(str(tmp_path), save_freq=0)
+
+
+def test_a_damaged_checkpoint_is_a_clear_error_naming_its_folder(tmp_path):
+    """An operator's review (2026-12-04): a damaged training_state.json raised json's own error
+    (or a KeyError) naming no file, and a truncated weights file h5py's."""
+    import keras
+
+    config = train.TrainConfig(latent_dim=2, hidden_units=(8,), epochs=2, batch_size=32,
+                               verbose=0, source="sample", baseline=False)
+    x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(train.build_model(config), x, x[:8], config, str(tmp_path),
+                  extra_callbacks=(Stop(),))
+    backup = next(tmp_path.rglob(train.ResumableBackup.STATE)).parent
+    state = (backup / train.ResumableBackup.STATE).read_text()
+    weights = backup / json.loads(state)["weights_file"]
+    whole = weights.read_bytes()
+    for damage, message in (
+            (lambda: (backup / train.ResumableBackup.STATE).write_text("{"), "not valid JSON"),
+            (lambda: (backup / train.ResumableBackup.STATE).write_text("[]"),
+             "has no epoch, batch"),
+            (lambda: weights.write_bytes(whole[: len(whole) // 2]), "cannot be read")):
+        (backup / train.ResumableBackup.STATE).write_text(state)
+        weights.write_bytes(whole)
+        damage()
+        with pytest.raises(ValueError, match=rf"checkpoint in .*backup is damaged: .*{message}.*"
+                                             "delete that folder"):
+            train.fit(train.build_model(config), x, x[:8], config, str(tmp_path))
