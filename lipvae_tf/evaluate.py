@@ -30,9 +30,9 @@ from lipvae_tf import attacks, bounds, checks, data, forward_error, report
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 __all__ = [
-    "EvalConfig", "import_modules", "load_models", "load_test_set", "reference_r1",
-    "evaluate_model", "probability_curve", "adversarial_grid", "run", "format_table",
-    "define_flags", "parse_models", "config_from_flags", "main",
+    "EvalConfig", "import_modules", "load_models", "load_model_file", "load_test_set",
+    "reference_r1", "evaluate_model", "probability_curve", "adversarial_grid", "run",
+    "format_table", "define_flags", "parse_models", "config_from_flags", "main",
 ]
 
 
@@ -115,25 +115,49 @@ def load_models(paths: dict[str, str]) -> dict[str, LipschitzVAE]:
         raise ValueError("models must name at least one model (name=path.keras)")
     models = {}
     for name, path in paths.items():
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"model {name!r}: no file at {path}")
-        checks.keras_archive(name, path)
-        try:
-            model = keras.models.load_model(path)
-        except TypeError as error:
-            if not str(error).startswith("Could not locate"):
-                raise
-            # Keras' message goes on with the whole model config: its first sentence, and how
-            # to make the class known
-            raise TypeError(f"model {name!r} at {path}: {str(error).split('. ')[0]}: a class no "
-                            "imported module registers; import the module that defines it "
-                            "(--imports=module, or evaluate.import_modules) and decorate the "
-                            "class with @keras.saving.register_keras_serializable()") from None
+        model = load_model_file(name, path)
         if not isinstance(model, LipschitzVAE):
             raise TypeError(f"model {name!r} at {path} is a {type(model).__name__}, "
                             "not a lipvae_tf LipschitzVAE/StandardVAE")
         models[name] = model
     return models
+
+
+def load_model_file(name: str, path: str | os.PathLike, **kwargs) -> keras.Model:
+    """`keras.models.load_model(path, **kwargs)` with errors that name the model and the file.
+
+    Args:
+        name: what the messages call the model.
+        path: a `.keras` file (`model.save("name.keras")`).
+        **kwargs: passed to `keras.models.load_model` (e.g. compile=False).
+
+    Returns:
+        The loaded model.
+
+    Raises:
+        FileNotFoundError: if there is no file at `path`.
+        ValueError: if it is not a .keras archive (`checks.keras_archive`: Keras said "File not
+            found" for an empty or truncated one), or its weights cannot be read (h5py's
+            OSError for a truncated weights file inside a valid zip).
+        TypeError: for a class that no imported module registers (`import_modules` first).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model {name!r}: no file at {path}")
+    checks.keras_archive(name, path)
+    try:
+        return keras.models.load_model(path, **kwargs)
+    except OSError as error:
+        raise ValueError(f"model {name!r}: {path} cannot be read ({error}): a damaged .keras "
+                         "file") from None
+    except TypeError as error:
+        if not str(error).startswith("Could not locate"):
+            raise
+        # Keras' message goes on with the whole model config: its first sentence, and how
+        # to make the class known
+        raise TypeError(f"model {name!r} at {path}: {str(error).split('. ')[0]}: a class no "
+                        "imported module registers; import the module that defines it "
+                        "(--imports=module, or evaluate.import_modules) and decorate the "
+                        "class with @keras.saving.register_keras_serializable()") from None
 
 
 def load_test_set(config: EvalConfig) -> tuple[np.ndarray, np.ndarray, str]:

@@ -381,13 +381,13 @@ def load(name: str) -> LipschitzVAE:
 
 def _load_keras(folder: Path, name: str, **kwargs) -> keras.Model:
     """The verified folder's model.keras, or ZooIntegrityError for a file that is no .keras
-    archive (truncated with its manifest entry: Keras said "File not found")."""
+    archive or whose weights cannot be read (truncated with its manifest entry: Keras said
+    "File not found", h5py "Unable to synchronously open file")."""
     try:
-        checks.keras_archive(name, folder / "model.keras")
+        return evaluate.load_model_file(name, folder / "model.keras", **kwargs)
     except ValueError as error:
         raise ZooIntegrityError(f"{error} (corrupted or tampered); "
                                 f"{_restore(folder, name)}") from None
-    return keras.models.load_model(folder / "model.keras", **kwargs)
 
 
 def load_saved_model(name: str):

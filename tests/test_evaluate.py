@@ -8,8 +8,9 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from damage import truncate_weights
 
-from lipvae_tf import bounds, data, evaluate
+from lipvae_tf import bounds, data, evaluate, zoo
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 SHAPE = dict(latent_dim=4, hidden_units=(32,), seed=0)
@@ -110,6 +111,16 @@ def test_a_corrupt_keras_file_is_named_as_such(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(ValueError, match=r"model 'bad': .*bad.keras is not a valid .keras "
                                          r"archive"):
+        evaluate.load_models({"bad": str(path)})
+
+
+def test_a_keras_file_with_truncated_weights_is_named_as_such(tmp_path):
+    """An operator's review (2026-12-04): h5py's OSError ("Unable to synchronously open
+    file"), which the command line printed as a traceback, naming no model."""
+    path = tmp_path / "bad.keras"
+    truncate_weights(zoo.model_dir("fashion_mnist_mlp_r1") / "model.keras", path)
+    with pytest.raises(ValueError, match=r"model 'bad': .*bad.keras cannot be read .*a damaged "
+                                         r"\.keras file"):
         evaluate.load_models({"bad": str(path)})
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from absl import flags
+from damage import truncate_weights
 
 from lipvae_tf import data, export, train, zoo
 
@@ -263,13 +264,22 @@ def test_a_truncated_model_file_with_its_manifest_is_an_integrity_error(zoo_copy
     """Truncated together with its manifest entry, model.keras failed in Keras with "File not
     found" (an operator's review, 2026-12-04)."""
     folder = _folder(zoo_copy)
-    data_bytes = (folder / "model.keras").read_bytes()
-    (folder / "model.keras").write_bytes(data_bytes[: len(data_bytes) // 2])
+    whole = (folder / "model.keras").read_bytes()
+    (folder / "model.keras").write_bytes(whole[: len(whole) // 2])
     zoo.write_manifest(folder)
     for call in (zoo.load, zoo.reexport):
         with pytest.raises(zoo.ZooIntegrityError, match=r"model\.keras is not a valid \.keras "
                                                         r"archive.*rebuild it"):
             call(TINY)
+    # a valid zip whose weights are cut: h5py's OSError before
+    (folder / "model.keras").write_bytes(whole)
+    moved = folder / "intact.keras"
+    (folder / "model.keras").rename(moved)
+    truncate_weights(moved, folder / "model.keras")
+    moved.unlink()
+    zoo.write_manifest(folder)
+    with pytest.raises(zoo.ZooIntegrityError, match=r"model\.keras cannot be read.*rebuild it"):
+        zoo.load(TINY)
 
 
 def test_two_folders_of_one_name_are_said_and_the_first_is_kept(zoo_copy):
