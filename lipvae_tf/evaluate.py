@@ -275,9 +275,12 @@ def probability_curve(model: LipschitzVAE, x: np.ndarray, config: EvalConfig) ->
 
 
 def adversarial_grid(model: LipschitzVAE, test_x: np.ndarray, test_y: np.ndarray,
-                     config: EvalConfig, path: str, count: int = 8) -> str:
+                     config: EvalConfig, path: str, count: int = 8,
+                     name: str | None = None) -> str:
     """Rows: original, reconstruction, adversarial input, its reconstruction, and the target (an
-    image of another class) that the latent attack steers towards under ||delta|| <= grid_radius."""
+    image of another class) that the latent attack steers towards under ||delta|| <= grid_radius;
+    the title names the model (`name`, when given) and the attack (a newcomer's run,
+    2026-12-04: only the file name said which model the grid was of)."""
     x = test_x[:count]
     targets = np.stack([test_x[_other_class(test_y, i)] for i in range(len(x))])
     result = attacks.latent_attack(model, x, targets, radius=config.grid_radius, steps=100,
@@ -287,7 +290,9 @@ def adversarial_grid(model: LipschitzVAE, test_x: np.ndarray, test_y: np.ndarray
         "original": x, "reconstruction": model.reconstruct(x, sample=False),
         f"adversarial\n||d|| <= {config.grid_radius:g}": adversarial,
         "adv. recon.": model.reconstruct(adversarial, sample=False), "target": targets,
-    }, path)
+    }, path, title=f"{name + ': ' if name else ''}latent attack (attacks.latent_attack) towards "
+                   f"the target, an image of another class, ||delta||_2 <= "
+                   f"{config.grid_radius:g}")
 
 
 def _other_class(labels: np.ndarray, index: int) -> int:
@@ -333,7 +338,8 @@ def run(config: EvalConfig) -> dict:
     }
     for name, model in models.items():
         figures[f"adversarial_grid_{name}"] = adversarial_grid(
-            model, test_x, test_y, config, os.path.join(out, f"adversarial_grid_{name}.png"))
+            model, test_x, test_y, config, os.path.join(out, f"adversarial_grid_{name}.png"),
+            name=name)
     for result in results.values():
         result.pop("_per_input")
     full = {"config": dataclasses.asdict(config),

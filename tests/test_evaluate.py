@@ -242,3 +242,23 @@ def test_a_users_model_class_is_loaded_after_imports(tmp_path):
         written = json.load(handle)
     assert written["config"]["imports"] == ["usermodels"]
     assert written["models"]["user"]["certified_radius"]["best"]["min"] >= 0.5
+
+
+def test_the_adversarial_grid_names_its_model_and_attack(tmp_path, monkeypatch):
+    """A newcomer's run (2026-12-04): adversarial_grid_lip.png had no title; only the file
+    name said which model it showed, and nothing named the attack or its radius."""
+    drawn = {}
+
+    def capture(rows, path, title=None):
+        drawn.update(rows=rows, title=title)
+        return path
+
+    monkeypatch.setattr(evaluate.report, "plot_reconstructions", capture)
+    model = LipschitzVAE.from_target(0.5, 8.0, 0.5, latent_dim=2, hidden_units=(8,), seed=0)
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    config = evaluate.EvalConfig(grid_radius=1.5)
+    evaluate.adversarial_grid(model, x, np.array([0, 1, 0, 1]), config,
+                              str(tmp_path / "g.png"), count=2, name="lip")
+    assert drawn["title"].startswith("lip: latent attack")
+    assert "||delta||_2 <= 1.5" in drawn["title"]
+    assert all(len(images) == 2 for images in drawn["rows"].values())
