@@ -299,7 +299,8 @@ def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, ...]]) -> F
     Points below the line would be certificates proven wrong. Values a log axis cannot show (a
     zero certificate or margin, an infinite margin) are drawn as crosses at the edge of the
     axes (a third of the smallest positive value, three times the largest), counted in the
-    legend: every input is drawn. Given the attack's `upper` radii, inputs it never broke
+    legend, on a dotted line labelled with the value it stands for (0 or inf): every input is
+    drawn. Given the attack's `upper` radii, inputs it never broke
     (upper inf: their margin is only a lower bound, the largest radius tried) are drawn as
     upward triangles, counted in the legend.
 
@@ -322,6 +323,7 @@ def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, ...]]) -> F
     low = regular.min() if regular.size else 1.0
     high = regular.max() if regular.size else 1.0
     floor, ceiling = low / 3, high * 3
+    edges = set()  # which edges hold crosses: each gets a dotted line labelled 0 or inf
     for name, (certified, margin, unbroken) in arrays.items():
         on_axes = (certified > 0) & (margin > 0) & np.isfinite(margin) & np.isfinite(certified)
         for shown, marker, label in (
@@ -336,12 +338,27 @@ def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, ...]]) -> F
             y = np.where(np.isfinite(margin), np.where(margin > 0, margin, floor), ceiling)
             ax.scatter(x, y[~on_axes], s=20, marker="x", label=(
                 f"{name}: {(~on_axes).sum()} at an edge (certificate or margin 0, or infinite)"))
+            edges |= {("x", "0")} if (certified[~on_axes] <= 0).any() else set()
+            edges |= {("y", "0")} if (margin[~on_axes] <= 0).any() else set()
+            edges |= {("y", "inf")} if (~np.isfinite(margin[~on_axes])).any() else set()
     ax.plot([floor, ceiling], [floor, ceiling], "k--", linewidth=1,
             label="y = x (certificate = margin)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("certified radius")
-    ax.set_ylabel("estimated margin (attack)")
+    # a newcomer's run (2026-12-04): the standard VAE's zero certificates sat at x = 0.32 of
+    # the log axis with no tick saying so; the edges now carry their value
+    for axis, value in sorted(edges):
+        at = floor if value == "0" else ceiling
+        line = ax.axvline if axis == "x" else ax.axhline
+        line(at, color="gray", linestyle=":", linewidth=0.8)
+        if axis == "x":
+            ax.text(at, 1.0, f" x = {value}", transform=ax.get_xaxis_transform(), fontsize=7,
+                    color="gray", ha="left", va="top", rotation=90)
+        else:
+            ax.text(1.0, at, f"y = {value} ", transform=ax.get_yaxis_transform(), fontsize=7,
+                    color="gray", ha="right", va="bottom")
+    ax.set_xlabel("certified radius (l2, pixel space)")
+    ax.set_ylabel("estimated margin (attack; l2, pixel space)")
     ax.set_title("Estimated margin vs certificate")
     ax.legend(fontsize=7)
     return fig

@@ -114,6 +114,18 @@ def test_margin_vs_certificate_draws_every_input(certified, margin):
     assert limits.y0 <= points[:, 1].min() and limits.y1 >= points[:, 1].max()
 
 
+def test_margin_vs_certificate_labels_its_edges():
+    """A newcomer's run (2026-12-04): zero certificates were drawn at a third of the smallest
+    radius on the log axis, with nothing on the axes saying that they stand for 0."""
+    ax = report.margin_vs_certificate_figure(
+        {"a": (np.array([0.0, 1.0, 2.0]), np.array([0.5, np.inf, 3.0]))}).axes[0]
+    labels = sorted(t.get_text().strip() for t in ax.texts)
+    assert labels == ["x = 0", "y = inf"]
+    plain = report.margin_vs_certificate_figure(
+        {"a": (np.array([0.5, 1.0]), np.array([0.9, 2.0]))}).axes[0]
+    assert len(plain.texts) == 0
+
+
 def test_margin_vs_certificate_marks_inputs_never_broken():
     """An input the attack never broke has only a lower bound as its margin (the largest radius
     tried): given `upper`, it is drawn as a triangle, counted in the legend, not as a point that
