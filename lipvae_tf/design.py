@@ -25,8 +25,8 @@ from lipvae_tf import bounds, checks
 
 __all__ = [
     "DEFAULT_MIN_LIPSCHITZ", "DEFAULT_STD_CAP", "DEFAULT_POSTERIOR_STD", "DEFAULT_ENCODER_MEAN",
-    "SPLITS", "LipschitzBudget", "budget_radius", "learned_std_cap", "design_budget",
-    "check_record",
+    "SPLITS", "MAX_LIPSCHITZ", "LipschitzBudget", "budget_radius", "learned_std_cap",
+    "design_budget", "check_record",
 ]
 
 # Below 1 a decoder cannot map codes of the prior's typical set (norms ~ sqrt(m)) to images as far
@@ -40,6 +40,8 @@ DEFAULT_STD_CAP = 0.1  # S: the paper's cap on ||sigma(x)||_2 (a learned std)
 DEFAULT_POSTERIOR_STD = 0.05
 DEFAULT_ENCODER_MEAN = 1.0  # M_mu under split="decoder" (BENCHMARKS.md, "Spending the budget")
 SPLITS = ("decoder", "equal")
+# where the search for the largest budget stops: a target still certified there is refused
+MAX_LIPSCHITZ = 1e12
 _SEARCH_STEPS = 200  # geometric bisection halvings of log M; stops at 1e-12 relative
 
 
@@ -227,7 +229,7 @@ def design_budget(
         ValueError naming the argument for bad values (encoder_std or std_cap_applied given
         with gamma, gamma_applied without it, among them), and naming target_radius when no
         constant >= min_lipschitz reaches it, or when the certificate reaches it for constants
-        beyond 1e12 (any constants).
+        beyond MAX_LIPSCHITZ (the search stops there).
         TypeError naming the argument for a value of the wrong type (checks.positive_finite,
         checks.positive_int).
     """
@@ -295,8 +297,8 @@ def design_budget(
             f"std_cap={std_cap}, gamma={gamma}, split={split!r}, fixed constants "
             f"{ {k: v for k, v in constants_at(math.nan).items() if v == v} } and "
             f"constants >= min_lipschitz={min_lipschitz}: the certificate reaches only "
-            f"{achieved:.6g}: raise r, or lower target_radius, p, encoder_mean or the "
-            f"posterior's std ({'posterior_std' if gamma is not None else 'std_cap'})"
+            f"{achieved:.6g}: raise r, or lower target_radius, p, the fixed constants or "
+            f"the posterior's std ({'posterior_std' if gamma is not None else 'std_cap'})"
         )
     return LipschitzBudget(**constants_at(scale), std_cap=std_cap, gamma=gamma,
                            target_radius=target_radius, r=r, p=float(p), latent_dim=latent_dim,
@@ -352,8 +354,14 @@ def _largest_scale(radius_at, target: float, floor: float) -> float:
     lo, hi = floor, floor * 2
     while radius_at(hi) >= target:
         lo, hi = hi, hi * 2
-        if hi > 1e12:
-            raise ValueError(f"target_radius={target} is certified for any constants")
+        if hi > MAX_LIPSCHITZ:
+            # (it said "certified for any constants": the search stops here, it does not prove
+            # that: an adversarial review, 2026-12-04)
+            raise ValueError(
+                f"target_radius={target} is still certified with constants above "
+                f"{MAX_LIPSCHITZ:g}, where the search for the largest budget stops: the "
+                "networks would be practically unconstrained. Raise target_radius or p, lower "
+                "r, or fix the constants yourself (encoder_mean=, decoder=)")
     for _ in range(_SEARCH_STEPS):
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if radius_at(mid) >= target else (lo, mid)

@@ -62,7 +62,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import ArrayLike
 
-from lipvae_tf import bounds, checks, constraints, graph_bounds
+from lipvae_tf import bounds, checks, constraints, design, graph_bounds, layers
 from lipvae_tf import model as model_lib
 from lipvae_tf._shared_numerics import MAGNITUDE_LIMIT, fixed_std
 from lipvae_tf.model import LipschitzVAE
@@ -347,8 +347,10 @@ def _metadata(model: LipschitzVAE, method: str, constants: dict,
 
 def _design_met(model: LipschitzVAE, constants: dict) -> bool | None:
     """Whether the exported model is inside the budget its design record describes (the
-    measured constants at most the designed ones, the same fixed std or cap), so that the
-    record's certified radius holds for it; None without a design record. A model whose weights
+    measured constants at most the designed ones, the same fixed std or cap and latent size,
+    and `design.budget_radius` of the measured constants, for r less this image size's
+    rounding slack, at least the record's target_radius), so that the record's certified
+    radius holds for it; None without a design record. A model whose weights
     were edited, or that was built with a design record of other settings, has False: its
     certificate (`certify`) is measured, the record is only the intent."""
     design_record = model.design
@@ -362,7 +364,25 @@ def _design_met(model: LipschitzVAE, constants: dict) -> bool | None:
                   and design_record.get("std_cap") == model.std_cap)
     # the radius depends on m (the chi-square quantiles): a record of another latent_dim
     same_latent = design_record.get("latent_dim") == model.latent_dim
-    return bool(inside and same_noise and same_latent)
+    if not (inside and same_noise and same_latent):
+        return False
+    # and on the image size, through the reconstruction's rounding slack that from_target
+    # took off r: a record of a 28 x 28 model on a 64 x 64 x 3 one was "met" while every
+    # input certified 1 % below its target (an adversarial review, 2026-12-04). The guarantee
+    # for every input, from the measured constants, as from_target designed it
+    try:
+        tolerance = float(model.reconstruction_tolerance(design_record["r"]))
+    except ValueError:  # r within this image size's rounding slack: nothing is certified
+        return False
+    gamma, cap = model.posterior_std, model.std_cap
+    guaranteed = design.budget_radius(
+        constants["encoder_mean"],
+        None if design_record.get("encoder_std") is None else constants["encoder_std"],
+        constants["decoder"], r=tolerance, p=design_record["p"], latent_dim=model.latent_dim,
+        method=design_record["method"],
+        std_cap=None if cap is None else layers.StdCap(cap).output_norm_bound(model.latent_dim),
+        gamma=None if gamma is None else model_lib.applied_posterior_std(gamma))
+    return bool(guaranteed >= design_record["target_radius"])
 
 
 def _certified_weights(model: LipschitzVAE) -> list:

@@ -89,6 +89,17 @@ def reconstruction_rounding_slack(image_shape: Sequence[int]) -> float:
     return 2 * math.sqrt(math.prod(image_shape)) * OUTPUT_ROUNDING
 
 
+def _checked_cap(std_cap: float, latent_dim: int) -> float:
+    """S as a float32 `StdCap` applies it to `latent_dim` stds, or ValueError naming std_cap for
+    a cap whose square underflows (the message named StdCap's max_norm, an argument the caller
+    never wrote: an adversarial review, 2026-12-04)."""
+    try:
+        # named: an auto-named layer would advance Keras' name counter, renaming the model's own
+        return ll.StdCap(std_cap, name="std_cap_check").output_norm_bound(latent_dim)
+    except ValueError as error:
+        raise ValueError(str(error).replace("max_norm=", "std_cap=", 1)) from None
+
+
 def _applied_cap(layer: keras.layers.Layer, latent_dim: int) -> float:
     """S as the float32 graph applies it (`StdCap.output_norm_bound`) for the last layer of a
     std network, which must be a StdCap that computes as one.
@@ -407,6 +418,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         "encoder_mean_net", "encoder_std_net", "decoder_net"})
     # whether its layers take the kernel control's arguments (_KERNEL_CONTROL_DEFAULTS)
     has_kernel_control = True
+    # the hidden layers' activation sorts groups of this many units (GroupSort, Anil et al.
+    # 2019): hidden_units / conv_filters are multiples of it
+    ACTIVATION_GROUP = 2
 
     def __init__(
         self,
@@ -465,6 +479,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         std_cap = None if std_cap is None else checks.positive_float32("std_cap", std_cap)
         if self.posterior_std is None:
             self.encoder_std_budget, self.std_cap = encoder_std, std_cap
+            if std_cap is not None:
+                _checked_cap(std_cap, self.latent_dim)
         else:
             self.encoder_std_budget, self.std_cap = 0.0, None
         self.architecture = checks.one_of("architecture", architecture, ARCHITECTURES)
@@ -478,6 +494,14 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         self.hidden_units = checks.positive_ints("hidden_units", hidden_units)
         self.conv_filters = checks.positive_ints(
             "conv_filters", conv_filters, minimum_length=1 if architecture == "conv" else 0)
+        # the activation's groups: an odd width failed inside GroupSort, naming no argument (an
+        # adversarial review, 2026-12-04)
+        widths_name = "hidden_units" if self.architecture == "mlp" else "conv_filters"
+        widths = getattr(self, widths_name)
+        if any(width % self.ACTIVATION_GROUP for width in widths):
+            raise ValueError(f"{widths_name} must be multiples of {self.ACTIVATION_GROUP} (the "
+                             f"GroupSort activation sorts groups of {self.ACTIVATION_GROUP} "
+                             f"units), got {widths}")
         self.image_shape = _checked_image_shape(image_shape)
         self.gaussian_scale = checks.positive_float32("gaussian_scale", gaussian_scale)
         self.beta = checks.non_negative_finite("beta", beta)
@@ -814,7 +838,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         _, r_slack = checked_tolerance(
             r, _checked_image_shape(kwargs.get("image_shape", (28, 28, 1))))
         applied = (None if posterior_std is not None or std_cap is None
-                   else ll.StdCap(std_cap).output_norm_bound(latent_dim))
+                   else _checked_cap(std_cap, latent_dim))
         budget = design.design_budget(
             target_radius, r, p, latent_dim=latent_dim, method=method, std_cap=std_cap,
             gamma=posterior_std, split=split, encoder_mean=encoder_mean,
@@ -842,7 +866,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                     constraint=self.conv_constraint, relaxation=self.conv_relaxation, name=name)
 
     def _activation(self, name: str) -> keras.layers.Layer:
-        return ll.GroupSort(2, name=name)
+        return ll.GroupSort(self.ACTIVATION_GROUP, name=name)
 
     def output_lipschitz(self, reconstruction: str | None = None) -> float:
         """Lipschitz constant (per pixel, so in l2) of the map from decoder logits to g(z)."""
@@ -1947,6 +1971,8 @@ class StandardVAE(LipschitzVAE):
         if not transpose:
             return towers.plain_conv(filters, lipschitz, name)
         return towers.plain_conv_transpose(filters, lipschitz, name)
+
+    ACTIVATION_GROUP = 1  # ReLU: any width
 
     def _activation(self, name: str) -> keras.layers.Layer:
         return keras.layers.Activation("relu", name=name)

@@ -41,7 +41,7 @@ def test_fixed_std_budget_uses_gamma():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(target_radius=50.0), r"target_radius=50.0 is infeasible.*: raise r, or lower "
-     r"target_radius, p, encoder_mean or the posterior.s std \(std_cap\)"),
+     r"target_radius, p, the fixed constants or the posterior.s std \(std_cap\)"),
     (dict(target_radius=1.0, encoder_mean=4.0, encoder_std=4.0, decoder=4.0), "infeasible"),
     (dict(target_radius=-1.0), "target_radius"),
     (dict(target_radius=1.0, r=0.0), "r must be"),

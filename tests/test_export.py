@@ -214,6 +214,25 @@ def test_a_design_record_of_another_latent_dim_is_not_met(exported):
     assert export._design_met(other, constants) is False
 
 
+def test_a_design_record_of_another_image_size_is_not_met():
+    """An adversarial review (2026-12-04): the record of a 28 x 28 model on a 64 x 64 x 3 one
+    (constants, std and latent_dim all the record's) was "met" while every input certified 1 %
+    below the target: from_target takes the reconstruction's rounding slack, which grows with
+    the number of pixels, off r."""
+    designed = LipschitzVAE.from_target(1e-4, 1e-3, latent_dim=2, posterior_std=1e-5,
+                                        hidden_units=(8,))
+    record = designed.design
+    larger = LipschitzVAE(2, encoder_mean=record["encoder_mean"], decoder=record["decoder"],
+                          posterior_std=1e-5, encoder_std=0.0, hidden_units=(8,),
+                          image_shape=(64, 64, 3), design=record)
+    for model in (designed, larger):
+        model.finalize()
+    x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
+    assert larger.certified_radius(x, 1e-3, 0.5).min() < record["target_radius"]
+    assert export._design_met(larger, larger.lipschitz_constants()) is False
+    assert export._design_met(designed, designed.lipschitz_constants()) is True
+
+
 def test_saved_model_cli_lists_the_signatures(exported):
     e = exported["mlp"]
     assert os.path.isfile(os.path.join(e["base"], "1", "saved_model.pb"))  # TF Serving layout

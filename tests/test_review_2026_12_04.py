@@ -118,3 +118,31 @@ def test_a_built_conv_layer_checks_the_rank_and_channels_of_its_inputs(kind):
     with pytest.raises(ValueError, match="expected ndim=4, found ndim=3"):
         layer(np.zeros((1, 8, 8), "float32"))
     assert layer(np.zeros((1, 8, 8, 2), "float32")).shape[-1] == 4
+
+
+# ----- an adversarial review of robustness upfront (2026-12-04) -----------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(hidden_units=(15,)), r"hidden_units must be multiples of 2 .*GroupSort.*got \(15,\)"),
+    (dict(architecture="conv", conv_filters=(3, 6)), r"conv_filters must be multiples of 2"),
+    (dict(posterior_std=None, std_cap=1e-20), r"^std_cap=1e-20 is too small for float32"),
+])
+def test_the_model_names_the_argument_behind_a_layer_error(kwargs, message):
+    """An odd width failed inside GroupSort ("needs a last dimension divisible by 2") and a
+    cap whose square underflows named StdCap's max_norm: neither named what the user wrote."""
+    for build in (lambda: lm.LipschitzVAE(2, **kwargs),
+                  lambda: lm.LipschitzVAE.from_target(0.1, 8.0, latent_dim=2, **kwargs)):
+        with pytest.raises(ValueError, match=message):
+            build()
+    if "std_cap" not in kwargs:  # ReLU takes any width
+        lm.StandardVAE(2, **kwargs)
+
+
+def test_a_target_beyond_the_search_says_where_the_search_stops():
+    """"is certified for any constants" was claimed where the search for the budget merely
+    stopped (at 1e12); lowering the fixed decoder constant was missing from the advice."""
+    with pytest.raises(ValueError, match=r"still certified with constants above 1e\+12, where "
+                                         r"the search .* stops"):
+        lm.LipschitzVAE.from_target(1e-12, 8.0, latent_dim=2, posterior_std=1e-12)
+    with pytest.raises(ValueError, match=r"lower target_radius, p, the fixed constants"):
+        lm.LipschitzVAE.from_target(1.0, 8.0, latent_dim=2, decoder=100.0)
