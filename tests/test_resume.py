@@ -135,11 +135,11 @@ def test_the_data_stream_starts_at_any_epoch_and_step():
         distribute.training_dataset(images, 4, start_epoch=-1)
 
 
-def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
+def _interrupted_after_one_epoch(config: train.TrainConfig, run_dir) -> np.ndarray:
+    """Trains `config` on 64 random images in `run_dir` and interrupts it at the end of its
+    first epoch (a checkpoint is left); the images."""
     import keras
 
-    config = train.TrainConfig(architecture="conv", latent_dim=2, epochs=2, batch_size=32,
-                               verbose=0, source="sample")
     x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
 
     class Stop(keras.callbacks.Callback):
@@ -147,8 +147,15 @@ def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train.fit(train.build_model(config), x, x[:8], config, str(tmp_path),
+        train.fit(train.build_model(config), x, x[:8], config, str(run_dir),
                   extra_callbacks=(Stop(),))
+    return x
+
+
+def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
+    config = train.TrainConfig(architecture="conv", latent_dim=2, epochs=2, batch_size=32,
+                               verbose=0, source="sample")
+    x = _interrupted_after_one_epoch(config, tmp_path)
     other = train.TrainConfig(**{**config.__dict__, "batch_size": 16})
     with pytest.raises(ValueError, match="batch_size: 32 there, 16 now"):
         train.fit(train.build_model(other), x, x[:8], other, str(tmp_path))
@@ -170,19 +177,9 @@ def test_a_checkpoint_of_another_setting_is_refused(tmp_path):
 def test_a_damaged_checkpoint_is_a_clear_error_naming_its_folder(tmp_path):
     """An operator's review (2026-12-04): a damaged training_state.json raised json's own error
     (or a KeyError) naming no file, and a truncated weights file h5py's."""
-    import keras
-
     config = train.TrainConfig(latent_dim=2, hidden_units=(8,), epochs=2, batch_size=32,
                                verbose=0, source="sample", baseline=False)
-    x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
-
-    class Stop(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train.fit(train.build_model(config), x, x[:8], config, str(tmp_path),
-                  extra_callbacks=(Stop(),))
+    x = _interrupted_after_one_epoch(config, tmp_path)
     backup = next(tmp_path.rglob(train.ResumableBackup.STATE)).parent
     state = (backup / train.ResumableBackup.STATE).read_text()
     weights = backup / json.loads(state)["weights_file"]
