@@ -120,6 +120,9 @@ def _checked_config(folder: Path, name: str | None) -> dict:
         if trained.dataset != config["dataset"]:
             raise ValueError(f"'train' reads dataset {trained.dataset!r}, the model's is "
                              f"{config['dataset']!r}")
+        if "models" in config.get("evaluate", {}):  # build names the model it evaluates
+            raise ValueError("'evaluate' cannot set 'models': the build evaluates the model "
+                             "it trains")
         evaluate.EvalConfig(**config.get("evaluate", {}))
     except (TypeError, ValueError) as error:  # TrainConfig(**{"typo": 1}) is a TypeError
         raise ZooIntegrityError(f"{path}: {error} (corrupted or tampered); "

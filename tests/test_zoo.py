@@ -200,6 +200,7 @@ def _rewrite(folder: Path, file: str, change) -> None:
     (lambda c: c | {"train": c["train"] | {"learning_rate": -5}}, "learning_rate"),
     (lambda c: c | {"train": c["train"] | {"epochz": 3}}, "epochz"),
     (lambda c: c | {"evaluate": c["evaluate"] | {"samples": 0}}, "samples"),
+    (lambda c: c | {"evaluate": c["evaluate"] | {"models": {}}}, "cannot set 'models'"),
     (lambda c: {k: v for k, v in c.items() if k != "description"}, "no 'description'"),
     (lambda c: c | {"evalute": {}}, r"unknown keys \['evalute'\]"),
     (lambda c: c | {"train": c["train"] | {"dataset": "mnist"}}, "reads dataset 'mnist'"),
