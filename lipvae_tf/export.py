@@ -62,7 +62,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import ArrayLike
 
-from lipvae_tf import bounds, checks, constraints, design, graph_bounds, layers
+from lipvae_tf import bounds, checks, constraints, design, graph_bounds
 from lipvae_tf import model as model_lib
 from lipvae_tf._shared_numerics import MAGNITUDE_LIMIT, fixed_std
 from lipvae_tf.model import LipschitzVAE
@@ -374,14 +374,12 @@ def _design_met(model: LipschitzVAE, constants: dict) -> bool | None:
         tolerance = float(model.reconstruction_tolerance(design_record["r"]))
     except ValueError:  # r within this image size's rounding slack: nothing is certified
         return False
-    gamma, cap = model.posterior_std, model.std_cap
     guaranteed = design.budget_radius(
         constants["encoder_mean"],
         None if design_record.get("encoder_std") is None else constants["encoder_std"],
         constants["decoder"], r=tolerance, p=design_record["p"], latent_dim=model.latent_dim,
-        method=design_record["method"],
-        std_cap=None if cap is None else layers.StdCap(cap).output_norm_bound(model.latent_dim),
-        gamma=None if gamma is None else model_lib.applied_posterior_std(gamma))
+        method=design_record["method"], std_cap=model.std_cap_bound(),
+        gamma=model.posterior_std_bound())
     return bool(guaranteed >= design_record["target_radius"])
 
 
