@@ -82,13 +82,16 @@ def _restore(folder: Path, name: str | None) -> str:
 
 def _read_json(path: Path, keys: tuple[str, ...] = (), name: str | None = None) -> dict:
     """A zoo JSON file (in a model's folder) as a dict holding `keys`, or ZooIntegrityError
-    naming the file."""
+    naming the file (every zoo file is a JSON object: config, card, manifest)."""
     try:
         value = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ZooIntegrityError(
             f"{path}: unreadable ({error}); {_restore(path.parent, name)}") from error
-    missing = [key for key in keys if not isinstance(value, dict) or key not in value]
+    if not isinstance(value, dict):
+        raise ZooIntegrityError(f"{path}: not a table of values (corrupted or tampered); "
+                                f"{_restore(path.parent, name)}")
+    missing = [key for key in keys if key not in value]
     if missing:
         raise ZooIntegrityError(f"{path}: no {', '.join(map(repr, missing))} (corrupted or "
                                 f"tampered); {_restore(path.parent, name)}")
@@ -468,12 +471,7 @@ def model_card(name: str) -> dict:
         TypeError, KeyError, ZooIntegrityError, FileNotFoundError: as `verify` raises them.
         ZooIntegrityError: also if card.json is unreadable or not a table.
     """
-    path = verify(name) / "card.json"
-    card = _read_json(path, name=name)
-    if not isinstance(card, dict):
-        raise ZooIntegrityError(f"{path}: not a table of values (corrupted or tampered); "
-                                f"{_restore(path.parent, name)}")
-    return card
+    return _read_json(verify(name) / "card.json", name=name)
 
 
 # ----- building -------------------------------------------------------------------------------

@@ -261,6 +261,18 @@ def test_a_card_of_the_wrong_shape_is_an_integrity_error(zoo_copy, change, call,
         call()
 
 
+def test_a_zoo_file_that_is_no_json_object_is_an_integrity_error(zoo_copy):
+    """A card or manifest holding a JSON list (edited with its sha256) was returned as it was,
+    and failed later where a value was read."""
+    folder = _folder(zoo_copy)
+    _rewrite(folder, "card.json", lambda card: [card])
+    with pytest.raises(zoo.ZooIntegrityError, match=r"card\.json: not a table of values"):
+        zoo.model_card(TINY)
+    (folder / "manifest.json").write_text("[]")
+    with pytest.raises(zoo.ZooIntegrityError, match=r"manifest\.json: not a table of values"):
+        zoo.verify(TINY)
+
+
 def test_a_truncated_model_file_with_its_manifest_is_an_integrity_error(zoo_copy):
     """Truncated together with its manifest entry, model.keras failed in Keras with "File not
     found" (an operator's review, 2026-12-04)."""
