@@ -4,10 +4,14 @@ below was accepted, or failed with an AttributeError / KeyError / TF traceback, 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl import flags
 
 import lipvae_tf as lv
-from lipvae_tf import attacks, bounds, design, evaluate, export, report, train, zoo
+from lipvae_tf import attacks, bounds, conv_spectrum, design, evaluate, export, report, train, zoo
+from lipvae_tf import constraints as lc
+from lipvae_tf import layers as ll
+from lipvae_tf import model as lm
 
 IMAGES = np.zeros((2, 28, 28, 1), "float32")
 RAGGED = [IMAGES[0].tolist(), [1.0]]
@@ -367,3 +371,130 @@ def test_importing_the_commands_does_not_depend_on_the_current_folder(tmp_path):
                            "lipvae_tf.zoo, lipvae_tf.__main__"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_std_statistics_bounds_refuses_a_subset_of_an_eager_chains_stds():
+    """Layers called eagerly record no output width: sigma[:, :1] of a 3-wide chain was taken,
+    s undercounted (0.17 for a true 0.5) and every certificate inflated. The width now comes from
+    the last Dense's kernel carried through the layers after it."""
+    dense, act, cap = keras.layers.Dense(3), keras.layers.Activation("softplus"), ll.StdCap(0.5)
+    sigma = cap(act(dense(tf.random.uniform((4, 5), seed=1)))).numpy()
+    with pytest.raises(ValueError, match="sigma has 1 columns.*outputs 3"):
+        lm.std_statistics_bounds([dense, act, cap], sigma[:, :1])
+    s, _ = lm.std_statistics_bounds([dense, act, cap], sigma)
+    assert np.all(s >= np.linalg.norm(sigma.astype(np.float64), axis=1))
+
+
+def test_zero_kernels_name_the_network_not_an_argument():
+    """A zero encoder-mean kernel gave "m_mu must be > 0", an argument the caller never passed;
+    the error now names the network and its constant."""
+    vae = lm.LipschitzVAE(latent_dim=1, hidden_units=(), image_shape=(2, 2, 1), std_cap=None,
+                          posterior_std=0.5)
+    x = np.full((2, 2, 2, 1), 0.5, np.float32)
+    vae(x)
+    for layer in lc.iter_layers(vae.encoder_mean_net):
+        if getattr(layer, "kernel", None) is not None:
+            layer.kernel.assign(tf.zeros_like(layer.kernel))
+    with pytest.raises(ValueError, match="encoder mean network's verified Lipschitz constant "
+                                         "M_mu = 0.0 is below 1e-60"):
+        vae.certified_radius(x, 0.5, 0.9)
+
+
+def test_constraint_helpers_validate_when_called():
+    """Each raised late, unnamed or not at all: Björck's start_inside on a conv kernel
+    (AttributeError), check_relaxation_applies at relaxation 1 (nothing), iter_layers(None)
+    (only when iterated), a grid the stride does not divide (NumPy's reshape error, or a
+    power iteration on another operator)."""
+    conv_kernel = np.ones((3, 3, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="BjorckOrthonormal expects a kernel of rank 2"):
+        lc.start_inside(conv_kernel, lc.BjorckOrthonormal())
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        lc.check_relaxation_applies(1.0, "cnn", "subspace_clip")
+    with pytest.raises(ValueError, match="conv_constraint must be one of"):
+        lc.check_relaxation_applies(1.0, "mlp", "zz")
+    with pytest.raises(TypeError, match="model_or_layers must be"):
+        lc.iter_layers(None)
+    assert isinstance(lc.iter_layers(keras.layers.Dense(2)), list)
+    with pytest.raises(ValueError, match="grid_hw must be divisible by the strides"):
+        lc.clip_conv_spectrum(tf.constant(conv_kernel), 1.0, (9, 9), (2, 2))
+    with pytest.raises(ValueError, match="grid_hw must be divisible by the strides"):
+        lc.power_iteration(tf.constant(conv_kernel), tf.ones((9, 9, 2)), grid_hw=(9, 9),
+                           strides=(2, 2))
+    with pytest.raises(ValueError, match="grid_hw must be divisible by the strides"):
+        conv_spectrum.operator_norm(tf.constant(conv_kernel), (9, 8), (2, 2))
+    with pytest.raises(ValueError, match="padding must be one of"):
+        conv_spectrum.circular_grid((8, 8), (3, 3), (1, 1), None)
+    assert conv_spectrum.circular_grid(8, 3, 2, "same") == (10, 10)
+
+
+def test_sort_neighbour_pairs_refuses_a_scalar_with_a_value_error():
+    with pytest.raises(ValueError, match="even, known last dimension"):
+        ll.sort_neighbour_pairs(tf.constant(1.0))
+
+
+def test_copy_model_base_refuses_a_source_that_is_not_a_model_base(tmp_path):
+    """Any folder was copied into place as if it were a TF Serving model base."""
+    unrelated = tmp_path / "notes"
+    unrelated.mkdir()
+    (unrelated / "todo.txt").write_text("x")
+    with pytest.raises(ValueError, match="must be a TF Serving model base folder.*todo.txt"):
+        export.copy_model_base(unrelated, tmp_path / "served")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="it is empty"):
+        export.copy_model_base(tmp_path / "empty", tmp_path / "served")
+    with pytest.raises(FileNotFoundError, match="not an existing folder"):
+        export.copy_model_base(tmp_path / "missing", tmp_path / "served")
+    assert not (tmp_path / "served").exists()
+
+
+def test_a_later_batchs_bad_pixels_get_the_eager_checks_messages():
+    """A newcomer (2026-12-03): a NaN in a later batch was reported as "must hold finite pixel
+    values in [0, 1] (divide 0-255 pixels by 255); got min nan"; the graph's message now says
+    NaN as the eager check does, and gives the 0-255 hint only where it applies."""
+    vae = lm.LipschitzVAE(latent_dim=2, hidden_units=(8,), image_shape=(4, 4, 1),
+                          posterior_std=0.5)
+    vae.compile(keras.optimizers.Adam(1e-3))
+    x = np.full((8, 4, 4, 1), 0.5, np.float32)
+    for value, message in ((np.nan, r"^x contains NaN or Inf values \(checked in the graph"),
+                           (300.0, r"^x must hold pixel values in \[0, 1\]; got min 0.5 and "
+                                   r"max 300 \(checked in the graph"),
+                           (200.0, r"max 200 \(divide 0-255 pixels by 255\)")):
+        bad = x.copy()
+        bad[5, 1, 1, 0] = value
+        with pytest.raises(ValueError, match=message):
+            vae.fit(tf.data.Dataset.from_tensor_slices(bad).batch(4), verbose=0)
+
+
+def test_from_target_refuses_unknown_keywords_first_with_a_type_error():
+    """A newcomer (2026-12-03): from_target(..., foo=1) designed the budget, then Keras raised
+    "Unrecognized keyword arguments" (a ValueError) from the constructor."""
+    with pytest.raises(TypeError, match="from_target got unexpected keyword arguments foo"):
+        lm.LipschitzVAE.from_target(1.0, 8.0, foo=1)
+    vae = lm.LipschitzVAE.from_target(1.0, 8.0, latent_dim=2, hidden_units=(8,),
+                                      image_shape=(4, 4, 1), name="named")
+    assert vae.name == "named"
+
+
+def test_attack_radius_errors_echo_the_value():
+    from lipvae_tf import attacks
+    vae = lm.LipschitzVAE(latent_dim=2, hidden_units=(8,), image_shape=(4, 4, 1),
+                          posterior_std=0.5)
+    x = np.full((2, 4, 4, 1), 0.5, np.float32)
+    with pytest.raises(ValueError, match=r"radius must be finite and >= 0, got -1.0"):
+        attacks.maximum_damage_attack(vae, x, radius=-1.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(hidden_units=(15,)), r"hidden_units must be multiples of 2 .*GroupSort.*got \(15,\)"),
+    (dict(architecture="conv", conv_filters=(3, 6)), r"conv_filters must be multiples of 2"),
+    (dict(posterior_std=None, std_cap=1e-20), r"^std_cap=1e-20 is too small for float32"),
+])
+def test_the_model_names_the_argument_behind_a_layer_error(kwargs, message):
+    """An odd width failed inside GroupSort ("needs a last dimension divisible by 2") and a
+    cap whose square underflows named StdCap's max_norm: neither named what the user wrote."""
+    for build in (lambda: lm.LipschitzVAE(2, **kwargs),
+                  lambda: lm.LipschitzVAE.from_target(0.1, 8.0, latent_dim=2, **kwargs)):
+        with pytest.raises(ValueError, match=message):
+            build()
+    if "std_cap" not in kwargs:  # ReLU takes any width
+        lm.StandardVAE(2, **kwargs)

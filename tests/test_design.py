@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from lipvae_tf import design
+from lipvae_tf.model import LipschitzVAE
 
 
 @pytest.mark.parametrize("method", ["paper", "markov", "chi2", "best"])
@@ -134,3 +135,13 @@ def test_the_design_certifies_the_target_at_the_fixed_std_the_graph_applies(targ
                                 latent_dim=10, method="best", gamma=0.051) >= target
     with pytest.raises(ValueError, match="gamma_applied=0.05 applies to a fixed posterior std"):
         design.design_budget(target, 8.0, latent_dim=10, gamma_applied=0.05)
+
+
+def test_a_target_beyond_the_search_says_where_the_search_stops():
+    """"is certified for any constants" was claimed where the search for the budget merely
+    stopped (at 1e12); lowering the fixed decoder constant was missing from the advice."""
+    with pytest.raises(ValueError, match=r"still certified with constants above 1e\+12, where "
+                                         r"the search .* stops"):
+        LipschitzVAE.from_target(1e-12, 8.0, latent_dim=2, posterior_std=1e-12)
+    with pytest.raises(ValueError, match=r"lower target_radius, p, the fixed constants"):
+        LipschitzVAE.from_target(1.0, 8.0, latent_dim=2, decoder=100.0)

@@ -20,6 +20,7 @@ from lipvae_tf import attacks
 from lipvae_tf import layers as ll
 
 SHAPE = (4, 4, 1)
+TINY_MLP = dict(latent_dim=2, hidden_units=(8, 8), image_shape=SHAPE)
 
 
 def small_vae(**kwargs) -> lv.LipschitzVAE:
@@ -401,3 +402,31 @@ def test_a_subclass_overriding_training_only_is_certified_as_its_base():
         radii.append(model.certified_radius(x, 8.0, 0.5))
     np.testing.assert_array_equal(*radii)
     assert np.all(radii[0] > 0)
+
+
+@pytest.mark.parametrize("kind", ["spectral", "spectral_norm", "bjorck"])
+def test_reconfigured_changes_the_constraint_kind(kind):
+    """reconfigured(constraint=...) is documented for the constraint kinds, but the kinds keep
+    other state (a subspace, a power-iteration vector, none), so set_weights failed: "changes
+    the shapes or number of the weights ... build a new model and train it instead"."""
+    keras.utils.set_random_seed(0)
+    vae = lv.LipschitzVAE.from_target(1.0, 8.0, **TINY_MLP)  # the default kind, subspace_clip
+    x = np.random.default_rng(0).uniform(size=(16, 4, 4, 1)).astype("float32")
+    vae.compile(keras.optimizers.Adam(1e-3))
+    vae.fit(x, epochs=1, batch_size=8, verbose=0)
+    other = vae.reconfigured(constraint=kind)
+    assert other.constraint == kind and other.design == vae.design
+    assert sum(len(layer.weights) for layers in other._network_layers().values()
+               for layer in layers) == len(other.weights)  # every weight is a layer's
+    for name, layers in vae._network_layers().items():
+        for old, new in zip(layers, other._network_layers()[name]):
+            for attribute in ("kernel", "bias"):
+                if getattr(old, attribute, None) is not None:
+                    np.testing.assert_array_equal(getattr(old, attribute).numpy(),
+                                                  getattr(new, attribute).numpy())
+    np.testing.assert_array_equal(other.certified_radius(x, 8.0, 0.5),
+                                  vae.certified_radius(x, 8.0, 0.5))
+    other.compile(keras.optimizers.Adam(1e-3))
+    other.fit(x, epochs=1, batch_size=8, verbose=0)  # the new kind's state steers its steps
+    with pytest.raises(ValueError, match="changes the shapes or number of the weights"):
+        vae.reconfigured(constraint=kind, hidden_units=(8, 4))

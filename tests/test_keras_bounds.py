@@ -670,3 +670,25 @@ def test_network_bound_names_its_argument_and_an_empty_chain_is_the_identity():
                                             "iterable of layers"):
             lp.network_lipschitz_bound(value)
     assert lp.network_lipschitz_bound([]) == 1.0
+
+
+def test_a_property_that_may_shadow_what_the_package_reads_still_counts():
+    """The rule kept: a property with a setter, or one named as code of the base class or of
+    the package reads it (getattr(layer, "factor", ...) included), may change the map."""
+
+    class ReadOnlyFactor(ll.LipschitzDense):
+        @property
+        def factor(self):
+            return 2.0
+
+    class WithSetter(ll.LipschitzDense):
+        @property
+        def anything_new(self):
+            return 1.0
+
+        @anything_new.setter
+        def anything_new(self, value):
+            pass
+
+    assert lp.overridden_computation(ReadOnlyFactor(4), ll.LipschitzDense) == ("factor",)
+    assert lp.overridden_computation(WithSetter(4), ll.LipschitzDense) == ("anything_new",)

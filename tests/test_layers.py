@@ -528,3 +528,17 @@ def test_shape_preserving_layers_report_their_output_shape(layer):
     y = wrapped(x)
     assert tuple(y.shape) == x.shape
     np.testing.assert_array_equal(y.numpy()[:, 1], layer(x[:, 1]).numpy())
+
+
+@pytest.mark.parametrize("kind", [ll.LipschitzConv2D, ll.LipschitzConv2DTranspose])
+def test_a_built_conv_layer_checks_the_rank_and_channels_of_its_inputs(kind):
+    """Keras' own Conv2D declares an input_spec; these layers did not, so a rank-3 input
+    failed inside TF ("Attr 'data_format' of 'Conv2D' Op passed string 'NWC'") and another
+    channel count with "Depth of input (3) is not a multiple of input depth of filter (2)"."""
+    layer = kind(4, 3)
+    layer.build((None, 8, 8, 2))
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 2"):
+        layer(np.zeros((1, 8, 8, 3), "float32"))
+    with pytest.raises(ValueError, match="expected ndim=4, found ndim=3"):
+        layer(np.zeros((1, 8, 8), "float32"))
+    assert layer(np.zeros((1, 8, 8, 2), "float32")).shape[-1] == 4

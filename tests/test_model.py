@@ -15,6 +15,7 @@ from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 tfd = tfp.distributions
 SMALL = dict(hidden_units=(64, 64), conv_filters=(8, 16))
+TINY_MLP = dict(latent_dim=2, hidden_units=(8, 8), image_shape=(4, 4, 1))
 TARGET, R, P = 1.0, 8.0, 0.5
 
 
@@ -421,3 +422,48 @@ def test_log_likelihood_shows_progress_on_request(capsys):
     assert "5/5" in capsys.readouterr().out
     with pytest.raises(ValueError, match="verbose"):
         vae.log_likelihood(x, verbose=3)
+
+
+class _PassThroughVAE(LipschitzVAE):
+    """The usual subclass: a pass-through constructor that adds a metric."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.extra = keras.metrics.Mean(name="extra")
+
+
+class _OwnKeywordVAE(_PassThroughVAE):
+    def __init__(self, *args, weight_of_extra: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weight_of_extra = weight_of_extra
+
+
+def test_from_target_takes_the_constructor_keywords_of_a_pass_through_subclass():
+    """from_target checked keywords against the subclass's own signature, (*args, **kwargs),
+    and refused hidden_units ("unexpected keyword arguments hidden_units"), which the
+    constructor takes."""
+    vae = _PassThroughVAE.from_target(1.0, 8.0, **TINY_MLP)
+    assert type(vae) is _PassThroughVAE and vae.hidden_units == (8, 8)
+    own = _OwnKeywordVAE.from_target(1.0, 8.0, weight_of_extra=0.5, **TINY_MLP)
+    assert own.weight_of_extra == 0.5 and own.latent_dim == 2
+    with pytest.raises(TypeError, match="unexpected keyword arguments hiden_units"):
+        _OwnKeywordVAE.from_target(1.0, 8.0, hiden_units=(8,), latent_dim=2)  # a typo
+
+
+class _SummaryVAE(LipschitzVAE):
+    @property
+    def budget_summary(self):  # read-only, a name no certificate code reads
+        return self.encoder_mean_budget, self.decoder_budget
+
+
+def test_a_read_only_property_under_a_new_name_keeps_the_certificate():
+    """Any property a subclass added was taken for an override: certified_radius raised
+    "_SummaryVAE overrides budget_summary of LipschitzVAE", which has no such attribute."""
+    keras.utils.set_random_seed(0)
+    ours = _SummaryVAE(posterior_std=0.05, decoder=8.0, **TINY_MLP)
+    keras.utils.set_random_seed(0)
+    plain = LipschitzVAE(posterior_std=0.05, decoder=8.0, **TINY_MLP)
+    x = np.random.default_rng(0).uniform(size=(3, 4, 4, 1)).astype("float32")
+    assert ours.budget_summary == (1.0, 8.0)
+    np.testing.assert_array_equal(ours.certified_radius(x, 8.0, 0.5),
+                                  plain.certified_radius(x, 8.0, 0.5))
