@@ -298,6 +298,9 @@ _SETTINGS_KEEPING_THE_DESIGN = frozenset({
 # certified_radius warns when a measured constant exceeds its budget by more than this
 # (relative): a finalized model is at or below it, float32 rounding included
 _ABOVE_BUDGET = 1e-4
+# The learned std's settings and their defaults, which a fixed-std model accepts (get_config
+# writes encoder_std 1.0 for it); any other value would be dropped, so it is refused.
+_LEARNED_STD_DEFAULTS = {"std_cap": design.DEFAULT_STD_CAP, "encoder_std": 1.0}
 # The kernel control's arguments and their defaults: a StandardVAE (plain layers) takes none.
 _KERNEL_CONTROL_DEFAULTS = {
     "constraint": constraints.DEFAULT_CONSTRAINT, "conv_constraint": None,
@@ -315,6 +318,11 @@ _NON_COMPUTING_OVERRIDES = frozenset({
     "get_metrics_result", "compile", "fit", "evaluate", "get_compile_config",
     "compile_from_config", "summary", "save", "save_weights", "load_weights", "export",
     "from_target", "_dense", "_conv", "_activation"})
+
+
+def _applies_to_a_learned_std(count: int) -> str:
+    """'applies to a learned posterior std' for one setting, 'apply ...' for more."""
+    return f"{'applies' if count == 1 else 'apply'} to a learned posterior std"
 
 
 def _constructor_keywords(cls: type) -> set[str]:
@@ -373,7 +381,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             `output_lipschitz()`, 1/12 for the continuous Bernoulli's mean, 1/4 for a sigmoid).
         std_cap: S, the cap ||sigma(x)||_2 <= S of a learned std (None: no cap).
         posterior_std: a fixed posterior std gamma in every coordinate (no std network; std_cap
-            and encoder_std then do not apply), or None for a learned std.
+            and encoder_std then do not apply, and a value other than their defaults raises
+            ValueError), or None for a learned std.
         architecture: "mlp" (hidden_units) or "conv" (conv_filters; stride-2 3x3 convolutions),
             see `lipvae_tf.towers`. image_shape: (height, width, channels), pixels in [0, 1].
         likelihood: "continuous_bernoulli" (Loaiza-Ganem & Cunningham 2019), "bernoulli" or
@@ -482,6 +491,16 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             if std_cap is not None:
                 _checked_cap(std_cap, self.latent_dim)
         else:
+            # a fixed std has neither: another value than the defaults (or 0, None) would be
+            # dropped silently (a review, 2026-12-04: std_cap=1e-30 was accepted and ignored)
+            dropped = [f"{name}={value!r}" for name, value in (
+                ("std_cap", std_cap), ("encoder_std", encoder_std))
+                if value is not None and value != 0 and value != _LEARNED_STD_DEFAULTS[name]]
+            if dropped:
+                raise ValueError(
+                    f"{' and '.join(dropped)}: {_applies_to_a_learned_std(len(dropped))}, and "
+                    f"posterior_std={self.posterior_std:g} fixes the std (no std network): pass "
+                    "posterior_std=None for a learned std, or leave them unset")
             self.encoder_std_budget, self.std_cap = 0.0, None
         self.architecture = checks.one_of("architecture", architecture, ARCHITECTURES)
         self.likelihood = checks.one_of("likelihood", likelihood, LIKELIHOODS)
@@ -700,15 +719,15 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                             f"{', '.join(unknown)}; its settings: {', '.join(sorted(config))}")
         config.update(changes)
         if config["posterior_std"] is not None:
-            # the constructor ignores both for a fixed std (its defaults are set): a change to
-            # either would be dropped silently
+            # the constructor takes their defaults for a fixed std (a saved config holds
+            # them): a change to either would be dropped silently
             ignored = [name for name in ("std_cap", "encoder_std") if name in changes
                        and not (name == "std_cap" and changes[name] is None)]
             if ignored:
                 raise ValueError(
-                    f"{' and '.join(ignored)} apply to a learned posterior std, and this model "
-                    f"has a fixed one (posterior_std={config['posterior_std']:g}): a learned "
-                    "std has other weights, so build that model with from_target or the "
+                    f"{' and '.join(ignored)} {_applies_to_a_learned_std(len(ignored))}, and "
+                    f"this model has a fixed one (posterior_std={config['posterior_std']:g}): a "
+                    "learned std has other weights, so build that model with from_target or the "
                     "constructor")
         if "design" not in changes and not set(changes) <= _SETTINGS_KEEPING_THE_DESIGN:
             # the budget was designed for the old settings: its certified radius is no claim

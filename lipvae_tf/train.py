@@ -177,6 +177,11 @@ def build_model(config: TrainConfig) -> LipschitzVAE:
     gamma, cap = std_settings(config)
     if config.constants is not None:
         m_mu, m_sigma, m_g = config.constants
+        if gamma is not None and m_sigma != 0:  # the model would name encoder_std, not this
+            raise ValueError(
+                f"constants: M_sigma={m_sigma:g} is a learned std's constant, and posterior_std="
+                f"{gamma:g} fixes the std: give 0 there (--constants={m_mu:g},0,{m_g:g}) or "
+                "learn the std (--posterior_std=learned)")
         return LipschitzVAE(encoder_mean=m_mu, encoder_std=m_sigma, decoder=m_g,
                             std_cap=cap, posterior_std=gamma,
                             reconstruction=config.reconstruction, **common)

@@ -1,6 +1,8 @@
 """Bad arguments and misuse get a typed error that names the argument, never a raw Python or
 TensorFlow error and never a silently wrong value (a Keras user's review, 2026-12-01: each case
 below was accepted, or failed with an AttributeError / KeyError / TF traceback, before)."""
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -498,3 +500,21 @@ def test_the_model_names_the_argument_behind_a_layer_error(kwargs, message):
             build()
     if "std_cap" not in kwargs:  # ReLU takes any width
         lm.StandardVAE(2, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    (dict(std_cap=1e-30), "std_cap=1e-30"), (dict(std_cap=0.2), "std_cap=0.2"),
+    (dict(encoder_std=3.0), "encoder_std=3.0"),
+    (dict(std_cap=0.2, encoder_std=3.0), "std_cap=0.2 and encoder_std=3.0: apply to"),
+])
+def test_a_fixed_std_refuses_a_cap_or_std_constant_it_would_drop(kwargs, named):
+    """A review (2026-12-04): the constructor dropped std_cap=1e-30 (or any cap, any encoder_std)
+    silently with a fixed posterior std, which from_target and reconfigured refuse; the defaults
+    (written by get_config for a fixed std) still load."""
+    with pytest.raises(ValueError, match=rf"^{re.escape(named)}.*posterior_std=0.05 fixes"):
+        lv.LipschitzVAE(2, hidden_units=(8,), posterior_std=0.05, **kwargs)
+    vae = lv.LipschitzVAE(2, hidden_units=(8,), posterior_std=0.05, std_cap=0.1, encoder_std=1.0)
+    assert vae.std_cap is None and vae.encoder_std_budget == 0.0
+    assert type(vae).from_config(vae.get_config()).posterior_std == vae.posterior_std
+    with pytest.raises(ValueError, match=r"^std_cap applies to a learned posterior std, and"):
+        vae.reconfigured(std_cap=0.2)

@@ -138,7 +138,7 @@ def test_reconfigured_copies_every_weight_and_the_noise_state_and_refuses_new_sh
         model.reconfigured(no_such_setting=1)
     # a fixed std ignores both: a change to either was accepted and dropped (a review)
     for change in ({"std_cap": 0.3}, {"encoder_std": 5.0}):
-        with pytest.raises(ValueError, match=f"{next(iter(change))} apply to a learned"):
+        with pytest.raises(ValueError, match=f"{next(iter(change))} applies to a learned"):
             model.reconfigured(**change)
     assert model.reconfigured(std_cap=None).std_cap is None
 

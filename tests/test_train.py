@@ -274,6 +274,14 @@ def test_explicit_constants_and_bad_configs(tmp_path):
         train.build_model(train.TrainConfig(target_radius=None))
     with pytest.raises(ValueError, match="infeasible"):
         train.build_model(train.TrainConfig(target_radius=500.0))
+    # a fixed std has no std network: its M_sigma was dropped silently (a review, 2026-12-04)
+    with pytest.raises(ValueError, match=r"^constants: M_sigma=1.5 is a learned std's constant, "
+                                         r"and posterior_std=0.05 fixes the std: give 0 there "
+                                         r"\(--constants=2,0,3\)"):
+        train.build_model(train.TrainConfig(constants=(2.0, 1.5, 3.0), posterior_std=0.05))
+    fixed = train.build_model(train.TrainConfig(constants=(2.0, 0.0, 3.0), posterior_std=0.05,
+                                                hidden_units=(16, 16)))
+    assert fixed.posterior_std == 0.05 and fixed.lipschitz_constants()["encoder_std"] == 0.0
 
 
 def test_the_posterior_std_is_fixed_by_default_and_learned_on_request():
