@@ -145,3 +145,15 @@ def test_a_target_beyond_the_search_says_where_the_search_stops():
         LipschitzVAE.from_target(1e-12, 8.0, latent_dim=2, posterior_std=1e-12)
     with pytest.raises(ValueError, match=r"lower target_radius, p, the fixed constants"):
         LipschitzVAE.from_target(1.0, 8.0, latent_dim=2, decoder=100.0)
+
+
+def test_a_tolerance_above_the_diameter_is_designed_as_the_diameter():
+    """certified_radius takes an r above sqrt(D) as sqrt(D) (every perturbation meets it); a
+    design for r = 100 on 28 x 28 images would otherwise promise a radius that the model's
+    certificate, taken at 28, does not reach."""
+    x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")
+    vae = LipschitzVAE.from_target(1.0, 100.0, latent_dim=2, hidden_units=(8,))
+    assert vae.design["r"] == 28.0
+    radius = vae.certified_radius(x, 100.0, 0.5)
+    np.testing.assert_array_equal(radius, vae.certified_radius(x, 28.0, 0.5))
+    assert np.all(radius >= 1.0)
