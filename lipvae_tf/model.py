@@ -490,20 +490,22 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
                               else checks.positive_float32("posterior_std", posterior_std))
         # checked even where a fixed std makes them unused: a wrong value is a mistake either way
         # (a fixed std's M_sigma is 0, as `lipschitz_constants` and a design record give it)
-        encoder_std = (checks.positive_float32("encoder_std", encoder_std)
-                       if posterior_std is None or encoder_std != 0
-                       else checks.non_negative_finite("encoder_std", encoder_std))
+        encoder_std = checks.non_negative_finite("encoder_std", encoder_std)  # a number first
+        if posterior_std is None or encoder_std != 0:
+            encoder_std = checks.positive_float32("encoder_std", encoder_std)
         std_cap = None if std_cap is None else checks.positive_float32("std_cap", std_cap)
         if self.posterior_std is None:
             self.encoder_std_budget, self.std_cap = encoder_std, std_cap
             if std_cap is not None:
                 _checked_cap(std_cap, self.latent_dim)
         else:
-            # a fixed std has neither: another value than the defaults (or 0, None) would be
-            # dropped silently (a review, 2026-12-04: std_cap=1e-30 was accepted and ignored)
+            # a fixed std has neither: a value other than the defaults (compared as the float32
+            # the model computes in), std_cap None or encoder_std 0 would be dropped silently (a
+            # review, 2026-12-04: std_cap=1e-30 was accepted and ignored)
             dropped = [f"{name}={value!r}" for name, value in (
                 ("std_cap", std_cap), ("encoder_std", encoder_std))
-                if value is not None and value != 0 and value != _LEARNED_STD_DEFAULTS[name]]
+                if value is not None and value != 0
+                and np.float32(value) != np.float32(_LEARNED_STD_DEFAULTS[name])]
             if dropped:
                 raise ValueError(
                     f"{' and '.join(dropped)}: {_applies_to_a_learned_std(len(dropped))}, and "
@@ -726,6 +728,12 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             raise TypeError(f"reconfigured() got settings a {type(self).__name__} does not have: "
                             f"{', '.join(unknown)}; its settings: {', '.join(sorted(config))}")
         config.update(changes)
+        if self.posterior_std is None and config["posterior_std"] is not None:
+            # a learned std's settings do not carry over to a fixed one (the weights' check
+            # below then names the real change; a review found encoder_std named instead)
+            for name, default in (("std_cap", None), ("encoder_std", 1.0)):
+                if name not in changes:
+                    config[name] = default
         if config["posterior_std"] is not None:
             # the constructor takes their defaults for a fixed std (a saved config holds
             # them): a change to either would be dropped silently

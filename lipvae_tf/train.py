@@ -179,9 +179,13 @@ def build_model(config: TrainConfig) -> LipschitzVAE:
         m_mu, m_sigma, m_g = config.constants
         if gamma is not None and m_sigma != 0:  # the model would name encoder_std, not this
             raise ValueError(
-                f"constants: M_sigma={m_sigma:g} is a learned std's constant, and posterior_std="
-                f"{gamma:g} fixes the std: give 0 there (--constants={m_mu:g},0,{m_g:g}) or "
+                f"constants: M_sigma={m_sigma!r} is a learned std's constant, and posterior_std="
+                f"{gamma!r} fixes the std: give 0 there (--constants={m_mu!r},0,{m_g!r}) or "
                 "learn the std (--posterior_std=learned)")
+        if gamma is None and m_sigma == 0:
+            raise ValueError(
+                f"constants: M_sigma=0 leaves a learned std no budget: give it M_sigma > 0, or "
+                f"fix the std (e.g. --posterior_std={design.DEFAULT_POSTERIOR_STD})")
         return LipschitzVAE(encoder_mean=m_mu, encoder_std=m_sigma, decoder=m_g,
                             std_cap=cap, posterior_std=gamma,
                             reconstruction=config.reconstruction, **common)

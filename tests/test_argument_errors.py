@@ -518,3 +518,11 @@ def test_a_fixed_std_refuses_a_cap_or_std_constant_it_would_drop(kwargs, named):
     assert type(vae).from_config(vae.get_config()).posterior_std == vae.posterior_std
     with pytest.raises(ValueError, match=r"^std_cap applies to a learned posterior std, and"):
         vae.reconfigured(std_cap=0.2)
+    # the default as float32 is the default; an array is named; a learned std's own settings
+    # do not make reconfigured name them when it switches to a fixed std (a review)
+    lv.LipschitzVAE(2, hidden_units=(8,), posterior_std=0.05, std_cap=np.float32(0.1))
+    with pytest.raises(TypeError, match="encoder_std"):
+        lv.LipschitzVAE(2, hidden_units=(8,), posterior_std=0.05, encoder_std=np.ones(2))
+    learned = lv.LipschitzVAE(2, hidden_units=(8,), posterior_std=None, encoder_std=2.0)
+    with pytest.raises(ValueError, match="changes the shapes or number of the weights"):
+        learned.reconfigured(posterior_std=0.05)

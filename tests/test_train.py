@@ -277,8 +277,10 @@ def test_explicit_constants_and_bad_configs(tmp_path):
     # a fixed std has no std network: its M_sigma was dropped silently (a review, 2026-12-04)
     with pytest.raises(ValueError, match=r"^constants: M_sigma=1.5 is a learned std's constant, "
                                          r"and posterior_std=0.05 fixes the std: give 0 there "
-                                         r"\(--constants=2,0,3\)"):
+                                         r"\(--constants=2.0,0,3.0\)"):
         train.build_model(train.TrainConfig(constants=(2.0, 1.5, 3.0), posterior_std=0.05))
+    with pytest.raises(ValueError, match=r"^constants: M_sigma=0 leaves a learned std no budget"):
+        train.build_model(train.TrainConfig(constants=(2.0, 0.0, 3.0), posterior_std=None))
     fixed = train.build_model(train.TrainConfig(constants=(2.0, 0.0, 3.0), posterior_std=0.05,
                                                 hidden_units=(16, 16)))
     assert fixed.posterior_std == 0.05 and fixed.lipschitz_constants()["encoder_std"] == 0.0
