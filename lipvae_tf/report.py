@@ -202,8 +202,8 @@ def radius_histogram_figure(radii: dict[str, np.ndarray], target: float | None) 
     radii even when they are all equal; the target line only when a target was asked for).
 
     Args:
-        radii: {method: certified radii (N,), l2 in pixel space}; +inf ones (a tolerance r at
-            least the pixel space's diameter) and NaN ones are counted in the legend, not drawn.
+        radii: {method: certified radii (N,), l2 in pixel space}; non-finite ones are counted
+            in the legend, not drawn.
         target: R* (l2, pixel space) for a dashed line, or None.
 
     Returns:
@@ -225,11 +225,8 @@ def radius_histogram_figure(radii: dict[str, np.ndarray], target: float | None) 
         elif finite.size:  # every entry says where its bars are, not only the equal ones
             label = (f"{method} (median {np.median(finite):.4g}, {finite.min():.4g} to "
                      f"{finite.max():.4g})")
-        unbounded = int(np.sum(np.isposinf(values)))  # r at least the pixel space's diameter
-        if unbounded:
-            label += f" ({unbounded} +inf: every perturbation, not shown)"
-        if finite.size + unbounded < values.size:
-            label += f" ({values.size - finite.size - unbounded} NaN, not shown)"
+        if finite.size < values.size:
+            label += f" ({values.size - finite.size} not finite, not shown)"
         ax.hist(finite, bins=bins, alpha=0.55, label=label,
                 hatch=hatches[index % len(hatches)])
     if target is not None:
