@@ -33,10 +33,10 @@ Serving's REST API refuses a signature without inputs (tensorflow/serving#1676),
 and one row per input row keeps the row format working (`metadata_request()` is the body). A
 request cannot raise inside a graph, so rows with r <= 0, a non-finite r, p outside [1/2, 1), or a
 non-finite pixel get a NaN radius (never a clipped value). r and p must have one entry per image
-(TF Serving's row format, "instances", needs every input to share the batch dimension). A row
-whose r is at least the pixel space's diameter sqrt(D) (plus the rounding slack) gets +inf, as in
-`certified_radius`: every perturbation meets such an r, and the bounds, whose work grows with r,
-are not bisected there (200 rows of distinct r near 4000 took 257 s and 7.4 GB before, a review).
+(TF Serving's row format, "instances", needs every input to share the batch dimension). An r
+above the pixel space's diameter sqrt(D) is certified as sqrt(D), as `certified_radius` does:
+sound (any larger r is met by every perturbation) and a bound on the work per row, which grows
+with r (200 rows of distinct r near 4000 took 257 s and 7.4 GB before, a review).
 
 The constants hold for the exported weights only. `certify` checks, on every call, that the
 variables of the three certified networks are still those it was exported with (a farmhash64
@@ -414,7 +414,8 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
     certified_weights = _certified_weights(model)
     # the frozen constants hold for these weights only: `certify` refuses to answer for others
     fingerprint_at_export = _weights_fingerprint(certified_weights).numpy()
-    # as model.reconstruction_tolerance: r less the float32 rounding of the reconstruction
+    # as model.reconstruction_tolerance: r, at most the pixel space's diameter, less the
+    # float32 rounding of the reconstruction
     rounding_slack = model_lib.reconstruction_rounding_slack(model.image_shape)
     diameter = model_lib.pixel_space_diameter(model.image_shape)
     # as model.std_statistics, by the same map (its constants measured here, not in the graph)
@@ -461,11 +462,9 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
             tf.size(v), tf.size(s), message=f"certify: {name} needs one value per image, "
             "shape (batch,)") for name, v in (("r", r), ("p", p))]
         with tf.control_dependencies(checks_):
-            r_exact = (r - rounding_slack) * (1 - 2.0**-52)  # <= 0 (NaN radius) for tiny r
-            # as certified_radius: every perturbation meets a tolerance of at least the
-            # diameter (+inf below; the bounds evaluated at the diameter, value unused)
-            everything = r_exact >= diameter
-            r_exact = tf.where(everything, tf.constant(diameter, tf.float64), r_exact)
+            # an r above the diameter is certified as the diameter (NaN and inf kept as they are)
+            r_certified = tf.where(r > diameter, tf.constant(diameter, tf.float64), r)
+            r_exact = (r_certified - rounding_slack) * (1 - 2.0**-52)  # <= 0 (NaN) for tiny r
             # r above the magnitude limit is NaN as certified_radius refuses it (the slack
             # taken off first let r just above 1e75 through, an adversarial review)
             r_exact = tf.where(r <= MAGNITUDE_LIMIT, r_exact,
@@ -473,9 +472,6 @@ def _archive(model: LipschitzVAE, method: str, frozen: tuple, metadata: dict,
             radius = graph_bounds.radius(method, m_mu, m_sigma, m_g, s, r_exact, p,
                                          latent_dim=latent_dim, gamma=gamma, std_cap=std_cap,
                                          s_max=s_max)
-            # (a row with r above 1e75 or p outside [1/2, 1) stays NaN)
-            radius = tf.where(everything & ~tf.math.is_nan(radius),
-                              tf.constant(math.inf, tf.float64), radius)
         # as model.check_images: finite pixels in [0, 1] (a graph answers NaN instead of raising)
         pixels_ok = tf.reduce_all(tf.math.is_finite(images) & (images >= 0) & (images <= 1),
                                   axis=[1, 2, 3])

@@ -248,16 +248,17 @@ def _recorded_output_width(layer: keras.layers.Layer) -> int | None:
 
 
 def pixel_space_diameter(image_shape: Sequence[int]) -> float:
-    """sqrt(D), D pixels, rounded up (2^-50 relative covers the square root's rounding): an upper
-    bound of the l2 diameter of [0, 1]^D, the most two exact reconstructions can differ by. A
-    certificate whose exact-arithmetic tolerance (`reconstruction_tolerance`) is at least this
-    is met by every perturbation: its radius is +inf (docs/theory.md section 7)."""
-    return math.sqrt(math.prod(image_shape)) * (1 + 2.0**-50)
+    """sqrt(D), D pixels: the l2 diameter of [0, 1]^D, the most two reconstructions can differ."""
+    return math.sqrt(math.prod(image_shape))
 
 
 def checked_tolerance(r: ArrayLike, image_shape: Sequence[int]) -> tuple[np.ndarray, float]:
-    """(r as a float64 array, the slack `reconstruction_rounding_slack(image_shape)`): the
-    tolerances a certificate of images of this shape can be asked for.
+    """(r as a float64 array, at most `pixel_space_diameter(image_shape)`; the slack
+    `reconstruction_rounding_slack(image_shape)`): the tolerances a certificate of images of
+    this shape is computed for. A larger r is certified as the diameter: the radius is
+    non-decreasing in r, so this is sound (the reconstructions lie in [0, 1]^D, so the true
+    radius there is unbounded), and it bounds the certificate's work, which grows with r (a
+    review: 200 rows of distinct r near 4000 took 257 s and 7.4 GB in the `certify` signature).
 
     Raises:
         ValueError: naming r unless every r is finite, at most 1e75 (`bounds.checked`) and above
@@ -268,7 +269,7 @@ def checked_tolerance(r: ArrayLike, image_shape: Sequence[int]) -> tuple[np.ndar
     if np.any(r <= slack):
         raise ValueError(f"r must be > {slack:.3g} (the float32 rounding of the "
                          f"reconstruction), got {np.min(r)}")
-    return r, slack
+    return np.minimum(r, pixel_space_diameter(image_shape)), slack
 
 
 def _checked_image_shape(image_shape) -> tuple[int, ...]:
@@ -347,6 +348,21 @@ def _constructor_keywords(cls: type) -> set[str]:
         if klass is LipschitzVAE or not any(p.kind == p.VAR_KEYWORD for p in parameters):
             break
     return names
+
+
+def _constructor_default(cls: type, name: str) -> object:
+    """The default of the keyword `name` in `cls(...)`: that of the first __init__ in the MRO
+    (down to LipschitzVAE, as `_constructor_keywords` walks it) that declares it (a subclass
+    may change the default image_shape), or None."""
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameter = inspect.signature(klass.__init__).parameters.get(name)
+        if parameter is not None and parameter.default is not parameter.empty:
+            return parameter.default
+        if klass is LipschitzVAE:
+            break
+    return None
 
 
 def _settings(layer: keras.layers.Layer) -> dict:
@@ -833,7 +849,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
             target_radius: R*, the certified radius every input must get: an l2 distance in
                 pixel space (pixels in [0, 1]; a 28 x 28 image has diameter 28).
             r: the r-robustness tolerance: how far (l2, pixel space) the sampled reconstruction
-                may move, > 0.
+                may move, > 0 (above the diameter sqrt(D), designed as sqrt(D), as certified).
             p: the probability, in [1/2, 1), with which it must stay within r.
             latent_dim: the number of latent coordinates.
             method: the certificate the budget is designed for (`bounds.METHODS`).
@@ -868,15 +884,17 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         if std_cap is not None:  # named as the caller wrote it (StdCap says max_norm)
             std_cap = checks.positive_float32("std_cap", std_cap)
         std_cap = design.learned_std_cap(posterior_std, std_cap, encoder_std)
-        # designed for what the model will certify: r less the float32 rounding of the
-        # reconstruction, and the cap as the float32 graph applies it
-        _, r_slack = checked_tolerance(
-            r, _checked_image_shape(kwargs.get("image_shape", (28, 28, 1))))
+        # designed for what the model will certify: r (at most the diameter of the pixel
+        # space) less the float32 rounding of the reconstruction, and the cap as the float32
+        # graph applies it
+        r_certified, r_slack = checked_tolerance(
+            r, _checked_image_shape(kwargs.get("image_shape",
+                                               _constructor_default(cls, "image_shape"))))
         applied = (None if posterior_std is not None or std_cap is None
                    else _checked_cap(std_cap, latent_dim))
         budget = design.design_budget(
-            target_radius, r, p, latent_dim=latent_dim, method=method, std_cap=std_cap,
-            gamma=posterior_std, split=split, encoder_mean=encoder_mean,
+            target_radius, float(r_certified), p, latent_dim=latent_dim, method=method,
+            std_cap=std_cap, gamma=posterior_std, split=split, encoder_mean=encoder_mean,
             encoder_std=encoder_std, decoder=decoder, min_lipschitz=min_lipschitz,
             r_slack=r_slack, std_cap_applied=applied,
             gamma_applied=None if posterior_std is None else applied_posterior_std(posterior_std),
@@ -1546,7 +1564,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
     def reconstruction_tolerance(self, r: ArrayLike) -> np.ndarray:
         """The tolerance the exact-arithmetic certificate must meet so that the float32
         reconstructions, each within OUTPUT_ROUNDING per pixel of the exact g(z), move by <= r:
-        r - 2 sqrt(D) OUTPUT_ROUNDING (D pixels), rounded down. r: scalar or array (float64).
+        min(r, sqrt(D)) - 2 sqrt(D) OUTPUT_ROUNDING (D pixels), rounded down (`checked_tolerance`:
+        an r above the diameter sqrt(D) is certified as sqrt(D)). r: scalar or array (float64).
         Raises ValueError naming r unless every r is finite and above that slack."""
         r, slack = checked_tolerance(r, self.image_shape)
         return (r - slack) * (1 - 2.0**-52)
@@ -1762,9 +1781,9 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         s_max(x), and the std cap as applied, unless use_std_cap=False: the certificates of
         lipvae_tf <= 0.1, with no std cap and, for a learned std, `best` without the triangle
         forms it now adds when there is no cap (`bounds.best_radius(legacy=True)`). r is
-        lowered by the float32 rounding of the reconstruction (`reconstruction_tolerance`); where
-        that leaves at least the diameter sqrt(D) of the pixel space, every perturbation meets r
-        and the radius is +inf (`pixel_space_diameter`; the bounds are not evaluated there).
+        taken at most as the diameter sqrt(D) of the pixel space (any larger r is met by every
+        perturbation) and lowered by the float32 rounding of the reconstruction
+        (`reconstruction_tolerance`).
         With absolute_rounding=True, r is lowered further by the absolute round-off of the
         whole float32 graph at x and at the perturbed input, and p raised by the noise bound's
         tail (`absolute_rounding_slack`, docs/theory.md section
@@ -1777,8 +1796,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         their differences (e.g. biases of 2^23).
 
         Returns:
-            float64 array (batch,): the radii, l2 in pixel space; 0 where nothing is certified,
-            +inf where r is at least the diameter of the pixel space (plus the rounding slack).
+            float64 array (batch,): the radii, l2 in pixel space; 0 where nothing is certified.
 
         Raises:
             ValueError: for a bad method, r (<= the reconstruction's rounding), p (outside
@@ -1810,11 +1828,6 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         x = self.check_images(x)
         r, p = _per_input(len(x), r, p)
         r_exact = self.reconstruction_tolerance(r)
-        # every perturbation meets a tolerance of at least the diameter: +inf below, and the
-        # bounds, whose work grows with r, evaluated at the diameter there (their value unused)
-        diameter = pixel_space_diameter(self.image_shape)
-        everything = r_exact >= diameter
-        r_exact = np.minimum(r_exact, diameter)
         if cap_only:
             # the cap at x too: the float32 std at x depends on the batch it is computed in
             # (TF's matrix products sum in a batch-dependent order), so a measured s(x) need
@@ -1840,7 +1853,7 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         )
         if absolute_rounding:  # the slack holds up to r / (M_mu M_g), which no method reaches
             radius = np.minimum(radius, r_exact / (c["encoder_mean"] * c["decoder"]))
-        return np.where(everything, np.inf, np.where(covered, radius, 0.0))
+        return np.where(covered, radius, 0.0)
 
     def _warn_if_above_budget(self, constants: dict, reconstruction: str | None) -> None:
         """UserWarning when the measured constants of a model with constrained kernels exceed
