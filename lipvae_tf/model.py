@@ -248,17 +248,18 @@ def _recorded_output_width(layer: keras.layers.Layer) -> int | None:
 
 
 def pixel_space_diameter(image_shape: Sequence[int]) -> float:
-    """sqrt(D), D pixels: the l2 diameter of [0, 1]^D, the most two reconstructions can differ."""
+    """sqrt(D), D pixels: the l2 diameter of [0, 1]^D, the most two reconstructions can differ
+    by (so every perturbation meets a larger tolerance r)."""
     return math.sqrt(math.prod(image_shape))
 
 
 def checked_tolerance(r: ArrayLike, image_shape: Sequence[int]) -> tuple[np.ndarray, float]:
     """(r as a float64 array, at most `pixel_space_diameter(image_shape)`; the slack
     `reconstruction_rounding_slack(image_shape)`): the tolerances a certificate of images of
-    this shape is computed for. A larger r is certified as the diameter: the radius is
-    non-decreasing in r, so this is sound (the reconstructions lie in [0, 1]^D, so the true
-    radius there is unbounded), and it bounds the certificate's work, which grows with r (a
-    review: 200 rows of distinct r near 4000 took 257 s and 7.4 GB in the `certify` signature).
+    this shape is computed for. A larger r is certified as the diameter: sound, since a
+    certificate for a smaller tolerance holds for a larger one (the true radius there is
+    unbounded), and a bound on the certificate's work, which grows with r (a review: 200 rows of
+    distinct r near 4000 took 257 s and 7.4 GB in the `certify` signature).
 
     Raises:
         ValueError: naming r unless every r is finite, at most 1e75 (`bounds.checked`) and above
