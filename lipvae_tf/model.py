@@ -335,34 +335,37 @@ def _applies_to_a_learned_std(count: int) -> str:
     return f"{'applies' if count == 1 else 'apply'} to a learned posterior std"
 
 
+def _init_parameters(cls: type):
+    """(class, its __init__'s parameters) for each class in the MRO of `cls` that defines
+    __init__, down to LipschitzVAE (whose **kwargs go to keras.Model)."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            yield klass, inspect.signature(klass.__init__).parameters.values()
+            if klass is LipschitzVAE:
+                return
+
+
 def _constructor_keywords(cls: type) -> set[str]:
     """The keyword names `cls(...)` takes: its __init__'s, and, while an __init__ passes on
     **kwargs (a subclass's usual `__init__(self, *args, **kwargs)`), those of the classes
     after it in the MRO, down to LipschitzVAE (whose **kwargs go to keras.Model)."""
     names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(klass.__init__).parameters.values()
+    for _, parameters in _init_parameters(cls):
         names |= {p.name for p in parameters
                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
-        if klass is LipschitzVAE or not any(p.kind == p.VAR_KEYWORD for p in parameters):
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             break
     return names
 
 
 def _constructor_default(cls: type, name: str) -> object:
     """The default of the keyword `name` in `cls(...)`: that of the first __init__ in the MRO
-    (down to LipschitzVAE, as `_constructor_keywords` walks it) that declares it (a subclass
-    may change the default image_shape), or None."""
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameter = inspect.signature(klass.__init__).parameters.get(name)
-        if parameter is not None and parameter.default is not parameter.empty:
-            return parameter.default
-        if klass is LipschitzVAE:
-            break
+    (down to LipschitzVAE) that declares it (a subclass may change the default image_shape),
+    or None."""
+    for _, parameters in _init_parameters(cls):
+        for parameter in parameters:
+            if parameter.name == name and parameter.default is not parameter.empty:
+                return parameter.default
     return None
 
 

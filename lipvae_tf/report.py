@@ -338,9 +338,12 @@ def margin_vs_certificate_figure(points: dict[str, tuple[np.ndarray, ...]]) -> F
             y = np.where(np.isfinite(margin), np.where(margin > 0, margin, floor), ceiling)
             ax.scatter(x, y[~on_axes], s=20, marker="x", label=(
                 f"{name}: {(~on_axes).sum()} at an edge (certificate or margin 0, or infinite)"))
-            edges |= {("x", "0")} if (certified[~on_axes] <= 0).any() else set()
-            edges |= {("y", "0")} if (margin[~on_axes] <= 0).any() else set()
-            edges |= {("y", "inf")} if (~np.isfinite(margin[~on_axes])).any() else set()
+            if (certified[~on_axes] <= 0).any():
+                edges.add(("x", "0"))
+            if (margin[~on_axes] <= 0).any():
+                edges.add(("y", "0"))
+            if (~np.isfinite(margin[~on_axes])).any():
+                edges.add(("y", "inf"))
     ax.plot([floor, ceiling], [floor, ceiling], "k--", linewidth=1,
             label="y = x (certificate = margin)")
     ax.set_xscale("log")
