@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import zipfile
 from collections.abc import Iterable
 from typing import Any
@@ -323,12 +324,12 @@ def folder_path(name: str, value: Any) -> str:
     if existing != os.path.abspath(path):
         # os.access says yes to root everywhere, /proc and read-only mounts included (the
         # work then failed with an OSError naming no argument: an operator's review,
-        # 2026-12-04): make the first missing folder and remove it again
-        probe = os.path.join(existing, os.path.relpath(os.path.abspath(path), existing)
-                             .split(os.sep)[0])
+        # 2026-12-04): make a folder in `existing` and remove it again. Its name is a fresh
+        # temporary one, never the path's own next folder: the workers of a multi-worker run
+        # check their paths under one shared parent at the same moment, and a probe of that
+        # shared name failed ("File exists") or removed the folder another worker had just made
         try:
-            os.mkdir(probe)
-            os.rmdir(probe)
+            os.rmdir(tempfile.mkdtemp(prefix=".lipvae-probe-", dir=existing))
         except OSError as error:
             raise ValueError(f"{name}={path}: cannot make a folder in {existing} "
                              f"({error.strerror})") from None

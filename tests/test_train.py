@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from lipvae_tf import train
+from lipvae_tf import checks, train
 from lipvae_tf.model import LipschitzVAE, StandardVAE
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -356,6 +356,25 @@ def test_an_output_dir_that_cannot_be_created_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"output_dir=/proc/lipvae_tf_run: cannot make a folder "
                                          r"in /proc"):  # checks.folder_path, before the work
         train.run(train.TrainConfig(**TINY, output_dir="/proc/lipvae_tf_run"))
+
+
+def test_a_folder_another_worker_makes_meanwhile_is_neither_an_error_nor_removed(
+        tmp_path, monkeypatch):
+    """The CI of 2026-12-04: the two workers of a multi-worker run check their run folders under
+    one shared parent at the same moment; the check's probe made and removed that parent by name,
+    so one worker failed with "cannot make a folder ... (File exists)" when the other had just
+    made it. Here the other worker makes it between the check's scan and its probe."""
+    shared, real_access = tmp_path / "runs", os.access
+
+    def the_other_worker_makes_the_parent(path, mode):
+        os.makedirs(shared / "workers" / "worker_1", exist_ok=True)
+        return real_access(path, mode)
+
+    monkeypatch.setattr(checks.os, "access", the_other_worker_makes_the_parent)
+    path = shared / "backup"
+    assert checks.folder_path("backup_dir", path) == str(path)
+    assert (shared / "workers" / "worker_1").is_dir()  # the other worker's folders stay
+    assert sorted(os.listdir(tmp_path)) == ["runs"]  # and the probe left nothing behind
 
 
 def test_a_ctrl_c_says_how_to_resume_in_one_line(tmp_path, monkeypatch, capsys):
