@@ -382,6 +382,10 @@ def load(name: str) -> LipschitzVAE:
     model = _load_keras(verify(name), name)
     rate = _train_config(model_config(name), "unused", None).learning_rate
     model.compile(keras.optimizers.Adam(rate))
+    # built now, as training would build it: a compiled model whose optimizer has only its
+    # iteration count and rate saves those alone, and loading that file made Keras warn
+    # "Skipping variable loading for optimizer" (the loaded optimizer builds all its slots)
+    model.optimizer.build(model.trainable_variables)
     return model
 
 

@@ -118,6 +118,25 @@ def test_load_reproduces_the_card_and_exposes_the_saved_model(zoo_copy):
         pytest.approx(zoo._train_config(zoo.model_config(TINY), "unused", None).learning_rate))
 
 
+def test_a_loaded_zoo_model_saved_again_loads_without_an_optimizer_warning(zoo_copy, tmp_path):
+    """A review (2026-12-04): zoo.load -> save -> keras.models.load_model warned "Skipping
+    variable loading for optimizer 'adam', because it has 26 variables whereas the saved optimizer
+    has 2 variables" (the compiled optimizer had not built its slots)."""
+    import warnings
+
+    import keras
+
+    loaded = zoo.load(TINY)
+    loaded.save(tmp_path / "again.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = keras.models.load_model(tmp_path / "again.keras")
+    assert not [str(w.message) for w in caught if "optimizer" in str(w.message)]
+    assert len(again.optimizer.variables) == len(loaded.optimizer.variables) > 2
+    for mine, theirs in zip(loaded.weights, again.weights):
+        assert np.array_equal(mine.numpy(), theirs.numpy())
+
+
 def test_tampered_missing_or_unlisted_files_are_refused(zoo_copy):
     folder = _folder(zoo_copy)
     zoo.verify(TINY)
