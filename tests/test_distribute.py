@@ -212,51 +212,55 @@ def _free_ports(count: int) -> list[int]:
 # server's bind (the port-picker race of tensorflow/tensorflow#46602): the only failure retried
 PORT_RACE = ("Address already in use", "Could not start gRPC server",
              "Failed to add any wildcard listeners")
-WORKER_NAMES = ["worker0", "worker1", "single"]
 
 
-def _start_two_workers_and_one_reference(tmp_path) -> list[int]:
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    processes, logs, codes = [], [], []
-    try:  # the reference after the workers: three TensorFlow processes on 2 cores starve them
-        for group in (WORKER_NAMES[:2], WORKER_NAMES[2:]):
-            for name in group:
-                env = _env()
-                if name != "single":
-                    env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {
-                        "type": "worker", "index": WORKER_NAMES.index(name)}})
-                logs.append(open(tmp_path / f"{name}.log", "w"))
+def _two_workers(tmp_path, command, timeout: float = 180):
+    """Runs `command(index)` as worker `index` of a two-worker TF_CONFIG cluster on 127.0.0.1,
+    both at once, in a fresh folder of `tmp_path`; returns that folder. Retried with fresh
+    ports only when a worker could not bind its port; any other failure prints both logs whole
+    (pytest.fail: an assert's message is cut)."""
+    for attempt in range(3):
+        run_dir = tmp_path / f"attempt{attempt}"
+        run_dir.mkdir()
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+        processes, logs = [], []
+        try:
+            for index in range(2):
+                env = dict(_env(), TF_CONFIG=json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+                logs.append(open(run_dir / f"worker{index}.log", "w"))
                 processes.append(subprocess.Popen(
-                    [sys.executable, os.path.join(HERE, "multiworker_worker.py"),
-                     tmp_path / name, tmp_path / ("runs" if name != "single" else "single_runs")],
-                    env=env, cwd=ROOT, stdout=logs[-1], stderr=subprocess.STDOUT))
-            codes += [process.wait(timeout=180) for process in processes[len(codes):]]
-        return codes
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=30)
-        for log in logs:
-            log.close()
+                    [sys.executable, *map(str, command(run_dir, index))], env=env, cwd=ROOT,
+                    stdout=logs[-1], stderr=subprocess.STDOUT))
+            codes = [process.wait(timeout=timeout) for process in processes]
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(timeout=30)
+            for log in logs:
+                log.close()
+        texts = [(run_dir / f"worker{index}.log").read_text() for index in range(2)]
+        if codes == [0, 0]:
+            return run_dir
+        if not any(sign in text for text in texts for sign in PORT_RACE):
+            break
+    pytest.fail(f"exit codes {codes}\n" + "\n".join(
+        f"--- worker{index}.log (last 6000 characters) ---\n{text[-6000:]}"
+        for index, text in enumerate(texts)), pytrace=False)
 
 
 def test_two_workers_end_with_identical_constrained_kernels(tmp_path):
     """Two MultiWorkerMirroredStrategy workers on 127.0.0.1, then the same training in one process
-    without TF_CONFIG (the reference), each bounded in time."""
-    names = WORKER_NAMES
-    for attempt in range(3):
-        run_dir = tmp_path / f"attempt{attempt}"
-        run_dir.mkdir()
-        codes = _start_two_workers_and_one_reference(run_dir)
-        texts = [(run_dir / f"{name}.log").read_text() for name in names]
-        if codes == [0, 0, 0] or not any(sign in text for text in texts for sign in PORT_RACE):
-            break
-    if codes != [0, 0, 0]:  # pytest.fail prints the logs whole (an assert's message is cut)
-        pytest.fail(f"exit codes {codes}\n" + "\n".join(
-            f"--- {name}.log (last 6000 characters) ---\n{text[-6000:]}"
-            for name, text in zip(names, texts)), pytrace=False)
+    without TF_CONFIG (the reference; three TensorFlow processes at once starve 2 cores)."""
+    worker = os.path.join(HERE, "multiworker_worker.py")
+    run_dir = _two_workers(tmp_path, lambda folder, index: [
+        worker, folder / f"worker{index}", folder / "runs"])
+    with open(run_dir / "single.log", "w") as log:
+        assert subprocess.run([sys.executable, worker, run_dir / "single", run_dir / "single_runs"],
+                              env=_env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              timeout=180).returncode == 0, (run_dir / "single.log").read_text()
+    names = ["worker0", "worker1", "single"]
     for index, name in enumerate(names[:2]):  # each worker says who it is and that it waits
         assert (f"multi_worker: worker {index} of 2 tasks (TF_CONFIG); building the model waits "
                 "until every task has started") in (run_dir / f"{name}.log").read_text()
@@ -286,6 +290,28 @@ def test_two_workers_end_with_identical_constrained_kernels(tmp_path):
     for key in ("loss", "val_loss"):
         _close(single["history"][key], results[0]["history"][key], LOSS_RTOL)
     _close(single["radius"], results[0]["radius"], RADIUS_RTOL)
+
+
+def test_the_readmes_two_worker_command_trains_and_reports_on_each_worker(tmp_path):
+    """README, "Scaling out": the same command once per worker, --output_dir not made yet. Both
+    workers check that folder at the same moment (the probe race of the CI of 2026-12-04 was
+    there too); the chief reports in it, worker 1 in workers/worker_1, with the same results."""
+    def readme_command(folder, index):  # on tiny limits
+        return ["-m", "lipvae_tf.train", "--strategy=multi_worker",
+                f"--output_dir={folder / 'runs' / 'mw'}", "--source=sample", "--train_limit=256",
+                "--test_limit=64", "--epochs=2", "--ll_samples=2", "--hidden_units=32",
+                "--latent_dim=4"]
+
+    output = _two_workers(tmp_path, readme_command, timeout=400) / "runs" / "mw"
+    chief = json.loads((output / "report.json").read_text())
+    other = json.loads((output / "workers" / "worker_1" / "report.json").read_text())
+    for report in (chief, other):
+        assert report["replicas"] == 2 and report["target_met"] is True
+        assert set(report["models"]) == {"lipschitz_vae", "standard_vae"}
+    for model in ("lipschitz_vae", "standard_vae"):
+        assert (chief["models"][model]["certified_radius"]
+                == other["models"][model]["certified_radius"])
+        assert chief["models"][model]["history"] == other["models"][model]["history"]
 
 
 def test_command_line_strategy_flag(tmp_path):
