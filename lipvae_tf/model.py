@@ -751,7 +751,8 @@ class LipschitzVAE(FixedConfig, keras_inputs.KerasInputs, keras.Model):
         if self.posterior_std is None and config["posterior_std"] is not None:
             # a learned std's settings do not carry over to a fixed one (the weights' check
             # below then names the real change; a review found encoder_std named instead)
-            for name, default in (("std_cap", None), ("encoder_std", 1.0)):
+            for name, default in (("std_cap", None),
+                                  ("encoder_std", _LEARNED_STD_DEFAULTS["encoder_std"])):
                 if name not in changes:
                     config[name] = default
         if config["posterior_std"] is not None:
